@@ -1,0 +1,397 @@
+/**
+ * Typed client for the launchbay REST API (served by launchbay's Jupyter
+ * server extension under `<base_url>launchbay/api/`). The contract is
+ * written down in src/launchbay/server/openapi.yaml.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+export const TERMINAL_STATUSES = ['Completed', 'Failed', 'Canceled'];
+export const ALL_STATUSES = [
+  'Queued',
+  'Preparing',
+  'Starting',
+  'Running',
+  'Finalizing',
+  'Completed',
+  'Failed',
+  'Canceled'
+];
+
+export function isTerminal(status: string): boolean {
+  return TERMINAL_STATUSES.indexOf(status) >= 0;
+}
+
+export interface IRunError {
+  message: string;
+  traceback?: string | null;
+}
+
+export interface IRun {
+  run_id: string;
+  name?: string | null;
+  experiment: string;
+  status: string;
+  target?: string | null;
+  script?: string | null;
+  arguments?: string[];
+  created?: string | null;
+  started?: string | null;
+  ended?: string | null;
+  duration_s?: number | null;
+  exit_code?: number | null;
+  error?: IRunError | null;
+  tags?: { [key: string]: any };
+  params?: { [key: string]: any };
+  properties?: { [key: string]: any };
+  snapshot?: { id?: string | null; files?: number | null; bytes?: number | null } | null;
+  primary_metric?: { name: string; value: number | null } | null;
+  environment?: any;
+  spec?: any;
+}
+
+export interface IRunsPage {
+  runs: IRun[];
+  total: number;
+}
+
+export interface IRunsQuery {
+  experiment?: string;
+  status?: string;
+  q?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export interface IExperiment {
+  name: string;
+  runs: number;
+}
+
+export interface ILogChunk {
+  text: string;
+  offset: number;
+  status: string;
+}
+
+export interface IMetricSummary {
+  name: string;
+  count: number;
+  last: number | null;
+  last_step: number | null;
+}
+
+export interface IMetricSeries {
+  name: string;
+  steps: number[];
+  values: number[];
+}
+
+export interface IFileEntry {
+  name: string;
+  size: number;
+}
+
+export interface IFileDiff {
+  path: string;
+  status: 'added' | 'removed' | 'modified';
+  unified: string;
+}
+
+export interface ICompareResult {
+  runs: IRun[];
+  params: { keys: string[]; differing: string[] };
+  diff: { files: IFileDiff[] };
+}
+
+export interface IChanges {
+  now: number;
+  runs: { run_id: string; status: string; updated: number }[];
+}
+
+export interface ITarget {
+  name: string;
+  type: string;
+}
+
+/** An error from the launchbay API, with the server's one-sentence message. */
+export class LaunchbayError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+const API = 'launchbay/api';
+
+function settings(): ServerConnection.ISettings {
+  return ServerConnection.makeSettings();
+}
+
+/** Absolute URL of an API path (segments are URL-encoded by the caller). */
+export function apiUrl(path: string, query?: { [key: string]: any }): string {
+  const s = settings();
+  let url = URLExt.join(s.baseUrl, API, path);
+  if (query) {
+    const parts: string[] = [];
+    for (const key of Object.keys(query)) {
+      const v = query[key];
+      if (v === undefined || v === null || v === '') {
+        continue;
+      }
+      parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(String(v))}`);
+    }
+    if (parts.length) {
+      url += '?' + parts.join('&');
+    }
+  }
+  return url;
+}
+
+async function request<T>(
+  path: string,
+  query?: { [key: string]: any },
+  init: RequestInit = {}
+): Promise<T> {
+  const s = settings();
+  const url = apiUrl(path, query);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, s);
+  } catch (error) {
+    throw new LaunchbayError(
+      `Could not reach the launchbay server extension: ${error}`,
+      0
+    );
+  }
+  const text = await response.text();
+  let data: any = null;
+  if (text.length) {
+    try {
+      data = JSON.parse(text);
+    } catch (_e) {
+      data = text;
+    }
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    if (data && typeof data === 'object') {
+      message = data.message || data.error || data.reason || message;
+    } else if (response.status === 404) {
+      // Jupyter's own HTML 404: the launchbay handlers are not registered.
+      message =
+        'The launchbay server extension is not enabled: run `jupyter server extension enable launchbay` and restart JupyterLab.';
+    }
+    throw new LaunchbayError(String(message), response.status);
+  }
+  return data as T;
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+/** Encode a relative file path segment by segment (keeps the slashes). */
+function encPath(p: string): string {
+  return p.split('/').map(enc).join('/');
+}
+
+export function listRuns(query: IRunsQuery): Promise<IRunsPage> {
+  return request<IRunsPage>('runs', {
+    experiment: query.experiment,
+    status: query.status,
+    q: query.q,
+    limit: query.limit ?? 50,
+    offset: query.offset ?? 0
+  });
+}
+
+export function listExperiments(): Promise<{ experiments: IExperiment[] }> {
+  return request('experiments');
+}
+
+export function getRun(runId: string): Promise<IRun> {
+  return request<IRun>(`runs/${enc(runId)}`);
+}
+
+export function getLog(runId: string, offset: number): Promise<ILogChunk> {
+  return request<ILogChunk>(`runs/${enc(runId)}/log`, { offset });
+}
+
+export function listMetrics(
+  runId: string
+): Promise<{ metrics: IMetricSummary[] }> {
+  return request(`runs/${enc(runId)}/metrics`);
+}
+
+export function getMetric(
+  runId: string,
+  name: string,
+  afterStep?: number | null,
+  buckets = 2000
+): Promise<IMetricSeries> {
+  return request<IMetricSeries>(`runs/${enc(runId)}/metrics/${enc(name)}`, {
+    after_step: afterStep,
+    buckets
+  });
+}
+
+export function listFiles(runId: string): Promise<{ files: IFileEntry[] }> {
+  return request(`runs/${enc(runId)}/files`);
+}
+
+/** URL of a run's output file; it goes through the server's auth cookies. */
+export function fileUrl(runId: string, path: string): string {
+  return apiUrl(`runs/${enc(runId)}/files/${encPath(path)}`);
+}
+
+/** Download a run's output file via an authenticated request. */
+export async function downloadFile(runId: string, path: string): Promise<void> {
+  const s = settings();
+  const response = await ServerConnection.makeRequest(
+    fileUrl(runId, path),
+    {},
+    s
+  );
+  if (!response.ok) {
+    throw new LaunchbayError(
+      `Could not download ${path}: ${response.status} ${response.statusText}`,
+      response.status
+    );
+  }
+  const blob = await response.blob();
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = path.split('/').pop() || path;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
+}
+
+export function cancelRun(runId: string): Promise<{ status: string }> {
+  return request(`runs/${enc(runId)}/cancel`, undefined, { method: 'POST' });
+}
+
+export function rerun(
+  runId: string,
+  target: string | null
+): Promise<{ run_id: string }> {
+  return request(`runs/${enc(runId)}/rerun`, undefined, {
+    method: 'POST',
+    body: JSON.stringify({ target }),
+    headers: { 'Content-Type': 'application/json' }
+  });
+}
+
+export function compare(runIds: string[]): Promise<ICompareResult> {
+  return request<ICompareResult>('compare', { runs: runIds.join(',') });
+}
+
+export function changes(since: number): Promise<IChanges> {
+  return request<IChanges>('changes', { since });
+}
+
+export function listTargets(): Promise<{ targets: ITarget[] }> {
+  return request('targets');
+}
+
+/* ---------- small formatting helpers shared by the views ---------- */
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || isNaN(seconds)) {
+    return '';
+  }
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) {
+    return `${s}s`;
+  }
+  const m = Math.floor(s / 60);
+  if (m < 60) {
+    return `${m}m ${s % 60}s`;
+  }
+  const h = Math.floor(m / 60);
+  return `${h}h ${m % 60}m`;
+}
+
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) {
+    return '';
+  }
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) {
+    return iso;
+  }
+  const now = new Date();
+  const sameDay = d.toDateString() === now.toDateString();
+  return sameDay
+    ? d.toLocaleTimeString()
+    : d.toLocaleDateString() + ' ' + d.toLocaleTimeString();
+}
+
+export function formatValue(v: any): string {
+  if (v === null || v === undefined) {
+    return '';
+  }
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) {
+      return String(v);
+    }
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(6));
+  }
+  if (typeof v === 'object') {
+    return JSON.stringify(v);
+  }
+  return String(v);
+}
+
+export function formatBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) {
+    return '';
+  }
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let x = n;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return i === 0 ? `${x} B` : `${x.toFixed(1)} ${units[i]}`;
+}
+
+/** Elapsed run time: duration_s if known, else now - started while running. */
+export function runDuration(run: IRun): number | null {
+  if (run.duration_s !== null && run.duration_s !== undefined) {
+    return run.duration_s;
+  }
+  if (run.started && !isTerminal(run.status)) {
+    const t = new Date(run.started).getTime();
+    if (!isNaN(t)) {
+      return (Date.now() - t) / 1000;
+    }
+  }
+  return null;
+}
+
+/** Create an element with a class and optional text. */
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className?: string,
+  text?: string
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+export function statusBadge(status: string): HTMLSpanElement {
+  const span = el('span', `lb-status lb-status-${status}`, status);
+  span.title = status;
+  return span;
+}

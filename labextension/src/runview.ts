@@ -1,0 +1,510 @@
+/**
+ * One run in the main area: details, live log, metric charts, output files,
+ * Cancel and Re-run.
+ */
+import { Dialog, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import {
+  IRun,
+  cancelRun,
+  downloadFile,
+  el,
+  fileUrl,
+  formatBytes,
+  formatDuration,
+  formatTime,
+  formatValue,
+  getLog,
+  getMetric,
+  getRun,
+  isTerminal,
+  listFiles,
+  listMetrics,
+  listTargets,
+  rerun,
+  runDuration
+} from './api';
+import { LineChart, PALETTE } from './chart';
+
+const LOG_POLL_MS = 1000;
+const RUN_POLL_MS = 2000;
+/** Keep at most this many characters of log in the DOM. */
+const LOG_MAX_CHARS = 2_000_000;
+
+/** Flatten nested objects to dotted keys: {git: {commit: x}} -> git.commit. */
+export function flatten(obj: any, prefix = '', out: { [key: string]: any } = {}): { [key: string]: any } {
+  if (obj === null || obj === undefined) {
+    return out;
+  }
+  if (typeof obj !== 'object' || Array.isArray(obj)) {
+    out[prefix || 'value'] = obj;
+    return out;
+  }
+  for (const key of Object.keys(obj)) {
+    const v = obj[key];
+    const k = prefix ? `${prefix}.${key}` : key;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length) {
+      flatten(v, k, out);
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+/** A two-column key/value table. */
+export function kvTable(obj: { [key: string]: any } | null | undefined, className = ''): HTMLElement {
+  const flat = flatten(obj || {});
+  const keys = Object.keys(flat).sort();
+  if (!keys.length) {
+    return el('div', 'lb-none', 'none');
+  }
+  const table = el('table', `lb-kv ${className}`.trim());
+  const body = el('tbody');
+  for (const k of keys) {
+    const tr = el('tr');
+    tr.appendChild(el('th', '', k));
+    tr.appendChild(el('td', '', formatValue(flat[k])));
+    body.appendChild(tr);
+  }
+  table.appendChild(body);
+  return table;
+}
+
+function section(title: string, className: string, open = true): { details: HTMLDetailsElement; body: HTMLDivElement } {
+  const details = el('details', `lb-section ${className}`);
+  details.open = open;
+  details.appendChild(el('summary', '', title));
+  const body = el('div', 'lb-section-body');
+  details.appendChild(body);
+  return { details, body };
+}
+
+export interface IRunViewOptions {
+  runId: string;
+  openRun: (runId: string) => void;
+}
+
+export class RunView extends Widget {
+  readonly runId: string;
+
+  constructor(options: IRunViewOptions) {
+    super();
+    this.runId = options.runId;
+    this._openRun = options.openRun;
+    this.addClass('lb-run-view');
+    this.node.dataset.runId = this.runId;
+
+    // Header: name, status, buttons.
+    const header = el('div', 'lb-run-header');
+    this._name = el('h2', 'lb-run-title', this.runId);
+    this._status = el('span', 'lb-run-status');
+    this._cancel = el('button', 'jp-mod-styled jp-mod-warn lb-cancel', 'Cancel');
+    this._cancel.onclick = () => void this._onCancel();
+    this._cancel.style.display = 'none';
+    this._rerun = el('button', 'jp-mod-styled lb-rerun', 'Re-run');
+    this._rerun.onclick = () => void this._onRerun();
+    header.appendChild(this._name);
+    header.appendChild(this._status);
+    header.appendChild(this._cancel);
+    header.appendChild(this._rerun);
+    this._subtitle = el('div', 'lb-run-subtitle');
+    this._error = el('div', 'lb-run-error');
+    this._error.style.display = 'none';
+    this._message = el('div', 'lb-message');
+    this._message.style.display = 'none';
+
+    const overview = section('Overview', 'lb-overview');
+    this._overview = overview.body;
+    const logSec = section('Log', 'lb-log-section');
+    this._log = el('pre', 'lb-log');
+    this._logText = document.createTextNode('');
+    this._log.appendChild(this._logText);
+    logSec.body.appendChild(this._log);
+    const metricsSec = section('Metrics', 'lb-metrics-section');
+    this._charts = el('div', 'lb-charts');
+    metricsSec.body.appendChild(this._charts);
+    const filesSec = section('Output files', 'lb-files-section');
+    this._files = filesSec.body;
+    const paramsSec = section('Parameters', 'lb-params-section');
+    this._params = paramsSec.body;
+    const tagsSec = section('Tags', 'lb-tags-section', false);
+    this._tags = tagsSec.body;
+    const propsSec = section('Properties (git, host, ...)', 'lb-properties-section', false);
+    this._properties = propsSec.body;
+    const envSec = section('Environment', 'lb-environment-section', false);
+    this._environment = envSec.body;
+    const snapSec = section('Snapshot', 'lb-snapshot-section', false);
+    this._snapshot = snapSec.body;
+    const specSec = section('Run spec', 'lb-spec-section', false);
+    this._spec = specSec.body;
+
+    for (const n of [
+      header,
+      this._subtitle,
+      this._message,
+      this._error,
+      overview.details,
+      logSec.details,
+      metricsSec.details,
+      filesSec.details,
+      paramsSec.details,
+      tagsSec.details,
+      propsSec.details,
+      envSec.details,
+      snapSec.details,
+      specSec.details
+    ]) {
+      this.node.appendChild(n);
+    }
+  }
+
+  get run(): IRun | null {
+    return this._run;
+  }
+
+  protected onAfterAttach(): void {
+    if (!this._started) {
+      this._started = true;
+      void this._start();
+    }
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    window.clearTimeout(this._logTimer);
+    window.clearTimeout(this._runTimer);
+    super.dispose();
+  }
+
+  private async _start(): Promise<void> {
+    try {
+      this._render(await getRun(this.runId));
+    } catch (error) {
+      this._showMessage(String((error as Error).message || error));
+      return;
+    }
+    await Promise.all([this._pollLog(), this._refreshMetrics(), this._refreshFiles()]);
+    this._scheduleLog();
+    this._scheduleRun();
+  }
+
+  private _showMessage(text: string): void {
+    this._message.textContent = text;
+    this._message.style.display = text ? '' : 'none';
+  }
+
+  private _render(run: IRun): void {
+    const first = this._run === null;
+    const wasTerminal = this._run ? isTerminal(this._run.status) : false;
+    this._run = run;
+    this._name.textContent = run.name ? `${run.name}` : run.run_id;
+    this._status.textContent = '';
+    this._status.className = `lb-run-status lb-status-${run.status}`;
+    this._status.dataset.status = run.status;
+    this._status.textContent = run.status;
+    this._cancel.style.display = isTerminal(run.status) ? 'none' : '';
+    this.title.label = `Run ${run.run_id}`;
+    this.title.caption = `${run.experiment} / ${run.name || run.run_id}: ${run.status}`;
+
+    this._subtitle.textContent = '';
+    this._subtitle.appendChild(el('span', 'lb-run-id', run.run_id));
+    this._subtitle.appendChild(el('span', 'lb-run-experiment', run.experiment));
+    if (run.target) {
+      this._subtitle.appendChild(el('span', 'lb-run-target', run.target));
+    }
+
+    if (run.error && run.error.message) {
+      this._error.textContent = '';
+      this._error.appendChild(el('div', 'lb-run-error-message', run.error.message));
+      if (run.error.traceback) {
+        this._error.appendChild(el('pre', 'lb-run-error-traceback', run.error.traceback));
+      }
+      this._error.style.display = '';
+    } else {
+      this._error.style.display = 'none';
+    }
+
+    const overview: { [key: string]: any } = {
+      experiment: run.experiment,
+      target: run.target,
+      script: run.script,
+      arguments: (run.arguments || []).join(' '),
+      created: formatTime(run.created),
+      started: formatTime(run.started),
+      ended: formatTime(run.ended),
+      duration: formatDuration(runDuration(run)),
+      exit_code: run.exit_code
+    };
+    if (run.primary_metric) {
+      overview[`primary metric (${run.primary_metric.name})`] = run.primary_metric.value;
+    }
+    this._replace(this._overview, kvTable(overview, 'lb-overview-table'));
+    this._replace(this._params, kvTable(run.params, 'lb-params'));
+    this._replace(this._tags, kvTable(run.tags, 'lb-tags'));
+    this._replace(this._properties, kvTable(run.properties, 'lb-properties'));
+    this._replace(this._environment, kvTable(run.environment, 'lb-environment'));
+    const snap = run.snapshot || {};
+    this._replace(
+      this._snapshot,
+      kvTable({ id: snap.id, files: snap.files, size: formatBytes(snap.bytes ?? null) }, 'lb-snapshot')
+    );
+    if (run.spec) {
+      this._replace(this._spec, el('pre', 'lb-spec', JSON.stringify(run.spec, null, 2)));
+    } else {
+      this._replace(this._spec, el('div', 'lb-none', 'none'));
+    }
+    if (!first && !wasTerminal && isTerminal(run.status)) {
+      // Final round: everything the run wrote by the end.
+      void this._pollLog();
+      void this._refreshMetrics();
+      void this._refreshFiles();
+    }
+  }
+
+  private _replace(parent: HTMLElement, child: HTMLElement): void {
+    parent.textContent = '';
+    parent.appendChild(child);
+  }
+
+  private _scheduleLog(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._logTimer = window.setTimeout(async () => {
+      await this._pollLog();
+      if (this._run && isTerminal(this._logStatus || this._run.status)) {
+        // One more round after the end, then stop: the log is complete.
+        await this._pollLog();
+        return;
+      }
+      this._scheduleLog();
+    }, LOG_POLL_MS);
+  }
+
+  private _scheduleRun(): void {
+    if (this.isDisposed || (this._run && isTerminal(this._run.status))) {
+      return;
+    }
+    this._runTimer = window.setTimeout(async () => {
+      try {
+        this._render(await getRun(this.runId));
+        await this._refreshMetrics();
+      } catch (_e) {
+        /* transient; try again */
+      }
+      this._scheduleRun();
+    }, RUN_POLL_MS);
+  }
+
+  /** Fetch log bytes after the current offset (drains big logs in a few rounds). */
+  private async _pollLog(): Promise<void> {
+    if (this._logBusy) {
+      return;
+    }
+    this._logBusy = true;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const chunk = await getLog(this.runId, this._logOffset);
+        this._logStatus = chunk.status;
+        if (chunk.offset === this._logOffset || !chunk.text) {
+          this._logOffset = chunk.offset;
+          break;
+        }
+        this._logOffset = chunk.offset;
+        this._appendLog(chunk.text);
+      }
+      if (this._run && this._logStatus && this._logStatus !== this._run.status) {
+        // The log endpoint saw a newer status first; refresh the header now.
+        this._render(await getRun(this.runId));
+      }
+    } catch (_e) {
+      /* transient */
+    } finally {
+      this._logBusy = false;
+    }
+  }
+
+  private _appendLog(text: string): void {
+    const pre = this._log;
+    const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
+    this._logText.appendData(text);
+    if (this._logText.length > LOG_MAX_CHARS) {
+      const drop = this._logText.length - LOG_MAX_CHARS;
+      this._logText.deleteData(0, drop);
+      pre.classList.add('lb-log-truncated');
+    }
+    if (atBottom) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  }
+
+  private async _refreshMetrics(): Promise<void> {
+    if (this._metricsBusy) {
+      return;
+    }
+    this._metricsBusy = true;
+    try {
+      const { metrics } = await listMetrics(this.runId);
+      if (!metrics.length && !this._chartsByName.size) {
+        this._charts.textContent = '';
+        this._charts.appendChild(el('div', 'lb-none', 'No metrics logged yet.'));
+        return;
+      }
+      for (const m of metrics) {
+        let chart = this._chartsByName.get(m.name);
+        if (!chart) {
+          if (!this._chartsByName.size) {
+            this._charts.textContent = '';
+          }
+          chart = new LineChart(m.name);
+          this._chartsByName.set(m.name, chart);
+          this._charts.appendChild(chart.node);
+        }
+        const last = chart.lastStep(this.runId);
+        if (last !== null && m.last_step !== null && m.last_step <= last) {
+          continue;
+        }
+        const series = await getMetric(this.runId, m.name, last, 2000);
+        chart.append(this.runId, series.steps, series.values, PALETTE[0]);
+      }
+    } catch (_e) {
+      /* transient */
+    } finally {
+      this._metricsBusy = false;
+    }
+  }
+
+  private async _refreshFiles(): Promise<void> {
+    try {
+      const { files } = await listFiles(this.runId);
+      const body = this._files;
+      body.textContent = '';
+      if (!files.length) {
+        body.appendChild(el('div', 'lb-none', this._run && isTerminal(this._run.status) ? 'No output files.' : 'No output files yet.'));
+        return;
+      }
+      const ul = el('ul', 'lb-files');
+      for (const f of files) {
+        const li = el('li', 'lb-file');
+        const a = el('a', 'lb-file-link', f.name);
+        a.href = fileUrl(this.runId, f.name);
+        a.download = f.name.split('/').pop() || f.name;
+        a.onclick = ev => {
+          ev.preventDefault();
+          downloadFile(this.runId, f.name).catch(error =>
+            void showErrorMessage('Download failed', String((error as Error).message || error))
+          );
+        };
+        li.appendChild(a);
+        li.appendChild(el('span', 'lb-file-size', formatBytes(f.size)));
+        ul.appendChild(li);
+      }
+      body.appendChild(ul);
+    } catch (error) {
+      this._replace(this._files, el('div', 'lb-none', String((error as Error).message || error)));
+    }
+  }
+
+  private async _onCancel(): Promise<void> {
+    const result = await showDialog({
+      title: 'Cancel run',
+      body: `Cancel run ${this.runId}? It is stopped on ${this._run?.target || 'its target'}; the log and metrics so far are kept.`,
+      buttons: [Dialog.cancelButton({ label: 'Keep running' }), Dialog.warnButton({ label: 'Cancel run' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    this._cancel.disabled = true;
+    try {
+      const { status } = await cancelRun(this.runId);
+      if (this._run) {
+        this._render({ ...this._run, status });
+      }
+    } catch (error) {
+      await showErrorMessage('Cancel failed', String((error as Error).message || error));
+    } finally {
+      this._cancel.disabled = false;
+    }
+  }
+
+  private async _onRerun(): Promise<void> {
+    const current = this._run?.target || '';
+    let target: string | null;
+    let names: string[] = [];
+    try {
+      names = (await listTargets()).targets.map(t => t.name);
+    } catch (_e) {
+      names = [];
+    }
+    if (names.length) {
+      if (current && names.indexOf(current) < 0) {
+        names.unshift(current);
+      }
+      const result = await InputDialog.getItem({
+        title: `Re-run ${this.runId} (same snapshot and environment) on target`,
+        items: names,
+        current: current ? names.indexOf(current) : 0,
+        editable: true,
+        okLabel: 'Re-run'
+      });
+      if (!result.button.accept) {
+        return;
+      }
+      target = result.value;
+    } else {
+      const result = await InputDialog.getText({
+        title: `Re-run ${this.runId} (same snapshot and environment) on target`,
+        text: current,
+        placeholder: 'target name',
+        okLabel: 'Re-run'
+      });
+      if (!result.button.accept) {
+        return;
+      }
+      target = result.value;
+    }
+    target = target && target.trim() ? target.trim() : null;
+    this._rerun.disabled = true;
+    try {
+      const { run_id } = await rerun(this.runId, target);
+      this._openRun(run_id);
+    } catch (error) {
+      await showErrorMessage('Re-run failed', String((error as Error).message || error));
+    } finally {
+      this._rerun.disabled = false;
+    }
+  }
+
+  private _openRun: (runId: string) => void;
+  private _run: IRun | null = null;
+  private _started = false;
+  private _name: HTMLElement;
+  private _status: HTMLSpanElement;
+  private _cancel: HTMLButtonElement;
+  private _rerun: HTMLButtonElement;
+  private _subtitle: HTMLDivElement;
+  private _error: HTMLDivElement;
+  private _message: HTMLDivElement;
+  private _overview: HTMLDivElement;
+  private _log: HTMLPreElement;
+  private _logText: Text;
+  private _logOffset = 0;
+  private _logStatus = '';
+  private _logBusy = false;
+  private _logTimer = 0;
+  private _runTimer = 0;
+  private _charts: HTMLDivElement;
+  private _chartsByName = new Map<string, LineChart>();
+  private _metricsBusy = false;
+  private _files: HTMLDivElement;
+  private _params: HTMLDivElement;
+  private _tags: HTMLDivElement;
+  private _properties: HTMLDivElement;
+  private _environment: HTMLDivElement;
+  private _snapshot: HTMLDivElement;
+  private _spec: HTMLDivElement;
+}

@@ -1,0 +1,71 @@
+"""launchbay: run notebook cells and scripts on any compute target, keep every run.
+
+Imports are lazy so that ``import launchbay`` (and ``%load_ext launchbay``) stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .tracking.inrun import Run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LaunchbayError",
+    "Run",
+    "RunHandle",
+    "RunSpec",
+    "RunStatus",
+    "get_run",
+    "load_ipython_extension",
+    "runs",
+    "submit",
+    "unload_ipython_extension",
+]
+
+_LAZY = {
+    "submit": ("launchbay.api", "submit"),
+    "get_run": ("launchbay.api", "get_run"),
+    "runs": ("launchbay.api", "runs"),
+    "RunHandle": ("launchbay.handle", "RunHandle"),
+    "RunSpec": ("launchbay.models", "RunSpec"),
+    "RunStatus": ("launchbay.models", "RunStatus"),
+    "LaunchbayError": ("launchbay.errors", "LaunchbayError"),
+}
+
+if TYPE_CHECKING:
+    from .api import get_run, runs, submit
+    from .errors import LaunchbayError
+    from .handle import RunHandle
+    from .models import RunSpec, RunStatus
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'launchbay' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext launchbay``: registers %%submit, %submit and %launchbay."""
+    from .ipython.magics import register
+
+    register(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    pass
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "launchbay.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "launchbay-labextension"}]

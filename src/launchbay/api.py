@@ -1,0 +1,73 @@
+"""The Python API: ``submit``, ``get_run``, ``runs``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import load_config
+from .handle import RunHandle
+from .models import RunSpec
+from .session import Session
+from .store import RunRecord, open_store
+
+
+def _session(store: str | os.PathLike[str] | None, source_dir: str | os.PathLike[str] | None = None) -> Session:
+    config = load_config(Path(source_dir).resolve() if source_dir else None)
+    return Session(open_store(store), config)
+
+
+def submit(
+    script: str,
+    args: Sequence[str] = (),
+    *,
+    target: str = "local",
+    experiment: str | None = None,
+    name: str | None = None,
+    source_dir: str | os.PathLike[str] | None = None,
+    environment: str | None = None,
+    max_duration_s: float | None = None,
+    tags: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+    env_vars: dict[str, str] | None = None,
+    store: str | os.PathLike[str] | None = None,
+) -> RunHandle:
+    """Run ``script`` (relative to ``source_dir``, default: the current folder) on ``target``.
+
+    Returns at once with a handle; ``handle.wait(show_output=True)`` streams the log.
+    """
+    source = Path(source_dir or os.getcwd()).resolve()
+    spec = RunSpec(
+        script=script,
+        arguments=tuple(str(a) for a in args),
+        target=target,
+        experiment=experiment or source.name or "default",
+        name=name,
+        environment=environment,
+        max_duration_s=max_duration_s,
+        tags=dict(tags or {}),
+        params=dict(params or {}),
+        env_vars=dict(env_vars or {}),
+    )
+    return _session(store, source).submit(spec, source)
+
+
+def get_run(run_id: str, *, store: str | os.PathLike[str] | None = None) -> RunHandle:
+    """Re-attach to a run by id (or a unique prefix of it)."""
+    session = _session(store)
+    return RunHandle(session.store.resolve_run_id(run_id), session)
+
+
+def runs(
+    experiment: str | None = None,
+    *,
+    status: str | None = None,
+    limit: int | None = 100,
+    store: str | os.PathLike[str] | None = None,
+) -> list[RunRecord]:
+    """Run records, newest first (non-terminal ones caught up with their journals)."""
+    session = _session(store)
+    records = session.store.list_runs(experiment=experiment, status=status, limit=limit)
+    return [session.refresh(r) if not r.status.is_terminal() else r for r in records]

@@ -1,0 +1,321 @@
+"""The ``launchbay`` command line. Every listing/detail command takes ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import LaunchbayError
+
+EXIT_ERROR = 2
+
+
+def _session(args: argparse.Namespace, source_dir: str | None = None) -> Any:
+    from .config import load_config
+    from .session import Session
+    from .store import open_store
+
+    return Session(open_store(args.store), load_config(Path(source_dir).resolve() if source_dir else None))
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .handle import RunHandle
+    from .models import RunSpec
+
+    source = Path(args.source_dir or os.getcwd()).resolve()
+    session = _session(args, str(source))
+    arguments = list(args.arguments)
+    if arguments and arguments[0] == "--":
+        arguments = arguments[1:]
+    spec = RunSpec(
+        script=args.script,
+        arguments=tuple(arguments),
+        target=args.target or session.config.defaults.get("target", "local"),
+        experiment=args.experiment or source.name or "default",
+        name=args.name,
+        environment=args.env,
+        max_duration_s=args.max_duration,
+        tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
+    )
+    progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
+    handle: RunHandle = session.submit(spec, source, on_progress=progress)
+    if args.json and args.detach:
+        _print_json({"run_id": handle.run_id})
+        return 0
+    if not args.json:
+        print(f"launchbay: run {handle.run_id} submitted to {spec.target}", file=sys.stderr)
+    if args.detach:
+        print(handle.run_id)
+        return 0
+    try:
+        status = handle.wait(show_output=not args.json)
+    except KeyboardInterrupt:
+        print(f"\nlaunchbay: stopped watching; run {handle.run_id} goes on (launchbay cancel {handle.run_id} stops it).",
+              file=sys.stderr)
+        return 130
+    if args.json:
+        _print_json({"run_id": handle.run_id, "status": status})
+    else:
+        print(f"launchbay: run {handle.run_id} {status}", file=sys.stderr)
+    return 0 if status == "Completed" else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    session = _session(args)
+    records = session.store.list_runs(experiment=args.experiment, status=args.status, limit=args.limit)
+    records = [session.refresh(r) if not r.status.is_terminal() else r for r in records]
+    if args.status:
+        records = [r for r in records if r.status.value.lower() == args.status.lower()]
+    if args.json:
+        _print_json([r.to_dict() for r in records])
+        return 0
+    if not records:
+        print("No runs yet. Submit one with `launchbay submit script.py`.")
+        return 0
+    rows = [("RUN", "EXPERIMENT", "STATUS", "TARGET", "STARTED", "DURATION", "METRIC")]
+    for r in records:
+        metric = ""
+        if r.primary_metric:
+            metric = f"{r.primary_metric['name']}={r.primary_metric['value']:.4g}"
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
+        rows.append((r.run_id, r.experiment, r.status.value, r.target, started, _duration(r.duration_s), metric))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .handle import RunHandle
+
+    session = _session(args)
+    handle = RunHandle(session.store.resolve_run_id(args.run), session)
+    details = handle.get_details()
+    if args.json:
+        _print_json(details)
+        return 0
+    for key in ("run_id", "name", "status", "experiment", "target", "script", "arguments", "exit_code",
+                "created", "started", "ended", "duration_s"):
+        print(f"{key:12} {details.get(key)}")
+    if details.get("error"):
+        print(f"{'error':12} {details['error'].get('message')}")
+        if details["error"].get("traceback"):
+            print(details["error"]["traceback"])
+    for section in ("tags", "params", "properties", "snapshot"):
+        if details.get(section):
+            print(f"{section}:")
+            for k, v in details[section].items():
+                print(f"  {k}: {v}")
+    for key, value in details.items():
+        if key.startswith("rendered_"):
+            print(f"{key}:\n{value}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from .handle import RunHandle
+
+    session = _session(args)
+    run_id = session.store.resolve_run_id(args.run)
+    if args.follow:
+        status = RunHandle(run_id, session).wait(show_output=True)
+        return 0 if status == "Completed" else 1
+    record = session.refresh(run_id)
+    data, _ = session.store.read_log(record, 0, max_bytes=1 << 31)
+    sys.stdout.write(data.decode("utf-8", "replace"))
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    session = _session(args)
+    record = session.refresh(session.store.resolve_run_id(args.run))
+    summaries = session.store.metric_summaries(record)
+    names = [s["name"] for s in summaries if args.name in (None, s["name"])]
+    if args.name and not names and not args.json:
+        print(f"launchbay: run {record.run_id} has no metric {args.name!r}; it has: "
+              f"{', '.join(s['name'] for s in summaries) or 'none'}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        _print_json({n: session.store.read_series(record, n).to_points() for n in names})
+        return 0
+    for s in summaries:
+        if s["name"] in names:
+            print(f"{s['name']}: {s['count']} points, last {s['last']:.6g} at step {s['last_step']}, "
+                  f"min {s['min']:.6g}, max {s['max']:.6g}")
+    for kind, name, payload, _ in session.store.read_records(record):
+        if kind != "tag" and args.name in (None, name):
+            print(f"{name} ({kind}): {json.dumps(payload)[:200]}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    session = _session(args)
+    record = session.cancel(session.store.resolve_run_id(args.run))
+    print(f"{record.run_id} {record.status.value}")
+    return 0
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    session = _session(args)
+    record = session.refresh(session.store.resolve_run_id(args.run))
+    names = session.store.file_names(record)
+    if args.json:
+        _print_json([{"name": n, "size": session.store.file_path(record, n).stat().st_size} for n in names])
+    else:
+        print("\n".join(names) if names else f"Run {record.run_id} has no files yet.")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .handle import RunHandle
+
+    session = _session(args)
+    handle = RunHandle(session.store.resolve_run_id(args.run), session)
+    dest = handle.download_file(args.path, args.output)
+    print(dest)
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from .snapshot import explain, human_bytes, take_snapshot
+
+    root = Path(args.dir or os.getcwd())
+    if args.dry_run:
+        report = explain(root)
+        if args.json:
+            _print_json(report)
+            return 0
+        for f in report["included"]:
+            print(f"+ {f['path']}  ({human_bytes(f['size'])}; {f['rule']})")
+        for f in report["excluded"]:
+            print(f"- {f['path']}  ({f['rule']})")
+        for f in report["unreadable"]:
+            print(f"! {f['path']}  (skipped: {f['reason']})")
+        print("\nSizes by folder:")
+        for f in report["folders"]:
+            print(f"  {f['folder']:40} {human_bytes(f['bytes']):>10} {f['files']:>6} files")
+        print(f"\n{report['files']} files, {human_bytes(report['bytes'])} would be snapshotted.")
+        return 0
+    from .config import LAUNCHBAY_SNAPSHOT_MAX_BYTES, LAUNCHBAY_SNAPSHOT_MAX_FILES
+
+    session = _session(args, str(root))
+    snap = take_snapshot(session.store, root, max_bytes=LAUNCHBAY_SNAPSHOT_MAX_BYTES.get(),
+                         max_files=LAUNCHBAY_SNAPSHOT_MAX_FILES.get())
+    data = {"id": snap.id, "files": snap.files, "bytes": snap.bytes, "new_blobs": snap.new_blobs}
+    _print_json(data) if args.json else print(f"snapshot {snap.id}: {snap.files} files, {human_bytes(snap.bytes)}")
+    return 0
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from .targets import make_target
+
+    session = _session(args)
+    rows = []
+    for name in session.config.target_names():
+        try:
+            target = make_target(name, session.config, session.store)
+            info = {"name": name, "type": target.type_name, **target.check()}
+        except LaunchbayError as exc:
+            info = {"name": name, "type": session.config.targets.get(name, {}).get("type"), "reachable": False,
+                    "error": str(exc)}
+        rows.append(info)
+    if args.json:
+        _print_json(rows)
+        return 0
+    for info in rows:
+        state = "reachable" if info.get("reachable") else f"UNREACHABLE: {info.get('error', '')}"
+        extra = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("name", "type", "reachable", "error"))
+        print(f"{info['name']:16} {info['type'] or '?':8} {state}{'  ' + extra if extra else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="launchbay", description="Run code on compute targets; keep every run.")
+    parser.add_argument("--store", help="store folder (default: nearest .launchbay/ or LAUNCHBAY_STORE)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Any, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=func)
+        p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = add("submit", cmd_submit, "submit a script as a run")
+    p.add_argument("script")
+    p.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments for the script (after --)")
+    p.add_argument("-t", "--target")
+    p.add_argument("-e", "--experiment")
+    p.add_argument("--name")
+    p.add_argument("--env", help="environment name from launchbay.toml")
+    p.add_argument("--source-dir")
+    p.add_argument("--max-duration", type=float, metavar="SECONDS")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    p.add_argument("--detach", action="store_true", help="return at once")
+
+    p = add("runs", cmd_runs, "list runs, newest first")
+    p.add_argument("--experiment")
+    p.add_argument("--status")
+    p.add_argument("--limit", type=int, default=50)
+    p = add("show", cmd_show, "details of a run")
+    p.add_argument("run")
+    p = add("logs", cmd_logs, "a run's output", json_flag=False)
+    p.add_argument("run")
+    p.add_argument("-f", "--follow", action="store_true")
+    p = add("metrics", cmd_metrics, "a run's metrics")
+    p.add_argument("run")
+    p.add_argument("name", nargs="?")
+    p = add("cancel", cmd_cancel, "cancel a run", json_flag=False)
+    p.add_argument("run")
+    p = add("files", cmd_files, "a run's files")
+    p.add_argument("run")
+    p = add("download", cmd_download, "download a run's file", json_flag=False)
+    p.add_argument("run")
+    p.add_argument("path")
+    p.add_argument("-o", "--output")
+    p = add("snapshot", cmd_snapshot, "snapshot a folder (or --dry-run to see what would be taken)")
+    p.add_argument("dir", nargs="?")
+    p.add_argument("--dry-run", action="store_true")
+    add("targets", cmd_targets, "list targets and whether they are reachable")
+    from .cli_extra import add_extra_commands
+
+    add_extra_commands(sub, add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LaunchbayError as exc:
+        print(f"launchbay: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Commands added by later parts (environments, sweeps); one hook keeps cli.py small."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_extra_commands(sub: Any, add: Any) -> None:
+    """Register ``env`` and ``sweep`` when their modules exist."""
+    import importlib
+
+    for module_name in ("launchbay.environments.cli", "launchbay.sweeps.cli"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module.register(sub, add)

@@ -1,0 +1,166 @@
+"""Configuration: typed LAUNCHBAY_* variables (declared once) and launchbay.toml.
+
+The project root is the nearest folder holding ``launchbay.toml`` (or a
+``pyproject.toml`` with ``[tool.launchbay]``). The store is the nearest ancestor
+``.launchbay/`` folder, created in the current folder on first use, unless
+``LAUNCHBAY_STORE`` or ``--store`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generic, TypeVar
+
+from .errors import ConfigError, UnknownTargetError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+
+class EnvVar(Generic[T]):
+    """One environment variable, its type and its default, declared in one place."""
+
+    def __init__(self, name: str, parse: Callable[[str], T], default: T, help: str) -> None:
+        self.name, self._parse, self.default, self.help = name, parse, default, help
+
+    def get(self) -> T:
+        raw = os.environ.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        try:
+            return self._parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}={raw!r} is not valid ({exc}); fix or unset it.") from exc
+
+    def is_set(self) -> bool:
+        return bool(os.environ.get(self.name))
+
+
+def _opt_str(raw: str) -> str | None:
+    return raw
+
+
+LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_STORE", _opt_str, None, "Path of the store folder (overrides discovery)."
+)
+LAUNCHBAY_HEARTBEAT_TIMEOUT = EnvVar(
+    "LAUNCHBAY_HEARTBEAT_TIMEOUT", float, 30.0,
+    "Seconds without a runner heartbeat after which a run is marked Failed.",
+)
+LAUNCHBAY_SNAPSHOT_MAX_BYTES = EnvVar(
+    "LAUNCHBAY_SNAPSHOT_MAX_BYTES", int, 300 * 1024 * 1024, "Snapshot byte budget."
+)
+LAUNCHBAY_SNAPSHOT_MAX_FILES = EnvVar(
+    "LAUNCHBAY_SNAPSHOT_MAX_FILES", int, 2000, "Snapshot file-count budget."
+)
+LAUNCHBAY_CANCEL_GRACE = EnvVar(
+    "LAUNCHBAY_CANCEL_GRACE", float, 3.0,
+    "Seconds a canceled run gets after SIGTERM before SIGKILL.",
+)
+
+CONFIG_FILE = "launchbay.toml"
+STORE_DIRNAME = ".launchbay"
+
+
+@dataclass
+class ProjectConfig:
+    """What launchbay.toml says; empty when there is none."""
+
+    root: Path | None = None
+    path: Path | None = None
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def target(self, name: str) -> dict[str, Any]:
+        if name == "local" and "local" not in self.targets:
+            return {"type": "local"}
+        try:
+            section = self.targets[name]
+        except KeyError:
+            known = ", ".join(sorted({"local", *self.targets})) or "local"
+            where = f" in {self.path}" if self.path else " (no launchbay.toml found)"
+            raise UnknownTargetError(
+                f"Unknown target {name!r}{where}; known targets: {known}. "
+                f"Add a [targets.{name}] section to launchbay.toml or pick a known one."
+            ) from None
+        if "type" not in section:
+            raise ConfigError(
+                f"[targets.{name}] in {self.path} has no 'type'; "
+                'set type = "local", "docker", "ssh", "ray" or "slurm".'
+            )
+        return section
+
+    def target_names(self) -> list[str]:
+        return sorted({"local", *self.targets})
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` with launchbay.toml or [tool.launchbay]."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "[tool.launchbay" in pyproject.read_text(errors="replace"):
+            return folder
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix that line and try again.") from exc
+
+
+def load_config(start: Path | None = None) -> ProjectConfig:
+    """Load the project configuration that applies to ``start`` (default: cwd)."""
+    root = find_project_root(start or Path.cwd())
+    if root is None:
+        return ProjectConfig()
+    path = root / CONFIG_FILE
+    if path.is_file():
+        data = _read_toml(path)
+    else:
+        path = root / "pyproject.toml"
+        data = _read_toml(path).get("tool", {}).get("launchbay", {})
+    for section in ("targets", "environments", "snapshot", "defaults"):
+        value = data.get(section, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{section}' in {path} must be a table, e.g. [{section}.NAME].")
+    for kind in ("targets", "environments"):
+        for name, value in data.get(kind, {}).items():
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{kind}.{name}] in {path} must be a table of settings.")
+    return ProjectConfig(
+        root=root,
+        path=path,
+        targets=dict(data.get("targets", {})),
+        environments=dict(data.get("environments", {})),
+        snapshot=dict(data.get("snapshot", {})),
+        defaults=dict(data.get("defaults", {})),
+    )
+
+
+def find_store_dir(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:
+    """Where the store lives: explicit > LAUNCHBAY_STORE > nearest ancestor .launchbay > cwd."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    env = LAUNCHBAY_STORE.get()
+    if env:
+        return Path(env).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / STORE_DIRNAME
+        if candidate.is_dir():
+            return candidate
+    return here / STORE_DIRNAME

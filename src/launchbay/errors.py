@@ -1,0 +1,62 @@
+"""Every error launchbay raises on purpose, under one root.
+
+    LaunchbayError
+    ├── ConfigError            launchbay.toml / arguments are wrong
+    │   ├── UnknownTargetError
+    │   └── UnknownEnvironmentError
+    ├── SnapshotError
+    │   └── SnapshotTooLargeError
+    ├── StoreError
+    │   └── RunNotFoundError
+    ├── SubmitError            the run could not be started (missing script, pickling, ...)
+    ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
+    └── EnvironmentBuildError
+
+Each message says what happened and what to do next; the CLI prints it as one line.
+"""
+
+from __future__ import annotations
+
+
+class LaunchbayError(Exception):
+    """Root of every launchbay error."""
+
+
+class ConfigError(LaunchbayError):
+    """The configuration or the arguments given are invalid."""
+
+
+class UnknownTargetError(ConfigError):
+    """A target name that launchbay.toml does not define."""
+
+
+class UnknownEnvironmentError(ConfigError):
+    """An environment name that launchbay.toml does not define."""
+
+
+class SnapshotError(LaunchbayError):
+    """The source folder could not be snapshotted."""
+
+
+class SnapshotTooLargeError(SnapshotError):
+    """The snapshot is over its file-count or byte budget."""
+
+
+class StoreError(LaunchbayError):
+    """The run-history store failed or is incompatible."""
+
+
+class RunNotFoundError(StoreError):
+    """No run with that id exists in the store."""
+
+
+class SubmitError(LaunchbayError):
+    """The run could not be submitted; nothing was recorded."""
+
+
+class TargetError(LaunchbayError):
+    """A compute target is unreachable or failed an operation."""
+
+
+class EnvironmentBuildError(LaunchbayError):
+    """An environment failed to build."""

@@ -1,0 +1,165 @@
+"""RunHandle: what ``submit`` returns and ``get_run`` re-attaches to, from any process."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .models import RunStatus
+from .store import RunRecord, Series, open_store
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class RunHandle:
+    """A run by id. Cheap to create; every property reads the store (caught up first)."""
+
+    def __init__(self, run_id: str, session: Session) -> None:
+        self.run_id = run_id
+        self._session = session
+
+    # -- (de)serialise so any process can re-attach -------------------------------------------
+    def to_dict(self) -> dict[str, str]:
+        return {"run_id": self.run_id, "store": str(self._session.store.root)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> RunHandle:
+        from .session import Session
+
+        return cls(data["run_id"], Session(open_store(data["store"])))
+
+    def __repr__(self) -> str:
+        return f"RunHandle(run_id={self.run_id!r}, status={self.status!r})"
+
+    def _repr_html_(self) -> str:
+        record = self.record()
+        return (
+            f"<b>Run</b> <code>{record.run_id}</code> &middot; {record.experiment} &middot; "
+            f"{record.target} &middot; <b>{record.status.value}</b>"
+        )
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.run_id
+
+    def record(self) -> RunRecord:
+        return self._session.refresh(self.run_id)
+
+    @property
+    def status(self) -> str:
+        return self.record().status.value
+
+    def get_status(self) -> str:
+        return self.status
+
+    def get_details(self) -> dict[str, Any]:
+        record = self.record()
+        details = record.to_dict()
+        details.update(self._session.target_for(record).describe(record))
+        return details
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.record().tags
+
+    # -- waiting and logs ---------------------------------------------------------------------------
+    def wait(self, show_output: bool = False, timeout: float | None = None, stream: TextIO | None = None,
+             poll_s: float = 0.2) -> str:
+        """Block until the run ends; with ``show_output`` print its log as it grows. Returns the status."""
+        out = stream or sys.stdout
+        offset = 0
+        deadline = None if timeout is None else time.time() + timeout
+        store = self._session.store
+        while True:
+            record = self._session.refresh(self.run_id)
+            if show_output:
+                while True:
+                    data, offset = store.read_log(record, offset)
+                    if not data:
+                        break
+                    out.write(data.decode("utf-8", "replace"))
+                    out.flush()
+            if record.status.is_terminal():
+                if show_output and record.status is not RunStatus.COMPLETED and record.error:
+                    out.write(f"\nRun {record.run_id} {record.status.value}: {record.error.get('message')}\n")
+                return record.status.value
+            if deadline is not None and time.time() > deadline:
+                return record.status.value
+            time.sleep(poll_s)
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True) -> dict[str, Any]:
+        """Azure ML v1's name: wait, then return the details (raise if the run did not complete)."""
+        from .errors import LaunchbayError
+
+        status = self.wait(show_output=show_output)
+        details = self.get_details()
+        if raise_on_error and status != RunStatus.COMPLETED.value:
+            message = (details.get("error") or {}).get("message", "")
+            raise LaunchbayError(f"Run {self.run_id} ended {status}: {message}")
+        return details
+
+    def get_log(self, offset: int = 0) -> str:
+        data, _ = self._session.store.read_log(self.record(), offset, max_bytes=1 << 30)
+        return data.decode("utf-8", "replace")
+
+    def cancel(self) -> str:
+        """Stop the run and its whole process tree; returns the final status."""
+        return self._session.cancel(self.run_id).status.value
+
+    # -- metrics --------------------------------------------------------------------------------
+    def get_metrics(self, name: str | None = None) -> dict[str, Any]:
+        """Azure ML v1 shape: ``{name: value}`` for one point, ``{name: [values]}`` for more,
+        plus lists, rows (``{col: [..]}``) and tables logged with the other ``log_*`` calls."""
+        record = self.record()
+        store = self._session.store
+        out: dict[str, Any] = {}
+        for summary in store.metric_summaries(record):
+            if name is not None and summary["name"] != name:
+                continue
+            values = store.read_series(record, summary["name"]).values.tolist()
+            out[summary["name"]] = values[0] if len(values) == 1 else values
+        for kind, metric, payload, _ts in store.read_records(record):
+            if name is not None and metric != name:
+                continue
+            if kind == "list":
+                out[metric] = payload
+            elif kind == "table":
+                out[metric] = payload
+            elif kind == "row":
+                table = out.setdefault(metric, {})
+                for key, value in payload.items():
+                    table.setdefault(key, []).append(value)
+            elif kind == "image":
+                out.setdefault(metric, payload)
+        return out
+
+    def get_metric_series(self, name: str) -> Series:
+        """A scalar metric's steps, values and timestamps as arrays (fast for millions of points)."""
+        return self._session.store.read_series(self.record(), name)
+
+    # -- files ------------------------------------------------------------------------------------
+    def get_file_names(self) -> list[str]:
+        return self._session.store.file_names(self.record())
+
+    def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
+        """Copy one of the run's files (e.g. ``outputs/model.pt``) to ``output_file_path``."""
+        source = self._session.store.file_path(self.record(), name)
+        dest = Path(output_file_path or Path(name).name)
+        if dest.is_dir():
+            dest = dest / Path(name).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        return dest
+
+    def download_files(self, prefix: str = "outputs", output_directory: str | Path = ".") -> list[Path]:
+        out = []
+        for name in self.get_file_names():
+            if name.startswith(prefix):
+                out.append(self.download_file(name, Path(output_directory) / name))
+        return out

@@ -1,0 +1,230 @@
+"""Journal → store: read what a run appended since last time and index it.
+
+Readers parse outside the write lock and commit only if nobody ingested the same
+bytes meanwhile (offsets are compared inside the transaction), so the runner, a
+notebook and the CLI can all catch up on one run at once without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import sqlite3
+import struct
+from array import array
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .models import RunStatus
+from .store import RunRecord, RunStore, open_store
+
+_HEADER = struct.Struct("<I")
+MERGE_BELOW = 4096  # a last chunk smaller than this is merged with new points
+
+
+def _read_from(path: Path, pos: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            return fh.read()
+    except FileNotFoundError:
+        return b""
+
+
+def _parse_records(data: bytes) -> tuple[list[tuple[str, Any]], int]:
+    """Complete length-prefixed records in ``data`` and how many bytes they used."""
+    out, pos, size = [], 0, len(data)
+    while pos + 4 <= size:
+        (length,) = _HEADER.unpack_from(data, pos)
+        if pos + 4 + length > size:
+            break
+        out.append(marshal.loads(data[pos + 4 : pos + 4 + length]))
+        pos += 4 + length
+    return out, pos
+
+
+def _parse_events(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    end = data.rfind(b"\n") + 1
+    events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    return events, end
+
+
+class _Pending:
+    """Everything read from the journal in one pass, applied in one transaction."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[str, tuple[int, int]] = {}
+        self.points: dict[str, list[tuple[Any, Any, Any, float]]] = defaultdict(list)
+        self.records: list[tuple[str, str, Any, float]] = []
+        self.events: list[dict[str, Any]] = []
+        self.heartbeat: float | None = None
+
+    def empty(self) -> bool:
+        return not (self.offsets or self.heartbeat)
+
+
+def _collect(record: RunRecord, known: dict[str, int]) -> _Pending:
+    journal = record.run_dir / "journal"
+    pending = _Pending()
+    if not journal.is_dir():
+        return pending
+    for path in sorted(journal.iterdir()):
+        name = path.name
+        if name.endswith(".bin"):
+            start = known.get(name, 0)
+            data = _read_from(path, start)
+            items, used = _parse_records(data)
+            if used:
+                pending.offsets[name] = (start, start + used)
+            for kind, payload in items:
+                if kind == "m":
+                    _group_points(payload, pending.points)
+                else:
+                    pending.records.append((kind, *payload))
+        elif name == "events.jsonl":
+            start = known.get(name, 0)
+            events, used = _parse_events(_read_from(path, start))
+            if used:
+                pending.offsets[name] = (start, start + used)
+            pending.events.extend(events)
+        elif name == "heartbeat":
+            try:
+                pending.heartbeat = float(path.read_text() or 0)
+            except (OSError, ValueError):
+                pass
+    return pending
+
+
+def _group_points(batch: list[tuple[Any, Any, Any, float]], out: dict[str, list[Any]]) -> None:
+    names = {p[0] for p in batch[:64]}
+    if len(names) == 1 and batch[0][0] == batch[-1][0]:
+        name = batch[0][0]
+        if all(p[0] == name for p in batch):
+            out[name].extend(batch)
+            return
+    for point in batch:
+        out[point[0]].append(point)
+
+
+def ingest_run(store: RunStore, record: RunRecord) -> bool:
+    """Index whatever the run's journal gained; True when anything changed."""
+    for _attempt in range(20):
+        known = dict(store.db.execute("SELECT file, pos FROM offsets WHERE run_pk=?", (record.pk,)).fetchall())
+        pending = _collect(record, known)
+        if pending.empty() or (not pending.offsets and pending.heartbeat == record.heartbeat):
+            return False
+        with store.transaction() as db:
+            now_known = dict(db.execute("SELECT file, pos FROM offsets WHERE run_pk=?", (record.pk,)).fetchall())
+            if any(now_known.get(f, 0) != start for f, (start, _) in pending.offsets.items()):
+                continue  # someone else ingested these bytes first: read again
+            _apply(store, db, record, pending)
+        return True
+    return False
+
+
+def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: _Pending) -> None:
+    for name, points in pending.points.items():
+        _append_series(db, record.pk, name, points)
+    for kind, name, payload, ts in pending.records:
+        if kind == "tag":
+            store.set_tag(record.pk, name, payload, db=db)
+        else:
+            db.execute(
+                "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
+                (record.pk, kind, name, json.dumps(payload), ts),
+            )
+    fields: dict[str, Any] = {}
+    if pending.heartbeat:
+        fields["heartbeat"] = pending.heartbeat
+    status = RunStatus(db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()[0])
+    state = json.loads(db.execute("SELECT target_state FROM runs WHERE pk=?", (record.pk,)).fetchone()[0] or "{}")
+    for event in pending.events:
+        kind = event.get("type")
+        if kind == "runner":
+            state.update(runner_pid=event.get("pid"), runner_pgid=event.get("pgid"), host=event.get("host"))
+            fields["target_state"] = state
+        elif kind == "status" and not status.is_terminal():
+            status = RunStatus(event["status"])
+            fields["status"] = status.value
+            if status is RunStatus.RUNNING:
+                fields["started"] = event["ts"]
+                if event.get("child_pgid"):
+                    state["child_pgid"] = event["child_pgid"]
+                    fields["target_state"] = state
+            if status.is_terminal():
+                fields["ended"] = event["ts"]
+                fields["exit_code"] = event.get("exit_code")
+                if event.get("error"):
+                    fields["error"] = event["error"]
+    for name, (_, end) in pending.offsets.items():
+        db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (record.pk, name, end))
+    store.update_run(record.pk, db=db, **fields)
+
+
+def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> None:
+    row = db.execute(
+        "SELECT id, count, last_step, min, max FROM series WHERE run_pk=? AND name=?", (run_pk, name)
+    ).fetchone()
+    if row is None:
+        series_id = db.execute("INSERT INTO series(run_pk, name) VALUES (?,?)", (run_pk, name)).lastrowid
+        count, last_step, lo, hi = 0, None, None, None
+    else:
+        series_id, count, last_step, lo, hi = row
+    _, values, steps, stamps = zip(*points)
+    if None in steps:
+        next_step = 0 if last_step is None else last_step + 1
+        resolved = []
+        for s in steps:
+            if s is None:
+                s = next_step
+            resolved.append(s)
+            next_step = s + 1
+        steps = tuple(resolved)
+    v_arr, t_arr = array("d", values), array("d", stamps)
+    first = steps[0]
+    s_arr: array | None = None if steps == tuple(range(first, first + len(steps))) else array("q", steps)
+    last_chunk = db.execute(
+        "SELECT id, n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id DESC LIMIT 1",
+        (series_id,),
+    ).fetchone()
+    if last_chunk is not None and last_chunk[1] < MERGE_BELOW:
+        cid, n, old_first, old_steps, old_vals, old_ts = last_chunk
+        merged_steps = array("q", range(old_first, old_first + n)) if old_steps is None else array("q", old_steps)
+        merged_steps.extend(s_arr if s_arr is not None else range(first, first + len(steps)))
+        consecutive = merged_steps[-1] - merged_steps[0] == len(merged_steps) - 1 and (
+            old_steps is None and s_arr is None and first == old_first + n
+        )
+        db.execute(
+            "UPDATE chunks SET n=?, steps=?, vals=?, ts=? WHERE id=?",
+            (
+                len(merged_steps),
+                None if consecutive else merged_steps.tobytes(),
+                old_vals + v_arr.tobytes(),
+                old_ts + t_arr.tobytes(),
+                cid,
+            ),
+        )
+    else:
+        db.execute(
+            "INSERT INTO chunks(series_id, n, first_step, steps, vals, ts) VALUES (?,?,?,?,?,?)",
+            (series_id, len(v_arr), first, None if s_arr is None else s_arr.tobytes(), v_arr.tobytes(), t_arr.tobytes()),
+        )
+    batch_lo, batch_hi = min(v_arr), max(v_arr)
+    db.execute(
+        "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
+        (
+            count + len(v_arr),
+            steps[-1] if last_step is None else max(last_step, steps[-1]),
+            v_arr[-1],
+            batch_lo if lo is None else min(lo, batch_lo),
+            batch_hi if hi is None else max(hi, batch_hi),
+            series_id,
+        ),
+    )
+
+
+def ingest_after_runner(store_path: str, run_id: str) -> None:
+    """The local runner's last act: index the finished run's journal."""
+    store = open_store(store_path)
+    ingest_run(store, store.get_run(run_id))

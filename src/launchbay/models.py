@@ -1,0 +1,87 @@
+"""Wire models shared by the Python API, CLI, store, REST API and TypeScript."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class RunStatus(str, enum.Enum):
+    """Lifecycle of a run; the string values are what the store and REST API carry."""
+
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @classmethod
+    def parse(cls, text: str) -> RunStatus:
+        for status in cls:
+            if status.value.lower() == text.strip().lower():
+                return status
+        names = ", ".join(s.value for s in cls)
+        from .errors import ConfigError
+
+        raise ConfigError(f"Unknown status {text!r}; use one of {names}.")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to an ISO-8601 UTC string (None stays None)."""
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run, where, with what: everything a target needs to start the runner.
+
+    ``entry`` is a script path relative to the working directory inside the snapshot,
+    or ``None`` with ``code`` set for a notebook cell.
+    """
+
+    script: str | None
+    arguments: tuple[str, ...] = ()
+    target: str = "local"
+    experiment: str = "default"
+    name: str | None = None
+    environment: str | None = None
+    working_dir: str = "."
+    code: str | None = None
+    push: tuple[str, ...] = ()
+    pull: tuple[str, ...] = ()
+    max_duration_s: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    env_vars: dict[str, str] = field(default_factory=dict)
+    parent_run_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["arguments"] = list(self.arguments)
+        data["push"] = list(self.push)
+        data["pull"] = list(self.pull)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        data = dict(data)
+        for key in ("arguments", "push", "pull"):
+            data[key] = tuple(data.get(key) or ())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})

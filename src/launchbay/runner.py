@@ -1,0 +1,292 @@
+"""The compute-side runner: the only code that executes a run.
+
+Standard library only (Python 3.9+): it is shipped with the snapshot to
+containers, SSH hosts and cluster nodes. Usage: ``python runner.py RUN_DIR``,
+where ``RUN_DIR/runner.json`` says what to run. The runner
+
+1. stages the snapshot into ``RUN_DIR/work`` (from a manifest and a blob folder),
+2. starts the entry point as a child in its own process group, tees its output
+   into ``RUN_DIR/files/user_logs/std_log.txt``,
+3. appends status events to ``RUN_DIR/journal/events.jsonl`` and a heartbeat,
+4. honours cancel (SIGTERM to the runner, or a ``RUN_DIR/cancel`` file) and a
+   maximum duration by stopping the child's whole process group,
+5. keeps ``./outputs`` and ``./logs`` under ``RUN_DIR/files`` and records the end.
+
+The journal is the only protocol between a run and the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+HEARTBEAT_INTERVAL_S = 2.0
+LOG_NAME = "user_logs/std_log.txt"
+
+
+class Journal:
+    """Appends events (one JSON object a line) and keeps the heartbeat file fresh."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.dir = os.path.join(run_dir, "journal")
+        os.makedirs(self.dir, exist_ok=True)
+        self._events = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def event(self, **fields: Any) -> None:
+        fields.setdefault("ts", time.time())
+        line = json.dumps(fields, default=str) + "\n"
+        with self._lock:
+            self._events.write(line)
+            self._events.flush()
+
+    def status(self, status: str, **fields: Any) -> None:
+        self.event(type="status", status=status, **fields)
+
+    def heartbeat(self) -> None:
+        path = os.path.join(self.dir, "heartbeat")
+        with open(path + ".tmp", "w") as fh:
+            fh.write(repr(time.time()))
+        os.replace(path + ".tmp", path)
+
+
+def stage_snapshot(config: dict[str, Any], work: str) -> None:
+    """Copy the snapshot's files from the blob folder into the run's own work dir."""
+    snapshot = config.get("snapshot") or {}
+    if snapshot.get("manifest"):
+        blobs = snapshot["blobs"]
+        with open(snapshot["manifest"], encoding="utf-8") as fh:
+            manifest = json.load(fh)
+        made: set[str] = set()
+        for entry in manifest["files"]:
+            rel, digest, mode = entry["path"], entry["sha256"], entry.get("mode", 0o644)
+            dest = os.path.join(work, rel)
+            parent = os.path.dirname(dest)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            shutil.copyfile(os.path.join(blobs, digest[:2], digest[2:]), dest)
+            if mode & 0o111:
+                os.chmod(dest, 0o755)
+    else:
+        os.makedirs(work, exist_ok=True)
+    for rel, text in (config.get("extra_files") or {}).items():
+        dest = os.path.join(work, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: the child gets SIGKILL if the runner dies, so no orphan keeps running."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def error_from_log(log_path: str, exit_code: int) -> dict[str, str]:
+    """The error message and traceback tail, read back from the run's own output."""
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        tail = ""
+    start = tail.rfind("Traceback (most recent call last):")
+    if start >= 0:
+        trace = tail[start:].rstrip()
+        lines = trace.splitlines()
+        message = lines[-1] if lines else ""
+        return {"message": message, "traceback": "\n".join(lines[-40:])}
+    last = [ln for ln in tail.strip().splitlines() if ln.strip()][-5:]
+    message = f"The run's process exited with code {exit_code}."
+    return {"message": message, "traceback": "\n".join(last)}
+
+
+class Runner:
+    """Runs one run from its run dir; see the module docstring for the steps."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = os.path.abspath(run_dir)
+        with open(os.path.join(self.run_dir, "runner.json"), encoding="utf-8") as fh:
+            self.config: dict[str, Any] = json.load(fh)
+        self.journal = Journal(self.run_dir)
+        self.files_dir = os.path.join(self.run_dir, "files")
+        self.work = os.path.join(self.run_dir, "work")
+        self.child: subprocess.Popen[bytes] | None = None
+        self.cancel_reason: str | None = None
+        self._done = threading.Event()
+
+    def request_cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+            self.journal.event(type="cancel_requested", reason=reason)
+            threading.Thread(target=self._stop_child, daemon=True).start()
+
+    def _stop_child(self) -> None:
+        child = self.child
+        if child is None:
+            return
+        grace = float(self.config.get("cancel_grace_s", 3.0))
+        _killpg(child.pid, signal.SIGTERM)
+        deadline = time.time() + grace
+        while time.time() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        _killpg(child.pid, signal.SIGKILL)
+
+    def _watch(self) -> None:
+        """Heartbeat, cancel file and maximum duration, every few hundred ms."""
+        cancel_file = os.path.join(self.run_dir, "cancel")
+        max_duration = self.config.get("max_duration_s")
+        started = time.time()
+        next_beat = 0.0
+        while not self._done.wait(0.2):
+            now = time.time()
+            if now >= next_beat:
+                self.journal.heartbeat()
+                next_beat = now + HEARTBEAT_INTERVAL_S
+            if os.path.exists(cancel_file):
+                self.request_cancel("Canceled by request.")
+            if max_duration and now - started > float(max_duration):
+                self.request_cancel(f"Canceled: the run exceeded its maximum duration of {max_duration} s.")
+
+    def _tee(self, stream: Any, log: Any) -> None:
+        echo = self.config.get("echo_output")
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            log.write(chunk)
+            log.flush()
+            if echo:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("Canceled by request."))
+        signal.signal(signal.SIGINT, lambda *_: self.request_cancel("Canceled by request."))
+        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=socket.gethostname())
+        self.journal.heartbeat()
+        watcher = threading.Thread(target=self._watch, daemon=True)
+        watcher.start()
+        self.journal.status("Preparing")
+        try:
+            stage_snapshot(self.config, self.work)
+        except Exception as exc:
+            return self._finish("Failed", None, {"message": f"Could not stage the snapshot: {exc}", "traceback": ""})
+        if self.cancel_reason:
+            return self._finish("Canceled", None, {"message": self.cancel_reason, "traceback": ""})
+        cwd = os.path.join(self.work, self.config.get("working_dir") or ".")
+        os.makedirs(os.path.join(self.files_dir, "user_logs"), exist_ok=True)
+        log_path = os.path.join(self.files_dir, LOG_NAME)
+        env = dict(os.environ)
+        env.update(self.config.get("env") or {})
+        env.update(
+            LAUNCHBAY_RUN_ID=self.config["run_id"],
+            LAUNCHBAY_EXPERIMENT=self.config.get("experiment", ""),
+            LAUNCHBAY_JOURNAL_DIR=self.journal.dir,
+            LAUNCHBAY_FILES_DIR=self.files_dir,
+            PYTHONUNBUFFERED="1",
+        )
+        extra_path = [os.path.join(self.run_dir, p) for p in self.config.get("pythonpath") or []]
+        if extra_path:
+            env["PYTHONPATH"] = os.pathsep.join(extra_path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        command = list(self.config["command"])
+        if command and command[0] == "{python}":
+            command[0] = self.config.get("python") or sys.executable
+        with open(log_path, "ab") as log:
+            try:
+                self.child = subprocess.Popen(
+                    command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_set_parent_death_signal,
+                )
+            except OSError as exc:
+                return self._finish("Failed", None, {"message": f"Could not start {command[0]}: {exc}", "traceback": ""})
+            self.journal.status("Running", child_pgid=self.child.pid)
+            if self.cancel_reason:
+                self._stop_child()
+            tee = threading.Thread(target=self._tee, args=(self.child.stdout, log), daemon=True)
+            tee.start()
+            code = self.child.wait()
+            tee.join(timeout=5)
+        _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
+        self.journal.status("Finalizing")
+        self._keep_outputs(cwd)
+        if self.cancel_reason:
+            return self._finish("Canceled", code, {"message": self.cancel_reason, "traceback": ""})
+        if code == 0:
+            return self._finish("Completed", code, None)
+        return self._finish("Failed", code, error_from_log(log_path, code))
+
+    def _keep_outputs(self, cwd: str) -> None:
+        for folder in ("outputs", "logs"):
+            source = os.path.join(cwd, folder)
+            if os.path.isdir(source):
+                dest = os.path.join(self.files_dir, folder)
+                if os.path.isdir(dest):
+                    shutil.copytree(source, dest, dirs_exist_ok=True)
+                else:
+                    shutil.move(source, dest)
+
+    def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
+        self.journal.status(status, exit_code=code, error=error, final=True)
+        self._done.set()
+        if not self.config.get("keep_work"):
+            shutil.rmtree(self.work, ignore_errors=True)
+        hook = self.config.get("finish_hook")
+        if hook:
+            _run_finish_hook(hook)
+        return 0 if status == "Completed" else 1
+
+
+def _run_finish_hook(hook: dict[str, Any]) -> None:
+    """Local target: ingest the journal into the store right away (launchbay is importable)."""
+    try:
+        from launchbay.ingest import ingest_after_runner  # type: ignore[import-not-found]
+
+        ingest_after_runner(hook["store"], hook["run_id"])
+    except Exception as exc:  # the journal stays; any reader of the store ingests it later
+        print(f"launchbay runner: final ingest deferred: {exc}", file=sys.stderr)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _daemonize() -> None:
+    """Detach from the submitter: double fork, new session, so no zombie is left behind."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    detach = "--detach" in args
+    args = [a for a in args if a != "--detach"]
+    if len(args) != 1:
+        print("usage: runner.py [--detach] RUN_DIR", file=sys.stderr)
+        return 2
+    if detach:
+        _daemonize()
+    return Runner(args[0]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Submit runs and keep their records true: the one path the API, CLI and magics share."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from . import secrets
+from .config import (
+    LAUNCHBAY_HEARTBEAT_TIMEOUT,
+    LAUNCHBAY_SNAPSHOT_MAX_BYTES,
+    LAUNCHBAY_SNAPSHOT_MAX_FILES,
+    ProjectConfig,
+    load_config,
+)
+from .errors import LaunchbayError, SubmitError
+from .ingest import ingest_run
+from .models import RunSpec, RunStatus
+from .store import RunRecord, RunStore, open_store
+from .targets import Target, make_target
+
+
+class Session:
+    """A store plus the project configuration; everything that changes runs goes through here."""
+
+    def __init__(self, store: RunStore | None = None, config: ProjectConfig | None = None) -> None:
+        self.store = store or open_store()
+        self.config = config or load_config()
+
+    # -- submit -------------------------------------------------------------------------------
+    def submit(
+        self,
+        spec: RunSpec,
+        source_dir: str | os.PathLike[str] | None = None,
+        *,
+        extra_files: dict[str, str] | None = None,
+        on_progress: Any = None,
+    ) -> RunHandle:
+        """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
+        from .gitinfo import git_properties
+        from .snapshot import take_snapshot
+
+        root = Path(source_dir or self.config.root or Path.cwd()).resolve()
+        config = self.config if source_dir is None else load_config(root)
+        target = make_target(spec.target, config, self.store)
+        if spec.code is None:
+            self._check_script(root, spec)
+        budget = config.snapshot
+        snapshot = take_snapshot(
+            self.store,
+            root,
+            max_bytes=int(budget.get("max_bytes", LAUNCHBAY_SNAPSHOT_MAX_BYTES.get())),
+            max_files=int(budget.get("max_files", LAUNCHBAY_SNAPSHOT_MAX_FILES.get())),
+            extra_files=extra_files,
+        )
+        if on_progress:
+            on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")
+        properties: dict[str, Any] = git_properties(root)
+        properties["launchbay.source_dir"] = str(root)
+        if snapshot.unreadable:
+            properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
+        stored_spec = RunSpec.from_json({**spec.to_json(), "env_vars": secrets.redact(dict(spec.env_vars))})
+        record = self.store.create_run(
+            stored_spec, target_type=target.type_name, snapshot_id=snapshot.id, properties=properties
+        )
+        state = {"target_settings": secrets.redact({k: str(v) for k, v in target.settings.items()})}
+        self.store.update_run(record.pk, target_state=state)
+        record.target_state = state
+        try:
+            target.launch(record, spec, snapshot)
+        except BaseException:
+            self.store.delete_run(record.run_id)
+            raise
+        return RunHandle(record.run_id, self)
+
+    @staticmethod
+    def _check_script(root: Path, spec: RunSpec) -> None:
+        if not spec.script:
+            raise SubmitError("No script given; pass the script to run, e.g. `launchbay submit train.py`.")
+        script = root / spec.working_dir / spec.script
+        if not script.is_file():
+            raise SubmitError(
+                f"No script {spec.script!r} in {root / spec.working_dir}; check the name or pass --source-dir."
+            )
+
+    # -- keep records true -------------------------------------------------------------------
+    def target_for(self, record: RunRecord) -> Target:
+        """The target a run was launched on, from the settings recorded with it."""
+        settings = dict(record.target_state.get("target_settings") or {})
+        if not settings:
+            settings = {"type": record.target_type or "local"}
+        config = ProjectConfig(targets={record.target: self._typed(settings)})
+        live = self.config.targets.get(record.target)
+        if live and live.get("type") == settings.get("type"):
+            config.targets[record.target] = live  # the real values (secrets were redacted)
+        return make_target(record.target, config, self.store)
+
+    @staticmethod
+    def _typed(settings: dict[str, Any]) -> dict[str, Any]:
+        return dict(settings)
+
+    def refresh(self, ref: str | RunRecord) -> RunRecord:
+        """Catch the record up with the run's journal; a run whose runner died becomes Failed."""
+        record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
+        if record.status.is_terminal():
+            return record
+        target = self.target_for(record)
+        try:
+            target.sync(record)
+        except LaunchbayError:
+            pass  # unreachable for now: heartbeats decide
+        if ingest_run(self.store, record):
+            record = self.store.get_run(record.run_id)
+        if record.status.is_terminal():
+            return record
+        alive = target.runner_alive(record)
+        timeout = LAUNCHBAY_HEARTBEAT_TIMEOUT.get()
+        if alive is False:
+            reason = "The runner process died without recording an end (killed, or the machine restarted)."
+        elif alive is None and time.time() - (record.heartbeat or record.created) > timeout:
+            reason = f"No heartbeat from the runner for over {timeout:.0f} s (killed, or its host was lost)."
+        else:
+            return record
+        try:
+            target.sync(record)
+        except LaunchbayError:
+            pass
+        ingest_run(self.store, record)
+        record = self.store.get_run(record.run_id)
+        if not record.status.is_terminal():
+            target.force_stop(record)
+            self._fail(record, reason)
+            record = self.store.get_run(record.run_id)
+        return record
+
+    def _fail(self, record: RunRecord, reason: str) -> None:
+        runner_log = record.run_dir / "journal" / "runner.log"
+        tail = ""
+        if runner_log.is_file():
+            tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])
+        with self.store.transaction() as db:
+            status = db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()[0]
+            if RunStatus(status).is_terminal():
+                return
+            self.store.update_run(
+                record.pk, db=db, status=RunStatus.FAILED.value, ended=time.time(),
+                error={"message": reason, "traceback": tail},
+            )
+
+    def cancel(self, ref: str | RunRecord, wait_s: float = 15.0) -> RunRecord:
+        """Stop the run's whole process tree; returns once the run is terminal (or ``wait_s`` passed)."""
+        record = self.refresh(ref)
+        if record.status.is_terminal():
+            return record
+        target = self.target_for(record)
+        target.cancel(record)
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            time.sleep(0.1)
+            record = self.refresh(record.run_id)
+            if record.status.is_terminal():
+                return record
+        if target.runner_alive(record) is not True:
+            target.force_stop(record)
+            with self.store.transaction() as db:
+                self.store.update_run(
+                    record.pk, db=db, status=RunStatus.CANCELED.value, ended=time.time(),
+                    error={"message": "Canceled by request (the runner did not answer; its processes were killed).",
+                           "traceback": ""},
+                )
+        return self.store.get_run(record.run_id)
+
+
+from .handle import RunHandle  # noqa: E402  (RunHandle needs Session defined first)

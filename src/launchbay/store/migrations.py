@@ -1,0 +1,47 @@
+"""Numbered schema migrations; the store refuses a newer schema with a clear message."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        created REAL NOT NULL, source_dir TEXT);
+    CREATE TABLE runs (
+        pk INTEGER PRIMARY KEY, run_id TEXT UNIQUE NOT NULL,
+        experiment_id INTEGER NOT NULL REFERENCES experiments(id), name TEXT,
+        status TEXT NOT NULL, target TEXT NOT NULL, target_type TEXT, script TEXT,
+        arguments TEXT, snapshot_id TEXT, environment TEXT, created REAL NOT NULL,
+        started REAL, ended REAL, updated REAL NOT NULL, exit_code INTEGER, error TEXT,
+        heartbeat REAL, properties TEXT, spec TEXT, target_state TEXT, parent_run_id TEXT);
+    CREATE INDEX runs_created ON runs(created DESC);
+    CREATE INDEX runs_experiment ON runs(experiment_id, created DESC);
+    CREATE INDEX runs_updated ON runs(updated);
+    CREATE INDEX runs_status ON runs(status);
+    CREATE TABLE tags (run_pk INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,
+        PRIMARY KEY (run_pk, key)) WITHOUT ROWID;
+    CREATE TABLE params (run_pk INTEGER NOT NULL, key TEXT NOT NULL, value,
+        PRIMARY KEY (run_pk, key)) WITHOUT ROWID;
+    CREATE INDEX params_key_value ON params(key, value);
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY, run_pk INTEGER NOT NULL, name TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0, last_step INTEGER, last REAL, min REAL, max REAL,
+        UNIQUE (run_pk, name));
+    CREATE INDEX series_name_last ON series(name, last);
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL, n INTEGER NOT NULL,
+        first_step INTEGER NOT NULL, steps BLOB, vals BLOB NOT NULL, ts BLOB NOT NULL);
+    CREATE INDEX chunks_series ON chunks(series_id, id);
+    CREATE TABLE records (
+        id INTEGER PRIMARY KEY, run_pk INTEGER NOT NULL, kind TEXT NOT NULL,
+        name TEXT NOT NULL, payload TEXT, ts REAL);
+    CREATE INDEX records_run ON records(run_pk, kind, name);
+    CREATE TABLE offsets (run_pk INTEGER NOT NULL, file TEXT NOT NULL, pos INTEGER NOT NULL,
+        PRIMARY KEY (run_pk, file)) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,78 @@
+"""RunRecord: a run as the store knows it, and its JSON form (``show --json``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..models import RunStatus, iso
+
+
+@dataclass
+class RunRecord:
+    pk: int
+    run_id: str
+    experiment: str
+    name: str | None
+    status: RunStatus
+    target: str
+    target_type: str | None
+    script: str | None
+    arguments: list[str]
+    snapshot_id: str | None
+    environment: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    updated: float
+    exit_code: int | None
+    error: dict[str, Any] | None
+    heartbeat: float | None
+    properties: dict[str, Any]
+    spec: dict[str, Any]
+    target_state: dict[str, Any]
+    parent_run_id: str | None
+    run_dir: Path
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    snapshot: dict[str, Any] | None = None
+    primary_metric: dict[str, Any] | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "name": self.name,
+            "status": self.status.value,
+            "experiment": self.experiment,
+            "target": self.target,
+            "target_type": self.target_type,
+            "script": self.script,
+            "arguments": self.arguments,
+            "environment": self.environment,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "created": iso(self.created),
+            "started": iso(self.started),
+            "ended": iso(self.ended),
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
+            "tags": self.tags,
+            "params": self.params,
+            "properties": self.properties,
+            "snapshot": self.snapshot or {"id": self.snapshot_id, "files": None, "bytes": None},
+            "primary_metric": self.primary_metric,
+            "parent_run_id": self.parent_run_id,
+            "target_state": self.target_state,
+        }
+
+
+def loads(text: str | None, default: Any) -> Any:
+    return default if not text else json.loads(text)

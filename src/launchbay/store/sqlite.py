@@ -1,0 +1,442 @@
+"""The embedded store: an SQLite index (WAL) next to a blob folder and run folders.
+
+Layout of ``.launchbay/``::
+
+    index.sqlite          runs, experiments, tags, params, metric series, chunks
+    blobs/ab/cdef...      content-addressed files (snapshot files and manifests)
+    runs/<run_id>/        runner.json, journal/, files/ (outputs, logs, user_logs)
+
+Metric points are stored as packed chunks (steps, values, timestamps) so that a
+million-point series reads back in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunNotFoundError, StoreError
+from ..models import RunSpec, RunStatus
+from .blobs import BlobStore
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .records import RunRecord, loads
+
+BUSY_TIMEOUT_MS = 60_000
+_RUN_COLUMNS = (
+    "r.pk, r.run_id, e.name, r.name, r.status, r.target, r.target_type, r.script, r.arguments, "
+    "r.snapshot_id, r.environment, r.created, r.started, r.ended, r.updated, r.exit_code, r.error, "
+    "r.heartbeat, r.properties, r.spec, r.target_state, r.parent_run_id"
+)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class Series:
+    """One scalar metric: parallel arrays of steps, values and timestamps."""
+
+    def __init__(self, name: str, steps: array, values: array, timestamps: array) -> None:
+        self.name, self.steps, self.values, self.timestamps = name, steps, values, timestamps
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_points(self) -> list[dict[str, Any]]:
+        return [
+            {"step": s, "value": v, "ts": t}
+            for s, v, t in zip(self.steps.tolist(), self.values.tolist(), self.timestamps.tolist())
+        ]
+
+
+class RunStore:
+    """All reads and writes of run history go through here (CLI, API, server, ingest)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = BlobStore(root / "blobs")
+        self.runs_dir = root / "runs"
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connection and transactions -------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.root / "index.sqlite", timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue instead of failing)."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"Could not write to the store at {self.root}: {exc}.") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise StoreError(f"Could not commit to the store at {self.root}: {exc}.") from exc
+
+    def _migrate(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.runs_dir.mkdir(exist_ok=True)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"Cannot open the store at {self.root}: {exc}. Check the path and its permissions.") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"The store at {self.root} has schema version {version}, newer than this launchbay "
+                f"understands ({SCHEMA_VERSION}). Upgrade launchbay (pip install -U launchbay)."
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- runs -------------------------------------------------------------------------
+    def _experiment_id(self, db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
+        if row:
+            return int(row[0])
+        return int(db.execute("INSERT INTO experiments(name, created) VALUES (?, ?)", (name, time.time())).lastrowid or 0)
+
+    def new_run_id(self, experiment: str) -> str:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", experiment).strip("-")[:24] or "run"
+        return f"{slug}_{int(time.time())}_{secrets.token_hex(3)}"
+
+    def create_run(
+        self,
+        spec: RunSpec,
+        *,
+        target_type: str,
+        snapshot_id: str | None,
+        properties: dict[str, Any],
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Record a new Queued run and make its folder."""
+        run_id = run_id or self.new_run_id(spec.experiment)
+        now = time.time()
+        with self.transaction() as db:
+            exp = self._experiment_id(db, spec.experiment)
+            pk = db.execute(
+                "INSERT INTO runs(run_id, experiment_id, name, status, target, target_type, script, arguments,"
+                " snapshot_id, environment, created, updated, heartbeat, properties, spec, target_state,"
+                " parent_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id, exp, spec.name, RunStatus.QUEUED.value, spec.target, target_type,
+                    spec.script or "<cell>", json.dumps(list(spec.arguments)), snapshot_id, spec.environment,
+                    now, now, now, json.dumps(properties), json.dumps(spec.to_json()), "{}", spec.parent_run_id,
+                ),
+            ).lastrowid
+            db.executemany(
+                "INSERT OR REPLACE INTO tags(run_pk, key, value) VALUES (?,?,?)",
+                [(pk, k, str(v)) for k, v in spec.tags.items()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO params(run_pk, key, value) VALUES (?,?,?)",
+                [(pk, k, v if isinstance(v, (int, float, str)) else json.dumps(v)) for k, v in spec.params.items()],
+            )
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return self.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run that never started (used to undo a failed launch)."""
+        import shutil
+
+        record = self.get_run(run_id)
+        with self.transaction() as db:
+            for table in ("tags", "params", "records", "offsets"):
+                db.execute(f"DELETE FROM {table} WHERE run_pk=?", (record.pk,))
+            db.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_pk=?)", (record.pk,))
+            db.execute("DELETE FROM series WHERE run_pk=?", (record.pk,))
+            db.execute("DELETE FROM runs WHERE pk=?", (record.pk,))
+        shutil.rmtree(record.run_dir, ignore_errors=True)
+
+    def run_dir(self, run_id: str) -> Path:
+        if not _SAFE_ID.match(run_id):
+            raise RunNotFoundError(f"{run_id!r} is not a valid run id.")
+        return self.runs_dir / run_id
+
+    def resolve_run_id(self, ref: str) -> str:
+        """An exact run id, or a unique prefix of one."""
+        ref = ref.strip()
+        row = self.db.execute("SELECT run_id FROM runs WHERE run_id=?", (ref,)).fetchone()
+        if row:
+            return str(row[0])
+        if ref and _SAFE_ID.match(ref):
+            rows = self.db.execute(
+                "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (ref, ref + "\U0010ffff")
+            ).fetchall()
+            if len(rows) == 1:
+                return str(rows[0][0])
+            if len(rows) > 1:
+                raise RunNotFoundError(f"{ref!r} matches several runs; give more of the run id.")
+        raise RunNotFoundError(
+            f"No run {ref!r} in the store at {self.root}. List runs with `launchbay runs`"
+            " (or pass --store / LAUNCHBAY_STORE for another store)."
+        )
+
+    def get_run(self, ref: str) -> RunRecord:
+        run_id = self.resolve_run_id(ref)
+        row = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id=r.experiment_id WHERE r.run_id=?", (run_id,)
+        ).fetchone()
+        record = self._record(row)
+        self._attach_details([record])
+        return record
+
+    def _record(self, row: tuple[Any, ...]) -> RunRecord:
+        return RunRecord(
+            pk=row[0], run_id=row[1], experiment=row[2], name=row[3], status=RunStatus(row[4]), target=row[5],
+            target_type=row[6], script=row[7], arguments=loads(row[8], []), snapshot_id=row[9],
+            environment=row[10], created=row[11], started=row[12], ended=row[13], updated=row[14],
+            exit_code=row[15], error=loads(row[16], None), heartbeat=row[17], properties=loads(row[18], {}),
+            spec=loads(row[19], {}), target_state=loads(row[20], {}), parent_run_id=row[21],
+            run_dir=self.runs_dir / row[1],
+        )
+
+    def _attach_details(self, records: list[RunRecord]) -> None:
+        if not records:
+            return
+        by_pk = {r.pk: r for r in records}
+        marks = ",".join("?" * len(by_pk))
+        keys = list(by_pk)
+        for pk, key, value in self.db.execute(f"SELECT run_pk, key, value FROM tags WHERE run_pk IN ({marks})", keys):
+            by_pk[pk].tags[key] = value
+        for pk, key, value in self.db.execute(f"SELECT run_pk, key, value FROM params WHERE run_pk IN ({marks})", keys):
+            by_pk[pk].params[key] = value
+        snaps = {r.snapshot_id for r in records if r.snapshot_id}
+        if snaps:
+            smarks = ",".join("?" * len(snaps))
+            info = {
+                sid: {"id": sid, "files": files, "bytes": size}
+                for sid, files, size in self.db.execute(
+                    f"SELECT id, files, bytes FROM snapshots WHERE id IN ({smarks})", list(snaps)
+                )
+            }
+            for r in records:
+                r.snapshot = info.get(r.snapshot_id or "")
+        for pk, name, last, step in self.db.execute(
+            f"SELECT run_pk, name, last, last_step FROM series WHERE run_pk IN ({marks}) ORDER BY id", keys
+        ):
+            if by_pk[pk].primary_metric is None:
+                by_pk[pk].primary_metric = {"name": name, "value": last, "step": step}
+
+    def list_runs(
+        self,
+        *,
+        experiment: str | None = None,
+        status: str | None = None,
+        text: str | None = None,
+        param: tuple[str, Any] | None = None,
+        metric_below: tuple[str, float] | None = None,
+        metric_above: tuple[str, float] | None = None,
+        updated_since: float | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        details: bool = True,
+    ) -> list[RunRecord]:
+        """Runs newest first, filtered in SQL (indexes make 10,000 runs cheap)."""
+        where, args = self._filters(experiment, status, text, param, metric_below, metric_above, updated_since)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id=r.experiment_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.created DESC, r.pk DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        records = [self._record(row) for row in self.db.execute(sql, args)]
+        if details:
+            self._attach_details(records)
+        return records
+
+    def count_runs(self, **filters: Any) -> int:
+        where, args = self._filters(**filters)
+        sql = "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id=r.experiment_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return int(self.db.execute(sql, args).fetchone()[0])
+
+    @staticmethod
+    def _filters(
+        experiment: str | None = None,
+        status: str | None = None,
+        text: str | None = None,
+        param: tuple[str, Any] | None = None,
+        metric_below: tuple[str, float] | None = None,
+        metric_above: tuple[str, float] | None = None,
+        updated_since: float | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        if experiment:
+            where.append("e.name = ?")
+            args.append(experiment)
+        if status:
+            where.append("r.status = ?")
+            args.append(RunStatus.parse(status).value)
+        if text:
+            where.append("(r.run_id LIKE ? OR r.name LIKE ? OR r.script LIKE ? OR e.name LIKE ? OR r.target LIKE ?)")
+            args.extend([f"%{text}%"] * 5)
+        if param:
+            where.append("r.pk IN (SELECT run_pk FROM params WHERE key = ? AND value = ?)")
+            args.extend(param)
+        if metric_below:
+            where.append("r.pk IN (SELECT run_pk FROM series WHERE name = ? AND last < ?)")
+            args.extend(metric_below)
+        if metric_above:
+            where.append("r.pk IN (SELECT run_pk FROM series WHERE name = ? AND last > ?)")
+            args.extend(metric_above)
+        if updated_since is not None:
+            where.append("r.updated > ?")
+            args.append(updated_since)
+        return where, args
+
+    def experiments(self) -> list[tuple[str, int]]:
+        return [
+            (name, count)
+            for name, count in self.db.execute(
+                "SELECT e.name, COUNT(r.pk) FROM experiments e LEFT JOIN runs r ON r.experiment_id=e.id"
+                " GROUP BY e.id ORDER BY MAX(r.created) DESC"
+            )
+        ]
+
+    def update_run(self, pk: int, db: sqlite3.Connection | None = None, **fields: Any) -> None:
+        """Set columns of a run (JSON-encodes dict/list values)."""
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        values = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
+        if db is not None:
+            db.execute(f"UPDATE runs SET {cols} WHERE pk=?", (*values, pk))
+            return
+        with self.transaction() as tx:
+            tx.execute(f"UPDATE runs SET {cols} WHERE pk=?", (*values, pk))
+
+    def set_tag(self, pk: int, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
+        sql = "INSERT OR REPLACE INTO tags(run_pk, key, value) VALUES (?,?,?)"
+        if db is not None:
+            db.execute(sql, (pk, key, value))
+        else:
+            with self.transaction() as tx:
+                tx.execute(sql, (pk, key, value))
+
+    # -- snapshots ----------------------------------------------------------------------
+    def add_snapshot(self, snapshot_id: str, files: int, size: int, source_dir: str) -> bool:
+        """Record a snapshot; False when the same content was recorded before."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO snapshots(id, files, bytes, created, source_dir) VALUES (?,?,?,?,?)",
+                (snapshot_id, files, size, time.time(), source_dir),
+            )
+            return cur.rowcount > 0
+
+    def snapshot_manifest(self, snapshot_id: str) -> dict[str, Any]:
+        return json.loads(self.blobs.read_bytes(snapshot_id))
+
+    # -- metrics ------------------------------------------------------------------------
+    def metric_summaries(self, run: RunRecord) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "count": c, "last": last, "last_step": s, "min": lo, "max": hi}
+            for n, c, last, s, lo, hi in self.db.execute(
+                "SELECT name, count, last, last_step, min, max FROM series WHERE run_pk=? ORDER BY id", (run.pk,)
+            )
+        ]
+
+    def read_series(self, run: RunRecord, name: str, after_step: int | None = None) -> Series:
+        """A whole series (or the points after ``after_step``) from its packed chunks."""
+        row = self.db.execute("SELECT id FROM series WHERE run_pk=? AND name=?", (run.pk, name)).fetchone()
+        steps, values, stamps = array("q"), array("d"), array("d")
+        if row is None:
+            return Series(name, steps, values, stamps)
+        sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=?"
+        args: list[Any] = [row[0]]
+        for n, first, s_blob, v_blob, t_blob in self.db.execute(sql + " ORDER BY id", args):
+            if s_blob is None:
+                steps.extend(range(first, first + n))
+            else:
+                steps.frombytes(s_blob)
+            values.frombytes(v_blob)
+            stamps.frombytes(t_blob)
+        if after_step is not None and len(steps) and steps[-1] > after_step:
+            cut = _first_index_after(steps, after_step)
+            steps, values, stamps = steps[cut:], values[cut:], stamps[cut:]
+        elif after_step is not None and len(steps):
+            steps, values, stamps = array("q"), array("d"), array("d")
+        return Series(name, steps, values, stamps)
+
+    def read_records(self, run: RunRecord, kind: str | None = None) -> list[tuple[str, str, Any, float]]:
+        sql = "SELECT kind, name, payload, ts FROM records WHERE run_pk=?"
+        args: list[Any] = [run.pk]
+        if kind:
+            sql += " AND kind=?"
+            args.append(kind)
+        return [(k, n, json.loads(p), ts) for k, n, p, ts in self.db.execute(sql + " ORDER BY id", args)]
+
+    # -- files and logs -------------------------------------------------------------------
+    def files_dir(self, run: RunRecord) -> Path:
+        return run.run_dir / "files"
+
+    def file_names(self, run: RunRecord) -> list[str]:
+        root = self.files_dir(run)
+        if not root.is_dir():
+            return []
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+    def file_path(self, run: RunRecord, name: str) -> Path:
+        """The file of a run named ``name``, refusing anything outside the run's files."""
+        root = self.files_dir(run).resolve()
+        candidate = (root / name).resolve()
+        if name.startswith("/") or "\x00" in name or not candidate.is_relative_to(root) or not candidate.is_file():
+            raise RunNotFoundError(
+                f"Run {run.run_id} has no file {name!r}; list its files with `launchbay files {run.run_id}`."
+            )
+        return candidate
+
+    def log_path(self, run: RunRecord) -> Path:
+        return self.files_dir(run) / "user_logs" / "std_log.txt"
+
+    def read_log(self, run: RunRecord, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
+        """Bytes of the run's output after ``offset`` (up to ``max_bytes``) and the next offset."""
+        try:
+            with open(self.log_path(run), "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(max_bytes)
+        except FileNotFoundError:
+            return b"", offset
+        return data, offset + len(data)
+
+
+def _first_index_after(steps: array, after: int) -> int:
+    lo, hi = 0, len(steps)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if steps[mid] <= after:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

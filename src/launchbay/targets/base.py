@@ -1,0 +1,104 @@
+"""The one launch workflow every target follows; backends fill in a few hooks.
+
+``launch`` (the template method) builds the runner's configuration, lets the
+target ``prepare`` (environment, upload) and ``start`` the runner. The journal
+in the run folder is the only thing a target has to bring back (``sync``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import secrets
+from ..config import LAUNCHBAY_CANCEL_GRACE, ProjectConfig
+from ..models import RunSpec
+from ..store import RunRecord, RunStore
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "runner.py"
+INRUN_SOURCE = Path(__file__).resolve().parent.parent / "tracking" / "inrun.py"
+
+
+class Target(ABC):
+    """A place runs execute. Subclasses set ``type_name`` and implement the hooks."""
+
+    type_name: ClassVar[str]
+
+    def __init__(self, name: str, settings: dict[str, Any], store: RunStore, config: ProjectConfig) -> None:
+        self.name, self.settings, self.store, self.config = name, settings, store, config
+
+    # -- the template method ----------------------------------------------------------
+    def launch(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> None:
+        runner_config = self.runner_config(record, spec, snapshot)
+        self.prepare(record, spec, runner_config)
+        secret_env = secrets.split(dict(spec.env_vars))[1]
+        self.start(record, runner_config, secret_env)
+
+    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
+        """What the runner needs, written as runner.json (no secret values)."""
+        plain_env = secrets.split(dict(spec.env_vars))[0]
+        return {
+            "run_id": record.run_id,
+            "experiment": record.experiment,
+            "command": self.command(spec),
+            "working_dir": spec.working_dir,
+            "env": plain_env,
+            "max_duration_s": spec.max_duration_s,
+            "cancel_grace_s": LAUNCHBAY_CANCEL_GRACE.get(),
+            "snapshot": self.snapshot_location(record, snapshot),
+            "created": time.time(),
+        }
+
+    @staticmethod
+    def command(spec: RunSpec) -> list[str]:
+        if spec.code is not None:
+            return ["{python}", "-m", "launchbay_cell", spec.script or ".launchbay_cell.py"]
+        return ["{python}", spec.script or "", *spec.arguments]
+
+    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
+        if snapshot is None:
+            return {}
+        return {"manifest": str(self.store.blobs.path(snapshot.id)), "blobs": str(self.store.blobs.root)}
+
+    @staticmethod
+    def write_runner_config(run_dir: Path, runner_config: dict[str, Any]) -> None:
+        tmp = run_dir / "runner.json.tmp"
+        tmp.write_text(json.dumps(runner_config, indent=1))
+        os.replace(tmp, run_dir / "runner.json")
+
+    # -- hooks ------------------------------------------------------------------------------
+    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
+        """Build or fetch the environment, send the snapshot. Default: nothing."""
+
+    @abstractmethod
+    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+        """Start the runner, detached; return as soon as it is on its way."""
+
+    @abstractmethod
+    def cancel(self, record: RunRecord) -> None:
+        """Ask the runner to stop the run (it records Canceled itself)."""
+
+    def sync(self, record: RunRecord) -> None:
+        """Bring the run folder's new bytes back to the local store. Local: nothing to do."""
+
+    @abstractmethod
+    def runner_alive(self, record: RunRecord) -> bool | None:
+        """True/False when the target can tell, None to fall back on heartbeats."""
+
+    def force_stop(self, record: RunRecord) -> None:
+        """Stop a run whose runner is gone (kill what may be left). Default: nothing."""
+
+    def check(self) -> dict[str, Any]:
+        """For ``launchbay targets``: is it reachable, and what does it have."""
+        return {"reachable": True}
+
+    def describe(self, record: RunRecord) -> dict[str, Any]:
+        """Extra details for ``launchbay show`` (e.g. the rendered sbatch script)."""
+        return {}

@@ -1,0 +1,85 @@
+"""The local target: the runner as a detached background process on this machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import TargetError
+from ..store import RunRecord
+from .base import RUNNER_SOURCE, Target
+
+
+def process_alive(pid: int, must_contain: str | None = None) -> bool:
+    """Is ``pid`` a live (not zombie) process, and is it the one we started?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        if state in (b"Z", b"X"):
+            return False
+        if must_contain:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                return must_contain.encode() in fh.read()
+        return True
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except PermissionError:
+        return True
+
+
+class LocalTarget(Target):
+    type_name = "local"
+
+    def python(self) -> str:
+        return str(self.settings.get("python") or sys.executable)
+
+    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+        runner_config.setdefault("python", self.python())
+        runner_config["finish_hook"] = {"store": str(self.store.root), "run_id": record.run_id}
+        run_dir = record.run_dir
+        (run_dir / "journal").mkdir(parents=True, exist_ok=True)
+        self.write_runner_config(run_dir, runner_config)
+        env = dict(os.environ)
+        env.update(secret_env)
+        src_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
+        with open(run_dir / "journal" / "runner.log", "ab") as log:
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, close_fds=True,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise TargetError(f"Could not start the runner with {sys.executable}: {exc}.") from exc
+        proc.wait()  # the runner forks itself away at once; this reaps the intermediate
+
+    def cancel(self, record: RunRecord) -> None:
+        (record.run_dir / "cancel").touch()
+        pid = record.target_state.get("runner_pid")
+        if pid and process_alive(int(pid), str(record.run_dir)):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def runner_alive(self, record: RunRecord) -> bool | None:
+        pid = record.target_state.get("runner_pid")
+        if not pid:
+            return None
+        return process_alive(int(pid), str(record.run_dir))
+
+    def force_stop(self, record: RunRecord) -> None:
+        pgid = record.target_state.get("child_pgid")
+        if pgid:
+            try:
+                os.killpg(int(pgid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def check(self) -> dict[str, Any]:
+        return {"reachable": True, "python": self.python(), "version": sys.version.split()[0]}
