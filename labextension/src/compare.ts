@@ -38,7 +38,12 @@ export function renderUnified(file: IFileDiff): HTMLElement {
   wrap.appendChild(head);
   const pre = el('pre', 'lb-file-diff');
   pre.dataset.path = file.path;
-  for (const line of (file.unified || '').split('\n')) {
+  const lines = (file.unified || '').split('\n');
+  if (lines.length && lines[lines.length - 1] === '') {
+    lines.pop();
+  }
+  // One block per line (full-width colouring); innerText keeps the line breaks.
+  for (const line of lines) {
     let cls = 'lb-diff-ctx';
     if (line.startsWith('+++') || line.startsWith('---')) {
       cls = 'lb-diff-file';
@@ -49,7 +54,7 @@ export function renderUnified(file: IFileDiff): HTMLElement {
     } else if (line.startsWith('-')) {
       cls = 'lb-diff-del';
     }
-    pre.appendChild(el('span', cls, line + '\n'));
+    pre.appendChild(el('span', cls, line));
   }
   wrap.appendChild(pre);
   return wrap;

@@ -54,9 +54,13 @@ export function flatten(obj: any, prefix = '', out: { [key: string]: any } = {})
 }
 
 /** A two-column key/value table. */
-export function kvTable(obj: { [key: string]: any } | null | undefined, className = ''): HTMLElement {
+export function kvTable(
+  obj: { [key: string]: any } | null | undefined,
+  className = '',
+  sort = true
+): HTMLElement {
   const flat = flatten(obj || {});
-  const keys = Object.keys(flat).sort();
+  const keys = sort ? Object.keys(flat).sort() : Object.keys(flat);
   if (!keys.length) {
     return el('div', 'lb-none', 'none');
   }
@@ -242,7 +246,7 @@ export class RunView extends Widget {
     if (run.primary_metric) {
       overview[`primary metric (${run.primary_metric.name})`] = run.primary_metric.value;
     }
-    this._replace(this._overview, kvTable(overview, 'lb-overview-table'));
+    this._replace(this._overview, kvTable(overview, 'lb-overview-table', false));
     this._replace(this._params, kvTable(run.params, 'lb-params'));
     this._replace(this._tags, kvTable(run.tags, 'lb-tags'));
     this._replace(this._properties, kvTable(run.properties, 'lb-properties'));

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/services/start.sh and stop.sh.
 # Sourced, not executed. Bash only (uses arrays, [[ ]], local).
 #
@@ -102,18 +103,34 @@ kill_recorded() {
 spawn() {
     local name="$1" logf="$2"
     shift 2
+    # Append (earlier runs stay for debugging) after a marker line, so a log
+    # tail shown on failure makes clear which run it belongs to.
+    printf '===== launchbay start %s: %s =====\n' "$(date '+%F %T')" "$*" >>"$logf"
     setsid "$@" </dev/null >>"$logf" 2>&1 &
     record_pid "$name" "$!"
 }
 
-# wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.2 s until it
-# succeeds; return 1 after SECONDS. Bounded so a broken engine fails the
-# run quickly instead of hanging CI.
+# wait_until [-p NAME]... SECONDS DESCRIPTION CMD...: poll CMD every 0.2 s
+# until it succeeds; return 1 after SECONDS. Bounded so a broken engine fails
+# the run instead of hanging CI. Each -p NAME is a pid file whose process
+# must stay alive meanwhile: a daemon that exits at once (port taken, bad
+# config) fails the wait immediately rather than after the full timeout.
 wait_until() {
-    local limit="$1" what="$2" deadline
+    local watch=() limit what deadline n
+    while [[ "${1:-}" == -p ]]; do
+        watch+=("$2")
+        shift 2
+    done
+    limit="$1" what="$2"
     shift 2
     deadline=$((SECONDS + limit))
     while ! "$@" >/dev/null 2>&1; do
+        for n in ${watch[@]+"${watch[@]}"}; do
+            if ! pid_alive "$n"; then
+                log "$n exited while waiting for $what"
+                return 1
+            fi
+        done
         if ((SECONDS >= deadline)); then
             log "timed out after ${limit}s waiting for $what"
             return 1

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source=scripts/services/lib.sh
 source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- docker ---
@@ -41,7 +41,7 @@ start_docker() {
         # containers use network "none" or "host". No iptables either.
         spawn docker "$d/dockerd.log" dockerd --host="$DOCKER_SOCK" \
             --bridge=none --iptables=false --ip-masq=false
-        if ! wait_until 60 "dockerd" docker version; then
+        if ! wait_until -p docker 60 "dockerd" docker version; then
             show_logs "$d/dockerd.log"
             die "dockerd did not become ready"
         fi
@@ -173,7 +173,7 @@ start_sshd() {
         # -D: stay in the foreground so $! is the listener's PID; -e: log to
         # stderr (our log file) since there is no syslog here.
         spawn sshd "$d/sshd.log" /usr/sbin/sshd -D -e -f "$d/sshd_config"
-        if ! wait_until 15 "sshd on 127.0.0.1:$SSH_PORT" \
+        if ! wait_until -p sshd 15 "sshd on 127.0.0.1:$SSH_PORT" \
             ssh-keyscan -T 1 -t ed25519 -p "$SSH_PORT" 127.0.0.1; then
             show_logs "$d/sshd.log"
             die "sshd did not become ready"
@@ -248,7 +248,7 @@ start_slurm() {
     else
         spawn slurmd "$d/slurmd.out" slurmd -D -f "$SLURM_CONF" -N localhost
     fi
-    if ! wait_until 30 "slurm node localhost IDLE" slurm_node_idle; then
+    if ! wait_until -p slurmctld -p slurmd 30 "slurm node localhost IDLE" slurm_node_idle; then
         scontrol show node localhost >&2 || true
         show_logs "$d/slurmctld.log" "$d/slurmd.log" "$d/slurmctld.out" "$d/slurmd.out"
         die "slurm did not become ready"
@@ -275,7 +275,7 @@ ensure_munge() {
     # setpriv execs (no fork), so the recorded PID is munged itself.
     spawn munge "$d/munged.out" setpriv --reuid=munge --regid=munge --init-groups \
         /usr/sbin/munged --foreground
-    if ! wait_until 15 "munged" munge_ok; then
+    if ! wait_until -p munge 15 "munged" munge_ok; then
         show_logs "$d/munged.out" /var/log/munge/munged.log
         die "munged did not become ready"
     fi

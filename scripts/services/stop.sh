@@ -11,7 +11,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source=scripts/services/lib.sh
 source "$HERE/lib.sh"
 
 stop_docker() {
@@ -37,7 +37,7 @@ stop_slurm() {
         local jobs
         jobs="$(SLURM_CONF="$d/slurm.conf" squeue -h -o %i 2>/dev/null || true)"
         if [[ -n "$jobs" ]]; then
-            log "slurm: cancelling jobs $(echo $jobs)"
+            log "slurm: cancelling jobs ${jobs//$'\n'/ }"
             # shellcheck disable=SC2086
             SLURM_CONF="$d/slurm.conf" scancel $jobs 2>/dev/null || true
             local i

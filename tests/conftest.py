@@ -1,0 +1,63 @@
+"""Shared fixtures: a fresh project folder and store per test, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_service(available: bool, what: str) -> None:
+    """Skip when a service is missing, except under CI=true, where a missing service fails."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is not available, and CI=true: .ci/run must start it.")
+    pytest.skip(f"{what} is not available (start it with scripts/services/start.sh)")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder with its own store, as the current directory."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    return folder
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+class CLI:
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+
+    def __call__(self, *args: str, check: bool | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "launchbay", *args], cwd=self.cwd, capture_output=True, text=True,
+            timeout=timeout, env=os.environ.copy(),
+        )
+        if check:
+            assert proc.returncode == 0, f"launchbay {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def json(self, command: str, *args: str) -> object:
+        """Run ``launchbay COMMAND --json ARGS`` and parse what it printed."""
+        return json.loads(self(command, "--json", *args, check=True).stdout)
+
+
+@pytest.fixture
+def cli(project: Path) -> CLI:
+    return CLI(project)

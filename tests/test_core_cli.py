@@ -1,0 +1,145 @@
+"""What a user sees from the `launchbay` command line on the local target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import CLI, write
+
+TRAIN = """
+import sys
+from launchbay import Run
+run = Run.get_context()
+print("args", sys.argv[1:], flush=True)
+for i in range(20):
+    run.log("loss", 1.0 / (i + 1))
+run.log("acc", 0.5, step=7)
+run.tag("stage", "test")
+import os
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.txt", "w") as fh:
+    fh.write("weights")
+print("done", flush=True)
+"""
+
+
+def test_submit_streams_the_log_and_exits_zero_when_completed(project: Path, cli: CLI) -> None:
+    write(project, "train.py", TRAIN)
+    proc = cli("submit", "train.py", "--", "--lr", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "args ['--lr', '0.1']" in proc.stdout
+    assert "done" in proc.stdout
+    assert "Completed" in proc.stderr
+
+
+def test_show_json_has_everything_a_report_needs(project: Path, cli: CLI) -> None:
+    write(project, "train.py", TRAIN)
+    run_id = cli.json("submit", "--detach", "train.py", "--", "--epochs", "2")["run_id"]  # type: ignore[index]
+    cli("logs", run_id, "-f", check=True)
+    details = cli.json("show", run_id)
+    assert isinstance(details, dict)
+    for key in ("run_id", "status", "experiment", "target", "script", "arguments", "exit_code", "error",
+                "created", "started", "ended", "tags", "properties", "snapshot"):
+        assert key in details
+    assert details["status"] == "Completed"
+    assert details["experiment"] == "proj"
+    assert details["arguments"] == ["--epochs", "2"]
+    assert details["exit_code"] == 0
+    assert details["tags"] == {"stage": "test"}
+    assert details["snapshot"]["files"] == 1
+
+
+def test_metrics_json_is_a_series_per_name(project: Path, cli: CLI) -> None:
+    write(project, "train.py", TRAIN)
+    run_id = cli.json("submit", "train.py")["run_id"]  # type: ignore[index]
+    metrics = cli.json("metrics", run_id)
+    assert isinstance(metrics, dict)
+    assert [p["step"] for p in metrics["loss"]] == list(range(20))
+    assert metrics["loss"][1]["value"] == 0.5
+    assert metrics["acc"] == [{"step": 7, "value": 0.5, "ts": metrics["acc"][0]["ts"]}]
+    only = cli.json("metrics", run_id, "acc")
+    assert list(only) == ["acc"]  # type: ignore[arg-type]
+
+
+def test_outputs_are_kept_and_downloadable(project: Path, cli: CLI, tmp_path: Path) -> None:
+    write(project, "train.py", TRAIN)
+    run_id = cli.json("submit", "train.py")["run_id"]  # type: ignore[index]
+    files = cli("files", run_id, check=True).stdout.split()
+    assert "outputs/model.txt" in files and "user_logs/std_log.txt" in files
+    dest = tmp_path / "got.txt"
+    cli("download", run_id, "outputs/model.txt", "-o", str(dest), check=True)
+    assert dest.read_text() == "weights"
+
+
+def test_a_failing_script_is_failed_with_its_traceback_and_nonzero_exit(project: Path, cli: CLI) -> None:
+    write(project, "bad.py", "def f():\n    raise ValueError('learning rate too high')\nf()\n")
+    proc = cli("submit", "bad.py")
+    assert proc.returncode == 1
+    run_id = json.loads(cli("runs", "--json").stdout)[0]["run_id"]
+    details = cli.json("show", run_id)
+    assert details["status"] == "Failed"  # type: ignore[index]
+    assert details["exit_code"] == 1  # type: ignore[index]
+    assert details["error"]["message"] == "ValueError: learning rate too high"  # type: ignore[index]
+    assert 'bad.py", line 2, in f' in details["error"]["traceback"]  # type: ignore[index]
+
+
+def test_runs_lists_newest_first_and_filters(project: Path, cli: CLI) -> None:
+    write(project, "ok.py", "print('ok')\n")
+    write(project, "bad.py", "raise SystemExit(3)\n")
+    cli("submit", "-e", "alpha", "ok.py")
+    cli("submit", "-e", "beta", "bad.py")
+    runs = cli.json("runs")
+    assert [r["experiment"] for r in runs] == ["beta", "alpha"]  # type: ignore[union-attr,index]
+    failed = cli.json("runs", "--status", "failed")
+    assert [r["experiment"] for r in failed] == ["beta"]  # type: ignore[union-attr,index]
+    assert len(cli.json("runs", "--experiment", "alpha")) == 1  # type: ignore[arg-type]
+    table = cli("runs", check=True).stdout
+    assert "Completed" in table and "Failed" in table
+
+
+def test_bad_inputs_get_one_clear_line_and_leave_the_store_empty(project: Path, cli: CLI) -> None:
+    write(project, "ok.py", "print('ok')\n")
+    cases = {
+        ("show", "no-such-run"): "No run 'no-such-run'",
+        ("submit", "missing.py"): "No script 'missing.py'",
+        ("submit", "-t", "gpu-box", "ok.py"): "Unknown target 'gpu-box'",
+        ("runs", "--status", "sleeping"): "Unknown status 'sleeping'",
+    }
+    for args, expected in cases.items():
+        proc = cli(*args)
+        assert proc.returncode == 2, args
+        assert expected in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert cli.json("runs") == []
+
+
+def test_malformed_config_names_the_file(project: Path, cli: CLI) -> None:
+    write(project, "ok.py", "print('ok')\n")
+    write(project, "launchbay.toml", "[targets.box\ntype = 'ssh'\n")
+    proc = cli("submit", "ok.py")
+    assert proc.returncode == 2
+    assert "launchbay.toml is not valid TOML" in proc.stderr
+    write(project, "launchbay.toml", "[targets.box]\nhost = 'x'\n")
+    proc = cli("submit", "-t", "box", "ok.py")
+    assert "has no 'type'" in proc.stderr
+    assert cli.json("runs") == []
+
+
+def test_max_duration_cancels_the_run(project: Path, cli: CLI) -> None:
+    write(project, "slow.py", "import time\nprint('start', flush=True)\ntime.sleep(60)\n")
+    proc = cli("submit", "--max-duration", "1", "slow.py")
+    assert proc.returncode == 1
+    run = cli.json("runs")[0]  # type: ignore[index]
+    assert run["status"] == "Canceled"
+    assert "maximum duration" in run["error"]["message"]
+
+
+def test_snapshot_dry_run_explains_every_file(project: Path, cli: CLI) -> None:
+    write(project, "train.py", "print(1)\n")
+    write(project, ".gitignore", "*.csv\n")
+    write(project, "data/big.csv", "a,b\n")
+    out = cli("snapshot", "--dry-run", check=True).stdout
+    assert "+ train.py" in out
+    assert "- data/big.csv  (.gitignore: *.csv)" in out
+    assert "Sizes by folder" in out

@@ -1,0 +1,153 @@
+"""Runs survive, stop and keep every point: the local target with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import launchbay
+from conftest import write
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_python_api_submit_wait_and_read_back(project: Path) -> None:
+    write(project, "train.py", """
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(10):
+            run.log("loss", 10 - i, step=i)
+        run.log_list("lrs", [0.1, 0.01])
+        run.log_row("pr", p=0.9, r=0.8)
+        run.log_row("pr", p=0.8, r=0.9)
+        run.log_table("t", {"a": [1, 2], "b": [3, 4]})
+        print("hello")
+    """)
+    handle = launchbay.submit("train.py", args=["--x", "1"], experiment="api")
+    assert handle.wait(show_output=False) == "Completed"
+    metrics = handle.get_metrics()
+    assert metrics["loss"] == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    assert metrics["lrs"] == [0.1, 0.01]
+    assert metrics["pr"] == {"p": [0.9, 0.8], "r": [0.8, 0.9]}
+    assert metrics["t"] == {"a": [1, 2], "b": [3, 4]}
+    assert "user_logs/std_log.txt" in handle.get_file_names()
+    assert handle.get_details()["arguments"] == ["--x", "1"]
+    again = launchbay.get_run(handle.run_id[:-2])
+    assert again.run_id == handle.run_id and again.status == "Completed"
+    assert [r.run_id for r in launchbay.runs(experiment="api")] == [handle.run_id]
+
+
+def test_a_run_outlives_the_process_that_submitted_it(project: Path) -> None:
+    write(project, "slow.py", "import time\ntime.sleep(1.5)\nprint('finished', flush=True)\n")
+    code = "import launchbay; print(launchbay.submit('slow.py').run_id)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=project)
+    handle = launchbay.get_run(out.stdout.strip())
+    assert handle.status in ("Queued", "Preparing", "Running")
+    assert handle.wait() == "Completed"
+    assert "finished" in handle.get_log()
+
+
+def test_a_runner_killed_with_sigkill_becomes_failed_with_a_reason(project: Path) -> None:
+    write(project, "slow.py", "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
+    handle = launchbay.submit("slow.py")
+    wait_for(lambda: "up" in handle.get_log())
+    record = handle.record()
+    runner_pid, child_pgid = record.target_state["runner_pid"], record.target_state["child_pgid"]
+    os.kill(runner_pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(runner_pid))
+    record = handle.record()
+    assert record.status.value == "Failed"
+    assert "runner process died" in record.error["message"]  # type: ignore[index]
+    wait_for(lambda: not pid_alive(child_pgid), timeout=10)
+
+
+def test_cancel_stops_the_whole_process_tree(project: Path) -> None:
+    write(project, "tree.py", """
+        import subprocess, sys, time
+        kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]) for _ in range(3)]
+        print("pids", *[k.pid for k in kids], flush=True)
+        time.sleep(300)
+    """)
+    handle = launchbay.submit("tree.py")
+    line = wait_for(lambda: next((ln for ln in handle.get_log().splitlines() if ln.startswith("pids")), None))
+    kids = [int(p) for p in line.split()[1:]]
+    assert all(pid_alive(p) for p in kids)
+    started = time.time()
+    assert handle.cancel() == "Canceled"
+    assert time.time() - started < 10
+    wait_for(lambda: not any(pid_alive(p) for p in kids), timeout=5)
+
+
+def test_points_logged_before_sigterm_are_kept(project: Path) -> None:
+    write(project, "term.py", """
+        import time
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(1000):
+            run.log("x", i)
+        print("logged", flush=True)
+        time.sleep(300)
+    """)
+    handle = launchbay.submit("term.py")
+    wait_for(lambda: "logged" in handle.get_log())
+    assert handle.cancel() == "Canceled"
+    assert handle.get_metric_series("x").values.tolist() == [float(i) for i in range(1000)]
+
+
+@pytest.mark.slow
+def test_eight_concurrent_runs_lose_no_metric_point(project: Path) -> None:
+    write(project, "many.py", """
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(50_000):
+            run.log("loss", i * 0.5, step=i)
+            if i % 10_000 == 0:
+                run.log("marker", i)
+    """)
+    handles = [launchbay.submit("many.py", experiment="concurrent") for _ in range(8)]
+    readers_saw = []
+    while not all(h.record().status.is_terminal() for h in handles):
+        readers_saw.append(sum(len(h.get_metric_series("loss")) for h in handles))
+        time.sleep(0.2)
+    for handle in handles:
+        assert handle.status == "Completed"
+        series = handle.get_metric_series("loss")
+        assert len(series) == 50_000
+        assert series.steps.tolist() == list(range(50_000))
+        assert series.values[-1] == 49_999 * 0.5
+        assert len(handle.get_metric_series("marker")) == 5
+    assert readers_saw == sorted(readers_saw)
+
+
+def test_hostile_paths_as_source_dir_and_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    weird = tmp_path / "my project 'quoted' \"double\"\nnewline"
+    weird.mkdir()
+    write(weird, "echo args.py", "import sys, os\nprint(repr(sys.argv[1:]))\nprint(os.listdir('.'))\n")
+    hostile = ["a b", "it's", 'say "hi"', "line1\nline2", "$HOME", "`id`", "--", ""]
+    handle = launchbay.submit("echo args.py", args=hostile, source_dir=weird)
+    assert handle.wait() == "Completed"
+    assert repr(hostile) in handle.get_log()
+    assert handle.get_details()["properties"]["launchbay.source_dir"] == str(weird)
