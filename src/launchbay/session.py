@@ -36,7 +36,7 @@ class Session:
         spec: RunSpec,
         source_dir: str | os.PathLike[str] | None = None,
         *,
-        extra_files: dict[str, str] | None = None,
+        extra_files: dict[str, str | bytes] | None = None,
         on_progress: Any = None,
     ) -> RunHandle:
         """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""

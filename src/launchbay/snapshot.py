@@ -267,7 +267,7 @@ def take_snapshot(
     *,
     max_bytes: int,
     max_files: int,
-    extra_files: dict[str, str] | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
 ) -> Snapshot:
     """Snapshot ``root`` into the store; the budget is checked before anything is written."""
     scan_ = scan(root)
@@ -288,7 +288,7 @@ def take_snapshot(
             new_bytes += f.size
         entries.append({"path": f.path, "sha256": digest, "size": f.size, "mode": 0o755 if f.mode & 0o111 else 0o644})
     for rel, text in sorted((extra_files or {}).items()):
-        data = text.encode()
+        data = text.encode() if isinstance(text, str) else text
         digest = store.blobs.put_bytes(data)
         entries = [e for e in entries if e["path"] != rel]
         entries.append({"path": rel, "sha256": digest, "size": len(data), "mode": 0o644})

@@ -30,6 +30,9 @@ class Target(ABC):
     """A place runs execute. Subclasses set ``type_name`` and implement the hooks."""
 
     type_name: ClassVar[str]
+    #: how the run's python finds the cell bootstrap: the real module locally,
+    #: the shipped copy (runtime/launchbay_cell.py) everywhere else
+    cell_module: ClassVar[str] = "launchbay_cell"
 
     def __init__(self, name: str, settings: dict[str, Any], store: RunStore, config: ProjectConfig) -> None:
         self.name, self.settings, self.store, self.config = name, settings, store, config
@@ -44,6 +47,8 @@ class Target(ABC):
     def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
         """What the runner needs, written as runner.json (no secret values)."""
         plain_env = secrets.split(dict(spec.env_vars))[0]
+        if spec.pull:
+            plain_env["LAUNCHBAY_PULL"] = ",".join(spec.pull)
         return {
             "run_id": record.run_id,
             "experiment": record.experiment,
@@ -56,10 +61,9 @@ class Target(ABC):
             "created": time.time(),
         }
 
-    @staticmethod
-    def command(spec: RunSpec) -> list[str]:
+    def command(self, spec: RunSpec) -> list[str]:
         if spec.code is not None:
-            return ["{python}", "-m", "launchbay_cell", spec.script or ".launchbay_cell.py"]
+            return ["{python}", "-m", self.cell_module, spec.script or ".launchbay/cell.py", *spec.arguments]
         return ["{python}", spec.script or "", *spec.arguments]
 
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:

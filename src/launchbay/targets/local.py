@@ -33,6 +33,7 @@ def process_alive(pid: int, must_contain: str | None = None) -> bool:
 
 class LocalTarget(Target):
     type_name = "local"
+    cell_module = "launchbay.cellrunner"
 
     def python(self) -> str:
         return str(self.settings.get("python") or sys.executable)

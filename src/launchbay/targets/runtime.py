@@ -1,0 +1,39 @@
+"""The files shipped next to a run on targets where launchbay is not installed.
+
+``runtime/launchbay_runner.py`` (the runner), ``runtime/launchbay_cell.py`` (the
+cell bootstrap) and a stub ``runtime/launchbay/`` package whose ``Run`` is the
+real in-run API, so ``from launchbay import Run`` works in the run's code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_SRC = Path(__file__).resolve().parent.parent
+RUNTIME_DIR = "runtime"
+
+_STUB_INIT = '''"""launchbay's in-run API, shipped with the run (launchbay itself is not installed here)."""
+from ._inrun import Run
+
+__all__ = ["Run"]
+'''
+
+
+def runtime_files() -> dict[str, bytes]:
+    """Relative path → content of everything a remote runner needs."""
+    return {
+        "launchbay_runner.py": (_SRC / "runner.py").read_bytes(),
+        "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),
+        "launchbay/__init__.py": _STUB_INIT.encode(),
+        "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
+    }
+
+
+def write_runtime(run_dir: Path) -> Path:
+    """Write the runtime into ``run_dir/runtime`` and return that folder."""
+    root = run_dir / RUNTIME_DIR
+    for rel, data in runtime_files().items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
