@@ -337,6 +337,14 @@ class RunStore:
         with self.transaction() as tx:
             tx.execute(f"UPDATE runs SET {cols} WHERE pk=?", (*values, pk))
 
+    def merge_target_state(self, pk: int, **fields: Any) -> dict[str, Any]:
+        """Add keys to a run's ``target_state`` (container id, job id, ...) without losing others."""
+        with self.transaction() as db:
+            state = json.loads(db.execute("SELECT target_state FROM runs WHERE pk=?", (pk,)).fetchone()[0] or "{}")
+            state.update(fields)
+            self.update_run(pk, db=db, target_state=state)
+        return state
+
     def set_tag(self, pk: int, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
         sql = "INSERT OR REPLACE INTO tags(run_pk, key, value) VALUES (?,?,?)"
         if db is not None:
