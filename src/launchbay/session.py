@@ -62,6 +62,30 @@ class Session:
         properties["launchbay.source_dir"] = str(root)
         if snapshot.unreadable:
             properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
+        return self._launch(spec, target, snapshot, properties)
+
+    def rerun(self, ref: str, target: str | None = None) -> RunHandle:
+        """Submit a past run's exact snapshot and arguments again, to its target or another."""
+        from dataclasses import replace
+
+        from .snapshot import Snapshot
+
+        old = self.store.get_run(ref)
+        if not old.snapshot_id:
+            raise SubmitError(f"Run {old.run_id} has no snapshot to re-run.")
+        spec = RunSpec.from_json(old.spec)
+        env = {k: v for k, v in spec.env_vars.items() if v != secrets.REDACTED}
+        spec = replace(spec, target=target or old.target, env_vars=env,
+                       tags={**spec.tags, "launchbay.rerun_of": old.run_id})
+        target_obj = make_target(spec.target, self.config, self.store)
+        manifest = self.store.snapshot_manifest(old.snapshot_id)
+        files = manifest["files"]
+        snapshot = Snapshot(old.snapshot_id, Path(old.properties.get("launchbay.source_dir", ".")), len(files),
+                            sum(f["size"] for f in files), 0, 0, [], manifest)
+        properties = {**old.properties, "launchbay.rerun_of": old.run_id}
+        return self._launch(spec, target_obj, snapshot, properties)
+
+    def _launch(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunHandle:
         stored_spec = RunSpec.from_json({**spec.to_json(), "env_vars": secrets.redact(dict(spec.env_vars))})
         record = self.store.create_run(
             stored_spec, target_type=target.type_name, snapshot_id=snapshot.id, properties=properties

@@ -115,9 +115,12 @@ def _is_venv(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
-def scan(root: Path, *, explain: bool = False) -> Scan:
-    """Walk ``root`` applying the ignore rules; with ``explain`` also keep why each file was left out."""
+def scan(root: Path, *, explain: bool = False, skip: tuple[Path, ...] = ()) -> Scan:
+    """Walk ``root`` applying the ignore rules; with ``explain`` also keep why each file was left out.
+
+    ``skip`` holds folders never to enter (the store, when it lives inside the project)."""
     root = root.resolve()
+    skipped = {str(p.resolve()) for p in skip}
     if not root.is_dir():
         raise SnapshotError(f"Source folder {root} does not exist or is not a folder; pass an existing --source-dir.")
     result = Scan(root)
@@ -141,6 +144,10 @@ def scan(root: Path, *, explain: bool = False) -> Scan:
                 result.unreadable.append((rel, str(exc)))
                 continue
             if is_dir:
+                if entry.path in skipped:
+                    if explain:
+                        result.excluded.append((rel + "/", "the launchbay store"))
+                    continue
                 if entry.name in ALWAYS_EXCLUDED or (not base and entry.name in EXCLUDED_AT_ROOT):
                     if explain:
                         result.excluded.append((rel + "/", "always excluded"))
@@ -270,7 +277,7 @@ def take_snapshot(
     extra_files: dict[str, str | bytes] | None = None,
 ) -> Snapshot:
     """Snapshot ``root`` into the store; the budget is checked before anything is written."""
-    scan_ = scan(root)
+    scan_ = scan(root, skip=(store.root,))
     if scan_.total_bytes > max_bytes or len(scan_.files) > max_files:
         raise _budget_error(scan_, max_bytes, max_files)
     cache = _HashCache(store, scan_.root)

@@ -18,7 +18,6 @@ import secrets
 import sqlite3
 import threading
 import time
-from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,9 +39,9 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class Series:
-    """One scalar metric: parallel arrays of steps, values and timestamps."""
+    """One scalar metric: parallel NumPy arrays of steps, values and timestamps."""
 
-    def __init__(self, name: str, steps: array, values: array, timestamps: array) -> None:
+    def __init__(self, name: str, steps: Any, values: Any, timestamps: Any) -> None:
         self.name, self.steps, self.values, self.timestamps = name, steps, values, timestamps
 
     def __len__(self) -> int:
@@ -375,27 +374,32 @@ class RunStore:
             )
         ]
 
+    def series_id(self, run: RunRecord, name: str) -> int | None:
+        row = self.db.execute("SELECT id FROM series WHERE run_pk=? AND name=?", (run.pk, name)).fetchone()
+        return None if row is None else int(row[0])
+
     def read_series(self, run: RunRecord, name: str, after_step: int | None = None) -> Series:
         """A whole series (or the points after ``after_step``) from its packed chunks."""
-        row = self.db.execute("SELECT id FROM series WHERE run_pk=? AND name=?", (run.pk, name)).fetchone()
-        steps, values, stamps = array("q"), array("d"), array("d")
-        if row is None:
-            return Series(name, steps, values, stamps)
-        sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=?"
-        args: list[Any] = [row[0]]
-        for n, first, s_blob, v_blob, t_blob in self.db.execute(sql + " ORDER BY id", args):
-            if s_blob is None:
-                steps.extend(range(first, first + n))
-            else:
-                steps.frombytes(s_blob)
-            values.frombytes(v_blob)
-            stamps.frombytes(t_blob)
-        if after_step is not None and len(steps) and steps[-1] > after_step:
-            cut = _first_index_after(steps, after_step)
-            steps, values, stamps = steps[cut:], values[cut:], stamps[cut:]
-        elif after_step is not None and len(steps):
-            steps, values, stamps = array("q"), array("d"), array("d")
-        return Series(name, steps, values, stamps)
+        import numpy as np
+
+        series_id = self.series_id(run, name)
+        steps: list[Any] = []
+        values: list[bytes] = []
+        stamps: list[bytes] = []
+        if series_id is not None:
+            sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id"
+            for n, first, s_blob, v_blob, t_blob in self.db.execute(sql, (series_id,)):
+                steps.append(np.arange(first, first + n, dtype=np.int64) if s_blob is None
+                             else np.frombuffer(s_blob, dtype=np.int64))
+                values.append(v_blob)
+                stamps.append(t_blob)
+        step_arr = np.concatenate(steps) if steps else np.zeros(0, dtype=np.int64)
+        value_arr = np.frombuffer(b"".join(values), dtype=np.float64)
+        stamp_arr = np.frombuffer(b"".join(stamps), dtype=np.float64)
+        if after_step is not None:
+            keep = step_arr > after_step
+            step_arr, value_arr, stamp_arr = step_arr[keep], value_arr[keep], stamp_arr[keep]
+        return Series(name, step_arr, value_arr, stamp_arr)
 
     def read_records(self, run: RunRecord, kind: str | None = None) -> list[tuple[str, str, Any, float]]:
         sql = "SELECT kind, name, payload, ts FROM records WHERE run_pk=?"
@@ -439,12 +443,3 @@ class RunStore:
         return data, offset + len(data)
 
 
-def _first_index_after(steps: array, after: int) -> int:
-    lo, hi = 0, len(steps)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if steps[mid] <= after:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
