@@ -38,7 +38,8 @@ def load_pushed(namespace: dict[str, Any], cell_dir: str) -> None:
             f"launchbay: pushed variables were pickled with Python {'.'.join(map(str, made_with))} but this "
             f"target runs Python {sys.version_info[0]}.{sys.version_info[1]}; use the same version on both sides."
         )
-    namespace.update(payload["variables"])
+    for name, blob in payload["variables"].items():
+        namespace[name] = pickle.loads(blob)
 
 
 def save_pulled(namespace: dict[str, Any], names: list[str], files_dir: str) -> None:
@@ -68,9 +69,24 @@ def main(argv: list[str]) -> None:
     sys.argv = [cell_file, *argv[1:]]
     try:
         exec(code, namespace)
-    finally:
-        if pull:
-            save_pulled(namespace, pull, os.environ.get("LAUNCHBAY_FILES_DIR", cell_dir))
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        _print_cell_traceback(exc, cell_file)
+        raise SystemExit(1) from None
+    if pull:
+        save_pulled(namespace, pull, os.environ.get("LAUNCHBAY_FILES_DIR", cell_dir))
+
+
+def _print_cell_traceback(exc: BaseException, cell_file: str) -> None:
+    """The traceback from the cell's first line on, without this bootstrap's frames."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != cell_file:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -250,8 +250,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="launchbay", description="Run code on compute targets; keep every run.")
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser = parser_class(prog="launchbay", description="Run code on compute targets; keep every run.")
     parser.add_argument("--store", help="store folder (default: nearest .launchbay/ or LAUNCHBAY_STORE)")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -35,12 +35,35 @@ class RunHandle:
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r}, status={self.status!r})"
 
-    def _repr_html_(self) -> str:
+    def _ipython_display_(self) -> None:
+        """In a notebook a handle shows as a live run widget (text where widgets can't render)."""
+        from .ipython.display import display_run
+
+        display_run(self)
+
+    # -- notebook variables ----------------------------------------------------------------------
+    def pull(self, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Bring the ``--pull`` variables of a completed run into ``namespace`` (the notebook's by default)."""
+        from .errors import LaunchbayError
+        from .ipython.cells import read_pulled
+
         record = self.record()
-        return (
-            f"<b>Run</b> <code>{record.run_id}</code> &middot; {record.experiment} &middot; "
-            f"{record.target} &middot; <b>{record.status.value}</b>"
-        )
+        if record.status is not RunStatus.COMPLETED:
+            raise LaunchbayError(
+                f"Run {self.run_id} is {record.status.value}; variables can be pulled once it has Completed."
+            )
+        variables, missing, errors = read_pulled(self._session.store.files_dir(record))
+        if errors:
+            raise LaunchbayError(f"The run could not pickle {', '.join(f'{k} ({v})' for k, v in errors.items())}.")
+        if missing and not variables:
+            raise LaunchbayError(f"The run never defined {', '.join(missing)}; nothing to pull.")
+        if namespace is None:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            namespace = shell.user_ns if shell is not None else {}
+        namespace.update(variables)
+        return variables
 
     # -- state ------------------------------------------------------------------------------------
     @property

@@ -196,9 +196,10 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
             old_steps is None and s_arr is None and first == old_first + n
         )
         db.execute(
-            "UPDATE chunks SET n=?, steps=?, vals=?, ts=? WHERE id=?",
+            "UPDATE chunks SET n=?, last_step=?, steps=?, vals=?, ts=? WHERE id=?",
             (
                 len(merged_steps),
+                max(merged_steps),
                 None if consecutive else merged_steps.tobytes(),
                 old_vals + v_arr.tobytes(),
                 old_ts + t_arr.tobytes(),
@@ -207,8 +208,8 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
         )
     else:
         db.execute(
-            "INSERT INTO chunks(series_id, n, first_step, steps, vals, ts) VALUES (?,?,?,?,?,?)",
-            (series_id, len(v_arr), first, None if s_arr is None else s_arr.tobytes(), v_arr.tobytes(), t_arr.tobytes()),
+            "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts) VALUES (?,?,?,?,?,?,?)",
+            (series_id, len(v_arr), first, max(steps), None if s_arr is None else s_arr.tobytes(), v_arr.tobytes(), t_arr.tobytes()),
         )
     batch_lo, batch_hi = min(v_arr), max(v_arr)
     db.execute(

@@ -33,8 +33,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX series_name_last ON series(name, last);
     CREATE TABLE chunks (
         id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL, n INTEGER NOT NULL,
-        first_step INTEGER NOT NULL, steps BLOB, vals BLOB NOT NULL, ts BLOB NOT NULL);
-    CREATE INDEX chunks_series ON chunks(series_id, id);
+        first_step INTEGER NOT NULL, last_step INTEGER NOT NULL, steps BLOB, vals BLOB NOT NULL, ts BLOB NOT NULL);
+    CREATE INDEX chunks_series ON chunks(series_id, last_step);
     CREATE TABLE records (
         id INTEGER PRIMARY KEY, run_pk INTEGER NOT NULL, kind TEXT NOT NULL,
         name TEXT NOT NULL, payload TEXT, ts REAL);

@@ -387,8 +387,9 @@ class RunStore:
         values: list[bytes] = []
         stamps: list[bytes] = []
         if series_id is not None:
-            sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id"
-            for n, first, s_blob, v_blob, t_blob in self.db.execute(sql, (series_id,)):
+            sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? AND last_step > ? ORDER BY id"
+            floor = -(2**63) if after_step is None else after_step
+            for n, first, s_blob, v_blob, t_blob in self.db.execute(sql, (series_id, floor)):
                 steps.append(np.arange(first, first + n, dtype=np.int64) if s_blob is None
                              else np.frombuffer(s_blob, dtype=np.int64))
                 values.append(v_blob)

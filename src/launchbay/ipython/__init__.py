@@ -1,0 +1,1 @@
+"""The notebook front: magics, run widgets, plots."""

@@ -1,0 +1,157 @@
+"""The live run widget: header, Cancel, log tail, one plot per metric, the outcome.
+
+A daemon thread polls the store incrementally (log by byte offset, metrics by
+step) and updates stock ipywidgets from there (trait assignment and
+``Output.append_stdout``, which are safe from a thread). It stops when the run
+ends or the widget is closed.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+import numpy as np
+
+from ..models import RunStatus
+from .plots import figure_png, series_figure
+
+if TYPE_CHECKING:
+    from ..handle import RunHandle
+    from ..store import RunRecord
+
+STATUS_COLOURS = {
+    "Queued": "#6c757d", "Preparing": "#6f42c1", "Starting": "#6f42c1", "Running": "#0d6efd",
+    "Finalizing": "#0dcaf0", "Completed": "#198754", "Failed": "#dc3545", "Canceled": "#fd7e14",
+}
+POLL_S = 0.4
+REDRAW_S = 1.0
+
+
+def status_badge(status: str) -> str:
+    colour = STATUS_COLOURS.get(status, "#6c757d")
+    return (f'<span class="lb-widget-status" style="background:{colour};color:white;padding:1px 8px;'
+            f'border-radius:8px;font-weight:600">{html.escape(status)}</span>')
+
+
+class _SeriesBuffer:
+    """The points of one metric seen so far, grown by step."""
+
+    def __init__(self, name: str, image: w.Image) -> None:
+        self.name, self.image = name, image
+        self.steps = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros(0, dtype=np.float64)
+        self.drawn_count = -1
+        self.last_draw = 0.0
+
+
+class RunWidget(w.VBox):
+    """A live view of one run; ``RunWidget(handle)`` works for any run, old or running."""
+
+    def __init__(self, handle: RunHandle, pull_into: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.handle = handle
+        self._pull_into = pull_into
+        self._header = w.HTML()
+        self._cancel = w.Button(description="Cancel", button_style="danger", icon="stop",
+                                layout=w.Layout(width="100px"))
+        self._cancel.add_class("lb-widget-cancel")
+        self._cancel.on_click(self._on_cancel)
+        self._log = w.Output(layout=w.Layout(max_height="260px", overflow_y="auto", border="1px solid #ddd"))
+        self._log.add_class("lb-widget-log")
+        self._plots = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self._plots.add_class("lb-widget-plots")
+        self._footer = w.HTML()
+        self._footer.add_class("lb-widget-footer")
+        super().__init__([w.HBox([self._header, self._cancel]), self._log, self._plots, self._footer], **kwargs)
+        self.add_class("lb-run-widget")
+        self._series: dict[str, _SeriesBuffer] = {}
+        self._offset = 0
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll_loop, name=f"launchbay-widget-{handle.run_id}", daemon=True)
+        self._thread.start()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+    def wait_until_done(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def _on_cancel(self, _button: Any) -> None:
+        self._cancel.disabled = True
+        self._cancel.description = "Canceling"
+        threading.Thread(target=self.handle.cancel, daemon=True).start()
+
+    def _poll_loop(self) -> None:
+        session = self.handle._session
+        while not self._stop.is_set():
+            try:
+                record = session.refresh(self.handle.run_id)
+                self._update(record)
+                if record.status.is_terminal():
+                    self._finish(record)
+                    break
+            except Exception as exc:  # keep the notebook usable; say what went wrong
+                self._footer.value = f"<i>launchbay widget stopped updating: {html.escape(str(exc))}</i>"
+                break
+            self._stop.wait(POLL_S)
+        self._done.set()
+
+    # -- updates -------------------------------------------------------------------------
+    def _update(self, record: RunRecord, final: bool = False) -> None:
+        store = self.handle._session.store
+        elapsed = record.duration_s
+        elapsed_text = "-" if elapsed is None else f"{elapsed:,.1f} s"
+        self._header.value = (
+            f'<b>Run</b> <code>{html.escape(record.run_id)}</code> &middot; {html.escape(record.experiment)} '
+            f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
+            f"&middot; {elapsed_text}"
+        )
+        self._cancel.layout.display = "none" if record.status.is_terminal() else None
+        while True:
+            data, self._offset = store.read_log(record, self._offset, max_bytes=256 * 1024)
+            if not data:
+                break
+            self._log.append_stdout(data.decode("utf-8", "replace"))
+        for summary in store.metric_summaries(record):
+            self._update_series(record, summary, final)
+
+    def _update_series(self, record: RunRecord, summary: dict[str, Any], final: bool) -> None:
+        name = summary["name"]
+        buf = self._series.get(name)
+        if buf is None:
+            image = w.Image(format="png", layout=w.Layout(width="420px"))
+            image.add_class("lb-widget-plot")
+            buf = self._series[name] = _SeriesBuffer(name, image)
+            self._plots.children = (*self._plots.children, image)
+        if summary["count"] > len(buf.values):
+            after = int(buf.steps[-1]) if len(buf.steps) else None
+            new = self.handle._session.store.read_series(record, name, after_step=after)
+            buf.steps = np.concatenate([buf.steps, new.steps])
+            buf.values = np.concatenate([buf.values, new.values])
+        now = time.time()
+        if len(buf.values) != buf.drawn_count and (final or now - buf.last_draw >= REDRAW_S):
+            buf.image.value = figure_png(series_figure(name, buf.steps, buf.values))
+            buf.drawn_count, buf.last_draw = len(buf.values), now
+
+    def _finish(self, record: RunRecord) -> None:
+        self._update(record, final=True)
+        parts = [f"{status_badge(record.status.value)} exit code <code>{record.exit_code}</code>"]
+        if record.error:
+            parts.append(f'<pre class="lb-widget-error">{html.escape(record.error.get("message") or "")}\n'
+                         f'{html.escape(record.error.get("traceback") or "")}</pre>')
+        files = [f for f in self.handle._session.store.file_names(record) if not f.startswith(".launchbay/")]
+        if files:
+            parts.append("Files: " + ", ".join(f"<code>{html.escape(f)}</code>" for f in files))
+        if self._pull_into is not None and record.status is RunStatus.COMPLETED and record.spec.get("pull"):
+            try:
+                pulled = self.handle.pull(self._pull_into)
+                parts.append("Pulled into the notebook: " + ", ".join(f"<code>{n}</code>" for n in pulled))
+            except Exception as exc:
+                parts.append(f"Could not pull variables: {html.escape(str(exc))}")
+        self._footer.value = "<br>".join(parts)

@@ -1,0 +1,450 @@
+"""A small synchronous SSH client over asyncssh, shared by the SSH and Slurm targets.
+
+asyncssh is asynchronous; launchbay's targets are not. Every connection runs on
+one private event loop in a daemon thread and each call blocks on its result.
+Host keys are always checked against a known_hosts file; passwords are never
+asked for or stored (keys come from ``identity_file`` or the SSH agent).
+
+    conn = SSHConnection("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")
+    rc, out, err = conn.run("nvidia-smi -L", check=False)
+    conn.upload_blobs("/home/me/.launchbay-remote/blobs", {digest: path})
+    data = conn.read_from("/home/me/run/files/user_logs/std_log.txt", offset=1024)
+    conn.close()
+
+Every failure is a ``TargetError`` whose message names the cause; a connection
+that dropped mid-call raises ``SSHConnectionLost`` (reconnect and retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import shlex
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Coroutine, Iterable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from ..errors import TargetError
+
+T = TypeVar("T")
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+CHUNK = 256 * 1024
+
+
+class SSHConnectionLost(TargetError):
+    """The connection dropped during a call; a fresh connection may succeed."""
+
+
+# -- the private event loop ---------------------------------------------------------------
+_loop_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid = 0
+
+
+def _get_loop() -> asyncio.AbstractEventLoop:
+    """One loop per process, started on first use (and again in a forked child)."""
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid() or not _loop.is_running():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=serve, name="launchbay-ssh", daemon=True).start()
+            ready.wait(10)
+            _loop, _loop_pid = loop, os.getpid()
+        return _loop
+
+
+def _call(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    future = asyncio.run_coroutine_threadsafe(coro, _get_loop())
+    try:
+        return future.result(timeout)
+    except TimeoutError:
+        future.cancel()
+        raise
+
+
+# -- scripts run by the remote python (kept Python 3.9-compatible) ---------------------------
+_MISSING_SCRIPT = r"""
+import json, os, sys
+base = sys.argv[1]
+digests = json.load(sys.stdin)
+print(json.dumps([d for d in digests if not os.path.isfile(os.path.join(base, d[:2], d[2:]))]))
+"""
+
+# Unpack a stream of frames (JSON header line {"path", "size", "mode"}, then the bytes) into
+# BASE, each file through a temp name and a rename, so a transfer cut short never leaves a
+# half-written file under its real name. With --blobs each file must be named ab/cdef...
+# after its own SHA-256, or it is refused.
+_UNPACK_SCRIPT = r"""
+import hashlib, json, os, sys
+base, blobs = sys.argv[1], "--blobs" in sys.argv[2:]
+stream, count = sys.stdin.buffer, 0
+while True:
+    line = stream.readline()
+    if not line.strip():
+        break
+    head = json.loads(line)
+    name, size = head["path"], int(head["size"])
+    if name.startswith("/") or ".." in name.split("/"):
+        sys.exit("launchbay: refusing path %r" % name)
+    dest = os.path.join(base, name)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = "%s.tmp-%d" % (dest, os.getpid())
+    digest, left = hashlib.sha256(), size
+    with open(tmp, "wb") as fh:
+        while left:
+            chunk = stream.read(min(left, 1 << 20))
+            if not chunk:
+                os.unlink(tmp)
+                sys.exit("launchbay: the transfer of %s was cut short" % name)
+            digest.update(chunk)
+            fh.write(chunk)
+            left -= len(chunk)
+    if blobs and digest.hexdigest() != name.replace("/", ""):
+        os.unlink(tmp)
+        sys.exit("launchbay: blob %s arrived corrupted" % name)
+    os.chmod(tmp, int(head.get("mode", 0o644)))
+    os.replace(tmp, dest)
+    count += 1
+print(count)
+"""
+
+# Frames: one JSON header line {"path", "offset", "size"} then exactly ``size`` raw bytes.
+_TAILS_SCRIPT = r"""
+import json, os, sys
+base = sys.argv[1]
+req = json.load(sys.stdin)
+offsets, dirs = req["offsets"], req["dirs"]
+order = list(offsets)
+for folder in dirs:
+    root = os.path.join(base, folder)
+    for parent, _subdirs, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(parent, name), base)
+            if rel not in offsets and ".tmp" not in name:
+                order.append(rel)
+out = sys.stdout.buffer
+for rel in order:
+    offset = int(offsets.get(rel, 0))
+    try:
+        with open(os.path.join(base, rel), "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except (FileNotFoundError, IsADirectoryError):
+        continue
+    out.write((json.dumps({"path": rel, "offset": offset, "size": len(data)}) + "\n").encode())
+    out.write(data)
+out.flush()
+"""
+
+
+# -- the connection ---------------------------------------------------------------------------
+class SSHConnection:
+    """One authenticated SSH connection (host key verified); blocking methods.
+
+    ``python`` is the remote interpreter used by the helper methods that need one
+    (``missing_blobs``, ``upload_files``, ``read_tails``).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 22,
+        user: str | None = None,
+        identity_file: str | None = None,
+        known_hosts: str | None = None,
+        *,
+        python: str = "python3",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.user = host, int(port), user
+        self.identity_file = os.path.expanduser(identity_file) if identity_file else None
+        self.known_hosts = os.path.expanduser(known_hosts or DEFAULT_KNOWN_HOSTS)
+        self.python = python
+        self.connect_timeout = connect_timeout
+        #: payload bytes written to remote stdin (commands' input, uploads) by this connection
+        self.bytes_sent = 0
+        self._conn: Any = None
+        self._conn = _call(self._connect(), timeout=connect_timeout + 5)
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"SSHConnection({self.user or ''}@{self.where})"
+
+    def __enter__(self) -> SSHConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- connect and explain failures ------------------------------------------------------
+    async def _connect(self) -> Any:
+        import asyncssh
+
+        if self.identity_file and not os.path.isfile(self.identity_file):
+            raise TargetError(
+                f"The identity file {self.identity_file} does not exist: fix identity_file in the target's "
+                "settings, or remove it to use your SSH agent."
+            )
+        if os.path.isfile(self.known_hosts):
+            known_hosts: Any = self.known_hosts
+        else:
+            known_hosts = asyncssh.import_known_hosts("")
+        options: dict[str, Any] = {
+            "known_hosts": known_hosts,
+            "preferred_auth": "publickey",
+            "connect_timeout": self.connect_timeout,
+            "keepalive_interval": 15,
+        }
+        if self.user:
+            options["username"] = self.user
+        if self.identity_file:
+            options["client_keys"] = [self.identity_file]
+        try:
+            return await asyncssh.connect(self.host, self.port, **options)
+        except asyncssh.HostKeyNotVerifiable:
+            raise await self._host_key_error() from None
+        except asyncssh.PermissionDenied:
+            keys = f"the identity file {self.identity_file}" if self.identity_file else "the keys of your SSH agent"
+            raise TargetError(
+                f"{self.where} refused SSH login for user {self.user or '(default)'!r} with {keys}: check the "
+                "user name, and that the public key is in that user's ~/.ssh/authorized_keys on the host."
+            ) from None
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            raise TargetError(
+                f"Cannot use the identity file {self.identity_file} ({exc}). If it has a passphrase, add it to "
+                "your SSH agent (ssh-add) and remove identity_file: launchbay never asks for or stores passwords."
+            ) from None
+        except socket.gaierror:
+            raise TargetError(
+                f"Cannot resolve the host name {self.host!r}: check host in the target's settings."
+            ) from None
+        except ConnectionRefusedError:
+            raise TargetError(
+                f"Cannot connect to {self.where} (connection refused): is sshd running there and is the port right?"
+            ) from None
+        except (asyncio.TimeoutError, TimeoutError):
+            raise TargetError(
+                f"Cannot connect to {self.where} (no answer within {self.connect_timeout:.0f} s): is the host up "
+                "and reachable from here?"
+            ) from None
+        except OSError as exc:
+            why = {errno.EHOSTUNREACH: "host unreachable", errno.ENETUNREACH: "network unreachable"}.get(
+                exc.errno or 0, exc.strerror or str(exc)
+            )
+            raise TargetError(f"Cannot connect to {self.where} ({why}): is the host up and reachable?") from None
+        except asyncssh.Error as exc:
+            raise TargetError(f"The SSH handshake with {self.where} failed: {exc.reason}.") from None
+
+    async def _host_key_error(self) -> TargetError:
+        """Unknown or changed host key: say which, show the fingerprint, say how to accept it."""
+        import asyncssh
+
+        try:
+            key = await asyncio.wait_for(asyncssh.get_server_host_key(self.host, self.port), self.connect_timeout)
+            shown = f"{key.get_algorithm()} key {key.get_fingerprint()}" if key else "its key"
+        except (OSError, asyncssh.Error, asyncio.TimeoutError):
+            shown = "its key"
+        known: list[Any] = []
+        if os.path.isfile(self.known_hosts):
+            try:
+                trusted = asyncssh.read_known_hosts(self.known_hosts).match(self.host, self.host, self.port)
+                known = list(trusted[0])
+            except (OSError, ValueError, asyncssh.Error):
+                known = []
+        port_flag = f"-p {self.port} " if self.port != 22 else ""
+        accept = f"ssh-keyscan {port_flag}{self.host} >> {self.known_hosts}"
+        if known:
+            entry = f"[{self.host}]:{self.port}" if self.port != 22 else self.host
+            return TargetError(
+                f"The host key of {self.where} has CHANGED: it now presents {shown}, not the key in "
+                f"{self.known_hosts}. Someone may be intercepting the connection; if the host was reinstalled, "
+                f"check that fingerprint with its owner, remove the old entry with "
+                f"`ssh-keygen -R '{entry}' -f {self.known_hosts}` and accept the new one with `{accept}`."
+            )
+        return TargetError(
+            f"The host key of {self.where} is unknown ({shown} is not in {self.known_hosts}); launchbay refused "
+            f"to connect. Check that fingerprint with the host's owner, then accept it with `{accept}` "
+            "(or set known_hosts in the target's settings to a file that lists it)."
+        )
+
+    # -- commands ----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        conn = self._conn
+        return conn is None or conn.is_closed()
+
+    def close(self) -> None:
+        """Close the connection (processes started detached on the host keep running)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            async def _close() -> None:
+                conn.close()
+                await conn.wait_closed()
+
+            try:
+                _call(_close(), timeout=5)
+            except Exception:  # noqa: BLE001 - closing a dead connection must not raise
+                pass
+
+    def run_bytes(
+        self,
+        command: str,
+        input: bytes | IO[bytes] | None = None,
+        check: bool = True,
+        timeout: float | None = 120.0,
+    ) -> tuple[int, bytes, bytes]:
+        """Run a shell command on the host; ``input`` (bytes or a binary file) goes to its stdin."""
+        if self.closed:
+            raise SSHConnectionLost(f"The SSH connection to {self.where} is closed.")
+        try:
+            rc, out, err = _call(asyncio.wait_for(self._run(command, input), timeout), timeout=None)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise TargetError(
+                f"A command on {self.where} did not finish within {timeout} s: {command[:80]}"
+            ) from None
+        except TargetError:
+            raise
+        except Exception as exc:  # asyncssh.Error, ConnectionError, BrokenPipeError...
+            why = str(exc) or type(exc).__name__
+            raise SSHConnectionLost(f"The SSH connection to {self.where} was lost ({why}).") from exc
+        if check and rc != 0:
+            detail = err.decode("utf-8", "replace").strip()[-800:] or out.decode("utf-8", "replace").strip()[-400:]
+            raise TargetError(f"Command on {self.where} failed with exit code {rc}: {command[:120]}\n{detail}")
+        return rc, out, err
+
+    def run(self, command: str, check: bool = True, input: str | bytes | None = None,
+            timeout: float | None = 120.0) -> tuple[int, str, str]:
+        """Run a shell command; returns (exit code, stdout, stderr) as text."""
+        data = input.encode() if isinstance(input, str) else input
+        rc, out, err = self.run_bytes(command, data, check=check, timeout=timeout)
+        return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    async def _run(self, command: str, data: bytes | IO[bytes] | None) -> tuple[int, bytes, bytes]:
+        import asyncssh
+
+        conn = self._conn
+        if conn is None:
+            raise asyncssh.ConnectionLost("closed")
+        process = await conn.create_process(command, encoding=None)
+        async def feed() -> None:
+            if isinstance(data, (bytes, bytearray)):
+                process.stdin.write(data)
+                self.bytes_sent += len(data)
+            elif data is not None:
+                while chunk := data.read(CHUNK):
+                    process.stdin.write(chunk)
+                    self.bytes_sent += len(chunk)
+                    await process.stdin.drain()
+            process.stdin.write_eof()
+
+        feeder = asyncio.ensure_future(feed())
+        out_task = asyncio.ensure_future(process.stdout.read())
+        err_task = asyncio.ensure_future(process.stderr.read())
+        try:
+            await feeder
+        except (BrokenPipeError, ConnectionError, asyncssh.Error):
+            pass  # the command exited without reading all of its input: its exit code says why
+        out, err = await out_task, await err_task
+        await process.wait_closed()
+        status = process.exit_status
+        return (255 if status is None else int(status)), out, err
+
+    # -- files -------------------------------------------------------------------------------------
+    def exists(self, remote_path: str) -> bool:
+        rc, _, _ = self.run(f"test -e {_q(remote_path)}", check=False)
+        return rc == 0
+
+    def put_bytes(self, remote_path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write ``data`` to ``remote_path`` (parents created; atomic rename into place)."""
+        tmp = f"{remote_path}.tmp-lb$$"
+        self.run_bytes(
+            f"mkdir -p {_q(os.path.dirname(remote_path) or '.')} && cat > {_q(tmp)} && chmod {mode:o} {_q(tmp)}"
+            f" && mv -f {_q(tmp)} {_q(remote_path)}",
+            data,
+        )
+
+    def read_from(self, remote_path: str, offset: int = 0) -> bytes:
+        """The bytes of ``remote_path`` after ``offset`` (empty when the file does not exist)."""
+        _, out, _ = self.run_bytes(f"tail -c +{int(offset) + 1} {_q(remote_path)} 2>/dev/null", check=False)
+        return out
+
+    def read_tails(self, base_dir: str, offsets: dict[str, int], dirs: Iterable[str] = ()) -> dict[str, bytes]:
+        """In one round trip: for each file named in ``offsets`` (path relative to ``base_dir``) the
+        bytes after its offset, and every file under ``dirs`` (from offset 0, or its given offset).
+        Files are read in the order of ``offsets``, then ``dirs``; missing files are left out."""
+        request = json.dumps({"offsets": offsets, "dirs": list(dirs)}).encode()
+        _, out, _ = self.run_bytes(self._py(_TAILS_SCRIPT, base_dir), request)
+        result: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(out):
+            end = out.index(b"\n", pos)
+            header = json.loads(out[pos:end])
+            start = end + 1
+            result[header["path"]] = out[start : start + header["size"]]
+            pos = start + header["size"]
+        return result
+
+    def missing_blobs(self, blob_dir: str, digests: Iterable[str]) -> list[str]:
+        """Which of ``digests`` the remote blob folder (``blob_dir/ab/cdef...``) lacks."""
+        _, out, _ = self.run(self._py(_MISSING_SCRIPT, blob_dir), input=json.dumps(sorted(set(digests))))
+        missing: list[str] = json.loads(out)
+        return missing
+
+    def upload_files(self, base_dir: str, files: dict[str, Path | bytes], *, blobs: bool = False) -> int:
+        """Send ``files`` (relative path → local file or content) in one stream; each lands
+        atomically under ``base_dir``. ``blobs``: the paths are ``ab/cdef..`` digests, checked on
+        arrival. Returns the bytes sent."""
+        if not files:
+            return 0
+        with tempfile.TemporaryFile() as spool:
+            for rel, source in sorted(files.items()):
+                if isinstance(source, (bytes, bytearray)):
+                    spool.write(_frame(rel, len(source), 0o644))
+                    spool.write(source)
+                    continue
+                with open(source, "rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    spool.write(_frame(rel, st.st_size, 0o755 if st.st_mode & 0o111 else 0o644))
+                    shutil.copyfileobj(fh, spool, CHUNK)
+            size = spool.tell()
+            spool.seek(0)
+            flag = " --blobs" if blobs else ""
+            self.run_bytes(f"mkdir -p {_q(base_dir)} && " + self._py(_UNPACK_SCRIPT, base_dir) + flag, spool,
+                           timeout=None)
+        return size
+
+    def upload_blobs(self, blob_dir: str, blobs: dict[str, Path]) -> tuple[int, int]:
+        """Send the blobs (digest → local file) the remote folder lacks: (blobs sent, bytes sent)."""
+        missing = self.missing_blobs(blob_dir, blobs)
+        sent = self.upload_files(blob_dir, {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing}, blobs=True)
+        return len(missing), sent
+
+    def _py(self, script: str, *args: str) -> str:
+        return " ".join([_q(self.python), "-c", _q(script), *(_q(a) for a in args)])
+
+
+def _frame(rel: str, size: int, mode: int) -> bytes:
+    return (json.dumps({"path": rel, "size": size, "mode": mode}) + "\n").encode()
+
+
+def _q(text: str) -> str:
+    """Shell-quote, but let a leading ``~/`` expand on the remote side."""
+    if text.startswith("~/"):
+        return "~/" + shlex.quote(text[2:])
+    return shlex.quote(text)
