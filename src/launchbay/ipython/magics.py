@@ -39,8 +39,16 @@ class Submit(Configurable):
     widget = Bool(True, help="Show the live run widget (False prints text instead).").tag(config=True)
 
 
+def _unquote(text: str | None) -> str:
+    """IPython's magic argument parser keeps the quotes around a value: drop one pair."""
+    text = text or ""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def _split_names(text: str | None) -> tuple[str, ...]:
-    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+    return tuple(n.strip() for n in _unquote(text).split(",") if n.strip())
 
 
 @magics_class
@@ -96,14 +104,14 @@ class LaunchbayMagics(Magics):
             if not cell.strip():
                 raise UsageError("The cell is empty: put the code to run below %%submit.")
             extra[prefix + CELL_FILE] = cell
-            script, arguments = CELL_FILE, tuple(shlex.split(args.args))
+            script, arguments = CELL_FILE, tuple(shlex.split(_unquote(args.args)))
         else:
             if not args.script:
                 raise UsageError("%submit needs a script: %submit train.py --lr 0.1 (or use %%submit on a cell).")
             if push or pull:
                 raise UsageError("--push/--pull work with %%submit cells, not scripts.")
             script = args.script
-            arguments = tuple(shlex.split(args.args)) + tuple(args.script_args)
+            arguments = tuple(shlex.split(_unquote(args.args))) + tuple(args.script_args)
         if push or pull:
             self._check_versions(session, target)
         if push:
@@ -113,7 +121,7 @@ class LaunchbayMagics(Magics):
             arguments=arguments,
             target=target,
             experiment=args.experiment or self.defaults.experiment or root.name or "default",
-            name=args.name,
+            name=_unquote(args.name) or None,
             environment=args.env or self.defaults.environment or None,
             working_dir=working_dir,
             code=cell,

@@ -1,0 +1,178 @@
+"""Docker images for environments: the base image plus the packages, tagged by hash.
+
+``launchbay-env:<hash[:16]>`` is built once (``docker build`` with host
+networking, so pip reaches the package index; the host's CA bundle goes into
+the build context for HTTPS through a proxy) and reused by every later run.
+The packages go into a venv at ``/opt/env`` made with the image's own python.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EnvironmentBuildError, TargetError
+from .cache import Progress, build_lock, env_dir, failing_lines, mark_used, say
+from .spec import EnvironmentSpec
+
+IMAGE_REPO = "launchbay-env"
+ENV_PREFIX = "/opt/env"
+ENV_PYTHON = f"{ENV_PREFIX}/bin/python"
+LABEL_HASH = "launchbay.env.hash"
+LABEL_NAME = "launchbay.env.name"
+IMAGE_BUILD_LOG = "image-build.log"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_STEP = re.compile(r"^Step \d+/\d+ :")
+_PIP_LINE = re.compile(r"^\s*(Collecting|Downloading|Installing|Successfully)")
+
+
+@dataclass
+class EnvironmentImage:
+    spec: EnvironmentSpec
+    tag: str
+    built: bool
+    seconds: float
+    log: Path | None
+
+    def state(self) -> dict[str, Any]:
+        return {"name": self.spec.name, "hash": self.spec.hash, "image": self.tag, "base_image": self.spec.image,
+                "built": self.built, "build_s": round(self.seconds, 3), "user_managed": self.spec.user_managed}
+
+
+def image_tag(spec: EnvironmentSpec) -> str:
+    return f"{IMAGE_REPO}:{spec.short}"
+
+
+def image_python(spec: EnvironmentSpec) -> str:
+    """The interpreter inside the base image that makes the venv."""
+    if not spec.python:
+        return "python3"
+    if re.match(r"^\d+(\.\d+)*$", spec.python):
+        return f"python{spec.python}"
+    return spec.python
+
+
+def require_image(client: Any, image: str, where: str) -> None:
+    """Fail with what to do when ``image`` is not on the daemon (launchbay never pulls implicitly)."""
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        raise TargetError(
+            f"Docker image {image!r} is not present on the daemon at {where}. launchbay does not pull images: "
+            f"see the local ones with `docker images`, fetch it with `docker pull {image}`, or make it from a root "
+            f"filesystem with `docker import`."
+        ) from None
+    except DockerException as exc:
+        raise TargetError(f"Could not look up Docker image {image!r} at {where}: {exc}.") from exc
+
+
+def dockerfile(spec: EnvironmentSpec, with_ca: bool) -> str:
+    base = spec.image
+    cert = "PIP_CERT=/etc/launchbay/build-ca.crt " if with_ca else ""
+    lines = [f"FROM {base}"]
+    if with_ca:
+        lines.append("COPY build-ca.crt /etc/launchbay/build-ca.crt")
+    lines += [
+        "COPY requirements.txt /etc/launchbay/requirements.txt",
+        f"RUN {image_python(spec)} -m venv {ENV_PREFIX} && {cert}PIP_DISABLE_PIP_VERSION_CHECK=1 "
+        f"{ENV_PYTHON} -m pip install --no-cache-dir --progress-bar off -r /etc/launchbay/requirements.txt",
+        f"ENV VIRTUAL_ENV={ENV_PREFIX} PATH={ENV_PREFIX}/bin:${{PATH:-{_DEFAULT_PATH}}}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_image(
+    client: Any, spec: EnvironmentSpec, store_root: Path, where: str, progress: Progress | None = None
+) -> EnvironmentImage:
+    """The environment's image, built on first use; a cache hit is one image lookup."""
+    from docker.errors import ImageNotFound
+
+    started = time.perf_counter()
+    tag = image_tag(spec)
+    folder = env_dir(store_root, spec.hash)
+    log = folder / IMAGE_BUILD_LOG
+    try:
+        client.images.get(tag)
+        return EnvironmentImage(spec, tag, False, time.perf_counter() - started, log if log.is_file() else None)
+    except ImageNotFound:
+        pass
+    if not spec.image:
+        raise EnvironmentBuildError(
+            f"Environment {spec.label} has no base image; set image = \"...\" in its [environments] section "
+            "or in the docker target."
+        )
+    require_image(client, spec.image, where)
+    with build_lock(folder / ".image.lock", progress, f"image for environment {spec.label}"):
+        try:
+            client.images.get(tag)
+            built = False
+        except ImageNotFound:
+            _build(client, spec, tag, folder, progress)
+            built = True
+        mark_used(folder)
+    return EnvironmentImage(spec, tag, built, time.perf_counter() - started, log if log.is_file() else None)
+
+
+def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress: Progress | None) -> None:
+    from docker.errors import DockerException
+
+    folder.mkdir(parents=True, exist_ok=True)
+    log_tmp = folder / f"{IMAGE_BUILD_LOG}.tmp"
+    started = time.time()
+    say(progress, f"environment {spec.label}: building image {tag} from {spec.image}")
+    error: str | None = None
+    with tempfile.TemporaryDirectory(prefix="launchbay-build-") as ctx, open(log_tmp, "w") as log:
+        context = Path(ctx)
+        with_ca = HOST_CA_BUNDLE.is_file()
+        if with_ca:
+            shutil.copyfile(HOST_CA_BUNDLE, context / "build-ca.crt")
+        (context / "requirements.txt").write_text(spec.requirements_text())
+        (context / "Dockerfile").write_text(dockerfile(spec, with_ca))
+        log.write(f"# image {tag} for environment {spec.label}\n# hash {spec.hash}\n")
+        log.write((context / "Dockerfile").read_text())
+        labels = {LABEL_HASH: spec.hash, LABEL_NAME: spec.name or "inline"}
+        try:
+            stream = client.api.build(path=ctx, tag=tag, rm=True, forcerm=True, network_mode="host", decode=True,
+                                      labels=labels, pull=False)
+            for chunk in stream:
+                text = chunk.get("stream") or chunk.get("status") or ""
+                if text:
+                    log.write(text if text.endswith("\n") else text + "\n")
+                    for line in text.splitlines():
+                        if _STEP.match(line) or _PIP_LINE.match(line):
+                            say(progress, f"environment {spec.label}: {line.strip()}")
+                if "error" in chunk:
+                    error = str(chunk["error"]).strip()
+                    log.write(f"ERROR: {error}\n")
+        except DockerException as exc:
+            error = str(exc)
+            log.write(f"ERROR: {error}\n")
+        log.write(f"# {'failed' if error else 'built'} after {time.time() - started:.1f} s\n")
+    os.replace(log_tmp, folder / IMAGE_BUILD_LOG)
+    if error:
+        lines = failing_lines((folder / IMAGE_BUILD_LOG).read_text(errors="replace"))
+        raise EnvironmentBuildError(
+            f"Environment {spec.label}: building image {tag} from {spec.image} failed ({error.splitlines()[0][:200]})."
+            f" Fix its package list and submit again. Failing lines of {folder / IMAGE_BUILD_LOG}:\n"
+            + "\n".join(f"  {ln}" for ln in lines)
+        )
+    say(progress, f"environment {spec.label}: image {tag} ready in {time.time() - started:.1f} s")
+
+
+def environment_images(client: Any) -> list[dict[str, Any]]:
+    """Every image launchbay built for an environment: tag, hash, name, size."""
+    out = []
+    for image in client.images.list(filters={"label": LABEL_HASH}):
+        labels = image.labels or {}
+        out.append({"id": image.id, "tags": list(image.tags), "hash": labels.get(LABEL_HASH),
+                    "name": labels.get(LABEL_NAME), "size": image.attrs.get("Size")})
+    return out

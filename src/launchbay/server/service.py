@@ -1,0 +1,321 @@
+"""What the REST API answers, as plain functions over the store: no HTTP in here.
+
+The Jupyter handlers (handlers.py) are a thin layer over ``LaunchbayService``;
+everything reads through the same ``RunStore`` and ``Session`` as the CLI, so a
+run looks the same in the sidebar, the notebook and ``launchbay show``.
+
+Runs that are not finished are caught up with their journal (``Session.refresh``)
+before they are shown, at most once a second per run, so status is live without
+every poll re-reading every journal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import threading
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..config import find_store_dir, load_config
+from ..errors import ConfigError, LaunchbayError, RunNotFoundError
+from ..models import RunStatus
+from ..plots_data import downsample_minmax
+from ..session import Session
+from ..store import RunRecord, open_store
+
+LOG_CHUNK_BYTES = 256 * 1024
+DIFF_MAX_FILE_BYTES = 200 * 1024
+DIFF_MAX_TOTAL_CHARS = 2_000_000
+REFRESH_EVERY_S = 1.0
+MAX_ACTIVE_REFRESH = 200
+MAX_CHANGES = 1000
+_ACTIVE = [s for s in RunStatus if not s.is_terminal()]
+_GIT_PREFIX = "launchbay.git."
+_GIT_NAMES = {"commit": "commit", "branch": "branch", "dirty": "dirty", "repository_uri": "remote"}
+
+
+class LaunchbayService:
+    """One per Jupyter server: the store, the project config and the refresh throttle."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.store = session.store
+        self._refreshed: dict[str, float] = {}
+        self._active_refreshed = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, store: str | None = None, root_dir: str | Path | None = None) -> LaunchbayService:
+        """The store named by ``store``, LAUNCHBAY_STORE, or discovered from ``root_dir``."""
+        start = Path(root_dir).resolve() if root_dir else None
+        return cls(Session(open_store(find_store_dir(store, start=start)), load_config(start)))
+
+    # -- keeping unfinished runs live ----------------------------------------------------------
+    def _live(self, record: RunRecord) -> RunRecord:
+        """``record`` caught up with its journal, unless that happened less than a second ago."""
+        if record.status.is_terminal():
+            return record
+        now = time.time()
+        with self._lock:
+            if now - self._refreshed.get(record.run_id, 0.0) < REFRESH_EVERY_S:
+                return record
+            self._refreshed[record.run_id] = now
+        try:
+            fresh = self.session.refresh(record)
+        except LaunchbayError:
+            return record  # target misconfigured or gone: show what the store has
+        if fresh.status.is_terminal():
+            with self._lock:
+                self._refreshed.pop(record.run_id, None)
+        return fresh
+
+    def refresh_active(self) -> None:
+        """Catch up every unfinished run (newest first, bounded), at most once a second."""
+        now = time.time()
+        with self._lock:
+            if now - self._active_refreshed < REFRESH_EVERY_S:
+                return
+            self._active_refreshed = now
+        for status in _ACTIVE:
+            for record in self.store.list_runs(status=status.value, limit=MAX_ACTIVE_REFRESH, details=False):
+                self._live(record)
+
+    def _run(self, run_id: str) -> RunRecord:
+        return self._live(self.store.get_run(run_id))
+
+    # -- runs ---------------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        experiment: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of runs, newest first, and how many match the filters in all."""
+        self.refresh_active()
+        filters = {"experiment": experiment or None, "status": status or None, "text": q or None}
+        records = self.store.list_runs(**filters, limit=limit, offset=offset)
+        return {"runs": [run_dict(r) for r in records], "total": self.store.count_runs(**filters)}
+
+    def experiments(self) -> dict[str, Any]:
+        return {"experiments": [{"name": name, "runs": count} for name, count in self.store.experiments()]}
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return run_dict(self._run(run_id), detail=True)
+
+    def log(self, run_id: str, offset: int = 0) -> dict[str, Any]:
+        """Log text after byte ``offset``; a chunk never ends inside a UTF-8 character."""
+        record = self._run(run_id)
+        data, _ = self.store.read_log(record, offset, max_bytes=LOG_CHUNK_BYTES)
+        at_end = len(data) < LOG_CHUNK_BYTES and record.status.is_terminal()
+        keep = len(data) if at_end else _complete_utf8(data)
+        return {
+            "text": data[:keep].decode("utf-8", "replace"),
+            "offset": offset + keep,
+            "status": record.status.value,
+        }
+
+    # -- metrics ------------------------------------------------------------------------------
+    def metrics(self, run_id: str) -> dict[str, Any]:
+        record = self._run(run_id)
+        return {"metrics": [_finite(s) for s in self.store.metric_summaries(record)]}
+
+    def metric(
+        self, run_id: str, name: str, after_step: float | None = None, buckets: int | None = None
+    ) -> dict[str, Any]:
+        """A series (points after ``after_step`` only), min/max-downsampled to ``buckets``."""
+        record = self._run(run_id)
+        if self.store.series_id(record, name) is None:
+            raise RunNotFoundError(
+                f"Run {record.run_id} has no metric {name!r}; list its metrics with `launchbay metrics {record.run_id}`."
+            )
+        if after_step is not None and float(after_step).is_integer():
+            after_step = int(after_step)
+        series = self.store.read_series(record, name, after_step=after_step)  # type: ignore[arg-type]
+        steps, values = series.steps, series.values
+        if buckets:
+            steps, values = downsample_minmax(steps, values, buckets)
+        return {"name": name, "steps": steps.tolist(), "values": _finite_list(values)}
+
+    # -- files --------------------------------------------------------------------------------
+    def files(self, run_id: str) -> dict[str, Any]:
+        """The run's files (outputs/, logs/, user_logs/), only those inside its folder."""
+        record = self._run(run_id)
+        out = []
+        for name in self.store.file_names(record):
+            try:
+                path = self.store.file_path(record, name)
+            except RunNotFoundError:
+                continue  # a symlink pointing out of the run: never listed, never served
+            out.append({"name": name, "size": path.stat().st_size})
+        return {"files": out}
+
+    def file_path(self, run_id: str, name: str) -> Path:
+        """The local path of one of the run's files; anything outside them is refused."""
+        record = self.store.get_run(run_id)
+        parts = PurePosixPath(name).parts
+        if not name or name.startswith(("/", "\\")) or "\x00" in name or ".." in parts or "\\" in name:
+            raise ConfigError(
+                f"{name!r} is not a path inside run {record.run_id}'s files; "
+                f"list them with `launchbay files {record.run_id}`."
+            )
+        return self.store.file_path(record, name)
+
+    # -- actions ------------------------------------------------------------------------------
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Stop the run; returns once it is terminal (Canceled, or what it reached first)."""
+        record = self.session.cancel(run_id)
+        with self._lock:
+            self._refreshed.pop(record.run_id, None)
+        return {"status": record.status.value}
+
+    def rerun(self, run_id: str, target: str | None = None) -> dict[str, Any]:
+        if target is not None and not isinstance(target, str):
+            raise ConfigError("'target' must be a target name (a string) or null for the run's own target.")
+        handle = self.session.rerun(run_id, (target or "").strip() or None)
+        return {"run_id": handle.run_id}
+
+    def targets(self) -> dict[str, Any]:
+        config = self.session.config
+        return {
+            "targets": [
+                {"name": name, "type": str(config.targets.get(name, {}).get("type", "local"))}
+                for name in config.target_names()
+            ]
+        }
+
+    # -- compare and changes ------------------------------------------------------------------
+    def compare(self, run_ids: list[str]) -> dict[str, Any]:
+        """Runs side by side: the union of param keys, those that differ, and the snapshot diff."""
+        if len(run_ids) < 2:
+            raise ConfigError("Compare needs at least two run ids, e.g. ?runs=ID1,ID2.")
+        records = [self._run(run_id) for run_id in run_ids]
+        keys = sorted({key for r in records for key in r.params})
+        missing = object()
+        differing = [k for k in keys if len({repr(r.params.get(k, missing)) for r in records}) > 1]
+        return {
+            "runs": [run_dict(r) for r in records],
+            "params": {"keys": keys, "differing": differing},
+            "diff": {"files": self.snapshot_diff(records[0], records[1])},
+        }
+
+    def snapshot_diff(self, first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
+        """File-by-file diff of two runs' snapshots (first → second), text files unified."""
+        old, new = self._manifest(first.snapshot_id), self._manifest(second.snapshot_id)
+        out: list[dict[str, Any]] = []
+        budget = DIFF_MAX_TOTAL_CHARS
+        for path in sorted(old.keys() | new.keys()):
+            a, b = old.get(path), new.get(path)
+            if a is not None and b is not None and a["sha256"] == b["sha256"]:
+                continue
+            status = "added" if a is None else "removed" if b is None else "modified"
+            entry: dict[str, Any] = {"path": path, "status": status, "unified": ""}
+            texts = [self._text(e) for e in (a, b)]
+            if any(t is False for t in texts):
+                entry["binary"] = True
+                entry["note"] = f"binary or large file ({_size(a)} → {_size(b)})"
+            elif budget <= 0:
+                entry["note"] = "diff left out: the diff of these snapshots is too long to show"
+            else:
+                lines = difflib.unified_diff(
+                    str(texts[0] or "").splitlines(), str(texts[1] or "").splitlines(),
+                    fromfile=f"{first.run_id}/{path}" if a else "/dev/null",
+                    tofile=f"{second.run_id}/{path}" if b else "/dev/null", lineterm="",
+                )
+                entry["unified"] = "\n".join(lines) + "\n"
+                budget -= len(entry["unified"])
+            out.append(entry)
+        return out
+
+    def _manifest(self, snapshot_id: str | None) -> dict[str, dict[str, Any]]:
+        if not snapshot_id:
+            return {}
+        try:
+            manifest = self.store.snapshot_manifest(snapshot_id)
+        except (OSError, ValueError) as exc:
+            raise LaunchbayError(f"Snapshot {snapshot_id[:12]} cannot be read from the store ({exc}).") from exc
+        return {f["path"]: f for f in manifest.get("files", [])}
+
+    def _text(self, entry: dict[str, Any] | None) -> str | None | bool:
+        """The file's text, None when absent, False when binary or too large to diff."""
+        if entry is None:
+            return None
+        if entry.get("size", 0) > DIFF_MAX_FILE_BYTES:
+            return False
+        try:
+            data = self.store.blobs.read_bytes(entry["sha256"])
+        except (OSError, ValueError):
+            return False
+        if b"\x00" in data:
+            return False
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+
+    def changes(self, since: float) -> dict[str, Any]:
+        """Runs created or updated after ``since`` (cheap: ids and statuses only)."""
+        now = time.time()
+        self.refresh_active()
+        records = self.store.list_runs(updated_since=since, limit=MAX_CHANGES, details=False)
+        return {
+            "now": now,
+            "runs": [{"run_id": r.run_id, "status": r.status.value, "updated": r.updated} for r in records],
+        }
+
+
+def run_dict(record: RunRecord, detail: bool = False) -> dict[str, Any]:
+    """A run as the REST API shows it (``RunRecord.to_dict`` plus ``properties.git``)."""
+    data = record.to_dict()
+    properties = {k: v for k, v in record.properties.items() if not k.startswith(_GIT_PREFIX)}
+    git = {
+        _GIT_NAMES.get(k[len(_GIT_PREFIX):], k[len(_GIT_PREFIX):]): v
+        for k, v in record.properties.items()
+        if k.startswith(_GIT_PREFIX)
+    }
+    if git:
+        if "dirty" in git:
+            git["dirty"] = str(git["dirty"]).lower() == "true"
+        properties["git"] = git
+    data["properties"] = properties
+    if data.get("primary_metric"):
+        data["primary_metric"] = _finite(data["primary_metric"])
+    if detail:
+        data["spec"] = record.spec
+        env = record.properties.get("environment")
+        data["environment"] = env if isinstance(env, dict) else ({"name": record.environment}
+                                                                 if record.environment else None)
+    else:
+        data.pop("target_state", None)
+    return data
+
+
+def _complete_utf8(data: bytes) -> int:
+    """Length of ``data`` without a UTF-8 character cut off at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # continuation byte: look further back for the lead byte
+        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+        return len(data) - back if back < need else len(data)
+    return len(data)
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+
+
+def _finite_list(values: Any) -> list[float | None]:
+    import numpy as np
+
+    if np.isfinite(values).all():
+        return list(values.tolist())
+    return [v if math.isfinite(v) else None for v in values.tolist()]
+
+
+def _size(entry: dict[str, Any] | None) -> str:
+    return "absent" if entry is None else f"{entry.get('size', 0)} bytes"

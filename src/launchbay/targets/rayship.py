@@ -1,0 +1,144 @@
+"""The Ray job's entry point: run the runner, and ship the run folder back through the job's log.
+
+Standard library only (Python 3.9+): it travels in the job's working_dir next to
+the runner. A Ray job runs on some node that shares no filesystem with the
+notebook; the one channel the Jobs API gives back is the job's log. So this
+script prints every new byte of the run folder (journal, live log, outputs) as
+tagged lines, and the notebook side (``ray.py``) writes them back into the local
+run folder at the same offsets. Line format, one chunk a line::
+
+    @lb1 OFFSET PATH t "JSON string"     text (the live log), readable on Ray's dashboard
+    @lb1 OFFSET PATH b BASE64            anything else (metrics journal)
+    @lb1 end EXIT_CODE                   nothing follows
+
+A chunk at offset 0 replaces the file (the heartbeat, rewritten files).
+Lines without the tag (the runner's own messages) are kept as ``journal/runner.log``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import quote
+
+PREFIX = "@lb1 "
+CHUNK = 48 * 1024
+INTERVAL_S = 0.5
+TEXT_FILES = ("files/user_logs/std_log.txt",)
+
+
+def encode_chunk(offset: int, rel: str, data: bytes) -> str:
+    if rel in TEXT_FILES:
+        payload = "t " + json.dumps(data.decode("utf-8", "surrogateescape"))
+    else:
+        payload = "b " + base64.b64encode(data).decode("ascii")
+    return f"{PREFIX}{offset} {quote(rel, safe='/')} {payload}\n"
+
+
+class Shipper:
+    """Remembers how much of each file went out; ``ship`` prints what is new."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.sent: dict[str, tuple[int, int]] = {}  # rel -> (bytes sent, mtime_ns)
+        self._lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def ship(self) -> None:
+        # The size of events.jsonl is taken first: whatever the runner recorded
+        # before that point (outputs moved, metrics flushed) goes out before the
+        # events, so a reader that sees "Completed" already has the outputs.
+        events = os.path.join(self.run_dir, "journal", "events.jsonl")
+        try:
+            events_size = os.stat(events).st_size
+        except OSError:
+            events_size = 0
+        for rel in self._files():
+            if rel != "journal/events.jsonl":
+                self._ship_file(rel)
+        self._ship_file("journal/events.jsonl", limit=events_size)
+
+    def _files(self) -> list[str]:
+        out = []
+        for top in ("files", "journal"):
+            base = os.path.join(self.run_dir, top)
+            for folder, _dirs, names in os.walk(base):
+                for name in sorted(names):
+                    if name.endswith(".tmp"):
+                        continue
+                    out.append(os.path.relpath(os.path.join(folder, name), self.run_dir).replace(os.sep, "/"))
+        return out
+
+    def _ship_file(self, rel: str, limit: int | None = None) -> None:
+        path = os.path.join(self.run_dir, rel)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        size = st.st_size if limit is None else min(limit, st.st_size)
+        sent, mtime = self.sent.get(rel, (0, -1))
+        whole = rel == "journal/heartbeat" or size < sent or (size == sent and st.st_mtime_ns != mtime and sent)
+        start = 0 if whole else sent
+        if size == start and not (whole and st.st_mtime_ns != mtime):
+            return
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                data = fh.read(size - start)
+        except OSError:
+            return
+        lines = [encode_chunk(start + i, rel, data[i : i + CHUNK]) for i in range(0, len(data), CHUNK)]
+        if not lines:
+            lines = [encode_chunk(0, rel, b"")]
+        self.say("".join(lines))
+        self.sent[rel] = (start + len(data), st.st_mtime_ns)
+
+
+def _forward(stream: object, shipper: Shipper) -> None:
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        shipper.say(line if line.endswith("\n") else line + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    run_dir = os.path.abspath(args[0] if args else ".")
+    runner = os.path.join(run_dir, "runtime", "launchbay_runner.py")
+    shipper = Shipper(run_dir)
+    proc = subprocess.Popen(
+        [sys.executable, runner, run_dir], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace",
+    )
+
+    def stop(signum: int, _frame: object) -> None:
+        # Ray's stop_job signals every process of the job; make sure the runner
+        # hears it, and stay alive to ship the Canceled record it writes.
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except OSError:
+            pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    reader = threading.Thread(target=_forward, args=(proc.stdout, shipper), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        shipper.ship()
+        time.sleep(INTERVAL_S)
+    reader.join(timeout=5)
+    shipper.ship()
+    shipper.say(f"{PREFIX}end {proc.returncode}\n")
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,467 @@
+"""The SSH target: runs on a machine you can ``ssh`` to (the GPU box under the desk, a cloud VM).
+
+Remote layout under ``workdir`` (default ``~/.launchbay-remote``)::
+
+    blobs/ab/cdef...        content-addressed cache: a file is sent once, ever
+    runtime/<hash>/         the shipped runner and in-run API, one copy per version
+    runs/<run_id>/          runner.json, journal/, files/ (as in the local store)
+
+A submit costs three round trips on one cached connection: a probe (interpreter,
+workdir, which blobs are missing), the upload of the missing blobs, and the start of
+the runner under ``setsid`` (or ``docker run -d`` with ``docker = true``), so the run
+outlives the connection. ``sync`` copies the remote run folder's new bytes after the
+local sizes, so any process can re-attach and catch up without losing a line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import TargetError
+from ..models import RunSpec
+from ..store import RunRecord
+from .base import Target
+from .runtime import runtime_files
+from .sshconn import SSHConnection, SSHConnectionLost
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+T = TypeVar("T")
+DEFAULT_WORKDIR = "~/.launchbay-remote"
+MIN_PYTHON = (3, 9)
+ALIVE_CACHE_S = 3.0
+
+# Parses under Python 2 too, so an old interpreter is reported, not a SyntaxError.
+_PROBE_SCRIPT = r"""
+import json, os, sys
+req = json.load(sys.stdin)
+info = {"version": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable}
+if sys.version_info[:2] >= (3, 9):
+    work = os.path.abspath(os.path.expanduser(req["workdir"]))
+    info["workdir"] = work
+    info["uid"] = "%d:%d" % (os.getuid(), os.getgid())
+    try:
+        os.makedirs(os.path.join(work, "runs"), exist_ok=True)
+    except OSError as exc:
+        info["workdir_error"] = str(exc)
+    blobs = os.path.join(work, "blobs")
+    info["missing"] = [d for d in req.get("digests", [])
+                       if not os.path.isfile(os.path.join(blobs, d[:2], d[2:]))]
+    info["runtime_missing"] = [r for r in req.get("runtime", [])
+                               if not os.path.isfile(os.path.join(work, r))]
+    if req.get("gpus"):
+        import subprocess
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+            info["gpus"] = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
+        except (OSError, subprocess.SubprocessError):
+            info["gpus"] = None
+    if req.get("docker"):
+        import subprocess
+        try:
+            out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                                 capture_output=True, text=True, timeout=30)
+            info["docker"] = out.stdout.strip() if out.returncode == 0 else "error: " + out.stderr.strip()[-300:]
+        except (OSError, subprocess.SubprocessError) as exc:
+            info["docker"] = "error: %s" % exc
+print(json.dumps(info))
+"""
+
+# Writes runner.json and starts the runner in a session of its own (setsid: no SIGHUP when
+# the SSH connection goes), stdio away from the channel; secrets arrive on stdin, never on disk.
+_START_SCRIPT = r"""
+import json, os, subprocess, sys
+req = json.load(sys.stdin)
+run_dir = req["run_dir"]
+os.makedirs(os.path.join(run_dir, "journal"), exist_ok=True)
+with open(os.path.join(run_dir, "runner.json.tmp"), "w") as fh:
+    fh.write(req["runner_json"])
+os.replace(os.path.join(run_dir, "runner.json.tmp"), os.path.join(run_dir, "runner.json"))
+env = dict(os.environ)
+env.update(req.get("secret_env") or {})
+log = open(os.path.join(run_dir, "journal", "runner.log"), "ab")
+if req.get("wait"):
+    done = subprocess.run(req["argv"], stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd=run_dir)
+    log.write(done.stdout + done.stderr)
+    if done.returncode:
+        sys.exit("launchbay: %s failed: %s" % (req["argv"][0], done.stderr.decode(errors="replace").strip()[-600:]))
+    print(json.dumps({"container": done.stdout.decode().strip()}))
+else:
+    proc = subprocess.Popen(req["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                            cwd=run_dir, start_new_session=True, close_fds=True)
+    print(json.dumps({"pid": proc.pid}))
+"""
+
+# -- one connection per target in this process ---------------------------------------------------
+_lock = threading.Lock()
+_connections: dict[tuple[Any, ...], SSHConnection] = {}
+_interpreters: dict[tuple[Any, ...], str] = {}  # resolved remote python, after a first probe
+_alive: dict[str, float] = {}  # run id -> when its runner was last seen alive
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _runtime() -> tuple[str, dict[str, bytes]]:
+    files = runtime_files()
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return digest.hexdigest()[:16], files
+
+
+class SSHTarget(Target):
+    type_name = "ssh"
+
+    # -- settings -----------------------------------------------------------------------------------
+    def _setting(self, key: str, default: Any = None) -> Any:
+        value = self.settings.get(key)
+        return default if value is None or value == "" else value
+
+    @property
+    def host(self) -> str:
+        host = self._setting("host")
+        if not host:
+            raise TargetError(f"[targets.{self.name}] has no host: set host = \"name-or-address\" in launchbay.toml.")
+        return str(host)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.host, int(self._setting("port", 22)), self._setting("user"), self._setting("identity_file"),
+                self._setting("known_hosts"))
+
+    @property
+    def docker(self) -> bool:
+        return _truthy(self._setting("docker", False))
+
+    def where(self) -> str:
+        host, port, user = self.key[:3]
+        return f"{user + '@' if user else ''}{host}:{port}"
+
+    # -- connection -----------------------------------------------------------------------------------
+    def connection(self, fresh: bool = False) -> SSHConnection:
+        """The cached connection for this target (a new one when it was closed or dropped)."""
+        key = self.key
+        with _lock:
+            conn = _connections.get(key)
+            if conn is not None and (fresh or conn.closed):
+                conn.close()
+                conn = None
+            if conn is None:
+                host, port, user, identity, known = key
+                conn = SSHConnection(host, port, user, identity, known,
+                                     connect_timeout=float(self._setting("connect_timeout", 10)))
+                conn.python = _interpreters.get(key, str(self._setting("python", "python3")))
+                _connections[key] = conn
+            return conn
+
+    def _call(self, action: Callable[[SSHConnection], T]) -> T:
+        """Run ``action`` on the cached connection; reconnect once if it dropped."""
+        try:
+            return action(self.connection())
+        except SSHConnectionLost:
+            return action(self.connection(fresh=True))
+
+    # -- probe -------------------------------------------------------------------------------------------
+    def probe(self, digests: Sequence[str] = (), runtime: Sequence[str] = (), gpus: bool = False,
+              docker: bool = False) -> dict[str, Any]:
+        """Ask the host for its python, workdir and missing blobs; raise a clear error when unusable."""
+        python = str(self._setting("python", "python3"))
+        request = json.dumps({"workdir": str(self._setting("workdir", DEFAULT_WORKDIR)), "digests": list(digests),
+                              "runtime": list(runtime), "gpus": gpus, "docker": docker})
+
+        def ask(conn: SSHConnection) -> tuple[int, str, str]:
+            exe = shlex.quote(conn.python) if not conn.python.startswith("~/") else conn.python
+            script = shlex.quote(_PROBE_SCRIPT)
+            command = f"command -v {exe} >/dev/null 2>&1 || exit 127; exec {exe} -c {script}"
+            return conn.run(command, check=False, input=request)
+
+        rc, out, err = self._call(ask)
+        where = self.where()
+        if rc == 127:
+            raise TargetError(
+                f"No Python interpreter {python!r} on {where}: set python in [targets.{self.name}] to the path of "
+                f"a Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ interpreter there."
+            )
+        try:
+            info: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise TargetError(
+                f"{python!r} on {where} did not run the launchbay probe (exit code {rc}): {err.strip()[-300:]}. "
+                f"Set python in [targets.{self.name}] to a Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ interpreter."
+            ) from None
+        version = tuple(int(p) for p in str(info["version"]).split(".")[:2])
+        if version < MIN_PYTHON:
+            raise TargetError(
+                f"The Python on {where} ({python}) is {info['version']}; launchbay's runner needs "
+                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}+. Set python in [targets.{self.name}] to a newer interpreter."
+            )
+        if info.get("workdir_error"):
+            raise TargetError(
+                f"Cannot create the workdir {info['workdir']} on {where} ({info['workdir_error']}): set workdir in "
+                f"[targets.{self.name}] to a folder the user can write."
+            )
+        with _lock:
+            _interpreters[self.key] = info["executable"]
+            conn = _connections.get(self.key)
+            if conn is not None:
+                conn.python = info["executable"]
+        return info
+
+    # -- launch -------------------------------------------------------------------------------------------
+    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
+        if spec.environment or self._setting("env"):
+            raise TargetError(
+                f"Environments are not supported on the SSH target yet ({spec.environment or self._setting('env')}): "
+                f"install the packages into the remote python, or use docker = true with an image that has them."
+            )
+        if self.docker and not self._setting("image"):
+            raise TargetError(
+                f"[targets.{self.name}] has docker = true but no image: set image = \"NAME:TAG\" "
+                "(an image on the remote host with python3)."
+            )
+        return super().runner_config(record, spec, snapshot)
+
+    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
+        return {}  # filled in by prepare(), once the remote workdir is known
+
+    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
+        """Probe the host and send the blobs it lacks (the runtime too, once per version)."""
+        blobs: dict[str, Path] = {}
+        snapshot_id = record.snapshot_id
+        if snapshot_id:
+            manifest = self.store.snapshot_manifest(snapshot_id)
+            blobs = {entry["sha256"]: self.store.blobs.path(entry["sha256"]) for entry in manifest["files"]}
+            blobs[snapshot_id] = self.store.blobs.path(snapshot_id)
+        runtime_hash, runtime = _runtime()
+        runtime_rel = {f"runtime/{runtime_hash}/{rel}": data for rel, data in runtime.items()}
+        info = self.probe(sorted(blobs), sorted(runtime_rel), docker=self.docker)
+        if self.docker and not str(info.get("docker", "")).split(".")[0].isdigit():
+            raise TargetError(
+                f"docker = true, but Docker does not answer on {self.where()} ({info.get('docker')}): start the "
+                f"daemon there or give the user access to it."
+            )
+        work = info["workdir"]
+        missing = info["missing"]
+        started = time.time()
+        sent = self._call(lambda c: c.upload_files(f"{work}/blobs", {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing},
+                                                   blobs=True))
+        runtime_sent = 0
+        if info["runtime_missing"]:
+            need = {rel: runtime_rel[rel] for rel in info["runtime_missing"]}
+            runtime_sent = self._call(lambda c: c.upload_files(work, need))  # type: ignore[arg-type]
+        run_dir = f"{work}/runs/{record.run_id}"
+        runner_config["snapshot"] = {}
+        if snapshot_id:
+            runner_config["snapshot"] = {"manifest": f"{work}/blobs/{snapshot_id[:2]}/{snapshot_id[2:]}",
+                                         "blobs": f"{work}/blobs"}
+        runner_config["pythonpath"] = [f"{work}/runtime/{runtime_hash}"]
+        runner_config["python"] = "python3" if self.docker else info["executable"]
+        upload = {"blobs": len(blobs), "blobs_sent": len(missing), "bytes_sent": sent,
+                  "runtime_bytes_sent": runtime_sent, "seconds": round(time.time() - started, 3)}
+        self._plan = {"run_dir": run_dir, "work": work, "runner": f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
+                      "python": info["executable"], "uid": info.get("uid")}
+        self.store.merge_target_state(record.pk, remote_host=self.where(), remote_run_dir=run_dir, upload=upload,
+                                      remote_python=f"{info['executable']} ({info['version']})")
+
+    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+        plan = self._plan
+        run_dir = plan["run_dir"]
+        request: dict[str, Any] = {"run_dir": run_dir, "runner_json": json.dumps(runner_config, indent=1),
+                                   "secret_env": secret_env}
+        if self.docker:
+            name = f"launchbay-{record.run_id}"
+            argv = ["docker", "run", "-d", "--init", "--name", name, "--network", str(self._setting("network", "host")),
+                    "-v", f"{plan['work']}:{plan['work']}", "-w", run_dir, "-e", f"HOME={run_dir}"]
+            if plan.get("uid"):
+                argv += ["--user", plan["uid"]]
+            if _truthy(self._setting("gpus", False)):
+                argv += ["--gpus", "all"]
+            for key in sorted(secret_env):
+                argv += ["-e", key]  # the value comes from docker's own environment, not its argv
+            argv += [str(self._setting("image")), "python3", plan["runner"], run_dir]
+            request.update(argv=argv, wait=True)
+        else:
+            request["argv"] = [plan["python"], plan["runner"], run_dir]
+
+        def go(conn: SSHConnection) -> str:
+            exe = shlex.quote(plan["python"])
+            return conn.run(f"{exe} -c {shlex.quote(_START_SCRIPT)}", input=json.dumps(request))[1]
+
+        try:
+            answer = json.loads(self._call(go).strip().splitlines()[-1])
+        except (ValueError, IndexError) as exc:
+            raise TargetError(f"The runner did not start on {self.where()}: {exc}.") from None
+        if self.docker:
+            self.store.merge_target_state(record.pk, remote_container=f"launchbay-{record.run_id}",
+                                          container_id=answer.get("container"))
+        else:
+            self.store.merge_target_state(record.pk, remote_pid=answer["pid"], remote_pgid=answer["pid"])
+        _alive[record.run_id] = time.time()
+
+    # -- bring the run back -------------------------------------------------------------------------------------
+    def sync(self, record: RunRecord) -> None:
+        """Append the remote run folder's new bytes to the local one; outputs once the run has ended."""
+        run_dir = record.target_state.get("remote_run_dir")
+        if not run_dir:
+            return
+        local = record.run_dir
+        (local / "journal").mkdir(parents=True, exist_ok=True)
+        with open(local / ".sync.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two readers must not append the same tail twice
+            offsets = {"journal/events.jsonl": _size(local / "journal" / "events.jsonl")}
+            for path in sorted((local / "journal").iterdir()):
+                rel = f"journal/{path.name}"
+                if rel not in offsets and path.name != "heartbeat":
+                    offsets[rel] = _size(path)
+            offsets["files/user_logs/std_log.txt"] = _size(local / "files" / "user_logs" / "std_log.txt")
+            tails = self._call(lambda c: c.read_tails(run_dir, offsets, ["journal", "files/user_logs"]))
+            events = tails.get("journal/events.jsonl", b"")
+            if events and _has_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
+                # the runner keeps outputs/ and logs/ before it writes its final event: fetch them
+                # before appending that event, so nobody sees the run ended without its files
+                ended = self._call(lambda c: c.read_tails(run_dir, {}, ["files/outputs", "files/logs"]))
+                for rel, data in ended.items():
+                    _write(local / rel, data)
+            for rel, data in tails.items():
+                if not data or rel == "journal/events.jsonl":
+                    continue
+                if rel == "journal/heartbeat":
+                    _write(local / rel, data)
+                else:
+                    _append(local / rel, data)
+            if events:
+                _append(local / "journal" / "events.jsonl", events)
+
+    def runner_alive(self, record: RunRecord) -> bool | None:
+        state = record.target_state
+        seen = _alive.get(record.run_id, 0.0)
+        if time.time() - seen < ALIVE_CACHE_S:
+            return True
+        run_dir = state.get("remote_run_dir", "")
+        if state.get("remote_container"):
+            command = f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(state['remote_container'])}"
+        elif state.get("remote_pid"):
+            pid = int(state["remote_pid"])
+            command = (f"{{ if [ -r /proc/{pid}/cmdline ]; then tr '\\0' ' ' </proc/{pid}/cmdline; "
+                       f"else ps -p {pid} -o args=; fi; }} 2>/dev/null | grep -qF -- {shlex.quote(run_dir)}"
+                       " && echo true || echo false")
+        else:
+            return None
+        try:
+            _, out, _ = self._call(lambda c: c.run(command, check=False, timeout=30))
+        except TargetError:
+            return None  # unreachable: the heartbeat decides
+        alive = out.strip() == "true"
+        if alive:
+            _alive[record.run_id] = time.time()
+        return alive
+
+    def cancel(self, record: RunRecord) -> None:
+        """Cancel file plus SIGTERM to the runner's process group; the runner stops the run's tree."""
+        state = record.target_state
+        run_dir = state.get("remote_run_dir")
+        if not run_dir:
+            return
+        command = f"touch {shlex.quote(run_dir)}/cancel"
+        if state.get("remote_container"):
+            command += f"; docker kill -s TERM {shlex.quote(state['remote_container'])} >/dev/null 2>&1"
+        elif state.get("remote_pgid"):
+            command += f"; kill -TERM -- -{int(state['remote_pgid'])} 2>/dev/null"
+        self._call(lambda c: c.run(command + "; true"))
+        _alive.pop(record.run_id, None)
+
+    def force_stop(self, record: RunRecord) -> None:
+        """SIGKILL whatever is left of the run on the host (its runner is gone)."""
+        state = record.target_state
+        if state.get("remote_container"):
+            command = f"docker rm -f {shlex.quote(state['remote_container'])} >/dev/null 2>&1"
+        else:
+            groups = [int(g) for g in (state.get("child_pgid"), state.get("remote_pgid")) if g]
+            if not groups:
+                return
+            command = "kill -KILL " + " ".join(f"-- -{g}" if i == 0 else f"-{g}" for i, g in enumerate(groups))
+            command += " 2>/dev/null"
+        try:
+            self._call(lambda c: c.run(command + "; true", timeout=30))
+        except TargetError:
+            pass  # unreachable: nothing more can be done from here
+
+    def check(self) -> dict[str, Any]:
+        try:
+            info = self.probe(gpus=True, docker=self.docker)
+        except TargetError as exc:
+            return {"reachable": False, "host": self.where(), "error": str(exc)}
+        result: dict[str, Any] = {"reachable": True, "host": self.where(), "python": info["executable"],
+                                  "version": info["version"], "workdir": info["workdir"]}
+        gpus = info.get("gpus")
+        result["gpus"] = gpus if gpus else "none (no nvidia-smi)" if gpus is None else "none"
+        if self.docker:
+            result["docker"] = info.get("docker")
+        return result
+
+    def describe(self, record: RunRecord) -> dict[str, Any]:
+        state = record.target_state
+        return {k: state[k] for k in ("remote_host", "remote_run_dir", "remote_python", "upload") if k in state}
+
+
+def close_connections() -> None:
+    """Close every cached connection (runs keep going on their hosts)."""
+    with _lock:
+        for conn in _connections.values():
+            conn.close()
+        _connections.clear()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _append(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".sync-tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _unfinished_line(path: Path) -> bytes:
+    """The bytes after the last newline of ``path`` (an event line cut in two by a sync)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
+            data = fh.read()
+    except FileNotFoundError:
+        return b""
+    return data[data.rfind(b"\n") + 1 :]
+
+
+def _has_final(events: bytes) -> bool:
+    end = events.rfind(b"\n")
+    for line in events[: end + 1].splitlines():
+        if b'"final"' in line:
+            try:
+                if json.loads(line).get("final"):
+                    return True
+            except ValueError:
+                continue
+    return False

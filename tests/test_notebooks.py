@@ -1,0 +1,71 @@
+"""The notebooks users start from run end to end, in a real kernel (nbclient)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute(notebook: Path, workdir: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    return nb
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> str:
+    chunks = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            chunks.append(out.get("text", "") or str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(chunks)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "quickstart"
+    work.mkdir()
+    shutil.copy(NOTEBOOKS / "quickstart.ipynb", work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    nb = execute(work / "quickstart.ipynb", work)
+    text = outputs_text(nb)
+    assert "Completed" in text
+    assert "31 9" in text
+    assert "Pulled into the notebook: total, biggest" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the comparison draws the loss of both runs"
+    assert "step 0: loss 1.000" in text
+
+
+def test_magic_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext launchbay"),
+        nbformat.v4.new_code_cell("%%submit --bogus\nprint(1)"),
+        nbformat.v4.new_code_cell("%%submit -t gpu-box\nprint(1)"),
+        nbformat.v4.new_code_cell("%submit missing.py"),
+        nbformat.v4.new_code_cell("import threading\nlock = threading.Lock()"),
+        nbformat.v4.new_code_cell("%%submit --push lock\nprint(lock)"),
+        nbformat.v4.new_code_cell("%launchbay show no-such-run"),
+    ]
+    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    shown = ["".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs) for cell in nb.cells[1:]]
+    expected = [
+        "UsageError: unrecognized arguments: --bogus",
+        "UsageError: Unknown target 'gpu-box'",
+        "UsageError: No script 'missing.py'",
+        "",
+        "UsageError: Variable 'lock' (lock) cannot be sent to the run",
+        "UsageError: No run 'no-such-run'",
+    ]
+    for text, start in zip(shown, expected):
+        assert text.startswith(start), (text, start)
+        assert text.count("\n") <= 1 and "Traceback" not in text
