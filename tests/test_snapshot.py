@@ -90,3 +90,18 @@ def test_unreadable_files_are_skipped_and_listed(project: Path, tmp_path: Path) 
     snap = take_snapshot(open_store(tmp_path / "s"), project, max_bytes=10**6, max_files=100)
     assert [p for p, _ in snap.unreadable] == ["dangling.txt"]
     assert [f["path"] for f in snap.manifest["files"]] == ["ok.py"]
+
+
+def test_resnapshot_sees_new_files_and_changed_ignore_rules(project: Path, tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s")
+    write(project, "src/a.py", "x")
+    write(project, "src/b.log", "x")
+    first = take_snapshot(store, project, max_bytes=10**6, max_files=100)
+    assert [f["path"] for f in first.manifest["files"]] == ["src/a.py", "src/b.log"]
+    write(project, "src/new.py", "y")
+    write(project, ".gitignore", "*.log\n")
+    second = take_snapshot(store, project, max_bytes=10**6, max_files=100)
+    assert [f["path"] for f in second.manifest["files"]] == [".gitignore", "src/a.py", "src/new.py"]
+    (project / ".gitignore").write_text("*.py\n")
+    third = take_snapshot(store, project, max_bytes=10**6, max_files=100)
+    assert [f["path"] for f in third.manifest["files"]] == [".gitignore", "src/b.log"]

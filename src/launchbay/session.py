@@ -46,6 +46,7 @@ class Session:
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
         target = make_target(spec.target, config, self.store)
+        target.progress = on_progress  # environment builds report through it
         if spec.code is None:
             self._check_script(root, spec)
         budget = config.snapshot

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import stat
 from collections import defaultdict
@@ -99,91 +100,132 @@ class _Spec:
             return "?"
 
 
-def _load_ignore(folder: Path, base: str) -> _Spec | None:
+def _load_ignore(folder: str, base: str) -> tuple[_Spec | None, tuple[Any, ...]]:
+    """The folder's ignore rules and a signature of the file they came from (for the scan cache)."""
     for name in IGNORE_FILES:
-        path = folder / name
-        if path.is_file():
-            try:
-                lines = path.read_text(errors="replace").splitlines()
-            except OSError:
-                return None
-            return _Spec(base, base + name, lines)
-    return None
+        path = os.path.join(folder, name)
+        try:
+            st = os.stat(path)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        return _Spec(base, base + name, lines), ((base + name, st.st_mtime_ns, st.st_size),)
+    return None, ()
 
 
 def _is_venv(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
-def scan(root: Path, *, explain: bool = False, skip: tuple[Path, ...] = ()) -> Scan:
+def scan(
+    root: Path,
+    *,
+    explain: bool = False,
+    skip: tuple[Path, ...] = (),
+    dir_cache: dict[str, list[Any]] | None = None,
+) -> Scan:
     """Walk ``root`` applying the ignore rules; with ``explain`` also keep why each file was left out.
 
-    ``skip`` holds folders never to enter (the store, when it lives inside the project)."""
+    ``skip`` holds folders never to enter (the store, when it lives inside the project).
+    ``dir_cache`` remembers each folder's decisions: a folder whose mtime and whose ignore
+    files are unchanged is not listed or matched again, only its files are stat'ed."""
     root = root.resolve()
     skipped = {str(p.resolve()) for p in skip}
     if not root.is_dir():
         raise SnapshotError(f"Source folder {root} does not exist or is not a folder; pass an existing --source-dir.")
     result = Scan(root)
-    stack: list[tuple[str, list[_Spec]]] = [("", [])]
+    seen_dirs: dict[str, list[Any]] = {}
+    stack: list[tuple[str, list[_Spec], tuple[Any, ...]]] = [("", [], ())]
     while stack:
-        base, specs = stack.pop()
+        base, specs, signature = stack.pop()
         folder = os.path.join(root, base) if base else str(root)
-        own = _load_ignore(Path(folder), base)
+        if base and _is_venv(folder):
+            if explain:
+                result.excluded.append((base, "virtual environment"))
+            continue
+        own, own_sig = _load_ignore(folder, base)
         active = specs + [own] if own else specs
+        signature = signature + own_sig
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            folder_mtime = os.stat(folder).st_mtime_ns
         except OSError as exc:
             result.unreadable.append((base or ".", str(exc.strerror or exc)))
             continue
-        for entry in entries:
-            rel = base + entry.name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                is_link = entry.is_symlink()
-            except OSError as exc:
-                result.unreadable.append((rel, str(exc)))
-                continue
-            if is_dir:
-                if entry.path in skipped:
-                    if explain:
-                        result.excluded.append((rel + "/", "the launchbay store"))
-                    continue
-                if entry.name in ALWAYS_EXCLUDED or (not base and entry.name in EXCLUDED_AT_ROOT):
-                    if explain:
-                        result.excluded.append((rel + "/", "always excluded"))
-                    continue
-                if _is_venv(entry.path):
-                    if explain:
-                        result.excluded.append((rel + "/", "virtual environment"))
-                    continue
-                ignored, why = _decide(active, rel + "/")
-                if ignored:
-                    if explain:
-                        result.excluded.append((rel + "/", why))
-                    continue
-                stack.append((rel + "/", active))
-                continue
-            ignored, why = _decide(active, rel)
-            if ignored:
-                if explain:
-                    result.excluded.append((rel, why))
-                continue
-            try:
-                st = entry.stat(follow_symlinks=True)
-            except OSError as exc:
-                result.unreadable.append((rel, f"broken link or unreadable: {exc.strerror or exc}"))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                if explain:
-                    result.excluded.append((rel, "not a regular file"))
-                continue
-            if not os.access(entry.path, os.R_OK):
-                result.unreadable.append((rel, "permission denied"))
-                continue
-            del is_link
-            result.files.append(FileEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, why or "included"))
+        cached = None if dir_cache is None or explain else dir_cache.get(base)
+        if cached is not None and cached[0] == folder_mtime and tuple(map(tuple, cached[1])) == signature:
+            files, subdirs = cached[2], cached[3]
+            prefix = folder + "/"
+            for name in files:
+                _add_file(result, base + name, prefix + name, "included")
+        else:
+            files, subdirs = _list_folder(result, folder, base, active, skipped, explain)
+        seen_dirs[base] = [folder_mtime, [list(x) for x in signature], files, subdirs]
+        for name in reversed(subdirs):
+            stack.append((base + name + "/", active, signature))
+    if dir_cache is not None and not explain:
+        dir_cache.clear()
+        dir_cache.update(seen_dirs)
     result.files.sort(key=lambda f: f.path)
     return result
+
+
+def _list_folder(
+    result: Scan, folder: str, base: str, active: list[_Spec], skipped: set[str], explain: bool
+) -> tuple[list[str], list[str]]:
+    """Decide each entry of one folder; returns (included file names, folders to enter)."""
+    files: list[str] = []
+    subdirs: list[str] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        result.unreadable.append((base or ".", str(exc.strerror or exc)))
+        return files, subdirs
+    for entry in entries:
+        rel = base + entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError as exc:
+            result.unreadable.append((rel, str(exc)))
+            continue
+        if is_dir:
+            if entry.path in skipped:
+                if explain:
+                    result.excluded.append((rel + "/", "the launchbay store"))
+                continue
+            if entry.name in ALWAYS_EXCLUDED or (not base and entry.name in EXCLUDED_AT_ROOT):
+                if explain:
+                    result.excluded.append((rel + "/", "always excluded"))
+                continue
+            ignored, why = _decide(active, rel + "/")
+            if ignored:
+                if explain:
+                    result.excluded.append((rel + "/", why))
+                continue
+            subdirs.append(entry.name)
+            continue
+        ignored, why = _decide(active, rel)
+        if ignored:
+            if explain:
+                result.excluded.append((rel, why))
+            continue
+        if _add_file(result, rel, entry.path, why or "included", explain):
+            files.append(entry.name)
+    return files, subdirs
+
+
+def _add_file(result: Scan, rel: str, path: str, rule: str, explain: bool = False) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        result.unreadable.append((rel, f"broken link or unreadable: {exc.strerror or exc}"))
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        if explain:
+            result.excluded.append((rel, "not a regular file"))
+        return False
+    result.files.append(FileEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, rule))
+    return True
 
 
 def _decide(specs: list[_Spec], rel: str) -> tuple[bool, str]:
@@ -237,34 +279,43 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _HashCache:
-    """(size, mtime_ns, inode) → sha256 per file of one source folder, kept in the store."""
+class _SnapshotIndex:
+    """What the last snapshot of one source folder learned, kept in the store (like git's index):
+    (size, mtime_ns, inode) → sha256 per file, and each folder's scan decisions."""
 
     def __init__(self, store: RunStore, root: Path) -> None:
         key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
-        self.path = store.root / "cache" / f"snapshot-index-{key}.json"
+        self.path = store.root / "cache" / f"snapshot-index-{key}.marshal"
+        data: Any = None
         try:
-            self.entries: dict[str, list[Any]] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
+            data = marshal.loads(self.path.read_bytes())  # a private cache: fastest to load
+            self.entries: dict[str, list[Any]] = data["files"]
+            self.dirs: dict[str, list[Any]] = data["dirs"]
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            self.entries, self.dirs = {}, {}
+        self._dirs_before = dict(self.dirs)
+        self.manifest: dict[str, Any] | None = data.get("manifest") if isinstance(data, dict) else None
         self.changed = False
 
-    def digest(self, root: Path, f: FileEntry) -> str:
+    def digest(self, root: Path, f: FileEntry) -> tuple[str, bool]:
+        """The file's sha256, and whether it came from the index (so its blob is stored already)."""
         cached = self.entries.get(f.path)
         if cached and cached[0] == f.size and cached[1] == f.mtime_ns and cached[2] == f.inode:
-            return str(cached[3])
+            return str(cached[3]), True
         digest = _hash_file(root / f.path)
         self.entries[f.path] = [f.size, f.mtime_ns, f.inode, digest]
         self.changed = True
-        return digest
+        return digest, False
 
     def save(self, keep: set[str]) -> None:
-        if not self.changed and len(keep) == len(self.entries):
+        dirs_changed = self.dirs != self._dirs_before
+        if not self.changed and not dirs_changed and len(keep) == len(self.entries):
             return
         self.entries = {k: v for k, v in self.entries.items() if k in keep}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.entries, separators=(",", ":")))
+        data = {"files": self.entries, "dirs": self.dirs, "manifest": self.manifest}
+        tmp.write_bytes(marshal.dumps(data))
         os.replace(tmp, self.path)
 
 
@@ -277,19 +328,19 @@ def take_snapshot(
     extra_files: dict[str, str | bytes] | None = None,
 ) -> Snapshot:
     """Snapshot ``root`` into the store; the budget is checked before anything is written."""
-    scan_ = scan(root, skip=(store.root,))
+    cache = _SnapshotIndex(store, root.resolve())
+    scan_ = scan(root, skip=(store.root,), dir_cache=cache.dirs)
     if scan_.total_bytes > max_bytes or len(scan_.files) > max_files:
         raise _budget_error(scan_, max_bytes, max_files)
-    cache = _HashCache(store, scan_.root)
     entries = []
     new_blobs = new_bytes = 0
     for f in scan_.files:
         try:
-            digest = cache.digest(scan_.root, f)
+            digest, known = cache.digest(scan_.root, f)
         except OSError as exc:
             scan_.unreadable.append((f.path, str(exc.strerror or exc)))
             continue
-        if not store.blobs.has(digest):
+        if not known and not store.blobs.has(digest):
             store.blobs.put_file(scan_.root / f.path, digest)
             new_blobs += 1
             new_bytes += f.size
@@ -300,9 +351,18 @@ def take_snapshot(
         entries = [e for e in entries if e["path"] != rel]
         entries.append({"path": rel, "sha256": digest, "size": len(data), "mode": 0o644})
     entries.sort(key=lambda e: e["path"])
-    cache.save({f.path for f in scan_.files})
     manifest = {"version": 1, "files": entries}
-    snapshot_id = store.blobs.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+    previous = cache.manifest
+    fingerprint = hashlib.sha1(
+        "\n".join(f"{e['path']}\0{e['sha256']}\0{e['mode']}" for e in entries).encode()
+    ).hexdigest()
+    if previous and previous.get("fingerprint") == fingerprint and store.blobs.has(previous["id"]):
+        snapshot_id = previous["id"]  # same content as last time: same id, nothing to write
+    else:
+        snapshot_id = store.blobs.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+        cache.manifest = {"id": snapshot_id, "fingerprint": fingerprint}
+        cache.changed = True
+    cache.save({f.path for f in scan_.files})
     total = sum(e["size"] for e in entries)
     store.add_snapshot(snapshot_id, len(entries), total, str(scan_.root))
     return Snapshot(snapshot_id, scan_.root, len(entries), total, new_blobs, new_bytes, scan_.unreadable, manifest)

@@ -149,7 +149,8 @@ def _read_file(path: Path, what: str, name: str) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        raise ConfigError(f"Environment {name!r}: cannot read its {what} {path}: {exc.strerror}. Fix the path.") from exc
+        reason = exc.strerror or exc
+        raise ConfigError(f"Environment {name!r}: cannot read its {what} {path}: {reason}. Fix the path.") from exc
 
 
 def parse_environment(name: str, section: dict[str, Any], root: Path) -> EnvironmentSpec:
@@ -215,8 +216,8 @@ def resolve_environment(
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ConfigError(f"The inline environment is not valid JSON ({exc}); pass e.g. '{{\"pip\": [\"six\"]}}'.") \
-                from exc
+            example = '{"pip": ["six"]}'
+            raise ConfigError(f"The inline environment is not valid JSON ({exc}); pass e.g. '{example}'.") from exc
         return parse_environment("inline", data, source_dir or root)
     base = source_dir or root
     path = base / text

@@ -55,6 +55,7 @@ class RunWidget(w.VBox):
         self.handle = handle
         self._pull_into = pull_into
         self._header = w.HTML()
+        self._header.add_class("lb-widget-header")
         self._cancel = w.Button(description="Cancel", button_style="danger", icon="stop",
                                 layout=w.Layout(width="100px"))
         self._cancel.add_class("lb-widget-cancel")

@@ -97,7 +97,7 @@ class LaunchbayService:
     ) -> dict[str, Any]:
         """One page of runs, newest first, and how many match the filters in all."""
         self.refresh_active()
-        filters = {"experiment": experiment or None, "status": status or None, "text": q or None}
+        filters: dict[str, Any] = {"experiment": experiment or None, "status": status or None, "text": q or None}
         records = self.store.list_runs(**filters, limit=limit, offset=offset)
         return {"runs": [run_dict(r) for r in records], "total": self.store.count_runs(**filters)}
 
@@ -131,7 +131,8 @@ class LaunchbayService:
         record = self._run(run_id)
         if self.store.series_id(record, name) is None:
             raise RunNotFoundError(
-                f"Run {record.run_id} has no metric {name!r}; list its metrics with `launchbay metrics {record.run_id}`."
+                f"Run {record.run_id} has no metric {name!r}; "
+                f"list its metrics with `launchbay metrics {record.run_id}`."
             )
         if after_step is not None and float(after_step).is_integer():
             after_step = int(after_step)

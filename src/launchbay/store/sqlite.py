@@ -300,8 +300,12 @@ class RunStore:
             where.append("r.status = ?")
             args.append(RunStatus.parse(status).value)
         if text:
-            where.append("(r.run_id LIKE ? OR r.name LIKE ? OR r.script LIKE ? OR e.name LIKE ? OR r.target LIKE ?)")
-            args.extend([f"%{text}%"] * 5)
+            where.append(
+                "(r.run_id LIKE ? OR r.name LIKE ? OR r.script LIKE ? OR e.name LIKE ? OR r.target LIKE ?"
+                " OR r.pk IN (SELECT run_pk FROM tags WHERE key LIKE ? OR value LIKE ?)"
+                " OR r.pk IN (SELECT run_pk FROM params WHERE key LIKE ? OR value LIKE ?))"
+            )
+            args.extend([f"%{text}%"] * 9)
         if param:
             where.append("r.pk IN (SELECT run_pk FROM params WHERE key = ? AND value = ?)")
             args.extend(param)

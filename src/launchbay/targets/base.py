@@ -11,6 +11,7 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +34,8 @@ class Target(ABC):
     #: how the run's python finds the cell bootstrap: the real module locally,
     #: the shipped copy (runtime/launchbay_cell.py) everywhere else
     cell_module: ClassVar[str] = "launchbay_cell"
+    #: set by Session.submit: ``progress(message)`` shows what a long prepare (an environment build) is doing
+    progress: Callable[[str], None] | None = None
 
     def __init__(self, name: str, settings: dict[str, Any], store: RunStore, config: ProjectConfig) -> None:
         self.name, self.settings, self.store, self.config = name, settings, store, config

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TargetError
+from ..models import RunSpec
 from ..store import RunRecord
 from .base import RUNNER_SOURCE, Target
 
@@ -37,6 +38,12 @@ class LocalTarget(Target):
 
     def python(self) -> str:
         return str(self.settings.get("python") or sys.executable)
+
+    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
+        if spec.environment or self.settings.get("environment"):
+            from ..environments.venv import prepare_local_run  # a venv per environment hash
+
+            prepare_local_run(self, record, spec, runner_config)
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         runner_config.setdefault("python", self.python())

@@ -87,10 +87,14 @@ class Shipper:
             return
         size = st.st_size if limit is None else min(limit, st.st_size)
         sent, mtime = self.sent.get(rel, (0, -1))
-        whole = rel == "journal/heartbeat" or size < sent or (size == sent and st.st_mtime_ns != mtime and sent)
-        start = 0 if whole else sent
-        if size == start and not (whole and st.st_mtime_ns != mtime):
-            return
+        if _append_only(rel):
+            if size <= sent:
+                return
+            start = sent
+        else:  # small files that are rewritten (heartbeat, outputs): send them whole when they change
+            if (size, st.st_mtime_ns) == (sent, mtime):
+                return
+            start = 0
         try:
             with open(path, "rb") as fh:
                 fh.seek(start)
@@ -102,6 +106,10 @@ class Shipper:
             lines = [encode_chunk(0, rel, b"")]
         self.say("".join(lines))
         self.sent[rel] = (start + len(data), st.st_mtime_ns)
+
+
+def _append_only(rel: str) -> bool:
+    return rel in TEXT_FILES or rel == "journal/events.jsonl" or (rel.startswith("journal/") and rel.endswith(".bin"))
 
 
 def _forward(stream: object, shipper: Shipper) -> None:

@@ -107,6 +107,7 @@ _lock = threading.Lock()
 _connections: dict[tuple[Any, ...], SSHConnection] = {}
 _interpreters: dict[tuple[Any, ...], str] = {}  # resolved remote python, after a first probe
 _alive: dict[str, float] = {}  # run id -> when its runner was last seen alive
+_cache_pid = os.getpid()
 
 
 def _truthy(value: Any) -> bool:
@@ -152,8 +153,12 @@ class SSHTarget(Target):
     # -- connection -----------------------------------------------------------------------------------
     def connection(self, fresh: bool = False) -> SSHConnection:
         """The cached connection for this target (a new one when it was closed or dropped)."""
+        global _cache_pid
         key = self.key
         with _lock:
+            if _cache_pid != os.getpid():  # a forked child must not touch its parent's connections
+                _connections.clear()
+                _cache_pid = os.getpid()
             conn = _connections.get(key)
             if conn is not None and (fresh or conn.closed):
                 conn.close()
@@ -295,6 +300,9 @@ class SSHTarget(Target):
         else:
             request["argv"] = [plan["python"], plan["runner"], run_dir]
 
+        record.run_dir.mkdir(parents=True, exist_ok=True)
+        self.write_runner_config(record.run_dir, runner_config)  # a local copy, for `launchbay show` and debugging
+
         def go(conn: SSHConnection) -> str:
             exe = shlex.quote(plan["python"])
             return conn.run(f"{exe} -c {shlex.quote(_START_SCRIPT)}", input=json.dumps(request))[1]
@@ -329,9 +337,9 @@ class SSHTarget(Target):
             tails = self._call(lambda c: c.read_tails(run_dir, offsets, ["journal", "files/user_logs"]))
             events = tails.get("journal/events.jsonl", b"")
             if events and _has_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
-                # the runner keeps outputs/ and logs/ before it writes its final event: fetch them
-                # before appending that event, so nobody sees the run ended without its files
-                ended = self._call(lambda c: c.read_tails(run_dir, {}, ["files/outputs", "files/logs"]))
+                # the runner keeps outputs/ and logs/ before it writes its final event: fetch every
+                # file before appending that event, so nobody sees the run ended without its files
+                ended = self._call(lambda c: c.read_tails(run_dir, {}, ["files"], skip=["files/user_logs/"]))
                 for rel, data in ended.items():
                     _write(local / rel, data)
             for rel, data in tails.items():

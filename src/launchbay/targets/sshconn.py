@@ -126,14 +126,14 @@ _TAILS_SCRIPT = r"""
 import json, os, sys
 base = sys.argv[1]
 req = json.load(sys.stdin)
-offsets, dirs = req["offsets"], req["dirs"]
+offsets, dirs, skip = req["offsets"], req["dirs"], tuple(req.get("skip") or ())
 order = list(offsets)
 for folder in dirs:
     root = os.path.join(base, folder)
     for parent, _subdirs, names in sorted(os.walk(root)):
         for name in sorted(names):
             rel = os.path.relpath(os.path.join(parent, name), base)
-            if rel not in offsets and ".tmp" not in name:
+            if rel not in offsets and ".tmp" not in name and not (skip and rel.startswith(skip)):
                 order.append(rel)
 out = sys.stdout.buffer
 for rel in order:
@@ -384,11 +384,13 @@ class SSHConnection:
         _, out, _ = self.run_bytes(f"tail -c +{int(offset) + 1} {_q(remote_path)} 2>/dev/null", check=False)
         return out
 
-    def read_tails(self, base_dir: str, offsets: dict[str, int], dirs: Iterable[str] = ()) -> dict[str, bytes]:
+    def read_tails(self, base_dir: str, offsets: dict[str, int], dirs: Iterable[str] = (),
+                   skip: Iterable[str] = ()) -> dict[str, bytes]:
         """In one round trip: for each file named in ``offsets`` (path relative to ``base_dir``) the
-        bytes after its offset, and every file under ``dirs`` (from offset 0, or its given offset).
-        Files are read in the order of ``offsets``, then ``dirs``; missing files are left out."""
-        request = json.dumps({"offsets": offsets, "dirs": list(dirs)}).encode()
+        bytes after its offset, and every file under ``dirs`` (from offset 0, or its given offset)
+        except those under a ``skip`` prefix. Files are read in the order of ``offsets``, then
+        ``dirs``; missing files are left out."""
+        request = json.dumps({"offsets": offsets, "dirs": list(dirs), "skip": list(skip)}).encode()
         _, out, _ = self.run_bytes(self._py(_TAILS_SCRIPT, base_dir), request)
         result: dict[str, bytes] = {}
         pos = 0

@@ -1,0 +1,386 @@
+"""The Ray target: each run is a Ray job, submitted through the Jobs API.
+
+The job's working_dir is a zip we build from the snapshot (so launchbay's ignore
+rules are the only ones applied): the project under ``work/``, the shipped
+runtime, ``runner.json``. Its entry point (``rayship.py``) runs the runner and
+prints the run folder's new bytes as tagged lines; ``sync`` reads the job's log
+over HTTP and writes them back into the local run folder. Nothing needs a
+shared filesystem, ``ray.init`` or even Ray installed on the notebook's side:
+every call is plain HTTP to the Jobs REST API (the package upload is the same
+``PUT /api/packages/gcs/...`` Ray's SDK makes). Why not the SDK: importing it
+takes 3-6 s, paid on every ``launchbay show`` of a Ray run.
+
+``[targets.NAME]`` settings: ``address`` (the dashboard, ``http://HOST:8265``),
+``num_cpus``, ``num_gpus``, ``memory`` (bytes or "4GB"), ``resources`` (table),
+``pip`` (list), ``env_vars`` (table), ``runtime_env`` (table, merged last),
+``python`` (the interpreter on the nodes, default ``python``).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from ..errors import TargetError
+from ..models import RunSpec
+from ..snapshot import human_bytes
+from ..store import RunRecord
+from .base import Target
+from .runtime import RUNTIME_DIR, runtime_files
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+#: the dashboard refuses request bodies over this size (HTTP 413), so packages too
+PACKAGE_LIMIT = 100 * 1024 * 1024
+PREFIX = "@lb1 "
+_SHIPPER = Path(__file__).resolve().parent / "rayship.py"
+_RUNNING = {"PENDING", "RUNNING"}
+_File = tuple[str, str, int, int]  # path in the project, blob digest, size, mode
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+
+
+def parse_bytes(value: Any) -> int:
+    """``4000000000``, ``"4GB"`` or ``"512 MiB"`` as a number of bytes."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise TargetError(f"memory = {value!r} is not a size; write bytes or e.g. \"4GB\" in launchbay.toml.")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+class JobsAPI:
+    """The few calls of Ray's Jobs REST API a run needs after submission (stdlib HTTP, no Ray import)."""
+
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        self.address = address.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: bytes | None = None, content_type: str = "") -> Any:
+        if body is None and method in ("POST", "PUT"):
+            body = b""
+        request = urllib.request.Request(self.address + path, method=method, data=body)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = response.read()
+                return json.loads(data) if data.strip()[:1] in (b"{", b"[") else None
+        except urllib.error.HTTPError as exc:
+            if exc.code == 413:
+                raise TargetError(
+                    f"Ray's Jobs API at {self.address} refused the run's package as too large (HTTP 413); "
+                    "leave big files out of the snapshot (.launchbayignore)."
+                ) from exc
+            detail = exc.read().decode("utf-8", "replace").strip().splitlines()
+            raise TargetError(
+                f"Ray's Jobs API at {self.address} answered {exc.code} to {method} {path}: "
+                f"{detail[-1] if detail else exc.reason}."
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise TargetError(
+                f"Cannot reach Ray's Jobs API at {self.address} ({exc}); start the cluster (`ray start --head`) "
+                "or fix `address` in launchbay.toml."
+            ) from exc
+
+    def upload_package(self, package: Path) -> str:
+        """Put a zip into the cluster's package store (as Ray's SDK does); returns its ``gcs://`` URI."""
+        data = package.read_bytes()
+        name = f"_ray_pkg_{hashlib.sha1(data).hexdigest()}.zip"
+        try:
+            self._call("GET", f"/api/packages/gcs/{name}")  # also pins it until the job starts
+        except TargetError:
+            self._call("PUT", f"/api/packages/gcs/{name}", data)
+        return f"gcs://{name}"
+
+    def submit(self, request: dict[str, Any]) -> str:
+        body = json.dumps(request).encode()
+        return str(self._call("POST", "/api/jobs/", body, "application/json")["submission_id"])
+
+    def version(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/api/version") or {})
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/jobs/{job_id}") or {})
+
+    def logs(self, job_id: str) -> str:
+        return str(self._call("GET", f"/api/jobs/{job_id}/logs")["logs"])
+
+    def stop(self, job_id: str) -> bool:
+        return bool((self._call("POST", f"/api/jobs/{job_id}/stop") or {}).get("stopped"))
+
+
+class RayTarget(Target):
+    type_name = "ray"
+
+    @property
+    def address(self) -> str:
+        return str(self.settings.get("address") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265")
+
+    # -- launch ---------------------------------------------------------------------------------
+    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
+        config = super().runner_config(record, spec, snapshot)
+        config.update(
+            snapshot={},  # the project is already in work/ of the job's working_dir
+            keep_work=True,  # work/ is Ray's unpacked package: Ray removes it
+            pythonpath=[RUNTIME_DIR],
+            # Ray's stop_job kills every process of the job 3 s after SIGTERM:
+            # the run must be stopped, and its end shipped, before that.
+            cancel_grace_s=min(float(config["cancel_grace_s"]), 2.0),
+        )
+        return config
+
+    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
+        self._runtime_env = self._runtime_env_for(spec)
+
+    def _runtime_env_for(self, spec: RunSpec) -> dict[str, Any]:
+        env: dict[str, Any] = {}
+        sources = [self.settings]
+        if spec.environment:
+            sources.append(self.config.environments.get(spec.environment) or {})
+        for source in sources:
+            if source.get("pip"):
+                env["pip"] = list(source["pip"])
+            if source.get("env_vars"):
+                env.setdefault("env_vars", {}).update({str(k): str(v) for k, v in source["env_vars"].items()})
+        env.update(dict(self.settings.get("runtime_env") or {}))
+        return env
+
+    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+        api = JobsAPI(self.address)
+        api.version()  # fail fast, with our message, before building anything
+        self.write_runner_config(record.run_dir, runner_config)
+        package = record.run_dir / "ray_working_dir.zip"
+        manifest = self.store.snapshot_manifest(record.snapshot_id) if record.snapshot_id else {"files": []}
+        files = [(e["path"], e["sha256"], int(e["size"]), int(e.get("mode", 0o644))) for e in manifest["files"]]
+        try:
+            self._build_package(package, runner_config, files)
+            runtime_env = dict(self._runtime_env, working_dir=api.upload_package(package))
+            if secret_env:
+                runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **secret_env}
+            job_id = self._submit(api, record, runtime_env)
+        finally:
+            package.unlink(missing_ok=True)
+        self.store.merge_target_state(record.pk, ray_job_id=job_id, ray_address=self.address)
+        record.target_state.update(ray_job_id=job_id, ray_address=self.address)
+
+    def _build_package(self, package: Path, runner_config: dict[str, Any], files: list[_File]) -> None:
+        """The job's working_dir as one zip; over Ray's limit is our error, naming the biggest files."""
+        with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for rel, digest, _size, mode in files:
+                info = zipfile.ZipInfo.from_file(self.store.blobs.path(digest), arcname=f"work/{rel}")
+                info.external_attr = ((0o755 if mode & 0o111 else 0o644) | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with open(self.store.blobs.path(digest), "rb") as src, zf.open(info, "w") as dest:
+                    while block := src.read(1 << 20):
+                        dest.write(block)
+            for rel, data in runtime_files().items():
+                zf.writestr(f"{RUNTIME_DIR}/{rel}", data)
+            zf.write(_SHIPPER, f"{RUNTIME_DIR}/launchbay_rayjob.py")
+            zf.writestr("runner.json", json.dumps(runner_config, indent=1))
+        size = package.stat().st_size
+        if size >= PACKAGE_LIMIT:
+            biggest = sorted(files, key=lambda f: -f[2])[:5]
+            names = ", ".join(f"{rel} ({human_bytes(n)})" for rel, _, n, _ in biggest)
+            raise TargetError(
+                f"The run's package for Ray is {human_bytes(size)} compressed, over the {human_bytes(PACKAGE_LIMIT)} "
+                f"that Ray's Jobs API accepts. Largest files: {names}. Leave big data out of the snapshot (a line "
+                "in .launchbayignore) and read it on the cluster from shared storage instead."
+            )
+
+    def _submit(self, api: JobsAPI, record: RunRecord, runtime_env: dict[str, Any]) -> str:
+        python = str(self.settings.get("python") or "python")
+        request: dict[str, Any] = {
+            "entrypoint": f"{shlex.quote(python)} {RUNTIME_DIR}/launchbay_rayjob.py .",
+            "submission_id": f"launchbay-{record.run_id}",
+            "runtime_env": runtime_env,
+            "metadata": {"launchbay_run_id": record.run_id, "launchbay_experiment": record.experiment},
+        }
+        if self.settings.get("num_cpus") is not None:
+            request["entrypoint_num_cpus"] = float(self.settings["num_cpus"])
+        if self.settings.get("num_gpus") is not None:
+            request["entrypoint_num_gpus"] = float(self.settings["num_gpus"])
+        if self.settings.get("memory") is not None:
+            request["entrypoint_memory"] = parse_bytes(self.settings["memory"])
+        if self.settings.get("resources"):
+            request["entrypoint_resources"] = {str(k): float(v) for k, v in self.settings["resources"].items()}
+        try:
+            return api.submit(request)
+        except TargetError as exc:
+            raise TargetError(f"{exc} Check [targets.{self.name}] in launchbay.toml.") from exc
+
+    # -- follow ---------------------------------------------------------------------------------
+    def _api(self, record: RunRecord) -> JobsAPI:
+        return JobsAPI(str(record.target_state.get("ray_address") or self.address))
+
+    def sync(self, record: RunRecord) -> None:
+        """Write the chunks the job printed since last time into the local run folder."""
+        job_id = record.target_state.get("ray_job_id")
+        if not job_id:
+            return
+        api = self._api(record)
+        with _locked(record.run_dir / "ray_sync.lock"):
+            status = str(api.job(job_id).get("status"))
+            text = api.logs(job_id)  # after the status: a finished job's log is complete
+            state_path = record.run_dir / "ray_sync.json"
+            try:
+                pos = int(json.loads(state_path.read_text())["pos"])
+            except (OSError, ValueError, KeyError):
+                pos = 0
+            end = text.rfind("\n") + 1
+            if end > pos:
+                apply_chunks(record.run_dir, text[pos:end])
+                state_path.write_text(json.dumps({"pos": end, "status": status}))
+
+    def runner_alive(self, record: RunRecord) -> bool | None:
+        job_id = record.target_state.get("ray_job_id")
+        if not job_id:
+            return None
+        try:
+            info = self._api(record).job(job_id)
+            if str(info.get("status")) in _RUNNING:
+                return True
+            self.sync(record)  # the whole log, now that the job has ended
+        except TargetError:
+            return None
+        if not _has_final_event(record.run_dir):
+            _record_end(record.run_dir, info)
+        return False
+
+    def cancel(self, record: RunRecord) -> None:
+        job_id = record.target_state.get("ray_job_id")
+        if job_id:
+            self._api(record).stop(job_id)
+
+    def force_stop(self, record: RunRecord) -> None:
+        try:
+            self.cancel(record)
+        except TargetError:
+            pass
+
+    def check(self) -> dict[str, Any]:
+        try:
+            version = JobsAPI(self.address, timeout=5).version()
+        except TargetError as exc:
+            return {"reachable": False, "address": self.address, "error": str(exc)}
+        return {"reachable": True, "address": self.address, "ray_version": version.get("ray_version")}
+
+    def describe(self, record: RunRecord) -> dict[str, Any]:
+        job_id = record.target_state.get("ray_job_id")
+        out: dict[str, Any] = {"ray_job_id": job_id, "ray_address": record.target_state.get("ray_address")}
+        if job_id:
+            try:
+                info = self._api(record).job(job_id)
+                out.update(ray_status=info.get("status"), ray_message=info.get("message"))
+            except TargetError as exc:
+                out["ray_status"] = f"unknown ({exc})"
+        return out
+
+
+# -- the notebook side of the log protocol (see rayship.py) --------------------------------------
+def apply_chunks(run_dir: Path, text: str) -> None:
+    """Write tagged chunks to their files at their offsets; keep other lines in journal/runner.log."""
+    plain: list[str] = []
+    handles: dict[str, int] = {}
+    try:
+        for line in text.split("\n")[:-1]:
+            if not line.startswith(PREFIX):
+                plain.append(line)
+                continue
+            parts = line[len(PREFIX):].split(" ", 3)
+            if len(parts) != 4 or not parts[0].isdigit():
+                continue  # "end", or a line cut short
+            offset, rel, encoding, payload = int(parts[0]), unquote(parts[1]), parts[2], parts[3]
+            if not _safe_rel(rel):
+                continue
+            if encoding == "t":
+                data = json.loads(payload).encode("utf-8", "surrogateescape")
+            else:
+                data = base64.b64decode(payload)
+            path = run_dir / rel
+            fd = handles.get(rel)
+            if fd is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = handles[rel] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if offset == 0:
+                os.ftruncate(fd, 0)
+            os.pwrite(fd, data, offset)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    if plain:
+        (run_dir / "journal").mkdir(parents=True, exist_ok=True)
+        with open(run_dir / "journal" / "runner.log", "a", encoding="utf-8", errors="replace") as fh:
+            fh.write("\n".join(plain) + "\n")
+
+
+def _safe_rel(rel: str) -> bool:
+    parts = rel.split("/")
+    return parts[0] in ("journal", "files") and len(parts) > 1 and not any(p in ("", ".", "..") for p in parts)
+
+
+def _has_final_event(run_dir: Path) -> bool:
+    try:
+        lines = (run_dir / "journal" / "events.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        try:
+            if json.loads(line).get("final"):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _record_end(run_dir: Path, info: dict[str, Any]) -> None:
+    """A job that ended without the runner's own end (stopped while pending, runtime_env failed)."""
+    status = str(info.get("status"))
+    if status == "STOPPED":
+        final, message = "Canceled", "Canceled by request (the Ray job was stopped)."
+    else:
+        detail = str(info.get("message") or "").strip()
+        final = "Failed"
+        message = f"The Ray job ended {status} before the runner recorded an end: {detail or 'no message'}"
+    tail = ""
+    runner_log = run_dir / "journal" / "runner.log"
+    if runner_log.is_file():
+        tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])
+    event = {"type": "status", "status": final, "final": True, "exit_code": None, "ts": time.time(),
+             "error": {"message": message, "traceback": tail}}
+    path = run_dir / "journal" / "events.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:
+        if fh.tell() and not path.read_bytes().endswith(b"\n"):
+            fh.write(b"\n")
+        fh.write((json.dumps(event) + "\n").encode())
+
+
+class _locked:
+    """An exclusive lock file, so two readers of one run never write the same chunks at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)

@@ -1,0 +1,341 @@
+"""The SSH target against a real sshd on 127.0.0.1 (scripts/services/start.sh sshd).
+
+Each test gets its own remote workdir, so the blob cache starts empty. The remote
+python is the host's own interpreter, where launchbay is not installed: the runs
+import the in-run API from the runtime shipped with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import launchbay
+from conftest import CLI, need_service, write
+from launchbay.errors import TargetError
+
+pytestmark = pytest.mark.ssh
+
+ENV = {k: os.environ.get(f"LAUNCHBAY_TEST_SSH_{k}", "") for k in ("HOST", "PORT", "USER", "KEY", "KNOWN_HOSTS")}
+
+
+def _toml(workdir: Path, **overrides: object) -> str:
+    settings: dict[str, object] = {
+        "type": "ssh", "host": ENV["HOST"], "port": int(ENV["PORT"] or 22), "user": ENV["USER"],
+        "identity_file": ENV["KEY"], "known_hosts": ENV["KNOWN_HOSTS"], "workdir": str(workdir),
+    }
+    settings.update(overrides)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    return "[targets.gpu-box]\n" + "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def remote_dir(tmp_path: Path) -> Path:
+    return tmp_path / "remote"
+
+
+@pytest.fixture
+def ssh_project(project: Path, remote_dir: Path) -> Iterator[Path]:
+    need_service(all(ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
+    (project / "launchbay.toml").write_text(_toml(remote_dir))
+    yield project
+    from launchbay.targets.ssh import close_connections
+
+    close_connections()
+
+
+def pgrep(text: str) -> int:
+    """pgrep -f on the host; the pattern [x]yz does not match the shell that runs it."""
+    return remote(f"pgrep -f '[{text[0]}]{text[1:]}'")[0]
+
+
+def remote(command: str) -> tuple[int, str]:
+    """Run a command on the SSH host over a connection of the test's own."""
+    from launchbay.targets.sshconn import SSHConnection
+
+    with SSHConnection(ENV["HOST"], int(ENV["PORT"]), ENV["USER"], ENV["KEY"], ENV["KNOWN_HOSTS"]) as conn:
+        rc, out, _ = conn.run(command, check=False)
+    return rc, out
+
+
+def target_row(cli: CLI) -> dict[str, Any]:
+    """The gpu-box line of `launchbay targets --json`."""
+    rows: list[dict[str, Any]] = cli.json("targets")  # type: ignore[assignment]
+    return next(row for row in rows if row["name"] == "gpu-box")
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+TRAIN = """
+    import os, sys, time
+    import launchbay
+    from launchbay import Run
+    run = Run.get_context()
+    print("api from", launchbay.__file__, flush=True)
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    for i in range(steps):
+        run.log("loss", 1.0 / (i + 1), step=i)
+        print(f"line {i}", flush=True)
+        time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    run.log_row("pr", p=0.9, r=0.8)
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/model.txt", "w") as fh:
+        fh.write("weights")
+    os.makedirs("logs", exist_ok=True)
+    with open("logs/extra.log", "w") as fh:
+        fh.write("extra")
+"""
+
+
+def test_a_run_with_metrics_outputs_and_logs_comes_back(ssh_project: Path, remote_dir: Path, cli: CLI) -> None:
+    write(ssh_project, "train.py", TRAIN)
+    handle = launchbay.submit("train.py", ["5"], target="gpu-box", experiment="ssh")
+    assert handle.wait() == "Completed"
+    log = handle.get_log()
+    assert [f"line {i}" for i in range(5)] == [ln for ln in log.splitlines() if ln.startswith("line")]
+    # launchbay is not installed for the remote python: the run used the shipped runtime
+    assert f"api from {remote_dir}/runtime/" in log
+    metrics = handle.get_metrics()
+    assert metrics["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert metrics["pr"] == {"p": [0.9], "r": [0.8]}
+    assert {"outputs/model.txt", "logs/extra.log", "user_logs/std_log.txt"} <= set(handle.get_file_names())
+    assert handle.download_file("outputs/model.txt", ssh_project / "model.txt").read_text() == "weights"
+    details = handle.get_details()
+    assert details["target_type"] == "ssh" and details["remote_run_dir"].startswith(str(remote_dir))
+
+    box = target_row(cli)
+    assert box["reachable"] is True and box["version"].startswith("3.")
+    assert "gpus" in box
+
+
+def test_submit_from_the_cli_streams_the_remote_log(ssh_project: Path, cli: CLI) -> None:
+    write(ssh_project, "train.py", TRAIN)
+    proc = cli("submit", "-t", "gpu-box", "train.py", "--", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "line 0\nline 1\nline 2" in proc.stdout
+    assert "Completed" in proc.stderr
+
+
+def test_a_cell_runs_on_the_ssh_target_with_pushed_and_pulled_variables(ssh_project: Path) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "launchbay")
+        shell.user_ns["x"] = 21
+        cell = "from launchbay import Run\nRun.get_context().log('answer', x * 2)\ny = x * 2\nprint('cell says', y)\n"
+        handle = shell.run_cell_magic("submit", "-t gpu-box --wait --no-widget --push x --pull y", cell)
+        assert handle.status == "Completed"
+        assert "cell says 42" in handle.get_log()
+        assert handle.get_metrics()["answer"] == 42
+        assert shell.user_ns["y"] == 42
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_a_second_submit_sends_only_the_changed_file(ssh_project: Path) -> None:
+    for i in range(20):
+        (ssh_project / "data" / f"part{i}.bin").parent.mkdir(exist_ok=True)
+        (ssh_project / "data" / f"part{i}.bin").write_bytes(os.urandom(50_000))
+    write(ssh_project, "train.py", "print('ok')\n")
+    first = launchbay.submit("train.py", target="gpu-box")
+    assert first.wait() == "Completed"
+    (ssh_project / "data" / "part7.bin").write_bytes(os.urandom(50_000))
+    second = launchbay.submit("train.py", target="gpu-box")
+    assert second.wait() == "Completed"
+    up1 = first.record().target_state["upload"]
+    up2 = second.record().target_state["upload"]
+    print(f"\nfirst submit: {up1}\nsecond submit: {up2}")
+    assert up1["blobs_sent"] == up1["blobs"] == 23  # 20 parts, train.py, launchbay.toml, the manifest
+    assert up1["bytes_sent"] > 20 * 50_000 and up1["runtime_bytes_sent"] > 0
+    assert up2["blobs_sent"] == 2  # the changed part and the new manifest
+    assert 50_000 < up2["bytes_sent"] < 60_000 and up2["runtime_bytes_sent"] == 0
+
+
+def _watch_cli_submit(project: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launchbay", "submit", "-t", "gpu-box", *args], cwd=project, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None and proc.stdout is not None
+    run_id = ""
+    for line in proc.stderr:
+        if " submitted to " in line:
+            run_id = line.split()[2]
+            break
+    assert run_id, "the CLI did not report a run id"
+    for line in proc.stdout:
+        if line.startswith("line 5"):
+            break
+    return proc, run_id
+
+
+def test_a_dropped_connection_loses_nothing(ssh_project: Path) -> None:
+    write(ssh_project, "train.py", TRAIN)
+    # the client side dies mid-run: the watching CLI is SIGKILLed with its SSH connection
+    proc, run_id = _watch_cli_submit(ssh_project, "train.py", "--", "40", "0.1")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    handle = launchbay.get_run(run_id)
+    wait_for(lambda: "line 12" in handle.get_log())
+    # and this process's own connection is cut too: the next refresh reconnects
+    from launchbay.targets.ssh import _connections
+
+    for conn in list(_connections.values()):
+        conn.close()
+    assert handle.wait() == "Completed"
+    lines = [ln for ln in handle.get_log().splitlines() if ln.startswith("line")]
+    assert lines == [f"line {i}" for i in range(40)]
+    series = handle.get_metric_series("loss")
+    assert series.steps.tolist() == list(range(40))
+    assert "outputs/model.txt" in handle.get_file_names()
+
+
+def test_cancel_kills_the_remote_process_group(ssh_project: Path) -> None:
+    token = f"lbcancel{os.getpid()}x{int(time.time())}"
+    write(ssh_project, "spawn.py", f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "{token}"])
+        print("up", flush=True)
+        time.sleep(300)
+    """)
+    handle = launchbay.submit("spawn.py", target="gpu-box")
+    wait_for(lambda: "up" in handle.get_log())
+    assert pgrep(token) == 0  # the grandchild runs on the host
+    assert handle.cancel() == "Canceled"
+    wait_for(lambda: pgrep(token) == 1, timeout=10)
+    assert pgrep(handle.run_id) == 1  # nor is the runner left
+    assert handle.record().status.value == "Canceled"
+
+
+def test_an_unknown_host_key_is_refused_before_anything_is_recorded(
+    ssh_project: Path, remote_dir: Path, tmp_path: Path, cli: CLI
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    (ssh_project / "launchbay.toml").write_text(_toml(remote_dir, known_hosts=str(empty)))
+    write(ssh_project, "train.py", "print('never')\n")
+    with pytest.raises(TargetError) as info:
+        launchbay.submit("train.py", target="gpu-box")
+    message = str(info.value)
+    assert "unknown" in message and "SHA256:" in message
+    assert f"ssh-keyscan -p {ENV['PORT']} {ENV['HOST']} >> {empty}" in message
+    proc = cli("submit", "-t", "gpu-box", "train.py")
+    assert proc.returncode != 0 and "ssh-keyscan" in proc.stderr
+    assert cli.json("runs") == []
+    assert not remote_dir.exists()
+    box = target_row(cli)
+    assert box["reachable"] is False and "ssh-keyscan" in box["error"]
+
+
+def test_a_changed_host_key_is_refused_as_changed(ssh_project: Path, remote_dir: Path, tmp_path: Path) -> None:
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    forged = tmp_path / "known_hosts"
+    forged.write_text(f"[{ENV['HOST']}]:{ENV['PORT']} {other}\n")
+    (ssh_project / "launchbay.toml").write_text(_toml(remote_dir, known_hosts=str(forged)))
+    write(ssh_project, "train.py", "print('never')\n")
+    with pytest.raises(TargetError, match="CHANGED.*ssh-keygen -R"):
+        launchbay.submit("train.py", target="gpu-box")
+    assert launchbay.runs() == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"port": "FREE"}, "Cannot connect to 127.0.0.1:{port} (connection refused): is sshd running there"),
+        ({"identity_file": "HOSTKEY"}, "refused SSH login for user 'root' with the identity file"),
+        ({"python": "/nonexistent/python3"}, "No Python interpreter '/nonexistent/python3'"),
+    ],
+    ids=["wrong-port", "auth-refused", "python-missing"],
+)
+def test_a_failing_connection_is_one_clear_error_and_records_nothing(
+    ssh_project: Path, remote_dir: Path, cli: CLI, overrides: dict[str, object], expected: str
+) -> None:
+    port = _free_port()
+    if overrides.get("port") == "FREE":
+        overrides = {"port": port}
+    if overrides.get("identity_file") == "HOSTKEY":  # a valid key that is not authorized
+        overrides = {"identity_file": str(Path(ENV["KEY"]).with_name("host_ed25519"))}
+    (ssh_project / "launchbay.toml").write_text(_toml(remote_dir, **overrides))
+    write(ssh_project, "train.py", "print('never')\n")
+    proc = cli("submit", "-t", "gpu-box", "train.py")
+    assert proc.returncode != 0
+    assert expected.format(port=port) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert cli.json("runs") == []
+    box = target_row(cli)
+    assert box["reachable"] is False and expected.format(port=port) in box["error"]
+
+
+def test_the_ssh_agent_is_used_when_no_identity_file_is_set(
+    ssh_project: Path, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(sock.exists, timeout=10)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        subprocess.run(["ssh-add", ENV["KEY"]], check=True, capture_output=True)
+        (ssh_project / "launchbay.toml").write_text(_toml(remote_dir, identity_file=None))
+        write(ssh_project, "train.py", "print('via the agent')\n")
+        handle = launchbay.submit("train.py", target="gpu-box")
+        assert handle.wait() == "Completed"
+        assert "via the agent" in handle.get_log()
+    finally:
+        agent.terminate()
+        agent.wait()
+
+
+@pytest.mark.docker
+def test_docker_true_runs_the_runner_in_a_container_on_the_host(ssh_project: Path, remote_dir: Path) -> None:
+    image = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
+    need_service(bool(image and os.environ.get("DOCKER_HOST")), "Docker (LAUNCHBAY_TEST_BASE_IMAGE)")
+    (ssh_project / "launchbay.toml").write_text(_toml(remote_dir, docker=True, image=image))
+    write(ssh_project, "train.py", TRAIN + "    print('in container', os.path.exists('/.dockerenv'))\n")
+    handle = launchbay.submit("train.py", ["3"], target="gpu-box")
+    assert handle.wait() == "Completed", handle.get_details().get("error")
+    log = handle.get_log()
+    assert "in container True" in log and "line 2" in log
+    assert handle.get_metrics()["loss"] == [1.0, 0.5, 1 / 3]
+    assert "outputs/model.txt" in handle.get_file_names()
+
+
+@pytest.mark.docker
+def test_cancel_stops_the_container_on_the_host(ssh_project: Path, remote_dir: Path) -> None:
+    image = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
+    need_service(bool(image and os.environ.get("DOCKER_HOST")), "Docker (LAUNCHBAY_TEST_BASE_IMAGE)")
+    (ssh_project / "launchbay.toml").write_text(_toml(remote_dir, docker=True, image=image))
+    write(ssh_project, "slow.py", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
+    handle = launchbay.submit("slow.py", target="gpu-box")
+    wait_for(lambda: "up" in handle.get_log())
+    name = handle.record().target_state["remote_container"]
+    assert remote(f"docker inspect -f '{{{{.State.Running}}}}' {name}")[1].strip() == "true"
+    assert handle.cancel() == "Canceled"
+    wait_for(lambda: remote(f"docker inspect -f '{{{{.State.Running}}}}' {name}")[1].strip() == "false", timeout=15)
