@@ -151,3 +151,16 @@ def test_hostile_paths_as_source_dir_and_arguments(tmp_path: Path, monkeypatch: 
     assert handle.wait() == "Completed"
     assert repr(hostile) in handle.get_log()
     assert handle.get_details()["properties"]["launchbay.source_dir"] == str(weird)
+
+
+def test_a_run_that_rewrites_its_source_files_cannot_corrupt_the_snapshot(project: Path) -> None:
+    write(project, "data.txt", "original\n")
+    write(project, "rewrite.py", "open('data.txt', 'w').write('changed by the run\\n')\n")
+    first = launchbay.submit("rewrite.py")
+    assert first.wait() == "Completed"
+    again = launchbay.submit("rewrite.py")  # the folder itself never changed
+    assert again.wait() == "Completed"
+    store = again._session.store
+    manifest = store.snapshot_manifest(again.record().snapshot_id)  # type: ignore[arg-type]
+    digest = next(f["sha256"] for f in manifest["files"] if f["path"] == "data.txt")
+    assert store.blobs.read_bytes(digest) == b"original\n"

@@ -7,7 +7,10 @@ API travel with the run.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,42 @@ def client() -> Any:
     return found
 
 
+@pytest.fixture
+def tcp_daemon(client: Any) -> Iterator[str]:
+    """The local daemon's socket forwarded to a TCP port, so ``docker_host = "tcp://..."`` takes the remote path."""
+    sock_path = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for end in (src, dst):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            daemon = socket.socket(socket.AF_UNIX)
+            daemon.connect(sock_path)
+            threading.Thread(target=pump, args=(conn, daemon), daemon=True).start()
+            threading.Thread(target=pump, args=(daemon, conn), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
 def wait_for(predicate: Any, timeout: float = 30) -> Any:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -78,11 +117,6 @@ def config(project: Path, extra: str = "") -> None:
         type = "docker"
         image = "{BASE}"
 
-        [targets.remote-style]
-        type = "docker"
-        image = "{BASE}"
-        transfer = "copy"
-
         [environments.six]
         pip = ["six"]
         env = {{ GREETING = "from env" }}
@@ -93,10 +127,13 @@ def config(project: Path, extra: str = "") -> None:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("target", ["box", "remote-style"])
-def test_a_run_logs_metrics_and_writes_outputs_in_a_container(project: Path, client: Any, target: str) -> None:
-    """``box`` bind-mounts the run folder; ``remote-style`` copies it in and out as for ssh:// and tcp:// daemons."""
-    config(project)
+@pytest.mark.parametrize("target", ["box", "remote"])
+def test_a_run_logs_metrics_and_writes_outputs_in_a_container(
+    project: Path, client: Any, tcp_daemon: str, target: str
+) -> None:
+    """``box`` bind-mounts the run folder (local socket); ``remote`` reaches the daemon over tcp://, so the
+    run folder is copied into the container and its journal, log and outputs copied back."""
+    config(project, f'\n[targets.remote]\ntype = "docker"\nimage = "{BASE}"\ndocker_host = "{tcp_daemon}"\n')
     write(project, "train.py", TRAIN)
     handle = launchbay.submit("train.py", target=target)
     assert handle.wait() == "Completed", handle.get_log()
@@ -110,6 +147,7 @@ def test_a_run_logs_metrics_and_writes_outputs_in_a_container(project: Path, cli
     assert produced.stat().st_uid == os.getuid()  # owned by the submitting user
     record = handle.record()
     assert record.target_state["container_name"] == f"launchbay-{handle.run_id}"
+    assert record.target_state["transfer"] == ("mount" if target == "box" else "copy")
     assert containers_of(client, handle.run_id) == []  # removed after the run, outputs kept
 
 
@@ -150,10 +188,11 @@ def test_an_environment_image_is_built_once_and_reused(project: Path, client: An
 
 
 @pytest.mark.docker
-def test_cancel_stops_the_container_within_seconds(project: Path, client: Any) -> None:
-    config(project)
+@pytest.mark.parametrize("target", ["box", "remote"])
+def test_cancel_stops_the_container_within_seconds(project: Path, client: Any, tcp_daemon: str, target: str) -> None:
+    config(project, f'\n[targets.remote]\ntype = "docker"\nimage = "{BASE}"\ndocker_host = "{tcp_daemon}"\n')
     write(project, "sleepy.py", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
-    handle = launchbay.submit("sleepy.py", target="box")
+    handle = launchbay.submit("sleepy.py", target=target)
     wait_for(lambda: "up" in handle.get_log())  # the log streams while the run is running
     assert handle.status == "Running"
     started = time.time()

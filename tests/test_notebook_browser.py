@@ -35,6 +35,12 @@ CHROMIUM_ARGS = [
 ]
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 TERMINAL = {"Completed", "Failed", "Canceled"}
+# The end of the log's content lies inside the visible part of its scrolling box.
+TAIL_IN_VIEW = """e => {
+  const box = e.getBoundingClientRect();
+  const end = e.querySelector('.jp-OutputArea').getBoundingClientRect().bottom;
+  return end > box.top && end <= box.bottom + 2;
+}"""
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -114,12 +120,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A real JupyterLab server on its own project folder and store; stopped by its PID."""
     need_service(CHROMIUM.exists(), "Chromium")
     base = tmp_path_factory.mktemp("lab")
-    root, store, workspaces = base / "project", base / "store", base / "workspaces"
+    root, store, workspaces, settings = base / "project", base / "store", base / "workspaces", base / "settings"
     for folder in (root, store, workspaces):
         folder.mkdir()
+    # Own user settings: no "get Jupyter news?" toast over the notebook, no update check.
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port = free_port()
     jupyter = Path(sys.executable).parent / "jupyter"
-    env = dict(os.environ, LAUNCHBAY_STORE=str(store))
+    env = dict(os.environ, LAUNCHBAY_STORE=str(store), JUPYTERLAB_SETTINGS_DIR=str(settings))
     env.pop("LAUNCHBAY_WIDGETS", None)
     log = open(base / "jupyterlab.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
@@ -185,7 +195,7 @@ class NotebookPage:
         self.page.keyboard.press("Shift+Enter")
 
     def output_text(self, index: int) -> str:
-        return str(self.panel.locator(".jp-CodeCell").nth(index).locator(".jp-OutputArea").inner_text())
+        return str(self.panel.locator(".jp-CodeCell").nth(index).locator(".jp-Cell-outputArea").inner_text())
 
     def widget(self, index: int = 0) -> Any:
         return self.panel.locator(".lb-run-widget").nth(index)
@@ -277,8 +287,7 @@ def test_widget_shows_a_run_live_and_its_outcome(open_notebook: Callable[..., No
     # The log area keeps its tail in view (the newest line is visible without scrolling).
     log_box = widget.locator(".lb-widget-log")
     wait_for(lambda: log_box.evaluate("e => e.scrollHeight > e.clientHeight + 20"), 30, "the log overflows its box")
-    wait_for(lambda: log_box.evaluate("e => e.scrollHeight - e.scrollTop - e.clientHeight < 4"), 10,
-             "the log box is scrolled to its newest line")
+    wait_for(lambda: log_box.evaluate(TAIL_IN_VIEW), 10, "the log box shows its newest line")
 
     # The end: final status, exit code, files.
     wait_for(lambda: nb.status() in TERMINAL, 60, "the run ends")

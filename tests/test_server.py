@@ -318,7 +318,8 @@ async def test_compare_shows_param_differences_and_the_code_diff(
     assert set(files) == {"train.py", "logo.bin"}
     train = files["train.py"]
     assert train["status"] == "modified"
-    assert "-    open(\"outputs/model.txt\", \"w\").write(\"weights 1\\n\")" in train["unified"]
+    assert '-open("outputs/model.txt", "w").write("weights 1\\n")' in train["unified"]
+    assert '+open("outputs/model.txt", "w").write("weights 2\\n")' in train["unified"]
     assert "+print('second version')" in train["unified"]
     assert files["logo.bin"]["unified"] == "" and files["logo.bin"]["binary"] is True
     three = await get(jp_fetch, "compare", params={"runs": f"{first},{second},{store_runs['failed']}"})

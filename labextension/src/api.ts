@@ -96,6 +96,9 @@ export interface IFileDiff {
   path: string;
   status: 'added' | 'removed' | 'modified';
   unified: string;
+  /** Why there is no unified diff (binary or large file, diff too long). */
+  note?: string;
+  binary?: boolean;
 }
 
 export interface ICompareResult {

@@ -36,6 +36,9 @@ export function renderUnified(file: IFileDiff): HTMLElement {
   head.appendChild(el('span', `lb-file-status lb-file-status-${file.status}`, file.status));
   head.appendChild(el('span', 'lb-file-path', file.path));
   wrap.appendChild(head);
+  if (file.note) {
+    wrap.appendChild(el('div', 'lb-note lb-file-note', file.note));
+  }
   const pre = el('pre', 'lb-file-diff');
   pre.dataset.path = file.path;
   const lines = (file.unified || '').split('\n');

@@ -2,11 +2,13 @@
  * The left-sidebar run browser: filter by experiment / status / text,
  * newest first, paginated ("Load more"), live via the cheap `changes` poll.
  */
+import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import {
   ALL_STATUSES,
   IRun,
+  cancelRun,
   changes,
   el,
   formatDuration,
@@ -239,6 +241,12 @@ export class RunsSidebar extends Widget {
     main.appendChild(line2);
     row.appendChild(main);
 
+    if (!isTerminal(run.status)) {
+      const cancel = el('button', 'jp-mod-styled jp-mod-warn lb-row-cancel', 'Cancel');
+      cancel.title = `Cancel run ${run.run_id}`;
+      row.appendChild(cancel);
+    }
+
     const metric = el('div', 'lb-run-metric');
     if (run.primary_metric && run.primary_metric.value !== null && run.primary_metric.value !== undefined) {
       metric.appendChild(el('span', 'lb-run-metric-name', run.primary_metric.name));
@@ -266,6 +274,10 @@ export class RunsSidebar extends Widget {
       this._updateCompare();
       return;
     }
+    if (target.classList.contains('lb-row-cancel')) {
+      void this._cancel(runId, target as HTMLButtonElement);
+      return;
+    }
     if (target.classList.contains('lb-run-experiment')) {
       const name = this._runs.get(runId)?.experiment;
       if (name) {
@@ -278,6 +290,29 @@ export class RunsSidebar extends Widget {
       return;
     }
     this._options.openRun(runId);
+  }
+
+  /** Cancel a run from its row (after a confirmation), then show its new status. */
+  private async _cancel(runId: string, button: HTMLButtonElement): Promise<void> {
+    const run = this._runs.get(runId);
+    const result = await showDialog({
+      title: 'Cancel run',
+      body: `Cancel run ${runId}? It is stopped on ${run?.target || 'its target'}; the log and metrics so far are kept.`,
+      buttons: [Dialog.cancelButton({ label: 'Keep running' }), Dialog.warnButton({ label: 'Cancel run' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    button.disabled = true;
+    button.textContent = 'Canceling…';
+    try {
+      await cancelRun(runId);
+      this._replaceRow(await getRun(runId));
+    } catch (error) {
+      button.disabled = false;
+      button.textContent = 'Cancel';
+      await showErrorMessage('Cancel failed', String((error as Error).message || error));
+    }
   }
 
   private _updateCompare(): void {

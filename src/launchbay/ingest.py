@@ -144,6 +144,16 @@ def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: 
         if kind == "runner":
             state.update(runner_pid=event.get("pid"), runner_pgid=event.get("pgid"), host=event.get("host"))
             fields["target_state"] = state
+        elif kind == "snapshot_modified":
+            # the run wrote into snapshot files in place: their blobs were set aside, so the
+            # snapshot indexes (which trust known blobs) must be rebuilt
+            for index in (store.root / "cache").glob("snapshot-index-*"):
+                index.unlink(missing_ok=True)
+            store.blobs.forget_modified()
+            db.execute(
+                "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
+                (record.pk, "warning", "snapshot_modified", json.dumps(event.get("files")), event.get("ts")),
+            )
         elif kind == "status" and not status.is_terminal():
             status = RunStatus(event["status"])
             fields["status"] = status.value

@@ -60,7 +60,10 @@ class RunWidget(w.VBox):
                                 layout=w.Layout(width="100px"))
         self._cancel.add_class("lb-widget-cancel")
         self._cancel.on_click(self._on_cancel)
-        self._log = w.Output(layout=w.Layout(max_height="260px", overflow_y="auto", border="1px solid #ddd"))
+        # column-reverse anchors the scroll position at the bottom: the newest line stays in view as the
+        # log grows, and a reader who scrolls up is left where they are.
+        self._log = w.Output(layout=w.Layout(max_height="260px", overflow_y="auto", border="1px solid #ddd",
+                                             display="flex", flex_flow="column-reverse"))
         self._log.add_class("lb-widget-log")
         self._plots = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self._plots.add_class("lb-widget-plots")

@@ -23,6 +23,13 @@ class BlobStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
 
+    def forget_modified(self) -> list[Path]:
+        """Blobs a run modified in place were set aside as ``*.modified``; drop them."""
+        found = list(self.root.glob("*/*.modified"))
+        for path in found:
+            path.unlink(missing_ok=True)
+        return found
+
     def put_file(self, source: Path, digest: str) -> bool:
         """Copy ``source`` in under ``digest``; False when it was already there."""
         dest = self.path(digest)
@@ -33,7 +40,7 @@ class BlobStore:
         os.close(fd)
         try:
             shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o444)  # read-only: runs may hard-link blobs into their work dirs
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -48,6 +55,7 @@ class BlobStore:
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
         return digest
 

@@ -47,6 +47,8 @@ class LocalTarget(Target):
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         runner_config.setdefault("python", self.python())
+        runner_config["link_snapshot"] = True
+        runner_config["source_dir"] = record.properties.get("launchbay.source_dir")
         runner_config["finish_hook"] = {"store": str(self.store.root), "run_id": record.run_id}
         run_dir = record.run_dir
         (run_dir / "journal").mkdir(parents=True, exist_ok=True)

@@ -145,20 +145,24 @@ class RayTarget(Target):
         return config
 
     def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-        self._runtime_env = self._runtime_env_for(spec)
+        """The run's environment becomes Ray's runtime_env: Ray installs the packages on the node."""
+        from ..environments.spec import resolve_environment
 
-    def _runtime_env_for(self, spec: RunSpec) -> dict[str, Any]:
-        env: dict[str, Any] = {}
-        sources = [self.settings]
-        if spec.environment:
-            sources.append(self.config.environments.get(spec.environment) or {})
-        for source in sources:
-            if source.get("pip"):
-                env["pip"] = list(source["pip"])
-            if source.get("env_vars"):
-                env.setdefault("env_vars", {}).update({str(k): str(v) for k, v in source["env_vars"].items()})
-        env.update(dict(self.settings.get("runtime_env") or {}))
-        return env
+        runtime_env: dict[str, Any] = {}
+        if self.settings.get("pip"):
+            runtime_env["pip"] = [str(p) for p in self.settings["pip"]]
+        env_vars = {str(k): str(v) for k, v in (self.settings.get("env_vars") or {}).items()}
+        ref = spec.environment or self.settings.get("environment")
+        source = record.properties.get("launchbay.source_dir")
+        environment = resolve_environment(ref, self.config, Path(source) if source else None)
+        if environment is not None:
+            if environment.pip:
+                runtime_env["pip"] = sorted(set(runtime_env.get("pip", [])) | set(environment.pip))
+            env_vars.update(environment.env_vars)
+        if env_vars:
+            runtime_env["env_vars"] = env_vars
+        runtime_env.update(dict(self.settings.get("runtime_env") or {}))
+        self._runtime_env = runtime_env
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         api = JobsAPI(self.address)

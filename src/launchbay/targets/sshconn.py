@@ -8,8 +8,14 @@ asked for or stored (keys come from ``identity_file`` or the SSH agent).
     conn = SSHConnection("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")
     rc, out, err = conn.run("nvidia-smi -L", check=False)
     conn.upload_blobs("/home/me/.launchbay-remote/blobs", {digest: path})
-    data = conn.read_from("/home/me/run/files/user_logs/std_log.txt", offset=1024)
+    tails = conn.read_tails("/home/me/run", {"files/user_logs/std_log.txt": 1024})
     conn.close()
+
+``run`` starts a shell command on a channel of its own (the user's login shell
+and rc files run each time: 0.1 to 0.5 s on many hosts). The file helpers
+(``read_tails``, ``missing_blobs``, ``upload_files``, ``call``) go instead to one
+long-lived remote Python per connection, the *agent*, over framed JSON on its
+stdin/stdout: a poll for new log bytes costs a few milliseconds, not a shell start.
 
 Every failure is a ``TargetError`` whose message names the cause; a connection
 that dropped mid-call raises ``SSHConnectionLost`` (reconnect and retry).
@@ -75,79 +81,147 @@ def _call(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         raise
 
 
-# -- scripts run by the remote python (kept Python 3.9-compatible) ---------------------------
-_MISSING_SCRIPT = r"""
+# -- the agent: one remote python per connection ---------------------------------------------
+# Parses under old Pythons too (no f-strings), so a too-old interpreter is reported by version.
+# Protocol, both ways: one JSON line whose "size" says how many raw bytes follow it.
+# A request carries Python code (sent once, then named by its key) run with ``args`` and
+# ``data`` (the raw bytes); the code sets ``result`` (JSON) and optionally ``payload`` (bytes).
+_AGENT = r"""
 import json, os, sys
-base = sys.argv[1]
-digests = json.load(sys.stdin)
-print(json.dumps([d for d in digests if not os.path.isfile(os.path.join(base, d[:2], d[2:]))]))
+out = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+inp = getattr(sys.stdin, "buffer", sys.stdin)
+def send(head, payload=b""):
+    head["size"] = len(payload)
+    out.write((json.dumps(head) + "\n").encode())
+    out.write(payload)
+    out.flush()
+send({"version": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable, "pid": os.getpid()})
+if sys.version_info[:2] < (3, 9):
+    sys.exit(0)
+codes = {}
+while True:
+    line = inp.readline()
+    if not line:
+        break
+    req = json.loads(line)
+    data = inp.read(req["size"]) if req.get("size") else b""
+    try:
+        if req.get("code") is not None:
+            codes[req["key"]] = compile(req["code"], "<launchbay:" + req["key"][:8] + ">", "exec")
+        ns = {"args": req.get("args"), "data": data, "result": None, "payload": b""}
+        exec(codes[req["key"]], ns)
+        send({"ok": True, "result": ns["result"]}, ns["payload"])
+    except Exception as exc:
+        import traceback
+        send({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc), "trace": traceback.format_exc()[-3000:]})
 """
 
-# Unpack a stream of frames (JSON header line {"path", "size", "mode"}, then the bytes) into
-# BASE, each file through a temp name and a rename, so a transfer cut short never leaves a
-# half-written file under its real name. With --blobs each file must be named ab/cdef...
-# after its own SHA-256, or it is refused.
-_UNPACK_SCRIPT = r"""
-import hashlib, json, os, sys
-base, blobs = sys.argv[1], "--blobs" in sys.argv[2:]
-stream, count = sys.stdin.buffer, 0
-while True:
-    line = stream.readline()
-    if not line.strip():
-        break
-    head = json.loads(line)
-    name, size = head["path"], int(head["size"])
+_MISSING = r"""
+import os
+base = args["base"]
+result = [d for d in args["digests"] if not os.path.isfile(os.path.join(base, d[:2], d[2:]))]
+"""
+
+# Each file lands through a temp name and a rename, so a transfer cut short never leaves a
+# half-written file under its real name; blobs must hash to their own name (ab/cdef...).
+_UNPACK = r"""
+import hashlib, os
+base, pos = args["base"], 0
+for name, size, mode in args["files"]:
     if name.startswith("/") or ".." in name.split("/"):
-        sys.exit("launchbay: refusing path %r" % name)
+        raise ValueError("refusing path %r" % name)
+    chunk = data[pos:pos + size]
+    pos += size
+    if args["blobs"] and hashlib.sha256(chunk).hexdigest() != name.replace("/", ""):
+        raise ValueError("blob %s arrived corrupted" % name)
     dest = os.path.join(base, name)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     tmp = "%s.tmp-%d" % (dest, os.getpid())
-    digest, left = hashlib.sha256(), size
     with open(tmp, "wb") as fh:
-        while left:
-            chunk = stream.read(min(left, 1 << 20))
-            if not chunk:
-                os.unlink(tmp)
-                sys.exit("launchbay: the transfer of %s was cut short" % name)
-            digest.update(chunk)
-            fh.write(chunk)
-            left -= len(chunk)
-    if blobs and digest.hexdigest() != name.replace("/", ""):
-        os.unlink(tmp)
-        sys.exit("launchbay: blob %s arrived corrupted" % name)
-    os.chmod(tmp, int(head.get("mode", 0o644)))
+        fh.write(chunk)
+    os.chmod(tmp, mode)
     os.replace(tmp, dest)
-    count += 1
-print(count)
+result = len(args["files"])
 """
 
-# Frames: one JSON header line {"path", "offset", "size"} then exactly ``size`` raw bytes.
-_TAILS_SCRIPT = r"""
-import json, os, sys
-base = sys.argv[1]
-req = json.load(sys.stdin)
-offsets, dirs, skip = req["offsets"], req["dirs"], tuple(req.get("skip") or ())
+# Files named in offsets first (in order), then the rest of dirs; at most ``limit`` bytes in all.
+_TAILS = r"""
+import os
+base, offsets, skip = args["base"], args["offsets"], tuple(args["skip"])
 order = list(offsets)
-for folder in dirs:
-    root = os.path.join(base, folder)
-    for parent, _subdirs, names in sorted(os.walk(root)):
+for folder in args["dirs"]:
+    for parent, _subdirs, names in sorted(os.walk(os.path.join(base, folder))):
         for name in sorted(names):
             rel = os.path.relpath(os.path.join(parent, name), base)
             if rel not in offsets and ".tmp" not in name and not (skip and rel.startswith(skip)):
                 order.append(rel)
-out = sys.stdout.buffer
+left, index, chunks, truncated = args["limit"], [], [], False
 for rel in order:
-    offset = int(offsets.get(rel, 0))
     try:
         with open(os.path.join(base, rel), "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except (FileNotFoundError, IsADirectoryError):
+            fh.seek(int(offsets.get(rel, 0)))
+            chunk = fh.read(left + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         continue
-    out.write((json.dumps({"path": rel, "offset": offset, "size": len(data)}) + "\n").encode())
-    out.write(data)
-out.flush()
+    if len(chunk) > left:
+        chunk, truncated = chunk[:left], True
+    index.append([rel, len(chunk)])
+    chunks.append(chunk)
+    left -= len(chunk)
+    if truncated:
+        break
+result = {"files": index, "truncated": truncated}
+payload = b"".join(chunks)
 """
+
+
+class _Agent:
+    """The remote python of one connection; requests are serialised by a lock (loop side)."""
+
+    def __init__(self, process: Any, hello: dict[str, Any]) -> None:
+        self.process, self.hello = process, hello
+        self.lock = asyncio.Lock()
+        self.known_codes: set[str] = set()
+        self.broken = False
+        self.stderr_tail = b""
+        self._drain = asyncio.ensure_future(self._read_stderr())
+
+    async def _read_stderr(self) -> None:
+        """Keep reading stderr (a full window would stall the agent); keep its tail for errors."""
+        while True:
+            chunk = await self.process.stderr.read(65536)
+            if not chunk:
+                return
+            self.stderr_tail = (self.stderr_tail + chunk)[-4000:]
+
+    async def request(self, head: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes, int]:
+        async with self.lock:
+            if self.broken:
+                raise ConnectionError("the remote helper stopped")
+            try:
+                key = head["key"]
+                if key in self.known_codes:
+                    head = {**head, "code": None}
+                head["size"] = len(data)
+                line = (json.dumps(head) + "\n").encode()
+                self.process.stdin.write(line)
+                for start in range(0, len(data), CHUNK):
+                    self.process.stdin.write(data[start : start + CHUNK])
+                    await self.process.stdin.drain()
+                await self.process.stdin.drain()
+                answer = await self.process.stdout.readline()
+                if not answer:
+                    raise ConnectionError("the remote helper exited: " + self.stderr_tail.decode(errors="replace")[-300:])
+                reply = json.loads(answer)
+                payload = await self.process.stdout.readexactly(reply["size"]) if reply["size"] else b""
+            except BaseException:
+                self.broken = True  # the stream is out of step now: this agent is done
+                self.process.close()
+                raise
+            self.known_codes.add(key)
+            return reply, payload, len(line) + len(data)
 
 
 # -- the connection ---------------------------------------------------------------------------
