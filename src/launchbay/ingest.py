@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import marshal
+import operator
 import sqlite3
 import struct
-from array import array
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from .models import RunStatus
 from .store import RunRecord, RunStore, open_store
 
 _HEADER = struct.Struct("<I")
+_first, _second, _third, _fourth = (operator.itemgetter(i) for i in range(4))
 MERGE_BELOW = 4096  # a last chunk smaller than this is merged with new points
 
 
@@ -97,12 +98,10 @@ def _collect(record: RunRecord, known: dict[str, int]) -> _Pending:
 
 
 def _group_points(batch: list[tuple[Any, Any, Any, float]], out: dict[str, list[Any]]) -> None:
-    names = {p[0] for p in batch[:64]}
-    if len(names) == 1 and batch[0][0] == batch[-1][0]:
-        name = batch[0][0]
-        if all(p[0] == name for p in batch):
-            out[name].extend(batch)
-            return
+    names = set(map(_first, batch))  # C speed; almost always one name per batch
+    if len(names) == 1:
+        out[batch[0][0]].extend(batch)
+        return
     for point in batch:
         out[point[0]].append(point)
 
@@ -173,6 +172,9 @@ def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: 
 
 
 def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> None:
+    """Pack one series' new points into a chunk (merging with a small last chunk)."""
+    import numpy as np
+
     row = db.execute(
         "SELECT id, count, last_step, min, max FROM series WHERE run_pk=? AND name=?", (run_pk, name)
     ).fetchone()
@@ -181,53 +183,48 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
         count, last_step, lo, hi = 0, None, None, None
     else:
         series_id, count, last_step, lo, hi = row
-    _, values, steps, stamps = zip(*points)
-    if None in steps:
+    n = len(points)
+    values = np.fromiter(map(_second, points), dtype=np.float64, count=n)
+    stamps = np.fromiter(map(_fourth, points), dtype=np.float64, count=n)
+    raw_steps = list(map(_third, points))
+    if None in raw_steps:
         next_step = 0 if last_step is None else last_step + 1
-        resolved = []
-        for s in steps:
-            if s is None:
-                s = next_step
-            resolved.append(s)
-            next_step = s + 1
-        steps = tuple(resolved)
-    v_arr, t_arr = array("d", values), array("d", stamps)
-    first = steps[0]
-    s_arr: array | None = None if steps == tuple(range(first, first + len(steps))) else array("q", steps)
+        for i, step in enumerate(raw_steps):
+            if step is None:
+                raw_steps[i] = step = next_step
+            next_step = step + 1
+    steps = np.array(raw_steps, dtype=np.int64)
     last_chunk = db.execute(
         "SELECT id, n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id DESC LIMIT 1",
         (series_id,),
     ).fetchone()
     if last_chunk is not None and last_chunk[1] < MERGE_BELOW:
-        cid, n, old_first, old_steps, old_vals, old_ts = last_chunk
-        merged_steps = array("q", range(old_first, old_first + n)) if old_steps is None else array("q", old_steps)
-        merged_steps.extend(s_arr if s_arr is not None else range(first, first + len(steps)))
-        consecutive = merged_steps[-1] - merged_steps[0] == len(merged_steps) - 1 and (
-            old_steps is None and s_arr is None and first == old_first + n
-        )
-        db.execute(
-            "UPDATE chunks SET n=?, last_step=?, steps=?, vals=?, ts=? WHERE id=?",
-            (
-                len(merged_steps),
-                max(merged_steps),
-                None if consecutive else merged_steps.tobytes(),
-                old_vals + v_arr.tobytes(),
-                old_ts + t_arr.tobytes(),
-                cid,
-            ),
-        )
+        cid, old_n, old_first, old_steps, old_vals, old_ts = last_chunk
+        previous = (np.arange(old_first, old_first + old_n, dtype=np.int64) if old_steps is None
+                    else np.frombuffer(old_steps, dtype=np.int64))
+        steps = np.concatenate([previous, steps])
+        values = np.concatenate([np.frombuffer(old_vals, dtype=np.float64), values])
+        stamps = np.concatenate([np.frombuffer(old_ts, dtype=np.float64), stamps])
+        db.execute("DELETE FROM chunks WHERE id=?", (cid,))
+        new_points = n
     else:
-        db.execute(
-            "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts) VALUES (?,?,?,?,?,?,?)",
-            (series_id, len(v_arr), first, max(steps), None if s_arr is None else s_arr.tobytes(), v_arr.tobytes(), t_arr.tobytes()),
-        )
-    batch_lo, batch_hi = min(v_arr), max(v_arr)
+        new_points = n
+    first = int(steps[0])
+    consecutive = len(steps) == 1 or bool(np.all(np.diff(steps) == 1))
+    db.execute(
+        "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts) VALUES (?,?,?,?,?,?,?)",
+        (series_id, len(steps), first, int(steps.max()), None if consecutive else steps.tobytes(),
+         values.tobytes(), stamps.tobytes()),
+    )
+    new_values = values[-new_points:]
+    batch_lo, batch_hi = float(np.nanmin(new_values)), float(np.nanmax(new_values))
+    batch_last_step = int(steps[-new_points:].max())
     db.execute(
         "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
         (
-            count + len(v_arr),
-            steps[-1] if last_step is None else max(last_step, steps[-1]),
-            v_arr[-1],
+            count + new_points,
+            batch_last_step if last_step is None else max(last_step, batch_last_step),
+            float(values[-1]),
             batch_lo if lo is None else min(lo, batch_lo),
             batch_hi if hi is None else max(hi, batch_hi),
             series_id,

@@ -60,16 +60,17 @@ class RunWidget(w.VBox):
                                 layout=w.Layout(width="100px"))
         self._cancel.add_class("lb-widget-cancel")
         self._cancel.on_click(self._on_cancel)
-        # column-reverse anchors the scroll position at the bottom: the newest line stays in view as the
-        # log grows, and a reader who scrolls up is left where they are.
-        self._log = w.Output(layout=w.Layout(max_height="260px", overflow_y="auto", border="1px solid #ddd",
-                                             display="flex", flex_flow="column-reverse"))
-        self._log.add_class("lb-widget-log")
+        # The log scrolls in a box laid out column-reverse, which anchors the scroll position at the
+        # bottom: the newest line stays in view as the log grows; a reader who scrolls up stays put.
+        self._log = w.Output()
+        log_box = w.Box([self._log], layout=w.Layout(max_height="260px", overflow="auto", border="1px solid #ddd",
+                                                     flex_flow="column-reverse"))
+        log_box.add_class("lb-widget-log")
         self._plots = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self._plots.add_class("lb-widget-plots")
         self._footer = w.HTML()
         self._footer.add_class("lb-widget-footer")
-        super().__init__([w.HBox([self._header, self._cancel]), self._log, self._plots, self._footer], **kwargs)
+        super().__init__([w.HBox([self._header, self._cancel]), log_box, self._plots, self._footer], **kwargs)
         self.add_class("lb-run-widget")
         self._series: dict[str, _SeriesBuffer] = {}
         self._offset = 0

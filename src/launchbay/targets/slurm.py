@@ -1,145 +1,258 @@
 """The Slurm target: each run is a batch job whose script ``exec``s the runner.
 
-The run folder the job writes to must be visible from the compute nodes:
-- no ``shared_dir``: the store's own run folder (a store on a shared filesystem,
-  or a single-node cluster); nothing is copied back, ``sync`` has nothing to do;
-- ``shared_dir = "/scratch/me/launchbay"``: the run folder is
-  ``<shared_dir>/<run_id>``, the project files are written to its ``work/``,
-  and ``sync`` copies the new bytes back into the store.
+Where the run folder lives (it must be visible from the compute nodes):
+- no ``shared_dir``, no ``host``: the store's own run folder (a store on a shared
+  filesystem, or a single-node cluster); ``sync`` has nothing to copy;
+- ``shared_dir = "/scratch/me/launchbay"``: ``<shared_dir>/<run_id>``, with the
+  project written into its ``work/``; ``sync`` copies new bytes back;
+- ``host = "login-node"``: as with ``shared_dir`` (default ``~/.launchbay-slurm``),
+  but on the login node, through the SSH target's connection code (``port``,
+  ``user``, ``identity_file``, ``known_hosts`` as for ``type = "ssh"``).
 
 Slurm forgets finished jobs (no accounting database, or after ``MinJobAge``), so
 the run's journal stays the source of truth; squeue (then sacct, where there is
-one) only says whether the job is still queued or running. Until the runner
-starts, the run stays Queued. ``[targets.NAME]`` settings: see ``sbatch.OPTIONS``
-plus ``extra_sbatch`` (list), ``shared_dir``, ``python`` (on the nodes,
-default ``python3``) and ``host`` (not supported yet).
+one) only tells whether the job is still queued or running. Until the runner
+starts, the run stays Queued. Other settings: ``sbatch.OPTIONS``, ``extra_sbatch``
+(list) and ``python`` (the interpreter on the nodes, default ``python3``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
+import shlex
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import TargetError
+from ..errors import ConfigError, TargetError
+from ..models import RunSpec
 from ..runner import HEARTBEAT_INTERVAL_S
 from ..store import RunRecord
 from .base import Target
-from .runtime import RUNTIME_DIR, write_runtime
+from .runtime import RUNTIME_DIR, runtime_files
 from .sbatch import SCRIPT_NAME, render_sbatch
 
 #: squeue states in which the job (and so the runner, once it starts) is still alive
 ALIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUED",
                 "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+DEFAULT_REMOTE_DIR = "~/.launchbay-slurm"
 _APPEND_ONLY = ("journal/events.jsonl", "files/user_logs/std_log.txt")
+Files = dict[str, "bytes | Path"]  # relative path -> content, or a local file to copy
+
+
+class _Here:
+    """Slurm commands and run folders on this machine."""
+
+    def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        full_env = dict(os.environ, **(env or {}))
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            return 127, "", f"{argv[0]}: command not found"
+        except subprocess.TimeoutExpired:
+            return 124, "", f"{argv[0]} did not answer in 60 s"
+        return proc.returncode, proc.stdout, proc.stderr.strip()
+
+    def home(self) -> str:
+        return os.path.expanduser("~")
+
+    def put(self, base: str, files: Files, executable: set[str] | None = None) -> None:
+        for rel, source in files.items():
+            dest = Path(base) / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(source, Path):
+                shutil.copyfile(source, dest)
+            else:
+                dest.write_bytes(source)
+            if executable and rel in executable:
+                dest.chmod(0o755)
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return Path(path).read_bytes()
+        except OSError:
+            return None
+
+    def append(self, path: str, data: bytes) -> None:
+        with open(path, "ab") as fh:
+            fh.write(data)
+
+    def remove(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def sync(self, remote: str, record: RunRecord) -> None:
+        if Path(remote) != record.run_dir:
+            mirror(Path(remote), record.run_dir)
+
+
+class _Login(_Here):
+    """The same, on a login node through the SSH target's cached connection."""
+
+    def __init__(self, ssh: Any) -> None:
+        self.ssh = ssh  # an SSHTarget with this target's settings
+
+    def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        script = f"exec {shlex.join(argv)}"
+        if env:  # values arrive on stdin, never in a command line or a file
+            script = f"set -a && . /dev/stdin && set +a && {script}"
+        if cwd:
+            script = f"cd {shlex.quote(cwd)} && {script}"
+        data = "".join(f"{k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
+        rc, out, err = self.ssh._call(lambda c: c.run(f"sh -c {shlex.quote(script)}", check=False, input=data))
+        return int(rc), str(out), str(err).strip()
+
+    def home(self) -> str:
+        _, out, _ = self.ssh._call(lambda c: c.run('printf %s "$HOME"'))
+        return str(out).strip()
+
+    def put(self, base: str, files: Files, executable: set[str] | None = None) -> None:
+        def send(conn: Any) -> None:
+            if hasattr(conn, "upload_files"):  # one stream for the whole folder
+                conn.upload_files(base, files)
+            else:
+                for rel, source in sorted(files.items()):
+                    data = source.read_bytes() if isinstance(source, Path) else source
+                    conn.put_bytes(posixpath.join(base, rel), data)
+            if executable:
+                conn.run("chmod 755 " + " ".join(shlex.quote(posixpath.join(base, r)) for r in sorted(executable)))
+
+        self.ssh._call(send)
+
+    def read(self, path: str) -> bytes | None:
+        rc, out, _ = self.ssh._call(lambda c: c.run_bytes(f"cat {shlex.quote(path)}", check=False))
+        return bytes(out) if rc == 0 else None
+
+    def append(self, path: str, data: bytes) -> None:
+        self.ssh._call(lambda c: c.run_bytes(f"cat >> {shlex.quote(path)}", data))
+
+    def remove(self, path: str) -> None:
+        self.ssh._call(lambda c: c.run(f"rm -rf {shlex.quote(path)}", check=False))
+
+    def sync(self, remote: str, record: RunRecord) -> None:
+        self.ssh.sync(record)  # reads target_state["remote_run_dir"]
 
 
 class SlurmTarget(Target):
     type_name = "slurm"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.settings.get("host"):
-            raise TargetError(
-                f"[targets.{self.name}] sets host = {self.settings['host']!r}, but submitting to Slurm through SSH "
-                "is not supported yet; run launchbay on the login node, or remove `host`."
-            )
+    def site(self) -> _Here:
+        if not self.settings.get("host"):
+            return _Here()
+        from .ssh import SSHTarget
 
-    # -- commands -------------------------------------------------------------------------------
-    def _slurm(self, *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        try:
-            proc = subprocess.run(
-                list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-            )
-        except FileNotFoundError as exc:
+        return _Login(SSHTarget(self.name, {**self.settings, "type": "ssh"}, self.store, self.config))
+
+    def _slurm(self, *argv: str, cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        code, out, err = self.site().run(list(argv), cwd=cwd, env=env)
+        if code == 127:
             raise TargetError(
-                f"`{argv[0]}` was not found on this machine; run launchbay where the Slurm commands are installed."
-            ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise TargetError(f"`{argv[0]}` did not answer in 60 s; is slurmctld up? Try `sinfo`.") from exc
-        return proc.returncode, proc.stdout, proc.stderr.strip()
+                f"`{argv[0]}` was not found{' on ' + str(self.settings['host']) if self.settings.get('host') else ''}; "
+                "run launchbay where the Slurm commands are installed, or set host = a login node."
+            )
+        if code == 124:
+            raise TargetError(f"`{argv[0]}` did not answer in 60 s; is slurmctld up? Try `sinfo`.")
+        return code, out, err
 
     def job_state(self, job_id: str) -> tuple[str | None, str]:
-        """(state, reason) of a job, state None when Slurm no longer knows it."""
+        """(state, reason) of a job; state None when Slurm no longer knows it."""
         code, out, err = self._slurm("squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%r")
         if code == 0 and out.strip():
             state, _, reason = out.strip().splitlines()[0].partition("|")
             return state.strip(), reason.strip()
         if code != 0 and "invalid job id" not in err.lower():
             raise TargetError(f"squeue failed: {err or code}. Is slurmctld running? Try `sinfo`.")
-        if shutil.which("sacct"):
+        try:  # forgotten by slurmctld: accounting remembers, where there is one
             code, out, _ = self._slurm("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State")
-            if code == 0 and out.strip():
-                return out.split()[0], ""
+        except TargetError:
+            return None, ""
+        if code == 0 and out.strip():
+            return out.split()[0], ""
         return None, ""
 
     # -- launch ---------------------------------------------------------------------------------
-    def remote_dir(self, record: RunRecord) -> Path:
+    def remote_dir(self, record: RunRecord) -> str:
         """The run folder as the compute nodes see it."""
         known = record.target_state.get("slurm_run_dir")
         if known:
-            return Path(known)
-        shared = self.settings.get("shared_dir")
-        return Path(str(shared)).expanduser() / record.run_id if shared else record.run_dir
+            return str(known)
+        shared = self.settings.get("shared_dir") or (DEFAULT_REMOTE_DIR if self.settings.get("host") else None)
+        if not shared:
+            return str(record.run_dir)
+        shared = str(shared)
+        if shared == "~" or shared.startswith("~/"):
+            shared = self.site().home() + shared[1:]
+        return posixpath.join(shared, record.run_id)
+
+    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
+        """An environment's variables and interpreter apply; building one on the cluster is not done here."""
+        from ..environments.spec import resolve_environment
+
+        self._python = str(self.settings.get("python") or "python3")
+        ref = spec.environment or self.settings.get("environment")
+        source = record.properties.get("launchbay.source_dir")
+        environment = resolve_environment(ref, self.config, Path(source) if source else None)
+        if environment is None:
+            return
+        if environment.needs_build:
+            raise ConfigError(
+                f"Environment {environment.name!r} lists packages, and the Slurm target does not install packages: "
+                "install them into an interpreter on the cluster and set python = \"/path/to/python\" in "
+                f"[targets.{self.name}] (or user_managed = true with python = ... in the environment)."
+            )
+        runner_config["env"] = {**environment.env_vars, **runner_config.get("env", {})}
+        if environment.python:
+            self._python = environment.python
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+        site = self.site()
         remote = self.remote_dir(record)
-        direct = remote == record.run_dir
-        try:
-            if not direct:
-                runner_config["snapshot"] = {}  # the files go straight into the run folder's work/
-                self._materialise(record, remote / "work")
-            job_id = self._submit(record, remote, runner_config, secret_env)
-        except BaseException:
-            if not direct:
-                shutil.rmtree(remote, ignore_errors=True)
-            raise
-        self.store.merge_target_state(record.pk, slurm_job_id=job_id, slurm_run_dir=str(remote))
-        record.target_state.update(slurm_job_id=job_id, slurm_run_dir=str(remote))
-
-    def _materialise(self, record: RunRecord, work: Path) -> None:
-        if not record.snapshot_id:
-            work.mkdir(parents=True, exist_ok=True)
-            return
-        for entry in self.store.snapshot_manifest(record.snapshot_id)["files"]:
-            dest = work / entry["path"]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.store.blobs.path(entry["sha256"]), dest)
-            if entry.get("mode", 0o644) & 0o111:
-                dest.chmod(0o755)
-
-    def _submit(
-        self, record: RunRecord, remote: Path, runner_config: dict[str, Any], secret_env: dict[str, str]
-    ) -> str:
+        direct = remote == str(record.run_dir)
         runner_config["pythonpath"] = [RUNTIME_DIR]
-        try:
-            (remote / "journal").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TargetError(f"Cannot create the run folder {remote} ({exc.strerror}); check shared_dir.") from exc
-        write_runtime(remote)
+        files: Files = {f"{RUNTIME_DIR}/{rel}": data for rel, data in runtime_files().items()}
+        executable: set[str] = set()
+        if not direct:
+            runner_config["snapshot"] = {}  # the project goes straight into the run folder's work/
+            if record.snapshot_id:
+                for entry in self.store.snapshot_manifest(record.snapshot_id)["files"]:
+                    files[f"work/{entry['path']}"] = self.store.blobs.path(entry["sha256"])
+                    if entry.get("mode", 0o644) & 0o111:
+                        executable.add(f"work/{entry['path']}")
         script = render_sbatch(
-            run_id=record.run_id, run_dir=str(remote), python=str(self.settings.get("python") or "python3"),
+            run_id=record.run_id, run_dir=remote, python=getattr(self, "_python", "python3"),
             settings=self.settings, target=self.name,
         )
-        for folder in {remote, record.run_dir}:
-            self.write_runner_config(folder, runner_config)
-            (folder / SCRIPT_NAME).write_text(script)
-        env = dict(os.environ)
-        env.update(secret_env)  # sbatch passes its environment to the job: secrets stay out of the script
-        code, out, err = self._slurm("sbatch", "--parsable", SCRIPT_NAME, cwd=remote, env=env)
+        files["runner.json"] = json.dumps(runner_config, indent=1).encode()
+        files[SCRIPT_NAME] = script.encode()
+        files["journal/.keep"] = b""  # sbatch writes journal/slurm-<id>.out; the folder must exist
+        try:
+            site.put(remote, files, executable)
+        except (OSError, TargetError) as exc:
+            raise TargetError(f"Cannot write the run folder {remote} ({exc}); check shared_dir.") from exc
+        if not direct:  # local copies, for `launchbay show`
+            self.write_runner_config(record.run_dir, runner_config)
+            (record.run_dir / SCRIPT_NAME).write_text(script)
+        # sbatch hands its environment to the job: the secrets stay out of the script and runner.json
+        code, out, err = self._slurm("sbatch", "--parsable", SCRIPT_NAME, cwd=remote, env=secret_env)
         if code != 0:
+            if not direct:
+                site.remove(remote)
             raise TargetError(f"sbatch refused the run: {err or out or code}. Check [targets.{self.name}].")
-        return out.strip().split(";")[0]
+        job_id = out.strip().split(";")[0]
+        state = {"slurm_job_id": job_id, "slurm_run_dir": remote}
+        if self.settings.get("host"):
+            state.update(remote_run_dir=remote, slurm_host=str(self.settings["host"]))
+        self.store.merge_target_state(record.pk, **state)
+        record.target_state.update(state)
 
     # -- follow ---------------------------------------------------------------------------------
     def sync(self, record: RunRecord) -> None:
-        remote = self.remote_dir(record)
-        if remote != record.run_dir:
-            mirror(remote, record.run_dir)
+        if record.target_state.get("slurm_run_dir"):
+            self.site().sync(self.remote_dir(record), record)
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         job_id = record.target_state.get("slurm_job_id")
@@ -147,26 +260,24 @@ class SlurmTarget(Target):
             return None
         try:
             state, reason = self.job_state(str(job_id))
+            if state in ALIVE_STATES:
+                return True
+            site, remote = self.site(), self.remote_dir(record)
+            events = site.read(posixpath.join(remote, "journal", "events.jsonl")) or b""
+            if not _runner_started(events):
+                self._record_end(site, remote, str(job_id), state, reason)
+                self.sync(record)
+                return False
         except TargetError:
             return None
-        if state in ALIVE_STATES:
-            return True
-        remote = self.remote_dir(record)
-        events = _events(remote)
-        if not any(e.get("type") == "runner" for e in events):
-            self._record_end(remote, str(job_id), state, reason)
-            self.sync(record)
-            return False
         if record.heartbeat and time.time() - record.heartbeat < 3 * HEARTBEAT_INTERVAL_S:
-            return None  # Slurm has let go of the job, the runner may still be writing its end
+            return None  # Slurm has let go of the job; the runner may still be writing its end
         return False
 
-    def _record_end(self, remote: Path, job_id: str, state: str | None, reason: str) -> None:
+    def _record_end(self, site: _Here, remote: str, job_id: str, state: str | None, reason: str) -> None:
         """The job ended before the runner started (canceled while queued, no python on the node...)."""
-        out_file = remote / "journal" / f"slurm-{job_id}.out"
-        tail = ""
-        if out_file.is_file():
-            tail = "\n".join(out_file.read_text(errors="replace").strip().splitlines()[-20:])
+        out = site.read(posixpath.join(remote, "journal", f"slurm-{job_id}.out")) or b""
+        tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-20:])
         if state == "CANCELLED":
             status, message = "Canceled", "Canceled by request (the Slurm job was canceled before it started)."
         else:
@@ -174,15 +285,15 @@ class SlurmTarget(Target):
             status, message = "Failed", f"The Slurm job {job_id} ended {said} before the runner started."
         event = {"type": "status", "status": status, "final": True, "exit_code": None, "ts": time.time(),
                  "error": {"message": message, "traceback": tail}}
-        with open(remote / "journal" / "events.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(event) + "\n")
+        site.append(posixpath.join(remote, "journal", "events.jsonl"), (json.dumps(event) + "\n").encode())
 
     def cancel(self, record: RunRecord) -> None:
-        remote = self.remote_dir(record)
-        try:
-            (remote / "cancel").touch()
-        except OSError:
-            pass
+        """The cancel file (the runner records Canceled at once) and scancel (Slurm frees the allocation)."""
+        if record.target_state.get("slurm_run_dir"):
+            try:
+                self.site().put(self.remote_dir(record), {"cancel": b""})
+            except (OSError, TargetError):
+                pass
         self.force_stop(record)
 
     def force_stop(self, record: RunRecord) -> None:
@@ -207,14 +318,12 @@ class SlurmTarget(Target):
         return {"reachable": True, "partitions": partitions}
 
     def describe(self, record: RunRecord) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "slurm_job_id": record.target_state.get("slurm_job_id"),
-            "slurm_run_dir": record.target_state.get("slurm_run_dir"),
-        }
-        if out["slurm_job_id"]:
+        job_id = record.target_state.get("slurm_job_id")
+        out: dict[str, Any] = {"slurm_job_id": job_id, "slurm_run_dir": record.target_state.get("slurm_run_dir")}
+        if job_id:
             try:
-                state, reason = self.job_state(str(out["slurm_job_id"]))
-                out.update(slurm_state=state or "finished (forgotten by Slurm)", slurm_reason=reason)
+                state, reason = self.job_state(str(job_id))
+                out.update(slurm_state=state or "ended (no longer known to Slurm)", slurm_reason=reason)
             except TargetError as exc:
                 out["slurm_state"] = f"unknown ({exc})"
         script = record.run_dir / SCRIPT_NAME
@@ -223,18 +332,14 @@ class SlurmTarget(Target):
         return out
 
 
-def _events(run_dir: Path) -> list[dict[str, Any]]:
-    try:
-        lines = (run_dir / "journal" / "events.jsonl").read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-    events = []
-    for line in lines:
+def _runner_started(events: bytes) -> bool:
+    for line in events.splitlines():
         try:
-            events.append(json.loads(line))
+            if json.loads(line).get("type") == "runner":
+                return True
         except ValueError:
             continue
-    return events
+    return False
 
 
 def mirror(src: Path, dst: Path) -> None:

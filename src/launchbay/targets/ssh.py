@@ -31,81 +31,96 @@ from ..models import RunSpec
 from ..store import RunRecord
 from .base import Target
 from .runtime import runtime_files
-from .sshconn import SSHConnection, SSHConnectionLost
+from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 T = TypeVar("T")
 DEFAULT_WORKDIR = "~/.launchbay-remote"
-MIN_PYTHON = (3, 9)
 ALIVE_CACHE_S = 3.0
 
-# Parses under Python 2 too, so an old interpreter is reported, not a SyntaxError.
-_PROBE_SCRIPT = r"""
-import json, os, sys
-req = json.load(sys.stdin)
-info = {"version": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable}
-if sys.version_info[:2] >= (3, 9):
-    work = os.path.abspath(os.path.expanduser(req["workdir"]))
-    info["workdir"] = work
-    info["uid"] = "%d:%d" % (os.getuid(), os.getgid())
+# Run by the connection's remote agent (sshconn): ``args`` in, ``result`` out.
+_PROBE = r"""
+import os, subprocess, sys
+work = os.path.abspath(os.path.expanduser(args["workdir"]))
+info = {"workdir": work, "uid": "%d:%d" % (os.getuid(), os.getgid()), "executable": sys.executable,
+        "version": "%d.%d.%d" % sys.version_info[:3]}
+try:
+    os.makedirs(os.path.join(work, "runs"), exist_ok=True)
+except OSError as exc:
+    info["workdir_error"] = str(exc)
+blobs = os.path.join(work, "blobs")
+info["missing"] = [d for d in args["digests"] if not os.path.isfile(os.path.join(blobs, d[:2], d[2:]))]
+info["runtime_missing"] = [r for r in args["runtime"] if not os.path.isfile(os.path.join(work, r))]
+if args["gpus"]:
     try:
-        os.makedirs(os.path.join(work, "runs"), exist_ok=True)
-    except OSError as exc:
-        info["workdir_error"] = str(exc)
-    blobs = os.path.join(work, "blobs")
-    info["missing"] = [d for d in req.get("digests", [])
-                       if not os.path.isfile(os.path.join(blobs, d[:2], d[2:]))]
-    info["runtime_missing"] = [r for r in req.get("runtime", [])
-                               if not os.path.isfile(os.path.join(work, r))]
-    if req.get("gpus"):
-        import subprocess
-        try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-            info["gpus"] = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
-        except (OSError, subprocess.SubprocessError):
-            info["gpus"] = None
-    if req.get("docker"):
-        import subprocess
-        try:
-            out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                                 capture_output=True, text=True, timeout=30)
-            info["docker"] = out.stdout.strip() if out.returncode == 0 else "error: " + out.stderr.strip()[-300:]
-        except (OSError, subprocess.SubprocessError) as exc:
-            info["docker"] = "error: %s" % exc
-print(json.dumps(info))
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        info["gpus"] = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
+    except (OSError, subprocess.SubprocessError):
+        info["gpus"] = None
+if args["docker"]:
+    try:
+        out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                             capture_output=True, text=True, timeout=30)
+        info["docker"] = out.stdout.strip() if out.returncode == 0 else "error: " + out.stderr.strip()[-300:]
+    except (OSError, subprocess.SubprocessError) as exc:
+        info["docker"] = "error: %s" % exc
+result = info
+"""
+
+# Reap runners this agent started that have ended (no zombies while the connection lives).
+_REAP = r"""
+import os
+while True:
+    try:
+        pid, _status = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if pid == 0:
+        break
 """
 
 # Writes runner.json and starts the runner in a session of its own (setsid: no SIGHUP when
-# the SSH connection goes), stdio away from the channel; secrets arrive on stdin, never on disk.
-_START_SCRIPT = r"""
-import json, os, subprocess, sys
-req = json.load(sys.stdin)
-run_dir = req["run_dir"]
+# the connection goes), stdio away from the channel; secrets come in ``args``, never on disk.
+_START = _REAP + r"""
+import subprocess
+run_dir = args["run_dir"]
 os.makedirs(os.path.join(run_dir, "journal"), exist_ok=True)
 with open(os.path.join(run_dir, "runner.json.tmp"), "w") as fh:
-    fh.write(req["runner_json"])
+    fh.write(args["runner_json"])
 os.replace(os.path.join(run_dir, "runner.json.tmp"), os.path.join(run_dir, "runner.json"))
 env = dict(os.environ)
-env.update(req.get("secret_env") or {})
-log = open(os.path.join(run_dir, "journal", "runner.log"), "ab")
-if req.get("wait"):
-    done = subprocess.run(req["argv"], stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd=run_dir)
-    log.write(done.stdout + done.stderr)
-    if done.returncode:
-        sys.exit("launchbay: %s failed: %s" % (req["argv"][0], done.stderr.decode(errors="replace").strip()[-600:]))
-    print(json.dumps({"container": done.stdout.decode().strip()}))
-else:
-    proc = subprocess.Popen(req["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                            cwd=run_dir, start_new_session=True, close_fds=True)
-    print(json.dumps({"pid": proc.pid}))
+env.update(args["secret_env"])
+with open(os.path.join(run_dir, "journal", "runner.log"), "ab") as log:
+    if args["wait"]:
+        done = subprocess.run(args["argv"], stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd=run_dir)
+        log.write(done.stdout + done.stderr)
+        if done.returncode:
+            raise RuntimeError("%s failed: %s" % (args["argv"][0], done.stderr.decode(errors="replace")[-600:]))
+        result = {"container": done.stdout.decode().strip()}
+    else:
+        proc = subprocess.Popen(args["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                cwd=run_dir, start_new_session=True, close_fds=True)
+        result = {"pid": proc.pid}
+"""
+
+# Is the runner ``pid`` alive, and is it still the process that runs ``marker`` (the run dir)?
+_ALIVE = _REAP + r"""
+try:
+    with open("/proc/%d/cmdline" % args["pid"], "rb") as fh:
+        result = args["marker"].encode() in fh.read()
+except FileNotFoundError:
+    result = False
+except OSError:
+    import subprocess
+    out = subprocess.run(["ps", "-p", str(args["pid"]), "-o", "args="], capture_output=True, text=True)
+    result = args["marker"] in out.stdout
 """
 
 # -- one connection per target in this process ---------------------------------------------------
 _lock = threading.Lock()
 _connections: dict[tuple[Any, ...], SSHConnection] = {}
-_interpreters: dict[tuple[Any, ...], str] = {}  # resolved remote python, after a first probe
 _alive: dict[str, float] = {}  # run id -> when its runner was last seen alive
 _cache_pid = os.getpid()
 
@@ -138,9 +153,13 @@ class SSHTarget(Target):
         return str(host)
 
     @property
+    def python(self) -> str:
+        return str(self._setting("python", "python3"))
+
+    @property
     def key(self) -> tuple[Any, ...]:
         return (self.host, int(self._setting("port", 22)), self._setting("user"), self._setting("identity_file"),
-                self._setting("known_hosts"))
+                self._setting("known_hosts"), self.python)
 
     @property
     def docker(self) -> bool:
@@ -164,10 +183,9 @@ class SSHTarget(Target):
                 conn.close()
                 conn = None
             if conn is None:
-                host, port, user, identity, known = key
-                conn = SSHConnection(host, port, user, identity, known,
+                host, port, user, identity, known, _python = key
+                conn = SSHConnection(host, port, user, identity, known, python=self.python,
                                      connect_timeout=float(self._setting("connect_timeout", 10)))
-                conn.python = _interpreters.get(key, str(self._setting("python", "python3")))
                 _connections[key] = conn
             return conn
 
@@ -182,46 +200,17 @@ class SSHTarget(Target):
     def probe(self, digests: Sequence[str] = (), runtime: Sequence[str] = (), gpus: bool = False,
               docker: bool = False) -> dict[str, Any]:
         """Ask the host for its python, workdir and missing blobs; raise a clear error when unusable."""
-        python = str(self._setting("python", "python3"))
-        request = json.dumps({"workdir": str(self._setting("workdir", DEFAULT_WORKDIR)), "digests": list(digests),
-                              "runtime": list(runtime), "gpus": gpus, "docker": docker})
-
-        def ask(conn: SSHConnection) -> tuple[int, str, str]:
-            exe = shlex.quote(conn.python) if not conn.python.startswith("~/") else conn.python
-            script = shlex.quote(_PROBE_SCRIPT)
-            command = f"command -v {exe} >/dev/null 2>&1 || exit 127; exec {exe} -c {script}"
-            return conn.run(command, check=False, input=request)
-
-        rc, out, err = self._call(ask)
-        where = self.where()
-        if rc == 127:
-            raise TargetError(
-                f"No Python interpreter {python!r} on {where}: set python in [targets.{self.name}] to the path of "
-                f"a Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ interpreter there."
-            )
+        args = {"workdir": str(self._setting("workdir", DEFAULT_WORKDIR)), "digests": list(digests),
+                "runtime": list(runtime), "gpus": gpus, "docker": docker}
         try:
-            info: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise TargetError(
-                f"{python!r} on {where} did not run the launchbay probe (exit code {rc}): {err.strip()[-300:]}. "
-                f"Set python in [targets.{self.name}] to a Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ interpreter."
-            ) from None
-        version = tuple(int(p) for p in str(info["version"]).split(".")[:2])
-        if version < MIN_PYTHON:
-            raise TargetError(
-                f"The Python on {where} ({python}) is {info['version']}; launchbay's runner needs "
-                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}+. Set python in [targets.{self.name}] to a newer interpreter."
-            )
+            info: dict[str, Any] = self._call(lambda c: c.call(_PROBE, args)[0])
+        except RemotePythonError as exc:
+            raise TargetError(str(exc).replace("the target's settings", f"[targets.{self.name}]")) from None
         if info.get("workdir_error"):
             raise TargetError(
-                f"Cannot create the workdir {info['workdir']} on {where} ({info['workdir_error']}): set workdir in "
-                f"[targets.{self.name}] to a folder the user can write."
+                f"Cannot create the workdir {info['workdir']} on {self.where()} ({info['workdir_error']}): set "
+                f"workdir in [targets.{self.name}] to a folder the user can write."
             )
-        with _lock:
-            _interpreters[self.key] = info["executable"]
-            conn = _connections.get(self.key)
-            if conn is not None:
-                conn.python = info["executable"]
         return info
 
     # -- launch -------------------------------------------------------------------------------------------
@@ -303,14 +292,13 @@ class SSHTarget(Target):
         record.run_dir.mkdir(parents=True, exist_ok=True)
         self.write_runner_config(record.run_dir, runner_config)  # a local copy, for `launchbay show` and debugging
 
-        def go(conn: SSHConnection) -> str:
-            exe = shlex.quote(plan["python"])
-            return conn.run(f"{exe} -c {shlex.quote(_START_SCRIPT)}", input=json.dumps(request))[1]
-
+        request.setdefault("wait", False)
         try:
-            answer = json.loads(self._call(go).strip().splitlines()[-1])
-        except (ValueError, IndexError) as exc:
-            raise TargetError(f"The runner did not start on {self.where()}: {exc}.") from None
+            answer: dict[str, Any] = self._call(lambda c: c.call(_START, request)[0])
+        except SSHConnectionLost:
+            raise
+        except TargetError as exc:
+            raise TargetError(f"The runner did not start on {self.where()}: {exc}") from None
         if self.docker:
             self.store.merge_target_state(record.pk, remote_container=f"launchbay-{record.run_id}",
                                           container_id=answer.get("container"))
@@ -320,7 +308,7 @@ class SSHTarget(Target):
 
     # -- bring the run back -------------------------------------------------------------------------------------
     def sync(self, record: RunRecord) -> None:
-        """Append the remote run folder's new bytes to the local one; outputs once the run has ended."""
+        """Append the remote run folder's new bytes to the local one; all files once the run has ended."""
         run_dir = record.target_state.get("remote_run_dir")
         if not run_dir:
             return
@@ -328,50 +316,67 @@ class SSHTarget(Target):
         (local / "journal").mkdir(parents=True, exist_ok=True)
         with open(local / ".sync.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two readers must not append the same tail twice
-            offsets = {"journal/events.jsonl": _size(local / "journal" / "events.jsonl")}
-            for path in sorted((local / "journal").iterdir()):
-                rel = f"journal/{path.name}"
-                if rel not in offsets and path.name != "heartbeat":
-                    offsets[rel] = _size(path)
-            offsets["files/user_logs/std_log.txt"] = _size(local / "files" / "user_logs" / "std_log.txt")
-            tails = self._call(lambda c: c.read_tails(run_dir, offsets, ["journal", "files/user_logs"]))
-            events = tails.get("journal/events.jsonl", b"")
-            if events and _has_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
-                # the runner keeps outputs/ and logs/ before it writes its final event: fetch every
-                # file before appending that event, so nobody sees the run ended without its files
-                ended = self._call(lambda c: c.read_tails(run_dir, {}, ["files"], skip=["files/user_logs/"]))
-                for rel, data in ended.items():
-                    _write(local / rel, data)
-            for rel, data in tails.items():
-                if not data or rel == "journal/events.jsonl":
-                    continue
-                if rel == "journal/heartbeat":
-                    _write(local / rel, data)
-                else:
+            while True:
+                offsets = {"journal/events.jsonl": _size(local / "journal" / "events.jsonl")}
+                for path in sorted((local / "journal").iterdir()):
+                    rel = f"journal/{path.name}"
+                    if rel not in offsets and path.name != "heartbeat" and not path.name.endswith("-tmp"):
+                        offsets[rel] = _size(path)
+                offsets["files/user_logs/std_log.txt"] = _size(local / "files" / "user_logs" / "std_log.txt")
+                tails, truncated = self._call(
+                    lambda c: c.read_tails(run_dir, offsets, ["journal", "files/user_logs"])  # noqa: B023
+                )
+                events = b"" if truncated else tails.pop("journal/events.jsonl", b"")
+                if events and _has_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
+                    # the runner keeps outputs/ and logs/ before it writes its final event: fetch every
+                    # file before appending that event, so nobody sees the run ended without its files
+                    self._fetch_files(run_dir, local)
+                for rel, data in tails.items():
+                    if not data or rel == "journal/events.jsonl":
+                        continue  # events of a partial read are read again with the rest
+                    if rel == "journal/heartbeat":
+                        _write(local / rel, data)
+                    else:
+                        _append(local / rel, data)
+                if events:
+                    _append(local / "journal" / "events.jsonl", events)
+                if not truncated:
+                    return
+
+    def _fetch_files(self, run_dir: str, local: Path) -> None:
+        """Every file of the ended run (outputs, logs, uploads) but the live log, which is synced already."""
+        offsets: dict[str, int] = {}
+        while True:
+            got, truncated = self._call(
+                lambda c: c.read_tails(run_dir, offsets, ["files"], skip=["files/user_logs/"])  # noqa: B023
+            )
+            for rel, data in got.items():
+                if rel in offsets:
                     _append(local / rel, data)
-            if events:
-                _append(local / "journal" / "events.jsonl", events)
+                else:
+                    _write(local / rel, data)
+                offsets[rel] = offsets.get(rel, 0) + len(data)
+            if not truncated:
+                return
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         state = record.target_state
         seen = _alive.get(record.run_id, 0.0)
         if time.time() - seen < ALIVE_CACHE_S:
             return True
-        run_dir = state.get("remote_run_dir", "")
-        if state.get("remote_container"):
-            command = f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(state['remote_container'])}"
-        elif state.get("remote_pid"):
-            pid = int(state["remote_pid"])
-            command = (f"{{ if [ -r /proc/{pid}/cmdline ]; then tr '\\0' ' ' </proc/{pid}/cmdline; "
-                       f"else ps -p {pid} -o args=; fi; }} 2>/dev/null | grep -qF -- {shlex.quote(run_dir)}"
-                       " && echo true || echo false")
-        else:
-            return None
         try:
-            _, out, _ = self._call(lambda c: c.run(command, check=False, timeout=30))
+            if state.get("remote_container"):
+                name = shlex.quote(state["remote_container"])
+                _, out, _ = self._call(lambda c: c.run(f"docker inspect -f '{{{{.State.Running}}}}' {name}",
+                                                       check=False, timeout=30))
+                alive = out.strip() == "true"
+            elif state.get("remote_pid"):
+                args = {"pid": int(state["remote_pid"]), "marker": state.get("remote_run_dir", "")}
+                alive = bool(self._call(lambda c: c.call(_ALIVE, args, timeout=30)[0]))
+            else:
+                return None
         except TargetError:
             return None  # unreachable: the heartbeat decides
-        alive = out.strip() == "true"
         if alive:
             _alive[record.run_id] = time.time()
         return alive

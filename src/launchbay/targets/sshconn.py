@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import json
 import os
 import shlex
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
@@ -45,6 +44,13 @@ CHUNK = 256 * 1024
 
 class SSHConnectionLost(TargetError):
     """The connection dropped during a call; a fresh connection may succeed."""
+
+
+class RemotePythonError(TargetError):
+    """The remote interpreter is missing or too old for launchbay's runner."""
+
+
+MIN_PYTHON = (3, 9)
 
 
 # -- the private event loop ---------------------------------------------------------------
@@ -213,7 +219,8 @@ class _Agent:
                 await self.process.stdin.drain()
                 answer = await self.process.stdout.readline()
                 if not answer:
-                    raise ConnectionError("the remote helper exited: " + self.stderr_tail.decode(errors="replace")[-300:])
+                    why = self.stderr_tail.decode(errors="replace")[-300:]
+                    raise ConnectionError(f"the remote helper exited: {why}")
                 reply = json.loads(answer)
                 payload = await self.process.stdout.readexactly(reply["size"]) if reply["size"] else b""
             except BaseException:
@@ -228,8 +235,8 @@ class _Agent:
 class SSHConnection:
     """One authenticated SSH connection (host key verified); blocking methods.
 
-    ``python`` is the remote interpreter used by the helper methods that need one
-    (``missing_blobs``, ``upload_files``, ``read_tails``).
+    ``python`` is the remote interpreter the agent runs on (3.9+); the file helpers
+    and ``call`` need it, ``run`` does not.
     """
 
     def __init__(
@@ -251,6 +258,8 @@ class SSHConnection:
         #: payload bytes written to remote stdin (commands' input, uploads) by this connection
         self.bytes_sent = 0
         self._conn: Any = None
+        self._agent: _Agent | None = None
+        self._agent_lock = threading.Lock()
         self._conn = _call(self._connect(), timeout=connect_timeout + 5)
 
     @property
@@ -365,7 +374,7 @@ class SSHConnection:
 
     def close(self) -> None:
         """Close the connection (processes started detached on the host keep running)."""
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._agent = self._conn, None, None
         if conn is not None:
             async def _close() -> None:
                 conn.close()
@@ -458,65 +467,135 @@ class SSHConnection:
         _, out, _ = self.run_bytes(f"tail -c +{int(offset) + 1} {_q(remote_path)} 2>/dev/null", check=False)
         return out
 
+    # -- the agent ----------------------------------------------------------------------------
+    def remote_python(self) -> dict[str, Any]:
+        """Start the agent if needed: ``{"version", "executable", "pid"}`` of the remote python."""
+        return self._ensure_agent().hello
+
+    def _ensure_agent(self) -> _Agent:
+        with self._agent_lock:
+            agent = self._agent
+            if agent is None or agent.broken:
+                if self.closed:
+                    raise SSHConnectionLost(f"The SSH connection to {self.where} is closed.")
+                try:
+                    agent = _call(self._start_agent(), timeout=self.connect_timeout + 60)
+                except RemotePythonError:
+                    raise
+                except Exception as exc:
+                    raise SSHConnectionLost(f"The SSH connection to {self.where} was lost ({exc!r}).") from exc
+                self._agent = agent
+            return agent
+
+    async def _start_agent(self) -> _Agent:
+        exe = _q(self.python)
+        command = f"command -v {exe} >/dev/null 2>&1 || exit 127; exec {exe} -u -c {_q(_AGENT)}"
+        process = await self._conn.create_process(command, encoding=None)
+        line = await process.stdout.readline()
+        if not line:
+            await process.wait_closed()
+            err = (await process.stderr.read()).decode(errors="replace").strip()
+            if process.exit_status == 127:
+                raise RemotePythonError(
+                    f"No Python interpreter {self.python!r} on {self.where}: set python in the target's settings "
+                    f"to the path of a Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ interpreter there."
+                )
+            raise RemotePythonError(
+                f"{self.python!r} on {self.where} did not start launchbay's helper (exit code "
+                f"{process.exit_status}): {err[-300:]}. Set python in the target's settings to a Python "
+                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ interpreter."
+            )
+        hello = json.loads(line)
+        version = tuple(int(p) for p in str(hello["version"]).split(".")[:2])
+        if version < MIN_PYTHON:
+            process.close()
+            raise RemotePythonError(
+                f"The Python on {self.where} ({self.python}) is {hello['version']}; launchbay's runner needs "
+                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}+. Set python in the target's settings to a newer interpreter."
+            )
+        return _Agent(process, hello)
+
+    def call(self, code: str, args: Any = None, data: bytes = b"", timeout: float | None = 120.0
+             ) -> tuple[Any, bytes]:
+        """Run Python ``code`` in the remote agent with ``args`` and ``data`` bound; it sets
+        ``result`` (JSON-able) and may set ``payload`` (bytes). Returns (result, payload)."""
+        agent = self._ensure_agent()
+        head = {"key": hashlib.sha256(code.encode()).hexdigest(), "code": code, "args": args}
+        try:
+            reply, payload, sent = _call(asyncio.wait_for(agent.request(head, data), timeout), timeout=None)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise SSHConnectionLost(f"The remote helper on {self.where} did not answer within {timeout} s.") from None
+        except Exception as exc:
+            why = str(exc) or type(exc).__name__
+            raise SSHConnectionLost(f"The SSH connection to {self.where} was lost ({why}).") from exc
+        self.bytes_sent += sent
+        if not reply.get("ok"):
+            raise TargetError(
+                f"launchbay's helper failed on {self.where}: {reply.get('error')}\n{reply.get('trace', '')}"
+            )
+        return reply.get("result"), payload
+
+    # -- files (through the agent) ----------------------------------------------------------------
     def read_tails(self, base_dir: str, offsets: dict[str, int], dirs: Iterable[str] = (),
-                   skip: Iterable[str] = ()) -> dict[str, bytes]:
-        """In one round trip: for each file named in ``offsets`` (path relative to ``base_dir``) the
-        bytes after its offset, and every file under ``dirs`` (from offset 0, or its given offset)
-        except those under a ``skip`` prefix. Files are read in the order of ``offsets``, then
-        ``dirs``; missing files are left out."""
-        request = json.dumps({"offsets": offsets, "dirs": list(dirs), "skip": list(skip)}).encode()
-        _, out, _ = self.run_bytes(self._py(_TAILS_SCRIPT, base_dir), request)
-        result: dict[str, bytes] = {}
+                   skip: Iterable[str] = (), limit: int = 32 << 20) -> tuple[dict[str, bytes], bool]:
+        """One round trip: for each file named in ``offsets`` (relative to ``base_dir``) the bytes after
+        its offset, then every other file under ``dirs`` whole, except those under a ``skip`` prefix.
+        Missing files are left out. At most ``limit`` bytes come back; the flag says some were left
+        for the next call (files are read in the order of ``offsets``, then ``dirs``)."""
+        args = {"base": base_dir, "offsets": offsets, "dirs": list(dirs), "skip": list(skip), "limit": limit}
+        result, payload = self.call(_TAILS, args)
+        out: dict[str, bytes] = {}
         pos = 0
-        while pos < len(out):
-            end = out.index(b"\n", pos)
-            header = json.loads(out[pos:end])
-            start = end + 1
-            result[header["path"]] = out[start : start + header["size"]]
-            pos = start + header["size"]
-        return result
+        for rel, size in result["files"]:
+            out[rel] = payload[pos : pos + size]
+            pos += size
+        return out, bool(result["truncated"])
 
     def missing_blobs(self, blob_dir: str, digests: Iterable[str]) -> list[str]:
         """Which of ``digests`` the remote blob folder (``blob_dir/ab/cdef...``) lacks."""
-        _, out, _ = self.run(self._py(_MISSING_SCRIPT, blob_dir), input=json.dumps(sorted(set(digests))))
-        missing: list[str] = json.loads(out)
-        return missing
+        result, _ = self.call(_MISSING, {"base": blob_dir, "digests": sorted(set(digests))})
+        return list(result)
 
-    def upload_files(self, base_dir: str, files: dict[str, Path | bytes], *, blobs: bool = False) -> int:
-        """Send ``files`` (relative path → local file or content) in one stream; each lands
-        atomically under ``base_dir``. ``blobs``: the paths are ``ab/cdef..`` digests, checked on
-        arrival. Returns the bytes sent."""
-        if not files:
-            return 0
-        with tempfile.TemporaryFile() as spool:
-            for rel, source in sorted(files.items()):
-                if isinstance(source, (bytes, bytearray)):
-                    spool.write(_frame(rel, len(source), 0o644))
-                    spool.write(source)
-                    continue
-                with open(source, "rb") as fh:
-                    st = os.fstat(fh.fileno())
-                    spool.write(_frame(rel, st.st_size, 0o755 if st.st_mode & 0o111 else 0o644))
-                    shutil.copyfileobj(fh, spool, CHUNK)
-            size = spool.tell()
-            spool.seek(0)
-            flag = " --blobs" if blobs else ""
-            self.run_bytes(f"mkdir -p {_q(base_dir)} && " + self._py(_UNPACK_SCRIPT, base_dir) + flag, spool,
-                           timeout=None)
-        return size
+    def upload_files(self, base_dir: str, files: dict[str, Path | bytes], *, blobs: bool = False,
+                     batch_bytes: int = 32 << 20) -> int:
+        """Send ``files`` (relative path → local file or content); each lands atomically under
+        ``base_dir``. ``blobs``: the paths are ``ab/cdef..`` digests, checked on arrival.
+        Returns the bytes sent (file contents plus a little framing)."""
+        sent = 0
+        batch: list[tuple[str, int, int]] = []
+        chunks: list[bytes] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal sent, size
+            if batch:
+                before = self.bytes_sent
+                self.call(_UNPACK, {"base": base_dir, "files": list(batch), "blobs": blobs}, b"".join(chunks),
+                          timeout=None)
+                sent += self.bytes_sent - before
+            batch.clear()
+            chunks.clear()
+            size = 0
+
+        for rel, source in sorted(files.items()):
+            if isinstance(source, (bytes, bytearray)):
+                data, mode = bytes(source), 0o644
+            else:
+                data = source.read_bytes()
+                mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
+            batch.append((rel, len(data), mode))
+            chunks.append(data)
+            size += len(data)
+            if size >= batch_bytes:
+                flush()
+        flush()
+        return sent
 
     def upload_blobs(self, blob_dir: str, blobs: dict[str, Path]) -> tuple[int, int]:
         """Send the blobs (digest → local file) the remote folder lacks: (blobs sent, bytes sent)."""
         missing = self.missing_blobs(blob_dir, blobs)
         sent = self.upload_files(blob_dir, {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing}, blobs=True)
         return len(missing), sent
-
-    def _py(self, script: str, *args: str) -> str:
-        return " ".join([_q(self.python), "-c", _q(script), *(_q(a) for a in args)])
-
-
-def _frame(rel: str, size: int, mode: int) -> bytes:
-    return (json.dumps({"path": rel, "size": size, "mode": mode}) + "\n").encode()
 
 
 def _q(text: str) -> str:

@@ -1,0 +1,319 @@
+"""The JupyterLab sidebar in a real browser (Playwright on the system Chromium).
+
+JupyterLab runs as installed by ``pip install`` (no extra command): the prebuilt
+labextension and the server extension come from the venv. The store holds real
+local runs: finished, failed, and running ones submitted while the page is open.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import launchbay
+from conftest import need_service, write
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+SIDEBAR = "#launchbay-sidebar"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+class Lab:
+    """A project folder with a store, and a JupyterLab server on it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.project = root / "proj"
+        self.store = root / "store"
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.first: launchbay.RunHandle
+        self.second: launchbay.RunHandle
+        self.failed: launchbay.RunHandle
+        self.sleeper: launchbay.RunHandle
+
+    def submit(self, script: str, text: str, **kw: Any) -> launchbay.RunHandle:
+        write(self.project, script, text)
+        return launchbay.submit(script, store=self.store, source_dir=self.project, **kw)
+
+    def start(self) -> None:
+        port = free_port()
+        env = dict(os.environ, LAUNCHBAY_STORE=str(self.store), JUPYTER_CONFIG_DIR=str(self.root / "jupyter-config"),
+                   JUPYTER_RUNTIME_DIR=str(self.root / "jupyter-runtime"))
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        self.log = open(self.root / "jupyter.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.token=",
+             "--ServerApp.password=", "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+             f"--ServerApp.root_dir={self.project}", f"--LabApp.workspaces_dir={self.root / 'workspaces'}"],
+            cwd=self.project, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.server_log()
+            try:
+                with urllib.request.urlopen(f"{self.url}/launchbay/api/targets", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=90, interval=0.5)
+
+    def server_log(self) -> str:
+        return (self.root / "jupyter.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    need_service(Path(CHROMIUM).is_file(), f"Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    shared = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "launchbay-labextension" / "package.json"
+    assert shared.is_file(), f"{shared} is missing: `pip install -e .` must build and install the labextension"
+    lab = Lab(tmp_path_factory.mktemp("lab"))
+    lab.project.mkdir()
+    train = textwrap.dedent("""
+        import sys
+        from launchbay import Run
+        run = Run.get_context()
+        lr = float(sys.argv[2])
+        for i in range(50):
+            run.log("loss", 1.0 / (1 + lr * i), step=i)
+        print("trained with lr", lr)
+    """)
+    lab.first = lab.submit("train.py", train, args=["--lr", "0.1"], params={"lr": 0.1, "layers": 2},
+                           experiment="sidebar", name="lr-0.1")
+    lab.second = lab.submit("train.py", train + "\nprint('version two')\n", args=["--lr", "0.01"],
+                            params={"lr": 0.01, "layers": 2}, experiment="sidebar", name="lr-0.01")
+    lab.failed = lab.submit("fail.py", "print('failing now', flush=True)\nraise ValueError('bad input')\n",
+                            experiment="sidebar", name="broken")
+    lab.sleeper = lab.submit("sleeper.py", """
+        import os, time
+        print("pid", os.getpid(), flush=True)
+        for i in range(600):
+            print("still running", i, flush=True)
+            time.sleep(0.5)
+    """, experiment="sidebar", name="sleeper")
+    for handle in (lab.first, lab.second, lab.failed):
+        handle.wait(timeout=60)
+    assert [lab.first.status, lab.second.status, lab.failed.status] == ["Completed", "Completed", "Failed"]
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+        for handle in (lab.sleeper,):
+            if handle.status not in ("Completed", "Failed", "Canceled"):
+                handle.cancel()
+
+
+@pytest.fixture(scope="module")
+def browser(lab: Lab) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1500, "height": 950},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser: Any, lab: Lab) -> Iterator[Any]:
+    """JupyterLab open with the launchbay sidebar showing its first page of runs."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(30_000)
+    page.goto(f"{lab.url}/lab?reset")
+    page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="launchbay-sidebar"]')
+    tab.click()
+    page.wait_for_selector(f"{SIDEBAR} .lb-run-row")
+    yield page
+    page.close()
+    assert not [e for e in errors if "launchbay" in e or "lb-" in e], errors
+
+
+def row(run_id: str) -> str:
+    return f'{SIDEBAR} .lb-run-row[data-run-id="{run_id}"]'
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"sidebar-{name}.png"))
+
+
+VISIBLE = ".jp-MainAreaWidget:not(.lm-mod-hidden)"
+
+
+def test_panel_lists_runs_with_status_and_filters(page: Any, lab: Lab) -> None:
+    for handle, status in ((lab.first, "Completed"), (lab.second, "Completed"), (lab.failed, "Failed"),
+                           (lab.sleeper, "Running")):
+        page.wait_for_selector(f'{row(handle.run_id)}[data-status="{status}"] .lb-status-{status}')
+    ids = page.eval_on_selector_all(f"{SIDEBAR} .lb-run-row", "rows => rows.map(r => r.dataset.runId)")
+    assert ids.index(lab.sleeper.run_id) < ids.index(lab.failed.run_id) < ids.index(lab.second.run_id) < ids.index(
+        lab.first.run_id)  # newest first
+    assert "loss" in page.inner_text(f"{row(lab.first.run_id)} .lb-run-metric")
+    assert page.inner_text(f"{row(lab.first.run_id)} .lb-run-target") == "local"
+    shot(page, "list")
+    page.select_option(f"{SIDEBAR} .lb-filter-status", "Failed")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('{SIDEBAR} .lb-run-row')].map(r => r.dataset.runId).join() === "
+        f"'{lab.failed.run_id}'"
+    )
+    page.select_option(f"{SIDEBAR} .lb-filter-status", "")
+    page.fill(f"{SIDEBAR} .lb-filter-text", "lr-0.01")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('{SIDEBAR} .lb-run-row')].map(r => r.dataset.runId).join() === "
+        f"'{lab.second.run_id}'"
+    )
+    shot(page, "filtered")
+
+
+def test_a_running_run_updates_live_in_its_view(page: Any, lab: Lab) -> None:
+    ticks = lab.submit("ticks.py", """
+        import time
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(24):
+            print("tick", i, flush=True)
+            run.log("progress", i * i, step=i)
+            run.flush()
+            time.sleep(0.5)
+    """, experiment="sidebar", name="ticks")
+    page.wait_for_selector(row(ticks.run_id))  # a new run appears in the panel by itself
+    page.click(f"{row(ticks.run_id)} .lb-run-name")
+    view = f'{VISIBLE} .lb-run-view[data-run-id="{ticks.run_id}"]'
+    page.wait_for_selector(f'{view} .lb-run-status[data-status="Running"]')
+    page.wait_for_function(f"document.querySelector('{view} pre.lb-log').textContent.includes('tick 3')")
+    early = page.inner_text(f"{view} pre.lb-log")
+    assert "tick 20" not in early
+    page.wait_for_selector(f"{view} .lb-chart")
+    shot(page, "running")
+    page.wait_for_function(f"document.querySelector('{view} pre.lb-log').textContent.includes('tick 12')")
+    page.wait_for_selector(f'{view} .lb-run-status[data-status="Completed"]', timeout=40_000)
+    page.wait_for_function(f"document.querySelector('{view} pre.lb-log').textContent.includes('tick 23')")
+    log = page.inner_text(f"{view} pre.lb-log")
+    assert log.strip().splitlines() == [f"tick {i}" for i in range(24)]  # each byte once, in order
+    page.wait_for_selector(f'{row(ticks.run_id)}[data-status="Completed"]')
+    assert not page.is_visible(f"{view} .lb-cancel")
+    page.wait_for_function(f"document.querySelectorAll('{view} .lb-chart polyline').length > 0")
+    shot(page, "finished")
+
+
+def test_comparing_two_runs_shows_their_parameter_difference(page: Any, lab: Lab) -> None:
+    for handle in (lab.first, lab.second):
+        page.check(f"{row(handle.run_id)} .lb-run-select")
+    page.click(f"{SIDEBAR} .lb-compare")
+    view = f"{VISIBLE} .lb-compare-view"
+    page.wait_for_selector(f'{view} tr.lb-param[data-key="lr"]')
+    lr = page.locator(f'{view} tr.lb-param[data-key="lr"]')
+    assert "lb-diff" in (lr.get_attribute("class") or "")
+    assert lr.locator("td").all_inner_texts() == ["0.1", "0.01"]
+    layers = page.locator(f'{view} tr.lb-param[data-key="layers"]')
+    assert "lb-diff" not in (layers.get_attribute("class") or "")
+    diff = page.inner_text(f'{view} pre.lb-file-diff[data-path="train.py"]')
+    assert "+print('version two')" in diff
+    page.wait_for_function(f"document.querySelectorAll('{view} .lb-chart polyline').length >= 2")
+    shot(page, "compare")
+
+
+def test_cancel_from_the_panel_stops_a_run(page: Any, lab: Lab) -> None:
+    page.wait_for_selector(f'{row(lab.sleeper.run_id)}[data-status="Running"]')
+    pid = int(lab.sleeper.get_log().split()[1])
+    assert pid_alive(pid)
+    page.click(f"{row(lab.sleeper.run_id)} .lb-row-cancel")
+    page.wait_for_selector(".jp-Dialog")
+    shot(page, "cancel-dialog")
+    page.click(".jp-Dialog .jp-mod-warn")
+    page.wait_for_selector(f'{row(lab.sleeper.run_id)}[data-status="Canceled"]')
+    assert lab.sleeper.status == "Canceled"
+    wait_for(lambda: not pid_alive(pid), timeout=10)
+    assert page.locator(f"{row(lab.sleeper.run_id)} .lb-row-cancel").count() == 0
+    shot(page, "canceled")
+
+
+def test_cancel_and_rerun_from_the_run_view(page: Any, lab: Lab) -> None:
+    waiting = lab.submit("wait.py", "import time\nprint('waiting', flush=True)\ntime.sleep(300)\n",
+                         experiment="sidebar", name="waiting")
+    page.wait_for_selector(row(waiting.run_id))
+    page.click(f"{row(waiting.run_id)} .lb-run-name")
+    view = f'{VISIBLE} .lb-run-view[data-run-id="{waiting.run_id}"]'
+    page.wait_for_function(f"document.querySelector('{view} pre.lb-log').textContent.includes('waiting')")
+    page.click(f"{view} .lb-cancel")
+    page.click(".jp-Dialog .jp-mod-warn")
+    page.wait_for_selector(f'{view} .lb-run-status[data-status="Canceled"]')
+    assert waiting.status == "Canceled"
+    page.click(f"{row(lab.first.run_id)} .lb-run-name")
+    first = f'{VISIBLE} .lb-run-view[data-run-id="{lab.first.run_id}"]'
+    page.click(f"{first} .lb-rerun")
+    page.wait_for_selector(".jp-Dialog")
+    assert "local" in page.inner_text(".jp-Dialog")
+    page.click(".jp-Dialog .jp-mod-accept")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('{VISIBLE} .lb-run-view')].some(v => v.dataset.runId !== "
+        f"'{lab.first.run_id}' && v.dataset.runId !== '{waiting.run_id}')"
+    )
+    new_id = page.get_attribute(f"{VISIBLE} .lb-run-view", "data-run-id")
+    rerun = launchbay.get_run(new_id, store=lab.store)
+    assert rerun.wait(timeout=60) == "Completed"
+    assert rerun.get_details()["snapshot"]["id"] == lab.first.get_details()["snapshot"]["id"]
+    page.wait_for_selector(f'{row(new_id)}[data-status="Completed"]')
+    shot(page, "rerun")
