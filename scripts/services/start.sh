@@ -348,7 +348,7 @@ slurm_job_done() {
 RAY_DASHBOARD=http://127.0.0.1:8265
 
 start_ray() {
-    local d="$SERVICES_DIR/ray" venv="${LAUNCHBAY_VENV:-/work/main/.venv}"
+    local d="$SERVICES_DIR/ray" venv="${LAUNCHBAY_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.venv}"
     mkdir -p "$d"
     [[ -x "$venv/bin/ray" ]] || die "ray: $venv/bin/ray missing (pip install 'ray[default]' into LAUNCHBAY_VENV)"
     # Without this Ray swaps 127.0.0.1 for the machine's address and binds there.

@@ -54,7 +54,7 @@ stop_slurm() {
 }
 
 stop_ray() {
-    local venv="${LAUNCHBAY_VENV:-/work/main/.venv}"
+    local venv="${LAUNCHBAY_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.venv}"
     if [[ -f "$(pid_file ray)" ]]; then
         if pid_alive ray gcs_server && [[ -x "$venv/bin/ray" ]]; then
             log "stopping ray (ray stop)"

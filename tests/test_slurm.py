@@ -1,0 +1,191 @@
+"""The Slurm target against a real single-node Slurm (slurmctld + slurmd + munge on 127.0.0.1).
+
+Start it with ``scripts/services/start.sh slurm`` and ``source $LAUNCHBAY_SERVICES_DIR/env.sh``.
+The node has 2 CPUs, which the queue test uses: two runs asking for both cannot run together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import launchbay
+from conftest import CLI, need_service, write
+from launchbay.errors import ConfigError, TargetError
+from launchbay.targets.sbatch import render_sbatch
+
+pytestmark = pytest.mark.slurm
+
+HOSTILE = ["a b", "it's", 'say "hi"', "line1\nline2", "$HOME", "`id`", ""]
+
+
+def _slurm_answers() -> bool:
+    if not os.environ.get("LAUNCHBAY_TEST_SLURM") or not shutil.which("sinfo"):
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    need_service(_slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
+
+
+def wait_for(predicate, timeout: float = 45, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def target(project: Path, **settings: object) -> None:
+    lines = ["[targets.cluster]", 'type = "slurm"', f"python = {json.dumps(sys.executable)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (project / "launchbay.toml").write_text("\n".join(lines) + "\n")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_rendered_script_keeps_hostile_paths_and_interpreter_literal(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs 'q' \"d\" $HOME `id`\nnext line"
+    run_dir.mkdir()
+    fake_python = tmp_path / "my python's dir" / "py thon"
+    fake_python.parent.mkdir()
+    fake_python.write_text(f"#!{sys.executable}\nimport sys, json\nprint(json.dumps(sys.argv[1:]))\n")
+    fake_python.chmod(0o755)
+    script = render_sbatch(run_id="exp_1_abc", run_dir=str(run_dir), python=str(fake_python),
+                           settings={"partition": "debug", "time": "00:05:00", "extra_sbatch": ["--comment=x"]})
+    assert "#SBATCH --job-name=launchbay-exp_1_abc" in script
+    assert "#SBATCH --partition=debug" in script and "#SBATCH --comment=x" in script
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert json.loads(out) == [f"{run_dir}/runtime/launchbay_runner.py", str(run_dir)]
+
+
+def test_a_setting_that_is_not_a_slurm_value_is_refused_before_anything_runs(project: Path) -> None:
+    target(project, partition="debug; rm -rf ~")
+    write(project, "train.py", "print('never')\n")
+    with pytest.raises(ConfigError, match="partition"):
+        launchbay.submit("train.py", target="cluster")
+    assert launchbay.runs() == []
+
+
+def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
+    slurm: None, project: Path, tmp_path: Path, cli: CLI
+) -> None:
+    shared = tmp_path / "shared 'scratch' \"dir\"\nline"
+    target(project, shared_dir=str(shared), cpus_per_task=1, time="00:10:00", extra_sbatch=["--comment=launchbay"])
+    write(project, "train.py", """
+        import os, sys, time
+        from launchbay import Run
+        run = Run.get_context()
+        print("args", repr(sys.argv[1:]), flush=True)
+        print("token", os.environ.get("API_TOKEN") == "s3cret", flush=True)
+        for i in range(40):
+            run.log("loss", 1.0 / (i + 1), step=i)
+            time.sleep(0.15)
+        os.makedirs("outputs", exist_ok=True)
+        with open("outputs/model.txt", "w") as fh:
+            fh.write("weights")
+        print("done", flush=True)
+    """)
+    handle = launchbay.submit("train.py", args=HOSTILE, target="cluster", env_vars={"API_TOKEN": "s3cret"})
+    # live: points arrive while the job still runs on the "cluster"
+    wait_for(lambda: handle.status == "Running" and len(handle.get_metric_series("loss")) >= 3)
+    assert handle.status == "Running"
+    assert handle.wait(timeout=60) == "Completed"
+    log = handle.get_log()
+    assert f"args {HOSTILE!r}" in log and "token True" in log and "done" in log
+    assert handle.get_metric_series("loss").values.tolist() == [1.0 / (i + 1) for i in range(40)]
+    assert handle.download_file("outputs/model.txt", project / "model.txt").read_text() == "weights"
+    details = handle.get_details()
+    script = details["rendered_sbatch"]
+    assert f"#SBATCH --job-name=launchbay-{handle.run_id}" in script
+    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --comment=launchbay" in script
+    assert "s3cret" not in script and "s3cret" not in (shared / handle.run_id / "runner.json").read_text()
+    assert Path(details["slurm_run_dir"]) == shared / handle.run_id
+    shown = cli("show", handle.run_id, check=True).stdout
+    assert "rendered_sbatch:" in shown and f"launchbay-{handle.run_id}" in shown
+
+
+def test_cancel_stops_the_job_and_its_processes(slurm: None, project: Path) -> None:
+    target(project)
+    write(project, "sleepy.py", """
+        import os, subprocess, sys, time
+        kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        print("pids", os.getpid(), kid.pid, flush=True)
+        time.sleep(300)
+    """)
+    handle = launchbay.submit("sleepy.py", target="cluster")
+    line = wait_for(lambda: next((ln for ln in handle.get_log().splitlines() if ln.startswith("pids")), None))
+    pids = [int(p) for p in line.split()[1:]]
+    assert handle.cancel() == "Canceled"
+    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=15)
+    job_id = handle.get_details()["slurm_job_id"]
+    wait_for(lambda: subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip()
+             == "", timeout=15)
+
+
+def test_a_failing_run_is_failed_with_its_error(slurm: None, project: Path) -> None:
+    target(project)
+    write(project, "bad.py", "print('loading', flush=True)\nraise ValueError('bad input file')\n")
+    handle = launchbay.submit("bad.py", target="cluster")
+    assert handle.wait(timeout=60) == "Failed"
+    record = handle.record()
+    assert record.error is not None and record.error["message"] == "ValueError: bad input file"
+    assert record.exit_code == 1
+    assert "loading" in handle.get_log()
+
+
+def test_a_job_waiting_behind_another_shows_queued_then_completes(slurm: None, project: Path) -> None:
+    target(project, cpus_per_task=2)  # the whole node: one such job at a time
+    write(project, "hold.py", "import time\nprint('holding', flush=True)\ntime.sleep(5)\nprint('released')\n")
+    write(project, "next.py", "print('my turn')\n")
+    first = launchbay.submit("hold.py", target="cluster")
+    wait_for(lambda: "holding" in first.get_log())
+    second = launchbay.submit("next.py", target="cluster")
+    third = launchbay.submit("next.py", target="cluster")
+    details = second.get_details()
+    assert first.status == "Running"
+    assert details["status"] == "Queued" and details["slurm_state"] == "PENDING"
+    assert details["slurm_reason"] in ("Resources", "Priority", "None")
+    assert third.cancel() == "Canceled"  # canceled while still waiting: it never ran
+    assert "queued" in third.record().error["message"] or "before it started" in third.record().error["message"]
+    assert first.wait(timeout=60) == "Completed"
+    assert second.wait(timeout=60) == "Completed"
+    assert "my turn" in second.get_log()
+    assert second.record().started >= first.record().ended - 1
+    assert third.get_log() == ""
+
+
+def test_sbatch_refusing_the_job_records_no_run(slurm: None, project: Path) -> None:
+    target(project, partition="no-such-partition")
+    write(project, "train.py", "print('never')\n")
+    with pytest.raises(TargetError, match="sbatch refused the run: .*partition"):
+        launchbay.submit("train.py", target="cluster")
+    assert launchbay.runs() == []
+
+
+def test_targets_lists_the_partitions(slurm: None, project: Path, cli: CLI) -> None:
+    target(project)
+    listing = cli.json("targets")
+    entry = next(t for t in listing if t["name"] == "cluster")  # type: ignore[union-attr]
+    assert entry["reachable"] is True
+    assert any(p["partition"].rstrip("*") == "debug" for p in entry["partitions"])
