@@ -164,3 +164,27 @@ def test_a_run_that_rewrites_its_source_files_cannot_corrupt_the_snapshot(projec
     manifest = store.snapshot_manifest(again.record().snapshot_id)  # type: ignore[arg-type]
     digest = next(f["sha256"] for f in manifest["files"] if f["path"] == "data.txt")
     assert store.blobs.read_bytes(digest) == b"original\n"
+
+
+def test_numpy_and_torch_scalars_are_logged_as_numbers(project: Path) -> None:
+    write(project, "scalars.py", """
+        import numpy as np
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(5):
+            run.log("np", np.float32(i) / 2, step=np.int64(i))
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        if torch is not None:
+            for i in range(5):
+                run.log("torch", torch.tensor(float(i)) * 3, step=i)
+        print("torch" if torch is not None else "no torch")
+    """)
+    handle = launchbay.submit("scalars.py")
+    assert handle.wait() == "Completed"
+    metrics = handle.get_metrics()
+    assert metrics["np"] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    if "torch" in handle.get_log().split():
+        assert metrics["torch"] == [0.0, 3.0, 6.0, 9.0, 12.0]
