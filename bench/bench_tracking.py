@@ -42,7 +42,8 @@ def bench_log_calls(work: Path, points: int) -> dict[str, float]:
 
     proj = work / "logcalls"
     proj.mkdir()
-    (proj / "loop.py").write_text(textwrap.dedent(f"""
+    (proj / "loop.py").write_text(
+        textwrap.dedent(f"""
         import time
         from launchbay import Run
         run = Run.get_context()
@@ -53,7 +54,8 @@ def bench_log_calls(work: Path, points: int) -> dict[str, float]:
         dt = time.perf_counter() - t
         print("RATE", {points} / dt, flush=True)
         print("END", time.time(), flush=True)
-    """))
+    """)
+    )
     os.environ["LAUNCHBAY_STORE"] = str(work / "store-logcalls")
     handle = launchbay.submit("loop.py", source_dir=proj)
     while True:
@@ -70,8 +72,9 @@ def bench_log_calls(work: Path, points: int) -> dict[str, float]:
     end = float(log.split("END ")[1].split()[0])
     handle.wait()
     db = work / "store-logcalls" / "index.sqlite"
-    size = db.stat().st_size + (db.with_name("index.sqlite-wal").stat().st_size
-                                if db.with_name("index.sqlite-wal").exists() else 0)
+    size = db.stat().st_size + (
+        db.with_name("index.sqlite-wal").stat().st_size if db.with_name("index.sqlite-wal").exists() else 0
+    )
     session = handle._session
     t = time.perf_counter()
     series = session.store.read_series(handle.record(), "loss")
@@ -99,13 +102,15 @@ def bench_concurrent(work: Path, runs: int, points: int) -> dict[str, float]:
 
     proj = work / "concurrent"
     proj.mkdir()
-    (proj / "many.py").write_text(textwrap.dedent(f"""
+    (proj / "many.py").write_text(
+        textwrap.dedent(f"""
         from launchbay import Run
         run = Run.get_context()
         log = run.log
         for i in range({points}):
             log("loss", i * 0.5, i)
-    """))
+    """)
+    )
     os.environ["LAUNCHBAY_STORE"] = str(work / "store-concurrent")
     start = time.time()
     handles = [launchbay.submit("many.py", source_dir=proj) for _ in range(runs)]
@@ -209,9 +214,17 @@ def mlflow_side(points: int, calls: int) -> dict[str, float] | None:
         print("(MLflow venv missing: run bench/mlflow_side/setup.sh)", file=sys.stderr)
         return None
     out = subprocess.run(
-        [str(venv_py), str(HERE / "mlflow_side" / "mlflow_bench.py"), "--points", str(points),
-         "--log-metric-calls", str(calls)],
-        capture_output=True, text=True, check=True,
+        [
+            str(venv_py),
+            str(HERE / "mlflow_side" / "mlflow_bench.py"),
+            "--points",
+            str(points),
+            "--log-metric-calls",
+            str(calls),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(out)
 
@@ -248,7 +261,14 @@ def main() -> None:
     theirs = None if args.no_mlflow else mlflow_side(points, 300 if args.quick else 2000)
     theirs = theirs or {}
     rows = [
-        ("run.log calls/s in a run", ">= 1,000,000/s", ours["log_calls_per_s"], theirs.get("log_metric_per_s"), "/s", True),
+        (
+            "run.log calls/s in a run",
+            ">= 1,000,000/s",
+            ours["log_calls_per_s"],
+            theirs.get("log_metric_per_s"),
+            "/s",
+            True,
+        ),
         ("  (MLflow async, buffered)", "", None, theirs.get("log_metric_async_per_s"), "/s", True),
         ("  (MLflow log_batch points/s)", "", None, theirs.get("log_batch_per_s"), "/s", True),
         ("durable after the run's end", "< 2 s", ours["durable_after_end_s"], None, "s", False),

@@ -46,8 +46,12 @@ class CLI:
 
     def __call__(self, *args: str, check: bool | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "launchbay", *args], cwd=self.cwd, capture_output=True, text=True,
-            timeout=timeout, env=os.environ.copy(),
+            [sys.executable, "-m", "launchbay", *args],
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=os.environ.copy(),
         )
         if check:
             assert proc.returncode == 0, f"launchbay {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"

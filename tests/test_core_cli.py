@@ -39,8 +39,22 @@ def test_show_json_has_everything_a_report_needs(project: Path, cli: CLI) -> Non
     cli("logs", run_id, "-f", check=True)
     details = cli.json("show", run_id)
     assert isinstance(details, dict)
-    for key in ("run_id", "status", "experiment", "target", "script", "arguments", "exit_code", "error",
-                "created", "started", "ended", "tags", "properties", "snapshot"):
+    for key in (
+        "run_id",
+        "status",
+        "experiment",
+        "target",
+        "script",
+        "arguments",
+        "exit_code",
+        "error",
+        "created",
+        "started",
+        "ended",
+        "tags",
+        "properties",
+        "snapshot",
+    ):
         assert key in details
     assert details["status"] == "Completed"
     assert details["experiment"] == "proj"

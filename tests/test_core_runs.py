@@ -34,7 +34,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_python_api_submit_wait_and_read_back(project: Path) -> None:
-    write(project, "train.py", """
+    write(
+        project,
+        "train.py",
+        """
         from launchbay import Run
         run = Run.get_context()
         for i in range(10):
@@ -44,7 +47,8 @@ def test_python_api_submit_wait_and_read_back(project: Path) -> None:
         run.log_row("pr", p=0.8, r=0.9)
         run.log_table("t", {"a": [1, 2], "b": [3, 4]})
         print("hello")
-    """)
+    """,
+    )
     handle = launchbay.submit("train.py", args=["--x", "1"], experiment="api")
     assert handle.wait(show_output=False) == "Completed"
     metrics = handle.get_metrics()
@@ -84,12 +88,16 @@ def test_a_runner_killed_with_sigkill_becomes_failed_with_a_reason(project: Path
 
 
 def test_cancel_stops_the_whole_process_tree(project: Path) -> None:
-    write(project, "tree.py", """
+    write(
+        project,
+        "tree.py",
+        """
         import subprocess, sys, time
         kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]) for _ in range(3)]
         print("pids", *[k.pid for k in kids], flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     handle = launchbay.submit("tree.py")
     line = wait_for(lambda: next((ln for ln in handle.get_log().splitlines() if ln.startswith("pids")), None))
     kids = [int(p) for p in line.split()[1:]]
@@ -101,7 +109,10 @@ def test_cancel_stops_the_whole_process_tree(project: Path) -> None:
 
 
 def test_points_logged_before_sigterm_are_kept(project: Path) -> None:
-    write(project, "term.py", """
+    write(
+        project,
+        "term.py",
+        """
         import time
         from launchbay import Run
         run = Run.get_context()
@@ -109,7 +120,8 @@ def test_points_logged_before_sigterm_are_kept(project: Path) -> None:
             run.log("x", i)
         print("logged", flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     handle = launchbay.submit("term.py")
     wait_for(lambda: "logged" in handle.get_log())
     assert handle.cancel() == "Canceled"
@@ -118,14 +130,18 @@ def test_points_logged_before_sigterm_are_kept(project: Path) -> None:
 
 @pytest.mark.slow
 def test_eight_concurrent_runs_lose_no_metric_point(project: Path) -> None:
-    write(project, "many.py", """
+    write(
+        project,
+        "many.py",
+        """
         from launchbay import Run
         run = Run.get_context()
         for i in range(50_000):
             run.log("loss", i * 0.5, step=i)
             if i % 10_000 == 0:
                 run.log("marker", i)
-    """)
+    """,
+    )
     handles = [launchbay.submit("many.py", experiment="concurrent") for _ in range(8)]
     readers_saw = []
     while not all(h.record().status.is_terminal() for h in handles):
@@ -167,7 +183,10 @@ def test_a_run_that_rewrites_its_source_files_cannot_corrupt_the_snapshot(projec
 
 
 def test_numpy_and_torch_scalars_are_logged_as_numbers(project: Path) -> None:
-    write(project, "scalars.py", """
+    write(
+        project,
+        "scalars.py",
+        """
         import numpy as np
         from launchbay import Run
         run = Run.get_context()
@@ -181,7 +200,8 @@ def test_numpy_and_torch_scalars_are_logged_as_numbers(project: Path) -> None:
             for i in range(5):
                 run.log("torch", torch.tensor(float(i)) * 3, step=i)
         print("torch" if torch is not None else "no torch")
-    """)
+    """,
+    )
     handle = launchbay.submit("scalars.py")
     assert handle.wait() == "Completed"
     metrics = handle.get_metrics()

@@ -11,13 +11,17 @@ from conftest import write
 
 
 def test_outside_a_run_the_context_is_offline_and_prints(tmp_path: Path) -> None:
-    script = write(tmp_path, "offline.py", """
+    script = write(
+        tmp_path,
+        "offline.py",
+        """
         from launchbay import Run
         run = Run.get_context()
         run.log("loss", 0.5, step=3)
         run.tag("stage", "dev")
         print("offline:", run.offline, run.id)
-    """)
+    """,
+    )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
     assert "[launchbay offline] loss = 0.5 (step 3)" in out
     assert "offline: True offline" in out
@@ -25,8 +29,16 @@ def test_outside_a_run_the_context_is_offline_and_prints(tmp_path: Path) -> None
 
 def test_public_names_are_pinned() -> None:
     assert sorted(launchbay.__all__) == [
-        "LaunchbayError", "Run", "RunHandle", "RunSpec", "RunStatus", "get_run", "load_ipython_extension",
-        "runs", "submit", "unload_ipython_extension",
+        "LaunchbayError",
+        "Run",
+        "RunHandle",
+        "RunSpec",
+        "RunStatus",
+        "get_run",
+        "load_ipython_extension",
+        "runs",
+        "submit",
+        "unload_ipython_extension",
     ]
     for name in launchbay.__all__:
         assert getattr(launchbay, name) is not None
@@ -34,7 +46,10 @@ def test_public_names_are_pinned() -> None:
 
 
 def test_a_forked_child_logs_into_the_same_run(project: Path) -> None:
-    write(project, "forked.py", """
+    write(
+        project,
+        "forked.py",
+        """
         import os
         from launchbay import Run
         run = Run.get_context()
@@ -45,14 +60,18 @@ def test_a_forked_child_logs_into_the_same_run(project: Path) -> None:
             Run.get_context().flush()
             os._exit(0)
         os.waitpid(pid, 0)
-    """)
+    """,
+    )
     handle = launchbay.submit("forked.py")
     assert handle.wait() == "Completed"
     assert handle.get_metrics() == {"parent": 1.0, "child": 2.0}
 
 
 def test_images_and_uploaded_files_are_kept(project: Path) -> None:
-    write(project, "art.py", """
+    write(
+        project,
+        "art.py",
+        """
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -63,7 +82,8 @@ def test_images_and_uploaded_files_are_kept(project: Path) -> None:
         with open("notes.txt", "w") as fh:
             fh.write("hello")
         run.upload_file("extra/notes.txt", "notes.txt")
-    """)
+    """,
+    )
     handle = launchbay.submit("art.py")
     assert handle.wait() == "Completed"
     names = handle.get_file_names()

@@ -54,8 +54,9 @@ def test_magic_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         nbformat.v4.new_code_cell("%%submit --push lock\nprint(lock)"),
         nbformat.v4.new_code_cell("%launchbay show no-such-run"),
     ]
-    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, timeout=60, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
     shown = ["".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs) for cell in nb.cells[1:]]
     expected = [

@@ -29,7 +29,11 @@ def test_nested_gitignore_files_apply_to_their_own_folder(project: Path) -> None
     write(project, "src/data/.gitignore", "*\n!.gitignore\n")
     write(project, "src/data/huge.npy", "x")
     assert included(project) == [
-        ".gitignore", "src/.gitignore", "src/build/keep.py", "src/data/.gitignore", "src/important.log",
+        ".gitignore",
+        "src/.gitignore",
+        "src/build/keep.py",
+        "src/data/.gitignore",
+        "src/important.log",
         "src/model.py",
     ]
     reasons = {e["path"]: e["rule"] for e in explain(project)["excluded"]}

@@ -197,11 +197,14 @@ def test_a_dropped_connection_loses_nothing(ssh_project: Path) -> None:
     proc.wait()
     handle = launchbay.get_run(run_id)
     wait_for(lambda: "line 12" in handle.get_log())
-    # and this process's own connection is cut too: the next refresh reconnects
+    # and this process's own connection drops too: its sshd session process is killed on the
+    # host, so the TCP connection dies under the client; the next refresh reconnects
     from launchbay.targets.ssh import _connections
 
-    for conn in list(_connections.values()):
-        conn.close()
+    (conn,) = _connections.values()
+    helper = conn.remote_python()["pid"]
+    assert remote(f"kill -9 $(awk '{{print $4}}' /proc/{helper}/stat)")[0] == 0
+    wait_for(lambda: conn.closed, timeout=10)
     assert handle.wait() == "Completed"
     lines = [ln for ln in handle.get_log().splitlines() if ln.startswith("line")]
     assert lines == [f"line {i}" for i in range(40)]

@@ -241,16 +241,15 @@ export class RunsSidebar extends Widget {
     main.appendChild(line2);
     row.appendChild(main);
 
-    if (!isTerminal(run.status)) {
-      const cancel = el('button', 'jp-mod-styled jp-mod-warn lb-row-cancel', 'Cancel');
-      cancel.title = `Cancel run ${run.run_id}`;
-      row.appendChild(cancel);
-    }
-
     const metric = el('div', 'lb-run-metric');
     if (run.primary_metric && run.primary_metric.value !== null && run.primary_metric.value !== undefined) {
       metric.appendChild(el('span', 'lb-run-metric-name', run.primary_metric.name));
       metric.appendChild(el('span', 'lb-run-metric-value', formatValue(run.primary_metric.value)));
+    }
+    if (!isTerminal(run.status)) {
+      const cancel = el('button', 'jp-mod-styled jp-mod-warn lb-row-cancel', 'Cancel');
+      cancel.title = `Cancel run ${run.run_id}`;
+      metric.appendChild(cancel);
     }
     row.appendChild(metric);
     return row;

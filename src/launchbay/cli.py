@@ -71,8 +71,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     try:
         status = handle.wait(show_output=not args.json)
     except KeyboardInterrupt:
-        print(f"\nlaunchbay: stopped watching; run {handle.run_id} goes on (launchbay cancel {handle.run_id} stops it).",
-              file=sys.stderr)
+        print(
+            f"\nlaunchbay: stopped watching; run {handle.run_id} goes on (launchbay cancel {handle.run_id} stops it).",
+            file=sys.stderr,
+        )
         return 130
     if args.json:
         _print_json({"run_id": handle.run_id, "status": status})
@@ -115,8 +117,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(details)
         return 0
-    for key in ("run_id", "name", "status", "experiment", "target", "script", "arguments", "exit_code",
-                "created", "started", "ended", "duration_s"):
+    for key in (
+        "run_id",
+        "name",
+        "status",
+        "experiment",
+        "target",
+        "script",
+        "arguments",
+        "exit_code",
+        "created",
+        "started",
+        "ended",
+        "duration_s",
+    ):
         print(f"{key:12} {details.get(key)}")
     if details.get("error"):
         print(f"{'error':12} {details['error'].get('message')}")
@@ -153,16 +167,21 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     summaries = session.store.metric_summaries(record)
     names = [s["name"] for s in summaries if args.name in (None, s["name"])]
     if args.name and not names and not args.json:
-        print(f"launchbay: run {record.run_id} has no metric {args.name!r}; it has: "
-              f"{', '.join(s['name'] for s in summaries) or 'none'}", file=sys.stderr)
+        print(
+            f"launchbay: run {record.run_id} has no metric {args.name!r}; it has: "
+            f"{', '.join(s['name'] for s in summaries) or 'none'}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     if args.json:
         _print_json({n: session.store.read_series(record, n).to_points() for n in names})
         return 0
     for s in summaries:
         if s["name"] in names:
-            print(f"{s['name']}: {s['count']} points, last {s['last']:.6g} at step {s['last_step']}, "
-                  f"min {s['min']:.6g}, max {s['max']:.6g}")
+            print(
+                f"{s['name']}: {s['count']} points, last {s['last']:.6g} at step {s['last_step']}, "
+                f"min {s['min']:.6g}, max {s['max']:.6g}"
+            )
     for kind, name, payload, _ in session.store.read_records(record):
         if kind != "tag" and args.name in (None, name):
             print(f"{name} ({kind}): {json.dumps(payload)[:200]}")
@@ -220,8 +239,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from .config import LAUNCHBAY_SNAPSHOT_MAX_BYTES, LAUNCHBAY_SNAPSHOT_MAX_FILES
 
     session = _session(args, str(root))
-    snap = take_snapshot(session.store, root, max_bytes=LAUNCHBAY_SNAPSHOT_MAX_BYTES.get(),
-                         max_files=LAUNCHBAY_SNAPSHOT_MAX_FILES.get())
+    snap = take_snapshot(
+        session.store, root, max_bytes=LAUNCHBAY_SNAPSHOT_MAX_BYTES.get(), max_files=LAUNCHBAY_SNAPSHOT_MAX_FILES.get()
+    )
     data = {"id": snap.id, "files": snap.files, "bytes": snap.bytes, "new_blobs": snap.new_blobs}
     _print_json(data) if args.json else print(f"snapshot {snap.id}: {snap.files} files, {human_bytes(snap.bytes)}")
     return 0
@@ -237,8 +257,12 @@ def cmd_targets(args: argparse.Namespace) -> int:
             target = make_target(name, session.config, session.store)
             info = {"name": name, "type": target.type_name, **target.check()}
         except LaunchbayError as exc:
-            info = {"name": name, "type": session.config.targets.get(name, {}).get("type"), "reachable": False,
-                    "error": str(exc)}
+            info = {
+                "name": name,
+                "type": session.config.targets.get(name, {}).get("type"),
+                "reachable": False,
+                "error": str(exc),
+            }
         rows.append(info)
     if args.json:
         _print_json(rows)

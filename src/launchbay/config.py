@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError, UnknownTargetError
 
@@ -51,17 +52,17 @@ LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_STORE", _opt_str, None, "Path of the store folder (overrides discovery)."
 )
 LAUNCHBAY_HEARTBEAT_TIMEOUT = EnvVar(
-    "LAUNCHBAY_HEARTBEAT_TIMEOUT", float, 30.0,
+    "LAUNCHBAY_HEARTBEAT_TIMEOUT",
+    float,
+    30.0,
     "Seconds without a runner heartbeat after which a run is marked Failed.",
 )
-LAUNCHBAY_SNAPSHOT_MAX_BYTES = EnvVar(
-    "LAUNCHBAY_SNAPSHOT_MAX_BYTES", int, 300 * 1024 * 1024, "Snapshot byte budget."
-)
-LAUNCHBAY_SNAPSHOT_MAX_FILES = EnvVar(
-    "LAUNCHBAY_SNAPSHOT_MAX_FILES", int, 2000, "Snapshot file-count budget."
-)
+LAUNCHBAY_SNAPSHOT_MAX_BYTES = EnvVar("LAUNCHBAY_SNAPSHOT_MAX_BYTES", int, 300 * 1024 * 1024, "Snapshot byte budget.")
+LAUNCHBAY_SNAPSHOT_MAX_FILES = EnvVar("LAUNCHBAY_SNAPSHOT_MAX_FILES", int, 2000, "Snapshot file-count budget.")
 LAUNCHBAY_CANCEL_GRACE = EnvVar(
-    "LAUNCHBAY_CANCEL_GRACE", float, 3.0,
+    "LAUNCHBAY_CANCEL_GRACE",
+    float,
+    3.0,
     "Seconds a canceled run gets after SIGTERM before SIGKILL.",
 )
 

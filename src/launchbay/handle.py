@@ -91,8 +91,9 @@ class RunHandle:
         return self.record().tags
 
     # -- waiting and logs ---------------------------------------------------------------------------
-    def wait(self, show_output: bool = False, timeout: float | None = None, stream: TextIO | None = None,
-             poll_s: float = 0.2) -> str:
+    def wait(
+        self, show_output: bool = False, timeout: float | None = None, stream: TextIO | None = None, poll_s: float = 0.2
+    ) -> str:
         """Block until the run ends; with ``show_output`` print its log as it grows. Returns the status."""
         out = stream or sys.stdout
         offset = 0
@@ -115,8 +116,9 @@ class RunHandle:
                 return record.status.value
             time.sleep(poll_s)
 
-    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
-                            raise_on_error: bool = True) -> dict[str, Any]:
+    def wait_for_completion(
+        self, show_output: bool = False, wait_post_processing: bool = False, raise_on_error: bool = True
+    ) -> dict[str, Any]:
         """Azure ML v1's name: wait, then return the details (raise if the run did not complete)."""
         from .errors import LaunchbayError
 

@@ -200,8 +200,11 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
     ).fetchone()
     if last_chunk is not None and last_chunk[1] < MERGE_BELOW:
         cid, old_n, old_first, old_steps, old_vals, old_ts = last_chunk
-        previous = (np.arange(old_first, old_first + old_n, dtype=np.int64) if old_steps is None
-                    else np.frombuffer(old_steps, dtype=np.int64))
+        previous = (
+            np.arange(old_first, old_first + old_n, dtype=np.int64)
+            if old_steps is None
+            else np.frombuffer(old_steps, dtype=np.int64)
+        )
         steps = np.concatenate([previous, steps])
         values = np.concatenate([np.frombuffer(old_vals, dtype=np.float64), values])
         stamps = np.concatenate([np.frombuffer(old_ts, dtype=np.float64), stamps])
@@ -213,8 +216,15 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
     consecutive = len(steps) == 1 or bool(np.all(np.diff(steps) == 1))
     db.execute(
         "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts) VALUES (?,?,?,?,?,?,?)",
-        (series_id, len(steps), first, int(steps.max()), None if consecutive else steps.tobytes(),
-         values.tobytes(), stamps.tobytes()),
+        (
+            series_id,
+            len(steps),
+            first,
+            int(steps.max()),
+            None if consecutive else steps.tobytes(),
+            values.tobytes(),
+            stamps.tobytes(),
+        ),
     )
     new_values = values[-new_points:]
     batch_lo, batch_hi = float(np.nanmin(new_values)), float(np.nanmax(new_values))

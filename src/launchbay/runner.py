@@ -269,11 +269,19 @@ class Runner:
         with open(log_path, "ab") as log:
             try:
                 self.child = subprocess.Popen(
-                    command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_set_parent_death_signal,
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_set_parent_death_signal,
                 )
             except OSError as exc:
-                return self._finish("Failed", None, {"message": f"Could not start {command[0]}: {exc}", "traceback": ""})
+                return self._finish(
+                    "Failed", None, {"message": f"Could not start {command[0]}: {exc}", "traceback": ""}
+                )
             self.journal.status("Running", child_pgid=self.child.pid)
             if self.cancel_reason:
                 self._stop_child()

@@ -76,13 +76,22 @@ class Session:
             raise SubmitError(f"Run {old.run_id} has no snapshot to re-run.")
         spec = RunSpec.from_json(old.spec)
         env = {k: v for k, v in spec.env_vars.items() if v != secrets.REDACTED}
-        spec = replace(spec, target=target or old.target, env_vars=env,
-                       tags={**spec.tags, "launchbay.rerun_of": old.run_id})
+        spec = replace(
+            spec, target=target or old.target, env_vars=env, tags={**spec.tags, "launchbay.rerun_of": old.run_id}
+        )
         target_obj = make_target(spec.target, self.config, self.store)
         manifest = self.store.snapshot_manifest(old.snapshot_id)
         files = manifest["files"]
-        snapshot = Snapshot(old.snapshot_id, Path(old.properties.get("launchbay.source_dir", ".")), len(files),
-                            sum(f["size"] for f in files), 0, 0, [], manifest)
+        snapshot = Snapshot(
+            old.snapshot_id,
+            Path(old.properties.get("launchbay.source_dir", ".")),
+            len(files),
+            sum(f["size"] for f in files),
+            0,
+            0,
+            [],
+            manifest,
+        )
         properties = {**old.properties, "launchbay.rerun_of": old.run_id}
         return self._launch(spec, target_obj, snapshot, properties)
 
@@ -171,7 +180,10 @@ class Session:
             if RunStatus(status).is_terminal():
                 return
             self.store.update_run(
-                record.pk, db=db, status=RunStatus.FAILED.value, ended=time.time(),
+                record.pk,
+                db=db,
+                status=RunStatus.FAILED.value,
+                ended=time.time(),
                 error={"message": reason, "traceback": tail},
             )
 
@@ -192,9 +204,14 @@ class Session:
             target.force_stop(record)
             with self.store.transaction() as db:
                 self.store.update_run(
-                    record.pk, db=db, status=RunStatus.CANCELED.value, ended=time.time(),
-                    error={"message": "Canceled by request (the runner did not answer; its processes were killed).",
-                           "traceback": ""},
+                    record.pk,
+                    db=db,
+                    status=RunStatus.CANCELED.value,
+                    ended=time.time(),
+                    error={
+                        "message": "Canceled by request (the runner did not answer; its processes were killed).",
+                        "traceback": "",
+                    },
                 )
         return self.store.get_run(record.run_id)
 

@@ -69,5 +69,12 @@ def read_pulled(files_dir: Path) -> tuple[dict[str, Any], list[str], dict[str, s
     return variables, list(data.get("missing", [])), dict(data.get("errors", {}))
 
 
-__all__ = ["CELL_FILE", "PULL_FILE", "PUSH_FILE", "check_python_version", "pickle_pushed", "project_root",
-           "read_pulled"]
+__all__ = [
+    "CELL_FILE",
+    "PULL_FILE",
+    "PUSH_FILE",
+    "check_python_version",
+    "pickle_pushed",
+    "project_root",
+    "read_pulled",
+]

@@ -33,9 +33,15 @@ from ..errors import LaunchbayError
 class Submit(Configurable):
     """Defaults for ``%%submit`` (set with ``%config Submit.target = "docker"``)."""
 
-    target = Unicode("", help="Target to run on when -t is not given (empty: launchbay.toml's default, else local).").tag(config=True)
-    experiment = Unicode("", help="Experiment name when -e is not given (empty: the project folder's name).").tag(config=True)
-    environment = Unicode("", help="Environment when --env is not given (empty: the target's default).").tag(config=True)
+    target = Unicode(
+        "", help="Target to run on when -t is not given (empty: launchbay.toml's default, else local)."
+    ).tag(config=True)
+    experiment = Unicode("", help="Experiment name when -e is not given (empty: the project folder's name).").tag(
+        config=True
+    )
+    environment = Unicode("", help="Environment when --env is not given (empty: the target's default).").tag(
+        config=True
+    )
     widget = Bool(True, help="Show the live run widget (False prints text instead).").tag(config=True)
 
 

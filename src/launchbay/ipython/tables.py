@@ -14,8 +14,13 @@ from .widgets import status_badge
 class Table:
     """Rows shown as an HTML table in notebooks and aligned text elsewhere."""
 
-    def __init__(self, header: list[str], rows: list[list[Any]], html_cells: list[list[str]] | None = None,
-                 highlight: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        header: list[str],
+        rows: list[list[Any]],
+        html_cells: list[list[str]] | None = None,
+        highlight: set[int] | None = None,
+    ) -> None:
         self.header, self.rows, self.html_cells, self.highlight = header, rows, html_cells, highlight or set()
 
     def __repr__(self) -> str:
@@ -56,8 +61,17 @@ def display_runs(argv: list[str]) -> Table:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
         row = [r.run_id, r.experiment, r.status.value, r.target, started, _duration(r.duration_s), metric]
         rows.append(row)
-        cells.append([f"<code>{html.escape(r.run_id)}</code>", html.escape(r.experiment), status_badge(r.status.value),
-                      html.escape(r.target), started, _duration(r.duration_s), html.escape(metric)])
+        cells.append(
+            [
+                f"<code>{html.escape(r.run_id)}</code>",
+                html.escape(r.experiment),
+                status_badge(r.status.value),
+                html.escape(r.target),
+                started,
+                _duration(r.duration_s),
+                html.escape(metric),
+            ]
+        )
     return Table(header, rows, cells)
 
 

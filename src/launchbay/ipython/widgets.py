@@ -24,8 +24,14 @@ if TYPE_CHECKING:
     from ..store import RunRecord
 
 STATUS_COLOURS = {
-    "Queued": "#6c757d", "Preparing": "#6f42c1", "Starting": "#6f42c1", "Running": "#0d6efd",
-    "Finalizing": "#0dcaf0", "Completed": "#198754", "Failed": "#dc3545", "Canceled": "#fd7e14",
+    "Queued": "#6c757d",
+    "Preparing": "#6f42c1",
+    "Starting": "#6f42c1",
+    "Running": "#0d6efd",
+    "Finalizing": "#0dcaf0",
+    "Completed": "#198754",
+    "Failed": "#dc3545",
+    "Canceled": "#fd7e14",
 }
 POLL_S = 0.4
 REDRAW_S = 1.0
@@ -33,8 +39,10 @@ REDRAW_S = 1.0
 
 def status_badge(status: str) -> str:
     colour = STATUS_COLOURS.get(status, "#6c757d")
-    return (f'<span class="lb-widget-status" style="background:{colour};color:white;padding:1px 8px;'
-            f'border-radius:8px;font-weight:600">{html.escape(status)}</span>')
+    return (
+        f'<span class="lb-widget-status" style="background:{colour};color:white;padding:1px 8px;'
+        f'border-radius:8px;font-weight:600">{html.escape(status)}</span>'
+    )
 
 
 class _SeriesBuffer:
@@ -56,15 +64,18 @@ class RunWidget(w.VBox):
         self._pull_into = pull_into
         self._header = w.HTML()
         self._header.add_class("lb-widget-header")
-        self._cancel = w.Button(description="Cancel", button_style="danger", icon="stop",
-                                layout=w.Layout(width="100px"))
+        self._cancel = w.Button(
+            description="Cancel", button_style="danger", icon="stop", layout=w.Layout(width="100px")
+        )
         self._cancel.add_class("lb-widget-cancel")
         self._cancel.on_click(self._on_cancel)
         # The log scrolls in a box laid out column-reverse, which anchors the scroll position at the
         # bottom: the newest line stays in view as the log grows; a reader who scrolls up stays put.
         self._log = w.Output()
-        log_box = w.Box([self._log], layout=w.Layout(max_height="260px", overflow="auto", border="1px solid #ddd",
-                                                     flex_flow="column-reverse"))
+        log_box = w.Box(
+            [self._log],
+            layout=w.Layout(max_height="260px", overflow="auto", border="1px solid #ddd", flex_flow="column-reverse"),
+        )
         log_box.add_class("lb-widget-log")
         self._plots = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self._plots.add_class("lb-widget-plots")
@@ -113,7 +124,7 @@ class RunWidget(w.VBox):
         elapsed = record.duration_s
         elapsed_text = "-" if elapsed is None else f"{elapsed:,.1f} s"
         self._header.value = (
-            f'<b>Run</b> <code>{html.escape(record.run_id)}</code> &middot; {html.escape(record.experiment)} '
+            f"<b>Run</b> <code>{html.escape(record.run_id)}</code> &middot; {html.escape(record.experiment)} "
             f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
             f"&middot; {elapsed_text}"
         )
@@ -148,8 +159,10 @@ class RunWidget(w.VBox):
         self._update(record, final=True)
         parts = [f"{status_badge(record.status.value)} exit code <code>{record.exit_code}</code>"]
         if record.error:
-            parts.append(f'<pre class="lb-widget-error">{html.escape(record.error.get("message") or "")}\n'
-                         f'{html.escape(record.error.get("traceback") or "")}</pre>')
+            parts.append(
+                f'<pre class="lb-widget-error">{html.escape(record.error.get("message") or "")}\n'
+                f"{html.escape(record.error.get('traceback') or '')}</pre>"
+            )
         files = [f for f in self.handle._session.store.file_names(record) if not f.startswith(".launchbay/")]
         if files:
             parts.append("Files: " + ", ".join(f"<code>{html.escape(f)}</code>" for f in files))

@@ -102,7 +102,9 @@ class RunStore:
             self.runs_dir.mkdir(exist_ok=True)
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"Cannot open the store at {self.root}: {exc}. Check the path and its permissions.") from exc
+            raise StoreError(
+                f"Cannot open the store at {self.root}: {exc}. Check the path and its permissions."
+            ) from exc
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"The store at {self.root} has schema version {version}, newer than this launchbay "
@@ -123,7 +125,9 @@ class RunStore:
         row = db.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
         if row:
             return int(row[0])
-        return int(db.execute("INSERT INTO experiments(name, created) VALUES (?, ?)", (name, time.time())).lastrowid or 0)
+        return int(
+            db.execute("INSERT INTO experiments(name, created) VALUES (?, ?)", (name, time.time())).lastrowid or 0
+        )
 
     def new_run_id(self, experiment: str) -> str:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", experiment).strip("-")[:24] or "run"
@@ -148,9 +152,23 @@ class RunStore:
                 " snapshot_id, environment, created, updated, heartbeat, properties, spec, target_state,"
                 " parent_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run_id, exp, spec.name, RunStatus.QUEUED.value, spec.target, target_type,
-                    spec.script or "<cell>", json.dumps(list(spec.arguments)), snapshot_id, spec.environment,
-                    now, now, now, json.dumps(properties), json.dumps(spec.to_json()), "{}", spec.parent_run_id,
+                    run_id,
+                    exp,
+                    spec.name,
+                    RunStatus.QUEUED.value,
+                    spec.target,
+                    target_type,
+                    spec.script or "<cell>",
+                    json.dumps(list(spec.arguments)),
+                    snapshot_id,
+                    spec.environment,
+                    now,
+                    now,
+                    now,
+                    json.dumps(properties),
+                    json.dumps(spec.to_json()),
+                    "{}",
+                    spec.parent_run_id,
                 ),
             ).lastrowid
             db.executemany(
@@ -212,11 +230,28 @@ class RunStore:
 
     def _record(self, row: tuple[Any, ...]) -> RunRecord:
         return RunRecord(
-            pk=row[0], run_id=row[1], experiment=row[2], name=row[3], status=RunStatus(row[4]), target=row[5],
-            target_type=row[6], script=row[7], arguments=loads(row[8], []), snapshot_id=row[9],
-            environment=row[10], created=row[11], started=row[12], ended=row[13], updated=row[14],
-            exit_code=row[15], error=loads(row[16], None), heartbeat=row[17], properties=loads(row[18], {}),
-            spec=loads(row[19], {}), target_state=loads(row[20], {}), parent_run_id=row[21],
+            pk=row[0],
+            run_id=row[1],
+            experiment=row[2],
+            name=row[3],
+            status=RunStatus(row[4]),
+            target=row[5],
+            target_type=row[6],
+            script=row[7],
+            arguments=loads(row[8], []),
+            snapshot_id=row[9],
+            environment=row[10],
+            created=row[11],
+            started=row[12],
+            ended=row[13],
+            updated=row[14],
+            exit_code=row[15],
+            error=loads(row[16], None),
+            heartbeat=row[17],
+            properties=loads(row[18], {}),
+            spec=loads(row[19], {}),
+            target_state=loads(row[20], {}),
+            parent_run_id=row[21],
             run_dir=self.runs_dir / row[1],
         )
 
@@ -394,8 +429,11 @@ class RunStore:
             sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? AND last_step > ? ORDER BY id"
             floor = -(2**63) if after_step is None else after_step
             for n, first, s_blob, v_blob, t_blob in self.db.execute(sql, (series_id, floor)):
-                steps.append(np.arange(first, first + n, dtype=np.int64) if s_blob is None
-                             else np.frombuffer(s_blob, dtype=np.int64))
+                steps.append(
+                    np.arange(first, first + n, dtype=np.int64)
+                    if s_blob is None
+                    else np.frombuffer(s_blob, dtype=np.int64)
+                )
                 values.append(v_blob)
                 stamps.append(t_blob)
         step_arr = np.concatenate(steps) if steps else np.zeros(0, dtype=np.int64)
@@ -446,5 +484,3 @@ class RunStore:
         except FileNotFoundError:
             return b"", offset
         return data, offset + len(data)
-
-

@@ -328,7 +328,9 @@ class DockerTarget(Target):
             except NotFound:
                 continue
             data = b"".join(stream)
+            import sys as _s
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                print("PULL", time.time(), folder, [(m.name, m.size) for m in tar.getmembers()], file=_s.stderr)
                 for member in tar.getmembers():
                     if not member.isfile():
                         continue

@@ -61,7 +61,11 @@ class LocalTarget(Target):
             try:
                 proc = subprocess.Popen(
                     [sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, close_fds=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env=env,
+                    close_fds=True,
                     start_new_session=True,
                 )
             except OSError as exc:

@@ -15,6 +15,7 @@ local sizes, so any process can re-attach and catch up without losing a line.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -186,6 +187,8 @@ class SSHTarget(Target):
                 host, port, user, identity, known, _python = key
                 conn = SSHConnection(host, port, user, identity, known, python=self.python,
                                      connect_timeout=float(self._setting("connect_timeout", 10)))
+                if not _connections:
+                    atexit.register(close_connections)  # a clean goodbye instead of a dropped connection
                 _connections[key] = conn
             return conn
 

@@ -197,7 +197,10 @@ class _Agent:
     async def _read_stderr(self) -> None:
         """Keep reading stderr (a full window would stall the agent); keep its tail for errors."""
         while True:
-            chunk = await self.process.stderr.read(65536)
+            try:
+                chunk = await self.process.stderr.read(65536)
+            except Exception:  # noqa: BLE001 - the connection went: requests report that themselves
+                return
             if not chunk:
                 return
             self.stderr_tail = (self.stderr_tail + chunk)[-4000:]
