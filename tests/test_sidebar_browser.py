@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -84,6 +85,11 @@ class Lab:
         env = dict(os.environ, LAUNCHBAY_STORE=str(self.store), JUPYTER_CONFIG_DIR=str(self.root / "jupyter-config"),
                    JUPYTER_RUNTIME_DIR=str(self.root / "jupyter-runtime"))
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        labconfig = self.root / "jupyter-config" / "labconfig"
+        labconfig.mkdir(parents=True, exist_ok=True)  # no "Jupyter news?" toast over the screenshots
+        (labconfig / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+        )
         self.log = open(self.root / "jupyter.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.token=",
@@ -305,7 +311,8 @@ def test_cancel_and_rerun_from_the_run_view(page: Any, lab: Lab) -> None:
     first = f'{VISIBLE} .lb-run-view[data-run-id="{lab.first.run_id}"]'
     page.click(f"{first} .lb-rerun")
     page.wait_for_selector(".jp-Dialog")
-    assert "local" in page.inner_text(".jp-Dialog")
+    assert page.input_value(".jp-Dialog input") == "local"  # the same target is offered first
+    shot(page, "rerun-dialog")
     page.click(".jp-Dialog .jp-mod-accept")
     page.wait_for_function(
         f"[...document.querySelectorAll('{VISIBLE} .lb-run-view')].some(v => v.dataset.runId !== "

@@ -75,6 +75,11 @@ def target_row(cli: CLI) -> dict[str, Any]:
     return next(row for row in rows if row["name"] == "gpu-box")
 
 
+def nothing_stored(tmp_path: Path) -> bool:
+    """No run and no snapshot in the test's store (the conftest store is tmp_path/store)."""
+    return not [p for p in (tmp_path / "store" / "blobs").rglob("*") if p.is_file()]
+
+
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1):  # type: ignore[no-untyped-def]
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -246,6 +251,7 @@ def test_an_unknown_host_key_is_refused_before_anything_is_recorded(
     assert proc.returncode != 0 and "ssh-keyscan" in proc.stderr
     assert cli.json("runs") == []
     assert not remote_dir.exists()
+    assert nothing_stored(tmp_path)
     box = target_row(cli)
     assert box["reachable"] is False and "ssh-keyscan" in box["error"]
 
@@ -279,7 +285,7 @@ def _free_port() -> int:
     ids=["wrong-port", "auth-refused", "python-missing"],
 )
 def test_a_failing_connection_is_one_clear_error_and_records_nothing(
-    ssh_project: Path, remote_dir: Path, cli: CLI, overrides: dict[str, object], expected: str
+    ssh_project: Path, remote_dir: Path, tmp_path: Path, cli: CLI, overrides: dict[str, object], expected: str
 ) -> None:
     port = _free_port()
     if overrides.get("port") == "FREE":
@@ -293,6 +299,7 @@ def test_a_failing_connection_is_one_clear_error_and_records_nothing(
     assert expected.format(port=port) in proc.stderr
     assert "Traceback" not in proc.stderr
     assert cli.json("runs") == []
+    assert nothing_stored(tmp_path)
     box = target_row(cli)
     assert box["reachable"] is False and expected.format(port=port) in box["error"]
 

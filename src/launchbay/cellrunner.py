@@ -47,7 +47,7 @@ def save_pulled(namespace: dict[str, Any], names: list[str], files_dir: str) -> 
     missing = [name for name in names if name not in namespace]
     dest = os.path.join(files_dir, PULL_FILE)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    data = {"python": list(sys.version_info[:3]), "variables": {}, "missing": missing, "errors": {}}
+    data: dict[str, Any] = {"python": list(sys.version_info[:3]), "variables": {}, "missing": missing, "errors": {}}
     pickler = _pickler()
     for name, value in found.items():
         try:

@@ -139,11 +139,11 @@ def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: 
     status = RunStatus(db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()[0])
     state = json.loads(db.execute("SELECT target_state FROM runs WHERE pk=?", (record.pk,)).fetchone()[0] or "{}")
     for event in pending.events:
-        kind = event.get("type")
-        if kind == "runner":
+        event_type = event.get("type")
+        if event_type == "runner":
             state.update(runner_pid=event.get("pid"), runner_pgid=event.get("pgid"), host=event.get("host"))
             fields["target_state"] = state
-        elif kind == "snapshot_modified":
+        elif event_type == "snapshot_modified":
             # the run wrote into snapshot files in place: their blobs were set aside, so the
             # snapshot indexes (which trust known blobs) must be rebuilt
             for index in (store.root / "cache").glob("snapshot-index-*"):
@@ -153,7 +153,7 @@ def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: 
                 "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
                 (record.pk, "warning", "snapshot_modified", json.dumps(event.get("files")), event.get("ts")),
             )
-        elif kind == "status" and not status.is_terminal():
+        elif event_type == "status" and not status.is_terminal():
             status = RunStatus(event["status"])
             fields["status"] = status.value
             if status is RunStatus.RUNNING:

@@ -47,6 +47,7 @@ class Session:
         config = self.config if source_dir is None else load_config(root)
         target = make_target(spec.target, config, self.store)
         target.progress = on_progress  # environment builds report through it
+        target.preflight(spec)
         if spec.code is None:
             self._check_script(root, spec)
         budget = config.snapshot
@@ -80,6 +81,7 @@ class Session:
             spec, target=target or old.target, env_vars=env, tags={**spec.tags, "launchbay.rerun_of": old.run_id}
         )
         target_obj = make_target(spec.target, self.config, self.store)
+        target_obj.preflight(spec)
         manifest = self.store.snapshot_manifest(old.snapshot_id)
         files = manifest["files"]
         snapshot = Snapshot(

@@ -332,7 +332,7 @@ def take_snapshot(
     scan_ = scan(root, skip=(store.root,), dir_cache=cache.dirs)
     if scan_.total_bytes > max_bytes or len(scan_.files) > max_files:
         raise _budget_error(scan_, max_bytes, max_files)
-    entries = []
+    entries: list[dict[str, Any]] = []
     new_blobs = new_bytes = 0
     for f in scan_.files:
         try:

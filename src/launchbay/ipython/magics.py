@@ -63,6 +63,12 @@ class LaunchbayMagics(Magics):
         super().__init__(shell)
         self.defaults = defaults
 
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
     # -- %%submit / %submit ---------------------------------------------------------------------
     @magic_arguments()
     @argument("-t", "--target", help="compute target (launchbay.toml [targets.NAME], or local)")
@@ -121,7 +127,7 @@ class LaunchbayMagics(Magics):
         if push or pull:
             self._check_versions(session, target)
         if push:
-            extra[prefix + PUSH_FILE] = pickle_pushed(list(push), self.shell.user_ns)
+            extra[prefix + PUSH_FILE] = pickle_pushed(list(push), self.user_ns)
         spec = RunSpec(
             script=script,
             arguments=arguments,
@@ -142,13 +148,13 @@ class LaunchbayMagics(Magics):
 
             use_widget = widget_frontend_likely()
         if use_widget:
-            widget = display_run(handle, pull_into=self.shell.user_ns)
+            widget = display_run(handle, pull_into=self.user_ns)
             if args.wait and widget is not None:
                 widget.wait_until_done()
         elif args.wait:
             handle.wait(show_output=True)
             if pull and handle.status == "Completed":
-                names = handle.pull(self.shell.user_ns)
+                names = handle.pull(self.user_ns)
                 print(f"Pulled into the notebook: {', '.join(names) or 'nothing'}")
             print(f"Run {handle.run_id} {handle.status}")
         else:
@@ -199,7 +205,7 @@ class LaunchbayMagics(Magics):
         from .display import display_run
 
         handle = get_run(ref)
-        display_run(handle, pull_into=self.shell.user_ns)
+        display_run(handle, pull_into=self.user_ns)
         handle._suppress_display = True  # type: ignore[attr-defined]
         return handle
 

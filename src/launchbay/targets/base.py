@@ -81,6 +81,9 @@ class Target(ABC):
         os.replace(tmp, run_dir / "runner.json")
 
     # -- hooks ------------------------------------------------------------------------------
+    def preflight(self, spec: RunSpec) -> None:  # noqa: B027 - an optional hook
+        """Fail fast, before the snapshot and the run record exist (host unreachable...). Default: nothing."""
+
     def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
         """Build or fetch the environment, send the snapshot. Default: nothing."""
 

@@ -321,16 +321,15 @@ class DockerTarget(Target):
         """Copy the container's journal and log tail (all files at the end) into the local run folder."""
         from docker.errors import NotFound
 
-        folders = ["journal", "files"] if final else ["journal", "files/user_logs"]
+        # the log before the journal: whatever the log shows, the status pulled after it is at least as new
+        folders = ["files", "journal"] if final else ["files/user_logs", "journal"]
         for folder in folders:
             try:
                 stream, _ = container.get_archive(f"{RUN_MOUNT}/{folder}")
             except NotFound:
                 continue
             data = b"".join(stream)
-            import sys as _s
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                print("PULL", time.time(), folder, [(m.name, m.size) for m in tar.getmembers()], file=_s.stderr)
                 for member in tar.getmembers():
                     if not member.isfile():
                         continue

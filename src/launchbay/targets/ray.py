@@ -238,17 +238,18 @@ class RayTarget(Target):
             return
         api = self._api(record)
         with _locked(record.run_dir / "ray_sync.lock"):
-            status = str(api.job(job_id).get("status"))
-            text = api.logs(job_id)  # after the status: a finished job's log is complete
             state_path = record.run_dir / "ray_sync.json"
             try:
-                pos = int(json.loads(state_path.read_text())["pos"])
-            except (OSError, ValueError, KeyError):
-                pos = 0
-            end = text.rfind("\n") + 1
+                state = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                state = {}
+            if state.get("closed"):
+                return  # ended here already (canceled while pending): nothing more is taken
+            text = api.logs(job_id)
+            pos, end = int(state.get("pos", 0)), text.rfind("\n") + 1
             if end > pos:
                 apply_chunks(record.run_dir, text[pos:end])
-                state_path.write_text(json.dumps({"pos": end, "status": status}))
+                state_path.write_text(json.dumps({"pos": end}))
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         job_id = record.target_state.get("ray_job_id")
@@ -267,8 +268,17 @@ class RayTarget(Target):
 
     def cancel(self, record: RunRecord) -> None:
         job_id = record.target_state.get("ray_job_id")
-        if job_id:
-            self._api(record).stop(job_id)
+        if not job_id:
+            return
+        api = self._api(record)
+        pending = str(api.job(job_id).get("status")) == "PENDING"
+        api.stop(job_id)
+        if pending:
+            # Ray queues the stop behind the job's start: a job that cannot be placed
+            # stays PENDING for its start timeout (15 min). It has not run; it ends here.
+            with _locked(record.run_dir / "ray_sync.lock"):
+                (record.run_dir / "ray_sync.json").write_text(json.dumps({"closed": True}))
+                _record_end(record.run_dir, {"status": "STOPPED"})
 
     def force_stop(self, record: RunRecord) -> None:
         try:

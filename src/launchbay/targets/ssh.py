@@ -217,7 +217,16 @@ class SSHTarget(Target):
         return info
 
     # -- launch -------------------------------------------------------------------------------------------
+    def preflight(self, spec: RunSpec) -> None:
+        """Settings, connection, host key, login and interpreter: any failure before the store is touched."""
+        self._check_settings(spec)
+        self._check_docker(self.probe(docker=self.docker))
+
     def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
+        self._check_settings(spec)
+        return super().runner_config(record, spec, snapshot)
+
+    def _check_settings(self, spec: RunSpec) -> None:
         if spec.environment or self._setting("env"):
             raise TargetError(
                 f"Environments are not supported on the SSH target yet ({spec.environment or self._setting('env')}): "
@@ -228,7 +237,13 @@ class SSHTarget(Target):
                 f"[targets.{self.name}] has docker = true but no image: set image = \"NAME:TAG\" "
                 "(an image on the remote host with python3)."
             )
-        return super().runner_config(record, spec, snapshot)
+
+    def _check_docker(self, info: dict[str, Any]) -> None:
+        if self.docker and not str(info.get("docker", "")).split(".")[0].isdigit():
+            raise TargetError(
+                f"docker = true, but Docker does not answer on {self.where()} ({info.get('docker')}): start the "
+                f"daemon there or give the user access to it."
+            )
 
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
         return {}  # filled in by prepare(), once the remote workdir is known
@@ -244,11 +259,7 @@ class SSHTarget(Target):
         runtime_hash, runtime = _runtime()
         runtime_rel = {f"runtime/{runtime_hash}/{rel}": data for rel, data in runtime.items()}
         info = self.probe(sorted(blobs), sorted(runtime_rel), docker=self.docker)
-        if self.docker and not str(info.get("docker", "")).split(".")[0].isdigit():
-            raise TargetError(
-                f"docker = true, but Docker does not answer on {self.where()} ({info.get('docker')}): start the "
-                f"daemon there or give the user access to it."
-            )
+        self._check_docker(info)
         work = info["workdir"]
         missing = info["missing"]
         started = time.time()
