@@ -55,10 +55,13 @@ def docker_client() -> Any:
 
 
 @pytest.fixture
-def client() -> Any:
+def client(project: Path) -> Iterator[Any]:
     found = docker_client() if BASE else None
     need_service(found is not None, "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
-    return found
+    yield found
+    store = open_store().root  # a failed test must not leave its containers running
+    for container in found.containers.list(all=True, filters={"label": f"launchbay.store={store}"}):
+        container.remove(force=True)
 
 
 @pytest.fixture
@@ -111,7 +114,9 @@ def containers_of(client: Any, run_id: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": f"launchbay.run_id={run_id}"}))
 
 
-def config(project: Path, extra: str = "") -> None:
+def config(project: Path, remote: str | None = None) -> None:
+    """``box``: the local socket; ``remote`` (when given a tcp:// address): the same daemon as a remote one."""
+    extra = f'\n[targets.remote]\ntype = "docker"\nimage = "{BASE}"\ndocker_host = "{remote}"\n' if remote else ""
     write(project, "launchbay.toml", f"""
         [targets.box]
         type = "docker"
@@ -133,7 +138,7 @@ def test_a_run_logs_metrics_and_writes_outputs_in_a_container(
 ) -> None:
     """``box`` bind-mounts the run folder (local socket); ``remote`` reaches the daemon over tcp://, so the
     run folder is copied into the container and its journal, log and outputs copied back."""
-    config(project, f'\n[targets.remote]\ntype = "docker"\nimage = "{BASE}"\ndocker_host = "{tcp_daemon}"\n')
+    config(project, remote=tcp_daemon)
     write(project, "train.py", TRAIN)
     handle = launchbay.submit("train.py", target=target)
     assert handle.wait() == "Completed", handle.get_log()
@@ -190,7 +195,7 @@ def test_an_environment_image_is_built_once_and_reused(project: Path, client: An
 @pytest.mark.docker
 @pytest.mark.parametrize("target", ["box", "remote"])
 def test_cancel_stops_the_container_within_seconds(project: Path, client: Any, tcp_daemon: str, target: str) -> None:
-    config(project, f'\n[targets.remote]\ntype = "docker"\nimage = "{BASE}"\ndocker_host = "{tcp_daemon}"\n')
+    config(project, remote=tcp_daemon)
     write(project, "sleepy.py", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
     handle = launchbay.submit("sleepy.py", target=target)
     wait_for(lambda: "up" in handle.get_log())  # the log streams while the run is running
@@ -202,10 +207,13 @@ def test_cancel_stops_the_container_within_seconds(project: Path, client: Any, t
 
 
 @pytest.mark.docker
-def test_a_container_killed_from_outside_fails_with_a_reason(project: Path, client: Any) -> None:
-    config(project)
+@pytest.mark.parametrize("target", ["box", "remote"])
+def test_a_container_killed_from_outside_fails_with_a_reason(
+    project: Path, client: Any, tcp_daemon: str, target: str
+) -> None:
+    config(project, remote=tcp_daemon)
     write(project, "sleepy.py", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
-    handle = launchbay.submit("sleepy.py", target="box")
+    handle = launchbay.submit("sleepy.py", target=target)
     wait_for(lambda: "up" in handle.get_log())
     name = handle.record().target_state["container_name"]
     client.containers.get(name).kill()  # as `docker kill` would

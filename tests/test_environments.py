@@ -118,7 +118,7 @@ def test_a_run_gets_its_environment_built_once_and_reused(project: Path) -> None
 
 def test_a_notebook_cell_runs_in_an_environment_without_launchbay(project: Path) -> None:
     toml(project, '[environments.six]\npip = ["six"]\n')
-    code = "import six, sys\nfrom launchbay import Run\nRun.get_context().log('v', 2.0)\nprint('cell on', sys.executable)\n"
+    code = "import six, sys\nfrom launchbay import Run\nRun.get_context().log('v', 2.0)\nprint('on', sys.executable)\n"
     session = Session(open_store(), load_config(project))
     spec = RunSpec(".launchbay/cell.py", code=code, environment="six")
     handle = session.submit(spec, project, extra_files={".launchbay/cell.py": code})

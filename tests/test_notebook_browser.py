@@ -30,16 +30,28 @@ from conftest import need_service
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "notebook-browser"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 TERMINAL = {"Completed", "Failed", "Canceled"}
-# The end of the log's content lies inside the visible part of its scrolling box.
+# The log's last line lies inside its box's visible area (its real position, not clipped by any scroller).
 TAIL_IN_VIEW = """e => {
-  const box = e.getBoundingClientRect();
-  const end = e.querySelector('.jp-OutputArea').getBoundingClientRect().bottom;
-  return end > box.top && end <= box.bottom + 2;
+  const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  let last = null;
+  while (walker.nextNode()) if (walker.currentNode.textContent.trim()) last = walker.currentNode;
+  if (!last) return false;
+  const range = document.createRange();
+  range.selectNodeContents(last);
+  const lines = Array.from(range.getClientRects()).filter(r => r.width > 0);
+  const line = lines[lines.length - 1], box = e.getBoundingClientRect();
+  return line.top >= box.top - 1 && line.bottom <= box.bottom + 1;
 }"""
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -78,13 +90,22 @@ for i in range(1200):
 def write_notebook(path: Path, cells: list[str]) -> None:
     nb = {
         "cells": [
-            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-             "source": source.splitlines(keepends=True)}
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"c{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": source.splitlines(keepends=True),
+            }
             for i, source in enumerate(cells)
         ],
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path.write_text(json.dumps(nb, indent=1))
 
@@ -133,10 +154,23 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     env.pop("LAUNCHBAY_WIDGETS", None)
     log = open(base / "jupyterlab.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--ServerApp.token=", "--ServerApp.ip=127.0.0.1", "--port", str(port),
-         "--ServerApp.port_retries=0", f"--LabApp.workspaces_dir={workspaces}", "--allow-root",
-         f"--ServerApp.root_dir={root}"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        [
+            str(jupyter),
+            "lab",
+            "--no-browser",
+            "--ServerApp.token=",
+            "--ServerApp.ip=127.0.0.1",
+            "--port",
+            str(port),
+            "--ServerApp.port_retries=0",
+            f"--LabApp.workspaces_dir={workspaces}",
+            "--allow-root",
+            f"--ServerApp.root_dir={root}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -168,7 +202,10 @@ def browser(lab: Lab) -> Iterator[Any]:
 
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="lb-chromium-") as profile:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1100},
         )
         context.set_default_timeout(30_000)
@@ -271,11 +308,17 @@ def test_widget_shows_a_run_live_and_its_outcome(open_notebook: Callable[..., No
     assert "follow it with" not in nb.output_text(1), "a JupyterLab kernel shows the widget, not the text form"
 
     # While the run runs, the log grows and the plots are redrawn.
-    wait_for(lambda: nb.status() == "Running" and "step 0" in nb.log_text() and len(nb.plot_sources()) == 2,
-             60, "the widget shows Running, the first log line and two plots")
+    wait_for(
+        lambda: nb.status() == "Running" and "step 0" in nb.log_text() and len(nb.plot_sources()) == 2,
+        60,
+        "the widget shows Running, the first log line and two plots",
+    )
     log_before, plots_before = nb.log_text(), nb.plot_sources()
-    wait_for(lambda: len(nb.log_text()) > len(log_before) and nb.plot_sources()[0] != plots_before[0],
-             30, "the log grows and the loss plot is redrawn")
+    wait_for(
+        lambda: len(nb.log_text()) > len(log_before) and nb.plot_sources()[0] != plots_before[0],
+        30,
+        "the log grows and the loss plot is redrawn",
+    )
     assert nb.status() == "Running", "the log and plot moved while the run was still running"
     nb.screenshot("running")
 
@@ -307,8 +350,11 @@ def test_widget_shows_a_run_live_and_its_outcome(open_notebook: Callable[..., No
     # %launchbay show re-opens a widget for the finished run.
     nb.run_cell(3)
     wait_for(lambda: nb.panel.locator(".lb-run-widget").count() == 2, 30, "%launchbay show displays a widget")
-    wait_for(lambda: "exit code 0" in nb.widget(1).locator(".lb-widget-footer").inner_text(), 30,
-             "the re-opened widget shows the outcome")
+    wait_for(
+        lambda: "exit code 0" in nb.widget(1).locator(".lb-widget-footer").inner_text(),
+        30,
+        "the re-opened widget shows the outcome",
+    )
     assert nb.run_id(1) == run_id and nb.status(1) == "Completed"
     assert "training finished" in nb.log_text(1)
     assert len(nb.plot_sources(1)) == 2
@@ -336,6 +382,9 @@ def test_cancel_button_stops_the_run(open_notebook: Callable[..., NotebookPage],
     nb.screenshot("canceled")
 
     assert handle.status == "Canceled"
-    wait_for(lambda: not pid_alive(runner_pid) and not process_group_alive(child_pgid), 10,
-             "the runner and the run's processes are gone")
+    wait_for(
+        lambda: not pid_alive(runner_pid) and not process_group_alive(child_pgid),
+        10,
+        "the runner and the run's processes are gone",
+    )
     assert "tick 1199" not in handle.get_log()

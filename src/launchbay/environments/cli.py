@@ -83,7 +83,7 @@ def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     declared = _declared(session)
     images = _docker_images(session)
     store_root = session.store.root
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, spec in declared.items():
         mine = [i for i in images or [] if i["name"] == name]
         rows.append({"name": name, "hash": spec.hash, "packages": len(spec.pip), "python": spec.python,
@@ -106,7 +106,7 @@ def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     table = [("NAME", "HASH", "PACKAGES", "VENV", "IMAGES")]
     for r in rows:
         imgs = "?" if r["docker_images"] is None else (", ".join(r["docker_images"]) or "-")
-        table.append((r["name"], r["hash"][:16], str(r["packages"]), r["venv"], imgs))
+        table.append((str(r["name"]), str(r["hash"])[:16], str(r["packages"]), str(r["venv"]), imgs))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -89,16 +89,16 @@ def ensure_venv(store_root: Path, spec: EnvironmentSpec, progress: Progress | No
         python = base_interpreter(spec) if spec.python else sys.executable
         return LocalEnvironment(spec, python, None, False, time.perf_counter() - started, None)
     folder = env_dir(store_root, spec.hash)
-    python = venv_python(folder)
+    python = str(venv_python(folder))
     if (folder / READY).is_file():
         mark_used(folder)
-        return LocalEnvironment(spec, str(python), folder, False, time.perf_counter() - started, folder / BUILD_LOG)
+        return LocalEnvironment(spec, python, folder, False, time.perf_counter() - started, folder / BUILD_LOG)
     with build_lock(folder / ".lock", progress, f"environment {spec.label}"):
         built = not (folder / READY).is_file()
         if built:
             _build(folder, spec, progress)
         mark_used(folder)
-    return LocalEnvironment(spec, str(python), folder, built, time.perf_counter() - started, folder / BUILD_LOG)
+    return LocalEnvironment(spec, python, folder, built, time.perf_counter() - started, folder / BUILD_LOG)
 
 
 def _build(folder: Path, spec: EnvironmentSpec, progress: Progress | None) -> None:

@@ -14,11 +14,14 @@ MAX_BUCKETS = 2000
 def series_figure(name: str, steps: Any, values: Any, *, width: float = 4.2, height: float = 2.6) -> Any:
     """One metric's line plot, min/max downsampled so a million points draw fast."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     xs, ys = downsample_minmax(steps, values, MAX_BUCKETS)
     fig = Figure(figsize=(width, height), dpi=90)
     ax = fig.add_subplot()
-    ax.plot(xs, ys, linewidth=1.2, color="#1f77b4")
+    few = len(xs) <= 20  # a lone first point has no line to draw: mark the points
+    ax.plot(xs, ys, linewidth=1.2, color="#1f77b4", marker="o" if few else None, markersize=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     last = f"{ys[-1]:.4g}" if len(ys) else "-"
     ax.set_title(f"{name}  (last {last}, {len(values):,} points)", fontsize=9)
     ax.set_xlabel("step", fontsize=8)

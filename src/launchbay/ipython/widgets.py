@@ -45,6 +45,18 @@ def status_badge(status: str) -> str:
     )
 
 
+def elapsed_text(seconds: float | None) -> str:
+    """``12.3 s``, ``4 min 05 s``, ``2 h 07 min``: readable at a glance in the header."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 class _SeriesBuffer:
     """The points of one metric seen so far, grown by step."""
 
@@ -121,12 +133,10 @@ class RunWidget(w.VBox):
     # -- updates -------------------------------------------------------------------------
     def _update(self, record: RunRecord, final: bool = False) -> None:
         store = self.handle._session.store
-        elapsed = record.duration_s
-        elapsed_text = "-" if elapsed is None else f"{elapsed:,.1f} s"
         self._header.value = (
             f"<b>Run</b> <code>{html.escape(record.run_id)}</code> &middot; {html.escape(record.experiment)} "
             f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
-            f"&middot; {elapsed_text}"
+            f"&middot; {elapsed_text(record.duration_s)}"
         )
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
         while True:
@@ -159,10 +169,13 @@ class RunWidget(w.VBox):
         self._update(record, final=True)
         parts = [f"{status_badge(record.status.value)} exit code <code>{record.exit_code}</code>"]
         if record.error:
-            parts.append(
-                f'<pre class="lb-widget-error">{html.escape(record.error.get("message") or "")}\n'
-                f"{html.escape(record.error.get('traceback') or '')}</pre>"
-            )
+            message = html.escape(record.error.get("message") or "")
+            parts.append(f'<span class="lb-widget-error">{message}</span>')
+            if record.error.get("traceback"):
+                parts.append(
+                    f"<details><summary>Traceback</summary><pre>{html.escape(record.error['traceback'])}</pre>"
+                    "</details>"
+                )
         files = [f for f in self.handle._session.store.file_names(record) if not f.startswith(".launchbay/")]
         if files:
             parts.append("Files: " + ", ".join(f"<code>{html.escape(f)}</code>" for f in files))

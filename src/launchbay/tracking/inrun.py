@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import marshal
+import operator
 import os
 import shutil
 import signal
@@ -31,6 +32,18 @@ ENV_EXPERIMENT = "LAUNCHBAY_EXPERIMENT"
 FLUSH_INTERVAL_S = 0.2
 _HEADER = struct.Struct("<I")
 _NUMBER_TYPES = (int, float)
+_PLAIN_VALUES = frozenset({int, float})
+_PLAIN_STEPS = frozenset({int, type(None)})
+_value_of, _step_of = operator.itemgetter(1), operator.itemgetter(2)
+
+
+def _is_plain(batch: list[tuple[Any, Any, Any, float]]) -> bool:
+    """All values are int/float and all steps int/None (checked at C speed with map/set).
+
+    marshal would store a NumPy scalar as raw bytes, so anything else is resolved first."""
+    return set(map(type, map(_value_of, batch))) <= _PLAIN_VALUES and set(
+        map(type, map(_step_of, batch))
+    ) <= _PLAIN_STEPS
 
 
 def _plain(value: Any) -> Any:
@@ -50,15 +63,12 @@ def _resolve_points(batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str,
     """Turn tensors and NumPy scalars into floats, one device transfer per device."""
     values: list[Any] = [p[1] for p in batch]
     torch = sys.modules.get("torch")
-    if torch is not None:
-        by_device: dict[Any, list[int]] = {}
-        for i, v in enumerate(values):
-            if isinstance(v, torch.Tensor):
-                by_device.setdefault(v.device, []).append(i)
-        for indices in by_device.values():
-            stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
-            for i, resolved in zip(indices, stacked.cpu().tolist()):
-                values[i] = resolved
+    tensor_type = getattr(torch, "Tensor", None)  # None while torch is still importing
+    if tensor_type is not None:
+        try:
+            _resolve_tensors(torch, tensor_type, values)
+        except Exception:  # odd tensors: fall back to one .item() each below
+            pass
     out = []
     for (name, _, step, ts), value in zip(batch, values):
         if type(value) not in _NUMBER_TYPES:
@@ -72,6 +82,18 @@ def _resolve_points(batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str,
             step = int(_plain(step))
         out.append((str(name), value, step, ts))
     return out
+
+
+def _resolve_tensors(torch: Any, tensor_type: type, values: list[Any]) -> None:
+    """Replace 0-d tensors by floats in place: one stacked transfer per device."""
+    by_device: dict[Any, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, tensor_type):
+            by_device.setdefault(v.device, []).append(i)
+    for indices in by_device.values():
+        stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
+        for i, resolved in zip(indices, stacked.cpu().tolist()):
+            values[i] = resolved
 
 
 class _Journal:
@@ -232,10 +254,7 @@ class Run:
             batch = stragglers + current[:taken]
             self._prev, self._prev_done = current, taken
             if batch:
-                try:
-                    self._journal.write("m", batch)
-                except ValueError:
-                    self._journal.write("m", _resolve_points(batch))
+                self._journal.write("m", batch if _is_plain(batch) else _resolve_points(batch))
 
     def complete(self) -> None:
         """Flush now; the runner records the end itself when the process exits."""
