@@ -7,7 +7,8 @@ Where the run folder lives (it must be visible from the compute nodes):
   project written into its ``work/``; ``sync`` copies new bytes back;
 - ``host = "login-node"``: as with ``shared_dir`` (default ``~/.launchbay-slurm``),
   but on the login node, through the SSH target's connection code (``port``,
-  ``user``, ``identity_file``, ``known_hosts`` as for ``type = "ssh"``).
+  ``user``, ``identity_file``, ``known_hosts`` as for ``type = "ssh"``), with
+  ``login_setup`` shell lines (``module load slurm``) before each Slurm command.
 
 Slurm forgets finished jobs (no accounting database, or after ``MinJobAge``), so
 the run's journal stays the source of truth; squeue (then sacct, where there is
@@ -93,8 +94,9 @@ class _Here:
 class _Login(_Here):
     """The same, on a login node through the SSH target's cached connection."""
 
-    def __init__(self, ssh: Any) -> None:
+    def __init__(self, ssh: Any, setup: str = "") -> None:
         self.ssh = ssh  # an SSHTarget with this target's settings
+        self.setup = setup  # shell lines first, e.g. "module load slurm"
 
     def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         script = f"exec {shlex.join(argv)}"
@@ -102,6 +104,8 @@ class _Login(_Here):
             script = f"set -a && . /dev/stdin && set +a && {script}"
         if cwd:
             script = f"cd {shlex.quote(cwd)} && {script}"
+        if self.setup:
+            script = f"{self.setup}\n{script}"
         data = "".join(f"{k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
         rc, out, err = self.ssh._call(lambda c: c.run(f"sh -c {shlex.quote(script)}", check=False, input=data))
         return int(rc), str(out), str(err).strip()
@@ -145,7 +149,8 @@ class SlurmTarget(Target):
             return _Here()
         from .ssh import SSHTarget
 
-        return _Login(SSHTarget(self.name, {**self.settings, "type": "ssh"}, self.store, self.config))
+        ssh = SSHTarget(self.name, {**self.settings, "type": "ssh"}, self.store, self.config)
+        return _Login(ssh, str(self.settings.get("login_setup") or ""))
 
     def _slurm(self, *argv: str, cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         code, out, err = self.site().run(list(argv), cwd=cwd, env=env)
