@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         "first_submit": {**up1, "submit_call_s": round(first_submit_s, 3)},
         "second_submit_one_file_changed": {**up2, "submit_call_s": round(second_submit_s, 3)},
         "first_log_line_s": {
-            "warm_median": round(statistics.median(warm), 3), "warm_all": [round(x, 3) for x in warm],
-            "cold_median": round(statistics.median(cold), 3), "cold_all": [round(x, 3) for x in cold],
+            "warm_median": round(statistics.median(warm), 3),
+            "warm_all": [round(x, 3) for x in warm],
+            "cold_median": round(statistics.median(cold), 3),
+            "cold_all": [round(x, 3) for x in cold],
         },
         "load_average": os.getloadavg()[0],
     }

@@ -157,3 +157,36 @@ def test_snapshot_dry_run_explains_every_file(project: Path, cli: CLI) -> None:
     assert "+ train.py" in out
     assert "- data/big.csv  (.gitignore: *.csv)" in out
     assert "Sizes by folder" in out
+
+
+def test_git_state_is_recorded(project: Path, cli: CLI) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+
+    write(project, "train.py", "print('hi')\n")
+    git("init", "-b", "main")
+    git("-c", "user.email=a@b", "-c", "user.name=A", "add", "train.py")
+    git("-c", "user.email=a@b", "-c", "user.name=A", "commit", "-m", "first")
+    git("remote", "add", "origin", "https://example.invalid/team/repo.git")
+    run_id = cli.json("submit", "train.py")["run_id"]  # type: ignore[index]
+    props = cli.json("show", run_id)["properties"]  # type: ignore[index]
+    assert props["launchbay.git.branch"] == "main"
+    assert props["launchbay.git.repository_uri"] == "https://example.invalid/team/repo.git"
+    assert len(props["launchbay.git.commit"]) == 40
+    assert props["launchbay.git.dirty"] == "false"
+    write(project, "train.py", "print('changed')\n")
+    run_id = cli.json("submit", "train.py")["run_id"]  # type: ignore[index]
+    assert cli.json("show", run_id)["properties"]["launchbay.git.dirty"] == "true"  # type: ignore[index]
+
+
+def test_a_snapshot_over_budget_is_refused_from_the_cli(project: Path, cli: CLI) -> None:
+    write(project, "train.py", "print('hi')\n")
+    (project / "data").mkdir()
+    (project / "data" / "huge.bin").write_bytes(b"0" * 4096)
+    write(project, "launchbay.toml", "[snapshot]\nmax_bytes = 1000\n")
+    proc = cli("submit", "train.py")
+    assert proc.returncode == 2
+    assert "data/huge.bin" in proc.stderr and ".launchbayignore" in proc.stderr
+    assert cli.json("runs") == []

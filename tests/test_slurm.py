@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -189,3 +190,36 @@ def test_targets_lists_the_partitions(slurm: None, project: Path, cli: CLI) -> N
     entry = next(t for t in listing if t["name"] == "cluster")  # type: ignore[union-attr]
     assert entry["reachable"] is True
     assert any(p["partition"].rstrip("*") == "debug" for p in entry["partitions"])
+
+
+@pytest.mark.ssh
+def test_submitting_through_a_login_node_over_ssh(slurm: None, project: Path, tmp_path: Path) -> None:
+    env = os.environ
+    need_service(bool(env.get("LAUNCHBAY_TEST_SSH_HOST")), "the test sshd (LAUNCHBAY_TEST_SSH_*)")
+    remote = tmp_path / "login home"
+    target(
+        project, host=env["LAUNCHBAY_TEST_SSH_HOST"], port=int(env["LAUNCHBAY_TEST_SSH_PORT"]),
+        user=env["LAUNCHBAY_TEST_SSH_USER"], identity_file=env["LAUNCHBAY_TEST_SSH_KEY"],
+        known_hosts=env["LAUNCHBAY_TEST_SSH_KNOWN_HOSTS"], shared_dir=str(remote),
+        # the login shell does not have the test cluster's SLURM_CONF; a real one has /etc/slurm
+        login_setup=f"export SLURM_CONF={shlex.quote(env['SLURM_CONF'])}",
+    )
+    write(project, "train.py", """
+        import os, time
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(20):
+            run.log("acc", i / 20, step=i)
+            time.sleep(0.1)
+        os.makedirs("outputs", exist_ok=True)
+        open("outputs/result.txt", "w").write("over ssh")
+        print("token", os.environ.get("API_TOKEN") == "s3cret", flush=True)
+    """)
+    handle = launchbay.submit("train.py", target="cluster", env_vars={"API_TOKEN": "s3cret"})
+    assert handle.wait(timeout=90) == "Completed"
+    assert "token True" in handle.get_log()
+    assert len(handle.get_metric_series("acc")) == 20
+    assert handle.download_file("outputs/result.txt", project / "r.txt").read_text() == "over ssh"
+    details = handle.get_details()
+    assert details["slurm_run_dir"] == str(remote / handle.run_id) and details["slurm_state"] == "COMPLETED"
+    assert "s3cret" not in (remote / handle.run_id / "launchbay.sbatch").read_text()

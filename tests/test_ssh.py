@@ -31,8 +31,13 @@ ENV = {k: os.environ.get(f"LAUNCHBAY_TEST_SSH_{k}", "") for k in ("HOST", "PORT"
 
 def _toml(workdir: Path, **overrides: object) -> str:
     settings: dict[str, object] = {
-        "type": "ssh", "host": ENV["HOST"], "port": int(ENV["PORT"] or 22), "user": ENV["USER"],
-        "identity_file": ENV["KEY"], "known_hosts": ENV["KNOWN_HOSTS"], "workdir": str(workdir),
+        "type": "ssh",
+        "host": ENV["HOST"],
+        "port": int(ENV["PORT"] or 22),
+        "user": ENV["USER"],
+        "identity_file": ENV["KEY"],
+        "known_hosts": ENV["KNOWN_HOSTS"],
+        "workdir": str(workdir),
     }
     settings.update(overrides)
     settings = {k: v for k, v in settings.items() if v is not None}
@@ -178,8 +183,11 @@ def test_a_second_submit_sends_only_the_changed_file(ssh_project: Path) -> None:
 
 def _watch_cli_submit(project: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "launchbay", "submit", "-t", "gpu-box", *args], cwd=project, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "launchbay", "submit", "-t", "gpu-box", *args],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None and proc.stdout is not None
     run_id = ""
@@ -220,12 +228,16 @@ def test_a_dropped_connection_loses_nothing(ssh_project: Path) -> None:
 
 def test_cancel_kills_the_remote_process_group(ssh_project: Path) -> None:
     token = f"lbcancel{os.getpid()}x{int(time.time())}"
-    write(ssh_project, "spawn.py", f"""
+    write(
+        ssh_project,
+        "spawn.py",
+        f"""
         import subprocess, sys, time
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "{token}"])
         print("up", flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     handle = launchbay.submit("spawn.py", target="gpu-box")
     wait_for(lambda: "up" in handle.get_log())
     assert pgrep(token) == 0  # the grandchild runs on the host

@@ -84,7 +84,9 @@ while True:
 
 # Writes runner.json and starts the runner in a session of its own (setsid: no SIGHUP when
 # the connection goes), stdio away from the channel; secrets come in ``args``, never on disk.
-_START = _REAP + r"""
+_START = (
+    _REAP
+    + r"""
 import subprocess
 run_dir = args["run_dir"]
 os.makedirs(os.path.join(run_dir, "journal"), exist_ok=True)
@@ -105,9 +107,12 @@ with open(os.path.join(run_dir, "journal", "runner.log"), "ab") as log:
                                 cwd=run_dir, start_new_session=True, close_fds=True)
         result = {"pid": proc.pid}
 """
+)
 
 # Is the runner ``pid`` alive, and is it still the process that runs ``marker`` (the run dir)?
-_ALIVE = _REAP + r"""
+_ALIVE = (
+    _REAP
+    + r"""
 try:
     with open("/proc/%d/cmdline" % args["pid"], "rb") as fh:
         result = args["marker"].encode() in fh.read()
@@ -118,6 +123,7 @@ except OSError:
     out = subprocess.run(["ps", "-p", str(args["pid"]), "-o", "args="], capture_output=True, text=True)
     result = args["marker"] in out.stdout
 """
+)
 
 # -- one connection per target in this process ---------------------------------------------------
 _lock = threading.Lock()
@@ -150,7 +156,7 @@ class SSHTarget(Target):
     def host(self) -> str:
         host = self._setting("host")
         if not host:
-            raise TargetError(f"[targets.{self.name}] has no host: set host = \"name-or-address\" in launchbay.toml.")
+            raise TargetError(f'[targets.{self.name}] has no host: set host = "name-or-address" in launchbay.toml.')
         return str(host)
 
     @property
@@ -159,8 +165,14 @@ class SSHTarget(Target):
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.host, int(self._setting("port", 22)), self._setting("user"), self._setting("identity_file"),
-                self._setting("known_hosts"), self.python)
+        return (
+            self.host,
+            int(self._setting("port", 22)),
+            self._setting("user"),
+            self._setting("identity_file"),
+            self._setting("known_hosts"),
+            self.python,
+        )
 
     @property
     def docker(self) -> bool:
@@ -185,8 +197,15 @@ class SSHTarget(Target):
                 conn = None
             if conn is None:
                 host, port, user, identity, known, _python = key
-                conn = SSHConnection(host, port, user, identity, known, python=self.python,
-                                     connect_timeout=float(self._setting("connect_timeout", 10)))
+                conn = SSHConnection(
+                    host,
+                    port,
+                    user,
+                    identity,
+                    known,
+                    python=self.python,
+                    connect_timeout=float(self._setting("connect_timeout", 10)),
+                )
                 if not _connections:
                     atexit.register(close_connections)  # a clean goodbye instead of a dropped connection
                 _connections[key] = conn
@@ -200,11 +219,17 @@ class SSHTarget(Target):
             return action(self.connection(fresh=True))
 
     # -- probe -------------------------------------------------------------------------------------------
-    def probe(self, digests: Sequence[str] = (), runtime: Sequence[str] = (), gpus: bool = False,
-              docker: bool = False) -> dict[str, Any]:
+    def probe(
+        self, digests: Sequence[str] = (), runtime: Sequence[str] = (), gpus: bool = False, docker: bool = False
+    ) -> dict[str, Any]:
         """Ask the host for its python, workdir and missing blobs; raise a clear error when unusable."""
-        args = {"workdir": str(self._setting("workdir", DEFAULT_WORKDIR)), "digests": list(digests),
-                "runtime": list(runtime), "gpus": gpus, "docker": docker}
+        args = {
+            "workdir": str(self._setting("workdir", DEFAULT_WORKDIR)),
+            "digests": list(digests),
+            "runtime": list(runtime),
+            "gpus": gpus,
+            "docker": docker,
+        }
         try:
             info: dict[str, Any] = self._call(lambda c: c.call(_PROBE, args)[0])
         except RemotePythonError as exc:
@@ -234,7 +259,7 @@ class SSHTarget(Target):
             )
         if self.docker and not self._setting("image"):
             raise TargetError(
-                f"[targets.{self.name}] has docker = true but no image: set image = \"NAME:TAG\" "
+                f'[targets.{self.name}] has docker = true but no image: set image = "NAME:TAG" '
                 "(an image on the remote host with python3)."
             )
 
@@ -263,8 +288,9 @@ class SSHTarget(Target):
         work = info["workdir"]
         missing = info["missing"]
         started = time.time()
-        sent = self._call(lambda c: c.upload_files(f"{work}/blobs", {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing},
-                                                   blobs=True))
+        sent = self._call(
+            lambda c: c.upload_files(f"{work}/blobs", {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing}, blobs=True)
+        )
         runtime_sent = 0
         if info["runtime_missing"]:
             need = {rel: runtime_rel[rel] for rel in info["runtime_missing"]}
@@ -272,26 +298,60 @@ class SSHTarget(Target):
         run_dir = f"{work}/runs/{record.run_id}"
         runner_config["snapshot"] = {}
         if snapshot_id:
-            runner_config["snapshot"] = {"manifest": f"{work}/blobs/{snapshot_id[:2]}/{snapshot_id[2:]}",
-                                         "blobs": f"{work}/blobs"}
+            runner_config["snapshot"] = {
+                "manifest": f"{work}/blobs/{snapshot_id[:2]}/{snapshot_id[2:]}",
+                "blobs": f"{work}/blobs",
+            }
         runner_config["pythonpath"] = [f"{work}/runtime/{runtime_hash}"]
         runner_config["python"] = "python3" if self.docker else info["executable"]
-        upload = {"blobs": len(blobs), "blobs_sent": len(missing), "bytes_sent": sent,
-                  "runtime_bytes_sent": runtime_sent, "seconds": round(time.time() - started, 3)}
-        self._plan = {"run_dir": run_dir, "work": work, "runner": f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
-                      "python": info["executable"], "uid": info.get("uid")}
-        self.store.merge_target_state(record.pk, remote_host=self.where(), remote_run_dir=run_dir, upload=upload,
-                                      remote_python=f"{info['executable']} ({info['version']})")
+        upload = {
+            "blobs": len(blobs),
+            "blobs_sent": len(missing),
+            "bytes_sent": sent,
+            "runtime_bytes_sent": runtime_sent,
+            "seconds": round(time.time() - started, 3),
+        }
+        self._plan = {
+            "run_dir": run_dir,
+            "work": work,
+            "runner": f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
+            "python": info["executable"],
+            "uid": info.get("uid"),
+        }
+        self.store.merge_target_state(
+            record.pk,
+            remote_host=self.where(),
+            remote_run_dir=run_dir,
+            upload=upload,
+            remote_python=f"{info['executable']} ({info['version']})",
+        )
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         plan = self._plan
         run_dir = plan["run_dir"]
-        request: dict[str, Any] = {"run_dir": run_dir, "runner_json": json.dumps(runner_config, indent=1),
-                                   "secret_env": secret_env}
+        request: dict[str, Any] = {
+            "run_dir": run_dir,
+            "runner_json": json.dumps(runner_config, indent=1),
+            "secret_env": secret_env,
+        }
         if self.docker:
             name = f"launchbay-{record.run_id}"
-            argv = ["docker", "run", "-d", "--init", "--name", name, "--network", str(self._setting("network", "host")),
-                    "-v", f"{plan['work']}:{plan['work']}", "-w", run_dir, "-e", f"HOME={run_dir}"]
+            argv = [
+                "docker",
+                "run",
+                "-d",
+                "--init",
+                "--name",
+                name,
+                "--network",
+                str(self._setting("network", "host")),
+                "-v",
+                f"{plan['work']}:{plan['work']}",
+                "-w",
+                run_dir,
+                "-e",
+                f"HOME={run_dir}",
+            ]
             if plan.get("uid"):
                 argv += ["--user", plan["uid"]]
             if _truthy(self._setting("gpus", False)):
@@ -314,8 +374,9 @@ class SSHTarget(Target):
         except TargetError as exc:
             raise TargetError(f"The runner did not start on {self.where()}: {exc}") from None
         if self.docker:
-            self.store.merge_target_state(record.pk, remote_container=f"launchbay-{record.run_id}",
-                                          container_id=answer.get("container"))
+            self.store.merge_target_state(
+                record.pk, remote_container=f"launchbay-{record.run_id}", container_id=answer.get("container")
+            )
         else:
             self.store.merge_target_state(record.pk, remote_pid=answer["pid"], remote_pgid=answer["pid"])
         _alive[record.run_id] = time.time()
@@ -381,8 +442,9 @@ class SSHTarget(Target):
         try:
             if state.get("remote_container"):
                 name = shlex.quote(state["remote_container"])
-                _, out, _ = self._call(lambda c: c.run(f"docker inspect -f '{{{{.State.Running}}}}' {name}",
-                                                       check=False, timeout=30))
+                _, out, _ = self._call(
+                    lambda c: c.run(f"docker inspect -f '{{{{.State.Running}}}}' {name}", check=False, timeout=30)
+                )
                 alive = out.strip() == "true"
             elif state.get("remote_pid"):
                 args = {"pid": int(state["remote_pid"]), "marker": state.get("remote_run_dir", "")}
@@ -430,8 +492,13 @@ class SSHTarget(Target):
             info = self.probe(gpus=True, docker=self.docker)
         except TargetError as exc:
             return {"reachable": False, "host": self.where(), "error": str(exc)}
-        result: dict[str, Any] = {"reachable": True, "host": self.where(), "python": info["executable"],
-                                  "version": info["version"], "workdir": info["workdir"]}
+        result: dict[str, Any] = {
+            "reachable": True,
+            "host": self.where(),
+            "python": info["executable"],
+            "version": info["version"],
+            "workdir": info["workdir"],
+        }
         gpus = info.get("gpus")
         result["gpus"] = gpus if gpus else "none (no nvidia-smi)" if gpus is None else "none"
         if self.docker:

@@ -379,6 +379,7 @@ class SSHConnection:
         """Close the connection (processes started detached on the host keep running)."""
         conn, self._conn, self._agent = self._conn, None, None
         if conn is not None:
+
             async def _close() -> None:
                 conn.close()
                 await conn.wait_closed()
@@ -401,9 +402,7 @@ class SSHConnection:
         try:
             rc, out, err = _call(asyncio.wait_for(self._run(command, input), timeout), timeout=None)
         except (asyncio.TimeoutError, TimeoutError):
-            raise TargetError(
-                f"A command on {self.where} did not finish within {timeout} s: {command[:80]}"
-            ) from None
+            raise TargetError(f"A command on {self.where} did not finish within {timeout} s: {command[:80]}") from None
         except TargetError:
             raise
         except Exception as exc:  # asyncssh.Error, ConnectionError, BrokenPipeError...
@@ -414,8 +413,9 @@ class SSHConnection:
             raise TargetError(f"Command on {self.where} failed with exit code {rc}: {command[:120]}\n{detail}")
         return rc, out, err
 
-    def run(self, command: str, check: bool = True, input: str | bytes | None = None,
-            timeout: float | None = 120.0) -> tuple[int, str, str]:
+    def run(
+        self, command: str, check: bool = True, input: str | bytes | None = None, timeout: float | None = 120.0
+    ) -> tuple[int, str, str]:
         """Run a shell command; returns (exit code, stdout, stderr) as text."""
         data = input.encode() if isinstance(input, str) else input
         rc, out, err = self.run_bytes(command, data, check=check, timeout=timeout)
@@ -428,6 +428,7 @@ class SSHConnection:
         if conn is None:
             raise asyncssh.ConnectionLost("closed")
         process = await conn.create_process(command, encoding=None)
+
         async def feed() -> None:
             if isinstance(data, (bytes, bytearray)):
                 process.stdin.write(data)
@@ -518,8 +519,7 @@ class SSHConnection:
             )
         return _Agent(process, hello)
 
-    def call(self, code: str, args: Any = None, data: bytes = b"", timeout: float | None = 120.0
-             ) -> tuple[Any, bytes]:
+    def call(self, code: str, args: Any = None, data: bytes = b"", timeout: float | None = 120.0) -> tuple[Any, bytes]:
         """Run Python ``code`` in the remote agent with ``args`` and ``data`` bound; it sets
         ``result`` (JSON-able) and may set ``payload`` (bytes). Returns (result, payload)."""
         agent = self._ensure_agent()
@@ -539,8 +539,14 @@ class SSHConnection:
         return reply.get("result"), payload
 
     # -- files (through the agent) ----------------------------------------------------------------
-    def read_tails(self, base_dir: str, offsets: dict[str, int], dirs: Iterable[str] = (),
-                   skip: Iterable[str] = (), limit: int = 32 << 20) -> tuple[dict[str, bytes], bool]:
+    def read_tails(
+        self,
+        base_dir: str,
+        offsets: dict[str, int],
+        dirs: Iterable[str] = (),
+        skip: Iterable[str] = (),
+        limit: int = 32 << 20,
+    ) -> tuple[dict[str, bytes], bool]:
         """One round trip: for each file named in ``offsets`` (relative to ``base_dir``) the bytes after
         its offset, then every other file under ``dirs`` whole, except those under a ``skip`` prefix.
         Missing files are left out. At most ``limit`` bytes come back; the flag says some were left
@@ -559,8 +565,9 @@ class SSHConnection:
         result, _ = self.call(_MISSING, {"base": blob_dir, "digests": sorted(set(digests))})
         return list(result)
 
-    def upload_files(self, base_dir: str, files: dict[str, Path | bytes], *, blobs: bool = False,
-                     batch_bytes: int = 32 << 20) -> int:
+    def upload_files(
+        self, base_dir: str, files: dict[str, Path | bytes], *, blobs: bool = False, batch_bytes: int = 32 << 20
+    ) -> int:
         """Send ``files`` (relative path → local file or content); each lands atomically under
         ``base_dir``. ``blobs``: the paths are ``ab/cdef..`` digests, checked on arrival.
         Returns the bytes sent (file contents plus a little framing)."""
@@ -573,8 +580,9 @@ class SSHConnection:
             nonlocal sent, size
             if batch:
                 before = self.bytes_sent
-                self.call(_UNPACK, {"base": base_dir, "files": list(batch), "blobs": blobs}, b"".join(chunks),
-                          timeout=None)
+                self.call(
+                    _UNPACK, {"base": base_dir, "files": list(batch), "blobs": blobs}, b"".join(chunks), timeout=None
+                )
                 sent += self.bytes_sent - before
             batch.clear()
             chunks.clear()
