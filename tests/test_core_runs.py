@@ -12,25 +12,7 @@ from pathlib import Path
 import pytest
 
 import launchbay
-from conftest import write
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
+from conftest import pid_alive, wait_for, write
 
 
 def test_python_api_submit_wait_and_read_back(project: Path) -> None:
