@@ -4,7 +4,8 @@ Rows, each the median of ``--repeats`` runs after one warm-up (the environment
 is built before timing starts, so every launchbay row is a cache hit):
 
 * ``python script.py`` with the environment's venv python, vs a local-target
-  submit with that cached environment (Python API, and the ``launchbay`` CLI);
+  submit with that cached environment (Python API, and the ``launchbay`` CLI),
+  and a submit with no environment (the same script minus ``import six``);
 * ``docker run --rm IMAGE python3 script.py`` of the environment's image, vs a
   Docker-target submit with that cached environment (Python API).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f'\n[targets.box]\ntype = "docker"\nimage = "{base}"\n' if use_docker else "")
     )
     (project / "script.py").write_text(SCRIPT)
+    (project / "plain.py").write_text(SCRIPT.replace("import six\n", "").replace(", six.__version__", ""))
     os.chdir(project)
 
     from launchbay.config import load_config
@@ -143,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     api = median_of(lambda: with_api(lambda: session.submit(RunSpec("script.py", environment="six"), project)),
                     args.repeats)
     row("launchbay local submit, cached env (API)", api[:2], api[2])
-    plain = median_of(lambda: with_api(lambda: session.submit(RunSpec("script.py", environment="six"), project)),
-                      args.repeats)
+    plain = median_of(lambda: with_api(lambda: session.submit(RunSpec("plain.py"), project)), args.repeats)
+    row("launchbay local submit, no env (API; plain.py)", plain[:2], plain[2])
     row("launchbay submit CLI, local, cached env", median_of(lambda: with_cli(project, "local"), args.repeats))
 
     image_hit_ms = None
@@ -173,20 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log("no Docker daemon or LAUNCHBAY_TEST_BASE_IMAGE: Docker rows skipped")
 
-    result = {"repeats": args.repeats, "rows": rows, "env_cache_hit_ms": round(cache_hit_ms, 2),
-              "image_cache_hit_ms": None if image_hit_ms is None else round(image_hit_ms, 2),
-              "second_api_submit_ms": [round(v, 1) for v in plain]}
+    os.chdir(tmp.parent)
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = {"repeats": args.repeats, "load_average": round(os.getloadavg()[0], 1), "rows": rows,
+              "env_cache_hit_ms": round(cache_hit_ms, 2),
+              "image_cache_hit_ms": None if image_hit_ms is None else round(image_hit_ms, 2)}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"{'case':48} {'first line':>11} {'completion':>11} {'submit()':>9}")
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case':{width}} {'first line':>11} {'completion':>11} {'submit()':>9}")
     for r in rows:
         submit = "" if r["submit_call_ms"] is None else f"{r['submit_call_ms']:.0f} ms"
-        print(f"{r['case']:48} {r['first_line_ms']:>8.0f} ms {r['completion_ms']:>8.0f} ms {submit:>9}")
+        print(f"{r['case']:{width}} {r['first_line_ms']:>8.0f} ms {r['completion_ms']:>8.0f} ms {submit:>9}")
     print(f"\nenvironment cache hit (resolve + hash + ready marker): {cache_hit_ms:.2f} ms (median of 200)")
     if image_hit_ms is not None:
         print(f"image cache hit (resolve done; one image lookup on the daemon): {image_hit_ms:.2f} ms (median of 50)")
-    print(f"median of {args.repeats} after a warm-up; {os.cpu_count()} CPUs; store in {tmp}")
+    load = os.getloadavg()[0]
+    print(f"median of {args.repeats} after a warm-up; {os.cpu_count()} CPUs, load average {load:.1f} at the end")
     return 0
 
 

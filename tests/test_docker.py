@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import launchbay
-from conftest import CLI, need_service, write
+from conftest import CLI, need_service, wait_for, write
 from launchbay.config import load_config
 from launchbay.environments.image import image_tag
 from launchbay.environments.spec import resolve_environment
@@ -100,16 +100,6 @@ def tcp_daemon(client: Any) -> Iterator[str]:
     server.close()
 
 
-def wait_for(predicate: Any, timeout: float = 30) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 def containers_of(client: Any, run_id: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": f"launchbay.run_id={run_id}"}))
 
@@ -157,7 +147,7 @@ def test_a_run_logs_metrics_and_writes_outputs_in_a_container(
 
 
 @pytest.mark.docker
-def test_an_environment_image_is_built_once_and_reused(project: Path, client: Any) -> None:
+def test_an_environment_image_is_built_once_and_reused(project: Path, client: Any, cli: CLI) -> None:
     config(project)
     write(project, "train.py", """
         import os, sys, six
@@ -190,6 +180,8 @@ def test_an_environment_image_is_built_once_and_reused(project: Path, client: An
     assert second.wait() == "Completed", second.get_log()
     assert second.record().target_state["environment"]["built"] is False
     assert not any("image" in m for m in messages)  # no build step reported
+    assert "already built" in cli("env", "build", "six", "--target", "box", check=True).stdout
+    assert tag in cli("env", "list", check=True).stdout
 
 
 @pytest.mark.docker

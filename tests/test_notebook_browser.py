@@ -70,7 +70,7 @@ for step in range(60):
     run.log("loss", loss, step=step)
     run.log("accuracy", step / 59, step=step)
     print(f"step {step:02d}: loss {loss:.4f}", flush=True)
-    time.sleep(0.25)
+    time.sleep(0.2)
 Path("outputs").mkdir(exist_ok=True)
 Path("outputs/result.txt").write_text("done\\n")
 print("training finished", flush=True)""",
@@ -371,7 +371,12 @@ def test_cancel_button_stops_the_run(open_notebook: Callable[..., NotebookPage],
     wait_for(lambda: nb.status() == "Running" and "tick 3" in nb.log_text(), 60, "the run is running and logging")
     run_id = nb.run_id()
     handle = launchbay.get_run(run_id, store=lab.store)
-    state = handle.record().target_state
+
+    def process_ids() -> dict[str, Any] | None:
+        state = handle.record().target_state
+        return state if state.get("runner_pid") and state.get("child_pgid") else None
+
+    state = wait_for(process_ids, 10, "the runner records its process ids")
     runner_pid, child_pgid = int(state["runner_pid"]), int(state["child_pgid"])
     assert pid_alive(runner_pid) and process_group_alive(child_pgid)
 

@@ -17,8 +17,8 @@ import pytest
 import launchbay
 from conftest import CLI, need_service, write
 from launchbay.errors import TargetError
-
-pytestmark = pytest.mark.ray
+from launchbay.targets.ray import apply_chunks
+from launchbay.targets.rayship import Shipper
 
 ADDRESS = os.environ.get("LAUNCHBAY_TEST_RAY_ADDRESS", "")
 
@@ -74,6 +74,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.ray
 def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, project: Path, cli: CLI) -> None:
     target(project, ray_head, num_cpus=1, env_vars={"GREETING": "hello from ray"})
     write(project, "data/config.txt", "lr=0.1\n")
@@ -89,7 +90,11 @@ def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, proj
         for i in range(40):
             run.log("loss", 1.0 / (i + 1), step=i)
             print("step", i, flush=True)
-            time.sleep(0.15)
+        run.flush()
+        print("cwd", os.getcwd(), flush=True)
+        deadline = time.time() + 60
+        while not os.path.exists("release") and time.time() < deadline:  # the test says when
+            time.sleep(0.1)
         run.log_row("pr", p=0.9, r=0.8)
         os.makedirs("outputs/nested dir", exist_ok=True)
         with open("outputs/nested dir/model.bin", "wb") as fh:
@@ -99,10 +104,12 @@ def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, proj
     args = ["a b", "it's", 'say "hi"', "line1\nline2", "$HOME"]
     handle = launchbay.submit("train.py", args=args, target="ray")
     assert handle.status == "Queued"
-    # live: log lines and points arrive while the job still runs
-    wait_for(lambda: handle.status == "Running" and len(handle.get_metric_series("loss")) >= 3
-             and "step 2" in handle.get_log())
-    assert handle.status == "Running"
+    # live: the log and the points arrive while the job still runs (on this machine, which
+    # lets the test tell the job when to finish: the job's folder is named in its log)
+    line = wait_for(lambda: next((ln for ln in handle.get_log().splitlines() if ln.startswith("cwd ")), None))
+    wait_for(lambda: len(handle.get_metric_series("loss")) == 40)
+    assert handle.status == "Running" and "step 39" in handle.get_log()
+    (Path(line[4:]) / "release").touch()
     assert handle.wait(timeout=90) == "Completed"
     log = handle.get_log()
     assert "greeting hello from ray" in log and "config lr=0.1 False" in log
@@ -117,6 +124,7 @@ def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, proj
     assert details["ray_job_id"] == f"launchbay-{handle.run_id}"  # type: ignore[index]
 
 
+@pytest.mark.ray
 def test_cancel_stops_the_job_and_its_processes(ray_head: str, project: Path) -> None:
     target(project, ray_head)
     write(project, "sleepy.py", """
@@ -134,6 +142,7 @@ def test_cancel_stops_the_job_and_its_processes(ray_head: str, project: Path) ->
     wait_for(lambda: ray_status(f"launchbay-{handle.run_id}") == "STOPPED", timeout=15)
 
 
+@pytest.mark.ray
 def test_a_failing_run_is_failed_with_its_error(ray_head: str, project: Path) -> None:
     target(project, ray_head)
     write(project, "bad.py", "print('loading', flush=True)\nraise ValueError('bad input file')\n")
@@ -146,6 +155,7 @@ def test_a_failing_run_is_failed_with_its_error(ray_head: str, project: Path) ->
     assert ray_status(f"launchbay-{handle.run_id}") == "FAILED"
 
 
+@pytest.mark.ray
 def test_a_job_ray_cannot_place_stays_queued_until_canceled(ray_head: str, project: Path) -> None:
     target(project, ray_head, num_cpus=64)  # the test cluster has 2
     write(project, "train.py", "print('never runs')\n")
@@ -158,6 +168,7 @@ def test_a_job_ray_cannot_place_stays_queued_until_canceled(ray_head: str, proje
     assert handle.get_log() == ""
 
 
+@pytest.mark.ray
 def test_a_snapshot_over_rays_package_limit_is_refused_with_our_error(ray_head: str, project: Path) -> None:
     target(project, ray_head)
     write(project, "train.py", "print('never')\n")
@@ -174,3 +185,37 @@ def test_an_unreachable_cluster_records_no_run(project: Path) -> None:
     with pytest.raises(TargetError, match="Cannot reach Ray's Jobs API at http://127.0.0.1:9"):
         launchbay.submit("train.py", target="ray")
     assert launchbay.runs() == []
+
+
+def test_the_log_protocol_rebuilds_the_run_folder_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the job prints and what sync writes back: appends, rewrites, odd bytes, odd names."""
+    node, local = tmp_path / "node", tmp_path / "local"
+    files = {
+        "files/user_logs/std_log.txt": b"plain\n\xff\xfe not utf-8 \xe2\x9c\x93 \r\n\x00 \xe2\x80\xa8 \x85 end",
+        "journal/p1-2.bin": os.urandom(200_000),
+        "journal/events.jsonl": b'{"type": "status", "status": "Running"}\n',
+        "journal/heartbeat": b"1.0",
+        "files/outputs/a b 'c'%20.txt": b"x" * 10,
+    }
+    shipper = Shipper(str(node))
+    for step in range(3):
+        for rel, data in files.items():
+            path = node / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if rel == "journal/heartbeat":
+                path.write_bytes(str(step + 0.5).encode())  # rewritten whole
+            elif rel.startswith("files/outputs"):
+                path.write_bytes(data * (3 - step))  # rewritten shorter
+            else:
+                with open(path, "ab") as fh:
+                    fh.write(data)
+        shipper.ship()
+        printed = capsys.readouterr().out
+        assert all(line.startswith("@lb1 ") for line in printed.splitlines())
+        apply_chunks(local, "runner says hi\n" + printed)
+        for rel in files:
+            assert (local / rel).read_bytes() == (node / rel).read_bytes(), rel
+    assert (local / "journal" / "runner.log").read_text().count("runner says hi") == 3
+    assert "\\xff" not in printed and "not utf-8" in printed  # the live log stays readable in Ray's dashboard

@@ -165,36 +165,33 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 handle.cancel()
 
 
-@pytest.fixture(scope="module")
-def browser(lab: Lab) -> Iterator[Any]:
+@pytest.fixture
+def page(lab: Lab) -> Iterator[Any]:
+    """JupyterLab open with the launchbay sidebar showing its first page of runs.
+
+    The browser is per test: a Playwright loop left running across tests would be
+    taken for the current event loop by pytest-jupyter's fixtures (test_server.py).
+    """
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1500, "height": 950},
         )
         try:
-            yield context
+            page = context.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.set_default_timeout(30_000)
+            page.goto(f"{lab.url}/lab?reset")
+            page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+            page.locator('.jp-SideBar .lm-TabBar-tab[data-id="launchbay-sidebar"]').click()
+            page.wait_for_selector(f"{SIDEBAR} .lb-run-row")
+            yield page
         finally:
             context.close()
-
-
-@pytest.fixture
-def page(browser: Any, lab: Lab) -> Iterator[Any]:
-    """JupyterLab open with the launchbay sidebar showing its first page of runs."""
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(30_000)
-    page.goto(f"{lab.url}/lab?reset")
-    page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
-    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="launchbay-sidebar"]')
-    tab.click()
-    page.wait_for_selector(f"{SIDEBAR} .lb-run-row")
-    yield page
-    page.close()
     assert not [e for e in errors if "launchbay" in e or "lb-" in e], errors
 
 
@@ -324,3 +321,36 @@ def test_cancel_and_rerun_from_the_run_view(page: Any, lab: Lab) -> None:
     assert rerun.get_details()["snapshot"]["id"] == lab.first.get_details()["snapshot"]["id"]
     page.wait_for_selector(f'{row(new_id)}[data-status="Completed"]')
     shot(page, "rerun")
+
+
+@pytest.mark.slow
+def test_a_store_with_ten_thousand_runs_pages_and_filters(page: Any, lab: Lab) -> None:
+    from launchbay.models import RunSpec
+    from launchbay.store import open_store
+
+    store = open_store(lab.store)
+    long_ago = time.time() - 86_400
+    statuses = ["Completed", "Failed", "Canceled", "Completed"]
+    for i in range(10_000):  # recorded directly (no processes), older than the real runs
+        spec = RunSpec(script="train.py", experiment="bulk", name=f"bulk-{i:05d}", params={"lr": i % 7})
+        record = store.create_run(spec, target_type="local", snapshot_id=None, properties={})
+        store.update_run(record.pk, status=statuses[i % 4], created=long_ago - i, started=long_ago - i,
+                         ended=long_ago - i + 30)
+    page.click(f"{SIDEBAR} .lb-refresh")
+    page.wait_for_function(f"/^50 of \\d{{5}} runs$/.test(document.querySelector('{SIDEBAR} .lb-summary').textContent)")
+    total = int(page.inner_text(f"{SIDEBAR} .lb-summary").split()[2])
+    assert total >= 10_000
+    assert page.locator(f"{SIDEBAR} .lb-run-row").count() == 50  # one page, not 10,000 rows
+    page.click(f"{SIDEBAR} .lb-load-more")
+    page.wait_for_function(f"document.querySelectorAll('{SIDEBAR} .lb-run-row').length === 100")
+    page.fill(f"{SIDEBAR} .lb-filter-text", "bulk-09999")
+    page.wait_for_function(
+        f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '1 of 1 runs'"
+    )
+    assert page.inner_text(f"{SIDEBAR} .lb-run-row .lb-run-name") == "bulk-09999"
+    page.fill(f"{SIDEBAR} .lb-filter-text", "bulk-")
+    page.select_option(f"{SIDEBAR} .lb-filter-status", "Failed")
+    page.wait_for_function(
+        f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '50 of 2500 runs'"
+    )
+    shot(page, "ten-thousand")

@@ -22,8 +22,6 @@ from conftest import CLI, need_service, write
 from launchbay.errors import ConfigError, TargetError
 from launchbay.targets.sbatch import render_sbatch
 
-pytestmark = pytest.mark.slurm
-
 HOSTILE = ["a b", "it's", 'say "hi"', "line1\nline2", "$HOME", "`id`", ""]
 
 
@@ -72,10 +70,16 @@ def test_rendered_script_keeps_hostile_paths_and_interpreter_literal(tmp_path: P
     fake_python.parent.mkdir()
     fake_python.write_text(f"#!{sys.executable}\nimport sys, json\nprint(json.dumps(sys.argv[1:]))\n")
     fake_python.chmod(0o755)
-    script = render_sbatch(run_id="exp_1_abc", run_dir=str(run_dir), python=str(fake_python),
-                           settings={"partition": "debug", "time": "00:05:00", "extra_sbatch": ["--comment=x"]})
-    assert "#SBATCH --job-name=launchbay-exp_1_abc" in script
-    assert "#SBATCH --partition=debug" in script and "#SBATCH --comment=x" in script
+    settings = {"partition": "debug", "account": "proj-42", "nodes": 2, "ntasks_per_node": 4, "cpus_per_task": 8,
+                "gpus_per_node": "a100:4", "time": "1-00:00:00", "extra_sbatch": ["--comment=x", "#SBATCH --qos=hi"]}
+    script = render_sbatch(run_id="exp_1_abc", run_dir=str(run_dir), python=str(fake_python), settings=settings)
+    options = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert options == [
+        "#SBATCH --job-name=launchbay-exp_1_abc", "#SBATCH --output=journal/slurm-%j.out",
+        "#SBATCH --partition=debug", "#SBATCH --account=proj-42", "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --gpus-per-node=a100:4",
+        "#SBATCH --time=1-00:00:00", "#SBATCH --comment=x", "#SBATCH --qos=hi",
+    ]
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert json.loads(out) == [f"{run_dir}/runtime/launchbay_runner.py", str(run_dir)]
 
@@ -88,6 +92,7 @@ def test_a_setting_that_is_not_a_slurm_value_is_refused_before_anything_runs(pro
     assert launchbay.runs() == []
 
 
+@pytest.mark.slurm
 def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
     slurm: None, project: Path, tmp_path: Path, cli: CLI
 ) -> None:
@@ -101,16 +106,20 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
         print("token", os.environ.get("API_TOKEN") == "s3cret", flush=True)
         for i in range(40):
             run.log("loss", 1.0 / (i + 1), step=i)
-            time.sleep(0.15)
+        run.flush()
+        deadline = time.time() + 60
+        while not os.path.exists("release") and time.time() < deadline:  # the test says when
+            time.sleep(0.1)
         os.makedirs("outputs", exist_ok=True)
         with open("outputs/model.txt", "w") as fh:
             fh.write("weights")
         print("done", flush=True)
     """)
     handle = launchbay.submit("train.py", args=HOSTILE, target="cluster", env_vars={"API_TOKEN": "s3cret"})
-    # live: points arrive while the job still runs on the "cluster"
-    wait_for(lambda: handle.status == "Running" and len(handle.get_metric_series("loss")) >= 3)
+    # live: the points arrive while the job still runs on the "cluster"
+    wait_for(lambda: len(handle.get_metric_series("loss")) == 40)
     assert handle.status == "Running"
+    (shared / handle.run_id / "work" / "release").touch()
     assert handle.wait(timeout=60) == "Completed"
     log = handle.get_log()
     assert f"args {HOSTILE!r}" in log and "token True" in log and "done" in log
@@ -126,6 +135,7 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
     assert "rendered_sbatch:" in shown and f"launchbay-{handle.run_id}" in shown
 
 
+@pytest.mark.slurm
 def test_cancel_stops_the_job_and_its_processes(slurm: None, project: Path) -> None:
     target(project)
     write(project, "sleepy.py", """
@@ -144,6 +154,7 @@ def test_cancel_stops_the_job_and_its_processes(slurm: None, project: Path) -> N
              == "", timeout=15)
 
 
+@pytest.mark.slurm
 def test_a_failing_run_is_failed_with_its_error(slurm: None, project: Path) -> None:
     target(project)
     write(project, "bad.py", "print('loading', flush=True)\nraise ValueError('bad input file')\n")
@@ -155,9 +166,16 @@ def test_a_failing_run_is_failed_with_its_error(slurm: None, project: Path) -> N
     assert "loading" in handle.get_log()
 
 
+@pytest.mark.slurm
 def test_a_job_waiting_behind_another_shows_queued_then_completes(slurm: None, project: Path) -> None:
     target(project, cpus_per_task=2)  # the whole node: one such job at a time
-    write(project, "hold.py", "import time\nprint('holding', flush=True)\ntime.sleep(5)\nprint('released')\n")
+    write(project, "hold.py", """
+        import os, time
+        print("holding", flush=True)
+        deadline = time.time() + 60
+        while not os.path.exists("release") and time.time() < deadline:  # the test says when
+            time.sleep(0.1)
+    """)
     write(project, "next.py", "print('my turn')\n")
     first = launchbay.submit("hold.py", target="cluster")
     wait_for(lambda: "holding" in first.get_log())
@@ -169,6 +187,8 @@ def test_a_job_waiting_behind_another_shows_queued_then_completes(slurm: None, p
     assert details["slurm_reason"] in ("Resources", "Priority", "None")
     assert third.cancel() == "Canceled"  # canceled while still waiting: it never ran
     assert "canceled before it started" in third.record().error["message"]  # type: ignore[index]
+    assert second.status == "Queued"
+    (first.record().run_dir / "work" / "release").touch()
     assert first.wait(timeout=60) == "Completed"
     assert second.wait(timeout=60) == "Completed"
     assert "my turn" in second.get_log()
@@ -176,6 +196,7 @@ def test_a_job_waiting_behind_another_shows_queued_then_completes(slurm: None, p
     assert third.get_log() == ""
 
 
+@pytest.mark.slurm
 def test_sbatch_refusing_the_job_records_no_run(slurm: None, project: Path) -> None:
     target(project, partition="no-such-partition")
     write(project, "train.py", "print('never')\n")
@@ -184,6 +205,7 @@ def test_sbatch_refusing_the_job_records_no_run(slurm: None, project: Path) -> N
     assert launchbay.runs() == []
 
 
+@pytest.mark.slurm
 def test_targets_lists_the_partitions(slurm: None, project: Path, cli: CLI) -> None:
     target(project)
     listing = cli.json("targets")
@@ -192,6 +214,7 @@ def test_targets_lists_the_partitions(slurm: None, project: Path, cli: CLI) -> N
     assert any(p["partition"].rstrip("*") == "debug" for p in entry["partitions"])
 
 
+@pytest.mark.slurm
 @pytest.mark.ssh
 def test_submitting_through_a_login_node_over_ssh(slurm: None, project: Path, tmp_path: Path) -> None:
     env = os.environ

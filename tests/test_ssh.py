@@ -117,10 +117,22 @@ TRAIN = """
 
 
 def test_a_run_with_metrics_outputs_and_logs_comes_back(ssh_project: Path, remote_dir: Path, cli: CLI) -> None:
-    write(ssh_project, "train.py", TRAIN)
-    handle = launchbay.submit("train.py", ["5"], target="gpu-box", experiment="ssh")
+    write(
+        ssh_project,
+        "train.py",
+        TRAIN + '    print("token ok" if os.environ["API_TOKEN"] == "s3cr3t-value" else "no",\n'
+        '          "mode", os.environ["MODE"])\n',
+    )
+    handle = launchbay.submit(
+        "train.py", ["5"], target="gpu-box", experiment="ssh", env_vars={"API_TOKEN": "s3cr3t-value", "MODE": "x"}
+    )
     assert handle.wait() == "Completed"
     log = handle.get_log()
+    assert "token ok mode x" in log
+    # the secret reached the run's environment, but no file on either side
+    run_dir = handle.get_details()["remote_run_dir"]
+    assert remote(f"grep -r s3cr3t-value {run_dir}")[0] == 1
+    assert "s3cr3t-value" not in (handle.record().run_dir / "runner.json").read_text()
     assert [f"line {i}" for i in range(5)] == [ln for ln in log.splitlines() if ln.startswith("line")]
     # launchbay is not installed for the remote python: the run used the shipped runtime
     assert f"api from {remote_dir}/runtime/" in log
@@ -361,3 +373,64 @@ def test_cancel_stops_the_container_on_the_host(ssh_project: Path, remote_dir: P
     assert remote(f"docker inspect -f '{{{{.State.Running}}}}' {name}")[1].strip() == "true"
     assert handle.cancel() == "Canceled"
     wait_for(lambda: remote(f"docker inspect -f '{{{{.State.Running}}}}' {name}")[1].strip() == "false", timeout=15)
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A pure-Python wheel made by hand, so the environment builds with no index."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "lbtiny/__init__.py": b"VALUE = 'tiny 0.1'\n",
+        "lbtiny-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: lbtiny\nVersion: 0.1\n",
+        "lbtiny-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    files["lbtiny-0.1.dist-info/RECORD"] = ("\n".join(record) + "\nlbtiny-0.1.dist-info/RECORD,,\n").encode()
+    wheel = folder / "lbtiny-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return wheel
+
+
+@pytest.mark.slow
+def test_an_environment_is_built_on_the_host_once_and_reused(
+    ssh_project: Path, remote_dir: Path, tmp_path: Path
+) -> None:
+    wheel = _tiny_wheel(tmp_path)
+    (ssh_project / "launchbay.toml").write_text(
+        _toml(remote_dir, env="tiny")
+        + f'\n[environments.tiny]\npip = ["--no-index", "{wheel}"]\nenv = {{ GREETING = "hello from env" }}\n'
+    )
+    write(
+        ssh_project,
+        "use.py",
+        """
+        import os, sys, lbtiny
+        print(lbtiny.VALUE, os.environ["GREETING"], sys.prefix)
+    """,
+    )
+    first = launchbay.submit("use.py", target="gpu-box")
+    assert first.wait() == "Completed", first.get_details().get("error")
+    assert f"tiny 0.1 hello from env {remote_dir}/envs/" in first.get_log()
+    assert first.record().target_state["environment"]["built"] is True
+    second = launchbay.submit("use.py", target="gpu-box")
+    assert second.wait() == "Completed"
+    assert second.record().target_state["environment"]["built"] is False  # the venv on the host is reused
+    assert "tiny 0.1" in second.get_log()
+
+
+def test_an_environment_that_fails_to_build_says_why(ssh_project: Path, remote_dir: Path, cli: CLI) -> None:
+    (ssh_project / "launchbay.toml").write_text(
+        _toml(remote_dir) + '\n[environments.broken]\npip = ["--no-index", "no-such-package-lb==9.9"]\n'
+    )
+    write(ssh_project, "use.py", "print('never')\n")
+    proc = cli("submit", "-t", "gpu-box", "--env", "broken", "use.py")
+    assert proc.returncode != 0
+    assert "failed to build on" in proc.stderr and "no-such-package-lb" in proc.stderr
+    assert cli.json("runs") == []

@@ -79,16 +79,29 @@ def _docker_images(session: Any) -> list[dict[str, Any]] | None:
         return None
 
 
+def _image_hashes(session: Any, spec: EnvironmentSpec) -> set[str]:
+    """The hashes this environment has as an image: its own base, or each docker target's image as base."""
+    hashes = {spec.hash}
+    for target in session.config.targets.values():
+        if target.get("type") == "docker" and target.get("image") and not spec.image:
+            hashes.add(spec.with_image(str(target["image"])).hash)
+    return hashes
+
+
+def _tags_for(session: Any, spec: EnvironmentSpec, images: list[dict[str, Any]]) -> list[str]:
+    hashes = _image_hashes(session, spec)
+    return [tag for image in images if image["hash"] in hashes for tag in image["tags"]]
+
+
 def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     declared = _declared(session)
     images = _docker_images(session)
     store_root = session.store.root
     rows: list[dict[str, Any]] = []
     for name, spec in declared.items():
-        mine = [i for i in images or [] if i["name"] == name]
         rows.append({"name": name, "hash": spec.hash, "packages": len(spec.pip), "python": spec.python,
                      "image": spec.image, "venv": _venv_state(store_root, spec),
-                     "docker_images": [t for i in mine for t in i["tags"]] if images is not None else None})
+                     "docker_images": None if images is None else _tags_for(session, spec, images)})
     known = {spec.hash for spec in declared.values()}
     root = envs_root(store_root)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
@@ -125,6 +138,8 @@ def _show(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     spec = _find(session, args.name)
     folder = env_dir(session.store.root, spec.hash)
     data = spec.to_json()
+    images = _docker_images(session)
+    data["docker_images"] = None if images is None else _tags_for(session, spec, images)
     data.update(venv=_venv_state(session.store.root, spec), folder=str(folder),
                 build_log=str(folder / "build.log") if (folder / "build.log").is_file() else None,
                 image_build_log=str(folder / "image-build.log") if (folder / "image-build.log").is_file() else None)
@@ -134,6 +149,8 @@ def _show(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     for key in ("name", "hash", "python", "image", "user_managed", "installer", "venv", "folder", "build_log",
                 "image_build_log"):
         print(f"{key:16} {data[key]}")
+    if data["docker_images"] is not None:
+        print(f"{'docker_images':16} {', '.join(data['docker_images']) or '-'}")
     print(f"{'sources':16} {', '.join(spec.sources) or '-'}")
     print("packages:" + ("" if spec.pip else " none"))
     for line in sorted(spec.pip):
@@ -192,10 +209,8 @@ def _in_use(session: Any) -> set[str]:
 def _prune(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     keep = _in_use(session)
     if not args.all:
-        keep |= {spec.hash for spec in _declared(session).values()}
-        for target in session.config.targets.values():  # images built on a docker target's base
-            if target.get("type") == "docker" and target.get("image"):
-                keep |= {s.with_image(s.image or str(target["image"])).hash for s in _declared(session).values()}
+        for spec in _declared(session).values():
+            keep |= _image_hashes(session, spec)
     removed: list[dict[str, Any]] = []
     root = envs_root(session.store.root)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:

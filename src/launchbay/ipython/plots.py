@@ -19,11 +19,14 @@ def series_figure(name: str, steps: Any, values: Any, *, width: float = 4.2, hei
     xs, ys = downsample_minmax(steps, values, MAX_BUCKETS)
     fig = Figure(figsize=(width, height), dpi=90)
     ax = fig.add_subplot()
-    few = len(xs) <= 20  # a lone first point has no line to draw: mark the points
-    ax.plot(xs, ys, linewidth=1.2, color="#1f77b4", marker="o" if few else None, markersize=3)
+    lone = len(xs) == 1  # a lone first point has no line to draw: mark it
+    ax.plot(xs, ys, linewidth=1.2, color="#1f77b4", marker="o" if lone else None, markersize=3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+    if lone:
+        ax.set_xlim(xs[0] - 1, xs[0] + 1)
     last = f"{ys[-1]:.4g}" if len(ys) else "-"
-    ax.set_title(f"{name}  (last {last}, {len(values):,} points)", fontsize=9)
+    points = f"{len(values):,} point" + ("" if len(values) == 1 else "s")
+    ax.set_title(f"{name}  (last {last}, {points})", fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)

@@ -170,7 +170,8 @@ class RunWidget(w.VBox):
         parts = [f"{status_badge(record.status.value)} exit code <code>{record.exit_code}</code>"]
         if record.error:
             message = html.escape(record.error.get("message") or "")
-            parts.append(f'<span class="lb-widget-error">{message}</span>')
+            colour = STATUS_COLOURS.get(record.status.value, "#dc3545")
+            parts.append(f'<span class="lb-widget-error" style="color:{colour};font-weight:600">{message}</span>')
             if record.error.get("traceback"):
                 parts.append(
                     f"<details><summary>Traceback</summary><pre>{html.escape(record.error['traceback'])}</pre>"
@@ -185,4 +186,4 @@ class RunWidget(w.VBox):
                 parts.append("Pulled into the notebook: " + ", ".join(f"<code>{n}</code>" for n in pulled))
             except Exception as exc:
                 parts.append(f"Could not pull variables: {html.escape(str(exc))}")
-        self._footer.value = "<br>".join(parts)
+        self._footer.value = "".join(f'<div style="margin-top:4px">{part}</div>' for part in parts)

@@ -285,11 +285,11 @@ def run_dict(record: RunRecord, detail: bool = False) -> dict[str, Any]:
     data["properties"] = properties
     if data.get("primary_metric"):
         data["primary_metric"] = _finite(data["primary_metric"])
+    env = record.properties.get("environment")
+    data["environment"] = env if isinstance(env, dict) else ({"name": record.environment}
+                                                             if record.environment else None)
     if detail:
         data["spec"] = record.spec
-        env = record.properties.get("environment")
-        data["environment"] = env if isinstance(env, dict) else ({"name": record.environment}
-                                                                 if record.environment else None)
     else:
         data.pop("target_state", None)
     return data

@@ -133,6 +133,7 @@ def parse_mounts(mounts: Any) -> dict[str, dict[str, str]]:
 
 class DockerTarget(Target):
     type_name = "docker"
+    _image = ""  # set by prepare: the image the run's container starts from
 
     # -- settings ---------------------------------------------------------------------------
     def docker_host(self, record: RunRecord | None = None) -> str:
@@ -165,7 +166,7 @@ class DockerTarget(Target):
 
     def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
         from ..environments.cache import copy_build_log
-        from ..environments.image import ENV_PYTHON, ensure_image, require_image
+        from ..environments.image import ENV_PYTHON, ensure_image, image_python, require_image
         from ..environments.spec import resolve_environment
 
         client = self.client(ping=True)
@@ -187,7 +188,7 @@ class DockerTarget(Target):
                 state["environment"] = built.state()
             else:
                 image = env.image
-                python = env.python or python
+                python = image_python(env) if env.python else python
                 state["environment"] = {"name": env.name, "hash": env.hash, "image": image, "built": False,
                                         "user_managed": True}
         if not image:

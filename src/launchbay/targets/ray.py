@@ -4,16 +4,18 @@ The job's working_dir is a zip we build from the snapshot (so launchbay's ignore
 rules are the only ones applied): the project under ``work/``, the shipped
 runtime, ``runner.json``. Its entry point (``rayship.py``) runs the runner and
 prints the run folder's new bytes as tagged lines; ``sync`` reads the job's log
-over HTTP and writes them back into the local run folder. Nothing needs a
-shared filesystem, ``ray.init`` or even Ray installed on the notebook's side:
-every call is plain HTTP to the Jobs REST API (the package upload is the same
-``PUT /api/packages/gcs/...`` Ray's SDK makes). Why not the SDK: importing it
-takes 3-6 s, paid on every ``launchbay show`` of a Ray run.
+over HTTP and writes them back into the local run folder. That is the return
+path: no shared filesystem, no ``ray.init``, not even Ray installed on the
+notebook's side. Every call is plain HTTP to the Jobs REST API (the package
+upload is the same ``PUT /api/packages/gcs/...`` Ray's SDK makes). Why not the
+SDK: importing it takes 3-6 s, paid on every ``launchbay show`` of a Ray run.
 
 ``[targets.NAME]`` settings: ``address`` (the dashboard, ``http://HOST:8265``),
 ``num_cpus``, ``num_gpus``, ``memory`` (bytes or "4GB"), ``resources`` (table),
-``pip`` (list), ``env_vars`` (table), ``runtime_env`` (table, merged last),
-``python`` (the interpreter on the nodes, default ``python``).
+``pip`` (list), ``env_vars`` (table), ``environment`` (an [environments.NAME]:
+its packages and variables), ``runtime_env`` (table, merged last), ``python``
+(the interpreter on the nodes, default ``python``). Secret variables go in
+runtime_env's env_vars too, the field Ray's dashboard redacts.
 """
 
 from __future__ import annotations
@@ -135,8 +137,7 @@ class RayTarget(Target):
     def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
         config = super().runner_config(record, spec, snapshot)
         config.update(
-            snapshot={},  # the project is already in work/ of the job's working_dir
-            keep_work=True,  # work/ is Ray's unpacked package: Ray removes it
+            snapshot={},  # the project is already in work/ of the job's working_dir (removed at the end)
             pythonpath=[RUNTIME_DIR],
             # Ray's stop_job kills every process of the job 3 s after SIGTERM:
             # the run must be stopped, and its end shipped, before that.
@@ -231,8 +232,12 @@ class RayTarget(Target):
     def _api(self, record: RunRecord) -> JobsAPI:
         return JobsAPI(str(record.target_state.get("ray_address") or self.address))
 
-    def sync(self, record: RunRecord) -> None:
-        """Write the chunks the job printed since last time into the local run folder."""
+    def sync(self, record: RunRecord, force: bool = False) -> None:
+        """Write the chunks the job printed since last time into the local run folder.
+
+        The Jobs API only returns a job's whole log, so each sync costs the log's
+        size: a long log is fetched less often (10 MB: about once a second).
+        """
         job_id = record.target_state.get("ray_job_id")
         if not job_id:
             return
@@ -245,11 +250,14 @@ class RayTarget(Target):
                 state = {}
             if state.get("closed"):
                 return  # ended here already (canceled while pending): nothing more is taken
+            pos = int(state.get("pos", 0))
+            if not force and time.time() - float(state.get("at", 0)) < min(5.0, 0.05 + pos / 10e6):
+                return
             text = api.logs(job_id)
-            pos, end = int(state.get("pos", 0)), text.rfind("\n") + 1
+            end = text.rfind("\n") + 1
             if end > pos:
                 apply_chunks(record.run_dir, text[pos:end])
-                state_path.write_text(json.dumps({"pos": end}))
+            state_path.write_text(json.dumps({"pos": max(pos, end), "at": time.time()}))
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         job_id = record.target_state.get("ray_job_id")
@@ -259,7 +267,7 @@ class RayTarget(Target):
             info = self._api(record).job(job_id)
             if str(info.get("status")) in _RUNNING:
                 return True
-            self.sync(record)  # the whole log, now that the job has ended
+            self.sync(record, force=True)  # the whole log, now that the job has ended
         except TargetError:
             return None
         if not _has_final_event(record.run_dir):

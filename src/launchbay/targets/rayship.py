@@ -25,11 +25,12 @@ import subprocess
 import sys
 import threading
 import time
+from typing import IO
 from urllib.parse import quote
 
 PREFIX = "@lb1 "
 CHUNK = 48 * 1024
-INTERVAL_S = 0.5
+INTERVAL_S = 0.25
 TEXT_FILES = ("files/user_logs/std_log.txt",)
 
 
@@ -112,8 +113,8 @@ def _append_only(rel: str) -> bool:
     return rel in TEXT_FILES or rel == "journal/events.jsonl" or (rel.startswith("journal/") and rel.endswith(".bin"))
 
 
-def _forward(stream: object, shipper: Shipper) -> None:
-    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+def _forward(stream: IO[str], shipper: Shipper) -> None:
+    for line in iter(stream.readline, ""):
         shipper.say(line if line.endswith("\n") else line + "\n")
 
 
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    assert proc.stdout is not None
     reader = threading.Thread(target=_forward, args=(proc.stdout, shipper), daemon=True)
     reader.start()
     while proc.poll() is None:

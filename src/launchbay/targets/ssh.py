@@ -4,13 +4,15 @@ Remote layout under ``workdir`` (default ``~/.launchbay-remote``)::
 
     blobs/ab/cdef...        content-addressed cache: a file is sent once, ever
     runtime/<hash>/         the shipped runner and in-run API, one copy per version
+    envs/<hash>/venv        an environment (``env = "NAME"``), built on the host once
     runs/<run_id>/          runner.json, journal/, files/ (as in the local store)
 
-A submit costs three round trips on one cached connection: a probe (interpreter,
-workdir, which blobs are missing), the upload of the missing blobs, and the start of
-the runner under ``setsid`` (or ``docker run -d`` with ``docker = true``), so the run
-outlives the connection. ``sync`` copies the remote run folder's new bytes after the
-local sizes, so any process can re-attach and catch up without losing a line.
+A submit is three requests to the connection's remote helper (sshconn's agent): a
+probe (interpreter, workdir, which blobs are missing), the upload of the missing
+blobs, and the start of the runner in a session of its own (``setsid``; or
+``docker run -d`` with ``docker = true``), so the run outlives the connection.
+``sync`` copies the remote run folder's new bytes after the local sizes, so any
+process can re-attach and catch up without losing a line.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import TargetError
+from ..errors import EnvironmentBuildError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
 from .base import Target
@@ -35,6 +37,7 @@ from .runtime import runtime_files
 from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost
 
 if TYPE_CHECKING:
+    from ..environments.spec import EnvironmentSpec
     from ..snapshot import Snapshot
 
 T = TypeVar("T")
@@ -43,7 +46,7 @@ ALIVE_CACHE_S = 3.0
 
 # Run by the connection's remote agent (sshconn): ``args`` in, ``result`` out.
 _PROBE = r"""
-import os, subprocess, sys
+import os, shutil, subprocess, sys
 work = os.path.abspath(os.path.expanduser(args["workdir"]))
 info = {"workdir": work, "uid": "%d:%d" % (os.getuid(), os.getgid()), "executable": sys.executable,
         "version": "%d.%d.%d" % sys.version_info[:3]}
@@ -53,6 +56,7 @@ except OSError as exc:
     info["workdir_error"] = str(exc)
 blobs = os.path.join(work, "blobs")
 info["missing"] = [d for d in args["digests"] if not os.path.isfile(os.path.join(blobs, d[:2], d[2:]))]
+info["uv"] = shutil.which("uv")
 info["runtime_missing"] = [r for r in args["runtime"] if not os.path.isfile(os.path.join(work, r))]
 if args["gpus"]:
     try:
@@ -124,6 +128,64 @@ except OSError:
     result = args["marker"] in out.stdout
 """
 )
+
+# Builds ``folder/venv`` from ``requirements`` once (uv when the host has it, else venv + pip);
+# a ``ready`` marker is written last, and an flock keeps two submits from building at once.
+_BUILD_ENV = r"""
+import fcntl, os, re, shutil, subprocess, sys, time
+folder = args["folder"]
+os.makedirs(folder, exist_ok=True)
+venv = os.path.join(folder, "venv")
+python = os.path.join(venv, "bin", "python")
+ready = os.path.join(folder, "ready")
+with open(os.path.join(folder, ".lock"), "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if os.path.isfile(ready):
+        result = {"python": python, "built": False, "seconds": 0.0}
+    else:
+        started = time.time()
+        wanted = args["python"] or sys.executable
+        if re.match(r"^[0-9]+([.][0-9]+)*$", wanted):
+            wanted = "python" + wanted
+        base = wanted if "/" in wanted else shutil.which(wanted)
+        requirements = os.path.join(folder, "requirements.txt")
+        with open(requirements, "w") as fh:
+            fh.write(args["requirements"])
+        with open(os.path.join(folder, "spec.json"), "w") as fh:
+            fh.write(args["spec"])
+        uv = shutil.which("uv") if args["uv"] else None
+        if uv:
+            steps = [[uv, "venv", "--python", str(base), venv]]
+            if args["requirements"]:
+                steps.append([uv, "pip", "install", "--python", python, "-r", requirements])
+        elif args["requirements"] and subprocess.call([str(base), "-m", "pip", "--python", sys.executable, "--version"],
+                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+            # the base interpreter's pip installs into a venv made without one (skips ensurepip: seconds)
+            steps = [[str(base), "-m", "venv", "--without-pip", venv],
+                     [str(base), "-m", "pip", "--python", python, "install", "--disable-pip-version-check",
+                      "-r", requirements]]
+        else:
+            steps = [[str(base), "-m", "venv", venv]]
+            if args["requirements"]:
+                steps.append([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", requirements])
+        error = None if base else "no interpreter %r on the host." % wanted
+        with open(os.path.join(folder, "build.log"), "w") as log:
+            for step in steps if base else []:
+                log.write("$ " + " ".join(step) + "\n")
+                log.flush()
+                code = subprocess.call(step, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                if code:
+                    error = "%s exited with code %d." % (os.path.basename(step[0]), code)
+                    break
+        if error:
+            shutil.rmtree(venv, ignore_errors=True)
+            with open(os.path.join(folder, "build.log"), errors="replace") as fh:
+                result = {"error": error, "log_tail": fh.read().splitlines()[-15:]}
+        else:
+            with open(ready, "w") as fh:
+                fh.write(repr(time.time()))
+            result = {"python": python, "built": True, "seconds": time.time() - started}
+"""
 
 # -- one connection per target in this process ---------------------------------------------------
 _lock = threading.Lock()
@@ -251,13 +313,23 @@ class SSHTarget(Target):
         self._check_settings(spec)
         return super().runner_config(record, spec, snapshot)
 
+    def environment(self, spec: RunSpec) -> EnvironmentSpec | None:
+        """The run's environment: ``--env`` / ``environment=``, else the target's ``env`` setting."""
+        from ..environments.spec import resolve_environment
+
+        ref = spec.environment or self._setting("env") or self._setting("environment")
+        source = self.config.root
+        return resolve_environment(ref, self.config, Path(source) if source else None)
+
     def _check_settings(self, spec: RunSpec) -> None:
-        if spec.environment or self._setting("env"):
+        env = self.environment(spec)
+        if self.docker and env is not None and env.pip:
             raise TargetError(
-                f"Environments are not supported on the SSH target yet ({spec.environment or self._setting('env')}): "
-                f"install the packages into the remote python, or use docker = true with an image that has them."
+                f"Environment {env.label} lists packages, and with docker = true the SSH target runs an image as it "
+                f"is: use an image that has them (image in [targets.{self.name}] or in the environment), or drop "
+                "docker = true to have the environment built on the host."
             )
-        if self.docker and not self._setting("image"):
+        if self.docker and not (self._setting("image") or (env and env.image)):
             raise TargetError(
                 f'[targets.{self.name}] has docker = true but no image: set image = "NAME:TAG" '
                 "(an image on the remote host with python3)."
@@ -304,6 +376,11 @@ class SSHTarget(Target):
             }
         runner_config["pythonpath"] = [f"{work}/runtime/{runtime_hash}"]
         runner_config["python"] = "python3" if self.docker else info["executable"]
+        env = self.environment(spec)
+        if env is not None:
+            runner_config["env"] = {**env.env_vars, **runner_config.get("env", {})}
+            if not self.docker:
+                runner_config["python"] = self._materialise(record, env, work, info)
         upload = {
             "blobs": len(blobs),
             "blobs_sent": len(missing),
@@ -317,6 +394,7 @@ class SSHTarget(Target):
             "runner": f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
             "python": info["executable"],
             "uid": info.get("uid"),
+            "image": env.image if env is not None else None,
         }
         self.store.merge_target_state(
             record.pk,
@@ -325,6 +403,47 @@ class SSHTarget(Target):
             upload=upload,
             remote_python=f"{info['executable']} ({info['version']})",
         )
+
+    def _materialise(self, record: RunRecord, env: EnvironmentSpec, work: str, info: dict[str, Any]) -> str:
+        """The environment's interpreter on the host: a venv under ``<workdir>/envs/<hash>``, built once."""
+        if env.user_managed:
+            python = env.python or info["executable"]
+            state = {"name": env.name, "hash": env.hash, "python": python, "built": False, "user_managed": True}
+            self.store.merge_target_state(record.pk, environment=state)
+            return python
+        if env.installer == "uv" and not info.get("uv"):
+            raise EnvironmentBuildError(
+                f'Environment {env.label} asks for installer = "uv", but uv is not on {self.where()}; install it '
+                'there, or set installer = "pip".'
+            )
+        args = {
+            "folder": f"{work}/envs/{env.hash}",
+            "requirements": env.requirements_text(),
+            "spec": json.dumps(env.to_json(), indent=1),
+            "python": env.python,
+            "uv": env.installer != "pip",
+        }
+        if self.progress:
+            self.progress(f"environment {env.label}: checking on {self.where()}")
+        result: dict[str, Any] = self._call(lambda c: c.call(_BUILD_ENV, args, timeout=None)[0])
+        if result.get("error"):
+            lines = "\n".join(f"  {ln}" for ln in result.get("log_tail", []))
+            raise EnvironmentBuildError(
+                f"Environment {env.label} failed to build on {self.where()}: {result['error']} Fix its package list "
+                f"and submit again. Last lines of {args['folder']}/build.log:\n{lines}"
+            )
+        if self.progress and result["built"]:
+            self.progress(f"environment {env.label}: built on {self.where()} in {result['seconds']:.1f} s")
+        state = {
+            "name": env.name,
+            "hash": env.hash,
+            "python": result["python"],
+            "built": result["built"],
+            "build_s": round(result["seconds"], 3),
+            "where": self.where(),
+        }
+        self.store.merge_target_state(record.pk, environment=state)
+        return str(result["python"])
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         plan = self._plan
@@ -358,7 +477,7 @@ class SSHTarget(Target):
                 argv += ["--gpus", "all"]
             for key in sorted(secret_env):
                 argv += ["-e", key]  # the value comes from docker's own environment, not its argv
-            argv += [str(self._setting("image")), "python3", plan["runner"], run_dir]
+            argv += [str(self._setting("image") or plan["image"]), "python3", plan["runner"], run_dir]
             request.update(argv=argv, wait=True)
         else:
             request["argv"] = [plan["python"], plan["runner"], run_dir]
