@@ -53,6 +53,11 @@ def _unquote(text: str | None) -> str:
     return text
 
 
+def _progress(message: str) -> None:
+    """Environment builds and uploads report here: one line each under the cell."""
+    print(f"launchbay: {message}", flush=True)
+
+
 def _split_names(text: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in _unquote(text).split(",") if n.strip())
 
@@ -141,7 +146,7 @@ class LaunchbayMagics(Magics):
             pull=pull,
             max_duration_s=args.max_duration,
         )
-        handle = session.submit(spec, root, extra_files=extra)
+        handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
         use_widget = self.defaults.widget and not args.no_widget
         if use_widget:
             from .display import widget_frontend_likely

@@ -12,6 +12,7 @@ every poll re-reading every journal.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import threading
 import time
@@ -33,6 +34,7 @@ MAX_ACTIVE_REFRESH = 200
 MAX_CHANGES = 1000
 _ACTIVE = [s for s in RunStatus if not s.is_terminal()]
 _GIT_PREFIX = "launchbay.git."
+log = logging.getLogger(__name__)
 _GIT_NAMES = {"commit": "commit", "branch": "branch", "dirty": "dirty", "repository_uri": "remote"}
 
 
@@ -64,8 +66,9 @@ class LaunchbayService:
             self._refreshed[record.run_id] = now
         try:
             fresh = self.session.refresh(record)
-        except LaunchbayError:
-            return record  # target misconfigured or gone: show what the store has
+        except Exception as exc:  # a broken target must not take the whole listing down
+            log.warning("launchbay: could not refresh run %s: %s", record.run_id, exc)
+            return record  # show what the store has
         if fresh.status.is_terminal():
             with self._lock:
                 self._refreshed.pop(record.run_id, None)
