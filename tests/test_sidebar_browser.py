@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import launchbay
-from conftest import need_service, write
+from conftest import need_service, pid_alive, wait_for, write
 
 pytestmark = pytest.mark.browser
 
@@ -42,24 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 class Lab:

@@ -372,16 +372,20 @@ def _has_final_event(run_dir: Path) -> bool:
 def _record_end(run_dir: Path, info: dict[str, Any]) -> None:
     """A job that ended without the runner's own end (stopped while pending, runtime_env failed)."""
     status = str(info.get("status"))
-    if status == "STOPPED":
-        final, message = "Canceled", "Canceled by request (the Ray job was stopped)."
-    else:
-        detail = str(info.get("message") or "").strip()
-        final = "Failed"
-        message = f"The Ray job ended {status} before the runner recorded an end: {detail or 'no message'}"
     tail = ""
     runner_log = run_dir / "journal" / "runner.log"
     if runner_log.is_file():
         tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])
+    if status == "STOPPED":
+        final, message = "Canceled", "Canceled by request (the Ray job was stopped)."
+    else:
+        final, message = "Failed", f"The Ray job ended {status} before the runner recorded an end"
+        lines = [ln.strip() for ln in str(info.get("message") or "").strip().splitlines() if ln.strip()]
+        if lines:  # Ray's first line, and the error that explains it (a pip failure is 40 lines down)
+            errors = [ln for ln in lines[1:] if ln.startswith("ERROR") or "Error:" in ln]
+            message += ": " + lines[0] + (f" ... {errors[-1]}" if errors else "")
+            tail = "\n".join(lines[-40:]) + ("\n" + tail if tail else "")
+        message += "."
     event = {"type": "status", "status": final, "final": True, "exit_code": None, "ts": time.time(),
              "error": {"message": message, "traceback": tail}}
     path = run_dir / "journal" / "events.jsonl"

@@ -228,7 +228,8 @@ class SlurmTarget(Target):
                     if entry.get("mode", 0o644) & 0o111:
                         executable.add(f"work/{entry['path']}")
         script = render_sbatch(
-            run_id=record.run_id, run_dir=remote, python=getattr(self, "_python", "python3"),
+            run_id=record.run_id, run_dir=remote,
+            python=getattr(self, "_python", None) or str(self.settings.get("python") or "python3"),
             settings=self.settings, target=self.name,
         )
         files["runner.json"] = json.dumps(runner_config, indent=1).encode()
