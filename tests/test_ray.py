@@ -152,7 +152,7 @@ def test_a_failing_run_is_failed_with_its_error(ray_head: str, project: Path) ->
     assert record.error is not None and record.error["message"] == "ValueError: bad input file"
     assert "Traceback" in record.error["traceback"]
     assert "loading" in handle.get_log()
-    assert ray_status(f"launchbay-{handle.run_id}") == "FAILED"
+    wait_for(lambda: ray_status(f"launchbay-{handle.run_id}") == "FAILED", timeout=15)  # the job ends just after
 
 
 @pytest.mark.ray
