@@ -6,6 +6,7 @@ folder back), as they would from a cluster node that shares no filesystem.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 import launchbay
 from conftest import CLI, need_service, write
 from launchbay.errors import TargetError
@@ -40,14 +42,7 @@ def ray_head() -> str:
     return ADDRESS
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.25):  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
+wait_for = functools.partial(conftest.wait_for, timeout=60, interval=0.25)
 
 
 def target(project: Path, address: str, **settings: object) -> None:

@@ -6,17 +6,18 @@ The node has 2 CPUs, which the queue test uses: two runs asking for both cannot 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+import conftest
 import launchbay
 from conftest import CLI, need_service, write
 from launchbay.errors import ConfigError, TargetError
@@ -39,14 +40,7 @@ def slurm() -> None:
     need_service(_slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
 
 
-def wait_for(predicate, timeout: float = 45, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
+wait_for = functools.partial(conftest.wait_for, timeout=45, interval=0.2)
 
 
 def target(project: Path, **settings: object) -> None:

@@ -7,6 +7,7 @@ import the in-run API from the runtime shipped with them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import conftest
 import launchbay
 from conftest import CLI, need_service, write
 from launchbay.errors import TargetError
@@ -85,14 +87,7 @@ def nothing_stored(tmp_path: Path) -> bool:
     return not [p for p in (tmp_path / "store" / "blobs").rglob("*") if p.is_file()]
 
 
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
+wait_for = functools.partial(conftest.wait_for, timeout=30, interval=0.1)
 
 
 TRAIN = """

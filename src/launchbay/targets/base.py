@@ -112,3 +112,24 @@ class Target(ABC):
     def describe(self, record: RunRecord) -> dict[str, Any]:
         """Extra details for ``launchbay show`` (e.g. the rendered sbatch script)."""
         return {}
+
+
+def events_have_final(events: bytes) -> bool:
+    """Does a run's events journal (complete lines only) hold the runner's final status?"""
+    end = events.rfind(b"\n")
+    for line in events[: end + 1].splitlines():
+        if b'"final"' in line:
+            try:
+                if json.loads(line).get("final"):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def has_final_event(run_dir: Path) -> bool:
+    """Has the runner recorded the run's end in ``run_dir``'s journal?"""
+    try:
+        return events_have_final((run_dir / "journal" / "events.jsonl").read_bytes())
+    except OSError:
+        return False

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, LaunchbayError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
-from .base import Target
+from .base import Target, has_final_event
 from .runtime import RUNTIME_DIR, write_runtime
 
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ class DockerTarget(Target):
                 except LaunchbayError:
                     container.remove(force=True)  # its run was deleted
                     continue
-                if record.status.is_terminal() or _has_final_event(record.run_dir):
+                if record.status.is_terminal() or has_final_event(record.run_dir):
                     self._finish(container, record)
         except DockerException:
             pass
@@ -362,7 +362,7 @@ class DockerTarget(Target):
             return
         container = self._container(record)
         if container is None:
-            if not _has_final_event(record.run_dir):
+            if not has_final_event(record.run_dir):
                 name = record.target_state.get("container_name") or record.target_state.get("container_id")
                 _append_failure(record.run_dir, f"Container {name} disappeared before the run finished "
                                 "(removed from outside, e.g. `docker rm -f`, or the daemon lost it).", "")
@@ -374,7 +374,7 @@ class DockerTarget(Target):
             if now - _last_pull.get(record.run_id, 0.0) >= PULL_EVERY_S:
                 _last_pull[record.run_id] = now
                 self._pull(container, record, final=False)
-        if status in LIVE_STATES and _has_final_event(record.run_dir):
+        if status in LIVE_STATES and has_final_event(record.run_dir):
             # the runner recorded the end and is exiting: once ingested nobody syncs this run again
             status = self._wait_exit(container)
         if status not in LIVE_STATES:
@@ -407,7 +407,7 @@ class DockerTarget(Target):
         if output:
             (record.run_dir / "journal").mkdir(parents=True, exist_ok=True)
             (record.run_dir / "journal" / "runner.log").write_text(output)
-        if not _has_final_event(record.run_dir):
+        if not has_final_event(record.run_dir):
             state = container.attrs.get("State", {})
             code = state.get("ExitCode")
             if state.get("OOMKilled"):
@@ -517,21 +517,6 @@ class DockerTarget(Target):
 def _api_message(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).strip().rstrip(".")
-
-
-def _has_final_event(run_dir: Path) -> bool:
-    try:
-        data = (run_dir / "journal" / "events.jsonl").read_bytes()
-    except FileNotFoundError:
-        return False
-    for line in data.splitlines():
-        if b'"final"' in line:
-            try:
-                if json.loads(line).get("final"):
-                    return True
-            except ValueError:
-                continue
-    return False
 
 
 def _append_failure(run_dir: Path, message: str, traceback: str) -> None:

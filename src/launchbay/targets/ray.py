@@ -39,7 +39,7 @@ from ..errors import TargetError
 from ..models import RunSpec
 from ..snapshot import human_bytes
 from ..store import RunRecord
-from .base import Target
+from .base import Target, has_final_event
 from .runtime import RUNTIME_DIR, runtime_files
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ class RayTarget(Target):
             self.sync(record, force=True)  # the whole log, now that the job has ended
         except TargetError:
             return None
-        if not _has_final_event(record.run_dir):
+        if not has_final_event(record.run_dir):
             _record_end(record.run_dir, info)
         return False
 
@@ -353,20 +353,6 @@ def apply_chunks(run_dir: Path, text: str) -> None:
 def _safe_rel(rel: str) -> bool:
     parts = rel.split("/")
     return parts[0] in ("journal", "files") and len(parts) > 1 and not any(p in ("", ".", "..") for p in parts)
-
-
-def _has_final_event(run_dir: Path) -> bool:
-    try:
-        lines = (run_dir / "journal" / "events.jsonl").read_text(errors="replace").splitlines()
-    except OSError:
-        return False
-    for line in lines:
-        try:
-            if json.loads(line).get("final"):
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 def _record_end(run_dir: Path, info: dict[str, Any]) -> None:

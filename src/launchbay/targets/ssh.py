@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import EnvironmentBuildError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
-from .base import Target
+from .base import Target, events_have_final
 from .runtime import runtime_files
 from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost
 
@@ -521,7 +521,7 @@ class SSHTarget(Target):
                     lambda c: c.read_tails(run_dir, offsets, ["journal", "files/user_logs"])  # noqa: B023
                 )
                 events = b"" if truncated else tails.pop("journal/events.jsonl", b"")
-                if events and _has_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
+                if events and events_have_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
                     # the runner keeps outputs/ and logs/ before it writes its final event: fetch every
                     # file before appending that event, so nobody sees the run ended without its files
                     self._fetch_files(run_dir, local)
@@ -668,13 +668,3 @@ def _unfinished_line(path: Path) -> bytes:
     return data[data.rfind(b"\n") + 1 :]
 
 
-def _has_final(events: bytes) -> bool:
-    end = events.rfind(b"\n")
-    for line in events[: end + 1].splitlines():
-        if b'"final"' in line:
-            try:
-                if json.loads(line).get("final"):
-                    return True
-            except ValueError:
-                continue
-    return False
