@@ -7,12 +7,16 @@ notebook and the CLI can all catch up on one run at once without duplicates.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import marshal
 import operator
+import os
 import sqlite3
 import struct
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +110,40 @@ def _group_points(batch: list[tuple[Any, Any, Any, float]], out: dict[str, list[
         out[point[0]].append(point)
 
 
-def ingest_run(store: RunStore, record: RunRecord) -> bool:
-    """Index whatever the run's journal gained; True when anything changed."""
+@contextmanager
+def _ingest_lock(record: RunRecord, wait: bool) -> Iterator[bool]:
+    """One ingester per run at a time, so two processes never parse the same bytes.
+
+    Yields False when ``wait`` is off and another process is ingesting right now."""
+    journal = record.run_dir / "journal"
+    try:
+        fd = os.open(journal / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # no journal folder yet (or read-only): nothing to serialise
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def ingest_run(store: RunStore, record: RunRecord, wait: bool = True) -> bool:
+    """Index whatever the run's journal gained; True when anything changed.
+
+    With ``wait=False`` a reader that finds another process ingesting this run skips
+    (the other one is doing the work); the runner's final ingest always waits."""
+    with _ingest_lock(record, wait) as locked:
+        if not locked:
+            return False
+        return _ingest_locked(store, record)
+
+
+def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
     for _attempt in range(20):
         known = dict(store.db.execute("SELECT file, pos FROM offsets WHERE run_pk=?", (record.pk,)).fetchall())
         pending = _collect(record, known)

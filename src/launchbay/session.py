@@ -148,7 +148,7 @@ class Session:
             target.sync(record)
         except LaunchbayError:
             pass  # unreachable for now: heartbeats decide
-        if ingest_run(self.store, record):
+        if ingest_run(self.store, record, wait=False):
             record = self.store.get_run(record.run_id)
         if record.status.is_terminal():
             return record

@@ -73,7 +73,7 @@ class Snapshot:
     new_blobs: int
     new_bytes: int
     unreadable: list[tuple[str, str]]
-    manifest: dict[str, Any]
+    manifest: dict[str, Any] | None  # None when unchanged: read it with store.snapshot_manifest(id)
 
 
 class _Spec:
@@ -307,6 +307,17 @@ class _SnapshotIndex:
         self.changed = True
         return digest, False
 
+    def all_unchanged(self, files: list[FileEntry]) -> bool:
+        """Is every scanned file in the index with the same (size, mtime, inode), and no other?"""
+        if len(files) != len(self.entries):
+            return False
+        entries = self.entries
+        for f in files:
+            cached = entries.get(f.path)
+            if not cached or cached[0] != f.size or cached[1] != f.mtime_ns or cached[2] != f.inode:
+                return False
+        return True
+
     def save(self, keep: set[str]) -> None:
         dirs_changed = self.dirs != self._dirs_before
         if not self.changed and not dirs_changed and len(keep) == len(self.entries):
@@ -332,6 +343,17 @@ def take_snapshot(
     scan_ = scan(root, skip=(store.root,), dir_cache=cache.dirs)
     if scan_.total_bytes > max_bytes or len(scan_.files) > max_files:
         raise _budget_error(scan_, max_bytes, max_files)
+    previous = cache.manifest
+    if (
+        not extra_files
+        and previous
+        and not previous.get("extras")
+        and cache.all_unchanged(scan_.files)
+        and store.blobs.has(previous["id"])
+    ):
+        # nothing changed since the last snapshot of this folder: same id, nothing to hash or write
+        cache.save({f.path for f in scan_.files})
+        return Snapshot(previous["id"], scan_.root, len(scan_.files), scan_.total_bytes, 0, 0, scan_.unreadable, None)
     entries: list[dict[str, Any]] = []
     new_blobs = new_bytes = 0
     for f in scan_.files:
@@ -352,7 +374,6 @@ def take_snapshot(
         entries.append({"path": rel, "sha256": digest, "size": len(data), "mode": 0o644})
     entries.sort(key=lambda e: e["path"])
     manifest = {"version": 1, "files": entries}
-    previous = cache.manifest
     fingerprint = hashlib.sha1(
         "\n".join(f"{e['path']}\0{e['sha256']}\0{e['mode']}" for e in entries).encode()
     ).hexdigest()
@@ -360,8 +381,10 @@ def take_snapshot(
         snapshot_id = previous["id"]  # same content as last time: same id, nothing to write
     else:
         snapshot_id = store.blobs.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
-        cache.manifest = {"id": snapshot_id, "fingerprint": fingerprint}
         cache.changed = True
+    meta = {"id": snapshot_id, "fingerprint": fingerprint, "extras": bool(extra_files)}
+    if meta != previous:
+        cache.manifest, cache.changed = meta, True
     cache.save({f.path for f in scan_.files})
     total = sum(e["size"] for e in entries)
     store.add_snapshot(snapshot_id, len(entries), total, str(scan_.root))

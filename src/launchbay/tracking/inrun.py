@@ -112,6 +112,18 @@ class _Journal:
             os.write(self._fd, _HEADER.pack(len(data)) + data)
 
 
+def _fast_log(points: list[tuple[Any, Any, Any, float]]) -> Any:
+    """``Run.log`` for a live run: one tuple appended to a list, nothing else (about 0.2 us)."""
+    append = points.append
+    now = time.time
+
+    def log(name: str, value: Any, step: int | None = None, description: str = "") -> None:
+        append((name, value, step, now()))
+
+    log.__doc__ = Run.log.__doc__
+    return log
+
+
 class Run:
     """The run a piece of code executes in; ``Run.get_context()`` returns it.
 
@@ -129,8 +141,6 @@ class Run:
         self._journal_dir = journal_dir
         self._files_dir = files_dir
         self._points: list[tuple[Any, Any, Any, float]] = []
-        self._prev: list[tuple[Any, Any, Any, float]] = []
-        self._prev_done = 0
         self._flush_lock = threading.Lock()
         self._image_counter = 0
         self._journal: _Journal | None = None
@@ -157,6 +167,7 @@ class Run:
     def _start(self) -> None:
         assert self._journal_dir is not None
         self._journal = _Journal(self._journal_dir)
+        self.log = _fast_log(self._points)  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._flush_loop, name="launchbay-flush", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
@@ -166,7 +177,7 @@ class Run:
 
     def _after_fork(self) -> None:
         """A forked child logs into a journal file of its own."""
-        self._points, self._prev, self._prev_done = [], [], 0
+        self._points.clear()  # the parent's points are the parent's to write
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._start()
@@ -185,7 +196,9 @@ class Run:
 
     # -- the hot path ------------------------------------------------------
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
-        """Log one value of a scalar metric (a float, int, NumPy scalar or 0-d tensor)."""
+        """Log one value of a scalar metric (a float, int, NumPy scalar or 0-d tensor).
+
+        A live run replaces this method by ``_fast_log``'s closure (see ``_start``)."""
         if self.offline:
             print(f"[launchbay offline] {name} = {_plain(value)}" + (f" (step {step})" if step is not None else ""))
             return
@@ -247,12 +260,10 @@ class Run:
         if self.offline or self._journal is None:
             return
         with self._flush_lock:
-            current = self._points
-            self._points = []
-            stragglers = self._prev[self._prev_done :]
-            taken = len(current)
-            batch = stragglers + current[:taken]
-            self._prev, self._prev_done = current, taken
+            points = self._points
+            taken = len(points)
+            batch = points[:taken]
+            del points[:taken]  # appends made meanwhile sit after ``taken`` and stay
             if batch:
                 self._journal.write("m", batch if _is_plain(batch) else _resolve_points(batch))
 
