@@ -17,7 +17,7 @@ import pytest
 
 import conftest
 import launchbay
-from conftest import CLI, need_service, write
+from conftest import CLI, need_service, pid_alive, write
 from launchbay.errors import TargetError
 from launchbay.targets.ray import apply_chunks
 from launchbay.targets.rayship import Shipper
@@ -61,21 +61,16 @@ def ray_status(job_id: str) -> str:
         return str(json.loads(response.read())["status"])
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.ray
 def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, project: Path, cli: CLI) -> None:
     target(project, ray_head, num_cpus=1, env_vars={"GREETING": "hello from ray"})
     write(project, "data/config.txt", "lr=0.1\n")
     write(project, ".launchbayignore", "big/\n")
     write(project, "big/skip.bin", "not shipped\n")
-    write(project, "train.py", """
+    write(
+        project,
+        "train.py",
+        """
         import os, sys, time
         from launchbay import Run
         run = Run.get_context()
@@ -95,7 +90,8 @@ def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, proj
         with open("outputs/nested dir/model.bin", "wb") as fh:
             fh.write(bytes(range(256)) * 1000)
         print("ünïcode ✓ done", flush=True)
-    """)
+    """,
+    )
     args = ["a b", "it's", 'say "hi"', "line1\nline2", "$HOME"]
     handle = launchbay.submit("train.py", args=args, target="ray")
     assert handle.status == "Queued"
@@ -122,12 +118,16 @@ def test_run_streams_log_and_metrics_and_brings_outputs_back(ray_head: str, proj
 @pytest.mark.ray
 def test_cancel_stops_the_job_and_its_processes(ray_head: str, project: Path) -> None:
     target(project, ray_head)
-    write(project, "sleepy.py", """
+    write(
+        project,
+        "sleepy.py",
+        """
         import os, subprocess, sys, time
         kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
         print("pids", os.getpid(), kid.pid, flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     handle = launchbay.submit("sleepy.py", target="ray")
     line = wait_for(lambda: next((ln for ln in handle.get_log().splitlines() if ln.startswith("pids")), None))
     pids = [int(p) for p in line.split()[1:]]

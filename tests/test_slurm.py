@@ -19,7 +19,7 @@ import pytest
 
 import conftest
 import launchbay
-from conftest import CLI, need_service, write
+from conftest import CLI, need_service, pid_alive, write
 from launchbay.errors import ConfigError, TargetError
 from launchbay.targets.sbatch import render_sbatch
 
@@ -49,14 +49,6 @@ def target(project: Path, **settings: object) -> None:
     (project / "launchbay.toml").write_text("\n".join(lines) + "\n")
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
 def test_rendered_script_keeps_hostile_paths_and_interpreter_literal(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs 'q' \"d\" $HOME `id`\nnext line"
     run_dir.mkdir()
@@ -64,15 +56,30 @@ def test_rendered_script_keeps_hostile_paths_and_interpreter_literal(tmp_path: P
     fake_python.parent.mkdir()
     fake_python.write_text(f"#!{sys.executable}\nimport sys, json\nprint(json.dumps(sys.argv[1:]))\n")
     fake_python.chmod(0o755)
-    settings = {"partition": "debug", "account": "proj-42", "nodes": 2, "ntasks_per_node": 4, "cpus_per_task": 8,
-                "gpus_per_node": "a100:4", "time": "1-00:00:00", "extra_sbatch": ["--comment=x", "#SBATCH --qos=hi"]}
+    settings = {
+        "partition": "debug",
+        "account": "proj-42",
+        "nodes": 2,
+        "ntasks_per_node": 4,
+        "cpus_per_task": 8,
+        "gpus_per_node": "a100:4",
+        "time": "1-00:00:00",
+        "extra_sbatch": ["--comment=x", "#SBATCH --qos=hi"],
+    }
     script = render_sbatch(run_id="exp_1_abc", run_dir=str(run_dir), python=str(fake_python), settings=settings)
     options = [line for line in script.splitlines() if line.startswith("#SBATCH")]
     assert options == [
-        "#SBATCH --job-name=launchbay-exp_1_abc", "#SBATCH --output=journal/slurm-%j.out",
-        "#SBATCH --partition=debug", "#SBATCH --account=proj-42", "#SBATCH --nodes=2",
-        "#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --gpus-per-node=a100:4",
-        "#SBATCH --time=1-00:00:00", "#SBATCH --comment=x", "#SBATCH --qos=hi",
+        "#SBATCH --job-name=launchbay-exp_1_abc",
+        "#SBATCH --output=journal/slurm-%j.out",
+        "#SBATCH --partition=debug",
+        "#SBATCH --account=proj-42",
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --gpus-per-node=a100:4",
+        "#SBATCH --time=1-00:00:00",
+        "#SBATCH --comment=x",
+        "#SBATCH --qos=hi",
     ]
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert json.loads(out) == [f"{run_dir}/runtime/launchbay_runner.py", str(run_dir)]
@@ -92,7 +99,10 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
 ) -> None:
     shared = tmp_path / "shared 'scratch' \"dir\"\nline"
     target(project, shared_dir=str(shared), cpus_per_task=1, time="00:10:00", extra_sbatch=["--comment=launchbay"])
-    write(project, "train.py", """
+    write(
+        project,
+        "train.py",
+        """
         import os, sys, time
         from launchbay import Run
         run = Run.get_context()
@@ -108,7 +118,8 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
         with open("outputs/model.txt", "w") as fh:
             fh.write("weights")
         print("done", flush=True)
-    """)
+    """,
+    )
     handle = launchbay.submit("train.py", args=HOSTILE, target="cluster", env_vars={"API_TOKEN": "s3cret"})
     # live: the points arrive while the job still runs on the "cluster"
     wait_for(lambda: len(handle.get_metric_series("loss")) == 40)
@@ -132,20 +143,26 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
 @pytest.mark.slurm
 def test_cancel_stops_the_job_and_its_processes(slurm: None, project: Path) -> None:
     target(project)
-    write(project, "sleepy.py", """
+    write(
+        project,
+        "sleepy.py",
+        """
         import os, subprocess, sys, time
         kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
         print("pids", os.getpid(), kid.pid, flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     handle = launchbay.submit("sleepy.py", target="cluster")
     line = wait_for(lambda: next((ln for ln in handle.get_log().splitlines() if ln.startswith("pids")), None))
     pids = [int(p) for p in line.split()[1:]]
     assert handle.cancel() == "Canceled"
     wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=15)
     job_id = handle.get_details()["slurm_job_id"]
-    wait_for(lambda: subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip()
-             == "", timeout=15)
+    wait_for(
+        lambda: subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip() == "",
+        timeout=15,
+    )
 
 
 @pytest.mark.slurm
@@ -163,13 +180,17 @@ def test_a_failing_run_is_failed_with_its_error(slurm: None, project: Path) -> N
 @pytest.mark.slurm
 def test_a_job_waiting_behind_another_shows_queued_then_completes(slurm: None, project: Path) -> None:
     target(project, cpus_per_task=2)  # the whole node: one such job at a time
-    write(project, "hold.py", """
+    write(
+        project,
+        "hold.py",
+        """
         import os, time
         print("holding", flush=True)
         deadline = time.time() + 60
         while not os.path.exists("release") and time.time() < deadline:  # the test says when
             time.sleep(0.1)
-    """)
+    """,
+    )
     write(project, "next.py", "print('my turn')\n")
     first = launchbay.submit("hold.py", target="cluster")
     wait_for(lambda: "holding" in first.get_log())
@@ -215,13 +236,20 @@ def test_submitting_through_a_login_node_over_ssh(slurm: None, project: Path, tm
     need_service(bool(env.get("LAUNCHBAY_TEST_SSH_HOST")), "the test sshd (LAUNCHBAY_TEST_SSH_*)")
     remote = tmp_path / "login home"
     target(
-        project, host=env["LAUNCHBAY_TEST_SSH_HOST"], port=int(env["LAUNCHBAY_TEST_SSH_PORT"]),
-        user=env["LAUNCHBAY_TEST_SSH_USER"], identity_file=env["LAUNCHBAY_TEST_SSH_KEY"],
-        known_hosts=env["LAUNCHBAY_TEST_SSH_KNOWN_HOSTS"], shared_dir=str(remote),
+        project,
+        host=env["LAUNCHBAY_TEST_SSH_HOST"],
+        port=int(env["LAUNCHBAY_TEST_SSH_PORT"]),
+        user=env["LAUNCHBAY_TEST_SSH_USER"],
+        identity_file=env["LAUNCHBAY_TEST_SSH_KEY"],
+        known_hosts=env["LAUNCHBAY_TEST_SSH_KNOWN_HOSTS"],
+        shared_dir=str(remote),
         # the login shell does not have the test cluster's SLURM_CONF; a real one has /etc/slurm
         login_setup=f"export SLURM_CONF={shlex.quote(env['SLURM_CONF'])}",
     )
-    write(project, "train.py", """
+    write(
+        project,
+        "train.py",
+        """
         import os, time
         from launchbay import Run
         run = Run.get_context()
@@ -231,7 +259,8 @@ def test_submitting_through_a_login_node_over_ssh(slurm: None, project: Path, tm
         os.makedirs("outputs", exist_ok=True)
         open("outputs/result.txt", "w").write("over ssh")
         print("token", os.environ.get("API_TOKEN") == "s3cret", flush=True)
-    """)
+    """,
+    )
     handle = launchbay.submit("train.py", target="cluster", env_vars={"API_TOKEN": "s3cret"})
     assert handle.wait(timeout=90) == "Completed"
     assert "token True" in handle.get_log()
