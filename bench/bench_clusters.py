@@ -96,8 +96,23 @@ def bench_ray(address: str, root: Path, scratch: Path, repeats: int, interval: f
         job_id = f"bench-cli-{stamp}-{next(counter)}"
         start = time.perf_counter()
         subprocess.run(
-            [ray_cli, "job", "submit", "--address", address, "--no-wait", "--submission-id", job_id,
-             "--working-dir", str(plain), "--", "python", "hello.py"], capture_output=True, check=True,
+            [
+                ray_cli,
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--no-wait",
+                "--submission-id",
+                job_id,
+                "--working-dir",
+                str(plain),
+                "--",
+                "python",
+                "hello.py",
+            ],
+            capture_output=True,
+            check=True,
         )
         poll(lambda: LINE in ray_job_log(address, job_id), interval)
         elapsed = time.perf_counter() - start
@@ -145,8 +160,12 @@ def bench_slurm(root: Path, scratch: Path, repeats: int, interval: float) -> dic
     def via_sbatch() -> float:
         out = plain / f"out-{next(counter)}.txt"
         start = time.perf_counter()
-        subprocess.run(["sbatch", "--parsable", f"--output={out}", str(plain / "job.sh")], cwd=plain,
-                       capture_output=True, check=True)
+        subprocess.run(
+            ["sbatch", "--parsable", f"--output={out}", str(plain / "job.sh")],
+            cwd=plain,
+            capture_output=True,
+            check=True,
+        )
 
         def seen() -> bool:
             try:

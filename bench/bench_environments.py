@@ -68,8 +68,13 @@ def with_api(submit: Callable[[], Any]) -> tuple[float, float, float]:
 
 def with_cli(project: Path, target: str) -> tuple[float, float]:
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "launchbay", "submit", "-t", target, "--env", "six", "script.py"],
-                          cwd=project, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "launchbay", "submit", "-t", target, "--env", "six", "script.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     end = time.time()
     return first_line_ts(proc.stdout) - start, end - start
 
@@ -127,8 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
 
     def row(name: str, values: list[float], submit_ms: float | None = None) -> None:
-        rows.append({"case": name, "first_line_ms": round(values[0], 1), "completion_ms": round(values[1], 1),
-                     "submit_call_ms": None if submit_ms is None else round(submit_ms, 1)})
+        rows.append(
+            {
+                "case": name,
+                "first_line_ms": round(values[0], 1),
+                "completion_ms": round(values[1], 1),
+                "submit_call_ms": None if submit_ms is None else round(submit_ms, 1),
+            }
+        )
         log(f"{name}: {values[0]:.0f} ms / {values[1]:.0f} ms")
 
     # the cache hit itself: resolve the name, hash, find the ready marker
@@ -141,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         hit.append((time.perf_counter() - t0) * 1000)
     cache_hit_ms = statistics.median(hit)
 
-    row("python script.py (the env's venv python)", median_of(lambda: by_hand([venv.python, "script.py"], project),
-                                                               args.repeats))
-    api = median_of(lambda: with_api(lambda: session.submit(RunSpec("script.py", environment="six"), project)),
-                    args.repeats)
+    row(
+        "python script.py (the env's venv python)",
+        median_of(lambda: by_hand([venv.python, "script.py"], project), args.repeats),
+    )
+    api = median_of(
+        lambda: with_api(lambda: session.submit(RunSpec("script.py", environment="six"), project)), args.repeats
+    )
     row("launchbay local submit, cached env (API)", api[:2], api[2])
     plain = median_of(lambda: with_api(lambda: session.submit(RunSpec("plain.py"), project)), args.repeats)
     row("launchbay local submit, no env (API; plain.py)", plain[:2], plain[2])
@@ -166,11 +180,33 @@ def main(argv: list[str] | None = None) -> int:
             hits.append((time.perf_counter() - t0) * 1000)
         image_hit_ms = statistics.median(hits)
         mount = f"{project}:/w:ro"
-        row(f"docker run --rm {built.tag} python3 script.py",
-            median_of(lambda: by_hand(["docker", "run", "--rm", "--network", "none", "-v", mount, "-w", "/w",
-                                       built.tag, "python3", "script.py"], project), args.repeats))
-        dock = median_of(lambda: with_api(lambda: session.submit(
-            RunSpec("script.py", target="box", environment="six"), project)), args.repeats)
+        row(
+            f"docker run --rm {built.tag} python3 script.py",
+            median_of(
+                lambda: by_hand(
+                    [
+                        "docker",
+                        "run",
+                        "--rm",
+                        "--network",
+                        "none",
+                        "-v",
+                        mount,
+                        "-w",
+                        "/w",
+                        built.tag,
+                        "python3",
+                        "script.py",
+                    ],
+                    project,
+                ),
+                args.repeats,
+            ),
+        )
+        dock = median_of(
+            lambda: with_api(lambda: session.submit(RunSpec("script.py", target="box", environment="six"), project)),
+            args.repeats,
+        )
         row("launchbay docker submit, cached env (API)", dock[:2], dock[2])
         row("launchbay submit CLI, docker, cached env", median_of(lambda: with_cli(project, "box"), args.repeats))
     else:
@@ -178,9 +214,13 @@ def main(argv: list[str] | None = None) -> int:
 
     os.chdir(tmp.parent)
     shutil.rmtree(tmp, ignore_errors=True)
-    result = {"repeats": args.repeats, "load_average": round(os.getloadavg()[0], 1), "rows": rows,
-              "env_cache_hit_ms": round(cache_hit_ms, 2),
-              "image_cache_hit_ms": None if image_hit_ms is None else round(image_hit_ms, 2)}
+    result = {
+        "repeats": args.repeats,
+        "load_average": round(os.getloadavg()[0], 1),
+        "rows": rows,
+        "env_cache_hit_ms": round(cache_hit_ms, 2),
+        "image_cache_hit_ms": None if image_hit_ms is None else round(image_hit_ms, 2),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

@@ -193,11 +193,15 @@ def test_numpy_and_torch_scalars_are_logged_as_numbers(project: Path) -> None:
 
 
 def test_secret_environment_values_reach_the_run_but_never_the_store(project: Path, tmp_path: Path) -> None:
-    write(project, "env.py", """
+    write(
+        project,
+        "env.py",
+        """
         import hashlib, os
         print("token sha", hashlib.sha256(os.environ["API_TOKEN"].encode()).hexdigest())
         print("mode", os.environ["MODE"])
-    """)
+    """,
+    )
     handle = launchbay.submit("env.py", env_vars={"API_TOKEN": "s3cret-value", "MODE": "fast"})
     assert handle.wait() == "Completed"
     import hashlib

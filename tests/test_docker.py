@@ -107,7 +107,10 @@ def containers_of(client: Any, run_id: str) -> list[Any]:
 def config(project: Path, remote: str | None = None) -> None:
     """``box``: the local socket; ``remote`` (when given a tcp:// address): the same daemon as a remote one."""
     extra = f'\n[targets.remote]\ntype = "docker"\nimage = "{BASE}"\ndocker_host = "{remote}"\n' if remote else ""
-    write(project, "launchbay.toml", f"""
+    write(
+        project,
+        "launchbay.toml",
+        f"""
         [targets.box]
         type = "docker"
         image = "{BASE}"
@@ -118,7 +121,9 @@ def config(project: Path, remote: str | None = None) -> None:
 
         [environments.broken]
         pip = ["launchbay-no-such-package-xyz"]
-    """ + extra)
+    """
+        + extra,
+    )
 
 
 @pytest.mark.docker
@@ -149,12 +154,16 @@ def test_a_run_logs_metrics_and_writes_outputs_in_a_container(
 @pytest.mark.docker
 def test_an_environment_image_is_built_once_and_reused(project: Path, client: Any, cli: CLI) -> None:
     config(project)
-    write(project, "train.py", """
+    write(
+        project,
+        "train.py",
+        """
         import os, sys, six
         from launchbay import Run
         Run.get_context().log("six_major", int(six.__version__.split(".")[0]))
         print("python", sys.executable, "greeting", os.environ["GREETING"])
-    """)
+    """,
+    )
     env = resolve_environment("six", load_config(project), project)
     assert env is not None
     tag = image_tag(env.with_image(BASE))
@@ -164,8 +173,7 @@ def test_an_environment_image_is_built_once_and_reused(project: Path, client: An
         pass
     messages: list[str] = []
     session = Session(open_store(), load_config(project))
-    first = session.submit(RunSpec("train.py", target="box", environment="six"), project,
-                           on_progress=messages.append)
+    first = session.submit(RunSpec("train.py", target="box", environment="six"), project, on_progress=messages.append)
     assert any("building image" in m for m in messages)
     assert first.wait() == "Completed", first.get_log()
     assert "python /opt/env/bin/python greeting from env" in first.get_log()
@@ -175,8 +183,7 @@ def test_an_environment_image_is_built_once_and_reused(project: Path, client: An
     assert first.record().target_state["image"] == tag
 
     messages.clear()
-    second = session.submit(RunSpec("train.py", target="box", environment="six"), project,
-                            on_progress=messages.append)
+    second = session.submit(RunSpec("train.py", target="box", environment="six"), project, on_progress=messages.append)
     assert second.wait() == "Completed", second.get_log()
     assert second.record().target_state["environment"]["built"] is False
     assert not any("image" in m for m in messages)  # no build step reported
@@ -296,8 +303,12 @@ def test_gpus_become_device_requests(project: Path, gpus: Any, count: int) -> No
     docker_target._clients[host] = fake
     try:
         value = f'"{gpus}"' if isinstance(gpus, str) else gpus
-        write(project, "launchbay.toml", f'[targets.gpu]\ntype = "docker"\nimage = "cuda:12"\ndocker_host = "{host}"\n'
-                                         f'transfer = "mount"\ngpus = {value}\nshm_size = "2g"\n')
+        write(
+            project,
+            "launchbay.toml",
+            f'[targets.gpu]\ntype = "docker"\nimage = "cuda:12"\ndocker_host = "{host}"\n'
+            f'transfer = "mount"\ngpus = {value}\nshm_size = "2g"\n',
+        )
         write(project, "train.py", "print(1)\n")
         launchbay.submit("train.py", target="gpu")
     finally:

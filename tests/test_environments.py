@@ -42,14 +42,18 @@ def toml(project: Path, text: str) -> None:
 
 def test_the_hash_covers_packages_image_and_python_only(tmp_path: Path) -> None:
     write(tmp_path, "requirements.txt", "# pinned\nSix  # the one package\n\n")
-    write(tmp_path, "env.yml", """
+    write(
+        tmp_path,
+        "env.yml",
+        """
         name: demo
         channels: [conda-forge]
         dependencies:
           - numpy  # conda packages are not ours to install
           - pip:
             - six
-    """)
+    """,
+    )
     forms = [
         {"pip": ["six"]},
         {"pip": ["Six"], "env": {"A": "1"}},
@@ -64,8 +68,10 @@ def test_the_hash_covers_packages_image_and_python_only(tmp_path: Path) -> None:
     assert parse_environment("x", {"pip": ["six", "tqdm"]}, tmp_path).hash != base.hash
     assert parse_environment("x", {"pip": ["six"], "python": "3.12"}, tmp_path).hash != base.hash
     assert parse_environment("x", {"pip": ["six"], "image": "debian:12"}, tmp_path).hash != base.hash
-    assert parse_environment("x", {"pip": ["tqdm", "six"]}, tmp_path).hash == \
-        parse_environment("y", {"pip": ["six", "tqdm"]}, tmp_path).hash
+    assert (
+        parse_environment("x", {"pip": ["tqdm", "six"]}, tmp_path).hash
+        == parse_environment("y", {"pip": ["six", "tqdm"]}, tmp_path).hash
+    )
 
 
 def test_conda_pip_section_and_python_version() -> None:
@@ -193,7 +199,7 @@ def test_env_cli_lists_shows_builds_and_prunes(project: Path, cli: CLI) -> None:
     assert shown["venv"] == "built" and shown["pip"] == ["six"]  # type: ignore[index]
     assert "built" in cli("env", "list", check=True).stdout
     # undeclare it: prune removes the venv (a dry run first only says so)
-    toml(project, '[environments.plain]\nuser_managed = true\n')
+    toml(project, "[environments.plain]\nuser_managed = true\n")
     dry = cli("env", "prune", "--dry-run", check=True)
     assert "would remove venv" in dry.stdout and SIX_HASH[:16] in dry.stdout
     assert (Path(open_store().root) / "envs" / SIX_HASH).is_dir()

@@ -110,16 +110,24 @@ def store_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (run_dir / "secret.txt").write_text(SECRET)
     (base / "secret.txt").write_text(SECRET)
     (run_dir / "files" / "outputs" / "escape.txt").symlink_to(base / "secret.txt")
-    return {"store": store, "project": project, "first": first.run_id, "second": second.run_id,
-            "failed": failed.run_id, "base": base}
+    return {
+        "store": store,
+        "project": project,
+        "first": first.run_id,
+        "second": second.run_id,
+        "failed": failed.run_id,
+        "base": base,
+    }
 
 
 @pytest.fixture
 def jp_server_config(store_runs: dict[str, Any]) -> Config:
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"launchbay": True}},
-        "LaunchbayServer": {"store": str(store_runs["store"])},
-    })
+    return Config(
+        {
+            "ServerApp": {"jpserver_extensions": {"launchbay": True}},
+            "LaunchbayServer": {"store": str(store_runs["store"])},
+        }
+    )
 
 
 class Api:
@@ -131,8 +139,9 @@ class Api:
     def run(self, awaitable: Awaitable[Any]) -> Any:
         return self.loop.run_until_complete(awaitable)
 
-    def request(self, *parts: str, method: str = "GET", body: str | bytes | None = None,
-                params: dict[str, Any] | None = None) -> HTTPResponse:
+    def request(
+        self, *parts: str, method: str = "GET", body: str | bytes | None = None, params: dict[str, Any] | None = None
+    ) -> HTTPResponse:
         """Through ``jp_fetch`` (with the token; each part URL-escaped)."""
         if method == "POST" and body is None:
             body = b""
@@ -148,8 +157,9 @@ class Api:
         assert response.code == 200, (parts, response.code, response.body)
         return json.loads(response.body)
 
-    def error(self, *parts: str, method: str = "GET", body: str | None = None,
-              params: dict[str, Any] | None = None) -> tuple[int, str]:
+    def error(
+        self, *parts: str, method: str = "GET", body: str | None = None, params: dict[str, Any] | None = None
+    ) -> tuple[int, str]:
         """(status, message) of a request that must fail with a JSON message."""
         response = self.request(*parts, method=method, body=body, params=params)
         message = json.loads(response.body)["message"]
@@ -158,10 +168,16 @@ class Api:
 
     def raw(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> HTTPResponse:
         """A request with the path exactly as given (no quoting); ``headers=None`` sends the token."""
-        return self.run(self.client.fetch(
-            self.base_url + API + "/" + path, headers=self.auth if headers is None else headers, method=method,
-            body=b"" if method == "POST" else None, raise_error=False, follow_redirects=False,
-        ))
+        return self.run(
+            self.client.fetch(
+                self.base_url + API + "/" + path,
+                headers=self.auth if headers is None else headers,
+                method=method,
+                body=b"" if method == "POST" else None,
+                raise_error=False,
+                follow_redirects=False,
+            )
+        )
 
     def poll(self, predicate: Any, timeout: float = 30.0) -> Any:
         deadline = time.time() + timeout
@@ -174,8 +190,13 @@ class Api:
 
 
 @pytest.fixture
-def api(jp_asyncio_loop: Any, jp_fetch: Any, http_server_client: Any, jp_base_url: str,  # noqa: F811
-        jp_auth_header: dict[str, str]) -> Api:  # noqa: F811
+def api(
+    jp_asyncio_loop: Any,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,  # noqa: F811
+    jp_auth_header: dict[str, str],
+) -> Api:  # noqa: F811
     return Api(jp_asyncio_loop, jp_fetch, http_server_client, jp_base_url, jp_auth_header)
 
 
@@ -200,9 +221,20 @@ def test_openapi_file_is_served(api: Api) -> None:
 # -- authentication ----------------------------------------------------------------------------
 def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, Any]) -> None:
     rid = store_runs["first"]
-    gets = ["runs", "experiments", f"runs/{rid}", f"runs/{rid}/log", f"runs/{rid}/metrics",
-            f"runs/{rid}/metrics/loss", f"runs/{rid}/files", f"runs/{rid}/files/outputs/model.txt",
-            f"compare?runs={rid},{store_runs['second']}", "changes?since=0", "targets", "openapi.yaml"]
+    gets = [
+        "runs",
+        "experiments",
+        f"runs/{rid}",
+        f"runs/{rid}/log",
+        f"runs/{rid}/metrics",
+        f"runs/{rid}/metrics/loss",
+        f"runs/{rid}/files",
+        f"runs/{rid}/files/outputs/model.txt",
+        f"compare?runs={rid},{store_runs['second']}",
+        "changes?since=0",
+        "targets",
+        "openapi.yaml",
+    ]
     posts = [f"runs/{rid}/cancel", f"runs/{rid}/rerun"]
     for pattern, _handler in ROUTES:  # every route is tried
         assert any(re.fullmatch(pattern, path.split("?")[0]) for path in gets + posts), pattern
@@ -260,8 +292,10 @@ def test_run_details(api: Api, store_runs: dict[str, Any]) -> None:
     assert run["snapshot"]["files"] >= 3 and run["snapshot"]["id"]
     assert run["spec"]["script"] == "train.py" and run["exit_code"] == 0
     failed = api.get("runs", store_runs["failed"])
-    assert failed["status"] == "Failed" and "ZeroDivisionError" in failed["error"]["traceback"] + failed[
-        "error"]["message"]
+    assert (
+        failed["status"] == "Failed"
+        and "ZeroDivisionError" in failed["error"]["traceback"] + failed["error"]["message"]
+    )
     code, message = api.error("runs", "no-such-run")
     assert code == 404 and "no-such-run" in message
 
@@ -375,7 +409,10 @@ def test_compare_shows_param_differences_and_the_code_diff(api: Api, store_runs:
 
 def test_a_running_run_streams_log_metrics_and_status(api: Api, store_runs: dict[str, Any]) -> None:
     since = time.time() - 1
-    handle = submit_slow(store_runs, "ticks.py", """
+    handle = submit_slow(
+        store_runs,
+        "ticks.py",
+        """
         import time
         from launchbay import Run
         run = Run.get_context()
@@ -384,7 +421,8 @@ def test_a_running_run_streams_log_metrics_and_status(api: Api, store_runs: dict
             run.log("progress", i, step=i)
             run.flush()
             time.sleep(0.3)
-    """)
+    """,
+    )
     rid = handle.run_id
     changed = api.poll(lambda: api.get("changes", params={"since": since}))
     assert rid in [r["run_id"] for r in changed["runs"]]  # a new run shows up in the cheap poll
@@ -397,8 +435,9 @@ def test_a_running_run_streams_log_metrics_and_status(api: Api, store_runs: dict
         if chunk["text"]:
             texts.append(chunk["text"])
         offset = chunk["offset"]
-        response = api.request("runs", rid, "metrics", "progress",
-                               params={} if last_step is None else {"after_step": last_step})
+        response = api.request(
+            "runs", rid, "metrics", "progress", params={} if last_step is None else {"after_step": last_step}
+        )
         series = json.loads(response.body) if response.code == 200 else {"steps": []}  # 404 until logged
         if series["steps"]:
             assert last_step is None or min(series["steps"]) > last_step  # only new points come back
@@ -418,11 +457,15 @@ def test_a_running_run_streams_log_metrics_and_status(api: Api, store_runs: dict
 
 
 def test_cancel_stops_a_running_run(api: Api, store_runs: dict[str, Any]) -> None:
-    handle = submit_slow(store_runs, "sleeper.py", """
+    handle = submit_slow(
+        store_runs,
+        "sleeper.py",
+        """
         import os, time
         print("pid", os.getpid(), flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     rid = handle.run_id
     log = api.poll(lambda: (lambda text: text if "pid" in text else None)(api.get("runs", rid, "log")["text"]))
     pid = int(log.split()[1])

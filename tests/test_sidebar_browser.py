@@ -32,8 +32,14 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 SIDEBAR = "#launchbay-sidebar"
 
@@ -64,8 +70,12 @@ class Lab:
 
     def start(self) -> None:
         port = free_port()
-        env = dict(os.environ, LAUNCHBAY_STORE=str(self.store), JUPYTER_CONFIG_DIR=str(self.root / "jupyter-config"),
-                   JUPYTER_RUNTIME_DIR=str(self.root / "jupyter-runtime"))
+        env = dict(
+            os.environ,
+            LAUNCHBAY_STORE=str(self.store),
+            JUPYTER_CONFIG_DIR=str(self.root / "jupyter-config"),
+            JUPYTER_RUNTIME_DIR=str(self.root / "jupyter-runtime"),
+        )
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         labconfig = self.root / "jupyter-config" / "labconfig"
         labconfig.mkdir(parents=True, exist_ok=True)  # no "Jupyter news?" toast over the screenshots
@@ -74,10 +84,25 @@ class Lab:
         )
         self.log = open(self.root / "jupyter.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.token=",
-             "--ServerApp.password=", "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-             f"--ServerApp.root_dir={self.project}", f"--LabApp.workspaces_dir={self.root / 'workspaces'}"],
-            cwd=self.project, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--allow-root",
+                "--ServerApp.token=",
+                "--ServerApp.password=",
+                "--ServerApp.ip=127.0.0.1",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.root_dir={self.project}",
+                f"--LabApp.workspaces_dir={self.root / 'workspaces'}",
+            ],
+            cwd=self.project,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{port}"
 
@@ -121,19 +146,35 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             run.log("loss", 1.0 / (1 + lr * i), step=i)
         print("trained with lr", lr)
     """)
-    lab.first = lab.submit("train.py", train, args=["--lr", "0.1"], params={"lr": 0.1, "layers": 2},
-                           experiment="sidebar", name="lr-0.1")
-    lab.second = lab.submit("train.py", train + "\nprint('version two')\n", args=["--lr", "0.01"],
-                            params={"lr": 0.01, "layers": 2}, experiment="sidebar", name="lr-0.01")
-    lab.failed = lab.submit("fail.py", "print('failing now', flush=True)\nraise ValueError('bad input')\n",
-                            experiment="sidebar", name="broken")
-    lab.sleeper = lab.submit("sleeper.py", """
+    lab.first = lab.submit(
+        "train.py", train, args=["--lr", "0.1"], params={"lr": 0.1, "layers": 2}, experiment="sidebar", name="lr-0.1"
+    )
+    lab.second = lab.submit(
+        "train.py",
+        train + "\nprint('version two')\n",
+        args=["--lr", "0.01"],
+        params={"lr": 0.01, "layers": 2},
+        experiment="sidebar",
+        name="lr-0.01",
+    )
+    lab.failed = lab.submit(
+        "fail.py",
+        "print('failing now', flush=True)\nraise ValueError('bad input')\n",
+        experiment="sidebar",
+        name="broken",
+    )
+    lab.sleeper = lab.submit(
+        "sleeper.py",
+        """
         import os, time
         print("pid", os.getpid(), flush=True)
         for i in range(600):
             print("still running", i, flush=True)
             time.sleep(0.5)
-    """, experiment="sidebar", name="sleeper")
+    """,
+        experiment="sidebar",
+        name="sleeper",
+    )
     for handle in (lab.first, lab.second, lab.failed):
         handle.wait(timeout=60)
     assert [lab.first.status, lab.second.status, lab.failed.status] == ["Completed", "Completed", "Failed"]
@@ -160,7 +201,10 @@ def page(lab: Lab) -> Iterator[Any]:
     errors: list[str] = []
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1500, "height": 950},
         )
         try:
@@ -189,12 +233,20 @@ VISIBLE = ".jp-MainAreaWidget:not(.lm-mod-hidden)"
 
 
 def test_panel_lists_runs_with_status_and_filters(page: Any, lab: Lab) -> None:
-    for handle, status in ((lab.first, "Completed"), (lab.second, "Completed"), (lab.failed, "Failed"),
-                           (lab.sleeper, "Running")):
+    for handle, status in (
+        (lab.first, "Completed"),
+        (lab.second, "Completed"),
+        (lab.failed, "Failed"),
+        (lab.sleeper, "Running"),
+    ):
         page.wait_for_selector(f'{row(handle.run_id)}[data-status="{status}"] .lb-status-{status}')
     ids = page.eval_on_selector_all(f"{SIDEBAR} .lb-run-row", "rows => rows.map(r => r.dataset.runId)")
-    assert ids.index(lab.sleeper.run_id) < ids.index(lab.failed.run_id) < ids.index(lab.second.run_id) < ids.index(
-        lab.first.run_id)  # newest first
+    assert (
+        ids.index(lab.sleeper.run_id)
+        < ids.index(lab.failed.run_id)
+        < ids.index(lab.second.run_id)
+        < ids.index(lab.first.run_id)
+    )  # newest first
     assert "loss" in page.inner_text(f"{row(lab.first.run_id)} .lb-run-metric")
     assert page.inner_text(f"{row(lab.first.run_id)} .lb-run-target") == "local"
     shot(page, "list")
@@ -213,7 +265,9 @@ def test_panel_lists_runs_with_status_and_filters(page: Any, lab: Lab) -> None:
 
 
 def test_a_running_run_updates_live_in_its_view(page: Any, lab: Lab) -> None:
-    ticks = lab.submit("ticks.py", """
+    ticks = lab.submit(
+        "ticks.py",
+        """
         import time
         from launchbay import Run
         run = Run.get_context()
@@ -222,7 +276,10 @@ def test_a_running_run_updates_live_in_its_view(page: Any, lab: Lab) -> None:
             run.log("progress", i * i, step=i)
             run.flush()
             time.sleep(0.5)
-    """, experiment="sidebar", name="ticks")
+    """,
+        experiment="sidebar",
+        name="ticks",
+    )
     page.wait_for_selector(row(ticks.run_id))  # a new run appears in the panel by itself
     page.click(f"{row(ticks.run_id)} .lb-run-name")
     view = f'{VISIBLE} .lb-run-view[data-run-id="{ticks.run_id}"]'
@@ -276,8 +333,9 @@ def test_cancel_from_the_panel_stops_a_run(page: Any, lab: Lab) -> None:
 
 
 def test_cancel_and_rerun_from_the_run_view(page: Any, lab: Lab) -> None:
-    waiting = lab.submit("wait.py", "import time\nprint('waiting', flush=True)\ntime.sleep(300)\n",
-                         experiment="sidebar", name="waiting")
+    waiting = lab.submit(
+        "wait.py", "import time\nprint('waiting', flush=True)\ntime.sleep(300)\n", experiment="sidebar", name="waiting"
+    )
     page.wait_for_selector(row(waiting.run_id))
     page.click(f"{row(waiting.run_id)} .lb-run-name")
     view = f'{VISIBLE} .lb-run-view[data-run-id="{waiting.run_id}"]'
@@ -316,8 +374,9 @@ def test_a_store_with_ten_thousand_runs_pages_and_filters(page: Any, lab: Lab) -
     for i in range(10_000):  # recorded directly (no processes), older than the real runs
         spec = RunSpec(script="train.py", experiment="bulk", name=f"bulk-{i:05d}", params={"lr": i % 7})
         record = store.create_run(spec, target_type="local", snapshot_id=None, properties={})
-        store.update_run(record.pk, status=statuses[i % 4], created=long_ago - i, started=long_ago - i,
-                         ended=long_ago - i + 30)
+        store.update_run(
+            record.pk, status=statuses[i % 4], created=long_ago - i, started=long_ago - i, ended=long_ago - i + 30
+        )
     page.click(f"{SIDEBAR} .lb-refresh")
     page.wait_for_function(f"/^50 of \\d{{5}} runs$/.test(document.querySelector('{SIDEBAR} .lb-summary').textContent)")
     total = int(page.inner_text(f"{SIDEBAR} .lb-summary").split()[2])
@@ -326,13 +385,9 @@ def test_a_store_with_ten_thousand_runs_pages_and_filters(page: Any, lab: Lab) -
     page.click(f"{SIDEBAR} .lb-load-more")
     page.wait_for_function(f"document.querySelectorAll('{SIDEBAR} .lb-run-row').length === 100")
     page.fill(f"{SIDEBAR} .lb-filter-text", "bulk-09999")
-    page.wait_for_function(
-        f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '1 of 1 runs'"
-    )
+    page.wait_for_function(f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '1 of 1 runs'")
     assert page.inner_text(f"{SIDEBAR} .lb-run-row .lb-run-name") == "bulk-09999"
     page.fill(f"{SIDEBAR} .lb-filter-text", "bulk-")
     page.select_option(f"{SIDEBAR} .lb-filter-status", "Failed")
-    page.wait_for_function(
-        f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '50 of 2500 runs'"
-    )
+    page.wait_for_function(f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '50 of 2500 runs'")
     shot(page, "ten-thousand")

@@ -48,9 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="calls for the log_metric loops",
     )
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
-    p.add_argument(
-        "--keep", action="store_true", help="keep the temp dir (path printed on stderr)"
-    )
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (path printed on stderr)")
     a = p.parse_args(argv)
     if a.quick:
         a.points = min(a.points, 10_000)
@@ -65,9 +63,7 @@ def measure_import(repeats: int = 3) -> float:
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", code], check=True, capture_output=True
-            )
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
             times.append(time.perf_counter() - t0)
         return min(times)
 
@@ -76,16 +72,10 @@ def measure_import(repeats: int = 3) -> float:
 
 def store_bytes(db: Path) -> int:
     """DB file plus any WAL/journal side files SQLite keeps next to it."""
-    return sum(
-        p.stat().st_size
-        for p in (db, Path(f"{db}-wal"), Path(f"{db}-journal"))
-        if p.exists()
-    )
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal"), Path(f"{db}-journal")) if p.exists())
 
 
-def bench_log_metric(
-    mlflow, n: int, synchronous: bool, buffer_s: str | None = None
-) -> float:
+def bench_log_metric(mlflow, n: int, synchronous: bool, buffer_s: str | None = None) -> float:
     """Points/s of the plain fluent per-point call, flush included for async."""
     if buffer_s is None:
         os.environ.pop(BUFFER_ENV, None)
@@ -101,9 +91,7 @@ def bench_log_metric(
         run_id = mlflow.active_run().info.run_id
     got = len(mlflow.MlflowClient().get_metric_history(run_id, METRIC))
     if got != n:
-        raise RuntimeError(
-            f"log_metric(synchronous={synchronous}) stored {got} of {n} points"
-        )
+        raise RuntimeError(f"log_metric(synchronous={synchronous}) stored {got} of {n} points")
     return n / dt
 
 
@@ -121,9 +109,7 @@ def bench_log_batch(mlflow, points: int, db: Path) -> tuple[str, float, float]:
     next_report = t0 + 10
     while done < points:
         k = min(BATCH, points - done)
-        metrics = [
-            Metric(METRIC, float(s) * 0.5, ts0 + s, s) for s in range(done, done + k)
-        ]
+        metrics = [Metric(METRIC, float(s) * 0.5, ts0 + s, s) for s in range(done, done + k)]
         client.log_batch(run_id, metrics=metrics, synchronous=True)
         done += k
         if time.perf_counter() > next_report:
@@ -175,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
         n = args.log_metric_calls
         log(f"log_metric x{n} (synchronous)")
-        res["log_metric_per_s"] = round(
-            bench_log_metric(mlflow, n, synchronous=True), 1
-        )
+        res["log_metric_per_s"] = round(bench_log_metric(mlflow, n, synchronous=True), 1)
         log(f"  -> {res['log_metric_per_s']} pts/s")
 
         if hasattr(mlflow, "flush_async_logging"):
@@ -194,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 "log_metric_async_unbuffered_per_s is MLflow's default async queue"
             )
         else:
-            notes["log_metric_async_per_s"] = (
-                "mlflow.flush_async_logging missing in this version"
-            )
+            notes["log_metric_async_per_s"] = "mlflow.flush_async_logging missing in this version"
 
         log(f"log_batch {args.points:,} points in chunks of {BATCH}")
         run_id, rate, bpp = bench_log_batch(mlflow, args.points, db)

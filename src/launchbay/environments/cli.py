@@ -99,22 +99,38 @@ def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     store_root = session.store.root
     rows: list[dict[str, Any]] = []
     for name, spec in declared.items():
-        rows.append({"name": name, "hash": spec.hash, "packages": len(spec.pip), "python": spec.python,
-                     "image": spec.image, "venv": _venv_state(store_root, spec),
-                     "docker_images": None if images is None else _tags_for(session, spec, images)})
+        rows.append(
+            {
+                "name": name,
+                "hash": spec.hash,
+                "packages": len(spec.pip),
+                "python": spec.python,
+                "image": spec.image,
+                "venv": _venv_state(store_root, spec),
+                "docker_images": None if images is None else _tags_for(session, spec, images),
+            }
+        )
     known = {spec.hash for spec in declared.values()}
     root = envs_root(store_root)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name not in known and (folder / READY).is_file():
             info = read_json(folder / "spec.json")
-            rows.append({"name": f"{info.get('name') or '?'} (undeclared)", "hash": folder.name,
-                         "packages": len(info.get("pip") or []), "python": info.get("python"),
-                         "image": info.get("image"), "venv": "built", "docker_images": None})
+            rows.append(
+                {
+                    "name": f"{info.get('name') or '?'} (undeclared)",
+                    "hash": folder.name,
+                    "packages": len(info.get("pip") or []),
+                    "python": info.get("python"),
+                    "image": info.get("image"),
+                    "venv": "built",
+                    "docker_images": None,
+                }
+            )
     if getattr(args, "json", False):
         print_json(rows)
         return 0
     if not rows:
-        print("No environments. Declare one in launchbay.toml, e.g. [environments.train] pip = [\"six\"].")
+        print('No environments. Declare one in launchbay.toml, e.g. [environments.train] pip = ["six"].')
         return 0
     table = [("NAME", "HASH", "PACKAGES", "VENV", "IMAGES")]
     for r in rows:
@@ -140,14 +156,27 @@ def _show(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     data = spec.to_json()
     images = _docker_images(session)
     data["docker_images"] = None if images is None else _tags_for(session, spec, images)
-    data.update(venv=_venv_state(session.store.root, spec), folder=str(folder),
-                build_log=str(folder / "build.log") if (folder / "build.log").is_file() else None,
-                image_build_log=str(folder / "image-build.log") if (folder / "image-build.log").is_file() else None)
+    data.update(
+        venv=_venv_state(session.store.root, spec),
+        folder=str(folder),
+        build_log=str(folder / "build.log") if (folder / "build.log").is_file() else None,
+        image_build_log=str(folder / "image-build.log") if (folder / "image-build.log").is_file() else None,
+    )
     if getattr(args, "json", False):
         print_json(data)
         return 0
-    for key in ("name", "hash", "python", "image", "user_managed", "installer", "venv", "folder", "build_log",
-                "image_build_log"):
+    for key in (
+        "name",
+        "hash",
+        "python",
+        "image",
+        "user_managed",
+        "installer",
+        "venv",
+        "folder",
+        "build_log",
+        "image_build_log",
+    ):
         print(f"{key:16} {data[key]}")
     if data["docker_images"] is not None:
         print(f"{'docker_images':16} {', '.join(data['docker_images']) or '-'}")
@@ -177,11 +206,18 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
 
         target = make_target(args.target, session.config, session.store)
         if not isinstance(target, DockerTarget):
-            raise ConfigError(f"Target {args.target!r} is of type {target.type_name}; --target takes a docker target "
-                              "(without it, `env build` makes a local venv).")
+            raise ConfigError(
+                f"Target {args.target!r} is of type {target.type_name}; --target takes a docker target "
+                "(without it, `env build` makes a local venv)."
+            )
         base = spec.image or target.settings.get("image")
-        built = ensure_image(target.client(ping=True), spec.with_image(str(base) if base else None),
-                             session.store.root, target.docker_host(), progress)
+        built = ensure_image(
+            target.client(ping=True),
+            spec.with_image(str(base) if base else None),
+            session.store.root,
+            target.docker_host(),
+            progress,
+        )
         result: dict[str, Any] = built.state()
     else:
         from .venv import ensure_venv
@@ -217,8 +253,14 @@ def _prune(session: Any, args: argparse.Namespace, print_json: Any) -> int:
         if folder.name in keep or is_locked(folder / ".lock") or is_locked(folder / ".image.lock"):
             continue
         last = (folder / LAST_USED).stat().st_mtime if (folder / LAST_USED).exists() else None
-        removed.append({"kind": "venv", "hash": folder.name, "path": str(folder),
-                        "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else None})
+        removed.append(
+            {
+                "kind": "venv",
+                "hash": folder.name,
+                "path": str(folder),
+                "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else None,
+            }
+        )
         if not args.dry_run:
             shutil.rmtree(folder, ignore_errors=True)
     if args.images:

@@ -42,8 +42,15 @@ class EnvironmentImage:
     log: Path | None
 
     def state(self) -> dict[str, Any]:
-        return {"name": self.spec.name, "hash": self.spec.hash, "image": self.tag, "base_image": self.spec.image,
-                "built": self.built, "build_s": round(self.seconds, 3), "user_managed": self.spec.user_managed}
+        return {
+            "name": self.spec.name,
+            "hash": self.spec.hash,
+            "image": self.tag,
+            "base_image": self.spec.image,
+            "built": self.built,
+            "build_s": round(self.seconds, 3),
+            "user_managed": self.spec.user_managed,
+        }
 
 
 def image_tag(spec: EnvironmentSpec) -> str:
@@ -107,7 +114,7 @@ def ensure_image(
         pass
     if not spec.image:
         raise EnvironmentBuildError(
-            f"Environment {spec.label} has no base image; set image = \"...\" in its [environments] section "
+            f'Environment {spec.label} has no base image; set image = "..." in its [environments] section '
             "or in the docker target."
         )
     require_image(client, spec.image, where)
@@ -141,8 +148,9 @@ def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress:
         log.write((context / "Dockerfile").read_text())
         labels = {LABEL_HASH: spec.hash, LABEL_NAME: spec.name or "inline"}
         try:
-            stream = client.api.build(path=ctx, tag=tag, rm=True, forcerm=True, network_mode="host", decode=True,
-                                      labels=labels, pull=False)
+            stream = client.api.build(
+                path=ctx, tag=tag, rm=True, forcerm=True, network_mode="host", decode=True, labels=labels, pull=False
+            )
             for chunk in stream:
                 text = chunk.get("stream") or chunk.get("status") or ""
                 if text:
@@ -173,6 +181,13 @@ def environment_images(client: Any) -> list[dict[str, Any]]:
     out = []
     for image in client.images.list(filters={"label": LABEL_HASH}):
         labels = image.labels or {}
-        out.append({"id": image.id, "tags": list(image.tags), "hash": labels.get(LABEL_HASH),
-                    "name": labels.get(LABEL_NAME), "size": image.attrs.get("Size")})
+        out.append(
+            {
+                "id": image.id,
+                "tags": list(image.tags),
+                "hash": labels.get(LABEL_HASH),
+                "name": labels.get(LABEL_NAME),
+                "size": image.attrs.get("Size"),
+            }
+        )
     return out

@@ -25,11 +25,11 @@ KNOWN_KEYS = {
     "pip": "a list of requirement lines (or the path of a requirements file)",
     "requirements": "the path of a requirements file (or a list of them)",
     "conda": "the path of a conda-style environment YAML (its pip section is used)",
-    "python": "the interpreter: a path, a command or a version such as \"3.11\"",
+    "python": 'the interpreter: a path, a command or a version such as "3.11"',
     "image": "the Docker base image",
     "env": "environment variables for the run (a table)",
     "user_managed": "true: use the interpreter as it is, install nothing",
-    "installer": "\"auto\" (uv when present, else pip), \"uv\" or \"pip\"",
+    "installer": '"auto" (uv when present, else pip), "uv" or "pip"',
 }
 _ALIASES = {"base_image": "image", "env_vars": "env", "variables": "env", "conda_file": "conda"}
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$")
@@ -139,9 +139,15 @@ class EnvironmentSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "hash": self.hash, "pip": sorted(self.pip), "python": self.python,
-            "image": self.image, "env": dict(self.env_vars), "user_managed": self.user_managed,
-            "installer": self.installer, "sources": list(self.sources),
+            "name": self.name,
+            "hash": self.hash,
+            "pip": sorted(self.pip),
+            "python": self.python,
+            "image": self.image,
+            "env": dict(self.env_vars),
+            "user_managed": self.user_managed,
+            "installer": self.installer,
+            "sources": list(self.sources),
         }
 
 
@@ -173,7 +179,7 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
         sources.append(str(item))
     if pip is not None:
         if not isinstance(pip, list) or not all(isinstance(x, str) for x in pip):
-            raise ConfigError(f"[environments.{name}] pip must be a list of strings, e.g. pip = [\"six==1.16.0\"].")
+            raise ConfigError(f'[environments.{name}] pip must be a list of strings, e.g. pip = ["six==1.16.0"].')
         lines += [n for n in (normalize_requirement(x) for x in pip) if n]
         sources.append("pip")
     if data.get("conda"):
@@ -183,7 +189,7 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
         sources.append(str(data["conda"]))
     env = data.get("env") or {}
     if not isinstance(env, dict):
-        raise ConfigError(f"[environments.{name}] env must be a table, e.g. env = {{ OMP_NUM_THREADS = \"1\" }}.")
+        raise ConfigError(f'[environments.{name}] env must be a table, e.g. env = {{ OMP_NUM_THREADS = "1" }}.')
     installer = str(data.get("installer", "auto"))
     if installer not in INSTALLERS:
         raise ConfigError(f"[environments.{name}] installer = {installer!r}; use one of {', '.join(INSTALLERS)}.")
@@ -191,10 +197,14 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
     if user_managed is None:
         user_managed = not lines  # nothing to install: use the interpreter as it is
     return EnvironmentSpec(
-        name=name, pip=tuple(sorted(set(lines))), python=str(python) if python else None,
+        name=name,
+        pip=tuple(sorted(set(lines))),
+        python=str(python) if python else None,
         image=str(data["image"]) if data.get("image") else None,
-        env_vars={str(k): str(v) for k, v in env.items()}, user_managed=bool(user_managed),
-        installer=installer, sources=tuple(sources),
+        env_vars={str(k): str(v) for k, v in env.items()},
+        user_managed=bool(user_managed),
+        installer=installer,
+        sources=tuple(sources),
     )
 
 

@@ -52,8 +52,14 @@ class LocalEnvironment:
     log: Path | None
 
     def state(self) -> dict[str, Any]:
-        return {"name": self.spec.name, "hash": self.spec.hash, "python": self.python, "built": self.built,
-                "build_s": round(self.seconds, 3), "user_managed": self.spec.user_managed}
+        return {
+            "name": self.spec.name,
+            "hash": self.spec.hash,
+            "python": self.python,
+            "built": self.built,
+            "build_s": round(self.seconds, 3),
+            "user_managed": self.spec.user_managed,
+        }
 
 
 def find_uv() -> str | None:
@@ -112,21 +118,29 @@ def _build(folder: Path, spec: EnvironmentSpec, progress: Progress | None) -> No
     uv = find_uv() if spec.installer in ("auto", "uv") else None
     if spec.installer == "uv" and uv is None:
         raise EnvironmentBuildError(
-            f"Environment {spec.label} asks for installer = \"uv\", but uv is not installed; "
-            "`pip install uv`, or set installer = \"pip\"."
+            f'Environment {spec.label} asks for installer = "uv", but uv is not installed; '
+            '`pip install uv`, or set installer = "pip".'
         )
     venv, venv_py = folder / "venv", str(venv_python(folder))
     steps: list[tuple[str, list[str]]] = []
     if uv:
         steps.append(("creating the virtual environment (uv)", [uv, "venv", "--python", python, str(venv)]))
         if spec.pip:
-            steps.append((f"installing {len(spec.pip)} package(s) with uv",
-                          [uv, "pip", "install", "--python", venv_py, "-r", str(requirements)]))
+            steps.append(
+                (
+                    f"installing {len(spec.pip)} package(s) with uv",
+                    [uv, "pip", "install", "--python", venv_py, "-r", str(requirements)],
+                )
+            )
     else:
         steps.append(("creating the virtual environment", [python, "-m", "venv", str(venv)]))
         if spec.pip:
-            steps.append((f"installing {len(spec.pip)} package(s) with pip",
-                          [venv_py, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)]))
+            steps.append(
+                (
+                    f"installing {len(spec.pip)} package(s) with pip",
+                    [venv_py, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
+                )
+            )
     log_tmp = folder / f"{BUILD_LOG}.tmp"
     started = time.time()
     with open(log_tmp, "w") as log:
@@ -147,8 +161,16 @@ def _build(folder: Path, spec: EnvironmentSpec, progress: Progress | None) -> No
                 )
         log.write(f"# built in {time.time() - started:.1f} s\n")
     os.replace(log_tmp, folder / BUILD_LOG)
-    (folder / READY).write_text(json.dumps({"built": time.time(), "seconds": time.time() - started,
-                                            "installer": "uv" if uv else "pip", "python": python}))
+    (folder / READY).write_text(
+        json.dumps(
+            {
+                "built": time.time(),
+                "seconds": time.time() - started,
+                "installer": "uv" if uv else "pip",
+                "python": python,
+            }
+        )
+    )
     say(progress, f"environment {spec.label}: ready in {time.time() - started:.1f} s")
 
 
@@ -156,8 +178,14 @@ def _run_logged(command: list[str], log: Any, progress: Progress | None, spec: E
     log.write("$ " + " ".join(command) + "\n")
     log.flush()
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, errors="replace")
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
     except OSError as exc:
         log.write(f"could not start {command[0]}: {exc}\n")
         return 127

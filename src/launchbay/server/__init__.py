@@ -21,7 +21,9 @@ class LaunchbayServer(Configurable):
     """Settings of the launchbay server extension (``--LaunchbayServer.store=PATH``)."""
 
     store = Unicode(
-        None, allow_none=True, config=True,
+        None,
+        allow_none=True,
+        config=True,
         help="Store folder to serve (default: LAUNCHBAY_STORE, else the nearest .launchbay/ above root_dir).",
     )
 

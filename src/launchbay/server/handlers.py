@@ -100,13 +100,15 @@ class BaseHandler(APIHandler):
 class RunsHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
-        await self._answer(lambda s: s.list_runs(
-            experiment=self.get_argument("experiment", None),
-            status=self.get_argument("status", None),
-            q=self.get_argument("q", None),
-            limit=self._int("limit", 50, 1, 1000),
-            offset=self._int("offset", 0, 0),
-        ))
+        await self._answer(
+            lambda s: s.list_runs(
+                experiment=self.get_argument("experiment", None),
+                status=self.get_argument("status", None),
+                q=self.get_argument("q", None),
+                limit=self._int("limit", 50, 1, 1000),
+                offset=self._int("offset", 0, 0),
+            )
+        )
 
 
 class ExperimentsHandler(BaseHandler):
@@ -136,9 +138,11 @@ class MetricsHandler(BaseHandler):
 class MetricHandler(BaseHandler):
     @web.authenticated
     async def get(self, run_id: str, name: str) -> None:
-        await self._answer(lambda s: s.metric(
-            run_id, name, after_step=self._float("after_step"), buckets=self._int("buckets", 0, 1) or None
-        ))
+        await self._answer(
+            lambda s: s.metric(
+                run_id, name, after_step=self._float("after_step"), buckets=self._int("buckets", 0, 1) or None
+            )
+        )
 
 
 class FilesHandler(BaseHandler):
@@ -159,9 +163,7 @@ class FileHandler(BaseHandler):
         path: Path = result
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header(
-            "Content-Disposition", f"attachment; filename*=UTF-8''{urllib.parse.quote(path.name, safe='')}"
-        )
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{urllib.parse.quote(path.name, safe='')}")
         self.set_header("Content-Length", str(path.stat().st_size))
         with open(path, "rb") as fh:
             while chunk := fh.read(DOWNLOAD_CHUNK):

@@ -226,9 +226,11 @@ class LaunchbayService:
                 entry["note"] = "diff left out: the diff of these snapshots is too long to show"
             else:
                 lines = difflib.unified_diff(
-                    str(texts[0] or "").splitlines(), str(texts[1] or "").splitlines(),
+                    str(texts[0] or "").splitlines(),
+                    str(texts[1] or "").splitlines(),
                     fromfile=f"{first.run_id}/{path}" if a else "/dev/null",
-                    tofile=f"{second.run_id}/{path}" if b else "/dev/null", lineterm="",
+                    tofile=f"{second.run_id}/{path}" if b else "/dev/null",
+                    lineterm="",
                 )
                 entry["unified"] = "\n".join(lines) + "\n"
                 budget -= len(entry["unified"])
@@ -277,7 +279,7 @@ def run_dict(record: RunRecord, detail: bool = False) -> dict[str, Any]:
     data = record.to_dict()
     properties = {k: v for k, v in record.properties.items() if not k.startswith(_GIT_PREFIX)}
     git = {
-        _GIT_NAMES.get(k[len(_GIT_PREFIX):], k[len(_GIT_PREFIX):]): v
+        _GIT_NAMES.get(k[len(_GIT_PREFIX) :], k[len(_GIT_PREFIX) :]): v
         for k, v in record.properties.items()
         if k.startswith(_GIT_PREFIX)
     }
@@ -289,8 +291,9 @@ def run_dict(record: RunRecord, detail: bool = False) -> dict[str, Any]:
     if data.get("primary_metric"):
         data["primary_metric"] = _finite(data["primary_metric"])
     env = record.properties.get("environment")
-    data["environment"] = env if isinstance(env, dict) else ({"name": record.environment}
-                                                             if record.environment else None)
+    data["environment"] = (
+        env if isinstance(env, dict) else ({"name": record.environment} if record.environment else None)
+    )
     if detail:
         data["spec"] = record.spec
     else:

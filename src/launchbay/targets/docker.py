@@ -47,8 +47,12 @@ def _short_reason(exc: BaseException) -> str:
     text = str(exc)
     for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError", "timed out"):
         if marker in text:
-            return {"FileNotFoundError": "the socket does not exist", "ConnectionRefusedError": "connection refused",
-                    "PermissionError": "permission denied on the socket", "timed out": "timed out"}[marker]
+            return {
+                "FileNotFoundError": "the socket does not exist",
+                "ConnectionRefusedError": "connection refused",
+                "PermissionError": "permission denied on the socket",
+                "timed out": "timed out",
+            }[marker]
     return text[:200]
 
 
@@ -59,7 +63,7 @@ def docker_client(host: str, target_name: str = "NAME", ping: bool = False) -> A
         from docker.errors import DockerException
     except ImportError as exc:
         raise TargetError("The Docker target needs the docker package: pip install 'launchbay[docker]'.") from exc
-    if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
+    if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
         raise TargetError(_no_daemon(host, "the socket does not exist", target_name))
     with _clients_lock:
         cached = _clients.get(host)
@@ -91,10 +95,14 @@ def docker_client(host: str, target_name: str = "NAME", ping: bool = False) -> A
 
 def _no_daemon(host: str, reason: str, target_name: str) -> str:
     if host.startswith("unix://"):
-        return (f"No Docker daemon at {host}: {reason}. Start one with `dockerd` (or `sudo systemctl start docker`) "
-                f"or set docker_host in [targets.{target_name}].")
-    return (f"No Docker daemon reachable at {host}: {reason}. Check that the daemon runs there and this machine can "
-            f"reach it, or fix docker_host in [targets.{target_name}].")
+        return (
+            f"No Docker daemon at {host}: {reason}. Start one with `dockerd` (or `sudo systemctl start docker`) "
+            f"or set docker_host in [targets.{target_name}]."
+        )
+    return (
+        f"No Docker daemon reachable at {host}: {reason}. Check that the daemon runs there and this machine can "
+        f"reach it, or fix docker_host in [targets.{target_name}]."
+    )
 
 
 def device_requests(gpus: Any) -> list[Any]:
@@ -147,7 +155,7 @@ class DockerTarget(Target):
             return str(record.target_state["transfer"])
         mode = str(self.settings.get("transfer") or "auto")
         if mode not in ("auto", "mount", "copy"):
-            raise ConfigError(f"[targets.{self.name}] transfer = {mode!r}; use \"auto\", \"mount\" or \"copy\".")
+            raise ConfigError(f'[targets.{self.name}] transfer = {mode!r}; use "auto", "mount" or "copy".')
         if mode == "auto":
             return "mount" if self.docker_host().startswith("unix://") else "copy"
         return mode
@@ -189,11 +197,16 @@ class DockerTarget(Target):
             else:
                 image = env.image
                 python = image_python(env) if env.python else python
-                state["environment"] = {"name": env.name, "hash": env.hash, "image": image, "built": False,
-                                        "user_managed": True}
+                state["environment"] = {
+                    "name": env.name,
+                    "hash": env.hash,
+                    "image": image,
+                    "built": False,
+                    "user_managed": True,
+                }
         if not image:
             raise ConfigError(
-                f"[targets.{self.name}] needs image = \"...\" (an image on the daemon) or environment = \"NAME\" "
+                f'[targets.{self.name}] needs image = "..." (an image on the daemon) or environment = "NAME" '
                 "(an environment with a base image) to know what to run."
             )
         if env is None or not env.needs_build:
@@ -206,8 +219,9 @@ class DockerTarget(Target):
             record.pk, image=self._image, docker_host=where, transfer=self.transfer(), **state
         )
 
-    def container_options(self, record: RunRecord, runner_config: dict[str, Any],
-                          secret_env: dict[str, str]) -> dict[str, Any]:
+    def container_options(
+        self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]
+    ) -> dict[str, Any]:
         """Everything ``containers.run`` gets (kept apart so a test can read what is sent)."""
         network = str(self.settings.get("network") or "none")
         runner_python = str(self.settings.get("python") or "python3")
@@ -257,8 +271,9 @@ class DockerTarget(Target):
                 container.start()
         except DockerException as exc:
             self._remove_quietly(client, options["name"])
-            raise TargetError(f"Docker could not start the run's container from {self._image!r}: "
-                              f"{_api_message(exc)}.") from exc
+            raise TargetError(
+                f"Docker could not start the run's container from {self._image!r}: {_api_message(exc)}."
+            ) from exc
         self.store.merge_target_state(record.pk, container_id=container.id, container_name=options["name"])
         self._reap(client)
 
@@ -267,8 +282,9 @@ class DockerTarget(Target):
         from docker.errors import DockerException
 
         try:
-            exited = client.containers.list(all=True, filters={"label": f"{LABEL_STORE}={self.store.root}",
-                                                               "status": "exited"})
+            exited = client.containers.list(
+                all=True, filters={"label": f"{LABEL_STORE}={self.store.root}", "status": "exited"}
+            )
             for container in exited:
                 run_id = container.labels.get(LABEL_RUN, "")
                 try:
@@ -287,6 +303,7 @@ class DockerTarget(Target):
         uid, gid = (int(x) for x in self.user().split(":")[:2]) if ":" in self.user() else (os.getuid(), os.getgid())
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
+
             def add_dir(name: str) -> None:
                 info = tarfile.TarInfo(name)
                 info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, uid, gid, time.time()
@@ -364,8 +381,12 @@ class DockerTarget(Target):
         if container is None:
             if not has_final_event(record.run_dir):
                 name = record.target_state.get("container_name") or record.target_state.get("container_id")
-                _append_failure(record.run_dir, f"Container {name} disappeared before the run finished "
-                                "(removed from outside, e.g. `docker rm -f`, or the daemon lost it).", "")
+                _append_failure(
+                    record.run_dir,
+                    f"Container {name} disappeared before the run finished "
+                    "(removed from outside, e.g. `docker rm -f`, or the daemon lost it).",
+                    "",
+                )
             return
         status = container.attrs.get("State", {}).get("Status")
         copy = self.transfer(record) == "copy"
@@ -420,8 +441,9 @@ class DockerTarget(Target):
                 why = f"exited with code {code}"
             name = record.target_state.get("container_name") or container.name
             tail = "\n".join(output.strip().splitlines()[-20:])
-            _append_failure(record.run_dir, f"Container {name} ({container.id[:12]}) {why} before the run finished.",
-                            tail)
+            _append_failure(
+                record.run_dir, f"Container {name} ({container.id[:12]}) {why} before the run finished.", tail
+            )
         try:
             container.remove(force=True)
         except DockerException:
@@ -490,8 +512,12 @@ class DockerTarget(Target):
         try:
             client = self.client()
             version = client.version()
-            info: dict[str, Any] = {"reachable": True, "docker_host": host, "server": version.get("Version"),
-                                    "transfer": self.transfer()}
+            info: dict[str, Any] = {
+                "reachable": True,
+                "docker_host": host,
+                "server": version.get("Version"),
+                "transfer": self.transfer(),
+            }
             image = self.settings.get("image")
             if image:
                 from docker.errors import ImageNotFound
@@ -523,8 +549,14 @@ def _append_failure(run_dir: Path, message: str, traceback: str) -> None:
     """Record the end the runner could not write (its container died), as the runner would have."""
     journal = run_dir / "journal"
     journal.mkdir(parents=True, exist_ok=True)
-    event = {"type": "status", "status": "Failed", "exit_code": None, "final": True,
-             "error": {"message": message, "traceback": traceback}, "ts": time.time()}
+    event = {
+        "type": "status",
+        "status": "Failed",
+        "exit_code": None,
+        "final": True,
+        "error": {"message": message, "traceback": traceback},
+        "ts": time.time(),
+    }
     with open(journal / "events.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(event) + "\n")
 

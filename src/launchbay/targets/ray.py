@@ -51,8 +51,22 @@ PREFIX = "@lb1 "
 _SHIPPER = Path(__file__).resolve().parent / "rayship.py"
 _RUNNING = {"PENDING", "RUNNING"}
 _File = tuple[str, str, int, int]  # path in the project, blob digest, size, mode
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
 
 
 def parse_bytes(value: Any) -> int:
@@ -61,7 +75,7 @@ def parse_bytes(value: Any) -> int:
         return int(value)
     match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(value))
     if not match or match.group(2).lower() not in _UNITS:
-        raise TargetError(f"memory = {value!r} is not a size; write bytes or e.g. \"4GB\" in launchbay.toml.")
+        raise TargetError(f'memory = {value!r} is not a size; write bytes or e.g. "4GB" in launchbay.toml.')
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
@@ -323,7 +337,7 @@ def apply_chunks(run_dir: Path, text: str) -> None:
             if not line.startswith(PREFIX):
                 plain.append(line)
                 continue
-            parts = line[len(PREFIX):].split(" ", 3)
+            parts = line[len(PREFIX) :].split(" ", 3)
             if len(parts) != 4 or not parts[0].isdigit():
                 continue  # "end", or a line cut short
             offset, rel, encoding, payload = int(parts[0]), unquote(parts[1]), parts[2], parts[3]
@@ -372,8 +386,14 @@ def _record_end(run_dir: Path, info: dict[str, Any]) -> None:
             message += ": " + lines[0] + (f" ... {errors[-1]}" if errors else "")
             tail = "\n".join(lines[-40:]) + ("\n" + tail if tail else "")
         message += "."
-    event = {"type": "status", "status": final, "final": True, "exit_code": None, "ts": time.time(),
-             "error": {"message": message, "traceback": tail}}
+    event = {
+        "type": "status",
+        "status": final,
+        "final": True,
+        "exit_code": None,
+        "ts": time.time(),
+        "error": {"message": message, "traceback": tail},
+    }
     path = run_dir / "journal" / "events.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as fh:

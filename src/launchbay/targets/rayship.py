@@ -124,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     runner = os.path.join(run_dir, "runtime", "launchbay_runner.py")
     shipper = Shipper(run_dir)
     proc = subprocess.Popen(
-        [sys.executable, runner, run_dir], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, errors="replace",
+        [sys.executable, runner, run_dir],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
     )
 
     def stop(signum: int, _frame: object) -> None:

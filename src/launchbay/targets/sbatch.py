@@ -55,11 +55,11 @@ def sbatch_lines(settings: Mapping[str, Any], target: str = "slurm") -> list[str
     for line in extra:
         text = str(line).strip()
         if text.startswith("#SBATCH"):
-            text = text[len("#SBATCH"):].strip()
+            text = text[len("#SBATCH") :].strip()
         if not text or "\n" in text or "\r" in text:
             raise ConfigError(
                 f"[targets.{target}] extra_sbatch has an empty or multi-line entry {line!r}; give one sbatch "
-                "option per list item, e.g. extra_sbatch = [\"--constraint=a100\"]."
+                'option per list item, e.g. extra_sbatch = ["--constraint=a100"].'
             )
         lines.append(f"#SBATCH {text}")
     return lines

@@ -38,8 +38,21 @@ from .runtime import RUNTIME_DIR, runtime_files
 from .sbatch import SCRIPT_NAME, render_sbatch
 
 #: squeue states in which the job (and so the runner, once it starts) is still alive
-ALIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUED",
-                "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+ALIVE_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "RESIZING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+}
 DEFAULT_REMOTE_DIR = "~/.launchbay-slurm"
 _APPEND_ONLY = ("journal/events.jsonl", "files/user_logs/std_log.txt")
 Files = dict[str, "bytes | Path"]  # relative path -> content, or a local file to copy
@@ -51,8 +64,9 @@ class _Here:
     def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         full_env = dict(os.environ, **(env or {}))
         try:
-            proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+            )
         except FileNotFoundError:
             return 127, "", f"{argv[0]}: command not found"
         except subprocess.TimeoutExpired:
@@ -206,7 +220,7 @@ class SlurmTarget(Target):
         if environment.needs_build:
             raise ConfigError(
                 f"Environment {environment.name!r} lists packages, and the Slurm target does not install packages: "
-                "install them into an interpreter on the cluster and set python = \"/path/to/python\" in "
+                'install them into an interpreter on the cluster and set python = "/path/to/python" in '
                 f"[targets.{self.name}] (or user_managed = true with python = ... in the environment)."
             )
         runner_config["env"] = {**environment.env_vars, **runner_config.get("env", {})}
@@ -228,9 +242,11 @@ class SlurmTarget(Target):
                     if entry.get("mode", 0o644) & 0o111:
                         executable.add(f"work/{entry['path']}")
         script = render_sbatch(
-            run_id=record.run_id, run_dir=remote,
+            run_id=record.run_id,
+            run_dir=remote,
             python=getattr(self, "_python", None) or str(self.settings.get("python") or "python3"),
-            settings=self.settings, target=self.name,
+            settings=self.settings,
+            target=self.name,
         )
         files["runner.json"] = json.dumps(runner_config, indent=1).encode()
         files[SCRIPT_NAME] = script.encode()
@@ -289,8 +305,14 @@ class SlurmTarget(Target):
         else:
             said = f"{state} ({reason})" if reason and reason != "None" else (state or "unknown to Slurm")
             status, message = "Failed", f"The Slurm job {job_id} ended {said} before the runner started."
-        event = {"type": "status", "status": status, "final": True, "exit_code": None, "ts": time.time(),
-                 "error": {"message": message, "traceback": tail}}
+        event = {
+            "type": "status",
+            "status": status,
+            "final": True,
+            "exit_code": None,
+            "ts": time.time(),
+            "error": {"message": message, "traceback": tail},
+        }
         site.append(posixpath.join(remote, "journal", "events.jsonl"), (json.dumps(event) + "\n").encode())
 
     def cancel(self, record: RunRecord) -> None:

@@ -666,5 +666,3 @@ def _unfinished_line(path: Path) -> bytes:
     except FileNotFoundError:
         return b""
     return data[data.rfind(b"\n") + 1 :]
-
-

@@ -41,9 +41,9 @@ def _is_plain(batch: list[tuple[Any, Any, Any, float]]) -> bool:
     """All values are int/float and all steps int/None (checked at C speed with map/set).
 
     marshal would store a NumPy scalar as raw bytes, so anything else is resolved first."""
-    return set(map(type, map(_value_of, batch))) <= _PLAIN_VALUES and set(
-        map(type, map(_step_of, batch))
-    ) <= _PLAIN_STEPS
+    return (
+        set(map(type, map(_value_of, batch))) <= _PLAIN_VALUES and set(map(type, map(_step_of, batch))) <= _PLAIN_STEPS
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -84,7 +84,7 @@ def _resolve_points(batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str,
     return out
 
 
-def _resolve_tensors(torch: Any, tensor_type: type, values: list[Any]) -> None:
+def _resolve_tensors(torch: Any, tensor_type: Any, values: list[Any]) -> None:
     """Replace 0-d tensors by floats in place: one stacked transfer per device."""
     by_device: dict[Any, list[int]] = {}
     for i, v in enumerate(values):
