@@ -190,13 +190,13 @@ class Api:
 
 
 @pytest.fixture
-def api(
-    jp_asyncio_loop: Any,
-    jp_fetch: Any,
-    http_server_client: Any,
+def api(  # noqa: F811  (the parameters are the fixtures imported above)
+    jp_asyncio_loop: Any,  # noqa: F811
+    jp_fetch: Any,  # noqa: F811
+    http_server_client: Any,  # noqa: F811
     jp_base_url: str,  # noqa: F811
-    jp_auth_header: dict[str, str],
-) -> Api:  # noqa: F811
+    jp_auth_header: dict[str, str],  # noqa: F811
+) -> Api:
     return Api(jp_asyncio_loop, jp_fetch, http_server_client, jp_base_url, jp_auth_header)
 
 
