@@ -35,9 +35,11 @@ def test_public_names_are_pinned() -> None:
         "RunSpec",
         "RunStatus",
         "get_run",
+        "get_sweep",
         "load_ipython_extension",
         "runs",
         "submit",
+        "sweep",
         "unload_ipython_extension",
     ]
     for name in launchbay.__all__:

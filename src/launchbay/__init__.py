@@ -18,9 +18,11 @@ __all__ = [
     "RunSpec",
     "RunStatus",
     "get_run",
+    "get_sweep",
     "load_ipython_extension",
     "runs",
     "submit",
+    "sweep",
     "unload_ipython_extension",
 ]
 
@@ -28,6 +30,8 @@ _LAZY = {
     "submit": ("launchbay.api", "submit"),
     "get_run": ("launchbay.api", "get_run"),
     "runs": ("launchbay.api", "runs"),
+    "sweep": ("launchbay.sweeps", "sweep"),
+    "get_sweep": ("launchbay.sweeps", "get_sweep"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
     "RunSpec": ("launchbay.models", "RunSpec"),
     "RunStatus": ("launchbay.models", "RunStatus"),
@@ -36,6 +40,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .api import get_run, runs, submit
+    from .sweeps import get_sweep, sweep
     from .errors import LaunchbayError
     from .handle import RunHandle
     from .models import RunSpec, RunStatus

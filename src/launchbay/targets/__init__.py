@@ -15,6 +15,7 @@ _TYPES = {
     "ssh": ("launchbay.targets.ssh", "SSHTarget"),
     "ray": ("launchbay.targets.ray", "RayTarget"),
     "slurm": ("launchbay.targets.slurm", "SlurmTarget"),
+    "sweep": ("launchbay.sweeps.controller", "SweepTarget"),
 }
 
 __all__ = ["Target", "make_target", "target_types"]

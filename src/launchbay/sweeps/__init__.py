@@ -1,0 +1,159 @@
+"""Hyperparameter sweeps (Azure ML v1 HyperDrive, simplified): ``sweep(...)`` → SweepHandle.
+
+The sweep is a run record of its own; a detached controller process launches its
+children on the chosen target from ONE snapshot, so it goes on after the
+notebook or terminal that started it has closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+__all__ = [
+    "BanditPolicy",
+    "Expression",
+    "GridSampling",
+    "MedianStoppingPolicy",
+    "NoTerminationPolicy",
+    "RandomSampling",
+    "SweepHandle",
+    "choice",
+    "get_sweep",
+    "loguniform",
+    "quniform",
+    "randint",
+    "sweep",
+    "uniform",
+]
+
+_LAZY = {
+    **{n: "space" for n in ("Expression", "GridSampling", "RandomSampling", "choice", "loguniform", "quniform")},
+    **{n: "space" for n in ("randint", "uniform")},
+    **{n: "policy" for n in ("BanditPolicy", "MedianStoppingPolicy", "NoTerminationPolicy")},
+    "SweepHandle": "handle",
+    "get_sweep": "handle",
+}
+
+if TYPE_CHECKING:
+    from .handle import SweepHandle, get_sweep
+    from .policy import BanditPolicy, MedianStoppingPolicy, NoTerminationPolicy, Policy
+    from .space import Expression, GridSampling, RandomSampling, choice, loguniform, quniform, randint, uniform
+
+
+def __getattr__(name: str) -> Any:
+    """Load submodules on first use, so the CLI (which registers ``sweep``) stays fast."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'launchbay.sweeps' has no attribute {name!r}")
+
+
+def sweep(
+    script: str,
+    space: dict[str, Expression] | None = None,
+    *,
+    primary_metric: str,
+    goal: str = "minimize",
+    max_total_runs: int = 8,
+    max_concurrent_runs: int = 2,
+    policy: Policy | None = None,
+    sampling: RandomSampling | GridSampling | None = None,
+    args: Sequence[str] = (),
+    target: str = "local",
+    environment: str | None = None,
+    experiment: str | None = None,
+    source_dir: str | os.PathLike[str] | None = None,
+    max_duration_s: float | None = None,
+    store: str | os.PathLike[str] | None = None,
+) -> SweepHandle:
+    """Start a sweep of ``script`` over ``space`` (or ``sampling``); returns at once.
+
+    Each child gets the sampled values as ``--name value`` after ``args`` and as its
+    params; ``policy`` may stop poor children early. Nothing is recorded on a bad input.
+    """
+    from ..api import _session
+    from ..gitinfo import git_properties
+    from ..models import RunSpec
+    from ..snapshot import take_snapshot
+    from ..targets import make_target
+    from .controller import SWEEP_FILE, start_controller
+    from .handle import SweepHandle
+    from .policy import NoTerminationPolicy
+    from .space import RandomSampling
+
+    goal = goal.lower()
+    if goal not in ("minimize", "maximize"):
+        raise ConfigError(f"goal must be 'minimize' or 'maximize', not {goal!r}.")
+    if sampling is not None and space is not None:
+        raise ConfigError("Give the sweep either a space or a sampling (which holds its own space), not both.")
+    if sampling is None:
+        if space is None:
+            raise ConfigError("Give the sweep a space, e.g. {'lr': loguniform(1e-4, 1e-1)}, or a sampling.")
+        sampling = RandomSampling(space)
+    if max_total_runs < 1 or max_concurrent_runs < 1:
+        raise ConfigError("max_total_runs and max_concurrent_runs must be at least 1.")
+    policy = policy or NoTerminationPolicy()
+    source = Path(source_dir or os.getcwd()).resolve()
+    session = _session(store, source)
+    child_spec = RunSpec(script=script, arguments=tuple(str(a) for a in args), target=target, environment=environment)
+    make_target(target, session.config, session.store).preflight(child_spec)
+    session._check_script(source, child_spec)
+    budget = session.config.snapshot
+    from ..config import LAUNCHBAY_SNAPSHOT_MAX_BYTES, LAUNCHBAY_SNAPSHOT_MAX_FILES
+
+    snapshot = take_snapshot(
+        session.store,
+        source,
+        max_bytes=int(budget.get("max_bytes", LAUNCHBAY_SNAPSHOT_MAX_BYTES.get())),
+        max_files=int(budget.get("max_files", LAUNCHBAY_SNAPSHOT_MAX_FILES.get())),
+    )
+    arguments = [str(a) for a in args]
+    config: dict[str, Any] = {
+        "primary_metric": primary_metric,
+        "goal": goal,
+        "max_total_runs": int(max_total_runs),
+        "max_concurrent_runs": int(max_concurrent_runs),
+        "max_duration_s": max_duration_s,
+        "target": target,
+        "arguments": arguments,
+        "sampling": sampling.to_json(),
+        "policy": policy.to_json(),
+    }
+    params = {
+        "primary_metric": primary_metric,
+        "goal": goal,
+        "max_total_runs": int(max_total_runs),
+        "max_concurrent_runs": int(max_concurrent_runs),
+        "sampling": sampling.kind,
+        "policy": repr(policy),
+        **{f"space.{k}": str(v) for k, v in sampling.space.items()},
+    }
+    spec = RunSpec(
+        script=script,
+        arguments=tuple(arguments),
+        target="sweep",
+        experiment=experiment or source.name or "default",
+        name=f"sweep {script}",
+        environment=environment,
+        tags={"launchbay.type": "sweep"},
+        params=params,
+    )
+    properties: dict[str, Any] = {**git_properties(source), "launchbay.source_dir": str(source)}
+    record = session.store.create_run(spec, target_type="sweep", snapshot_id=snapshot.id, properties=properties)
+    try:
+        session.store.merge_target_state(record.pk, target_settings={"type": "sweep"}, child_target=target)
+        (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
+        start_controller(session.store.root, record)
+    except BaseException:
+        session.store.delete_run(record.run_id)
+        raise
+    return SweepHandle(record.run_id, session)

@@ -1,0 +1,323 @@
+"""The sweep controller: a detached process that keeps a sweep's child runs going.
+
+A sweep is itself a run record (target ``sweep``) whose journal this process
+writes exactly as a runner would (status events, heartbeat), so the store, the
+CLI and the widgets treat it like any run. Usage:
+``python -m launchbay.sweeps.controller [--detach] STORE RUN_ID``; the sweep's
+configuration is ``RUN_DIR/sweep.json``. Cancel = SIGTERM or ``RUN_DIR/cancel``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import LaunchbayError, TargetError
+from ..models import RunSpec, RunStatus
+from ..runner import HEARTBEAT_INTERVAL_S, Journal, _daemonize
+from ..store import RunRecord, open_store
+from ..targets.base import Target
+from ..targets.local import process_alive
+from .policy import policy_from_json
+from .space import sampling_from_json
+
+SWEEP_FILE = "sweep.json"
+POLL_S = 0.3
+TERMINATION_TAG = "launchbay.early_termination"
+SWEEP_TAG = "launchbay.sweep"
+
+
+def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> Any:
+    """A Snapshot for an id already in the store, so children reuse it without re-snapshotting."""
+    from ..snapshot import Snapshot
+
+    manifest = store.snapshot_manifest(snapshot_id)
+    files = manifest["files"]
+    size = sum(f["size"] for f in files)
+    return Snapshot(snapshot_id, Path(source_dir or "."), len(files), size, 0, 0, [], manifest)
+
+
+def start_controller(store_root: Path, record: RunRecord) -> None:
+    """Start the controller detached (double fork, new session): it outlives the submitter."""
+    journal = record.run_dir / "journal"
+    journal.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    src_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
+    command = [sys.executable, "-m", "launchbay.sweeps.controller", "--detach", str(store_root), record.run_id]
+    with open(journal / "runner.log", "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TargetError(f"Could not start the sweep controller with {sys.executable}: {exc}.") from exc
+    proc.wait()  # the controller forks itself away at once
+
+
+class Controller:
+    """Samples parameters, launches children, applies the policy, records the end."""
+
+    def __init__(self, store_path: str, run_id: str) -> None:
+        from ..config import load_config
+        from ..session import Session
+
+        self.store = open_store(store_path)
+        self.record = self.store.get_run(run_id)
+        self.config: dict[str, Any] = json.loads((self.record.run_dir / SWEEP_FILE).read_text())
+        source = self.record.properties.get("launchbay.source_dir")
+        self.session = Session(self.store, load_config(Path(source)) if source else None)
+        self.journal = Journal(str(self.record.run_dir))
+        self.sampling = sampling_from_json(self.config["sampling"])
+        self.policy = policy_from_json(self.config.get("policy"))
+        self.goal = self.config["goal"]
+        self.metric = self.config["primary_metric"]
+        self.cancel_reason: str | None = None
+        self._done = threading.Event()
+        self.active: list[str] = []
+        self.children: list[str] = []
+        self.judged: dict[str, int] = {}
+        self._snapshot: Any = None
+        self._ended_series: dict[str, list[float]] = {}
+
+    # -- the journal, like a runner's -------------------------------------------------------
+    def _beat(self) -> None:
+        while not self._done.wait(HEARTBEAT_INTERVAL_S):
+            self.journal.heartbeat()
+
+    def _finish(self, status: str, message: str | None = None) -> int:
+        error = {"message": message, "traceback": ""} if message else None
+        self.journal.status(status, exit_code=0 if status == "Completed" else 1, error=error, final=True)
+        self._done.set()
+        try:
+            from ..ingest import ingest_run
+
+            ingest_run(self.store, self.store.get_run(self.record.run_id))
+        except Exception as exc:  # readers ingest the journal later
+            print(f"launchbay sweep: final ingest deferred: {exc}", file=sys.stderr)
+        return 0 if status == "Completed" else 1
+
+    def _cancel_requested(self) -> bool:
+        if self.cancel_reason is None and (self.record.run_dir / "cancel").exists():
+            self.cancel_reason = "Canceled by request."
+        return self.cancel_reason is not None
+
+    # -- children ------------------------------------------------------------------------------
+    def _launch(self, params: dict[str, Any], index: int) -> str:
+        from ..targets import make_target
+
+        args = list(self.config.get("arguments") or [])
+        for name, value in params.items():
+            args += [f"--{name}", str(value)]
+        spec = RunSpec(
+            script=self.record.spec.get("script"),
+            arguments=tuple(args),
+            target=self.config["target"],
+            experiment=self.record.experiment,
+            name=f"{self.record.run_id}_{index}",
+            environment=self.record.spec.get("environment"),
+            working_dir=self.record.spec.get("working_dir") or ".",
+            tags={SWEEP_TAG: self.record.run_id},
+            params=dict(params),
+            parent_run_id=self.record.run_id,
+        )
+        target = make_target(spec.target, self.session.config, self.store)
+        if self._snapshot is None:
+            source = self.record.properties.get("launchbay.source_dir")
+            self._snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
+        properties = {k: v for k, v in self.record.properties.items() if not k.startswith("launchbay.sweep")}
+        handle = self.session._launch(spec, target, self._snapshot, properties)
+        self.journal.event(type="child", run_id=handle.run_id, params=params)
+        return handle.run_id
+
+    def _series(self) -> dict[str, list[float]]:
+        """The primary metric of every child; ended children are read once and kept."""
+        out = {}
+        for run_id in self.children:
+            if run_id in self._ended_series:
+                out[run_id] = self._ended_series[run_id]
+                continue
+            record = self.store.get_run(run_id)
+            out[run_id] = self.store.read_series(record, self.metric).values.tolist()
+            if record.status.is_terminal():
+                self._ended_series[run_id] = out[run_id]
+        return out
+
+    def _count(self, run_id: str) -> int:
+        row = self.store.db.execute(
+            "SELECT s.count FROM series s JOIN runs r ON r.pk=s.run_pk WHERE r.run_id=? AND s.name=?",
+            (run_id, self.metric),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _apply_policy(self) -> None:
+        if self.policy.name == "none":
+            return
+        due = [r for r in self.active if self.policy.interval(self._count(r)) not in (None, self.judged.get(r))]
+        if not due:
+            return
+        series = self._series()
+        for run_id in due:
+            interval = self.policy.interval(len(series.get(run_id, ())))
+            if interval is None or self.judged.get(run_id) == interval:
+                continue
+            self.judged[run_id] = interval
+            reason = self.policy.evaluate(self.goal, series, run_id)
+            if reason:
+                record = self.store.get_run(run_id)
+                self.store.set_tag(record.pk, TERMINATION_TAG, reason)
+                self.journal.event(type="early_termination", run_id=run_id, reason=reason)
+                self._stop_child(record)
+
+    def _stop_child(self, record: RunRecord) -> None:
+        """Ask a child to stop without waiting: the loop sees it end on a later poll."""
+        try:
+            self.session.target_for(record).cancel(record)
+        except LaunchbayError as exc:
+            print(f"launchbay sweep: could not cancel {record.run_id}: {exc}", file=sys.stderr)
+
+    def _poll(self) -> None:
+        still = []
+        for run_id in self.active:
+            if not self.session.refresh(run_id).status.is_terminal():
+                still.append(run_id)
+        self.active = still
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
+        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=os.uname().nodename)
+        self.journal.heartbeat()
+        threading.Thread(target=self._beat, daemon=True).start()
+        self.journal.status("Running")
+        try:
+            return self._loop()
+        except Exception as exc:  # never leave the sweep Running with nobody behind it
+            for run_id in self.active:
+                self._stop_child(self.store.get_run(run_id))
+            return self._finish("Failed", f"The sweep controller stopped: {type(exc).__name__}: {exc}")
+
+    def _loop(self) -> int:
+        total = int(self.config["max_total_runs"])
+        size = self.sampling.size()
+        if size is not None:
+            total = min(total, size)
+        concurrent = int(self.config["max_concurrent_runs"])
+        deadline = self.config.get("max_duration_s")
+        started = time.time()
+        samples = self.sampling.samples()
+        stopping: str | None = None
+        while True:
+            if self._cancel_requested() and stopping is None:
+                stopping = "cancel"
+            elif deadline and time.time() - started > float(deadline) and stopping is None:
+                stopping = "deadline"
+                self.journal.event(type="max_duration", seconds=deadline)
+            if stopping:
+                for run_id in self.active:
+                    record = self.store.get_run(run_id)
+                    if stopping == "deadline":
+                        self.store.set_tag(record.pk, TERMINATION_TAG, f"The sweep reached its {deadline} s limit.")
+                    self._stop_child(record)
+                self._wait_children(15.0)
+                break
+            self._poll()
+            self._apply_policy()
+            while len(self.active) < concurrent and len(self.children) < total:
+                params = next(samples)
+                run_id = self._launch(params, len(self.children))
+                self.children.append(run_id)
+                self.active.append(run_id)
+            if not self.active and len(self.children) >= total:
+                break
+            time.sleep(POLL_S)
+        if stopping == "cancel":
+            return self._finish("Canceled", self.cancel_reason)
+        statuses = [self.store.get_run(r).status for r in self.children]
+        if statuses and all(s is RunStatus.FAILED for s in statuses):
+            return self._finish("Failed", f"All {len(statuses)} child runs failed; see their logs.")
+        return self._finish("Completed")
+
+    def _wait_children(self, wait_s: float) -> None:
+        end = time.time() + wait_s
+        while self.active and time.time() < end:
+            self._poll()
+            time.sleep(0.1)
+        for run_id in self.active:  # did not answer: the session marks them
+            self.session.cancel(run_id, wait_s=1.0)
+
+
+class SweepTarget(Target):
+    """The sweep's own record: its 'runner' is the controller process."""
+
+    type_name = "sweep"
+
+    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+        raise TargetError("A sweep is started with launchbay.sweeps.sweep(), not submitted to the 'sweep' target.")
+
+    def preflight(self, spec: RunSpec) -> None:
+        raise TargetError("'sweep' is not a compute target; start a sweep with `launchbay sweep` or sweep().")
+
+    def cancel(self, record: RunRecord) -> None:
+        (record.run_dir / "cancel").touch()
+        pid = record.target_state.get("runner_pid")
+        if pid and process_alive(int(pid), record.run_id):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def runner_alive(self, record: RunRecord) -> bool | None:
+        pid = record.target_state.get("runner_pid")
+        if not pid:
+            return None
+        return process_alive(int(pid), record.run_id)
+
+    def force_stop(self, record: RunRecord) -> None:
+        """The controller is gone: stop the children it left running, so nothing runs unwatched."""
+        from ..session import Session
+
+        session = Session(self.store, self.config)
+        rows = self.store.db.execute(
+            "SELECT run_id FROM runs WHERE parent_run_id=? AND status NOT IN ('Completed','Failed','Canceled')",
+            (record.run_id,),
+        ).fetchall()
+        for (run_id,) in rows:
+            child = self.store.get_run(run_id)
+            try:
+                session.target_for(child).cancel(child)
+            except LaunchbayError:
+                pass
+
+    def check(self) -> dict[str, Any]:
+        return {"reachable": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    detach = "--detach" in args
+    args = [a for a in args if a != "--detach"]
+    if len(args) != 2:
+        print("usage: python -m launchbay.sweeps.controller [--detach] STORE RUN_ID", file=sys.stderr)
+        return 2
+    if detach:
+        _daemonize()
+    return Controller(args[0], args[1]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Sweeps: sampling and policies as pure functions, then real sweeps of local runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI, pid_alive, wait_for, write
+from launchbay.errors import ConfigError
+from launchbay.sweeps import (
+    BanditPolicy,
+    GridSampling,
+    MedianStoppingPolicy,
+    NoTerminationPolicy,
+    RandomSampling,
+    choice,
+    get_sweep,
+    loguniform,
+    quniform,
+    randint,
+    sweep,
+    uniform,
+)
+from launchbay.sweeps.policy import parse_policy
+from launchbay.sweeps.space import parse_expression
+
+TRAIN = """
+import argparse, math, time
+from launchbay import Run
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, required=True)
+p.add_argument("--bs", type=int, default=16)
+p.add_argument("--steps", type=int, default=10)
+p.add_argument("--sleep", type=float, default=0.05)
+a = p.parse_args()
+run = Run.get_context()
+for i in range(a.steps):
+    run.log("loss", (math.log10(a.lr) + 2) ** 2 + 1.0 / (i + 1), step=i)
+    time.sleep(a.sleep)
+print("done", a.lr, a.bs)
+"""
+
+
+def final_loss(lr: float) -> float:
+    return (math.log10(lr) + 2) ** 2 + 1.0 / 10
+
+
+# -- spaces and samplers ----------------------------------------------------------------------
+def test_random_sampling_is_deterministic_with_a_seed_and_stays_in_bounds() -> None:
+    space = {"lr": loguniform(1e-4, 1e-1), "m": uniform(0.5, 0.9), "bs": choice(16, 32), "k": randint(3)}
+    first = [s for s, _ in zip(RandomSampling(space, seed=7).samples(), range(50))]
+    again = [s for s, _ in zip(RandomSampling(space, seed=7).samples(), range(50))]
+    other = [s for s, _ in zip(RandomSampling(space, seed=8).samples(), range(50))]
+    assert first == again and first != other
+    assert all(1e-4 <= s["lr"] <= 1e-1 and 0.5 <= s["m"] <= 0.9 for s in first)
+    assert {s["bs"] for s in first} == {16, 32} and {s["k"] for s in first} == {0, 1, 2}
+    assert any(s["lr"] < 1e-3 for s in first)  # log-uniform: small values are common
+    assert all(v % 2 == 0 for v in (quniform(0, 10, 2).sample(__import__("random").Random(i)) for i in range(20)))
+
+
+def test_grid_sampling_takes_every_choice_combination_and_only_choices() -> None:
+    grid = GridSampling({"a": choice(1, 2), "b": choice("x", "y", "z")})
+    assert grid.size() == 6
+    assert list(grid.samples())[:2] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}]
+    with pytest.raises(ConfigError, match="only choice"):
+        GridSampling({"lr": uniform(0, 1)})
+
+
+def test_expressions_parse_without_eval_and_bad_ones_say_what_to_write() -> None:
+    assert parse_expression("loguniform(1e-4, 1e-1)").args == (1e-4, 1e-1)
+    assert parse_expression("choice(16,32,'adam', sgd)").args == (16, 32, "adam", "sgd")
+    assert parse_expression(" randint(5) ").kind == "randint"
+    for bad in ("__import__('os')", "uniform(1)", "loguniform(0, 1)", "choice()", "uniform(2, 1)"):
+        with pytest.raises(ConfigError):
+            parse_expression(bad)
+
+
+# -- policies ---------------------------------------------------------------------------------------
+def test_bandit_stops_a_run_outside_the_slack_of_the_leader() -> None:
+    policy = BanditPolicy(slack_factor=0.1)
+    series = {"good": [0.5, 0.3, 0.2], "bad": [0.9, 0.9, 0.91], "close": [0.6, 0.3, 0.21]}
+    reason = policy.evaluate("minimize", series, "bad")
+    assert reason and "Bandit" in reason and "0.2" in reason and "10%" in reason
+    assert policy.evaluate("minimize", series, "close") is None
+    assert policy.evaluate("minimize", series, "good") is None
+    up = {"good": [0.5, 0.8, 0.9], "bad": [0.1, 0.2, 0.3]}
+    assert policy.evaluate("maximize", up, "bad") and not policy.evaluate("maximize", up, "good")
+    assert BanditPolicy(slack_amount=0.5).evaluate("minimize", series, "bad")  # 0.9 > 0.2 + 0.5
+    assert BanditPolicy(slack_amount=0.8).evaluate("minimize", series, "bad") is None
+
+
+def test_bandit_compares_at_the_same_interval_and_honours_delay_and_interval() -> None:
+    series = {"leader": [0.1] * 10, "late": [5.0, 5.0]}
+    assert BanditPolicy(slack_factor=0.1).evaluate("minimize", series, "late")
+    assert BanditPolicy(slack_factor=0.1, delay_evaluation=2).evaluate("minimize", series, "late") is None
+    assert BanditPolicy(slack_factor=0.1, evaluation_interval=3).evaluate("minimize", series, "late") is None
+    with pytest.raises(ConfigError):
+        BanditPolicy()
+
+
+def test_median_stopping_and_no_termination() -> None:
+    policy = MedianStoppingPolicy(delay_evaluation=1)
+    series = {"a": [1.0, 0.8, 0.6], "b": [1.0, 0.9, 0.7], "c": [3.0, 2.9, 2.8]}
+    reason = policy.evaluate("minimize", series, "c")
+    assert reason and "median" in reason.lower()
+    assert policy.evaluate("minimize", series, "a") is None
+    assert policy.evaluate("minimize", {"c": [3.0, 2.0]}, "c") is None  # nobody to compare with
+    assert NoTerminationPolicy().evaluate("minimize", series, "c") is None
+    assert isinstance(parse_policy("bandit:0.2"), BanditPolicy) and isinstance(
+        parse_policy("median"), MedianStoppingPolicy
+    )
+    with pytest.raises(ConfigError):
+        parse_policy("truncation")
+
+
+# -- real sweeps ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_sweep_runs_children_two_at_a_time_and_finds_the_best(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    handle = sweep(
+        "train.py",
+        {"lr": loguniform(1e-4, 1e-1), "bs": choice(16, 32)},
+        primary_metric="loss",
+        max_total_runs=6,
+        max_concurrent_runs=2,
+        sampling=None,
+        args=["--steps", "10"],
+        experiment="tune",
+    )
+    assert handle.wait(timeout=90) == "Completed"
+    children = handle.children()
+    assert len(children) == 6
+    assert {c.parent_run_id for c in children} == {handle.run_id}
+    assert all(c.status.value == "Completed" for c in children)
+    for c in children:
+        assert set(c.spec["params"]) == {"lr", "bs"}
+        assert c.arguments[:2] == ["--steps", "10"] and "--lr" in c.arguments
+        assert c.tags["launchbay.sweep"] == handle.run_id
+        assert c.snapshot_id == handle.record().snapshot_id
+    events = sorted([(c.started, 1) for c in children] + [(c.ended, -1) for c in children])
+    running, most = 0, 0
+    for _, delta in events:
+        running += delta
+        most = max(most, running)
+    assert most <= 2
+    best = handle.best_run()
+    assert best is not None
+    expected = min(children, key=lambda c: final_loss(float(c.spec["params"]["lr"])))
+    assert best.run_id == expected.run_id
+    rows = handle.table()
+    assert len(rows) == 6 and all(r["metric"] is not None and r["early_termination"] is None for r in rows)
+
+
+@pytest.mark.slow
+def test_a_bandit_policy_stops_clearly_bad_children_with_the_reason(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    handle = sweep(
+        "train.py",
+        primary_metric="loss",
+        max_total_runs=4,
+        max_concurrent_runs=2,
+        sampling=GridSampling({"lr": choice(0.01, 0.011, 100.0, 1000.0)}),
+        policy=BanditPolicy(slack_factor=0.2),
+        args=["--steps", "30", "--sleep", "0.1"],
+    )
+    assert handle.wait(timeout=90) == "Completed"
+    by_lr = {float(r["params"]["lr"]): r for r in handle.table()}
+    for lr in (0.01, 0.011):
+        assert by_lr[lr]["status"] == "Completed" and by_lr[lr]["early_termination"] is None
+    for lr in (100.0, 1000.0):
+        assert by_lr[lr]["status"] == "Canceled"
+        assert "Bandit" in by_lr[lr]["early_termination"]
+    assert handle.best_run().run_id == by_lr[0.01]["run_id"]  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_a_sweep_outlives_the_process_that_started_it(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    code = (
+        "from launchbay.sweeps import sweep, choice\n"
+        "h = sweep('train.py', {'lr': choice(0.1, 0.01)}, primary_metric='loss', max_total_runs=2,"
+        " max_concurrent_runs=1)\nprint(h.run_id)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=project)
+    handle = get_sweep(out.stdout.strip())
+    assert handle.status in ("Queued", "Running")
+    assert handle.wait(timeout=60) == "Completed"
+    assert len(handle.children()) == 2
+    assert handle.best_run() is not None
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_sweep_and_its_children(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    handle = sweep(
+        "train.py",
+        {"lr": uniform(0.01, 0.1)},
+        primary_metric="loss",
+        max_total_runs=4,
+        args=["--steps", "200", "--sleep", "0.1"],
+    )
+    wait_for(lambda: any(c.status.value == "Running" for c in handle.children()), timeout=30)
+    assert handle.cancel() == "Canceled"
+    children = handle.children()
+    assert children and all(c.status.value == "Canceled" for c in children)
+
+
+@pytest.mark.slow
+def test_max_duration_ends_the_sweep_and_stops_its_children(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    handle = sweep(
+        "train.py",
+        {"lr": uniform(0.01, 0.1)},
+        primary_metric="loss",
+        max_total_runs=4,
+        max_duration_s=1.5,
+        args=["--steps", "200", "--sleep", "0.1"],
+    )
+    assert handle.wait(timeout=60) == "Completed"
+    rows = handle.table()
+    assert rows and all(r["status"] == "Canceled" and "limit" in r["early_termination"] for r in rows)
+
+
+@pytest.mark.slow
+def test_a_killed_controller_fails_the_sweep_and_stops_its_children(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    handle = sweep(
+        "train.py", {"lr": uniform(0.01, 0.1)}, primary_metric="loss", args=["--steps", "200", "--sleep", "0.1"]
+    )
+    wait_for(lambda: any(c.status.value == "Running" for c in handle.children()), timeout=30)
+    pid = wait_for(lambda: handle.record().target_state.get("runner_pid"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid))
+    record = handle.record()
+    assert record.status.value == "Failed" and "died" in record.error["message"]  # type: ignore[index]
+    wait_for(lambda: all(c.status.value == "Canceled" for c in handle.children()), timeout=30)
+
+
+@pytest.mark.slow
+def test_the_cli_starts_a_detached_sweep_and_runs_lists_it(cli: CLI, project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    out = cli(
+        "sweep",
+        "train.py",
+        "--param",
+        "lr=loguniform(1e-3,1e-1)",
+        "--param",
+        "bs=choice(16,32)",
+        "--metric",
+        "loss",
+        "--runs",
+        "2",
+        "--json",
+        "--detach",
+        "--",
+        "--steps",
+        "3",
+        check=True,
+    )
+    sweep_id = json.loads(out.stdout)["run_id"]
+    assert get_sweep(sweep_id).wait(timeout=60) == "Completed"
+    runs = cli.json("runs")
+    assert isinstance(runs, list)
+    ids = {r["run_id"]: r for r in runs}
+    assert ids[sweep_id]["target_type"] == "sweep" and ids[sweep_id]["status"] == "Completed"
+    kids = [r for r in runs if r["parent_run_id"] == sweep_id]
+    assert len(kids) == 2 and all(k["arguments"][:2] == ["--steps", "3"] for k in kids)
+    bad = cli("sweep", "train.py", "--param", "lr=eval(1)", "--metric", "loss")
+    assert bad.returncode == 2 and "parameter expression" in bad.stderr
