@@ -40,10 +40,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .api import get_run, runs, submit
-    from .sweeps import get_sweep, sweep
     from .errors import LaunchbayError
     from .handle import RunHandle
     from .models import RunSpec, RunStatus
+    from .sweeps import get_sweep, sweep
 
 
 def __getattr__(name: str) -> Any:
