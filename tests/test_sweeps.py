@@ -156,6 +156,12 @@ def test_a_sweep_runs_children_two_at_a_time_and_finds_the_best(project: Path) -
     assert best.run_id == expected.run_id
     rows = handle.table()
     assert len(rows) == 6 and all(r["metric"] is not None and r["early_termination"] is None for r in rows)
+    from launchbay.ipython.sweep_widget import rows_html, sweep_rows
+
+    widget_rows, params, metric, _goal = sweep_rows(handle)
+    assert [r["run_id"] for r in widget_rows] == [c.run_id for c in reversed(handle.children())]
+    assert "lr" in params and metric == "loss"
+    assert best.run_id in rows_html(widget_rows, params, metric)
 
 
 @pytest.mark.slow
@@ -274,3 +280,19 @@ def test_the_cli_starts_a_detached_sweep_and_runs_lists_it(cli: CLI, project: Pa
     assert len(kids) == 2 and all(k["arguments"][:2] == ["--steps", "3"] for k in kids)
     bad = cli("sweep", "train.py", "--param", "lr=eval(1)", "--metric", "loss")
     assert bad.returncode == 2 and "parameter expression" in bad.stderr
+
+
+def test_sweep_plots_show_best_so_far_and_parallel_coordinates() -> None:
+    from launchbay.ipython.plots import best_so_far_figure, figure_png, parallel_coordinates_figure
+
+    fig = best_so_far_figure([0.9, 0.5, 0.7, 0.2], "minimize", "loss")
+    best_line = [line for line in fig.axes[0].get_lines()][0]
+    assert list(best_line.get_ydata()) == [0.9, 0.5, 0.5, 0.2]
+    rows = [
+        {"lr": 0.1, "bs": 16, "loss": 0.3},
+        {"lr": 0.0001, "bs": 32, "loss": 0.9},
+        {"lr": 0.01, "bs": "auto", "loss": 0.5},
+    ]
+    parallel = parallel_coordinates_figure(rows, ["lr", "bs"], "loss")
+    assert len(parallel.axes[0].get_lines()) == 3 + 3  # one line per run, one axis line per column
+    assert figure_png(parallel).startswith(b"\x89PNG")

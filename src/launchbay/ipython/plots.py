@@ -58,3 +58,85 @@ def figure_png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def best_so_far_figure(
+    values: Sequence[float], goal: str, name: str, *, width: float = 4.2, height: float = 2.6
+) -> Any:
+    """A sweep's progress: each finished run's value (dots) and the best so far (a step line)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=90)
+    ax = fig.add_subplot()
+    best: list[float] = []
+    for value in values:
+        if not best:
+            best.append(value)
+        else:
+            best.append(max(best[-1], value) if goal == "maximize" else min(best[-1], value))
+    xs = list(range(1, len(values) + 1))
+    ax.scatter(xs, values, s=14, color="#adb5bd", label="run")
+    ax.step(xs, best, where="post", color="#198754", linewidth=1.6, label="best so far")
+    ax.set_title(f"best {name} so far", fontsize=9)
+    ax.set_xlabel("finished runs", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def parallel_coordinates_figure(
+    rows: Sequence[dict[str, Any]], params: Sequence[str], metric: str, *, width: float = 5.6, height: float = 2.6
+) -> Any:
+    """One line per run across its (normalised) parameters and the metric, coloured by the metric."""
+    import math
+
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    axes_names = [*params, metric]
+    fig = Figure(figsize=(width, height), dpi=90)
+    ax = fig.add_subplot()
+    columns: dict[str, list[Any]] = {n: [r.get(n) for r in rows] for n in axes_names}
+
+    def scaled(name: str, value: Any) -> float:
+        column = columns[name]
+        numeric = [v for v in column if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numeric) != len(column):  # categorical: evenly spaced by first appearance
+            levels = list(dict.fromkeys(str(v) for v in column))
+            return levels.index(str(value)) / max(1, len(levels) - 1)
+        lo, hi = min(numeric), max(numeric)
+        if name != metric and lo > 0 and hi / lo > 100:  # log-spread parameters, e.g. learning rates
+            lo, hi, value = math.log(lo), math.log(hi), math.log(value)
+        return 0.5 if hi == lo else (value - lo) / (hi - lo)
+
+    metric_values = [v for v in columns[metric] if isinstance(v, (int, float))]
+    cmap = colormaps["viridis"]
+    lo = min(metric_values) if metric_values else 0.0
+    hi = max(metric_values) if metric_values else 1.0
+    for row in rows:
+        if row.get(metric) is None:
+            continue
+        ys = [scaled(n, row.get(n)) for n in axes_names]
+        colour = cmap(0.5 if hi == lo else (row[metric] - lo) / (hi - lo))
+        ax.plot(range(len(axes_names)), ys, color=colour, alpha=0.8, linewidth=1.2)
+    ax.set_xticks(range(len(axes_names)), axes_names, fontsize=8)
+    ax.set_yticks([])
+    for x, name in enumerate(axes_names):
+        ax.axvline(x, color="#999", linewidth=0.8)
+        numeric = [v for v in columns[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if numeric and len(numeric) == len(columns[name]):
+            for y, value in ((0.0, min(numeric)), (1.0, max(numeric))):
+                ax.annotate(
+                    f"{value:.3g}",
+                    (x, y),
+                    fontsize=7,
+                    color="#555",
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                )
+    ax.set_title("parameters → " + metric, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -21,6 +21,20 @@ class SweepHandle(RunHandle):
     def __repr__(self) -> str:
         return f"SweepHandle(run_id={self.run_id!r}, status={self.status!r})"
 
+    def _ipython_display_(self) -> None:
+        """In a notebook: the live sweep widget (runs table, best so far, parallel coordinates)."""
+        from IPython.display import display
+
+        from ..ipython.display import widget_frontend_likely
+
+        if widget_frontend_likely():
+            from ..ipython.sweep_widget import SweepWidget
+
+            display(SweepWidget(self))
+            return
+        for row in self.table():
+            print(row)
+
     def config(self) -> dict[str, Any]:
         """What the sweep was started with (space, metric, goal, limits, policy)."""
         record = self._session.store.get_run(self.run_id)

@@ -1,0 +1,108 @@
+"""The live sweep widget: a table of its runs, the best-so-far curve, parallel coordinates."""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from .plots import best_so_far_figure, figure_png, parallel_coordinates_figure
+from .widgets import status_badge
+
+if TYPE_CHECKING:
+    from ..sweeps.handle import SweepHandle
+
+POLL_S = 1.0
+
+
+def sweep_rows(sweep: SweepHandle) -> tuple[list[dict[str, Any]], list[str], str, str]:
+    """(rows oldest first, parameter names, metric name, goal) for tables and plots."""
+    config = sweep.config()
+    metric, goal = config["primary_metric"], config.get("goal", "minimize")
+    rows = []
+    params: list[str] = []
+    for record in reversed(sweep.children()):
+        values = dict(record.spec.get("params") or record.params)
+        for key in values:
+            if key not in params:
+                params.append(key)
+        summary = next((s for s in sweep._session.store.metric_summaries(record) if s["name"] == metric), None)
+        rows.append(
+            {
+                "run_id": record.run_id,
+                "status": record.status.value,
+                "ended": record.ended,
+                "early_termination": record.tags.get("launchbay.early_termination"),
+                metric: None if summary is None else summary["last"],
+                **values,
+            }
+        )
+    return rows, params, metric, goal
+
+
+def rows_html(rows: list[dict[str, Any]], params: list[str], metric: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "status", *params, metric, "stopped early"])
+    body = []
+    for r in rows:
+        value = r.get(metric)
+        cells = [
+            f"<code>{html.escape(r['run_id'])}</code>",
+            status_badge(r["status"]),
+            *[html.escape(str(r.get(p, ""))) for p in params],
+            "-" if value is None else f"{value:.5g}",
+            html.escape(r.get("early_termination") or ""),
+        ]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f'<table class="lb-table lb-sweep-table"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+class SweepWidget(w.VBox):
+    """Polls the sweep once a second until it ends or the widget is closed."""
+
+    def __init__(self, sweep: SweepHandle, **kwargs: Any) -> None:
+        self.sweep = sweep
+        self._header = w.HTML()
+        self._cancel = w.Button(description="Cancel sweep", button_style="danger", icon="stop")
+        self._cancel.on_click(lambda _b: threading.Thread(target=sweep.cancel, daemon=True).start())
+        self._table = w.HTML()
+        self._best = w.Image(format="png", layout=w.Layout(width="420px"))
+        self._parallel = w.Image(format="png", layout=w.Layout(width="560px"))
+        super().__init__(
+            [w.HBox([self._header, self._cancel]), self._table, w.HBox([self._best, self._parallel])], **kwargs
+        )
+        self.add_class("lb-sweep-widget")
+        self._drawn = -1
+        self._stop = threading.Event()
+        threading.Thread(target=self._poll, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                record = self.sweep.record()
+                rows, params, metric, goal = sweep_rows(self.sweep)
+                finished = [r for r in rows if r.get(metric) is not None and r["ended"]]
+                best = (max if goal == "maximize" else min)((r[metric] for r in finished), default=None)
+                badge = status_badge(record.status.value)
+                self._header.value = (
+                    f"<b>Sweep</b> <code>{html.escape(record.run_id)}</code> &middot; {badge}"
+                    f" &middot; {len(rows)} runs &middot; best {metric}: {'-' if best is None else f'{best:.5g}'}"
+                )
+                self._cancel.layout.display = "none" if record.status.is_terminal() else None
+                self._table.value = rows_html(rows, params, metric)
+                if finished and len(finished) != self._drawn:
+                    finished.sort(key=lambda r: r["ended"])
+                    self._best.value = figure_png(best_so_far_figure([r[metric] for r in finished], goal, metric))
+                    self._parallel.value = figure_png(parallel_coordinates_figure(finished, params, metric))
+                    self._drawn = len(finished)
+                if record.status.is_terminal():
+                    break
+            except Exception as exc:  # keep the notebook usable; say what went wrong
+                self._header.value = f"<i>sweep widget stopped updating: {html.escape(str(exc))}</i>"
+                break
+            self._stop.wait(POLL_S)
