@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from ..models import RunSpec, RunStatus
 from ..runner import HEARTBEAT_INTERVAL_S, Journal, _daemonize
 from ..store import RunRecord, open_store
 from ..targets.base import Target
-from ..targets.local import process_alive
+from ..targets.local import process_alive, spawn_detached
 from .policy import policy_from_json
 from .space import sampling_from_json
 
@@ -46,26 +45,8 @@ def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> An
 
 def start_controller(store_root: Path, record: RunRecord) -> None:
     """Start the controller detached (double fork, new session): it outlives the submitter."""
-    journal = record.run_dir / "journal"
-    journal.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    src_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
     command = [sys.executable, "-m", "launchbay.sweeps.controller", "--detach", str(store_root), record.run_id]
-    with open(journal / "runner.log", "ab") as log:
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                close_fds=True,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise TargetError(f"Could not start the sweep controller with {sys.executable}: {exc}.") from exc
-    proc.wait()  # the controller forks itself away at once
+    spawn_detached(command, record.run_dir, dict(os.environ), "the sweep controller")
 
 
 class Controller:

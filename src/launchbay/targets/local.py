@@ -32,6 +32,30 @@ def process_alive(pid: int, must_contain: str | None = None) -> bool:
         return True
 
 
+def spawn_detached(command: list[str], run_dir: Path, env: dict[str, str], what: str) -> None:
+    """Start ``command`` (which double-forks itself away) so it outlives this process.
+
+    launchbay's sources go first on its PYTHONPATH; its output goes to the run's journal."""
+    env = dict(env)
+    src_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
+    (run_dir / "journal").mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "journal" / "runner.log", "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TargetError(f"Could not start {what} with {command[0]}: {exc}.") from exc
+    proc.wait()  # it forks itself away at once; this reaps the intermediate
+
+
 class LocalTarget(Target):
     type_name = "local"
     cell_module = "launchbay.cellrunner"
@@ -55,22 +79,7 @@ class LocalTarget(Target):
         self.write_runner_config(run_dir, runner_config)
         env = dict(os.environ)
         env.update(secret_env)
-        src_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
-        with open(run_dir / "journal" / "runner.log", "ab") as log:
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                    close_fds=True,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise TargetError(f"Could not start the runner with {sys.executable}: {exc}.") from exc
-        proc.wait()  # the runner forks itself away at once; this reaps the intermediate
+        spawn_detached([sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)], run_dir, env, "the runner")
 
     def cancel(self, record: RunRecord) -> None:
         (record.run_dir / "cancel").touch()
