@@ -68,6 +68,4 @@ def runs(
     store: str | os.PathLike[str] | None = None,
 ) -> list[RunRecord]:
     """Run records, newest first (non-terminal ones caught up with their journals)."""
-    session = _session(store)
-    records = session.store.list_runs(experiment=experiment, status=status, limit=limit)
-    return [session.refresh(r) if not r.status.is_terminal() else r for r in records]
+    return _session(store).runs(experiment=experiment, status=status, limit=limit)

@@ -85,10 +85,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     session = _session(args)
-    records = session.store.list_runs(experiment=args.experiment, status=args.status, limit=args.limit)
-    records = [session.refresh(r) if not r.status.is_terminal() else r for r in records]
-    if args.status:
-        records = [r for r in records if r.status.value.lower() == args.status.lower()]
+    records = session.runs(experiment=args.experiment, status=args.status, limit=args.limit)
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0

@@ -172,8 +172,8 @@ def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: 
     fields: dict[str, Any] = {}
     if pending.heartbeat:
         fields["heartbeat"] = pending.heartbeat
-    status = RunStatus(db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()[0])
-    state = json.loads(db.execute("SELECT target_state FROM runs WHERE pk=?", (record.pk,)).fetchone()[0] or "{}")
+    current, state_json = db.execute("SELECT status, target_state FROM runs WHERE pk=?", (record.pk,)).fetchone()
+    status, state = RunStatus(current), json.loads(state_json or "{}")
     for event in pending.events:
         event_type = event.get("type")
         if event_type == "runner":
@@ -244,10 +244,7 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
         steps = np.concatenate([previous, steps])
         values = np.concatenate([np.frombuffer(old_vals, dtype=np.float64), values])
         stamps = np.concatenate([np.frombuffer(old_ts, dtype=np.float64), stamps])
-        db.execute("DELETE FROM chunks WHERE id=?", (cid,))
-        new_points = n
-    else:
-        new_points = n
+        db.execute("DELETE FROM chunks WHERE id=?", (cid,))  # its points go into the new chunk
     first = int(steps[0])
     consecutive = len(steps) == 1 or bool(np.all(np.diff(steps) == 1))
     db.execute(
@@ -262,13 +259,13 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
             stamps.tobytes(),
         ),
     )
-    new_values = values[-new_points:]
+    new_values = values[-n:]
     batch_lo, batch_hi = float(np.nanmin(new_values)), float(np.nanmax(new_values))
-    batch_last_step = int(steps[-new_points:].max())
+    batch_last_step = int(steps[-n:].max())
     db.execute(
         "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
         (
-            count + new_points,
+            count + n,
             batch_last_step if last_step is None else max(last_step, batch_last_step),
             float(values[-1]),
             batch_lo if lo is None else min(lo, batch_lo),

@@ -128,15 +128,11 @@ class Session:
         settings = dict(record.target_state.get("target_settings") or {})
         if not settings:
             settings = {"type": record.target_type or "local"}
-        config = ProjectConfig(targets={record.target: self._typed(settings)})
+        config = ProjectConfig(targets={record.target: settings})
         live = self.config.targets.get(record.target)
         if live and live.get("type") == settings.get("type"):
             config.targets[record.target] = live  # the real values (secrets were redacted)
         return make_target(record.target, config, self.store)
-
-    @staticmethod
-    def _typed(settings: dict[str, Any]) -> dict[str, Any]:
-        return dict(settings)
 
     def refresh(self, ref: str | RunRecord) -> RunRecord:
         """Catch the record up with the run's journal; a run whose runner died becomes Failed."""
@@ -171,6 +167,16 @@ class Session:
             self._fail(record, reason)
             record = self.store.get_run(record.run_id)
         return record
+
+    def runs(
+        self, *, experiment: str | None = None, status: str | None = None, limit: int | None = 100
+    ) -> list[RunRecord]:
+        """Runs newest first, unfinished ones caught up first (a status filter applies after that)."""
+        records = [self.refresh(r) for r in self.store.list_runs(experiment=experiment, status=status, limit=limit)]
+        if status:
+            wanted = RunStatus.parse(status)
+            records = [r for r in records if r.status is wanted]
+        return records
 
     def _fail(self, record: RunRecord, reason: str) -> None:
         runner_log = record.run_dir / "journal" / "runner.log"

@@ -78,27 +78,22 @@ class Snapshot:
 
 
 class _Spec:
+    """The rules of one ignore file, which apply below the folder it sits in."""
+
     def __init__(self, base: str, source: str, lines: list[str]) -> None:
         self.base = base  # folder relative to the root, "" or "a/b/"
         self.source = source
-        self.lines = [ln for ln in lines]
-        self.spec = pathspec.GitIgnoreSpec.from_lines(self.lines)
-        self._patterns = [ln.strip() for ln in self.lines]
+        self.lines = lines
+        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def check(self, rel: str) -> tuple[bool | None, str]:
+        """(ignored?, the matching line) for ``rel``; (None, "") when no pattern matches."""
         result = self.spec.check_file(rel[len(self.base) :])
         if result.include is None:
             return None, ""
         index = result.index if result.index is not None else 0
-        line = self._pattern_text(index)
+        line = self.lines[index].strip() if index < len(self.lines) else "?"
         return bool(result.include), f"{self.source}: {line}"
-
-    def _pattern_text(self, index: int) -> str:
-        patterns = [p for p in self.lines]
-        try:
-            return patterns[index].strip()
-        except IndexError:
-            return "?"
 
 
 def _load_ignore(folder: str, base: str) -> tuple[_Spec | None, tuple[Any, ...]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import EnvironmentBuildError, TargetError
 from .cache import Progress, build_lock, env_dir, failing_lines, mark_used, say
-from .spec import EnvironmentSpec
+from .spec import EnvironmentSpec, Materialised
 
 IMAGE_REPO = "launchbay-env"
 ENV_PREFIX = "/opt/env"
@@ -34,23 +34,13 @@ _PIP_LINE = re.compile(r"^\s*(Collecting|Downloading|Installing|Successfully)")
 
 
 @dataclass
-class EnvironmentImage:
-    spec: EnvironmentSpec
-    tag: str
-    built: bool
-    seconds: float
-    log: Path | None
+class EnvironmentImage(Materialised):
+    """A Docker image for an environment, tagged by its hash."""
+
+    tag: str = ""
 
     def state(self) -> dict[str, Any]:
-        return {
-            "name": self.spec.name,
-            "hash": self.spec.hash,
-            "image": self.tag,
-            "base_image": self.spec.image,
-            "built": self.built,
-            "build_s": round(self.seconds, 3),
-            "user_managed": self.spec.user_managed,
-        }
+        return {**super().state(), "image": self.tag, "base_image": self.spec.image}
 
 
 def image_tag(spec: EnvironmentSpec) -> str:
@@ -109,7 +99,8 @@ def ensure_image(
     log = folder / IMAGE_BUILD_LOG
     try:
         client.images.get(tag)
-        return EnvironmentImage(spec, tag, False, time.perf_counter() - started, log if log.is_file() else None)
+        seconds = time.perf_counter() - started
+        return EnvironmentImage(spec, False, seconds, log if log.is_file() else None, tag=tag)
     except ImageNotFound:
         pass
     if not spec.image:
@@ -126,7 +117,7 @@ def ensure_image(
             _build(client, spec, tag, folder, progress)
             built = True
         mark_used(folder)
-    return EnvironmentImage(spec, tag, built, time.perf_counter() - started, log if log.is_file() else None)
+    return EnvironmentImage(spec, built, time.perf_counter() - started, log if log.is_file() else None, tag=tag)
 
 
 def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress: Progress | None) -> None:

@@ -240,3 +240,23 @@ def resolve_environment(
         f"Unknown environment {ref!r}{where}; known environments: {known}. Add an [environments.{ref}] section, "
         "or pass a requirements file, a conda YAML or a JSON object instead."
     )
+
+
+@dataclass
+class Materialised:
+    """An environment made usable on a target: built now, or found in the cache."""
+
+    spec: EnvironmentSpec
+    built: bool
+    seconds: float
+    log: Path | None
+
+    def state(self) -> dict[str, Any]:
+        """What is recorded with a run (target_state["environment"])."""
+        return {
+            "name": self.spec.name,
+            "hash": self.spec.hash,
+            "built": self.built,
+            "build_s": round(self.seconds, 3),
+            "user_managed": self.spec.user_managed,
+        }

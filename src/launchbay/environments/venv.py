@@ -28,7 +28,7 @@ from .cache import (
     mark_used,
     say,
 )
-from .spec import EnvironmentSpec, resolve_environment
+from .spec import EnvironmentSpec, Materialised, resolve_environment
 
 if TYPE_CHECKING:
     from ..models import RunSpec
@@ -41,25 +41,14 @@ _PROGRESS_LINE = re.compile(r"^\s*(Collecting|Downloading|Installing|Successfull
 
 
 @dataclass
-class LocalEnvironment:
+class LocalEnvironment(Materialised):
     """A usable local environment: the interpreter to run with, and how it came to be."""
 
-    spec: EnvironmentSpec
-    python: str
-    folder: Path | None
-    built: bool
-    seconds: float
-    log: Path | None
+    python: str = ""
+    folder: Path | None = None
 
     def state(self) -> dict[str, Any]:
-        return {
-            "name": self.spec.name,
-            "hash": self.spec.hash,
-            "python": self.python,
-            "built": self.built,
-            "build_s": round(self.seconds, 3),
-            "user_managed": self.spec.user_managed,
-        }
+        return {**super().state(), "python": self.python}
 
 
 def find_uv() -> str | None:
@@ -93,18 +82,20 @@ def ensure_venv(store_root: Path, spec: EnvironmentSpec, progress: Progress | No
     started = time.perf_counter()
     if spec.user_managed:
         python = base_interpreter(spec) if spec.python else sys.executable
-        return LocalEnvironment(spec, python, None, False, time.perf_counter() - started, None)
+        return LocalEnvironment(spec, False, time.perf_counter() - started, None, python=python)
     folder = env_dir(store_root, spec.hash)
     python = str(venv_python(folder))
     if (folder / READY).is_file():
         mark_used(folder)
-        return LocalEnvironment(spec, python, folder, False, time.perf_counter() - started, folder / BUILD_LOG)
+        seconds = time.perf_counter() - started
+        return LocalEnvironment(spec, False, seconds, folder / BUILD_LOG, python=python, folder=folder)
     with build_lock(folder / ".lock", progress, f"environment {spec.label}"):
         built = not (folder / READY).is_file()
         if built:
             _build(folder, spec, progress)
         mark_used(folder)
-    return LocalEnvironment(spec, python, folder, built, time.perf_counter() - started, folder / BUILD_LOG)
+    seconds = time.perf_counter() - started
+    return LocalEnvironment(spec, built, seconds, folder / BUILD_LOG, python=python, folder=folder)
 
 
 def _build(folder: Path, spec: EnvironmentSpec, progress: Progress | None) -> None:

@@ -23,7 +23,7 @@ from ..models import RunSpec, RunStatus
 from ..runner import HEARTBEAT_INTERVAL_S, Journal, _daemonize
 from ..store import RunRecord, open_store
 from ..targets.base import Target
-from ..targets.local import process_alive, spawn_detached
+from ..targets.local import runner_pid_alive, spawn_detached, stop_runner
 from .policy import policy_from_json
 from .space import sampling_from_json
 
@@ -254,19 +254,10 @@ class SweepTarget(Target):
         raise TargetError("'sweep' is not a compute target; start a sweep with `launchbay sweep` or sweep().")
 
     def cancel(self, record: RunRecord) -> None:
-        (record.run_dir / "cancel").touch()
-        pid = record.target_state.get("runner_pid")
-        if pid and process_alive(int(pid), record.run_id):
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        stop_runner(record, record.run_id)
 
     def runner_alive(self, record: RunRecord) -> bool | None:
-        pid = record.target_state.get("runner_pid")
-        if not pid:
-            return None
-        return process_alive(int(pid), record.run_id)
+        return runner_pid_alive(record, record.run_id)
 
     def force_stop(self, record: RunRecord) -> None:
         """The controller is gone: stop the children it left running, so nothing runs unwatched."""

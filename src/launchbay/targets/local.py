@@ -32,6 +32,27 @@ def process_alive(pid: int, must_contain: str | None = None) -> bool:
         return True
 
 
+def stop_runner(record: RunRecord, marker: str) -> None:
+    """Ask a local runner (or sweep controller) to stop: the cancel file, then SIGTERM to its pid.
+
+    ``marker`` is a string its command line must contain, so a reused pid is never signalled."""
+    (record.run_dir / "cancel").touch()
+    pid = record.target_state.get("runner_pid")
+    if pid and process_alive(int(pid), marker):
+        try:
+            os.kill(int(pid), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def runner_pid_alive(record: RunRecord, marker: str) -> bool | None:
+    """Is the runner whose pid the journal recorded still running? None before it recorded one."""
+    pid = record.target_state.get("runner_pid")
+    if not pid:
+        return None
+    return process_alive(int(pid), marker)
+
+
 def spawn_detached(command: list[str], run_dir: Path, env: dict[str, str], what: str) -> None:
     """Start ``command`` (which double-forks itself away) so it outlives this process.
 
@@ -82,19 +103,10 @@ class LocalTarget(Target):
         spawn_detached([sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)], run_dir, env, "the runner")
 
     def cancel(self, record: RunRecord) -> None:
-        (record.run_dir / "cancel").touch()
-        pid = record.target_state.get("runner_pid")
-        if pid and process_alive(int(pid), str(record.run_dir)):
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        stop_runner(record, str(record.run_dir))
 
     def runner_alive(self, record: RunRecord) -> bool | None:
-        pid = record.target_state.get("runner_pid")
-        if not pid:
-            return None
-        return process_alive(int(pid), str(record.run_dir))
+        return runner_pid_alive(record, str(record.run_dir))
 
     def force_stop(self, record: RunRecord) -> None:
         pgid = record.target_state.get("child_pgid")
