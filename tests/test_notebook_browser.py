@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,20 +24,10 @@ from typing import Any
 
 import pytest
 
-from conftest import need_service
+from conftest import CHROMIUM_ARGS, free_port, need_service, pid_alive
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "notebook-browser"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 TERMINAL = {"Completed", "Failed", "Canceled"}
 # The log's last line lies inside its box's visible area (its real position, not clipped by any scroller).
@@ -116,12 +105,6 @@ class Lab:
     url: str
     root: Path
     store: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -286,14 +269,6 @@ def process_group_alive(pgid: int) -> bool:
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in (b"Z", b"X")
 
 
 # -- the tests ------------------------------------------------------------------------------------------
