@@ -214,31 +214,18 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from .snapshot import explain, human_bytes, take_snapshot
+    from .snapshot import human_bytes, take_snapshot
 
     root = Path(args.dir or os.getcwd())
     if args.dry_run:
-        report = explain(root)
-        if args.json:
-            _print_json(report)
-            return 0
-        for f in report["included"]:
-            print(f"+ {f['path']}  ({human_bytes(f['size'])}; {f['rule']})")
-        for f in report["excluded"]:
-            print(f"- {f['path']}  ({f['rule']})")
-        for f in report["unreadable"]:
-            print(f"! {f['path']}  (skipped: {f['reason']})")
-        print("\nSizes by folder:")
-        for f in report["folders"]:
-            print(f"  {f['folder']:40} {human_bytes(f['bytes']):>10} {f['files']:>6} files")
-        print(f"\n{report['files']} files, {human_bytes(report['bytes'])} would be snapshotted.")
-        return 0
-    from .config import LAUNCHBAY_SNAPSHOT_MAX_BYTES, LAUNCHBAY_SNAPSHOT_MAX_FILES
+        from .snapshot_report import print_dry_run
+
+        return print_dry_run(root, args.json)
+    from .snapshot_budget import Budget
 
     session = _session(args, str(root))
-    snap = take_snapshot(
-        session.store, root, max_bytes=LAUNCHBAY_SNAPSHOT_MAX_BYTES.get(), max_files=LAUNCHBAY_SNAPSHOT_MAX_FILES.get()
-    )
+    budget = Budget.from_config(session.config.snapshot)
+    snap = take_snapshot(session.store, root, max_bytes=budget.max_bytes, max_files=budget.max_files)
     data = {"id": snap.id, "files": snap.files, "bytes": snap.bytes, "new_blobs": snap.new_blobs}
     _print_json(data) if args.json else print(f"snapshot {snap.id}: {snap.files} files, {human_bytes(snap.bytes)}")
     return 0
@@ -318,7 +305,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("-o", "--output")
     p = add("snapshot", cmd_snapshot, "snapshot a folder (or --dry-run to see what would be taken)")
     p.add_argument("dir", nargs="?")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be taken and why; exit 1 if over the budget"
+    )
     add("targets", cmd_targets, "list targets and whether they are reachable")
     from .cli_extra import add_extra_commands
 

@@ -11,8 +11,6 @@ from typing import Any
 from . import secrets
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
-    LAUNCHBAY_SNAPSHOT_MAX_BYTES,
-    LAUNCHBAY_SNAPSHOT_MAX_FILES,
     ProjectConfig,
     load_config,
 )
@@ -42,6 +40,7 @@ class Session:
         """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
+        from .snapshot_budget import Budget
 
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
@@ -50,13 +49,15 @@ class Session:
         target.preflight(spec)
         if spec.code is None:
             self._check_script(root, spec)
-        budget = config.snapshot
+        budget = Budget.from_config(config.snapshot)
+        entry = spec.working_dir.rstrip("/") + "/" if spec.code is not None else f"{spec.working_dir}/{spec.script}"
         snapshot = take_snapshot(
             self.store,
             root,
-            max_bytes=int(budget.get("max_bytes", LAUNCHBAY_SNAPSHOT_MAX_BYTES.get())),
-            max_files=int(budget.get("max_files", LAUNCHBAY_SNAPSHOT_MAX_FILES.get())),
+            max_bytes=budget.max_bytes,
+            max_files=budget.max_files,
             extra_files=extra_files,
+            entry=entry,
         )
         if on_progress:
             on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")

@@ -1,8 +1,10 @@
 """Snapshots: which files of a folder a run gets, content-addressed in the store.
 
 Ignore rules, per folder, gitignore semantics (nested files too): a folder's
-``.launchbayignore`` if it has one, else its ``.amlignore``, else its
-``.gitignore``. Always left out: ``.git``, ``.launchbay``, ``.ipynb_checkpoints``,
+``.gitignore`` plus its ``.launchbayignore`` (whose lines come after, so they can
+also re-include with ``!``); a ``.launchbayignore`` whose first line is
+``# launchbay: replace`` is used alone. Without a ``.launchbayignore``, an
+``.amlignore`` replaces the ``.gitignore`` (Azure ML v1's rule). Always left out: ``.git``, ``.launchbay``, ``.ipynb_checkpoints``,
 ``__pycache__``, virtual environments, and ``outputs/`` and ``logs/`` at the top.
 
 Re-snapshotting an unchanged folder hashes nothing: like git's index, a cache of
@@ -23,10 +25,13 @@ from typing import Any, NamedTuple
 
 import pathspec
 
-from .errors import SnapshotError, SnapshotTooLargeError
+from .errors import SnapshotError
+from .snapshot_budget import Budget, budget_error
+from .snapshot_budget import human_bytes as human_bytes
 from .store import RunStore
 
 IGNORE_FILES = (".launchbayignore", ".amlignore", ".gitignore")
+REPLACE_MARKER = "# launchbay: replace"
 ALWAYS_EXCLUDED = {".git", ".launchbay", ".ipynb_checkpoints", "__pycache__", ".hg", ".svn"}
 EXCLUDED_AT_ROOT = {"outputs", "logs"}
 
@@ -78,13 +83,13 @@ class Snapshot:
 
 
 class _Spec:
-    """The rules of one ignore file, which apply below the folder it sits in."""
+    """The rules of one folder's ignore files, which apply below the folder they sit in."""
 
-    def __init__(self, base: str, source: str, lines: list[str]) -> None:
+    def __init__(self, base: str, parts: list[tuple[str, list[str]]]) -> None:
         self.base = base  # folder relative to the root, "" or "a/b/"
-        self.source = source
-        self.lines = lines
-        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        self.lines = [line for _, lines in parts for line in lines]
+        self.origins = [source for source, lines in parts for _ in lines]
+        self.spec = pathspec.GitIgnoreSpec.from_lines(self.lines)
 
     def check(self, rel: str) -> tuple[bool | None, str]:
         """(ignored?, the matching line) for ``rel``; (None, "") when no pattern matches."""
@@ -92,22 +97,40 @@ class _Spec:
         if result.include is None:
             return None, ""
         index = result.index if result.index is not None else 0
-        line = self.lines[index].strip() if index < len(self.lines) else "?"
-        return bool(result.include), f"{self.source}: {line}"
+        if index >= len(self.lines):
+            return bool(result.include), "?"
+        return bool(result.include), f"{self.origins[index]}: {self.lines[index].strip()}"
 
 
-def _load_ignore(folder: str, base: str) -> tuple[_Spec | None, tuple[Any, ...]]:
-    """The folder's ignore rules and a signature of the file they came from (for the scan cache)."""
+def _read_ignore_files(folder: str) -> dict[str, tuple[list[str], tuple[int, int]]]:
+    found = {}
     for name in IGNORE_FILES:
         path = os.path.join(folder, name)
         try:
             st = os.stat(path)
             with open(path, encoding="utf-8", errors="replace") as fh:
-                lines = fh.read().splitlines()
+                found[name] = (fh.read().splitlines(), (st.st_mtime_ns, st.st_size))
         except OSError:
             continue
-        return _Spec(base, base + name, lines), ((base + name, st.st_mtime_ns, st.st_size),)
-    return None, ()
+    return found
+
+
+def _load_ignore(folder: str, base: str) -> tuple[_Spec | None, tuple[Any, ...]]:
+    """The folder's ignore rules and a signature of the files they came from (for the scan cache).
+
+    ``.launchbayignore`` adds to ``.gitignore`` (unless its first line is ``# launchbay: replace``);
+    ``.amlignore`` replaces ``.gitignore``, as in Azure ML v1."""
+    found = _read_ignore_files(folder)
+    if not found:
+        return None, ()
+    if ".launchbayignore" in found:
+        lines = found[".launchbayignore"][0]
+        replace = bool(lines) and lines[0].strip().lower() == REPLACE_MARKER
+        names = [".launchbayignore"] if replace else [n for n in (".gitignore", ".launchbayignore") if n in found]
+    else:
+        names = [".amlignore" if ".amlignore" in found else ".gitignore"]
+    parts = [(base + name, found[name][0]) for name in names]
+    return _Spec(base, parts), tuple((base + name, *found[name][1]) for name in names)
 
 
 def _is_venv(path: str) -> bool:
@@ -239,34 +262,6 @@ def _decide(specs: list[_Spec], rel: str) -> tuple[bool, str]:
     return bool(verdict), why
 
 
-def _budget_error(scan_: Scan, max_bytes: int, max_files: int) -> SnapshotTooLargeError:
-    by_folder: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for f in scan_.files:
-        top = f.path.split("/", 1)[0] + ("/" if "/" in f.path else "")
-        by_folder[top][0] += f.size
-        by_folder[top][1] += 1
-    biggest_files = sorted(scan_.files, key=lambda f: -f.size)[:5]
-    biggest_folders = sorted(((k, v) for k, v in by_folder.items() if k.endswith("/")), key=lambda kv: -kv[1][0])[:5]
-    files_text = ", ".join(f"{f.path} ({human_bytes(f.size)})" for f in biggest_files)
-    folders_text = ", ".join(f"{k} ({human_bytes(v[0])} in {v[1]} files)" for k, v in biggest_folders)
-    suggestion = biggest_folders[0][0] if biggest_folders else (biggest_files[0].path if biggest_files else "")
-    return SnapshotTooLargeError(
-        f"The snapshot of {scan_.root} is {human_bytes(scan_.total_bytes)} in {len(scan_.files)} files, over the "
-        f"budget of {human_bytes(max_bytes)} / {max_files} files. Largest files: {files_text}. "
-        f"Largest folders: {folders_text or 'none'}. Exclude them with a line such as '{suggestion}' in "
-        f"{scan_.root / '.launchbayignore'}, or raise the budget ([snapshot] max_bytes / max_files in "
-        "launchbay.toml, or LAUNCHBAY_SNAPSHOT_MAX_BYTES / LAUNCHBAY_SNAPSHOT_MAX_FILES)."
-    )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -333,12 +328,17 @@ def take_snapshot(
     max_bytes: int,
     max_files: int,
     extra_files: dict[str, str | bytes] | None = None,
+    entry: str = "",
 ) -> Snapshot:
-    """Snapshot ``root`` into the store; the budget is checked before anything is written."""
+    """Snapshot ``root`` into the store; the budget is checked before anything is written.
+
+    ``entry`` (the run's script, or its working folder with a trailing ``/``) is never
+    suggested for leaving out when the snapshot is over budget."""
     cache = _SnapshotIndex(store, root.resolve())
     scan_ = scan(root, skip=(store.root,), dir_cache=cache.dirs)
-    if scan_.total_bytes > max_bytes or len(scan_.files) > max_files:
-        raise _budget_error(scan_, max_bytes, max_files)
+    budget = Budget(max_bytes, max_files)
+    if budget.exceeded_by(scan_.files):
+        raise budget_error(scan_.root, scan_.files, budget, entry)
     previous = cache.manifest
     if (
         not extra_files
@@ -387,9 +387,9 @@ def take_snapshot(
     return Snapshot(snapshot_id, scan_.root, len(entries), total, new_blobs, new_bytes, scan_.unreadable, manifest)
 
 
-def explain(root: Path) -> dict[str, Any]:
+def explain(root: Path, scan_: Scan | None = None) -> dict[str, Any]:
     """What ``launchbay snapshot --dry-run`` shows: each file, its rule, sizes by folder."""
-    scan_ = scan(root, explain=True)
+    scan_ = scan_ or scan(root, explain=True)
     by_folder: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for f in scan_.files:
         parts = f.path.split("/")[:-1]

@@ -1,0 +1,142 @@
+"""Snapshot mistakes teach: each one gets one message that says what to change, and where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI, write
+from launchbay.errors import SnapshotTooLargeError
+from launchbay.snapshot import explain, take_snapshot
+from launchbay.store import open_store
+
+
+def included(root: Path) -> list[str]:
+    return [f["path"] for f in explain(root)["included"]]
+
+
+def big(folder: Path, name: str, size: int) -> None:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"0" * size)
+
+
+def test_over_budget_never_suggests_the_notebooks_own_folder_and_gives_the_line_and_file(
+    project: Path, tmp_path: Path
+) -> None:
+    big(project, "notebooks/train.ipynb", 3000)  # the biggest folder is the notebook's own
+    big(project, "notebooks/helper.py", 2000)
+    big(project, "web/node_modules/react/index.js", 1500)
+    big(project, "web/node_modules/vue/index.js", 1500)
+    big(project, "web/app.js", 10)
+    big(project, "data.csv", 400)
+    with pytest.raises(SnapshotTooLargeError) as err:
+        take_snapshot(open_store(tmp_path / "s"), project, max_bytes=6000, max_files=100, entry="notebooks/")
+    message = str(err.value)
+    assert "Biggest outside notebooks/ (where the run starts): web/node_modules/ (3.0 KB in 2 files)" in message
+    assert "/notebooks/" not in message.split("add this line")[1]
+    assert f"add this line to {project / '.launchbayignore'}:\n    /web/node_modules/\n" in message
+    assert "(then it is 5.4 KB in 4 files;" in message
+
+
+def test_a_submit_over_budget_names_what_lies_outside_the_scripts_folder(project: Path) -> None:
+    write(project, "launchbay.toml", "[snapshot]\nmax_bytes = 4000\n")
+    write(project, "jobs/train.py", "print(1)\n")
+    big(project, "jobs/weights.bin", 3000)
+    big(project, "checkpoints/last.pt", 2000)
+    result = CLI(project)("submit", "jobs/train.py")
+    assert result.returncode == 2
+    assert "Biggest outside jobs/ (where the run starts): checkpoints/ (2.0 KB in 1 file)." in result.stderr
+    assert f"add this line to {project / '.launchbayignore'}:\n    /checkpoints/\n" in result.stderr
+    assert CLI(project)("runs", "--json").stdout.strip() == "[]"
+
+
+def test_over_budget_by_file_count_ranks_by_files_and_lists_every_line_needed(project: Path, tmp_path: Path) -> None:
+    write(project, "train.py", "x")
+    for i in range(6):
+        write(project, f"cache/a/{i}.json", "{}")
+    for i in range(4):
+        write(project, f"tmp/{i}.txt", "x")
+    big(project, "model.bin", 5000)
+    with pytest.raises(SnapshotTooLargeError) as err:
+        take_snapshot(open_store(tmp_path / "s"), project, max_bytes=10**6, max_files=3, entry="train.py")
+    message = str(err.value)
+    assert "add these lines to" in message and "\n    /cache/\n    /tmp/\n" in message
+    assert "/train.py" not in message
+
+
+def test_a_launchbayignore_adds_to_the_gitignore_of_its_folder(project: Path) -> None:
+    write(project, ".gitignore", "node_modules/\n")
+    write(project, "node_modules/x/index.js", "x")
+    write(project, "data/big.npy", "x")
+    write(project, "train.py", "x")
+    write(project, ".launchbayignore", "/data/\n")
+    assert included(project) == [".gitignore", ".launchbayignore", "train.py"]
+    reasons = {e["path"]: e["rule"] for e in explain(project)["excluded"]}
+    assert reasons == {"node_modules/": ".gitignore: node_modules/", "data/": ".launchbayignore: /data/"}
+
+
+def test_a_launchbayignore_can_re_include_what_gitignore_leaves_out(project: Path) -> None:
+    write(project, ".gitignore", "*.csv\n")
+    write(project, ".launchbayignore", "!labels.csv\n")
+    write(project, "labels.csv", "x")
+    write(project, "raw.csv", "x")
+    assert included(project) == [".gitignore", ".launchbayignore", "labels.csv"]
+
+
+def test_a_launchbayignore_starting_with_the_replace_line_is_used_alone(project: Path) -> None:
+    write(project, ".gitignore", "*.csv\n")
+    write(project, ".launchbayignore", "# launchbay: replace\n*.tmp\n")
+    write(project, "labels.csv", "x")
+    write(project, "scratch.tmp", "x")
+    assert included(project) == [".gitignore", ".launchbayignore", "labels.csv"]
+
+
+def test_an_amlignore_keeps_v1s_rule_and_replaces_the_gitignore(project: Path) -> None:
+    write(project, ".gitignore", "*.csv\n")
+    write(project, ".amlignore", "*.tmp\n")
+    write(project, "labels.csv", "x")
+    write(project, "scratch.tmp", "x")
+    assert included(project) == [".amlignore", ".gitignore", "labels.csv"]
+
+
+def test_editing_a_launchbayignore_next_to_a_gitignore_is_seen_by_the_next_snapshot(
+    project: Path, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "s")
+    write(project, ".gitignore", "*.log\n")
+    write(project, "a.py", "x")
+    write(project, "b.log", "x")
+    write(project, "c.tmp", "x")
+    first = take_snapshot(store, project, max_bytes=10**6, max_files=100)
+    assert [f["path"] for f in first.manifest["files"]] == [".gitignore", "a.py", "c.tmp"]
+    write(project, ".launchbayignore", "*.tmp\n")
+    second = take_snapshot(store, project, max_bytes=10**6, max_files=100)
+    assert [f["path"] for f in second.manifest["files"]] == [".gitignore", ".launchbayignore", "a.py"]
+
+
+def test_dry_run_within_budget_says_so_and_exits_zero(project: Path) -> None:
+    write(project, "train.py", "x")
+    result = CLI(project)("snapshot", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "1 file, 1 B would be snapshotted: within the budget of 314.6 MB / 2,000 files." in result.stdout
+
+
+def test_dry_run_over_budget_marks_what_to_leave_out_and_exits_non_zero(project: Path) -> None:
+    write(project, "launchbay.toml", "[snapshot]\nmax_bytes = 2000\n")
+    write(project, "notebooks/explore.ipynb", "{}")
+    big(project, "notebooks/cache.bin", 1000)
+    big(project, "data/train.npy", 3000)
+    cli = CLI(project / "notebooks")
+    result = cli("snapshot", "--dry-run", "..")
+    assert result.returncode == 1
+    assert "+ data/train.npy  (3.0 KB; included)\n" in result.stdout
+    assert "  data/   " in result.stdout and "3.0 KB      1 files   <- over budget: leave out with /data/" in result.stdout
+    assert "OVER the budget of 2.0 KB / 2,000 files; a submit would be refused." in result.stdout
+    assert f"add this line to {project / '.launchbayignore'}:\n    /data/\n" in result.stdout
+    as_json = cli("snapshot", "--dry-run", "..", "--json")
+    assert as_json.returncode == 1
+    budget = json.loads(as_json.stdout)["budget"]
+    assert budget["over"] is True and [o["line"] for o in budget["leave_out"]] == ["/data/"]
