@@ -305,9 +305,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("-o", "--output")
     p = add("snapshot", cmd_snapshot, "snapshot a folder (or --dry-run to see what would be taken)")
     p.add_argument("dir", nargs="?")
-    p.add_argument(
-        "--dry-run", action="store_true", help="list what would be taken and why; exit 1 if over the budget"
-    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be taken and why; exit 1 if over the budget")
     add("targets", cmd_targets, "list targets and whether they are reachable")
     from .cli_extra import add_extra_commands
 

@@ -4,8 +4,9 @@ Ignore rules, per folder, gitignore semantics (nested files too): a folder's
 ``.gitignore`` plus its ``.launchbayignore`` (whose lines come after, so they can
 also re-include with ``!``); a ``.launchbayignore`` whose first line is
 ``# launchbay: replace`` is used alone. Without a ``.launchbayignore``, an
-``.amlignore`` replaces the ``.gitignore`` (Azure ML v1's rule). Always left out: ``.git``, ``.launchbay``, ``.ipynb_checkpoints``,
-``__pycache__``, virtual environments, and ``outputs/`` and ``logs/`` at the top.
+``.amlignore`` replaces the ``.gitignore`` (Azure ML v1's rule). Always left out:
+``.git``, ``.launchbay``, ``.ipynb_checkpoints``, ``__pycache__``, virtual environments,
+and ``outputs/`` and ``logs/`` at the top.
 
 Re-snapshotting an unchanged folder hashes nothing: like git's index, a cache of
 (size, mtime, inode) → SHA-256 per file is consulted before reading any file.
