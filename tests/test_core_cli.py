@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from conftest import CLI, write
 
@@ -67,11 +68,12 @@ def test_show_json_has_everything_a_report_needs(project: Path, cli: CLI) -> Non
 def test_metrics_json_is_a_series_per_name(project: Path, cli: CLI) -> None:
     write(project, "train.py", TRAIN)
     run_id = cli.json("submit", "train.py")["run_id"]  # type: ignore[index]
-    metrics = cli.json("metrics", run_id)
-    assert isinstance(metrics, dict)
-    assert [p["step"] for p in metrics["loss"]] == list(range(20))
-    assert metrics["loss"][1]["value"] == 0.5
-    assert metrics["acc"] == [{"step": 7, "value": 0.5, "ts": metrics["acc"][0]["ts"]}]
+    metrics: Any = cli.json("metrics", run_id)
+    assert metrics["loss"]["kind"] == "scalar"
+    assert [p["step"] for p in metrics["loss"]["points"]] == list(range(20))
+    assert metrics["loss"]["points"][1]["value"] == 0.5
+    acc = metrics["acc"]["points"]
+    assert acc == [{"step": 7, "value": 0.5, "ts": acc[0]["ts"]}]
     only = cli.json("metrics", run_id, "acc")
     assert list(only) == ["acc"]  # type: ignore[arg-type]
 
@@ -188,5 +190,6 @@ def test_a_snapshot_over_budget_is_refused_from_the_cli(project: Path, cli: CLI)
     write(project, "launchbay.toml", "[snapshot]\nmax_bytes = 1000\n")
     proc = cli("submit", "train.py")
     assert proc.returncode == 2
-    assert "data/huge.bin" in proc.stderr and ".launchbayignore" in proc.stderr
+    assert "Biggest: data/ (4.1 KB in 1 file)" in proc.stderr
+    assert f"add this line to {project / '.launchbayignore'}:\n    /data/\n" in proc.stderr
     assert cli.json("runs") == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -24,8 +23,9 @@ def _session(args: argparse.Namespace, source_dir: str | None = None) -> Any:
 
 
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    from .logged import dumps  # strict JSON: NaN and infinities as strings
+
+    sys.stdout.write(dumps(data) + "\n")
 
 
 def _duration(seconds: float | None) -> str:
@@ -159,30 +159,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    session = _session(args)
-    record = session.refresh(session.store.resolve_run_id(args.run))
-    summaries = session.store.metric_summaries(record)
-    names = [s["name"] for s in summaries if args.name in (None, s["name"])]
-    if args.name and not names and not args.json:
-        print(
-            f"launchbay: run {record.run_id} has no metric {args.name!r}; it has: "
-            f"{', '.join(s['name'] for s in summaries) or 'none'}",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
-    if args.json:
-        _print_json({n: session.store.read_series(record, n).to_points() for n in names})
-        return 0
-    for s in summaries:
-        if s["name"] in names:
-            print(
-                f"{s['name']}: {s['count']} points, last {s['last']:.6g} at step {s['last_step']}, "
-                f"min {s['min']:.6g}, max {s['max']:.6g}"
-            )
-    for kind, name, payload, _ in session.store.read_records(record):
-        if kind != "tag" and args.name in (None, name):
-            print(f"{name} ({kind}): {json.dumps(payload)[:200]}")
-    return 0
+    from .metrics_cli import cmd_metrics as show_metrics
+
+    return show_metrics(args, _session(args))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -292,9 +271,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p = add("logs", cmd_logs, "a run's output", json_flag=False)
     p.add_argument("run")
     p.add_argument("-f", "--follow", action="store_true")
-    p = add("metrics", cmd_metrics, "a run's metrics")
-    p.add_argument("run")
-    p.add_argument("name", nargs="?")
+    p = add("metrics", cmd_metrics, "a run's metrics, images, tables, rows and lists")
+    p.add_argument("run", help="run id (a unique prefix is enough)")
+    p.add_argument("name", nargs="?", help="only this metric")
     p = add("cancel", cmd_cancel, "cancel a run", json_flag=False)
     p.add_argument("run")
     p = add("files", cmd_files, "a run's files")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .logged import Logged, read_logged
 from .models import RunStatus
 from .store import RunRecord, Series, open_store
 
@@ -149,20 +150,18 @@ class RunHandle:
                 continue
             values = store.read_series(record, summary["name"]).values.tolist()
             out[summary["name"]] = values[0] if len(values) == 1 else values
-        for kind, metric, payload, _ts in store.read_records(record):
-            if name is not None and metric != name:
-                continue
-            if kind == "list":
-                out[metric] = payload
-            elif kind == "table":
-                out[metric] = payload
-            elif kind == "row":
-                table = out.setdefault(metric, {})
-                for key, value in payload.items():
-                    table.setdefault(key, []).append(value)
-            elif kind == "image":
-                out.setdefault(metric, payload)
+        for entry in read_logged(store, record, None if name is None else [name]):
+            if entry.kind == "list":
+                out[entry.name] = entry.values
+            elif entry.kind == "image":
+                out[entry.name] = entry.images[-1]["file"]  # the latest; all are in get_logged()
+            else:
+                out[entry.name] = entry.columns
         return out
+
+    def get_logged(self) -> list[Logged]:
+        """Images (every step), tables, rows and lists the run logged, one entry per name."""
+        return read_logged(self._session.store, self.record())
 
     def get_metric_series(self, name: str) -> Series:
         """A scalar metric's steps, values and timestamps as arrays (fast for millions of points)."""

@@ -1,0 +1,100 @@
+"""Images, tables, rows and lists are shown wherever metrics are: CLI text, strict JSON, the handle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CLI, write
+
+LOGS_EVERYTHING = """
+import math
+from launchbay import Run
+run = Run.get_context()
+for step in range(3):
+    run.log("loss", 1.0 / (step + 1), step=step)
+run.log("loss", float("nan"), step=3)
+run.log("grad", float("inf"), step=0)
+for i, (p, r) in enumerate([(0.9, 0.5), (0.8, 0.7), (0.6, float("nan"))]):
+    run.log_row("pr", threshold=i / 10, precision=p, recall=r)
+run.log_row("pr", threshold=0.3, precision=0.5)
+run.log_table("confusion", {"label": ["cat", "dog"], "cat": [5, 1], "dog": [2, 7]})
+run.log_list("acc_per_epoch", [0.5, 0.7, 0.75, -math.inf])
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+for epoch in range(3):
+    fig = plt.figure(figsize=(2, 2))
+    plt.plot([0, 1], [0, epoch])
+    run.log_image("samples", plot=fig)
+    plt.close(fig)
+"""
+
+
+@pytest.fixture
+def run_id(project: Path, cli: CLI) -> str:
+    write(project, "train.py", LOGS_EVERYTHING)
+    proc = cli("submit", "train.py")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return str(cli.json("runs")[0]["run_id"])  # type: ignore[index]
+
+
+def test_metrics_text_shows_every_kind(run_id: str, cli: CLI) -> None:
+    text = cli("metrics", run_id, check=True).stdout
+    assert "loss (scalar): 4 points, last nan at step 3, min 0.333333, max 1\n" in text
+    assert "grad (scalar): 1 point, last inf at step 0" in text
+    assert "pr (rows): 4 rows × 3 columns\n  threshold  precision  recall\n          0        0.9     0.5\n" in text
+    assert "        0.3        0.5\n" in text  # the last row has no recall
+    assert "confusion (table): 2 rows × 3 columns\n  label  cat  dog\n    cat    5    2\n    dog    1    7" in text
+    assert "acc_per_epoch (list): 4 values; min -inf, max 0.75\n  [0.5, 0.7, 0.75, -inf]" in text
+    assert "samples (image): 3 images, latest (step 2): images/samples_3.png\n" in text
+    assert f"  launchbay download {run_id} images/samples_3.png" in text
+
+
+def test_metrics_json_is_strict_and_has_every_kind(run_id: str, cli: CLI) -> None:
+    raw = cli("metrics", run_id, "--json", check=True).stdout
+    assert "NaN" not in raw.replace('"NaN"', "") and "Infinity" not in raw.replace('"Infinity"', "").replace(
+        '"-Infinity"', ""
+    ), "only strict JSON: non-finite numbers are strings"
+    data: Any = json.loads(raw, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert data["loss"]["points"][3]["value"] == "NaN"
+    assert data["grad"]["points"][0]["value"] == "Infinity"
+    assert data["pr"] == {
+        "kind": "rows",
+        "columns": {
+            "threshold": [0.0, 0.1, 0.2, 0.3],
+            "precision": [0.9, 0.8, 0.6, 0.5],
+            "recall": [0.5, 0.7, "NaN", None],
+        },
+    }
+    assert data["confusion"]["columns"]["dog"] == [2, 7]
+    assert data["acc_per_epoch"] == {"kind": "list", "values": [0.5, 0.7, 0.75, "-Infinity"]}
+    assert [(i["step"], i["file"]) for i in data["samples"]["images"]] == [
+        (0, "images/samples_1.png"),
+        (1, "images/samples_2.png"),
+        (2, "images/samples_3.png"),
+    ]
+    assert cli.json("metrics", run_id, "pr") == {"pr": data["pr"]}
+
+
+def test_an_unknown_name_lists_what_the_run_has(run_id: str, cli: CLI) -> None:
+    for extra in ([], ["--json"]):
+        proc = cli("metrics", run_id, "nosuch", *extra)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr == (
+            f"launchbay: run {run_id} has no metric 'nosuch'; it has: loss (scalar), grad (scalar), pr (rows), "
+            "confusion (table), acc_per_epoch (list), samples (image).\n"
+        )
+
+
+def test_the_handle_gives_each_kind_in_azure_ml_shape(run_id: str, project: Path) -> None:
+    import launchbay
+
+    metrics = launchbay.get_run(run_id).get_metrics()
+    assert metrics["pr"]["precision"] == [0.9, 0.8, 0.6, 0.5]
+    assert metrics["confusion"]["label"] == ["cat", "dog"]
+    assert metrics["acc_per_epoch"][:3] == [0.5, 0.7, 0.75]
+    assert metrics["samples"] == "images/samples_3.png"
