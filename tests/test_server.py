@@ -228,6 +228,7 @@ def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, 
         f"runs/{rid}/log",
         f"runs/{rid}/metrics",
         f"runs/{rid}/metrics/loss",
+        f"runs/{rid}/logged",
         f"runs/{rid}/files",
         f"runs/{rid}/files/outputs/model.txt",
         f"compare?runs={rid},{store_runs['second']}",
@@ -333,6 +334,49 @@ def test_metrics_summaries_series_after_step_and_downsampling(api: Api, store_ru
     assert (api.error("runs", rid, "metrics", "nope"))[0] == 404
     assert (api.error("runs", rid, "metrics", "loss", params={"buckets": 0}))[0] == 400
     assert (api.error("runs", rid, "metrics", "loss", params={"after_step": "x"}))[0] == 400
+
+
+def test_images_tables_rows_and_lists_are_served(api: Api, store_runs: dict[str, Any]) -> None:
+    write(store_runs["project"], "pixel.png", "not really a png")
+    handle = submit_slow(
+        store_runs,
+        "logs_all.py",
+        """
+        from launchbay import Run
+        run = Run.get_context()
+        run.log_row("pr", p=0.9, r=0.5)
+        run.log_row("pr", p=0.8, r=float("nan"), f1=0.7)
+        run.log_table("confusion", {"label": ["cat", "dog"], "cat": [5, 1]})
+        run.log_list("acc", [0.5, float("inf")])
+        run.log_image("sample", path="pixel.png")
+        run.log_image("sample", path="pixel.png")
+        """,
+    )
+    assert handle.wait(timeout=60) == "Completed"
+    rid = handle.run_id
+    answer = api.get("runs", rid, "logged")
+    by_name = {e["name"]: e for e in answer["logged"]}
+    assert [(e["name"], e["kind"]) for e in answer["logged"]] == [
+        ("pr", "rows"),
+        ("confusion", "table"),
+        ("acc", "list"),
+        ("sample", "image"),
+    ]
+    assert by_name["pr"]["columns"] == {"p": [0.9, 0.8], "r": [0.5, "NaN"], "f1": [None, 0.7]}
+    assert by_name["pr"]["row_count"] == 2
+    assert by_name["acc"]["values"] == [0.5, "Infinity"]
+    images = by_name["sample"]["images"]
+    assert [(i["step"], i["file"]) for i in images] == [(0, "images/sample_1.png"), (1, "images/sample_2.png")]
+    assert api.raw(f"runs/{rid}/files/{images[1]['file']}").body == b"not really a png"
+    assert api.get("runs", rid, "logged", params={"since": answer["version"]}) == {
+        "version": answer["version"],
+        "changed": False,
+        "logged": [],
+    }
+    cut = {e["name"]: e for e in api.get("runs", rid, "logged", params={"max_rows": 1})["logged"]}
+    assert cut["pr"]["columns"]["p"] == [0.8] and cut["pr"]["row_count"] == 2
+    assert (api.error("runs", rid, "logged", params={"since": "x"}))[0] == 400
+    assert (api.error("runs", "nosuch", "logged"))[0] == 404
 
 
 def test_files_are_listed_and_downloaded(api: Api, store_runs: dict[str, Any]) -> None:

@@ -34,13 +34,13 @@ class Logged:
     updated: float = 0.0
 
     @property
-    def rowcount_text(self) -> int:
+    def row_count(self) -> int:
         return max((len(v) for v in self.columns.values()), default=0)
 
     def rows(self) -> list[list[Any]]:
         """The table row by row (short columns padded with ``None``)."""
         columns = list(self.columns.values())
-        return [[c[i] if i < len(c) else None for c in columns] for i in range(self.rowcount_text)]
+        return [[c[i] if i < len(c) else None for c in columns] for i in range(self.row_count)]
 
     def summary(self) -> str:
         """``3 rows × 2 columns``, ``10 values``, ``4 images``."""
@@ -48,7 +48,7 @@ class Logged:
             return count_text(len(self.images), "image")
         if self.kind == "list":
             return count_text(len(self.values), "value")
-        return f"{count_text(self.rowcount_text, 'row')} × {count_text(len(self.columns), 'column')}"
+        return f"{count_text(self.row_count, 'row')} × {count_text(len(self.columns), 'column')}"
 
     def to_json(self) -> dict[str, Any]:
         """Strict JSON (non-finite numbers as ``"NaN"``/``"Infinity"``/``"-Infinity"``)."""
@@ -89,7 +89,7 @@ def read_logged(store: RunStore, run: RunRecord, names: list[str] | None = None)
 
 
 def _append_row(entry: Logged, row: dict[str, Any]) -> None:
-    n = entry.rowcount_text
+    n = entry.row_count
     for key, value in row.items():
         column = entry.columns.setdefault(key, [])
         column.extend([None] * (n - len(column)))
@@ -122,3 +122,22 @@ def strict_json(value: Any) -> Any:
 def dumps(value: Any, indent: int | None = 2) -> str:
     """Strict JSON text: never ``NaN`` or ``Infinity`` tokens, whatever the run logged."""
     return json.dumps(strict_json(value), indent=indent, default=str, allow_nan=False)
+
+
+def logged_payload(store: RunStore, run: RunRecord, since: int | None = None, max_rows: int = 1000) -> dict[str, Any]:
+    """What the REST API serves: every entry (tables cut to their last ``max_rows`` rows), or
+    ``changed: false`` alone when nothing was logged since ``version`` ``since``."""
+    version = logged_version(store, run)
+    if since is not None and since == version:
+        return {"version": version, "changed": False, "logged": []}
+    entries = []
+    for entry in read_logged(store, run):
+        data = entry.to_json()
+        if entry.kind in ("table", "rows"):
+            total = entry.row_count
+            data["row_count"] = total
+            data["columns"] = (
+                {k: v[-max_rows:] for k, v in data["columns"].items()} if total > max_rows else data["columns"]
+            )
+        entries.append(data)
+    return {"version": version, "changed": True, "logged": entries}

@@ -135,6 +135,18 @@ class MetricsHandler(BaseHandler):
         await self._answer(lambda s: s.metrics(run_id))
 
 
+class LoggedHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, run_id: str) -> None:
+        await self._answer(
+            lambda s: s.logged(
+                run_id,
+                self._int("since", -1, -1) if self.get_argument("since", "") else None,
+                self._int("max_rows", 1000, 1),
+            )
+        )
+
+
 class MetricHandler(BaseHandler):
     @web.authenticated
     async def get(self, run_id: str, name: str) -> None:
@@ -227,6 +239,7 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (_RUN + r"/log", LogHandler),
     (_RUN + r"/metrics", MetricsHandler),
     (_RUN + r"/metrics/(.+)", MetricHandler),
+    (_RUN + r"/logged", LoggedHandler),
     (_RUN + r"/files", FilesHandler),
     (_RUN + r"/files/(.+)", FileHandler),
     (_RUN + r"/cancel", CancelHandler),

@@ -127,6 +127,12 @@ class LaunchbayService:
         record = self._run(run_id)
         return {"metrics": [_finite(s) for s in self.store.metric_summaries(record)]}
 
+    def logged(self, run_id: str, since: int | None = None, max_rows: int = 1000) -> dict[str, Any]:
+        """Images, tables, rows and lists (see ``launchbay.logged``); image files come from ``files``."""
+        from ..logged import logged_payload
+
+        return logged_payload(self.store, self._run(run_id), since, max_rows)
+
     def metric(
         self, run_id: str, name: str, after_step: float | None = None, buckets: int | None = None
     ) -> dict[str, Any]:
