@@ -98,3 +98,25 @@ def test_the_handle_gives_each_kind_in_azure_ml_shape(run_id: str, project: Path
     assert metrics["confusion"]["label"] == ["cat", "dog"]
     assert metrics["acc_per_epoch"][:3] == [0.5, 0.7, 0.75]
     assert metrics["samples"] == "images/samples_3.png"
+
+
+def test_the_run_widget_shows_a_gallery_with_a_step_slider_tables_and_list_plots(run_id: str, project: Path) -> None:
+    import launchbay
+    from launchbay.ipython.widgets import RunWidget
+
+    widget = RunWidget(launchbay.get_run(run_id))
+    assert widget.wait_until_done(30)
+    logged = widget._logged
+    (gallery,) = logged._gallery.children
+    assert gallery.name == "samples" and gallery._slider.max == 2 and gallery._slider.value == 2
+    assert bytes(gallery._picture.value).startswith(b"\x89PNG")
+    assert "step 2 of 2 (latest)" in gallery._caption.value
+    latest = bytes(gallery._picture.value)
+    gallery._slider.value = 0  # what dragging the slider does
+    assert "step 0 of 2" in gallery._caption.value and bytes(gallery._picture.value) != latest
+    tables = logged._tables.value
+    assert 'data-name="pr"' in tables and "<th>recall</th>" in tables and "<td>nan</td>" in tables
+    assert 'data-name="confusion"' in tables and "<td>dog</td>" in tables
+    (list_plot,) = logged._lists.children
+    assert bytes(list_plot.value).startswith(b"\x89PNG")
+    widget.close()

@@ -76,21 +76,37 @@ def display_runs(argv: list[str]) -> Table:
 
 
 def display_metrics(ref: str, names: list[str]) -> None:
-    from IPython.display import Image, display
+    from IPython.display import HTML, Image, display
 
     from ..api import get_run
+    from ..logged import read_logged
+    from ..metrics_cli import available, describe
+    from .logged_view import table_html
     from .plots import figure_png, series_figure
 
     handle = get_run(ref)
     record = handle.record()
     store = handle._session.store
     summaries = [s for s in store.metric_summaries(record) if not names or s["name"] in names]
-    if not summaries:
-        print(f"Run {record.run_id} has no scalar metrics{' named ' + ', '.join(names) if names else ''}.")
+    logged = read_logged(store, record, names or None)
+    if not summaries and not logged:
+        print(
+            f"Run {record.run_id} has logged nothing{' named ' + ', '.join(names) if names else ''}; it has: "
+            f"{available(store, record)}."
+        )
     for s in summaries:
         series = store.read_series(record, s["name"])
         display(Image(data=figure_png(series_figure(s["name"], series.steps, series.values))))
-        print(f"{s['name']}: last {s['last']:.6g} at step {s['last_step']}, min {s['min']:.6g}, max {s['max']:.6g}")
+        print(f"{s['name']}: {s['count']:,} points, last at step {s['last_step']}")
+    for entry in logged:
+        if entry.kind == "image":
+            display(Image(data=store.file_path(record, entry.images[-1]["file"]).read_bytes()))
+        elif entry.kind == "list":
+            values = [float(v) if isinstance(v, (int, float)) else float("nan") for v in entry.values]
+            display(Image(data=figure_png(series_figure(f"{entry.name} (list)", list(range(len(values))), values))))
+        else:
+            display(HTML(table_html(entry)))
+        print(describe(entry, record.run_id).split("\n")[0])
 
 
 def display_compare(refs: list[str]) -> Table:

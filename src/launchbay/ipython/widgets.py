@@ -17,6 +17,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..models import RunStatus
+from .logged_view import LoggedView
 from .plots import figure_png, series_figure
 
 if TYPE_CHECKING:
@@ -93,7 +94,10 @@ class RunWidget(w.VBox):
         self._plots.add_class("lb-widget-plots")
         self._footer = w.HTML()
         self._footer.add_class("lb-widget-footer")
-        super().__init__([w.HBox([self._header, self._cancel]), log_box, self._plots, self._footer], **kwargs)
+        self._logged = LoggedView()  # images, tables, rows, lists
+        super().__init__(
+            [w.HBox([self._header, self._cancel]), log_box, self._plots, self._logged, self._footer], **kwargs
+        )
         self.add_class("lb-run-widget")
         self._series: dict[str, _SeriesBuffer] = {}
         self._offset = 0
@@ -146,6 +150,7 @@ class RunWidget(w.VBox):
             self._log.append_stdout(data.decode("utf-8", "replace"))
         for summary in store.metric_summaries(record):
             self._update_series(record, summary, final)
+        self._logged.update(store, record)
 
     def _update_series(self, record: RunRecord, summary: dict[str, Any], final: bool) -> None:
         name = summary["name"]
