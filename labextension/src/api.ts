@@ -398,3 +398,40 @@ export function statusBadge(status: string): HTMLSpanElement {
   span.title = status;
   return span;
 }
+
+/** Images, tables, rows and lists a run logged (`GET runs/{id}/logged`). */
+export interface ILoggedImage {
+  step: number;
+  file: string;
+  ts: number;
+}
+
+export interface ILoggedEntry {
+  name: string;
+  kind: 'image' | 'table' | 'rows' | 'list';
+  updated: number;
+  images?: ILoggedImage[];
+  columns?: { [column: string]: any[] };
+  row_count?: number;
+  values?: any[];
+}
+
+export interface ILogged {
+  version: number;
+  changed: boolean;
+  logged: ILoggedEntry[];
+}
+
+export function getLogged(runId: string, since: number | null): Promise<ILogged> {
+  return request(`runs/${enc(runId)}/logged`, { since: since === null ? undefined : since });
+}
+
+/** A run's file as an object URL (for <img>), fetched with the server's authentication. */
+export async function fileObjectUrl(runId: string, path: string, type = 'image/png'): Promise<string> {
+  const response = await ServerConnection.makeRequest(fileUrl(runId, path), {}, settings());
+  if (!response.ok) {
+    throw new LaunchbayError(`Could not fetch ${path}: ${response.status}`, response.status);
+  }
+  const blob = await response.blob();
+  return URL.createObjectURL(new Blob([blob], { type }));
+}

@@ -26,6 +26,7 @@ import {
   runDuration
 } from './api';
 import { LineChart, PALETTE } from './chart';
+import { LoggedView } from './logged';
 
 const LOG_POLL_MS = 1000;
 const RUN_POLL_MS = 2000;
@@ -129,6 +130,8 @@ export class RunView extends Widget {
     const metricsSec = section('Metrics', 'lb-metrics-section');
     this._charts = el('div', 'lb-charts');
     metricsSec.body.appendChild(this._charts);
+    this._logged = new LoggedView(this.runId); // images, tables, rows, lists
+    metricsSec.body.appendChild(this._logged.node);
     const filesSec = section('Output files', 'lb-files-section');
     this._files = filesSec.body;
     const paramsSec = section('Parameters', 'lb-params-section');
@@ -181,6 +184,7 @@ export class RunView extends Widget {
     }
     window.clearTimeout(this._logTimer);
     window.clearTimeout(this._runTimer);
+    this._logged.dispose();
     super.dispose();
   }
 
@@ -353,9 +357,12 @@ export class RunView extends Widget {
     this._metricsBusy = true;
     try {
       const { metrics } = await listMetrics(this.runId);
+      const anyLogged = await this._logged.refresh();
       if (!metrics.length && !this._chartsByName.size) {
         this._charts.textContent = '';
-        this._charts.appendChild(el('div', 'lb-none', 'No metrics logged yet.'));
+        if (!anyLogged) {
+          this._charts.appendChild(el('div', 'lb-none', 'No metrics logged yet.'));
+        }
         return;
       }
       for (const m of metrics) {
@@ -503,6 +510,7 @@ export class RunView extends Widget {
   private _runTimer = 0;
   private _charts: HTMLDivElement;
   private _chartsByName = new Map<string, LineChart>();
+  private _logged: LoggedView;
   private _metricsBusy = false;
   private _files: HTMLDivElement;
   private _params: HTMLDivElement;
