@@ -35,20 +35,22 @@ class Gallery {
     this._slider.min = '0';
     this._slider.step = '1';
     this._slider.value = '0';
-    this._slider.style.display = 'none';
     this._slider.title = 'step';
+    this._sliderRow = el('label', 'lb-gallery-slider-row', 'step');
+    this._sliderRow.appendChild(this._slider);
+    this._sliderRow.style.display = 'none';
     this._slider.oninput = () => void this._show();
     this._name = name;
     this.node.appendChild(this._img);
     this.node.appendChild(this._caption);
-    this.node.appendChild(this._slider);
+    this.node.appendChild(this._sliderRow);
   }
 
   update(images: ILoggedImage[]): void {
     const atLatest = Number(this._slider.value) >= this._images.length - 1;
     this._images = images;
     this._slider.max = String(images.length - 1);
-    this._slider.style.display = images.length > 1 ? '' : 'none';
+    this._sliderRow.style.display = images.length > 1 ? '' : 'none';
     if (atLatest) {
       this._slider.value = String(images.length - 1); // follow the newest while it is shown
     }
@@ -95,6 +97,7 @@ class Gallery {
   private _img: HTMLImageElement;
   private _caption: HTMLDivElement;
   private _slider: HTMLInputElement;
+  private _sliderRow: HTMLLabelElement;
   private _images: ILoggedImage[] = [];
   private _urls = new Map<string, string>();
 }

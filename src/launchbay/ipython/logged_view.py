@@ -131,5 +131,5 @@ class LoggedView(w.VBox):
             return
         numbers = [float(v) if isinstance(v, (int, float)) else np.nan for v in entry.values]
         values = np.array(numbers, dtype=np.float64)
-        image.value = figure_png(series_figure(f"{entry.name} (list)", np.arange(len(values)), values))
+        image.value = figure_png(series_figure(f"{entry.name} (list)", np.arange(len(values)), values, xlabel="index"))
         self._list_plots[entry.name] = (image, list(entry.values))

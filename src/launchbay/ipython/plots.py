@@ -11,7 +11,9 @@ from ..plots_data import downsample_minmax
 MAX_BUCKETS = 2000
 
 
-def series_figure(name: str, steps: Any, values: Any, *, width: float = 4.2, height: float = 2.6) -> Any:
+def series_figure(
+    name: str, steps: Any, values: Any, *, width: float = 4.2, height: float = 2.6, xlabel: str = "step"
+) -> Any:
     """One metric's line plot, min/max downsampled so a million points draw fast."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -27,7 +29,7 @@ def series_figure(name: str, steps: Any, values: Any, *, width: float = 4.2, hei
     last = f"{ys[-1]:.4g}" if len(ys) else "-"
     points = f"{len(values):,} point" + ("" if len(values) == 1 else "s")
     ax.set_title(f"{name}  (last {last}, {points})", fontsize=9)
-    ax.set_xlabel("step", fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -103,7 +103,13 @@ def display_metrics(ref: str, names: list[str]) -> None:
             display(Image(data=store.file_path(record, entry.images[-1]["file"]).read_bytes()))
         elif entry.kind == "list":
             values = [float(v) if isinstance(v, (int, float)) else float("nan") for v in entry.values]
-            display(Image(data=figure_png(series_figure(f"{entry.name} (list)", list(range(len(values))), values))))
+            display(
+                Image(
+                    data=figure_png(
+                        series_figure(f"{entry.name} (list)", list(range(len(values))), values, xlabel="index")
+                    )
+                )
+            )
         else:
             display(HTML(table_html(entry)))
         print(describe(entry, record.run_id).split("\n")[0])
