@@ -109,3 +109,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def checkout_labextensions(base: Path) -> dict[str, str]:
+    """Environment that makes JupyterLab load this checkout's built labextension ahead of the venv's.
+
+    ``base`` is a scratch folder; nothing changes when the checkout has no build."""
+    built = Path(__file__).resolve().parents[1] / "src" / "launchbay" / "labextension"
+    if not (built / "package.json").is_file():
+        return {}
+    path = base / "jupyter-path"
+    (path / "labextensions").mkdir(parents=True)
+    (path / "labextensions" / "launchbay-labextension").symlink_to(built)
+    return {"JUPYTER_PATH": os.pathsep.join([str(path), os.environ.get("JUPYTER_PATH", "")]).rstrip(os.pathsep)}

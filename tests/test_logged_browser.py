@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import launchbay
-from conftest import CHROMIUM_ARGS, free_port, need_service, wait_for
+from conftest import CHROMIUM_ARGS, checkout_labextensions, free_port, need_service, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -67,17 +67,6 @@ class Lab:
     url: str
     root: Path
     store: Path
-
-
-def checkout_labextensions(base: Path) -> dict[str, str]:
-    """Environment that makes JupyterLab load this checkout's built labextension first."""
-    built = REPO / "src" / "launchbay" / "labextension"
-    if not (built / "package.json").is_file():
-        return {}
-    path = base / "jupyter-path"
-    (path / "labextensions").mkdir(parents=True)
-    (path / "labextensions" / "launchbay-labextension").symlink_to(built)
-    return {"JUPYTER_PATH": os.pathsep.join([str(path), os.environ.get("JUPYTER_PATH", "")]).rstrip(os.pathsep)}
 
 
 @pytest.fixture(scope="module")

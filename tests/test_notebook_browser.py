@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CHROMIUM_ARGS, free_port, need_service, pid_alive
+from conftest import CHROMIUM_ARGS, checkout_labextensions, free_port, need_service, pid_alive
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "notebook-browser"
@@ -134,6 +134,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     port = free_port()
     jupyter = Path(sys.executable).parent / "jupyter"
     env = dict(os.environ, LAUNCHBAY_STORE=str(store), JUPYTERLAB_SETTINGS_DIR=str(settings))
+    env.update(checkout_labextensions(base))  # this checkout's TypeScript build, when there is one
     env.pop("LAUNCHBAY_WIDGETS", None)
     log = open(base / "jupyterlab.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import launchbay
-from conftest import CHROMIUM_ARGS, free_port, need_service, pid_alive, wait_for, write
+from conftest import CHROMIUM_ARGS, checkout_labextensions, free_port, need_service, pid_alive, wait_for, write
 
 pytestmark = pytest.mark.browser
 
@@ -60,6 +60,7 @@ class Lab:
             JUPYTER_RUNTIME_DIR=str(self.root / "jupyter-runtime"),
         )
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env.update(checkout_labextensions(self.root))  # this checkout's TypeScript build, when there is one
         labconfig = self.root / "jupyter-config" / "labconfig"
         labconfig.mkdir(parents=True, exist_ok=True)  # no "Jupyter news?" toast over the screenshots
         (labconfig / "page_config.json").write_text(
