@@ -120,3 +120,22 @@ def test_the_run_widget_shows_a_gallery_with_a_step_slider_tables_and_list_plots
     (list_plot,) = logged._lists.children
     assert bytes(list_plot.value).startswith(b"\x89PNG")
     widget.close()
+
+
+def test_an_image_whose_file_arrives_late_is_shown_once_it_is_there(run_id: str, project: Path) -> None:
+    """Remote targets sync files back after the journal: the gallery waits for the file."""
+    import launchbay
+    from launchbay.ipython.logged_view import LoggedView
+
+    handle = launchbay.get_run(run_id)
+    store, record = handle._session.store, handle.record()
+    latest = store.file_path(record, "images/samples_3.png")
+    aside = latest.with_suffix(".aside")
+    latest.rename(aside)
+    view = LoggedView()
+    view.update(store, record)
+    (gallery,) = view._gallery.children
+    assert bytes(gallery._picture.value) == b"" and "step 2 of 2" in gallery._caption.value
+    aside.rename(latest)
+    view.update(store, record)  # nothing new was logged: the missing picture is tried again
+    assert bytes(gallery._picture.value).startswith(b"\x89PNG")

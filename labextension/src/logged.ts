@@ -57,6 +57,14 @@ class Gallery {
     void this._show();
   }
 
+  /** Show the current image again if its file could not be fetched before. */
+  retry(): void {
+    const index = Math.min(Number(this._slider.value), this._images.length - 1);
+    if (this._images.length && this._img.dataset.file !== this._images[index].file) {
+      void this._show();
+    }
+  }
+
   dispose(): void {
     for (const url of this._urls.values()) {
       URL.revokeObjectURL(url);
@@ -164,6 +172,9 @@ export class LoggedView {
     const answer = await getLogged(this._runId, this._version);
     this._version = answer.version;
     if (!answer.changed) {
+      for (const g of this._galleries.values()) {
+        g.retry(); // an image whose file had not been synced back yet
+      }
       return !this.isEmpty;
     }
     this._tables.textContent = '';

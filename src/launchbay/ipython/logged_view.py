@@ -68,8 +68,15 @@ class _Gallery(w.VBox):
             else:
                 self._show()
 
+    def retry(self) -> None:
+        if self._images and self._shown != self._current()["file"]:
+            self._show()
+
+    def _current(self) -> dict[str, Any]:
+        return self._images[min(self._slider.value, len(self._images) - 1)]
+
     def _show(self, _change: Any = None) -> None:
-        image = self._images[min(self._slider.value, len(self._images) - 1)]
+        image = self._current()
         if image["file"] != self._shown:
             data = self._read(image["file"])
             if data is not None:
@@ -99,6 +106,8 @@ class LoggedView(w.VBox):
     def update(self, store: RunStore, record: RunRecord) -> None:
         version = logged_version(store, record)
         if version == self._version:
+            for waiting in self._galleries.values():
+                waiting.retry()  # an image whose file had not been synced back yet
             return
         self._version = version
         entries = read_logged(store, record)
