@@ -140,3 +140,12 @@ def test_dry_run_over_budget_marks_what_to_leave_out_and_exits_non_zero(project:
     assert as_json.returncode == 1
     budget = json.loads(as_json.stdout)["budget"]
     assert budget["over"] is True and [o["line"] for o in budget["leave_out"]] == ["/data/"]
+
+
+def test_dry_run_leaves_out_a_store_kept_inside_the_project_as_a_submit_does(project: Path) -> None:
+    write(project, "launchbay.toml", "[snapshot]\nmax_bytes = 2000\n")
+    write(project, "train.py", "print(1)\n")
+    big(project, "run-history/blobs/ab/cdef", 5000)
+    result = CLI(project)("--store", str(project / "run-history"), "snapshot", "--dry-run")
+    assert result.returncode == 0, result.stdout
+    assert "- run-history/  (the launchbay store)" in result.stdout

@@ -199,7 +199,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     if args.dry_run:
         from .snapshot_report import print_dry_run
 
-        return print_dry_run(root, args.json)
+        return print_dry_run(root, args.json, args.store)
     from .snapshot_budget import Budget
 
     session = _session(args, str(root))

@@ -18,9 +18,11 @@ from .snapshot_budget import Budget, budget_message, human_bytes, plan, plural
 EXIT_OVER_BUDGET = 1
 
 
-def budget_report(root: Path, budget: Budget, entry: str = "") -> dict[str, Any]:
-    """The dry run's data: ``explain`` plus the budget, whether it is exceeded, and what to leave out."""
-    scan_ = scan(root, explain=True)
+def budget_report(root: Path, budget: Budget, entry: str = "", store: Path | None = None) -> dict[str, Any]:
+    """The dry run's data: ``explain`` plus the budget, whether it is exceeded, and what to leave out.
+
+    ``store`` is left out as a real snapshot leaves it out (when it lives inside the project)."""
+    scan_ = scan(root, explain=True, skip=(store,) if store else ())
     report = explain(root, scan_)
     files = scan_.files
     over = budget.exceeded_by(files)
@@ -35,15 +37,15 @@ def budget_report(root: Path, budget: Budget, entry: str = "") -> dict[str, Any]
     return report
 
 
-def print_dry_run(root: Path, as_json: bool, out: TextIO = sys.stdout) -> int:
+def print_dry_run(root: Path, as_json: bool, store: str | None = None, out: TextIO = sys.stdout) -> int:
     """Print the dry run of ``root`` (the current folder is treated as where the run starts)."""
-    from .config import load_config
+    from .config import find_store_dir, load_config
 
     root = root.resolve()
     budget = Budget.from_config(load_config(root).snapshot)
     cwd = Path.cwd().resolve()
     entry = os.path.relpath(cwd, root) + "/" if cwd != root and cwd.is_relative_to(root) else ""
-    report = budget_report(root, budget, entry)
+    report = budget_report(root, budget, entry, find_store_dir(store))
     verdict = report["budget"]
     if as_json:
         json.dump(report, out, indent=2)
