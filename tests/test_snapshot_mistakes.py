@@ -149,3 +149,22 @@ def test_dry_run_leaves_out_a_store_kept_inside_the_project_as_a_submit_does(pro
     result = CLI(project)("--store", str(project / "run-history"), "snapshot", "--dry-run")
     assert result.returncode == 0, result.stdout
     assert "- run-history/  (the launchbay store)" in result.stdout
+
+
+def test_a_cell_submitted_from_a_notebook_folder_never_hears_to_leave_that_folder_out(project: Path) -> None:
+    from launchbay.config import load_config
+    from launchbay.models import RunSpec
+    from launchbay.session import Session
+    from launchbay.store import open_store
+
+    write(project, "launchbay.toml", "[snapshot]\nmax_bytes = 4000\n")
+    big(project, "notebooks/explore.ipynb", 3500)  # the biggest folder is the notebook's own
+    big(project, "data/raw.csv", 1000)
+    spec = RunSpec(script=".launchbay/cell.py", code="print(1)", working_dir="notebooks")
+    with pytest.raises(SnapshotTooLargeError) as err:
+        Session(open_store(), load_config(project)).submit(
+            spec, project, extra_files={"notebooks/.launchbay/cell.py": "print(1)"}
+        )
+    message = str(err.value)
+    assert "Biggest outside notebooks/ (where the run starts): data/ (1.0 KB in 1 file)." in message
+    assert "add this line to" in message and "\n    /data/\n" in message
