@@ -139,3 +139,18 @@ def test_an_image_whose_file_arrives_late_is_shown_once_it_is_there(run_id: str,
     aside.rename(latest)
     view.update(store, record)  # nothing new was logged: the missing picture is tried again
     assert bytes(gallery._picture.value).startswith(b"\x89PNG")
+
+
+def test_launchbay_metrics_magic_shows_every_kind(
+    run_id: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launchbay.ipython.tables import display_metrics
+
+    display_metrics(run_id, [])
+    out = capsys.readouterr().out
+    assert out.count("<IPython.core.display.Image object>") == 4  # loss, grad, the list's plot, the latest image
+    assert out.count("<IPython.core.display.HTML object>") == 2  # the rows and the table
+    for line in ("pr (rows): 4 rows × 3 columns", "acc_per_epoch (list): 4 values", "samples (image): 3 images"):
+        assert line in out
+    display_metrics(run_id, ["nosuch"])
+    assert "has logged nothing named nosuch; it has: loss (scalar), grad (scalar), pr (rows)" in capsys.readouterr().out
