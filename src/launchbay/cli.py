@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LaunchbayError
+from .models import shown_status
 
 EXIT_ERROR = 2
 
@@ -85,6 +86,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     session = _session(args)
+    if args.parent:
+        from .sweeps.cli import print_children
+
+        return print_children(session, args.parent, args.json)
     records = session.runs(experiment=args.experiment, status=args.status, limit=args.limit)
     if args.json:
         _print_json([r.to_dict() for r in records])
@@ -98,7 +103,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if r.primary_metric:
             metric = f"{r.primary_metric['name']}={r.primary_metric['value']:.4g}"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
-        rows.append((r.run_id, r.experiment, r.status.value, r.target, started, _duration(r.duration_s), metric))
+        status = shown_status(r.status.value, r.tags)
+        rows.append((r.run_id, r.experiment, status, r.target, started, _duration(r.duration_s), metric))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -266,6 +272,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("--experiment")
     p.add_argument("--status")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--parent", metavar="SWEEP", help="a sweep's runs with their parameters, best first")
     p = add("show", cmd_show, "details of a run")
     p.add_argument("run")
     p = add("logs", cmd_logs, "a run's output", json_flag=False)

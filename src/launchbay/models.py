@@ -39,6 +39,16 @@ class RunStatus(str, enum.Enum):
 
 _TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
 
+#: set on a sweep's child that its early-termination policy (or time limit) stopped
+EARLY_TERMINATION_TAG = "launchbay.early_termination"
+
+
+def shown_status(status: str, tags: dict[str, str] | None) -> str:
+    """What to show a person: "stopped early" for a child a sweep stopped (its status stays Canceled)."""
+    if str(status) == RunStatus.CANCELED.value and (tags or {}).get(EARLY_TERMINATION_TAG):
+        return "stopped early"
+    return str(status)
+
 
 def iso(ts: float | None) -> str | None:
     """Epoch seconds to an ISO-8601 UTC string (None stays None)."""

@@ -17,33 +17,72 @@ from ..errors import ConfigError
 
 __all__ = [
     "BanditPolicy",
+    "BayesianSampling",
     "Expression",
     "GridSampling",
     "MedianStoppingPolicy",
     "NoTerminationPolicy",
     "RandomSampling",
+    "SobolSampling",
     "SweepHandle",
+    "TruncationSelectionPolicy",
     "choice",
     "get_sweep",
+    "load_sweep_yaml",
     "loguniform",
+    "loguniform_v1",
+    "lognormal",
+    "normal",
+    "qloguniform",
+    "qloguniform_v1",
+    "qlognormal",
+    "qnormal",
     "quniform",
     "randint",
+    "resume_sweep",
     "sweep",
     "uniform",
 ]
 
+_EXPRESSIONS = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal")
 _LAZY = {
-    **{n: "space" for n in ("Expression", "GridSampling", "RandomSampling", "choice", "loguniform", "quniform")},
-    **{n: "space" for n in ("randint", "uniform")},
+    **{n: "space" for n in (*_EXPRESSIONS, "Expression", "lognormal", "qlognormal", "loguniform_v1")},
+    **{n: "space" for n in ("qloguniform_v1",)},
+    **{n: "sampling" for n in ("BayesianSampling", "GridSampling", "RandomSampling", "SobolSampling")},
     **{n: "policy" for n in ("BanditPolicy", "MedianStoppingPolicy", "NoTerminationPolicy")},
+    "TruncationSelectionPolicy": "policy",
     "SweepHandle": "handle",
     "get_sweep": "handle",
+    "resume_sweep": "handle",
+    "load_sweep_yaml": "yamlconfig",
 }
 
 if TYPE_CHECKING:
-    from .handle import SweepHandle, get_sweep
-    from .policy import BanditPolicy, MedianStoppingPolicy, NoTerminationPolicy, Policy
-    from .space import Expression, GridSampling, RandomSampling, choice, loguniform, quniform, randint, uniform
+    from .handle import SweepHandle, get_sweep, resume_sweep
+    from .policy import (
+        BanditPolicy,
+        MedianStoppingPolicy,
+        NoTerminationPolicy,
+        Policy,
+        TruncationSelectionPolicy,
+    )
+    from .sampling import BayesianSampling, GridSampling, RandomSampling, Sampling, SobolSampling
+    from .space import (
+        Expression,
+        choice,
+        lognormal,
+        loguniform,
+        loguniform_v1,
+        normal,
+        qlognormal,
+        qloguniform,
+        qloguniform_v1,
+        qnormal,
+        quniform,
+        randint,
+        uniform,
+    )
+    from .yamlconfig import load_sweep_yaml
 
 
 def __getattr__(name: str) -> Any:
@@ -66,7 +105,7 @@ def sweep(
     max_total_runs: int = 8,
     max_concurrent_runs: int = 2,
     policy: Policy | None = None,
-    sampling: RandomSampling | GridSampling | None = None,
+    sampling: Sampling | None = None,
     args: Sequence[str] = (),
     target: str = "local",
     environment: str | None = None,
@@ -74,11 +113,15 @@ def sweep(
     source_dir: str | os.PathLike[str] | None = None,
     max_duration_s: float | None = None,
     store: str | os.PathLike[str] | None = None,
+    working_dir: str = ".",
+    code: str | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
 ) -> SweepHandle:
     """Start a sweep of ``script`` over ``space`` (or ``sampling``); returns at once.
 
-    Each child gets the sampled values as ``--name value`` after ``args`` and as its
-    params; ``policy`` may stop poor children early. Nothing is recorded on a bad input.
+    Each child gets the sampled values as ``--name value`` after ``args``, as its params
+    and as JSON in ``LAUNCHBAY_SWEEP_PARAMS`` (a notebook cell, ``code``, gets them as
+    variables); ``policy`` may stop poor children early. Nothing is recorded on a bad input.
     """
     from ..api import _session
     from ..gitinfo import git_properties
@@ -88,7 +131,7 @@ def sweep(
     from .controller import SWEEP_FILE, start_controller
     from .handle import SweepHandle
     from .policy import NoTerminationPolicy
-    from .space import RandomSampling
+    from .sampling import RandomSampling
 
     goal = goal.lower()
     if goal not in ("minimize", "maximize"):
@@ -104,9 +147,17 @@ def sweep(
     policy = policy or NoTerminationPolicy()
     source = Path(source_dir or os.getcwd()).resolve()
     session = _session(store, source)
-    child_spec = RunSpec(script=script, arguments=tuple(str(a) for a in args), target=target, environment=environment)
+    child_spec = RunSpec(
+        script=script,
+        arguments=tuple(str(a) for a in args),
+        target=target,
+        environment=environment,
+        working_dir=working_dir,
+        code=code,
+    )
     make_target(target, session.config, session.store).preflight(child_spec)
-    session._check_script(source, child_spec)
+    if code is None:
+        session._check_script(source, child_spec)
     budget = session.config.snapshot
     from ..config import LAUNCHBAY_SNAPSHOT_MAX_BYTES, LAUNCHBAY_SNAPSHOT_MAX_FILES
 
@@ -115,6 +166,7 @@ def sweep(
         source,
         max_bytes=int(budget.get("max_bytes", LAUNCHBAY_SNAPSHOT_MAX_BYTES.get())),
         max_files=int(budget.get("max_files", LAUNCHBAY_SNAPSHOT_MAX_FILES.get())),
+        extra_files=extra_files,
     )
     arguments = [str(a) for a in args]
     config: dict[str, Any] = {
@@ -142,8 +194,10 @@ def sweep(
         arguments=tuple(arguments),
         target="sweep",
         experiment=experiment or source.name or "default",
-        name=f"sweep {script}",
+        name=f"sweep {'cell' if code is not None else script}",
         environment=environment,
+        working_dir=working_dir,
+        code=code,
         tags={"launchbay.type": "sweep"},
         params=params,
     )

@@ -1,4 +1,5 @@
-"""``launchbay sweep SCRIPT --param lr=loguniform(1e-4,1e-1) --metric loss ... -- script args``."""
+"""``launchbay sweep sweep.yaml -- train.py ARGS``, ``launchbay sweep train.py --param lr=... --metric loss``,
+``launchbay sweep --resume SWEEP``, and ``launchbay runs --parent SWEEP``."""
 
 from __future__ import annotations
 
@@ -22,67 +23,153 @@ def _parse_param(text: str) -> tuple[str, Any]:
     return name.strip(), parse_expression(expr)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from . import GridSampling, RandomSampling, sweep
+def _space_options(args: argparse.Namespace) -> dict[str, Any]:
+    """sweep() keyword arguments from the YAML file and/or the --param flags (flags win)."""
     from .policy import parse_policy
+    from .sampling import make_sampling
+    from .yamlconfig import load_sweep_yaml
+
+    options: dict[str, Any] = load_sweep_yaml(args.config) if args.config else {}
+    space = dict(_parse_param(p) for p in args.param or [])
+    if space:
+        kind = "grid" if args.grid else (args.sampling or "random")
+        options["sampling"] = make_sampling(kind, space, seed=args.seed)
+    elif "sampling" not in options:
+        raise ConfigError(
+            "Give a sweep file (launchbay sweep sweep.yaml -- train.py) or at least one --param NAME=EXPRESSION,"
+            " e.g. --param lr=loguniform(1e-4,1e-1)."
+        )
+    if args.policy:
+        options["policy"] = parse_policy(args.policy)
+    for flag, key in (
+        ("metric", "primary_metric"),
+        ("goal", "goal"),
+        ("runs", "max_total_runs"),
+        ("concurrent", "max_concurrent_runs"),
+        ("max_duration", "max_duration_s"),
+        ("target", "target"),
+        ("experiment", "experiment"),
+        ("env", "environment"),
+    ):
+        if getattr(args, flag) is not None:
+            options[key] = getattr(args, flag)
+    if not options.get("primary_metric"):
+        raise ConfigError("Give the primary metric with --metric NAME (what the script logs, e.g. loss).")
+    return options
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+    from .handle import resume_sweep
 
     _split_rest(args)
-    space = dict(_parse_param(p) for p in args.param or [])
-    if not space:
-        raise ConfigError("Give at least one --param NAME=EXPRESSION, e.g. --param lr=loguniform(1e-4,1e-1).")
-    arguments = list(args.arguments)
-    source = Path(args.source_dir or os.getcwd()).resolve()
-    handle = sweep(
-        args.script,
-        None,
-        primary_metric=args.metric,
-        goal=args.goal,
-        max_total_runs=args.runs,
-        max_concurrent_runs=args.concurrent,
-        policy=parse_policy(args.policy),
-        sampling=GridSampling(space) if args.grid else RandomSampling(space, seed=args.seed),
-        args=arguments,
-        target=args.target or "local",
-        environment=args.env,
-        experiment=args.experiment,
-        source_dir=source,
-        max_duration_s=args.max_duration,
-        store=args.store,
-    )
+    if args.resume:
+        handle = resume_sweep(args.resume, store=args.store)
+        if not args.json:
+            print(f"launchbay: sweep {handle.run_id} resumed", file=sys.stderr)
+    else:
+        options = _space_options(args)
+        source = Path(args.source_dir or os.getcwd()).resolve()
+        handle = sweep(
+            args.script,
+            None,
+            args=list(args.arguments),
+            source_dir=source,
+            store=args.store,
+            **{"target": "local", **options},
+        )
     if args.detach:
-        if args.json:
-            json.dump({"run_id": handle.run_id}, sys.stdout)
-            sys.stdout.write("\n")
-        else:
-            print(handle.run_id)
+        _print_json_or_id(args, handle.run_id)
         return 0
-    if not args.json:
-        print(f"launchbay: sweep {handle.run_id} started", file=sys.stderr)
-    seen: set[str] = set()
+    if args.json:
+        _print_json_or_id(args, handle.run_id)
+    else:
+        print(f"launchbay: sweep {handle.run_id} started: {handle.total_runs()} runs", file=sys.stderr)
     try:
-        while True:
-            status = handle.status
-            for row in reversed(handle.table()):
-                if row["run_id"] in seen or row["status"] not in ("Completed", "Failed", "Canceled"):
-                    continue
-                seen.add(row["run_id"])
-                if not args.json:
-                    reason = f"  ({row['early_termination']})" if row["early_termination"] else ""
-                    metric = "-" if row["metric"] is None else f"{row['metric']:.4g}"
-                    print(f"{row['run_id']}  {row['status']:9}  {args.metric}={metric}  {row['params']}{reason}")
-            if status in ("Completed", "Failed", "Canceled"):
-                break
-            time.sleep(0.5)
+        status = watch(handle, quiet=args.json)
     except KeyboardInterrupt:
         print(f"\nlaunchbay: stopped watching; sweep {handle.run_id} goes on.", file=sys.stderr)
         return 130
+    record = handle.record()
     best = handle.best_run()
-    if args.json:
-        json.dump({"run_id": handle.run_id, "status": status, "best_run_id": best and best.run_id}, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        print(f"launchbay: sweep {handle.run_id} {status}; best run: {best.run_id if best else 'none'}")
+    if not args.json:
+        error = f" ({record.error['message']})" if record.error else ""
+        print(f"launchbay: sweep {handle.run_id} {status}{error}; best run: {best.run_id if best else 'none'}")
     return 0 if status == "Completed" else 1
+
+
+def _print_json_or_id(args: argparse.Namespace, run_id: str) -> None:
+    if args.json:
+        json.dump({"run_id": run_id}, sys.stdout)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    else:
+        print(run_id)
+
+
+def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
+    """Print a line when a child starts, ends or is stopped, and when the best so far improves."""
+    from ..models import shown_status
+    from .handle import readable
+
+    config = handle.config()
+    metric, maximize = config["primary_metric"], config["goal"] == "maximize"
+    total = handle.total_runs()
+    started: set[str] = set()
+    ended: set[str] = set()
+    best: float | None = None
+    say = (lambda _line: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    while True:
+        status = handle.status
+        rows = handle.table()
+        for row in sorted(rows, key=lambda r: r["index"]):
+            params = " ".join(f"{k}={readable(v)}" for k, v in row["params"].items())
+            if row["run_id"] not in started:
+                started.add(row["run_id"])
+                say(f"  started  {row['run_id']}  ({len(started)} of {total})  {params}")
+            if row["run_id"] in ended or row["status"] not in ("Completed", "Failed", "Canceled", "stopped early"):
+                continue
+            ended.add(row["run_id"])
+            value = row["metric"]
+            what = shown_status(row["status"], {})
+            reason = f"  {row['early_termination']}" if row["early_termination"] else ""
+            say(f"  {what.lower():9} {row['run_id']}  {metric}={readable(value)}{reason}")
+            if row["status"] == "Completed" and value is not None and value == value:
+                if best is None or (value > best if maximize else value < best):
+                    best = value
+                    say(f"  best so far: {metric}={readable(value)} ({row['run_id']}, {params})")
+        if status in ("Completed", "Failed", "Canceled"):
+            return str(status)
+        time.sleep(poll_s)
+
+
+def print_children(session: Any, parent: str, as_json: bool) -> int:
+    """``launchbay runs --parent SWEEP``: its children, best primary metric first."""
+    from .handle import SweepHandle
+
+    handle = SweepHandle(session.store.resolve_run_id(parent), session)
+    if session.store.get_run(handle.run_id).target_type != "sweep":
+        raise ConfigError(f"Run {handle.run_id} is not a sweep; --parent takes a sweep's run id.")
+    table = handle.table()
+    if as_json:
+        json.dump(
+            [
+                {
+                    "run_id": r["run_id"],
+                    "status": r["status"],
+                    "parameters": r["params"],
+                    "primary_metric": {"name": table.metric, "value": r["metric"]},
+                    "early_termination": r["early_termination"],
+                }
+                for r in table
+            ],
+            sys.stdout,
+            indent=1,
+        )
+        sys.stdout.write("\n")
+        return 0
+    print(table if len(table) else f"Sweep {handle.run_id} has no runs yet.")
+    return 0
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
@@ -100,6 +187,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-dir")
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="stop the sweep after this long")
     p.add_argument("--detach", action="store_true", help="return at once with the sweep id")
+    p.add_argument("--resume", metavar="SWEEP", help="continue a sweep whose controller died")
 
 
 def _split_rest(args: argparse.Namespace) -> None:
@@ -120,11 +208,18 @@ def _split_rest(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"Cannot read `launchbay sweep {' '.join(args.rest)}`; put the script's own arguments after --."
         ) from None
+    args.config = None
+    if args.script and args.script.endswith((".yml", ".yaml")):  # launchbay sweep sweep.yaml -- train.py ARGS
+        args.config, args.script = args.script, (arguments[0] if arguments else None)
+        arguments = arguments[1:]
     args.arguments = arguments
+    if args.resume:
+        return
     if not args.script:
-        raise ConfigError("Name the script to sweep, e.g. `launchbay sweep train.py --param lr=uniform(0,1) ...`.")
-    if not args.metric:
-        raise ConfigError("Give the primary metric with --metric NAME (what the script logs, e.g. loss).")
+        raise ConfigError(
+            "Name the script to sweep: `launchbay sweep sweep.yaml -- train.py [ARGS]` or"
+            " `launchbay sweep train.py --param lr=uniform(0,1) --metric loss`."
+        )
 
 
 def register(sub: Any, add: Any) -> None:

@@ -19,18 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LaunchbayError, TargetError
-from ..models import RunSpec, RunStatus
+from ..models import EARLY_TERMINATION_TAG, RunSpec, RunStatus
 from ..runner import HEARTBEAT_INTERVAL_S, Journal, _daemonize
 from ..store import RunRecord, open_store
 from ..targets.base import Target
 from ..targets.local import runner_pid_alive, spawn_detached, stop_runner
 from .policy import policy_from_json
-from .space import sampling_from_json
+from .sampling import Trial, sampling_from_json
 
 SWEEP_FILE = "sweep.json"
 POLL_S = 0.3
-TERMINATION_TAG = "launchbay.early_termination"
+TERMINATION_TAG = EARLY_TERMINATION_TAG
 SWEEP_TAG = "launchbay.sweep"
+INDEX_TAG = "launchbay.sweep.index"
+RETRY_TAG = "launchbay.sweep.retry_of"
+PARAMS_ENV = "LAUNCHBAY_SWEEP_PARAMS"
 
 
 def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> Any:
@@ -43,16 +46,23 @@ def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> An
     return Snapshot(snapshot_id, Path(source_dir or "."), len(files), size, 0, 0, [], manifest)
 
 
-def start_controller(store_root: Path, record: RunRecord) -> None:
+def start_controller(store_root: Path, record: RunRecord, resume: bool = False) -> None:
     """Start the controller detached (double fork, new session): it outlives the submitter."""
     command = [sys.executable, "-m", "launchbay.sweeps.controller", "--detach", str(store_root), record.run_id]
+    if resume:
+        command.append("--resume")
     spawn_detached(command, record.run_dir, dict(os.environ), "the sweep controller")
 
 
 class Controller:
-    """Samples parameters, launches children, applies the policy, records the end."""
+    """Samples parameters, launches children, applies the policy, records the end.
 
-    def __init__(self, store_path: str, run_id: str) -> None:
+    With ``resume`` it first adopts the children already in the store: finished trials
+    count as done, running ones are watched again, and trials that were cut off when
+    the controller died (Canceled without a policy's reason, or Failed because their
+    runner died) are run again with the same parameters."""
+
+    def __init__(self, store_path: str, run_id: str, resume: bool = False) -> None:
         from ..config import load_config
         from ..session import Session
 
@@ -66,13 +76,19 @@ class Controller:
         self.policy = policy_from_json(self.config.get("policy"))
         self.goal = self.config["goal"]
         self.metric = self.config["primary_metric"]
+        self.resume = resume
         self.cancel_reason: str | None = None
         self._done = threading.Event()
         self.active: list[str] = []
-        self.children: list[str] = []
+        self.trials: dict[int, str] = {}  # trial index -> its (latest) child run
+        self.retry: list[int] = []  # trials to run again after a resume
         self.judged: dict[str, int] = {}
         self._snapshot: Any = None
         self._ended_series: dict[str, list[float]] = {}
+
+    @property
+    def children(self) -> list[str]:
+        return [self.trials[i] for i in sorted(self.trials)]
 
     # -- the journal, like a runner's -------------------------------------------------------
     def _beat(self) -> None:
@@ -97,12 +113,15 @@ class Controller:
         return self.cancel_reason is not None
 
     # -- children ------------------------------------------------------------------------------
-    def _launch(self, params: dict[str, Any], index: int) -> str:
+    def _launch(self, params: dict[str, Any], index: int, retry_of: str | None = None) -> str:
         from ..targets import make_target
 
         args = list(self.config.get("arguments") or [])
         for name, value in params.items():
             args += [f"--{name}", str(value)]
+        tags = {SWEEP_TAG: self.record.run_id, INDEX_TAG: str(index)}
+        if retry_of:
+            tags[RETRY_TAG] = retry_of
         spec = RunSpec(
             script=self.record.spec.get("script"),
             arguments=tuple(args),
@@ -111,8 +130,10 @@ class Controller:
             name=f"{self.record.run_id}_{index}",
             environment=self.record.spec.get("environment"),
             working_dir=self.record.spec.get("working_dir") or ".",
-            tags={SWEEP_TAG: self.record.run_id},
+            code=self.record.spec.get("code"),
+            tags=tags,
             params=dict(params),
+            env_vars={PARAMS_ENV: json.dumps(params)},
             parent_run_id=self.record.run_id,
         )
         target = make_target(spec.target, self.session.config, self.store)
@@ -121,7 +142,7 @@ class Controller:
             self._snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
         properties = {k: v for k, v in self.record.properties.items() if not k.startswith("launchbay.sweep")}
         handle = self.session._launch(spec, target, self._snapshot, properties)
-        self.journal.event(type="child", run_id=handle.run_id, params=params)
+        self.journal.event(type="child", run_id=handle.run_id, index=index, params=params)
         return handle.run_id
 
     def _series(self) -> dict[str, list[float]]:
@@ -135,6 +156,21 @@ class Controller:
             out[run_id] = self.store.read_series(record, self.metric).values.tolist()
             if record.status.is_terminal():
                 self._ended_series[run_id] = out[run_id]
+        return out
+
+    def _history(self) -> list[Trial]:
+        """What the sampler sees: each trial's params, primary metric (best so far) and state."""
+        if self.sampling.kind != "bayesian":
+            return []
+        series = self._series()
+        best = min if self.goal == "minimize" else max
+        out = []
+        for run_id in self.children:
+            record = self.store.get_run(run_id)
+            values = [v for v in series.get(run_id, []) if v == v]
+            state = trial_state(record)
+            value = best(values) if values and state != "running" else None
+            out.append(Trial(dict(record.spec.get("params") or {}), value, state))
         return out
 
     def _count(self, run_id: str) -> int:
@@ -151,12 +187,13 @@ class Controller:
         if not due:
             return
         series = self._series()
+        ended = frozenset(self._ended_series)
         for run_id in due:
             interval = self.policy.interval(len(series.get(run_id, ())))
             if interval is None or self.judged.get(run_id) == interval:
                 continue
             self.judged[run_id] = interval
-            reason = self.policy.evaluate(self.goal, series, run_id)
+            reason = self.policy.evaluate(self.goal, series, run_id, ended)
             if reason:
                 record = self.store.get_run(run_id)
                 self.store.set_tag(record.pk, TERMINATION_TAG, reason)
@@ -170,12 +207,39 @@ class Controller:
         except LaunchbayError as exc:
             print(f"launchbay sweep: could not cancel {record.run_id}: {exc}", file=sys.stderr)
 
-    def _poll(self) -> None:
-        still = []
+    def _poll(self) -> str | None:
+        """Drop ended children from ``active``; a reason to stop the sweep, if one ended without the metric."""
+        still, problem = [], None
         for run_id in self.active:
-            if not self.session.refresh(run_id).status.is_terminal():
+            record = self.session.refresh(run_id)
+            if not record.status.is_terminal():
                 still.append(run_id)
+            elif record.status is RunStatus.COMPLETED and self._count(run_id) == 0 and problem is None:
+                logged = [s["name"] for s in self.store.metric_summaries(record)]
+                problem = (
+                    f"Child {run_id} completed without logging the primary metric {self.metric!r}"
+                    f" (it logged: {', '.join(logged) or 'no metrics'}). Log it with"
+                    f" Run.get_context().log({self.metric!r}, value), or name the metric the script logs."
+                )
         self.active = still
+        return problem
+
+    def _adopt(self) -> None:
+        """Resume: take over the children a previous controller left behind."""
+        rows = self.store.db.execute(
+            "SELECT run_id FROM runs WHERE parent_run_id=? ORDER BY pk", (self.record.run_id,)
+        ).fetchall()
+        for (run_id,) in rows:
+            record = self.session.refresh(run_id)
+            index = int(record.tags.get(INDEX_TAG, len(self.trials)))
+            self.trials[index] = run_id
+        for index, run_id in sorted(self.trials.items()):
+            record = self.store.get_run(run_id)
+            if not record.status.is_terminal():
+                self.active.append(run_id)
+            elif trial_state(record) == "interrupted":
+                self.retry.append(index)
+        self.journal.event(type="resumed", adopted=len(self.trials), running=len(self.active), retry=self.retry)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -186,11 +250,24 @@ class Controller:
         threading.Thread(target=self._beat, daemon=True).start()
         self.journal.status("Running")
         try:
+            if self.resume:
+                self._adopt()
             return self._loop()
         except Exception as exc:  # never leave the sweep Running with nobody behind it
             for run_id in self.active:
                 self._stop_child(self.store.get_run(run_id))
             return self._finish("Failed", f"The sweep controller stopped: {type(exc).__name__}: {exc}")
+
+    def _next(self, total: int) -> tuple[int, dict[str, Any], str | None] | None:
+        """The next trial to launch: a cut-off one again, else a new index; None when all are out."""
+        if self.retry:
+            index = self.retry.pop(0)
+            old = self.store.get_run(self.trials[index])
+            return index, dict(old.spec.get("params") or {}), old.run_id
+        index = len(self.trials)
+        if index >= total:
+            return None
+        return index, self.sampling.suggest(index, self._history(), self.goal), None
 
     def _loop(self) -> int:
         total = int(self.config["max_total_runs"])
@@ -199,15 +276,17 @@ class Controller:
             total = min(total, size)
         concurrent = int(self.config["max_concurrent_runs"])
         deadline = self.config.get("max_duration_s")
-        started = time.time()
-        samples = self.sampling.samples()
+        started = time.time() - float(self.config.get("elapsed_s") or 0)
         stopping: str | None = None
+        problem: str | None = None
         while True:
             if self._cancel_requested() and stopping is None:
                 stopping = "cancel"
             elif deadline and time.time() - started > float(deadline) and stopping is None:
                 stopping = "deadline"
                 self.journal.event(type="max_duration", seconds=deadline)
+            elif problem:
+                stopping = "problem"
             if stopping:
                 for run_id in self.active:
                     record = self.store.get_run(run_id)
@@ -216,18 +295,25 @@ class Controller:
                     self._stop_child(record)
                 self._wait_children(15.0)
                 break
-            self._poll()
+            problem = self._poll()
+            if problem:
+                continue
             self._apply_policy()
-            while len(self.active) < concurrent and len(self.children) < total:
-                params = next(samples)
-                run_id = self._launch(params, len(self.children))
-                self.children.append(run_id)
+            while len(self.active) < concurrent:
+                nxt = self._next(total)
+                if nxt is None:
+                    break
+                index, params, retry_of = nxt
+                run_id = self._launch(params, index, retry_of)
+                self.trials[index] = run_id
                 self.active.append(run_id)
-            if not self.active and len(self.children) >= total:
+            if not self.active and not self.retry and len(self.trials) >= total:
                 break
             time.sleep(POLL_S)
         if stopping == "cancel":
             return self._finish("Canceled", self.cancel_reason)
+        if stopping == "problem":
+            return self._finish("Failed", problem)
         statuses = [self.store.get_run(r).status for r in self.children]
         if statuses and all(s is RunStatus.FAILED for s in statuses):
             return self._finish("Failed", f"All {len(statuses)} child runs failed; see their logs.")
@@ -240,6 +326,22 @@ class Controller:
             time.sleep(0.1)
         for run_id in self.active:  # did not answer: the session marks them
             self.session.cancel(run_id, wait_s=1.0)
+
+
+def trial_state(record: RunRecord) -> str:
+    """running, completed, stopped (by the policy or the sweep's limit), failed, or interrupted
+    (cut off because the controller died: a resumed sweep runs it again)."""
+    status = record.status
+    if not status.is_terminal():
+        return "running"
+    if status is RunStatus.COMPLETED:
+        return "completed"
+    if TERMINATION_TAG in record.tags:
+        return "stopped"
+    message = str((record.error or {}).get("message") or "")
+    if status is RunStatus.CANCELED or "died" in message or "No heartbeat" in message:
+        return "interrupted"
+    return "failed"
 
 
 class SweepTarget(Target):
@@ -281,14 +383,14 @@ class SweepTarget(Target):
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    detach = "--detach" in args
-    args = [a for a in args if a != "--detach"]
+    detach, resume = "--detach" in args, "--resume" in args
+    args = [a for a in args if a not in ("--detach", "--resume")]
     if len(args) != 2:
-        print("usage: python -m launchbay.sweeps.controller [--detach] STORE RUN_ID", file=sys.stderr)
+        print("usage: python -m launchbay.sweeps.controller [--detach] [--resume] STORE RUN_ID", file=sys.stderr)
         return 2
     if detach:
         _daemonize()
-    return Controller(args[0], args[1]).run()
+    return Controller(args[0], args[1], resume=resume).run()
 
 
 if __name__ == "__main__":

@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
+from ..errors import LaunchbayError
 from ..handle import RunHandle
-from ..models import RunStatus
+from ..models import RunStatus, shown_status
 from ..store import RunRecord
-from .controller import SWEEP_FILE, TERMINATION_TAG
+from .controller import INDEX_TAG, RETRY_TAG, SWEEP_FILE, TERMINATION_TAG
 
 if TYPE_CHECKING:
     from ..session import Session
+
+
+def readable(value: Any) -> str:
+    """A parameter or metric for reading: floats to 4 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+class SweepTable(list):  # type: ignore[type-arg]
+    """``sweep.table()``: a list of row dicts, best first, that renders as an HTML table in a notebook."""
+
+    def __init__(self, rows: list[dict[str, Any]], metric: str, params: list[str]) -> None:
+        super().__init__(rows)
+        self.metric, self.params = metric, params
+
+    def _repr_html_(self) -> str:
+        heads = ["run", "status", *self.params, self.metric, "reason"]
+        out = ['<table class="lb-table lb-sweep-table"><tr>']
+        out += [f"<th>{html.escape(h)}</th>" for h in heads]
+        out.append("</tr>")
+        for r in self:
+            cells = [r["run_id"], r["status"], *(readable(r["params"].get(p)) for p in self.params)]
+            cells += [readable(r["metric"]), r["early_termination"] or ""]
+            out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        out.append("</table>")
+        return "".join(out)
+
+    def __str__(self) -> str:
+        heads = ["run", "status", *self.params, self.metric]
+        rows = [heads] + [
+            [r["run_id"], r["status"], *(readable(r["params"].get(p)) for p in self.params), readable(r["metric"])]
+            for r in self
+        ]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(heads))]
+        return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 class SweepHandle(RunHandle):
@@ -32,8 +71,7 @@ class SweepHandle(RunHandle):
 
             display(SweepWidget(self))
             return
-        for row in self.table():
-            print(row)
+        print(self.table())
 
     def config(self) -> dict[str, Any]:
         """What the sweep was started with (space, metric, goal, limits, policy)."""
@@ -41,13 +79,38 @@ class SweepHandle(RunHandle):
         data: dict[str, Any] = json.loads((record.run_dir / SWEEP_FILE).read_text())
         return data
 
-    def children(self) -> list[RunRecord]:
-        """The child runs, newest first, caught up with their journals."""
+    def total_runs(self) -> int:
+        """N in "k of N": max_total_runs, or fewer when a grid has fewer combinations."""
+        from .sampling import sampling_from_json
+
+        config = self.config()
+        size = sampling_from_json(config["sampling"]).size()
+        total = int(config["max_total_runs"])
+        return total if size is None else min(total, size)
+
+    def children(self, sort_by_primary_metric: bool = False, include_retried: bool = False) -> list[RunRecord]:
+        """The child runs, newest first (or best primary metric first), caught up with their journals.
+
+        A trial run again after ``resume`` replaces the cut-off child unless ``include_retried``."""
         session = self._session
         rows = session.store.db.execute(
             "SELECT run_id FROM runs WHERE parent_run_id=? ORDER BY created DESC, pk DESC", (self.run_id,)
         ).fetchall()
-        return [session.refresh(row[0]) for row in rows]
+        records = [session.refresh(row[0]) for row in rows]
+        if not include_retried:
+            replaced = {r.tags[RETRY_TAG] for r in records if RETRY_TAG in r.tags}
+            records = [r for r in records if r.run_id not in replaced]
+        if sort_by_primary_metric:
+            config = self.config()
+            sign = -1.0 if config["goal"] == "maximize" else 1.0
+            name = config["primary_metric"]
+
+            def key(record: RunRecord) -> tuple[int, float]:
+                value = self._metric(record, name)
+                return (1, 0.0) if value is None or value != value else (0, sign * value)
+
+            records.sort(key=key)
+        return records
 
     def _metric(self, record: RunRecord, name: str) -> float | None:
         for summary in self._session.store.metric_summaries(record):
@@ -58,43 +121,76 @@ class SweepHandle(RunHandle):
     def best_run(self) -> RunHandle | None:
         """The completed child with the best LAST value of the primary metric (None if none has one)."""
         config = self.config()
-        name, maximize = config["primary_metric"], config["goal"] == "maximize"
-        scored = []
-        for record in self.children():
-            if record.status is not RunStatus.COMPLETED:
-                continue
+        name = config["primary_metric"]
+        for record in self.children(sort_by_primary_metric=True):
             value = self._metric(record, name)
-            if value is not None and value == value:  # NaN never wins
-                scored.append((value, record.run_id))
-        if not scored:
-            return None
-        value, run_id = (max if maximize else min)(scored)
-        return RunHandle(run_id, self._session)
+            if record.status is RunStatus.COMPLETED and value is not None and value == value:
+                return RunHandle(record.run_id, self._session)
+        return None
 
     get_best_run_by_primary_metric = best_run
 
-    def table(self) -> list[dict[str, Any]]:
-        """One row per child: run_id, status, params, metric (last value), early_termination reason."""
+    def get_children_sorted_by_primary_metric(self) -> list[dict[str, Any]]:
+        """Azure v1's name: rows best first."""
+        return list(self.table())
+
+    def table(self) -> SweepTable:
+        """One row per child, best primary metric first: run_id, status ("stopped early" for a run the
+        policy stopped), params, metric (last value), early_termination reason, index."""
         name = self.config()["primary_metric"]
-        return [
-            {
-                "run_id": r.run_id,
-                "status": r.status.value,
-                "params": r.spec.get("params") or r.params,
-                "metric": self._metric(r, name),
-                "early_termination": r.tags.get(TERMINATION_TAG),
-            }
-            for r in self.children()
-        ]
+        rows, params = [], []
+        for r in self.children(sort_by_primary_metric=True):
+            values = dict(r.spec.get("params") or r.params)
+            params += [p for p in values if p not in params]
+            rows.append(
+                {
+                    "run_id": r.run_id,
+                    "status": shown_status(r.status.value, r.tags),
+                    "params": values,
+                    "metric": self._metric(r, name),
+                    "early_termination": r.tags.get(TERMINATION_TAG),
+                    "index": int(r.tags.get(INDEX_TAG, -1)),
+                }
+            )
+        return SweepTable(rows, name, params)
 
 
 def get_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) -> SweepHandle:
     """Re-attach to a sweep by id (or a unique prefix of it)."""
     from ..api import _session
-    from ..errors import LaunchbayError
 
     session: Session = _session(store)
     record = session.store.get_run(run_id)
     if record.target_type != "sweep":
         raise LaunchbayError(f"Run {record.run_id} is not a sweep; open it with launchbay.get_run().")
     return SweepHandle(record.run_id, session)
+
+
+def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) -> SweepHandle:
+    """Continue a sweep whose controller died: finished trials stay, cut-off ones run again."""
+    from .controller import start_controller
+
+    handle = get_sweep(run_id, store=store)
+    session = handle._session
+    record = session.refresh(handle.run_id)
+    if not record.status.is_terminal():
+        raise LaunchbayError(f"Sweep {record.run_id} is still {record.status.value}; nothing to resume.")
+    if record.status is not RunStatus.FAILED:
+        raise LaunchbayError(
+            f"Sweep {record.run_id} ended {record.status.value}; only a sweep whose controller died (Failed)"
+            " can be resumed. Start a new sweep instead."
+        )
+    state = {k: v for k, v in record.target_state.items() if k not in ("runner_pid", "runner_pgid")}
+    with session.store.transaction() as db:  # the new controller records its own pid and heartbeats
+        session.store.update_run(
+            record.pk,
+            db=db,
+            status=RunStatus.QUEUED.value,
+            ended=None,
+            error=None,
+            exit_code=None,
+            heartbeat=time.time(),
+            target_state=state,
+        )
+    start_controller(session.store.root, session.store.get_run(record.run_id), resume=True)
+    return handle

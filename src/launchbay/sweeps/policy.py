@@ -1,11 +1,11 @@
 """Early termination policies: pure functions of the metric series, testable without processes.
 
-``policy.evaluate(goal, series, run_id)`` looks at the primary metric of every run
-so far (``{run_id: [values in logging order]}``) and returns a reason string to stop
-``run_id``, or None. As in Azure ML v1, every logged value of the primary metric is
-one interval; a run is judged at interval ``n`` (its point count rounded down to a
-multiple of ``evaluation_interval``) once ``n > delay_evaluation``, against the
-other runs' values up to the same interval.
+``policy.evaluate(goal, series, run_id, ended)`` looks at the primary metric of every
+run so far (``{run_id: [values in logging order]}``; ``ended`` names the runs that
+have ended) and returns a reason string to stop ``run_id``, or None. As in Azure ML
+v1, every logged value of the primary metric is one interval; a run is judged at
+interval ``n`` (its point count rounded down to a multiple of ``evaluation_interval``)
+once ``n > delay_evaluation``, against the other runs' values up to the same interval.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class _Policy:
         n = count - count % self.evaluation_interval
         return n if n > self.delay_evaluation and n > 0 else None
 
-    def evaluate(self, goal: str, series: Series, run_id: str) -> str | None:
+    def evaluate(self, goal: str, series: Series, run_id: str, ended: frozenset[str] = frozenset()) -> str | None:
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class BanditPolicy(_Policy):
             raise ConfigError("BanditPolicy's slack must be >= 0.")
         self.slack_factor, self.slack_amount = slack_factor, slack_amount
 
-    def evaluate(self, goal: str, series: Series, run_id: str) -> str | None:
+    def evaluate(self, goal: str, series: Series, run_id: str, ended: frozenset[str] = frozenset()) -> str | None:
         goal = _check_goal(goal)
         own = list(series.get(run_id) or ())
         n = self.interval(len(own))
@@ -127,7 +127,7 @@ class MedianStoppingPolicy(_Policy):
     def __init__(self, evaluation_interval: int = 1, delay_evaluation: int = 5) -> None:
         super().__init__(evaluation_interval, delay_evaluation)
 
-    def evaluate(self, goal: str, series: Series, run_id: str) -> str | None:
+    def evaluate(self, goal: str, series: Series, run_id: str, ended: frozenset[str] = frozenset()) -> str | None:
         goal = _check_goal(goal)
         own = list(series.get(run_id) or ())
         n = self.interval(len(own))
@@ -147,31 +147,112 @@ class MedianStoppingPolicy(_Policy):
         )
 
 
+class TruncationSelectionPolicy(_Policy):
+    """At each interval, stop a run ranked in the worst ``truncation_percentage`` % of the runs
+    that reached that interval (by best value so far; ``exclude_finished_jobs`` leaves ended
+    runs out of the ranking)."""
+
+    name = "truncation"
+
+    def __init__(
+        self,
+        truncation_percentage: int,
+        evaluation_interval: int = 1,
+        delay_evaluation: int = 0,
+        exclude_finished_jobs: bool = False,
+    ) -> None:
+        super().__init__(evaluation_interval, delay_evaluation)
+        if isinstance(truncation_percentage, bool) or not 1 <= truncation_percentage <= 99:
+            raise ConfigError(f"truncation_percentage must be between 1 and 99, not {truncation_percentage!r}.")
+        self.truncation_percentage = int(truncation_percentage)
+        self.exclude_finished_jobs = bool(exclude_finished_jobs)
+
+    def evaluate(self, goal: str, series: Series, run_id: str, ended: frozenset[str] = frozenset()) -> str | None:
+        goal = _check_goal(goal)
+        own = list(series.get(run_id) or ())
+        n = self.interval(len(own))
+        if n is None:
+            return None
+        best = min if goal == "minimize" else max
+        scores = {
+            rid: best(v[:n])
+            for rid, v in series.items()
+            if len(v) >= n and (rid == run_id or not (self.exclude_finished_jobs and rid in ended))
+        }
+        cut = len(scores) * self.truncation_percentage // 100
+        if cut < 1:
+            return None
+        ranked = sorted(scores, key=lambda rid: scores[rid], reverse=goal == "minimize")  # worst first
+        if run_id not in ranked[:cut] or scores[run_id] == scores[ranked[cut]]:
+            return None  # outside the worst part, or tied with a run that stays
+        return (
+            f"Truncation: best {scores[run_id]:.4g} by interval {n} is in the worst {self.truncation_percentage}%"
+            f" of {len(scores)} runs ({goal})."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            "truncation_percentage": self.truncation_percentage,
+            "exclude_finished_jobs": self.exclude_finished_jobs,
+        }
+
+
+POLICIES: dict[str, type[_Policy]] = {
+    "none": NoTerminationPolicy,
+    "notermination": NoTerminationPolicy,
+    "bandit": BanditPolicy,
+    "median": MedianStoppingPolicy,
+    "medianstopping": MedianStoppingPolicy,
+    "truncation": TruncationSelectionPolicy,
+    "truncationselection": TruncationSelectionPolicy,
+}
+
+
+def make_policy(kind: str | None, **fields: Any) -> _Policy:
+    """``make_policy("BanditPolicy", slack_factor=0.1)``: Azure's YAML names or launchbay's short ones."""
+    key = str(kind or "none").strip().lower().replace("_", "").removesuffix("policy") or "none"
+    cls = POLICIES.get(key)
+    if cls is None:
+        raise ConfigError(
+            f"Unknown policy {kind!r}; use BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy"
+            " or NoTerminationPolicy."
+        )
+    if cls is NoTerminationPolicy:
+        fields = {}
+    try:
+        return cls(**{k: v for k, v in fields.items() if v is not None})
+    except TypeError as exc:
+        import inspect
+
+        known = ", ".join(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+        raise ConfigError(f"{cls.__name__} takes {known}; {exc}.") from None
+
+
 def policy_from_json(data: dict[str, Any] | None) -> _Policy:
     data = dict(data or {"type": "none"})
-    kind = data.pop("type", "none")
-    if kind == "bandit":
-        return BanditPolicy(**data)
-    if kind == "median":
-        return MedianStoppingPolicy(**data)
-    return NoTerminationPolicy()
+    return make_policy(data.pop("type", "none"), **data)
 
 
 def parse_policy(text: str) -> _Policy:
-    """CLI form: ``bandit:0.1`` (slack factor), ``bandit:amount=0.2``, ``median``, ``none``."""
+    """CLI form: ``bandit:0.1`` (slack factor), ``bandit:amount=0.2``, ``median``, ``truncation:20``, ``none``."""
     kind, _, arg = text.strip().lower().partition(":")
     try:
         if kind == "none":
             return NoTerminationPolicy()
         if kind == "median":
             return MedianStoppingPolicy(delay_evaluation=int(arg)) if arg else MedianStoppingPolicy()
+        if kind == "truncation":
+            return TruncationSelectionPolicy(int(arg or 20))
         if kind == "bandit":
             if arg.startswith("amount="):
                 return BanditPolicy(slack_amount=float(arg.split("=", 1)[1]))
             return BanditPolicy(slack_factor=float(arg or 0.1))
     except ValueError:
         pass
-    raise ConfigError(f"Unknown policy {text!r}; use bandit:0.1, bandit:amount=0.5, median, median:3 or none.")
+    raise ConfigError(
+        f"Unknown policy {text!r}; use bandit:0.1, bandit:amount=0.5, median, median:3, truncation:20 or none."
+    )
 
 
 Policy = _Policy

@@ -1,44 +1,67 @@
-"""Parameter expressions and samplers: what values a sweep tries, reproducibly.
+"""Parameter expressions: what values a parameter may take, with Azure ML HyperDrive's meanings.
 
-Expressions are small JSON-able objects so the detached controller can rebuild
-them from the sweep's record. Note on ``loguniform``: Azure ML v1 took exponents
-(``exp(uniform(lo, hi))``); launchbay's ``loguniform(min_value, max_value)`` takes
-the VALUES themselves (``loguniform(1e-4, 1e-1)``) and samples their natural log
-uniformly.
+Every expression maps a number ``u`` in [0, 1) to a value (its inverse CDF), so random,
+Sobol and grid samplers share one definition of each distribution. Expressions are
+small JSON-able objects so the detached controller rebuilds them from the sweep's record.
+
+Note on ``loguniform``/``qloguniform``: Azure ML (v1 and v2) take EXPONENTS
+(``exp(uniform(lo, hi))``); launchbay takes the VALUES themselves
+(``loguniform(1e-4, 1e-1)``). ``loguniform_v1``/``qloguniform_v1`` accept the exponent
+form for code and YAML ported from Azure and give the same distribution.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 from ..errors import ConfigError
 
+LOG_KINDS = frozenset({"loguniform", "qloguniform", "lognormal", "qlognormal"})
+_NORMAL = NormalDist()
+
+
+def _quantise(x: float, q: float) -> float:
+    value = round(x / q) * q
+    return int(value) if isinstance(q, int) else round(value, 12)
+
 
 @dataclass(frozen=True)
 class Expression:
-    """One parameter's distribution; ``sample(rng)`` draws a value."""
+    """One parameter's distribution; ``sample(rng)`` draws a value, ``from_unit(u)`` maps [0, 1)."""
 
     kind: str
     args: tuple[Any, ...]
 
-    def sample(self, rng: random.Random) -> Any:
+    def from_unit(self, u: float) -> Any:
+        """The value at quantile ``u`` (0 <= u < 1): uniform ``u`` gives this distribution."""
         kind, a = self.kind, self.args
         if kind == "choice":
-            return a[rng.randrange(len(a))]
-        if kind == "uniform":
-            return rng.uniform(a[0], a[1])
-        if kind == "loguniform":
-            return math.exp(rng.uniform(math.log(a[0]), math.log(a[1])))
-        if kind == "quniform":
-            return round(rng.uniform(a[0], a[1]) / a[2]) * a[2]
+            return a[min(int(u * len(a)), len(a) - 1)]
         if kind == "randint":
-            return rng.randrange(a[0])
-        raise ConfigError(f"Unknown parameter expression {kind!r}.")
+            return min(int(u * a[0]), a[0] - 1)
+        if kind in ("uniform", "quniform"):
+            x = a[0] + u * (a[1] - a[0])
+        elif kind in ("loguniform", "qloguniform"):
+            x = math.exp(math.log(a[0]) + u * (math.log(a[1]) - math.log(a[0])))
+        elif kind in ("normal", "qnormal", "lognormal", "qlognormal"):
+            x = a[0] + a[1] * _NORMAL.inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
+            if kind in ("lognormal", "qlognormal"):
+                x = math.exp(x)
+        else:
+            raise ConfigError(f"Unknown parameter expression {kind!r}; use one of {', '.join(EXPRESSIONS)}.")
+        return _quantise(x, a[2]) if kind.startswith("q") else x
+
+    def sample(self, rng: random.Random) -> Any:
+        return self.from_unit(rng.random())
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether the values spread over orders of magnitude (plots use log axes)."""
+        return self.kind in LOG_KINDS
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "args": list(self.args)}
@@ -52,120 +75,141 @@ class Expression:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise ConfigError(f"{what} needs numbers, got {value!r}.")
     return value
 
 
+def _q(q: Any, what: str) -> float:
+    if _number(q, what) <= 0:
+        raise ConfigError(f"{what} needs q > 0, got q={q!r}.")
+    return q
+
+
 def choice(*values: Any) -> Expression:
-    """One of ``values`` (numbers or strings), each equally likely."""
-    if len(values) == 1 and isinstance(values[0], (list, tuple)):
+    """One of ``values`` (numbers, strings, booleans), each equally likely."""
+    if len(values) == 1 and isinstance(values[0], (list, tuple, range)):
         values = tuple(values[0])
     if not values:
         raise ConfigError("choice() needs at least one value, e.g. choice(16, 32).")
+    bad = [v for v in values if v is not None and not isinstance(v, (bool, int, float, str))]
+    if bad:
+        raise ConfigError(f"choice() takes numbers, strings or booleans, not {bad[0]!r}.")
     return Expression("choice", tuple(values))
 
 
-def uniform(lo: float, hi: float) -> Expression:
-    """A float between ``lo`` and ``hi``."""
-    lo, hi = _number(lo, "uniform()"), _number(hi, "uniform()")
-    if not lo < hi:
-        raise ConfigError(f"uniform({lo}, {hi}) needs lo < hi.")
-    return Expression("uniform", (lo, hi))
-
-
-def loguniform(min_value: float, max_value: float) -> Expression:
-    """A float between the VALUES ``min_value`` and ``max_value`` (> 0), log-uniformly.
-
-    Unlike Azure ML v1 (whose arguments were exponents), ``loguniform(1e-4, 1e-1)``
-    samples learning rates between 0.0001 and 0.1."""
-    lo, hi = _number(min_value, "loguniform()"), _number(max_value, "loguniform()")
-    if not 0 < lo < hi:
-        raise ConfigError(f"loguniform({lo}, {hi}) needs 0 < min_value < max_value (values, not exponents).")
-    return Expression("loguniform", (lo, hi))
-
-
-def quniform(lo: float, hi: float, q: float) -> Expression:
-    """``round(uniform(lo, hi) / q) * q``."""
-    base = uniform(lo, hi)
-    if _number(q, "quniform()") <= 0:
-        raise ConfigError(f"quniform(..., q={q}) needs q > 0.")
-    return Expression("quniform", (*base.args, q))
-
-
 def randint(upper: int) -> Expression:
-    """An integer in ``[0, upper)``."""
+    """An integer in ``[0, upper)``, each equally likely."""
     if not isinstance(upper, int) or isinstance(upper, bool) or upper < 1:
         raise ConfigError(f"randint({upper!r}) needs an integer upper bound >= 1.")
     return Expression("randint", (upper,))
 
 
-EXPRESSIONS = {"choice": choice, "uniform": uniform, "loguniform": loguniform, "quniform": quniform, "randint": randint}
+def uniform(min_value: float, max_value: float) -> Expression:
+    """A float between ``min_value`` and ``max_value``."""
+    lo, hi = _number(min_value, "uniform()"), _number(max_value, "uniform()")
+    if not lo < hi:
+        raise ConfigError(f"uniform({lo}, {hi}) needs min_value < max_value.")
+    return Expression("uniform", (lo, hi))
 
 
-def _check_space(space: dict[str, Any]) -> dict[str, Expression]:
-    if not space:
-        raise ConfigError("A sweep needs at least one parameter, e.g. {'lr': loguniform(1e-4, 1e-1)}.")
-    out = {}
-    for name, expr in space.items():
-        if not isinstance(expr, Expression):
-            raise ConfigError(f"Parameter {name!r} is {expr!r}; use choice(), uniform(), loguniform(), ...")
-        out[str(name)] = expr
-    return out
+def quniform(min_value: float, max_value: float, q: float) -> Expression:
+    """``round(uniform(min_value, max_value) / q) * q`` (an int when ``q`` is an int)."""
+    base = uniform(min_value, max_value)
+    if base.args[0] == base.args[1]:
+        raise ConfigError("quniform() needs min_value < max_value.")
+    return Expression("quniform", (*base.args, _q(q, "quniform()")))
 
 
-class RandomSampling:
-    """Independent random draws; the same seed gives the same sequence of samples."""
+def loguniform(min_value: float, max_value: float) -> Expression:
+    """A float between the VALUES ``min_value`` and ``max_value`` (> 0), uniform in log.
 
-    kind = "random"
-
-    def __init__(self, space: dict[str, Expression], seed: int | None = None) -> None:
-        self.space = _check_space(space)
-        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
-
-    def samples(self) -> Iterator[dict[str, Any]]:
-        rng = random.Random(self.seed)
-        while True:
-            yield {name: expr.sample(rng) for name, expr in self.space.items()}
-
-    def size(self) -> int | None:
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "seed": self.seed, "space": {k: v.to_json() for k, v in self.space.items()}}
+    Unlike Azure ML (whose arguments are exponents), ``loguniform(1e-4, 1e-1)`` samples
+    learning rates between 0.0001 and 0.1; ``loguniform_v1`` takes the exponents."""
+    lo, hi = _number(min_value, "loguniform()"), _number(max_value, "loguniform()")
+    if not 0 < lo < hi:
+        raise ConfigError(
+            f"loguniform({lo}, {hi}) needs 0 < min_value < max_value (values, not exponents; "
+            f"for Azure's exponent form use loguniform_v1({lo}, {hi}))."
+        )
+    return Expression("loguniform", (lo, hi))
 
 
-class GridSampling:
-    """Every combination of ``choice`` values, in order."""
-
-    kind = "grid"
-
-    def __init__(self, space: dict[str, Expression]) -> None:
-        self.space = _check_space(space)
-        bad = [name for name, expr in self.space.items() if expr.kind != "choice"]
-        if bad:
-            raise ConfigError(f"Grid sampling takes only choice() parameters; {', '.join(bad)} are not.")
-
-    def samples(self) -> Iterator[dict[str, Any]]:
-        names = list(self.space)
-        for combo in itertools.product(*(self.space[n].args for n in names)):
-            yield dict(zip(names, combo))
-
-    def size(self) -> int | None:
-        return math.prod(len(e.args) for e in self.space.values())
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "space": {k: v.to_json() for k, v in self.space.items()}}
+def qloguniform(min_value: float, max_value: float, q: float) -> Expression:
+    """``round(loguniform(min_value, max_value) / q) * q`` (values, like ``loguniform``)."""
+    base = loguniform(min_value, max_value)
+    return Expression("qloguniform", (*base.args, _q(q, "qloguniform()")))
 
 
-Sampling = RandomSampling | GridSampling
+def loguniform_v1(min_exponent: float, max_exponent: float) -> Expression:
+    """Azure ML's form: ``exp(uniform(min_exponent, max_exponent))``."""
+    lo, hi = _number(min_exponent, "loguniform_v1()"), _number(max_exponent, "loguniform_v1()")
+    if not lo < hi:
+        raise ConfigError(f"loguniform_v1({lo}, {hi}) needs min_exponent < max_exponent.")
+    return loguniform(math.exp(lo), math.exp(hi))
 
 
-def sampling_from_json(data: dict[str, Any]) -> RandomSampling | GridSampling:
-    space = {k: Expression.from_json(v) for k, v in data["space"].items()}
-    if data["type"] == "grid":
-        return GridSampling(space)
-    return RandomSampling(space, seed=data.get("seed"))
+def qloguniform_v1(min_exponent: float, max_exponent: float, q: float) -> Expression:
+    """Azure ML's form: ``round(exp(uniform(min_exponent, max_exponent)) / q) * q``."""
+    base = loguniform_v1(min_exponent, max_exponent)
+    return Expression("qloguniform", (*base.args, _q(q, "qloguniform_v1()")))
+
+
+def normal(mu: float, sigma: float) -> Expression:
+    """A float from the normal distribution with mean ``mu`` and standard deviation ``sigma``."""
+    mu, sigma = _number(mu, "normal()"), _number(sigma, "normal()")
+    if sigma <= 0:
+        raise ConfigError(f"normal({mu}, {sigma}) needs sigma > 0.")
+    return Expression("normal", (mu, sigma))
+
+
+def qnormal(mu: float, sigma: float, q: float) -> Expression:
+    """``round(normal(mu, sigma) / q) * q``."""
+    return Expression("qnormal", (*normal(mu, sigma).args, _q(q, "qnormal()")))
+
+
+def lognormal(mu: float, sigma: float) -> Expression:
+    """``exp(normal(mu, sigma))``: positive, its natural log is normal (Azure's meaning)."""
+    return Expression("lognormal", normal(mu, sigma).args)
+
+
+def qlognormal(mu: float, sigma: float, q: float) -> Expression:
+    """``round(exp(normal(mu, sigma)) / q) * q``."""
+    return Expression("qlognormal", (*normal(mu, sigma).args, _q(q, "qlognormal()")))
+
+
+EXPRESSIONS = {
+    "choice": choice,
+    "randint": randint,
+    "uniform": uniform,
+    "quniform": quniform,
+    "loguniform": loguniform,
+    "qloguniform": qloguniform,
+    "normal": normal,
+    "qnormal": qnormal,
+    "lognormal": lognormal,
+    "qlognormal": qlognormal,
+    "loguniform_v1": loguniform_v1,
+    "qloguniform_v1": qloguniform_v1,
+}
+
+
+def make_expression(name: str, values: list[Any]) -> Expression:
+    """``make_expression("uniform", [0, 1])``: the YAML form, with one clear error."""
+    factory = EXPRESSIONS.get(str(name).strip().lower())
+    if factory is None:
+        raise ConfigError(f"Unknown parameter expression {name!r}; use one of {', '.join(EXPRESSIONS)}.")
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    if factory is choice:
+        return choice(*values)
+    try:
+        return factory(*values)  # type: ignore[operator]
+    except TypeError:
+        import inspect
+
+        wanted = ", ".join(inspect.signature(factory).parameters)
+        raise ConfigError(f"{name} takes ({wanted}); got {len(values)} value(s): {values!r}.") from None
 
 
 def parse_expression(text: str) -> Expression:
@@ -176,14 +220,11 @@ def parse_expression(text: str) -> Expression:
     if not sep or not rest.endswith(")") or name not in EXPRESSIONS:
         raise ConfigError(
             f"Cannot read parameter expression {text!r}; write e.g. loguniform(1e-4,1e-1), uniform(0,1),"
-            f" choice(16,32), randint(10) or quniform(0,10,2)."
+            f" choice(16,32), randint(10), quniform(0,10,2) or normal(0,1)."
         )
     body = rest[:-1].strip()
     args = [_atom(a) for a in _split_args(body)] if body else []
-    try:
-        return EXPRESSIONS[name](*args)  # type: ignore[operator]
-    except TypeError as exc:
-        raise ConfigError(f"Wrong number of arguments in {text!r}: {exc}.") from None
+    return make_expression(name, args)
 
 
 def _split_args(body: str) -> list[str]:
@@ -220,3 +261,14 @@ def _atom(token: str) -> Any:
     if not token:
         raise ConfigError("Empty argument in a parameter expression.")
     return token  # a bare word in choice(adam, sgd) is a string
+
+
+def check_space(space: dict[str, Any]) -> dict[str, Expression]:
+    if not space:
+        raise ConfigError("A sweep needs at least one parameter, e.g. {'lr': loguniform(1e-4, 1e-1)}.")
+    out = {}
+    for name, expr in space.items():
+        if not isinstance(expr, Expression):
+            raise ConfigError(f"Parameter {name!r} is {expr!r}; use choice(), uniform(), loguniform(), ...")
+        out[str(name)] = expr
+    return out
