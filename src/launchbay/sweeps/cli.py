@@ -174,11 +174,12 @@ def print_children(session: Any, parent: str, as_json: bool) -> int:
 
 def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", metavar="NAME=EXPR", help="e.g. lr=loguniform(1e-4,1e-1)")
-    p.add_argument("--metric", help="the primary metric the script logs (required)")
-    p.add_argument("--goal", choices=("minimize", "maximize"), default="minimize")
-    p.add_argument("--runs", type=int, default=8, help="max total runs")
-    p.add_argument("--concurrent", type=int, default=2, help="max concurrent runs")
-    p.add_argument("--policy", default="none", help="bandit:0.1, bandit:amount=0.5, median, median:3 or none")
+    p.add_argument("--metric", help="the primary metric the script logs (required without a sweep file)")
+    p.add_argument("--goal", choices=("minimize", "maximize"))
+    p.add_argument("--runs", type=int, help="max total runs (default 8)")
+    p.add_argument("--concurrent", type=int, help="max concurrent runs (default 2)")
+    p.add_argument("--policy", help="bandit:0.1, bandit:amount=0.5, median, truncation:20 or none")
+    p.add_argument("--sampling", help="random (default), grid, bayesian or sobol")
     p.add_argument("--grid", action="store_true", help="grid sampling (choice params only)")
     p.add_argument("--seed", type=int, help="random sampling seed (recorded either way)")
     p.add_argument("-t", "--target")
