@@ -393,9 +393,24 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-export function statusBadge(status: string): HTMLSpanElement {
-  const span = el('span', `lb-status lb-status-${status}`, status);
-  span.title = status;
+/** Set on a sweep's child that the sweep's early-termination policy stopped. */
+export const EARLY_TERMINATION_TAG = 'launchbay.early_termination';
+
+/** What to show: "stopped early" for a sweep child its policy stopped (its status stays Canceled). */
+export function shownStatus(status: string, tags?: { [key: string]: any }): string {
+  return status === 'Canceled' && tags && tags[EARLY_TERMINATION_TAG]
+    ? 'stopped early'
+    : status;
+}
+
+export function statusBadge(
+  status: string,
+  tags?: { [key: string]: any }
+): HTMLSpanElement {
+  const shown = shownStatus(status, tags);
+  const css = shown === status ? status : 'stopped-early';
+  const span = el('span', `lb-status lb-status-${css}`, shown);
+  span.title = shown === status ? status : String(tags![EARLY_TERMINATION_TAG]);
   return span;
 }
 

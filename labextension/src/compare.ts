@@ -171,7 +171,7 @@ export class CompareView extends Widget {
       const vals = runs.map(f);
       addRow(label, vals, differs(vals) ? 'lb-info lb-diff' : 'lb-info');
     };
-    addRow('status', runs.map(r => statusBadge(r.status)), 'lb-info');
+    addRow('status', runs.map(r => statusBadge(r.status, r.tags)), 'lb-info');
     infoRow('experiment', r => r.experiment);
     infoRow('target', r => r.target || '');
     infoRow('script', r => r.script || '');

@@ -23,7 +23,8 @@ import {
   listMetrics,
   listTargets,
   rerun,
-  runDuration
+  runDuration,
+  shownStatus
 } from './api';
 import { LineChart, PALETTE } from './chart';
 import { LoggedView } from './logged';
@@ -211,9 +212,11 @@ export class RunView extends Widget {
     this._run = run;
     this._name.textContent = run.name ? `${run.name}` : run.run_id;
     this._status.textContent = '';
-    this._status.className = `lb-run-status lb-status-${run.status}`;
+    const shown = shownStatus(run.status, run.tags);
+    const css = shown === run.status ? run.status : 'stopped-early';
+    this._status.className = `lb-run-status lb-status-${css}`;
     this._status.dataset.status = run.status;
-    this._status.textContent = run.status;
+    this._status.textContent = shown;
     this._cancel.style.display = isTerminal(run.status) ? 'none' : '';
     this.title.label = `Run ${run.run_id}`;
     this.title.caption = `${run.experiment} / ${run.name || run.run_id}: ${run.status}`;

@@ -42,6 +42,15 @@ def load_pushed(namespace: dict[str, Any], cell_dir: str) -> None:
         namespace[name] = pickle.loads(blob)
 
 
+def load_sweep_params(namespace: dict[str, Any]) -> None:
+    """A sweep's child: its sampled values become variables (``batch-size`` as ``batch_size``)."""
+    import json
+
+    params = json.loads(os.environ.get("LAUNCHBAY_SWEEP_PARAMS") or "{}")
+    for name, value in params.items():
+        namespace[name.replace("-", "_").replace(".", "_")] = value
+
+
 def save_pulled(namespace: dict[str, Any], names: list[str], files_dir: str) -> None:
     found = {name: namespace[name] for name in names if name in namespace}
     missing = [name for name in names if name not in namespace]
@@ -64,6 +73,7 @@ def main(argv: list[str]) -> None:
     pull = [n for n in os.environ.get("LAUNCHBAY_PULL", "").split(",") if n]
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": cell_file, "__builtins__": __builtins__}
     load_pushed(namespace, cell_dir)
+    load_sweep_params(namespace)
     with open(cell_file, encoding="utf-8") as fh:
         code = compile(fh.read(), cell_file, "exec")
     sys.argv = [cell_file, *argv[1:]]

@@ -87,6 +87,7 @@ class LaunchbayMagics(Magics):
     @argument("--no-widget", action="store_true", help="print text instead of the live widget")
     @argument("--args", default="", help="arguments for the cell's sys.argv / the script, as one string")
     @argument("--max-duration", type=float, help="cancel the run after this many seconds")
+    @argument("--sweep", help="run the cell as a sweep: sweep.yaml, or inline 'lr=loguniform(1e-4,1e-1) metric=loss'")
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -133,6 +134,10 @@ class LaunchbayMagics(Magics):
             self._check_versions(session, target)
         if push:
             extra[prefix + PUSH_FILE] = pickle_pushed(list(push), self.user_ns)
+        if args.sweep:
+            from .sweep_cells import submit_sweep
+
+            return submit_sweep(args, _unquote(args.sweep), root, working_dir, target, script, arguments, cell, extra)
         spec = RunSpec(
             script=script,
             arguments=arguments,

@@ -89,18 +89,33 @@ def best_so_far_figure(
 
 
 def parallel_coordinates_figure(
-    rows: Sequence[dict[str, Any]], params: Sequence[str], metric: str, *, width: float = 5.6, height: float = 2.6
+    rows: Sequence[dict[str, Any]],
+    params: Sequence[str],
+    metric: str,
+    *,
+    log_params: Sequence[str] = (),
+    width: float = 6.2,
+    height: float = 2.6,
 ) -> Any:
-    """One line per run across its (normalised) parameters and the metric, coloured by the metric."""
+    """One line per run across its (normalised) parameters and the metric, coloured by the metric
+    (with a colour bar); ``log_params`` (log-scale expressions) get log axes."""
     import math
 
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     axes_names = [*params, metric]
     fig = Figure(figsize=(width, height), dpi=90)
     ax = fig.add_subplot()
     columns: dict[str, list[Any]] = {n: [r.get(n) for r in rows] for n in axes_names}
+
+    def is_log(name: str) -> bool:
+        numeric = [v for v in columns[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if name == metric or len(numeric) != len(columns[name]) or not numeric or min(numeric) <= 0:
+            return False
+        return name in log_params or max(numeric) / min(numeric) > 100  # e.g. learning rates
 
     def scaled(name: str, value: Any) -> float:
         column = columns[name]
@@ -109,7 +124,7 @@ def parallel_coordinates_figure(
             levels = list(dict.fromkeys(str(v) for v in column))
             return levels.index(str(value)) / max(1, len(levels) - 1)
         lo, hi = min(numeric), max(numeric)
-        if name != metric and lo > 0 and hi / lo > 100:  # log-spread parameters, e.g. learning rates
+        if is_log(name):
             lo, hi, value = math.log(lo), math.log(hi), math.log(value)
         return 0.5 if hi == lo else (value - lo) / (hi - lo)
 
@@ -123,8 +138,13 @@ def parallel_coordinates_figure(
         ys = [scaled(n, row.get(n)) for n in axes_names]
         colour = cmap(0.5 if hi == lo else (row[metric] - lo) / (hi - lo))
         ax.plot(range(len(axes_names)), ys, color=colour, alpha=0.8, linewidth=1.2)
-    ax.set_xticks(range(len(axes_names)), axes_names, fontsize=8)
+    labels = [f"{n}\n(log)" if is_log(n) else n for n in axes_names]
+    ax.set_xticks(range(len(axes_names)), labels, fontsize=8)
     ax.set_yticks([])
+    if metric_values:
+        bar = fig.colorbar(ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), ax=ax, pad=0.02, fraction=0.05)
+        bar.set_label(metric, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     for x, name in enumerate(axes_names):
         ax.axvline(x, color="#999", linewidth=0.8)
         numeric = [v for v in columns[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from ..models import shown_status
 from .plots import best_so_far_figure, figure_png, parallel_coordinates_figure
 from .widgets import status_badge
 
@@ -32,7 +33,7 @@ def sweep_rows(sweep: SweepHandle) -> tuple[list[dict[str, Any]], list[str], str
         rows.append(
             {
                 "run_id": record.run_id,
-                "status": record.status.value,
+                "status": shown_status(record.status.value, record.tags),
                 "ended": record.ended,
                 "early_termination": record.tags.get("launchbay.early_termination"),
                 metric: None if summary is None else summary["last"],
@@ -42,15 +43,25 @@ def sweep_rows(sweep: SweepHandle) -> tuple[list[dict[str, Any]], list[str], str
     return rows, params, metric, goal
 
 
+def log_params(sweep: SweepHandle) -> list[str]:
+    """The parameters whose expressions are log-scaled (their plot axes are too)."""
+    from ..sweeps.space import LOG_KINDS
+
+    space = sweep.config()["sampling"]["space"]
+    return [name for name, expr in space.items() if expr.get("kind") in LOG_KINDS]
+
+
 def rows_html(rows: list[dict[str, Any]], params: list[str], metric: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "status", *params, metric, "stopped early"])
+    from ..sweeps.handle import readable
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "status", *params, metric, "why stopped"])
     body = []
     for r in rows:
         value = r.get(metric)
         cells = [
             f"<code>{html.escape(r['run_id'])}</code>",
             status_badge(r["status"]),
-            *[html.escape(str(r.get(p, ""))) for p in params],
+            *[html.escape(readable(r.get(p))) for p in params],
             "-" if value is None else f"{value:.5g}",
             html.escape(r.get("early_termination") or ""),
         ]
@@ -67,8 +78,11 @@ class SweepWidget(w.VBox):
         self._cancel = w.Button(description="Cancel sweep", button_style="danger", icon="stop")
         self._cancel.on_click(lambda _b: threading.Thread(target=sweep.cancel, daemon=True).start())
         self._table = w.HTML()
-        self._best = w.Image(format="png", layout=w.Layout(width="420px"))
-        self._parallel = w.Image(format="png", layout=w.Layout(width="560px"))
+        # hidden until the first result: an Image with no data shows as a broken image
+        self._best = w.Image(format="png", layout=w.Layout(width="420px", display="none"))
+        self._parallel = w.Image(format="png", layout=w.Layout(width="620px", display="none"))
+        self._total = sweep.total_runs()
+        self._log_params = log_params(sweep)
         super().__init__(
             [w.HBox([self._header, self._cancel]), self._table, w.HBox([self._best, self._parallel])], **kwargs
         )
@@ -91,14 +105,18 @@ class SweepWidget(w.VBox):
                 badge = status_badge(record.status.value)
                 self._header.value = (
                     f"<b>Sweep</b> <code>{html.escape(record.run_id)}</code> &middot; {badge}"
-                    f" &middot; {len(rows)} runs &middot; best {metric}: {'-' if best is None else f'{best:.5g}'}"
+                    f" &middot; {len(rows)} of {self._total} runs"
+                    f" &middot; best {metric}: {'-' if best is None else f'{best:.5g}'}"
                 )
                 self._cancel.layout.display = "none" if record.status.is_terminal() else None
                 self._table.value = rows_html(rows, params, metric)
                 if finished and len(finished) != self._drawn:
                     finished.sort(key=lambda r: r["ended"])
                     self._best.value = figure_png(best_so_far_figure([r[metric] for r in finished], goal, metric))
-                    self._parallel.value = figure_png(parallel_coordinates_figure(finished, params, metric))
+                    self._parallel.value = figure_png(
+                        parallel_coordinates_figure(finished, params, metric, log_params=self._log_params)
+                    )
+                    self._best.layout.display = self._parallel.layout.display = None
                     self._drawn = len(finished)
                 if record.status.is_terminal():
                     break

@@ -33,6 +33,7 @@ STATUS_COLOURS = {
     "Completed": "#198754",
     "Failed": "#dc3545",
     "Canceled": "#fd7e14",
+    "stopped early": "#8a6d3b",  # a sweep's policy stopped it (status Canceled)
 }
 POLL_S = 0.4
 REDRAW_S = 1.0
