@@ -375,3 +375,19 @@ def test_a_store_with_ten_thousand_runs_pages_and_filters(page: Any, lab: Lab) -
     page.select_option(f"{SIDEBAR} .lb-filter-status", "Failed")
     page.wait_for_function(f"document.querySelector('{SIDEBAR} .lb-summary').textContent === '50 of 2500 runs'")
     shot(page, "ten-thousand")
+
+
+def test_a_run_a_sweep_policy_stopped_shows_as_stopped_early(page: Any, lab: Lab) -> None:
+    from launchbay.models import EARLY_TERMINATION_TAG
+    from launchbay.store import open_store
+
+    handle = lab.submit("slow.py", "import time\ntime.sleep(300)\n", experiment="sidebar", name="stopped")
+    wait_for(lambda: handle.status == "Running", timeout=30)
+    store = open_store(lab.store)  # as the sweep controller does: the reason first, then cancel
+    store.set_tag(store.get_run(handle.run_id).pk, EARLY_TERMINATION_TAG, "Bandit: best 9 is worse than 0.2")
+    handle.cancel()
+    badge = f'{row(handle.run_id)}[data-status="Canceled"] .lb-status-stopped-early'
+    page.wait_for_selector(badge)
+    assert page.inner_text(badge) == "stopped early"
+    assert "Bandit" in (page.get_attribute(badge, "title") or "")
+    shot(page, "stopped-early")
