@@ -105,7 +105,7 @@ def sweep(
     max_total_runs: int = 8,
     max_concurrent_runs: int = 2,
     policy: Policy | None = None,
-    sampling: Sampling | None = None,
+    sampling: Sampling | str | None = None,
     args: Sequence[str] = (),
     target: str = "local",
     environment: str | None = None,
@@ -136,6 +136,12 @@ def sweep(
     goal = goal.lower()
     if goal not in ("minimize", "maximize"):
         raise ConfigError(f"goal must be 'minimize' or 'maximize', not {goal!r}.")
+    if isinstance(sampling, str):  # sampling="bayesian" with a space
+        from .sampling import make_sampling
+
+        if space is None:
+            raise ConfigError(f"sampling={sampling!r} needs a space, e.g. {{'lr': loguniform(1e-4, 1e-1)}}.")
+        sampling, space = make_sampling(sampling, space), None
     if sampling is not None and space is not None:
         raise ConfigError("Give the sweep either a space or a sampling (which holds its own space), not both.")
     if sampling is None:
