@@ -68,7 +68,7 @@ def test_a_12_run_yaml_sweep_runs_3_at_a_time_and_bandit_stops_the_bad_ones(cli:
     write(project, "sweep.yaml", YAML_12)
     out = cli("sweep", "sweep.yaml", "--", "train.py", "--steps", "12", "--sleep", "0.08", check=True, timeout=240)
     assert "12 runs" in out.stderr
-    assert out.stderr.count("  started  ") == 12 and "(12 of 12)" in out.stderr
+    assert out.stderr.count("  started ") == 12 and "(12 of 12)" in out.stderr
     assert "best so far: loss=" in out.stderr and "stopped early" in out.stderr
     sweep_id = out.stdout.strip().split()[2]
     handle = get_sweep(sweep_id)
@@ -78,7 +78,7 @@ def test_a_12_run_yaml_sweep_runs_3_at_a_time_and_bandit_stops_the_bad_ones(cli:
     kids = cli.json("runs", "--parent", sweep_id)
     assert isinstance(kids, list) and len(kids) == 12
     stopped = [k for k in kids if k["status"] == "stopped early"]
-    assert stopped and all("Bandit" in k["early_termination"] for k in stopped)
+    assert stopped and all("Bandit" in k["early_termination"] and k["run_status"] == "Canceled" for k in stopped)
     assert all(k["parameters"]["lr"] >= 1000 for k in stopped)  # only the bad learning rates
     values = [k["primary_metric"]["value"] for k in kids]
     assert values[0] == min(v for v in values if v is not None)  # best first

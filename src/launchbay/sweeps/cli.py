@@ -126,14 +126,14 @@ def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
             params = " ".join(f"{k}={readable(v)}" for k, v in row["params"].items())
             if row["run_id"] not in started:
                 started.add(row["run_id"])
-                say(f"  started  {row['run_id']}  ({len(started)} of {total})  {params}")
+                say(f"  {'started':13} {row['run_id']}  ({len(started)} of {total})  {params}")
             if row["run_id"] in ended or row["status"] not in ("Completed", "Failed", "Canceled", "stopped early"):
                 continue
             ended.add(row["run_id"])
             value = row["metric"]
             what = shown_status(row["status"], {})
             reason = f"  {row['early_termination']}" if row["early_termination"] else ""
-            say(f"  {what.lower():9} {row['run_id']}  {metric}={readable(value)}{reason}")
+            say(f"  {what.lower():13} {row['run_id']}  {metric}={readable(value)}{reason}")
             if row["status"] == "Completed" and value is not None and value == value:
                 if best is None or (value > best if maximize else value < best):
                     best = value
@@ -157,6 +157,7 @@ def print_children(session: Any, parent: str, as_json: bool) -> int:
                 {
                     "run_id": r["run_id"],
                     "status": r["status"],
+                    "run_status": r["run_status"],
                     "parameters": r["params"],
                     "primary_metric": {"name": table.metric, "value": r["metric"]},
                     "early_termination": r["early_termination"],

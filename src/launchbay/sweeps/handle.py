@@ -136,7 +136,7 @@ class SweepHandle(RunHandle):
 
     def table(self) -> SweepTable:
         """One row per child, best primary metric first: run_id, status ("stopped early" for a run the
-        policy stopped), params, metric (last value), early_termination reason, index."""
+        policy stopped; run_status keeps Canceled), params, metric (last value), early_termination, index."""
         name = self.config()["primary_metric"]
         rows, params = [], []
         for r in self.children(sort_by_primary_metric=True):
@@ -146,6 +146,7 @@ class SweepHandle(RunHandle):
                 {
                     "run_id": r.run_id,
                     "status": shown_status(r.status.value, r.tags),
+                    "run_status": r.status.value,
                     "params": values,
                     "metric": self._metric(r, name),
                     "early_termination": r.tags.get(TERMINATION_TAG),
