@@ -176,10 +176,12 @@ def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) ->
     record = session.refresh(handle.run_id)
     if not record.status.is_terminal():
         raise LaunchbayError(f"Sweep {record.run_id} is still {record.status.value}; nothing to resume.")
-    if record.status is not RunStatus.FAILED:
+    message = str((record.error or {}).get("message") or "")
+    died = any(m in message for m in ("died", "No heartbeat", "The sweep controller stopped"))
+    if record.status is not RunStatus.FAILED or not died:
         raise LaunchbayError(
-            f"Sweep {record.run_id} ended {record.status.value}; only a sweep whose controller died (Failed)"
-            " can be resumed. Start a new sweep instead."
+            f"Sweep {record.run_id} ended {record.status.value} ({message or 'normally'}); only a sweep whose"
+            " controller died can be resumed. Start a new sweep instead."
         )
     state = {k: v for k, v in record.target_state.items() if k not in ("runner_pid", "runner_pgid")}
     with session.store.transaction() as db:  # the new controller records its own pid and heartbeats
