@@ -231,8 +231,9 @@ def test_every_policy_honours_evaluation_interval_and_delay() -> None:
     ):
         assert policy.evaluate("minimize", series, "late"), policy
         fields = {k: v for k, v in policy.to_json().items() if k != "type"}
-        delayed = make_policy(policy.name, **{**fields, "delay_evaluation": 3})
-        assert delayed.evaluate("minimize", series, "late") is None, delayed  # 3 points: not past the delay
+        delayed = make_policy(policy.name, **{**fields, "delay_evaluation": 4})
+        assert delayed.evaluate("minimize", series, "late") is None, delayed  # 3 points: before the delay
+        assert make_policy(policy.name, **{**fields, "delay_evaluation": 3}).evaluate("minimize", series, "late")
         spaced = make_policy(policy.name, **{**fields, "evaluation_interval": 2})
         assert spaced.interval(3) == 2 and spaced.interval(1) is None
     with pytest.raises(ConfigError):

@@ -5,7 +5,8 @@ run so far (``{run_id: [values in logging order]}``; ``ended`` names the runs th
 have ended) and returns a reason string to stop ``run_id``, or None. As in Azure ML
 v1, every logged value of the primary metric is one interval; a run is judged at
 interval ``n`` (its point count rounded down to a multiple of ``evaluation_interval``)
-once ``n > delay_evaluation``, against the other runs' values up to the same interval.
+once ``n >= delay_evaluation`` (Azure: every multiple of the interval at or past the
+delay), against the other runs' values up to the same interval.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class _Policy:
     def interval(self, count: int) -> int | None:
         """The interval to judge a run with ``count`` points at, or None when not yet."""
         n = count - count % self.evaluation_interval
-        return n if n > self.delay_evaluation and n > 0 else None
+        return n if n >= self.delay_evaluation and n > 0 else None
 
     def evaluate(self, goal: str, series: Series, run_id: str, ended: frozenset[str] = frozenset()) -> str | None:
         return None
