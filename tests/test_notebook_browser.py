@@ -234,6 +234,10 @@ class NotebookPage:
     def run_id(self, index: int = 0) -> str:
         return str(self.widget(index).locator(".lb-widget-header code").first.inner_text().strip())
 
+    def screenshot_of(self, locator: Any, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        locator.screenshot(path=str(ARTIFACTS / f"{self.name}-{name}.png"))
+
     def screenshot(self, name: str, index: int = 0) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{name}-page.png"))
@@ -369,3 +373,42 @@ def test_cancel_button_stops_the_run(open_notebook: Callable[..., NotebookPage],
         "the runner and the run's processes are gone",
     )
     assert "tick 1199" not in handle.get_log()
+
+
+SWEEP_CELLS = [
+    "%load_ext launchbay",
+    """%%submit -e browser --sweep "lr=loguniform(1e-4, 1e-1) bs=choice(16, 32) metric=loss runs=4 concurrent=2 seed=3"
+import math, time
+from launchbay import Run
+run = Run.get_context()
+time.sleep(2)
+for step in range(5):
+    run.log("loss", (math.log10(lr) + 2) ** 2 + 1 / (step + 1) + bs / 1000, step=step)
+    time.sleep(0.1)""",
+    "sweep = _\nsweep.wait()\nsweep.table()",
+]
+BROKEN_IMAGES = "w => [...w.querySelectorAll('img')].filter(i => i.offsetParent !== null && !i.naturalWidth).length"
+
+
+def test_a_cell_sweep_shows_k_of_n_and_its_plots_once_results_arrive(
+    open_notebook: Callable[..., NotebookPage], lab: Lab
+) -> None:
+    nb = open_notebook("sweep", SWEEP_CELLS)
+    nb.run_cell(0)
+    nb.run_cell(1)
+    widget = nb.panel.locator(".lb-sweep-widget")
+    widget.wait_for(timeout=60_000)
+    header = widget.locator(".widget-html").first
+    wait_for(lambda: re.search(r"\b[12] of 4 runs", header.inner_text()), 30, "the header counts k of N runs")
+    assert widget.evaluate(BROKEN_IMAGES) == 0, "no broken image before the first result"
+    nb.screenshot_of(widget, "sweep-running")
+    wait_for(lambda: "4 of 4 runs" in header.inner_text() and "Completed" in header.inner_text(), 90, "the end")
+    wait_for(lambda: widget.locator("img").count() == 2 and widget.evaluate(BROKEN_IMAGES) == 0, 20, "two plots")
+    cells = widget.locator(".lb-sweep-table td").all_inner_texts()
+    lrs = [c for c in cells if re.fullmatch(r"0\.0[0-9.e-]+", c)]
+    assert lrs and all(len(c.replace("0.", "", 1).lstrip("0")) <= 4 for c in lrs), cells  # rounded for reading
+    nb.screenshot_of(widget, "sweep-completed")
+    nb.run_cell(2)
+    table = nb.panel.locator(".jp-CodeCell").nth(2).locator("table.lb-sweep-table")
+    table.wait_for(timeout=90_000)
+    assert table.locator("tr").count() == 5  # a header and four runs, best first

@@ -102,14 +102,7 @@ class SweepWidget(w.VBox):
                 rows, params, metric, goal = sweep_rows(self.sweep)
                 finished = [r for r in rows if r.get(metric) is not None and r["ended"]]
                 best = (max if goal == "maximize" else min)((r[metric] for r in finished), default=None)
-                badge = status_badge(record.status.value)
-                self._header.value = (
-                    f"<b>Sweep</b> <code>{html.escape(record.run_id)}</code> &middot; {badge}"
-                    f" &middot; {len(rows)} of {self._total} runs"
-                    f" &middot; best {metric}: {'-' if best is None else f'{best:.5g}'}"
-                )
-                self._cancel.layout.display = "none" if record.status.is_terminal() else None
-                self._table.value = rows_html(rows, params, metric)
+                # plots, then table, then header: the header saying "N of N, Completed" comes last
                 if finished and len(finished) != self._drawn:
                     finished.sort(key=lambda r: r["ended"])
                     self._best.value = figure_png(best_so_far_figure([r[metric] for r in finished], goal, metric))
@@ -118,6 +111,14 @@ class SweepWidget(w.VBox):
                     )
                     self._best.layout.display = self._parallel.layout.display = None
                     self._drawn = len(finished)
+                self._table.value = rows_html(rows, params, metric)
+                self._cancel.layout.display = "none" if record.status.is_terminal() else None
+                badge = status_badge(record.status.value)
+                self._header.value = (
+                    f"<b>Sweep</b> <code>{html.escape(record.run_id)}</code> &middot; {badge}"
+                    f" &middot; {len(rows)} of {self._total} runs"
+                    f" &middot; best {metric}: {'-' if best is None else f'{best:.5g}'}"
+                )
                 if record.status.is_terminal():
                     break
             except Exception as exc:  # keep the notebook usable; say what went wrong
