@@ -183,6 +183,11 @@ def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) ->
             f"Sweep {record.run_id} ended {record.status.value} ({message or 'normally'}); only a sweep whose"
             " controller died can be resumed. Start a new sweep instead."
         )
+    config_file = record.run_dir / SWEEP_FILE  # the time already spent counts against max_duration
+    config = json.loads(config_file.read_text())
+    ran = (record.heartbeat or record.ended or time.time()) - (record.started or record.created)
+    config["elapsed_s"] = float(config.get("elapsed_s") or 0) + max(0.0, ran)
+    config_file.write_text(json.dumps(config, indent=1))
     state = {k: v for k, v in record.target_state.items() if k not in ("runner_pid", "runner_pgid")}
     with session.store.transaction() as db:  # the new controller records its own pid and heartbeats
         session.store.update_run(
