@@ -179,6 +179,8 @@ def test_the_cli_starts_a_detached_sweep_and_runs_lists_it(cli: CLI, project: Pa
         "loss",
         "--runs",
         "2",
+        "--sampling",
+        "sobol",
         "--json",
         "--detach",
         "--",
@@ -188,6 +190,7 @@ def test_the_cli_starts_a_detached_sweep_and_runs_lists_it(cli: CLI, project: Pa
     )
     sweep_id = json.loads(out.stdout)["run_id"]
     assert get_sweep(sweep_id).wait(timeout=60) == "Completed"
+    assert get_sweep(sweep_id).config()["sampling"]["type"] == "sobol"
     runs = cli.json("runs")
     assert isinstance(runs, list)
     ids = {r["run_id"]: r for r in runs}
