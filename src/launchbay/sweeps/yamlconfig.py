@@ -50,8 +50,10 @@ TOP_KEYS = {
 
 def load_sweep_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``sweep()`` keyword arguments (sampling, policy, primary_metric, goal, limits) from the file."""
-    import yaml
-
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError("Reading a sweep file needs PyYAML: pip install 'launchbay[sweeps]'.") from None
     file = Path(path)
     try:
         data = yaml.safe_load(file.read_text())
