@@ -8,6 +8,7 @@
     │   └── SnapshotTooLargeError
     ├── StoreError
     │   └── RunNotFoundError
+    │       └── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
     ├── SubmitError            the run could not be started (missing script, pickling, ...)
     ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
     └── EnvironmentBuildError
@@ -60,3 +61,7 @@ class TargetError(LaunchbayError):
 
 class EnvironmentBuildError(LaunchbayError):
     """An environment failed to build."""
+
+
+class ModelNotFoundError(RunNotFoundError):
+    """No model, or no such version of it, in the registry."""

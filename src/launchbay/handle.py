@@ -13,6 +13,7 @@ from .models import RunStatus
 from .store import RunRecord, Series, open_store
 
 if TYPE_CHECKING:
+    from .modelhandle import Model
     from .session import Session
 
 
@@ -187,3 +188,21 @@ class RunHandle:
             if name.startswith(prefix):
                 out.append(self.download_file(name, Path(output_directory) / name))
         return out
+
+    # -- models and re-runs ---------------------------------------------------------------------
+    def register_model(
+        self, name: str, path: str, *, tags: dict[str, Any] | None = None, description: str | None = None
+    ) -> Model:
+        """Register the run's file or folder ``path`` (e.g. ``outputs/model.pt``) as the next version of ``name``."""
+        from .modelhandle import Model
+        from .registry import ModelRegistry
+
+        store = self._session.store
+        version = ModelRegistry(store).register(self.record(), name, path, tags=tags, description=description)
+        return Model(version, store)
+
+    def rerun(self, target: str | None = None, arguments: list[str] | tuple[str, ...] | None = None) -> RunHandle:
+        """Submit this run's exact snapshot again, with its environment and arguments unless overridden."""
+        from .reproduce import rerun
+
+        return rerun(self._session, self.run_id, target=target, arguments=arguments)

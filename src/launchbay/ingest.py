@@ -140,7 +140,21 @@ def ingest_run(store: RunStore, record: RunRecord, wait: bool = True) -> bool:
     with _ingest_lock(record, wait) as locked:
         if not locked:
             return False
-        return _ingest_locked(store, record)
+        changed = _ingest_locked(store, record)
+    if changed:
+        _register_models(store, record.run_id)
+    return changed
+
+
+def _register_models(store: RunStore, run_id: str) -> None:
+    """Models the run registered from inside (``Run.register_model``), once it has ended."""
+    if not store.db.execute(
+        "SELECT 1 FROM records WHERE run_pk=(SELECT pk FROM runs WHERE run_id=?) AND kind='model' LIMIT 1", (run_id,)
+    ).fetchone():
+        return
+    from .registry import ModelRegistry
+
+    ModelRegistry(store).register_pending(store.get_run(run_id))
 
 
 def _ingest_locked(store: RunStore, record: RunRecord) -> bool:

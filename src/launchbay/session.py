@@ -18,6 +18,7 @@ from .errors import LaunchbayError, SubmitError
 from .ingest import ingest_run
 from .models import RunSpec, RunStatus
 from .store import RunRecord, RunStore, open_store
+from .store.gclock import blob_writer
 from .targets import Target, make_target
 
 
@@ -51,54 +52,36 @@ class Session:
             self._check_script(root, spec)
         budget = Budget.from_config(config.snapshot)
         entry = spec.working_dir.rstrip("/") + "/" if spec.code is not None else f"{spec.working_dir}/{spec.script}"
-        snapshot = take_snapshot(
-            self.store,
-            root,
-            max_bytes=budget.max_bytes,
-            max_files=budget.max_files,
-            extra_files=extra_files,
-            entry=entry,
-        )
-        if on_progress:
-            on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")
-        properties: dict[str, Any] = git_properties(root)
-        properties["launchbay.source_dir"] = str(root)
-        if snapshot.unreadable:
-            properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
-        return self._launch(spec, target, snapshot, properties)
+        with blob_writer(self.store.root):  # held until the run row refers to the snapshot
+            snapshot = take_snapshot(
+                self.store,
+                root,
+                max_bytes=budget.max_bytes,
+                max_files=budget.max_files,
+                extra_files=extra_files,
+                entry=entry,
+            )
+            if on_progress:
+                on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")
+            properties: dict[str, Any] = git_properties(root)
+            properties["launchbay.source_dir"] = str(root)
+            if snapshot.unreadable:
+                properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
+            record = self._record(spec, target, snapshot, properties)
+        return self._start(record, spec, target, snapshot)
 
-    def rerun(self, ref: str, target: str | None = None) -> RunHandle:
-        """Submit a past run's exact snapshot and arguments again, to its target or another."""
-        from dataclasses import replace
+    def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
+        """Submit a past run's exact snapshot, environment and arguments again (see reproduce.py)."""
+        from .reproduce import rerun
 
-        from .snapshot import Snapshot
-
-        old = self.store.get_run(ref)
-        if not old.snapshot_id:
-            raise SubmitError(f"Run {old.run_id} has no snapshot to re-run.")
-        spec = RunSpec.from_json(old.spec)
-        env = {k: v for k, v in spec.env_vars.items() if v != secrets.REDACTED}
-        spec = replace(
-            spec, target=target or old.target, env_vars=env, tags={**spec.tags, "launchbay.rerun_of": old.run_id}
-        )
-        target_obj = make_target(spec.target, self.config, self.store)
-        target_obj.preflight(spec)
-        manifest = self.store.snapshot_manifest(old.snapshot_id)
-        files = manifest["files"]
-        snapshot = Snapshot(
-            old.snapshot_id,
-            Path(old.properties.get("launchbay.source_dir", ".")),
-            len(files),
-            sum(f["size"] for f in files),
-            0,
-            0,
-            [],
-            manifest,
-        )
-        properties = {**old.properties, "launchbay.rerun_of": old.run_id}
-        return self._launch(spec, target_obj, snapshot, properties)
+        return rerun(self, ref, target=target, arguments=arguments)
 
     def _launch(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunHandle:
+        with blob_writer(self.store.root):  # gc keeps the snapshot's blobs until the run row exists
+            record = self._record(spec, target, snapshot, properties)
+        return self._start(record, spec, target, snapshot)
+
+    def _record(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunRecord:
         stored_spec = RunSpec.from_json({**spec.to_json(), "env_vars": secrets.redact(dict(spec.env_vars))})
         record = self.store.create_run(
             stored_spec, target_type=target.type_name, snapshot_id=snapshot.id, properties=properties
@@ -106,6 +89,9 @@ class Session:
         state = {"target_settings": secrets.redact({k: str(v) for k, v in target.settings.items()})}
         self.store.update_run(record.pk, target_state=state)
         record.target_state = state
+        return record
+
+    def _start(self, record: RunRecord, spec: RunSpec, target: Target, snapshot: Any) -> RunHandle:
         try:
             target.launch(record, spec, snapshot)
         except BaseException:

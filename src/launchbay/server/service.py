@@ -11,7 +11,6 @@ every poll re-reading every journal.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import threading
@@ -20,15 +19,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import find_store_dir, load_config
-from ..errors import ConfigError, LaunchbayError, RunNotFoundError
+from ..diffing import snapshot_diff
+from ..errors import ConfigError, RunNotFoundError
 from ..models import RunStatus
 from ..plots_data import downsample_minmax
 from ..session import Session
 from ..store import RunRecord, open_store
 
 LOG_CHUNK_BYTES = 256 * 1024
-DIFF_MAX_FILE_BYTES = 200 * 1024
-DIFF_MAX_TOTAL_CHARS = 2_000_000
 REFRESH_EVERY_S = 1.0
 MAX_ACTIVE_REFRESH = 200
 MAX_CHANGES = 1000
@@ -214,60 +212,8 @@ class LaunchbayService:
         }
 
     def snapshot_diff(self, first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
-        """File-by-file diff of two runs' snapshots (first → second), text files unified."""
-        old, new = self._manifest(first.snapshot_id), self._manifest(second.snapshot_id)
-        out: list[dict[str, Any]] = []
-        budget = DIFF_MAX_TOTAL_CHARS
-        for path in sorted(old.keys() | new.keys()):
-            a, b = old.get(path), new.get(path)
-            if a is not None and b is not None and a["sha256"] == b["sha256"]:
-                continue
-            status = "added" if a is None else "removed" if b is None else "modified"
-            entry: dict[str, Any] = {"path": path, "status": status, "unified": ""}
-            texts = [self._text(e) for e in (a, b)]
-            if any(t is False for t in texts):
-                entry["binary"] = True
-                entry["note"] = f"binary or large file ({_size(a)} → {_size(b)})"
-            elif budget <= 0:
-                entry["note"] = "diff left out: the diff of these snapshots is too long to show"
-            else:
-                lines = difflib.unified_diff(
-                    str(texts[0] or "").splitlines(),
-                    str(texts[1] or "").splitlines(),
-                    fromfile=f"{first.run_id}/{path}" if a else "/dev/null",
-                    tofile=f"{second.run_id}/{path}" if b else "/dev/null",
-                    lineterm="",
-                )
-                entry["unified"] = "\n".join(lines) + "\n"
-                budget -= len(entry["unified"])
-            out.append(entry)
-        return out
-
-    def _manifest(self, snapshot_id: str | None) -> dict[str, dict[str, Any]]:
-        if not snapshot_id:
-            return {}
-        try:
-            manifest = self.store.snapshot_manifest(snapshot_id)
-        except (OSError, ValueError) as exc:
-            raise LaunchbayError(f"Snapshot {snapshot_id[:12]} cannot be read from the store ({exc}).") from exc
-        return {f["path"]: f for f in manifest.get("files", [])}
-
-    def _text(self, entry: dict[str, Any] | None) -> str | None | bool:
-        """The file's text, None when absent, False when binary or too large to diff."""
-        if entry is None:
-            return None
-        if entry.get("size", 0) > DIFF_MAX_FILE_BYTES:
-            return False
-        try:
-            data = self.store.blobs.read_bytes(entry["sha256"])
-        except (OSError, ValueError):
-            return False
-        if b"\x00" in data:
-            return False
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
+        """File-by-file diff of two runs' snapshots (shared with ``launchbay diff``)."""
+        return snapshot_diff(self.store, first, second)
 
     def changes(self, since: float) -> dict[str, Any]:
         """Runs created or updated after ``since`` (cheap: ids and statuses only)."""
@@ -328,7 +274,3 @@ def _finite_list(values: Any) -> list[float | None]:
     if np.isfinite(values).all():
         return list(values.tolist())
     return [v if math.isfinite(v) else None for v in values.tolist()]
-
-
-def _size(entry: dict[str, Any] | None) -> str:
-    return "absent" if entry is None else f"{entry.get('size', 0)} bytes"

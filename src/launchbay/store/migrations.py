@@ -42,6 +42,19 @@ MIGRATIONS: list[str] = [
     CREATE TABLE offsets (run_pk INTEGER NOT NULL, file TEXT NOT NULL, pos INTEGER NOT NULL,
         PRIMARY KEY (run_pk, file)) WITHOUT ROWID;
     """,
+    # 2: the model registry (versions point at content-addressed blobs, not at run folders)
+    """
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL,
+        next_version INTEGER NOT NULL DEFAULT 1);
+    CREATE TABLE model_versions (
+        id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL REFERENCES models(id), version INTEGER NOT NULL,
+        run_id TEXT, experiment TEXT, path TEXT NOT NULL, kind TEXT NOT NULL, manifest TEXT NOT NULL,
+        files INTEGER NOT NULL, bytes INTEGER NOT NULL, tags TEXT, description TEXT, metrics TEXT,
+        environment_hash TEXT, snapshot_id TEXT, created REAL NOT NULL, source TEXT UNIQUE,
+        UNIQUE (model_id, version));
+    CREATE INDEX model_versions_run ON model_versions(run_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -255,6 +255,32 @@ class Run:
             shutil.copyfile(os.fspath(path_or_stream), dest)
         self._record("file", name, name)
 
+    def register_model(
+        self, name: str, path: str, tags: dict[str, Any] | None = None, description: str | None = None
+    ) -> None:
+        """Register ``path`` (a file or folder the run wrote, e.g. ``outputs/model.pt``) as the
+        next version of model ``name``. Done when the run ends and its files are kept."""
+        rel = _safe_relpath(path)
+        if self.offline:
+            print(f"[launchbay offline] register model {name} from {rel}")
+            return
+        kept = rel.split("/", 1)[0] in ("outputs", "logs")
+        in_files = os.path.exists(os.path.join(self._files_dir or "", rel))
+        if not in_files and not os.path.exists(rel):
+            raise FileNotFoundError(
+                f"register_model({name!r}): the run has not written {rel!r} (paths are relative to the "
+                "run's working folder, e.g. outputs/model.pt); write the file first."
+            )
+        if not kept and not in_files:  # a file outside ./outputs and ./logs: keep a copy now
+            dest = self._file_dest(rel)
+            if os.path.isdir(rel):
+                shutil.copytree(rel, dest, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(rel, dest)
+        self.flush()  # the metrics logged so far are the version's metrics
+        plain_tags = {str(k): str(_plain(v)) for k, v in (tags or {}).items()}
+        self._record("model", str(name), {"path": rel, "tags": plain_tags, "description": description})
+
     def flush(self) -> None:
         """Write everything logged so far to the journal (also runs at exit)."""
         if self.offline or self._journal is None:

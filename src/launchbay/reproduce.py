@@ -1,0 +1,138 @@
+"""Re-run a past run from what the store kept, or write its snapshot back out as files.
+
+One implementation for the CLI (``launchbay rerun|restore``), ``RunHandle.rerun`` and
+the sidebar's Re-run button. A re-run gets the old run's exact snapshot (not the
+folder as it is now), its environment (by content hash), its arguments and every
+other setting of its spec, unless overridden; it records ``launchbay.rerun_of``.
+Everything it needs is checked before a run is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import secrets
+from .errors import ConfigError, SubmitError, UnknownEnvironmentError
+from .models import RunSpec
+from .store import RunRecord, RunStore
+from .store.manifests import missing_blobs, read_manifest, write_files
+
+if TYPE_CHECKING:
+    from .handle import RunHandle
+    from .session import Session
+
+RERUN_OF = "launchbay.rerun_of"
+
+
+def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequence[str] | None = None) -> RunHandle:
+    """Submit run ``ref`` again; raises (naming what is missing) before anything is recorded."""
+    from .snapshot import Snapshot
+    from .store.gclock import blob_writer
+    from .targets import make_target
+
+    store = session.store
+    old = store.get_run(ref)
+    check_snapshot(store, old)
+    spec = RunSpec.from_json(old.spec)
+    env_vars = {k: v for k, v in spec.env_vars.items() if v != secrets.REDACTED}
+    spec = replace(
+        spec,
+        target=target or old.target,
+        env_vars=env_vars,
+        environment=same_environment(session, old),
+        arguments=spec.arguments if arguments is None else tuple(str(a) for a in arguments),
+        tags={**spec.tags, RERUN_OF: old.run_id},
+    )
+    target_obj = make_target(spec.target, session.config, store)
+    target_obj.preflight(spec)
+    assert old.snapshot_id is not None
+    manifest = read_manifest(store, old.snapshot_id)
+    files = manifest["files"]
+    snapshot = Snapshot(
+        old.snapshot_id,
+        Path(old.properties.get("launchbay.source_dir", ".")),
+        len(files),
+        sum(f["size"] for f in files),
+        0,
+        0,
+        [],
+        manifest,
+    )
+    properties = {**old.properties, RERUN_OF: old.run_id}
+    with blob_writer(store.root):  # no gc between the check above and the run row
+        if missing_blobs(store, old.snapshot_id):
+            check_snapshot(store, old)
+        record = session._record(spec, target_obj, snapshot, properties)
+    return session._start(record, spec, target_obj, snapshot)
+
+
+def check_snapshot(store: RunStore, old: RunRecord) -> None:
+    if not old.snapshot_id:
+        raise SubmitError(f"Run {old.run_id} has no snapshot, so it cannot be re-run or restored.")
+    missing = missing_blobs(store, old.snapshot_id)
+    if missing == ["manifest"]:
+        raise SubmitError(
+            f"Cannot use run {old.run_id}'s snapshot {old.snapshot_id[:12]}: its manifest blob is gone from "
+            f"{store.blobs.root}; nothing was submitted."
+        )
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise SubmitError(
+            f"Cannot use run {old.run_id}'s snapshot {old.snapshot_id[:12]}: {len(missing)} of its files are gone "
+            f"from the store's blobs: {shown}; nothing was submitted."
+        )
+
+
+def same_environment(session: Session, old: RunRecord) -> str | None:
+    """The environment reference that rebuilds exactly the old run's environment (by hash)."""
+    from .environments.cache import env_dir
+    from .environments.spec import resolve_environment
+
+    name = old.spec.get("environment")
+    state = old.target_state.get("environment")
+    if not isinstance(state, dict) or not state.get("hash"):
+        return str(name) if name else None
+    wanted = str(state["hash"])
+    source = old.properties.get("launchbay.source_dir")
+    if name:
+        try:
+            current = resolve_environment(str(name), session.config, Path(source) if source else None)
+        except ConfigError:
+            current = None
+        if current is not None and current.hash == wanted:
+            return str(name)
+    spec_file = env_dir(session.store.root, wanted) / "spec.json"
+    try:
+        data = json.loads(spec_file.read_text())
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict):
+        inline = {k: data[k] for k in ("pip", "python", "image", "env", "user_managed", "installer") if k in data}
+        return json.dumps(inline)
+    if state.get("image") and state.get("user_managed"):
+        return json.dumps({"image": state["image"], "user_managed": True})
+    raise UnknownEnvironmentError(
+        f"Cannot re-run {old.run_id} with its environment {name or 'inline'} ({wanted[:16]}): its definition "
+        f"{spec_file} is gone and launchbay.toml no longer defines an environment with that hash; "
+        "nothing was submitted."
+    )
+
+
+def restore(store: RunStore, ref: str, dest: str | Path) -> list[Path]:
+    """Write run ``ref``'s snapshot as files into ``dest`` (a new or empty folder)."""
+    old = store.get_run(ref)
+    check_snapshot(store, old)
+    folder = Path(dest)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ConfigError(f"{folder} exists and is not an empty folder; restore into a new folder (-o NEW_DIR).")
+    assert old.snapshot_id is not None
+    return write_files(store, read_manifest(store, old.snapshot_id)["files"], folder)
+
+
+def rerun_of(record: RunRecord) -> Any:
+    """The run this one re-ran, or None."""
+    return record.properties.get(RERUN_OF) or record.tags.get(RERUN_OF)

@@ -1,0 +1,67 @@
+"""Manifests: the JSON lists of ``{path, sha256, size, mode}`` that snapshots and model
+versions are made of, and the three things done with them: store files as one, check
+its blobs are all there, and write it back out as files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .sqlite import RunStore
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def put_files(store: RunStore, files: list[tuple[str, Path]], **extra: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Store ``(relative path, local file)`` pairs as blobs plus a manifest; (manifest id, entries)."""
+    entries = []
+    for rel, path in sorted(files):
+        digest = file_sha256(path)
+        store.blobs.put_file(path, digest)
+        mode = 0o755 if os.stat(path).st_mode & 0o111 else 0o644
+        entries.append({"path": rel, "sha256": digest, "size": path.stat().st_size, "mode": mode})
+    manifest = {"version": 1, **extra, "files": entries}
+    return store.blobs.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()), entries
+
+
+def read_manifest(store: RunStore, manifest_id: str) -> dict[str, Any]:
+    return dict(json.loads(store.blobs.read_bytes(manifest_id)))
+
+
+def missing_blobs(store: RunStore, manifest_id: str) -> list[str]:
+    """What of a manifest is gone from the store: ``["manifest"]`` or the paths whose blobs are."""
+    if not store.blobs.has(manifest_id):
+        return ["manifest"]
+    return [f["path"] for f in read_manifest(store, manifest_id)["files"] if not store.blobs.has(f["sha256"])]
+
+
+def referenced_blobs(store: RunStore, manifest_id: str) -> set[str]:
+    """The manifest's own blob and every file blob it names (those present)."""
+    if not store.blobs.has(manifest_id):
+        return set()
+    return {manifest_id, *(f["sha256"] for f in read_manifest(store, manifest_id)["files"])}
+
+
+def write_files(store: RunStore, entries: list[dict[str, Any]], dest: Path) -> list[Path]:
+    """Write manifest entries under ``dest`` (copies, never links: the files are the user's)."""
+    root = dest.resolve()
+    written = []
+    for entry in entries:
+        target = (root / entry["path"]).resolve()
+        if not target.is_relative_to(root):
+            raise ValueError(f"manifest path {entry['path']!r} points outside {dest}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.blobs.path(entry["sha256"]), target)
+        os.chmod(target, 0o755 if entry.get("mode", 0o644) & 0o111 else 0o644)
+        written.append(target)
+    return written
