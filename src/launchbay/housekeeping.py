@@ -1,0 +1,195 @@
+"""Store housekeeping: remove runs (``rm``), collect unreferenced blobs (``gc``), sizes (``du``).
+
+Safe while other processes use the store: a run is removed in one transaction that
+first re-reads its status (a run that is not finished is never removed), and ``gc``
+holds the blob lock exclusively (see store/gclock.py) so no submit or registration
+can start referring to a blob between the moment gc decides and the moment it deletes.
+Blobs stay while a kept run's snapshot or a model version refers to them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, LaunchbayError
+from .models import RunStatus
+from .registry import ModelRegistry
+from .store import RunRecord, RunStore
+from .store.gclock import blob_collector
+from .store.manifests import referenced_blobs
+
+if TYPE_CHECKING:
+    from .session import Session
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``45m``, ``90s``, ``2w`` → seconds."""
+    match = _AGE.match(text or "")
+    if not match:
+        raise ConfigError(f"--older-than {text!r}: give a number and a unit, e.g. 30d, 12h, 45m, 90s or 2w.")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def select_runs(
+    session: Session,
+    refs: list[str],
+    *,
+    experiment: str | None = None,
+    older_than: str | None = None,
+    status: str | None = None,
+) -> tuple[list[RunRecord], list[RunRecord]]:
+    """(runs to remove, unfinished runs the filters matched and that are left alone).
+
+    Named runs that are not finished are an error: nothing is removed then."""
+    if not refs and not (experiment or older_than or status):
+        raise ConfigError("Say which runs to remove: run ids, or --experiment/--older-than/--status.")
+    chosen: dict[str, RunRecord] = {}
+    for ref in refs:
+        record = session.refresh(ref)
+        if not record.status.is_terminal():
+            raise LaunchbayError(
+                f"Run {record.run_id} is {record.status.value}; cancel it first (launchbay cancel {record.run_id}). "
+                "Nothing was removed."
+            )
+        chosen[record.run_id] = record
+    skipped: list[RunRecord] = []
+    if experiment or older_than or status:
+        cutoff = time.time() - parse_age(older_than) if older_than else None
+        wanted = RunStatus.parse(status) if status else None
+        for record in session.store.list_runs(experiment=experiment, limit=None, details=False):
+            if cutoff is not None and record.created > cutoff:
+                continue
+            record = session.refresh(record)
+            if wanted is not None and record.status is not wanted:
+                continue
+            if not record.status.is_terminal():
+                skipped.append(record)
+                continue
+            chosen.setdefault(record.run_id, record)
+    return list(chosen.values()), skipped
+
+
+def remove_run(store: RunStore, record: RunRecord) -> bool:
+    """Delete a finished run's rows and folder; False if it was gone or is not finished."""
+    with store.transaction() as db:
+        row = db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()
+        if row is None or not RunStatus(row[0]).is_terminal():
+            return False
+        for table in ("tags", "params", "records", "offsets"):
+            db.execute(f"DELETE FROM {table} WHERE run_pk=?", (record.pk,))
+        db.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_pk=?)", (record.pk,))
+        db.execute("DELETE FROM series WHERE run_pk=?", (record.pk,))
+        db.execute("DELETE FROM runs WHERE pk=?", (record.pk,))
+    shutil.rmtree(record.run_dir, ignore_errors=True)
+    return True
+
+
+def needed_blobs(store: RunStore) -> set[str]:
+    """Every blob a kept run's snapshot or a model version refers to."""
+    needed: set[str] = set()
+    for (snapshot_id,) in store.db.execute("SELECT DISTINCT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL"):
+        needed |= referenced_blobs(store, snapshot_id)
+    for manifest in ModelRegistry(store).manifests():
+        needed |= referenced_blobs(store, manifest)
+    return needed
+
+
+def _all_blobs(store: RunStore) -> list[tuple[str, Path, int]]:
+    out = []
+    root = store.blobs.root
+    if not root.is_dir():
+        return out
+    for sub in os.scandir(root):
+        if not sub.is_dir() or len(sub.name) != 2:
+            continue
+        for entry in os.scandir(sub.path):
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            out.append((sub.name + entry.name, Path(entry.path), entry.stat().st_size))
+    return out
+
+
+def collect_garbage(store: RunStore, dry_run: bool = False) -> dict[str, Any]:
+    """Remove blobs nothing kept refers to (``dry_run``: only say which and how much)."""
+    with blob_collector(store.root):
+        needed = needed_blobs(store)
+        garbage = [(d, p, size) for d, p, size in _all_blobs(store) if d not in needed]
+        if not dry_run:
+            for _digest, path, _size in garbage:
+                path.unlink(missing_ok=True)
+            if garbage:
+                # snapshot indexes remember which blobs are stored: make the next snapshot check again
+                for index in (store.root / "cache").glob("snapshot-index-*"):
+                    index.unlink(missing_ok=True)
+            with store.transaction() as db:
+                db.execute(
+                    "DELETE FROM snapshots WHERE id NOT IN (SELECT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL)"
+                )
+    return {
+        "dry_run": dry_run,
+        "blobs": len(garbage),
+        "bytes": sum(size for _, _, size in garbage),
+        "kept_blobs": len(needed),
+        "removed": [d for d, _, _ in garbage],
+    }
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def disk_usage(store: RunStore) -> dict[str, Any]:
+    """Sizes by experiment, and of runs, snapshots, environments, models and blobs."""
+    sizes = {d: size for d, _, size in _all_blobs(store)}
+    experiments: dict[str, dict[str, int]] = {}
+    runs_bytes = 0
+    snapshot_ids: set[str] = set()
+    for record in store.list_runs(limit=None, details=False):
+        size = _tree_size(record.run_dir)
+        runs_bytes += size
+        row = experiments.setdefault(record.experiment, {"runs": 0, "bytes": 0})
+        row["runs"] += 1
+        row["bytes"] += size
+        if record.snapshot_id:
+            snapshot_ids.add(record.snapshot_id)
+    snap_blobs: set[str] = set()
+    for snapshot_id in snapshot_ids:
+        snap_blobs |= referenced_blobs(store, snapshot_id)
+    model_blobs: set[str] = set()
+    manifests = ModelRegistry(store).manifests()
+    for manifest in manifests:
+        model_blobs |= referenced_blobs(store, manifest)
+    envs = store.root / "envs"
+    needed = snap_blobs | model_blobs
+    return {
+        "store": str(store.root),
+        "experiments": [{"name": k, **v} for k, v in sorted(experiments.items(), key=lambda kv: -kv[1]["bytes"])],
+        "runs": {"count": sum(v["runs"] for v in experiments.values()), "bytes": runs_bytes},
+        "snapshots": {"count": len(snapshot_ids), "bytes": sum(sizes.get(d, 0) for d in snap_blobs)},
+        "environments": {
+            "count": sum(1 for p in envs.iterdir() if p.is_dir()) if envs.is_dir() else 0,
+            "bytes": _tree_size(envs) if envs.is_dir() else 0,
+        },
+        "models": {"versions": len(manifests), "bytes": sum(sizes.get(d, 0) for d in model_blobs)},
+        "blobs": {
+            "count": len(sizes),
+            "bytes": sum(sizes.values()),
+            "unreferenced_bytes": sum(s for d, s in sizes.items() if d not in needed),
+        },
+        "index_bytes": sum(p.stat().st_size for p in store.root.glob("index.sqlite*") if p.is_file()),
+    }
