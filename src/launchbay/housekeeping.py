@@ -103,7 +103,7 @@ def needed_blobs(store: RunStore) -> set[str]:
 
 
 def _all_blobs(store: RunStore) -> list[tuple[str, Path, int]]:
-    out = []
+    out: list[tuple[str, Path, int]] = []
     root = store.blobs.root
     if not root.is_dir():
         return out

@@ -186,7 +186,7 @@ class LaunchbayMagics(Magics):
     # -- %launchbay ---------------------------------------------------------------------------------
     @line_magic
     def launchbay(self, line: str) -> Any:
-        """``%launchbay runs|show|logs|metrics|compare|cancel|targets|files ...`` (mirrors the CLI)."""
+        """``%launchbay runs|show|logs|metrics|compare|diff|models|rerun|cancel|files ...`` (mirrors the CLI)."""
         words = shlex.split(line)
         if not words:
             raise UsageError("Usage: %launchbay runs|show RUN|logs RUN|metrics RUN|compare A B|cancel RUN|targets")
@@ -202,6 +202,14 @@ class LaunchbayMagics(Magics):
                 from .tables import display_metrics
 
                 return display_metrics(rest[0], rest[1:])
+            if command == "models" and rest in ([], ["list"]):
+                from .store_views import display_models
+
+                return display_models()
+            if command == "diff" and "--json" not in rest:
+                from .store_views import display_diff
+
+                return display_diff(rest)
             if command == "compare":
                 from .tables import display_compare
 
