@@ -13,13 +13,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LaunchbayError",
+    "Model",
     "Run",
     "RunHandle",
     "RunSpec",
     "RunStatus",
+    "get_model",
     "get_run",
     "get_sweep",
     "load_ipython_extension",
+    "models",
     "runs",
     "submit",
     "sweep",
@@ -30,6 +33,9 @@ _LAZY = {
     "submit": ("launchbay.api", "submit"),
     "get_run": ("launchbay.api", "get_run"),
     "runs": ("launchbay.api", "runs"),
+    "get_model": ("launchbay.modelhandle", "get_model"),
+    "models": ("launchbay.modelhandle", "models"),
+    "Model": ("launchbay.modelhandle", "Model"),
     "sweep": ("launchbay.sweeps", "sweep"),
     "get_sweep": ("launchbay.sweeps", "get_sweep"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
     from .api import get_run, runs, submit
     from .errors import LaunchbayError
     from .handle import RunHandle
+    from .modelhandle import Model, get_model, models
     from .models import RunSpec, RunStatus
     from .sweeps import get_sweep, sweep
 

@@ -211,7 +211,7 @@ def cmd_du(args: argparse.Namespace) -> int:
 
 def register(sub: Any, add: Any) -> None:
     """Add the commands to the ``launchbay`` parser."""
-    p = add("models", cmd_models, "registered models: list, show, download, delete", json_flag=False)
+    p = add("models", cmd_models, "registered models: list, show, download, delete")
     msub = p.add_subparsers(dest="models_command", required=True)
     for name, help_text in (
         ("list", "every model and its latest version"),
@@ -220,7 +220,7 @@ def register(sub: Any, add: Any) -> None:
         ("delete", "delete one version (NAME:VERSION)"),
     ):
         q = msub.add_parser(name, help=help_text)
-        q.add_argument("--json", action="store_true", help="machine-readable output")
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
         if name != "list":
             q.add_argument("model", metavar="NAME[:VERSION]")
         if name == "download":
