@@ -30,13 +30,16 @@ def test_outside_a_run_the_context_is_offline_and_prints(tmp_path: Path) -> None
 def test_public_names_are_pinned() -> None:
     assert sorted(launchbay.__all__) == [
         "LaunchbayError",
+        "Model",
         "Run",
         "RunHandle",
         "RunSpec",
         "RunStatus",
+        "get_model",
         "get_run",
         "get_sweep",
         "load_ipython_extension",
+        "models",
         "runs",
         "submit",
         "sweep",

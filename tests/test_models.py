@@ -37,9 +37,7 @@ def submit(project: Path, *args: str) -> launchbay.RunHandle:
     return handle
 
 
-def test_three_versions_from_two_runs_each_download_their_own_files(
-    project: Path, cli: CLI, tmp_path: Path
-) -> None:
+def test_three_versions_from_two_runs_each_download_their_own_files(project: Path, cli: CLI, tmp_path: Path) -> None:
     write(project, "train.py", TRAIN)
     first = submit(project, "alpha")  # registers version 1 from inside the run
     folder = first.register_model("mnist-cnn", path="outputs/ckpt", tags={"kind": "folder"})  # version 2

@@ -133,8 +133,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         "started",
         "ended",
         "duration_s",
+        "rerun_of",
     ):
-        print(f"{key:12} {details.get(key)}")
+        if key != "rerun_of" or details.get(key):
+            print(f"{key:12} {details.get(key)}")
     if details.get("error"):
         print(f"{'error':12} {details['error'].get('message')}")
         if details["error"].get("traceback"):

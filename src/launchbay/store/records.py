@@ -70,6 +70,7 @@ class RunRecord:
             "snapshot": self.snapshot or {"id": self.snapshot_id, "files": None, "bytes": None},
             "primary_metric": self.primary_metric,
             "parent_run_id": self.parent_run_id,
+            "rerun_of": self.properties.get("launchbay.rerun_of"),
             "target_state": self.target_state,
         }
 
