@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CLI, write
 
 import launchbay
+from conftest import CLI, write
 from launchbay.errors import ModelNotFoundError
 
 TRAIN = """

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import CLI, need_service, write
 
 import launchbay
+from conftest import CLI, need_service, write
 from launchbay.store import open_store
 
 BASE = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
