@@ -106,6 +106,7 @@ def store_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     failed = launchbay.submit("fail.py", experiment="other", store=store, source_dir=project)
     assert second.wait(timeout=60) == "Completed" and failed.wait(timeout=60) == "Failed"
     assert first.status == "Completed"
+    first.register_model("served", path="outputs/model.txt", tags={"lr": "0.1"})
     run_dir = store / "runs" / first.run_id
     (run_dir / "secret.txt").write_text(SECRET)
     (base / "secret.txt").write_text(SECRET)
@@ -234,6 +235,8 @@ def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, 
         f"compare?runs={rid},{store_runs['second']}",
         "changes?since=0",
         "targets",
+        "models",
+        "models/served",
         "openapi.yaml",
     ]
     posts = [f"runs/{rid}/cancel", f"runs/{rid}/rerun"]
@@ -252,6 +255,20 @@ def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, 
             response = api.raw(path, headers, method="POST")
             assert response.code == 403, (path, response.code)
     assert store.count_runs() == before  # the refused re-run did not happen
+
+
+# -- models ------------------------------------------------------------------------------------
+def test_models_are_listed_with_their_versions_and_runs(api: Api, store_runs: dict[str, Any]) -> None:
+    (listed,) = api.get("models")["models"]
+    assert (listed["name"], listed["latest_version"], listed["versions"]) == ("served", 1, 1)
+    assert listed["run_id"] == store_runs["first"] and listed["tags"] == {"lr": "0.1"}
+    (version,) = api.get("models/served")["versions"]
+    assert version["path"] == "outputs/model.txt" and version["kind"] == "file"
+    assert version["metrics"]["loss"] == pytest.approx(1 / 500)
+    code, message = api.error("models/nope")
+    assert code == 404 and "No model 'nope'" in message
+    code, message = api.error("models/bad name")
+    assert code == 400 and "is not a model name" in message
 
 
 # -- listing -----------------------------------------------------------------------------------

@@ -344,7 +344,24 @@ def test_cancel_and_rerun_from_the_run_view(page: Any, lab: Lab) -> None:
     assert rerun.wait(timeout=60) == "Completed"
     assert rerun.get_details()["snapshot"]["id"] == lab.first.get_details()["snapshot"]["id"]
     page.wait_for_selector(f'{row(new_id)}[data-status="Completed"]')
+    link = f'{VISIBLE} .lb-run-view[data-run-id="{new_id}"] .lb-run-rerun-of a'
+    assert page.text_content(link) == lab.first.run_id  # the re-run names the run it re-ran
     shot(page, "rerun")
+
+
+def test_the_models_view_lists_versions_linked_to_their_runs(page: Any, lab: Lab) -> None:
+    lab.first.register_model("sidebar-model", path="user_logs/std_log.txt", tags={"lr": "0.1"})
+    lab.second.register_model("sidebar-model", path="user_logs", description="the whole folder")
+    page.click(f"{SIDEBAR} .lb-models-button")
+    view = f"{VISIBLE} .lb-models-view"
+    page.wait_for_selector(f'{view} .lb-model[data-model="sidebar-model"] tr[data-version="2"]')
+    versions = page.eval_on_selector_all(f"{view} tr.lb-model-version", "rows => rows.map(r => r.dataset.version)")
+    assert versions == ["2", "1"]
+    first = f'{view} tr[data-version="1"]'
+    assert "lr=0.1" in page.text_content(first) and "user_logs/std_log.txt" in page.text_content(first)
+    shot(page, "models")
+    page.click(f"{first} a.lb-run-link")
+    page.wait_for_selector(f'{VISIBLE} .lb-run-view[data-run-id="{lab.first.run_id}"]')
 
 
 @pytest.mark.slow

@@ -40,6 +40,8 @@ export interface IRun {
   ended?: string | null;
   duration_s?: number | null;
   exit_code?: number | null;
+  /** The run this one re-ran (same snapshot), if any. */
+  rerun_of?: string | null;
   error?: IRunError | null;
   tags?: { [key: string]: any };
   params?: { [key: string]: any };
@@ -110,6 +112,26 @@ export interface ICompareResult {
 export interface IChanges {
   now: number;
   runs: { run_id: string; status: string; updated: number }[];
+}
+
+export interface IModelVersion {
+  name: string;
+  version: number;
+  run_id: string | null;
+  experiment?: string | null;
+  path: string;
+  kind: 'file' | 'folder';
+  files: number;
+  bytes: number;
+  tags: { [key: string]: string };
+  description?: string | null;
+  metrics: { [key: string]: number | null };
+  environment_hash?: string | null;
+  snapshot_id?: string | null;
+  created: string;
+  /** Only in the models list: the latest version number and how many versions there are. */
+  latest_version?: number;
+  versions?: number;
 }
 
 export interface ITarget {
@@ -293,6 +315,14 @@ export function compare(runIds: string[]): Promise<ICompareResult> {
 
 export function changes(since: number): Promise<IChanges> {
   return request<IChanges>('changes', { since });
+}
+
+export function listModels(): Promise<{ models: IModelVersion[] }> {
+  return request('models');
+}
+
+export function getModel(name: string): Promise<{ name: string; versions: IModelVersion[] }> {
+  return request(`models/${enc(name)}`);
 }
 
 export function listTargets(): Promise<{ targets: ITarget[] }> {

@@ -15,6 +15,7 @@ import {
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { CompareView } from './compare';
+import { ModelsView } from './models';
 import { RunView } from './runview';
 import { RunsSidebar } from './sidebar';
 
@@ -32,6 +33,7 @@ export namespace CommandIDs {
   export const compare = 'launchbay:compare';
   export const openSidebar = 'launchbay:open-sidebar';
   export const refresh = 'launchbay:refresh';
+  export const models = 'launchbay:models';
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -55,7 +57,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void commands.execute(CommandIDs.compare, { run_ids: runIds });
     };
 
-    const sidebar = new RunsSidebar({ openRun, compare: openCompare });
+    const openModels = () => {
+      void commands.execute(CommandIDs.models);
+    };
+
+    const sidebar = new RunsSidebar({ openRun, compare: openCompare, openModels });
     sidebar.title.icon = launchbayIcon;
     sidebar.title.caption = 'launchbay';
     shell.add(sidebar, 'left', { rank: 850 });
@@ -115,6 +121,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    let models: MainAreaWidget<ModelsView> | null = null;
+    commands.addCommand(CommandIDs.models, {
+      label: 'Show launchbay models',
+      caption: 'Registered models and the runs that produced them',
+      icon: launchbayIcon,
+      execute: () => {
+        if (models && !models.isDisposed) {
+          void models.content.refresh();
+          shell.activateById(models.id);
+          return models;
+        }
+        const content = new ModelsView({ openRun });
+        content.title.icon = launchbayIcon;
+        models = new MainAreaWidget({ content });
+        models.id = 'launchbay-models';
+        models.title.closable = true;
+        shell.add(models, 'main');
+        shell.activateById(models.id);
+        return models;
+      }
+    });
+
     commands.addCommand(CommandIDs.openSidebar, {
       label: 'Show launchbay runs',
       icon: launchbayIcon,
@@ -131,6 +159,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette.addItem({ command: CommandIDs.openSidebar, category });
       palette.addItem({ command: CommandIDs.openRun, category });
       palette.addItem({ command: CommandIDs.refresh, category });
+      palette.addItem({ command: CommandIDs.models, category });
     }
 
     if (restorer) {

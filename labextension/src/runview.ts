@@ -227,6 +227,18 @@ export class RunView extends Widget {
     if (run.target) {
       this._subtitle.appendChild(el('span', 'lb-run-target', run.target));
     }
+    if (run.rerun_of) {
+      const origin = run.rerun_of;
+      const rerunOf = el('span', 'lb-run-rerun-of', 're-run of ');
+      const link = el('a', 'lb-run-link', origin);
+      link.href = '#';
+      link.onclick = ev => {
+        ev.preventDefault();
+        this._openRun(origin);
+      };
+      rerunOf.appendChild(link);
+      this._subtitle.appendChild(rerunOf);
+    }
 
     if (run.error && run.error.message) {
       this._error.textContent = '';

@@ -28,6 +28,7 @@ const POLL_MS = 2000;
 export interface ISidebarOptions {
   openRun: (runId: string) => void;
   compare: (runIds: string[]) => void;
+  openModels: () => void;
 }
 
 export class RunsSidebar extends Widget {
@@ -50,7 +51,11 @@ export class RunsSidebar extends Widget {
     };
     const refresh = el('button', 'jp-mod-styled lb-refresh', 'Refresh');
     refresh.onclick = () => void this.refresh();
+    const modelsBtn = el('button', 'jp-mod-styled lb-models-button', 'Models');
+    modelsBtn.title = 'Registered models';
+    modelsBtn.onclick = () => this._options.openModels();
     header.appendChild(this._compareBtn);
+    header.appendChild(modelsBtn);
     header.appendChild(refresh);
 
     const filters = el('div', 'lb-filters');

@@ -224,6 +224,18 @@ class TargetsHandler(BaseHandler):
         await self._answer(lambda s: s.targets())
 
 
+class ModelsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        await self._answer(lambda s: s.models())
+
+
+class ModelHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        await self._answer(lambda s: s.model(name))
+
+
 class OpenAPIHandler(BaseHandler):
     @web.authenticated
     def get(self) -> None:
@@ -247,6 +259,8 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (r"compare", CompareHandler),
     (r"changes", ChangesHandler),
     (r"targets", TargetsHandler),
+    (r"models", ModelsHandler),
+    (r"models/([^/]+)", ModelHandler),
     (r"openapi.yaml", OpenAPIHandler),
 ]
 

@@ -215,6 +215,21 @@ class LaunchbayService:
         """File-by-file diff of two runs' snapshots (shared with ``launchbay diff``)."""
         return snapshot_diff(self.store, first, second)
 
+    # -- models -----------------------------------------------------------------------------------
+    def models(self) -> dict[str, Any]:
+        """Every registered model with its latest version (the sidebar's Models view)."""
+        from ..registry import ModelRegistry
+
+        return {"models": [_finite_dict(m) for m in ModelRegistry(self.store).models()]}
+
+    def model(self, name: str) -> dict[str, Any]:
+        """One model's versions, newest first, each linked to the run that produced it."""
+        from ..registry import ModelRegistry, check_name
+
+        check_name(name)
+        versions = ModelRegistry(self.store).versions(name)
+        return {"name": name, "versions": [_finite_dict(v.to_dict()) for v in reversed(versions)]}
+
     def changes(self, since: float) -> dict[str, Any]:
         """Runs created or updated after ``since`` (cheap: ids and statuses only)."""
         now = time.time()
@@ -266,6 +281,11 @@ def _complete_utf8(data: bytes) -> int:
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+
+
+def _finite_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A model row with NaN/inf metrics as None (JSON has no such numbers)."""
+    return {**row, "metrics": _finite(row.get("metrics") or {})}
 
 
 def _finite_list(values: Any) -> list[float | None]:
