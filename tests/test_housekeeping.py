@@ -108,3 +108,48 @@ def test_du_reports_sizes_by_experiment_and_kind(project: Path, cli: CLI) -> Non
     assert usage["blobs"]["unreferenced_bytes"] == 0  # type: ignore[index]
     text = cli("du", check=True).stdout
     assert "snapshots" in text and "environments" in text and "alpha" in text
+
+
+GC_LOOP = """
+import os, sys, time
+from launchbay.housekeeping import collect_garbage
+from launchbay.store import open_store
+store = open_store()
+passes = 0
+while not os.path.exists(sys.argv[1]):
+    collect_garbage(store)
+    passes += 1
+print(passes)
+"""
+
+
+def test_gc_running_beside_submits_and_removals_never_takes_a_blob_a_run_needs(project: Path, tmp_path: Path) -> None:
+    """Each round submits the same folder again right after its previous run was removed, so
+    every snapshot reuses blobs that are garbage until the new run row exists."""
+    import subprocess
+    import sys
+
+    write(project, "train.py", "print(open('data.txt').read())\n")
+    write(project, "data.txt", "the same data every time\n")
+    stop = tmp_path / "stop"
+    collector = subprocess.Popen(
+        [sys.executable, "-c", GC_LOOP, str(stop)], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        store = open_store()
+        for i in range(8):
+            handle = launchbay.submit("train.py", experiment="race")
+            assert handle.wait(timeout=60) == "Completed", handle.get_log()
+            assert "the same data every time" in handle.get_log()
+            if i % 2:
+                write(project, f"extra{i}.txt", f"new file {i}\n")
+            from launchbay.housekeeping import remove_run
+
+            assert remove_run(store, handle.record())
+    finally:
+        stop.write_text("")
+        passes = int(collector.communicate(timeout=60)[0])
+    assert passes > 0
+    last = launchbay.submit("train.py", experiment="race")
+    assert last.wait(timeout=60) == "Completed"
+    assert all(store.blobs.has(d) for d in blobs_of(last.run_id))

@@ -55,6 +55,15 @@ def test_a_rerun_uses_the_stored_snapshot_not_the_changed_folder(project: Path, 
     assert record.target == target and record.snapshot_id == first.record().snapshot_id
     assert record.to_dict()["rerun_of"] == first.run_id
     assert f"rerun_of     {first.run_id}" in cli("show", again.run_id, check=True).stdout
+    if target == "local":
+        from launchbay.ipython.widgets import RunWidget
+
+        widget = RunWidget(again)
+        try:
+            assert widget.wait_until_done(timeout=30)
+            assert f"re-run of <code>{first.run_id}</code>" in widget._header.value
+        finally:
+            widget.close()
 
     fresh = launchbay.submit("train.py", ["--lr", "0.1"], target=target, experiment="rr")
     assert fresh.wait(timeout=120) == "Completed"
@@ -149,3 +158,26 @@ def test_the_notebook_diff_overlays_metrics_and_returns_the_table(project: Path)
     finally:
         InteractiveShell.clear_instance()
     assert json.loads(json.dumps(table.header))[1:] == [a.run_id, b.run_id]
+
+
+def test_a_rerun_keeps_its_environment_by_hash_and_names_a_lost_one(project: Path, cli: CLI) -> None:
+    """The environment is re-created from the definition stored with its build, not from
+    launchbay.toml as it reads now; when that definition is gone too, the re-run says so."""
+    write(project, "launchbay.toml", "[environments.plain]\nuser_managed = false\n")  # a venv, nothing in it
+    write(project, "train.py", "import sys\nprint('python', sys.prefix)\n")
+    first = launchbay.submit("train.py", environment="plain")
+    assert first.wait(timeout=120) == "Completed", first.get_log()
+    old_hash = first.record().target_state["environment"]["hash"]
+    write(project, "launchbay.toml", '[environments.plain]\npip = ["launchbay-no-such-package-xyz"]\n')
+
+    again = first.rerun()
+    assert again.wait(timeout=120) == "Completed", again.get_log()
+    assert again.record().target_state["environment"]["hash"] == old_hash
+    assert first.get_log().split()[-1] == again.get_log().split()[-1]  # the same venv
+
+    (open_store().root / "envs" / old_hash / "spec.json").unlink()
+    runs_before = len(cli.json("runs"))  # type: ignore[arg-type]
+    proc = cli("rerun", first.run_id)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"environment plain ({old_hash[:16]})" in proc.stderr and "nothing was submitted" in proc.stderr
+    assert len(cli.json("runs")) == runs_before  # type: ignore[arg-type]

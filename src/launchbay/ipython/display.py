@@ -32,6 +32,8 @@ def widget_frontend_likely() -> bool:
 def run_summary_text(handle: RunHandle) -> str:
     record = handle.record()
     lines = [f"Run {record.run_id} · {record.experiment} · {record.target} · {record.status.value}"]
+    if record.properties.get("launchbay.rerun_of"):
+        lines[0] += f" · re-run of {record.properties['launchbay.rerun_of']}"
     store = handle._session.store
     for s in store.metric_summaries(record):
         lines.append(f"  {s['name']}: last {s['last']:.6g} (step {s['last_step']}, {s['count']} points)")

@@ -143,6 +143,9 @@ class RunWidget(w.VBox):
             f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
             f"&middot; {elapsed_text(record.duration_s)}"
         )
+        rerun_of = record.properties.get("launchbay.rerun_of")
+        if rerun_of:
+            self._header.value += f" &middot; re-run of <code>{html.escape(str(rerun_of))}</code>"
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
         while True:
             data, self._offset = store.read_log(record, self._offset, max_bytes=256 * 1024)
