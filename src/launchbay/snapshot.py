@@ -335,6 +335,23 @@ def take_snapshot(
 
     ``entry`` (the run's script, or its working folder with a trailing ``/``) is never
     suggested for leaving out when the snapshot is over budget."""
+    from .store.gclock import blob_writer
+
+    with blob_writer(store.root):  # gc must not drop blobs this snapshot's index says are stored
+        return _take_snapshot(
+            store, root, max_bytes=max_bytes, max_files=max_files, extra_files=extra_files, entry=entry
+        )
+
+
+def _take_snapshot(
+    store: RunStore,
+    root: Path,
+    *,
+    max_bytes: int,
+    max_files: int,
+    extra_files: dict[str, str | bytes] | None,
+    entry: str,
+) -> Snapshot:
     cache = _SnapshotIndex(store, root.resolve())
     scan_ = scan(root, skip=(store.root,), dir_cache=cache.dirs)
     budget = Budget(max_bytes, max_files)

@@ -18,8 +18,7 @@ LOCK_NAME = ".gc.lock"
 
 @contextmanager
 def _flock(store_root: Path, mode: int) -> Iterator[None]:
-    path = store_root / "blobs" / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = store_root / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, mode)
