@@ -58,9 +58,14 @@ def test_three_versions_from_two_runs_each_download_their_own_files(project: Pat
     assert got == tmp_path / "d2" / "ckpt"
     assert (got / "a.bin").read_bytes() == bytes(range(256)) and (got / "sub" / "b.txt").read_text() == "b alpha"
     assert v3.path.read_text() == "weights beta"  # a cached copy in the store
+    other = launchbay.Model.register(second.run_id, "beta-only", "outputs/model.pt")
+    assert (other.name, other.version, other.run_id) == ("beta-only", 1, second.run_id)
 
     listed = cli.json("models", "list")
-    assert [(m["name"], m["latest_version"], m["versions"]) for m in listed] == [("mnist-cnn", 3, 3)]  # type: ignore[union-attr,index]
+    assert [(m["name"], m["latest_version"], m["versions"]) for m in listed] == [
+        ("beta-only", 1, 1),
+        ("mnist-cnn", 3, 3),
+    ]  # type: ignore[union-attr,index]
     shown = cli.json("models", "show", "mnist-cnn:2")
     assert shown["path"] == "outputs/ckpt" and shown["files"] == 2  # type: ignore[index]
     out = cli.json("models", "download", "mnist-cnn:1", "-o", str(tmp_path / "cli"))

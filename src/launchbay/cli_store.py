@@ -180,8 +180,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     verb = "Would remove" if args.dry_run else "Removed"
     print(f"{verb} {report['blobs']} blob(s), {human(report['bytes'])}; kept {report['kept_blobs']}.")
     if args.dry_run:
-        for digest in report["removed"][:50]:
-            print(f"  {digest}")
+        for item in report["details"][:50]:
+            print(f"  {item['sha256'][:12]}  {human(item['bytes']):>10}  {item['what']}")
+        if len(report["details"]) > 50:
+            print(f"  ... and {len(report['details']) - 50} more (--json lists them all)")
     return 0
 
 

@@ -133,13 +133,30 @@ def collect_garbage(store: RunStore, dry_run: bool = False) -> dict[str, Any]:
                 db.execute(
                     "DELETE FROM snapshots WHERE id NOT IN (SELECT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL)"
                 )
+    names = _orphan_names(store) if dry_run else {}
     return {
         "dry_run": dry_run,
         "blobs": len(garbage),
         "bytes": sum(size for _, _, size in garbage),
         "kept_blobs": len(needed),
         "removed": [d for d, _, _ in garbage],
+        "details": [{"sha256": d, "bytes": size, "what": names.get(d, "unreferenced blob")} for d, _, size in garbage],
     }
+
+
+def _orphan_names(store: RunStore) -> dict[str, str]:
+    """What the blobs of snapshots no run refers to any more were: ``snapshot ab12cd: train.py``."""
+    out: dict[str, str] = {}
+    rows = store.db.execute(
+        "SELECT id FROM snapshots WHERE id NOT IN (SELECT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL)"
+    )
+    for (snapshot_id,) in rows:
+        if not store.blobs.has(snapshot_id):
+            continue
+        out.setdefault(snapshot_id, f"snapshot {snapshot_id[:12]}: its manifest")
+        for f in store.snapshot_manifest(snapshot_id)["files"]:
+            out.setdefault(f["sha256"], f"snapshot {snapshot_id[:12]}: {f['path']}")
+    return out
 
 
 def _tree_size(path: Path) -> int:
