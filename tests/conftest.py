@@ -122,3 +122,18 @@ def checkout_labextensions(base: Path) -> dict[str, str]:
     (path / "labextensions").mkdir(parents=True)
     (path / "labextensions" / "launchbay-labextension").symlink_to(built)
     return {"JUPYTER_PATH": os.pathsep.join([str(path), os.environ.get("JUPYTER_PATH", "")]).rstrip(os.pathsep)}
+
+
+def docker_ready(image: str) -> bool:
+    """A Docker daemon answers and has ``image`` (the test base image)."""
+    if not image:
+        return False
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.images.get(image)
+        return True
+    except Exception:
+        return False

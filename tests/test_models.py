@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 import launchbay
-from conftest import CLI, write
+from conftest import CLI, docker_ready, need_service, write
 from launchbay.errors import ModelNotFoundError
 
 TRAIN = """
@@ -121,3 +122,17 @@ def test_deleting_a_version_a_run_loaded_needs_force(project: Path, cli: CLI) ->
         "deleted": "mnist-cnn:1"
     }
     assert cli("models", "show", "mnist-cnn:1").returncode == 2
+
+
+@pytest.mark.docker
+def test_a_model_registered_inside_a_container_is_kept(project: Path, tmp_path: Path) -> None:
+    """In a container the in-run API is the shipped copy; it only journals the request."""
+    base = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
+    need_service(docker_ready(base), "A Docker daemon with the test base image")
+    write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{base}"\n')
+    write(project, "train.py", TRAIN)
+    handle = launchbay.submit("train.py", ["boxed"], target="box", experiment="models")
+    assert handle.wait(timeout=120) == "Completed", handle.get_log()
+    model = launchbay.get_model("mnist-cnn")
+    assert model.run_id == handle.run_id and model.metrics == {"loss": 1.0}
+    assert model.download(tmp_path).read_text() == "weights boxed"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import launchbay
-from conftest import CLI, need_service, write
+from conftest import CLI, docker_ready, need_service, write
 from launchbay.store import open_store
 
 BASE = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
@@ -26,22 +26,10 @@ print("code version", VERSION, "args", " ".join(sys.argv[1:]), flush=True)
 """
 
 
-def docker_ready() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-        client.images.get(BASE)
-        return True
-    except Exception:
-        return False
-
-
 @pytest.mark.parametrize("target", ["local", pytest.param("box", marks=pytest.mark.docker)])
 def test_a_rerun_uses_the_stored_snapshot_not_the_changed_folder(project: Path, cli: CLI, target: str) -> None:
     if target == "box":
-        need_service(bool(BASE) and docker_ready(), "A Docker daemon with the test base image")
+        need_service(docker_ready(BASE), "A Docker daemon with the test base image")
         write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n')
     write(project, "train.py", TRAIN)
     first = launchbay.submit("train.py", ["--lr", "0.1"], target=target, experiment="rr")
