@@ -103,6 +103,15 @@ def test_unknown_model_version_or_path_each_get_one_clear_line(project: Path, cl
     assert "\n" not in str(info.value)
     assert launchbay.get_model("mnist-cnn").version == 1  # nothing was registered
 
+    write(
+        project,
+        "gone.py",
+        "import os\nfrom launchbay import Run\nos.makedirs('outputs')\nopen('outputs/tmp.pt', 'w').write('x')\n"
+        "Run.get_context().register_model('m', path='outputs/tmp.pt')\nos.remove('outputs/tmp.pt')\n",
+    )
+    gone = launchbay.submit("gone.py", experiment="models")
+    assert gone.wait(timeout=60) == "Completed"
+    assert "never wrote 'outputs/tmp.pt'" in gone.tags["launchbay.model_error"]  # said with the run
     write(project, "bad.py", "from launchbay import Run\nRun.get_context().register_model('m', path='outputs/x.pt')\n")
     bad = launchbay.submit("bad.py", experiment="models")
     assert bad.wait(timeout=60) == "Failed"

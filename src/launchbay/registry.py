@@ -345,11 +345,13 @@ class ModelRegistry:
             except _AlreadyDone:
                 continue
             except LaunchbayError as exc:
+                message = f"model {name!r} was not registered: {exc}"
                 with self.store.transaction() as db:
                     db.execute(
                         "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
-                        (record.pk, MODEL_ERROR, str(rec_id), json.dumps(f"model {name!r}: {exc}"), time.time()),
+                        (record.pk, MODEL_ERROR, str(rec_id), json.dumps(message), time.time()),
                     )
+                    self.store.set_tag(record.pk, "launchbay.model_error", message, db=db)  # shown with the run
         return done
 
 
