@@ -85,22 +85,23 @@ def _describe(entry: dict[str, Any] | None) -> str:
     return f"{entry.get('size', 0)} bytes, sha256 {str(entry.get('sha256', ''))[:12]}"
 
 
+def param_differences(records: list[RunRecord]) -> tuple[list[str], list[str]]:
+    """Every parameter name of the runs, and those whose value is not the same in all of them."""
+    keys = sorted({key for r in records for key in r.params})
+    differing = [k for k in keys if len({repr(r.params.get(k, _MISSING)) for r in records}) > 1]
+    return keys, differing
+
+
 def side_by_side(first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
     """Rows ``{key, a, b, differs}`` for the run settings, then every parameter."""
     rows = []
     for key in ("script", "arguments", "target"):
         a, b = getattr(first, key), getattr(second, key)
         rows.append({"key": key, "a": a, "b": b, "differs": a != b})
-    for key in sorted(first.params.keys() | second.params.keys()):
-        a, b = first.params.get(key, _MISSING), second.params.get(key, _MISSING)
-        rows.append(
-            {
-                "key": f"param:{key}",
-                "a": None if a is _MISSING else a,
-                "b": None if b is _MISSING else b,
-                "differs": repr(a) != repr(b),
-            }
-        )
+    keys, differing = param_differences([first, second])
+    for key in keys:
+        a, b = first.params.get(key), second.params.get(key)
+        rows.append({"key": f"param:{key}", "a": a, "b": b, "differs": key in differing})
     return rows
 
 

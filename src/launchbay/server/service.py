@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import find_store_dir, load_config
-from ..diffing import snapshot_diff
+from ..diffing import param_differences, snapshot_diff
 from ..errors import ConfigError, RunNotFoundError
 from ..models import RunStatus
 from ..plots_data import downsample_minmax
@@ -202,9 +202,7 @@ class LaunchbayService:
         if len(run_ids) < 2:
             raise ConfigError("Compare needs at least two run ids, e.g. ?runs=ID1,ID2.")
         records = [self._run(run_id) for run_id in run_ids]
-        keys = sorted({key for r in records for key in r.params})
-        missing = object()
-        differing = [k for k in keys if len({repr(r.params.get(k, missing)) for r in records}) > 1]
+        keys, differing = param_differences(records)
         return {
             "runs": [run_dict(r) for r in records],
             "params": {"keys": keys, "differing": differing},
