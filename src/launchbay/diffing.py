@@ -174,10 +174,12 @@ def render_text(diff: dict[str, Any]) -> str:
     table("Settings and parameters:", diff["settings"])
     table("Environment:", diff["environment"])
     lines.append("Metrics (final / best):")
-    for m in diff["metrics"]:
+    labels = [f"{m['name']} (best = {m['best_is']})" for m in diff["metrics"]]
+    width = max([len(label) for label in labels] + [4])
+    for m, label in zip(diff["metrics"], labels):
         a, b = (_pair(m[s]) for s in ("a", "b"))
         mark = "*" if a != b else " "
-        lines.append(f" {mark} {m['name']} (best = {m['best_is']})  a: {a}   b: {b}")
+        lines.append(f" {mark} {label:<{width}}  a: {a}   b: {b}")
     lines.append("")
     files = diff["files"]
     lines.append(f"Code: {len(files)} file(s) differ" + (":" if files else "."))
