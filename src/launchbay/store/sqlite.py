@@ -143,9 +143,12 @@ class RunStore:
         run_id: str | None = None,
     ) -> RunRecord:
         """Record a new Queued run and make its folder."""
-        run_id = run_id or self.new_run_id(spec.experiment)
+        given = run_id
         now = time.time()
         with self.transaction() as db:
+            run_id = given or self.new_run_id(spec.experiment)
+            while not given and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone():
+                run_id = self.new_run_id(spec.experiment)  # 6 hex digits can repeat within a second
             exp = self._experiment_id(db, spec.experiment)
             pk = db.execute(
                 "INSERT INTO runs(run_id, experiment_id, name, status, target, target_type, script, arguments,"
