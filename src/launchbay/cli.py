@@ -43,9 +43,10 @@ def _duration(seconds: float | None) -> str:
 def cmd_submit(args: argparse.Namespace) -> int:
     from .handle import RunHandle
     from .models import RunSpec
+    from .project import locate
 
-    source = Path(args.source_dir or os.getcwd()).resolve()
-    session = _session(args, str(source))
+    place = locate(args.source_dir)
+    session = _session(args, str(place.root))
     arguments = list(args.arguments)
     if arguments and arguments[0] == "--":
         arguments = arguments[1:]
@@ -53,14 +54,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
         script=args.script,
         arguments=tuple(arguments),
         target=args.target or session.config.defaults.get("target", "local"),
-        experiment=args.experiment or source.name or "default",
+        experiment=args.experiment or place.experiment,
         name=args.name,
+        working_dir=place.working_dir,
         environment=args.env,
         max_duration_s=args.max_duration,
         tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
-    handle: RunHandle = session.submit(spec, source, on_progress=progress)
+    handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
     if args.json and args.detach:
         _print_json({"run_id": handle.run_id})
         return 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -69,12 +67,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"launchbay: sweep {handle.run_id} resumed", file=sys.stderr)
     else:
         options = _space_options(args)
-        source = Path(args.source_dir or os.getcwd()).resolve()
         handle = sweep(
             args.script,
             None,
             args=list(args.arguments),
-            source_dir=source,
+            source_dir=args.source_dir,
             store=args.store,
             **{"target": "local", **options},
         )
