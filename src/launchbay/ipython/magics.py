@@ -44,6 +44,27 @@ class Submit(Configurable):
     widget = Bool(True, help="Show the live run widget (False prints text instead).").tag(config=True)
 
 
+#: ``%launchbay``'s commands: the CLI's, minus ``submit`` (that is ``%submit``/``%%submit`` here).
+LAUNCHBAY_COMMANDS = {
+    "runs": ("[--experiment E] [--status S] [--limit N]", "runs, newest first (a table)"),
+    "show": ("RUN", "the run's live widget (text where none renders: follows a live run)"),
+    "logs": ("RUN [-f]", "the run's output (-f: until it ends)"),
+    "metrics": ("RUN [NAME]", "the run's metrics (plots), or one metric"),
+    "compare": ("RUN RUN...", "parameters side by side, metrics overlaid"),
+    "cancel": ("RUN", "stop the run and its processes"),
+    "files": ("RUN", "the run's files"),
+    "download": ("RUN PATH [-o OUT]", "copy one of the run's files here"),
+    "snapshot": ("[DIR] [--dry-run]", "what a run would get, and why"),
+    "targets": ("", "targets and whether they are reachable"),
+    "env": ("list|show|build|prune", "environments"),
+    "sweep": ("SCRIPT --param P --metric M", "start a sweep"),
+}
+_SYNOPSES = [(f"{name} {usage}".strip(), text) for name, (usage, text) in LAUNCHBAY_COMMANDS.items()]
+LAUNCHBAY_USAGE = "%launchbay COMMAND: the `launchbay` CLI's commands (submit is %submit / %%submit here)\n\n" + (
+    "\n".join(f"  {synopsis:{max(len(s) for s, _ in _SYNOPSES)}}  {text}" for synopsis, text in _SYNOPSES)
+)
+
+
 def _unquote(text: str | None) -> str:
     """IPython's magic argument parser keeps the quotes around a value: drop one pair."""
     text = text or ""
@@ -189,10 +210,10 @@ class LaunchbayMagics(Magics):
     # -- %launchbay ---------------------------------------------------------------------------------
     @line_magic
     def launchbay(self, line: str) -> Any:
-        """``%launchbay runs|show|logs|metrics|compare|cancel|targets|files ...`` (mirrors the CLI)."""
         words = shlex.split(line)
-        if not words:
-            raise UsageError("Usage: %launchbay runs|show RUN|logs RUN|metrics RUN|compare A B|cancel RUN|targets")
+        if not words or words[0] in ("help", "-h", "--help"):
+            print(LAUNCHBAY_USAGE)
+            return None
         command, rest = words[0], words[1:]
         try:
             if command == "show" and rest:
@@ -212,6 +233,8 @@ class LaunchbayMagics(Magics):
             return self._cli([command, *rest])
         except LaunchbayError as exc:
             raise UsageError(str(exc)) from None
+
+    launchbay.__doc__ = LAUNCHBAY_USAGE
 
     def _show(self, ref: str) -> Any:
         from ..api import get_run
