@@ -1,0 +1,89 @@
+"""Where no widget renders, %%submit streams the run as text: terminal IPython (a real pty), nbclient."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pexpect
+import pytest
+from nbclient import NotebookClient
+
+from ipython_driver import run_cells
+
+PROMPT = r"In \[\d+\]: "
+
+
+def terminal_ipython(cwd: Path) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if k != "LAUNCHBAY_WIDGETS"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "IPython", "--simple-prompt", "--colors=NoColor", "--no-banner"],
+        cwd=str(cwd),
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(PROMPT)
+    child.sendline("%load_ext launchbay")
+    child.expect(PROMPT)
+    return child
+
+
+def send_cell(child: pexpect.spawn, cell: str) -> None:
+    for line in cell.splitlines():
+        child.sendline(line)
+    child.sendline("")  # blank lines end a cell magic at the terminal
+    child.sendline("")
+
+
+def test_terminal_ipython_shows_log_lines_and_the_final_status_before_the_prompt_returns(project: Path) -> None:
+    child = terminal_ipython(project)
+    send_cell(child, "%%submit\nimport time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.2)")
+    child.expect(PROMPT)
+    shown = child.before.replace("\r\n", "\n")
+    positions = [shown.index(text) for text in ("Queued", "line 0", "line 1", "line 2", "Completed after")]
+    assert positions == sorted(positions), shown
+    assert re.search(r"run \S+ Completed after [\d.]+ s \(exit code 0\)", shown)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_ctrl_c_stops_watching_and_says_how_to_reattach(project: Path) -> None:
+    child = terminal_ipython(project)
+    send_cell(child, "%%submit\nimport time\nprint('started', flush=True)\ntime.sleep(30)")
+    child.expect(r"\r\nstarted\r\n")  # the run's log line, not the echoed input
+    child.sendintr()
+    child.expect(PROMPT)
+    shown = child.before.replace("\r\n", "\n")
+    run_id = re.search(r"launchbay: run (\S+) is still running; `%launchbay show (\S+)` re-attaches", shown)
+    assert run_id and run_id.group(1) == run_id.group(2), shown
+    child.sendline(f"%launchbay cancel {run_id.group(1)}")
+    child.expect("Canceled")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_no_wait_returns_at_once(project: Path) -> None:
+    out = run_cells(project, "%%submit --no-wait\nimport time\ntime.sleep(20)\nprint('never seen')")
+    assert re.search(r"Run (\S+) submitted to local; follow it with `%launchbay show \1`", out), out
+    assert "never seen" not in out
+
+
+@pytest.mark.slow
+def test_nbclient_keeps_the_runs_log_lines_in_the_cell_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "quickstart"
+    work.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb", work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    nb = nbformat.read(work / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    first = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%submit"))
+    text = "".join(o.get("text", "") for o in first.outputs)
+    for step in (0, 10, 20, 30):
+        assert f"step {step}: loss" in text, text
+    assert re.search(r"Completed after [\d.]+ s \(exit code 0\)", text), text
