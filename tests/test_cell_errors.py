@@ -45,5 +45,8 @@ def test_project_files_in_a_traceback_are_shown_by_their_project_path(project: P
 
 def test_a_syntax_error_is_reported_before_any_run_exists(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
     out = run_cells(project, "%%submit\nprint(1)\nfor x in range(3)\n    print(x)")
-    assert "UsageError: SyntaxError in the cell, line 3: expected ':'\n    for x in range(3)\nNothing was submitted." in out
+    assert (
+        "UsageError: SyntaxError in the cell, line 3: expected ':'\n    for x in range(3)\nNothing was submitted."
+        in out
+    )
     assert cli.json("runs") == []

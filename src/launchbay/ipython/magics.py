@@ -44,7 +44,7 @@ class Submit(Configurable):
     widget = Bool(True, help="Show the live run widget (False prints text instead).").tag(config=True)
 
 
-#: ``%launchbay``'s commands: the CLI's, minus ``submit`` (that is ``%submit``/``%%submit`` here).
+#: ``%launchbay``'s commands: the CLI's, minus ``submit`` (``%submit``/``%%submit`` here), plus ``compare``.
 LAUNCHBAY_COMMANDS = {
     "runs": ("[--experiment E] [--status S] [--limit N]", "runs, newest first (a table)"),
     "show": ("RUN", "the run's live widget (text where none renders: follows a live run)"),
@@ -60,8 +60,9 @@ LAUNCHBAY_COMMANDS = {
     "sweep": ("SCRIPT --param P --metric M", "start a sweep"),
 }
 _SYNOPSES = [(f"{name} {usage}".strip(), text) for name, (usage, text) in LAUNCHBAY_COMMANDS.items()]
-LAUNCHBAY_USAGE = "%launchbay COMMAND: the `launchbay` CLI's commands (submit is %submit / %%submit here)\n\n" + (
-    "\n".join(f"  {synopsis:{max(len(s) for s, _ in _SYNOPSES)}}  {text}" for synopsis, text in _SYNOPSES)
+LAUNCHBAY_USAGE = (
+    "%launchbay COMMAND: the `launchbay` CLI's commands (submit is %submit / %%submit here) and compare\n\n"
+    + ("\n".join(f"  {synopsis:{max(len(s) for s, _ in _SYNOPSES)}}  {text}" for synopsis, text in _SYNOPSES))
 )
 
 
