@@ -53,19 +53,23 @@ STALE_S = 10
 
 
 def stale_notice(run_id: str) -> str:
-    """Shown by the browser alone when the kernel stops updating a live widget (died, restarted, closed).
+    """Shown by the browser alone when the kernel no longer updates a live widget (restarted, died, stuck).
 
-    Each update replaces the header's HTML, which restarts this CSS animation; only a widget whose kernel
-    went quiet for ``STALE_S`` seconds reveals it. It also shows in a saved notebook reopened later.
+    Two signals, no front-end code of our own: ipywidgets marks a view whose kernel connection is gone
+    with ``jupyter-widgets-disconnected`` (kernel restart or shutdown); and each update replaces the
+    header's HTML, restarting a CSS animation that reveals the notice after ``STALE_S`` quiet seconds
+    (a kernel that died without a word, or a saved notebook reopened later).
     """
     rid = html.escape(run_id)
     return (
-        "<style>@keyframes lb-stale{to{max-height:12em;opacity:1}}</style>"
+        "<style>@keyframes lb-stale{to{max-height:12em;opacity:1}}"
+        ".jupyter-widgets-disconnected .lb-widget-stale{animation:none!important;max-height:12em!important;"
+        "opacity:1!important}</style>"
         f'<div class="lb-widget-stale" style="max-height:0;opacity:0;overflow:hidden;'
         f'animation:lb-stale 0s linear {STALE_S}s forwards;color:#b35c00">'
-        f"No news from the kernel for {STALE_S} s: if it restarted or died, this view is frozen and its "
-        f"Cancel button does nothing. The run goes on; re-attach with <code>%launchbay show {rid}</code> "
-        f"(or stop it with <code>%launchbay cancel {rid}</code>).</div>"
+        "This view no longer hears from its kernel (restarted, stopped, or quiet for "
+        f"{STALE_S} s): it is frozen and its Cancel button does nothing. The run goes on: re-attach with "
+        f"<code>%launchbay show {rid}</code> (<code>%launchbay cancel {rid}</code> stops it).</div>"
     )
 
 
