@@ -13,6 +13,7 @@ import pexpect
 import pytest
 from nbclient import NotebookClient
 
+from conftest import CLI
 from ipython_driver import run_cells
 
 PROMPT = r"In \[\d+\]: "
@@ -53,7 +54,7 @@ def test_terminal_ipython_shows_log_lines_and_the_final_status_before_the_prompt
     child.expect(pexpect.EOF)
 
 
-def test_ctrl_c_stops_watching_and_says_how_to_reattach(project: Path) -> None:
+def test_ctrl_c_stops_watching_and_the_line_it_gives_reattaches(project: Path, cli: CLI) -> None:
     child = terminal_ipython(project)
     send_cell(child, "%%submit\nimport time\nprint('started', flush=True)\ntime.sleep(30)")
     child.expect(r"\r\nstarted\r\n")  # the run's log line, not the echoed input
@@ -62,8 +63,13 @@ def test_ctrl_c_stops_watching_and_says_how_to_reattach(project: Path) -> None:
     shown = child.before.replace("\r\n", "\n")
     run_id = re.search(r"launchbay: run (\S+) is still running; `%launchbay show (\S+)` re-attaches", shown)
     assert run_id and run_id.group(1) == run_id.group(2), shown
-    child.sendline(f"%launchbay cancel {run_id.group(1)}")
-    child.expect("Canceled")
+    assert cli.json("show", run_id.group(1))["status"] == "Running"  # type: ignore[index]
+
+    child.sendline(f"%launchbay show {run_id.group(1)}")
+    child.expect(r"\r\nstarted\r\n")  # the log so far, then it follows the run again
+    cli("cancel", run_id.group(1), check=True)
+    child.expect(r"Canceled after [\d.]+ s")
+    child.expect(PROMPT)
     child.sendline("exit")
     child.expect(pexpect.EOF)
 
