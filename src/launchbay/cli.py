@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -178,9 +177,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    from .project import locate
     from .snapshot import human_bytes, take_snapshot
 
-    root = Path(args.dir or os.getcwd())
+    root = Path(args.dir) if args.dir else locate().root  # what a submit from here would take
     if args.dry_run:
         from .snapshot_report import print_dry_run
 
@@ -272,7 +272,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("path", help="the file's name in the run, e.g. outputs/model.pt")
     p.add_argument("-o", "--output", help="where to write it (default: its name, in the current folder)")
     p = add("snapshot", cmd_snapshot, "snapshot a folder (or --dry-run to see what would be taken)")
-    p.add_argument("dir", nargs="?", help="folder to snapshot (default: the current folder)")
+    p.add_argument("dir", nargs="?", help="folder to snapshot (default: the project root a submit from here takes)")
     p.add_argument("--dry-run", action="store_true", help="list what would be taken and why; exit 1 if over the budget")
     add("targets", cmd_targets, "list targets and whether they are reachable")
     from .cli_extra import add_extra_commands
