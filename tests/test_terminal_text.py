@@ -1,17 +1,13 @@
-"""Where no widget renders, %%submit streams the run as text: terminal IPython (a real pty), nbclient."""
+"""Where no widget renders, %%submit streams the run as text (terminal IPython in a real pty; nbclient: test_notebooks)."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
-import nbformat
 import pexpect
-import pytest
-from nbclient import NotebookClient
 
 from conftest import CLI
 from ipython_driver import run_cells
@@ -78,18 +74,3 @@ def test_no_wait_returns_at_once(project: Path) -> None:
     out = run_cells(project, "%%submit --no-wait\nimport time\ntime.sleep(20)\nprint('never seen')")
     assert re.search(r"Run (\S+) submitted to local; follow it with `%launchbay show \1`", out), out
     assert "never seen" not in out
-
-
-@pytest.mark.slow
-def test_nbclient_keeps_the_runs_log_lines_in_the_cell_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    work = tmp_path / "quickstart"
-    work.mkdir()
-    shutil.copy(Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb", work)
-    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
-    nb = nbformat.read(work / "quickstart.ipynb", as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
-    first = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%submit"))
-    text = "".join(o.get("text", "") for o in first.outputs)
-    for step in (0, 10, 20, 30):
-        assert f"step {step}: loss" in text, text
-    assert re.search(r"Completed after [\d.]+ s \(exit code 0\)", text), text
