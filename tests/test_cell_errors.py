@@ -50,3 +50,9 @@ def test_a_syntax_error_is_reported_before_any_run_exists(project: Path, cli) ->
         in out
     )
     assert cli.json("runs") == []
+
+
+def test_ipython_syntax_in_a_submitted_cell_is_explained_before_submitting(project: Path) -> None:
+    out = run_cells(project, "%%submit\n!pip list\nprint(1)")
+    assert "UsageError: SyntaxError in the cell, line 2" in out
+    assert "IPython's ! and % lines don't work in it." in out

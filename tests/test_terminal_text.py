@@ -1,4 +1,7 @@
-"""Where no widget renders, %%submit streams the run as text (terminal IPython in a real pty; nbclient: test_notebooks)."""
+"""Where no widget renders, %%submit streams the run as text: terminal IPython in a real pty.
+
+(Under nbclient/nbconvert: tests/test_notebooks.py::test_quickstart_runs_end_to_end.)
+"""
 
 from __future__ import annotations
 
@@ -74,3 +77,5 @@ def test_no_wait_returns_at_once(project: Path) -> None:
     out = run_cells(project, "%%submit --no-wait\nimport time\ntime.sleep(20)\nprint('never seen')")
     assert re.search(r"Run (\S+) submitted to local; follow it with `%launchbay show \1`", out), out
     assert "never seen" not in out
+    both = run_cells(project, "%%submit --wait --no-wait\nprint(1)")
+    assert "UsageError: --wait and --no-wait contradict each other: give one." in both

@@ -23,7 +23,12 @@ def check_syntax(cell: str) -> ast.Module:
         line = (exc.lineno or 0) + 1  # line 1 is the %%submit line
         text = (exc.text or "").rstrip("\n")
         where = f"\n    {text.strip()}" if text.strip() else ""
-        raise SubmitError(f"SyntaxError in the cell, line {line}: {exc.msg}{where}\nNothing was submitted.") from None
+        hint = ""
+        if text.strip()[:1] in ("!", "%"):
+            hint = " The cell runs as plain Python there: IPython's ! and % lines don't work in it."
+        raise SubmitError(
+            f"SyntaxError in the cell, line {line}: {exc.msg}{where}\nNothing was submitted.{hint}"
+        ) from None
 
 
 def notebook_names(

@@ -116,6 +116,8 @@ class LaunchbayMagics(Magics):
     def submit(self, line: str, cell: str | None = None) -> Any:
         """Run this cell (``%%submit``) or a script (``%submit script.py ARGS``) as a tracked run."""
         args = parse_argstring(self.submit, line)
+        if args.wait and args.no_wait:
+            raise UsageError("--wait and --no-wait contradict each other: give one.")
         try:
             return self._submit(args, cell)
         except LaunchbayError as exc:
