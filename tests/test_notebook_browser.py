@@ -448,7 +448,8 @@ def test_a_widget_left_by_a_restarted_kernel_says_so_and_how_to_reattach(
     wait_for(notice.is_visible, STALE_S + 15, "the frozen widget says it lost its kernel")
     seen_after = time.monotonic() - restarted
     text = notice.inner_text()
-    assert f"%launchbay show {run_id}" in text and "Cancel button does nothing" in text
+    assert f"%launchbay show {run_id}" in text and "can no longer cancel the run" in text
+    assert nb.widget().locator(".lb-widget-cancel").is_hidden(), "the dead Cancel button goes away"
     print(f"notice shown {seen_after:.1f} s after the restart was confirmed")
     nb.screenshot("kernel-restarted")
     handle = launchbay.get_run(run_id, store=lab.store)

@@ -56,7 +56,8 @@ def stale_notice(run_id: str) -> str:
     """Shown by the browser alone when the kernel no longer updates a live widget (restarted, died, stuck).
 
     Two signals, no front-end code of our own: ipywidgets marks a view whose kernel connection is gone
-    with ``jupyter-widgets-disconnected`` (kernel restart or shutdown); and each update replaces the
+    with ``jupyter-widgets-disconnected`` (kernel restart or shutdown: the dead Cancel button is hidden
+    then too); and each update replaces the
     header's HTML, restarting a CSS animation that reveals the notice after ``STALE_S`` quiet seconds
     (a kernel that died without a word, or a saved notebook reopened later).
     """
@@ -64,11 +65,11 @@ def stale_notice(run_id: str) -> str:
     return (
         "<style>@keyframes lb-stale{to{max-height:12em;opacity:1}}"
         ".jupyter-widgets-disconnected .lb-widget-stale{animation:none!important;max-height:12em!important;"
-        "opacity:1!important}</style>"
+        "opacity:1!important}.lb-widget-cancel.jupyter-widgets-disconnected{display:none!important}</style>"
         f'<div class="lb-widget-stale" style="max-height:0;opacity:0;overflow:hidden;'
         f'animation:lb-stale 0s linear {STALE_S}s forwards;color:#b35c00">'
         "This view no longer hears from its kernel (restarted, stopped, or quiet for "
-        f"{STALE_S} s): it is frozen and its Cancel button does nothing. The run goes on: re-attach with "
+        f"{STALE_S} s): it is frozen and can no longer cancel the run. The run goes on: re-attach with "
         f"<code>%launchbay show {rid}</code> (<code>%launchbay cancel {rid}</code> stops it).</div>"
     )
 
