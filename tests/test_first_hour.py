@@ -93,6 +93,13 @@ def test_show_is_readable_text_and_names_are_listed(project: Path, cli: CLI) -> 
     out = run_cells(project, "%launchbay runs")
     assert "baseline lr" in out
 
+    write(project, "fail.py", "raise SystemExit('no data here')\n")
+    failed = cli.json("submit", "--detach", "fail.py")["run_id"]  # type: ignore[index]
+    cli("logs", failed, "-f")
+    shown = cli("show", failed).stdout
+    assert "status       Failed (exit code 1)\nexperiment" in shown
+    assert f"  (the full output: launchbay logs {failed})" in shown
+
 
 def test_elapsed_time_never_goes_backwards_at_completion() -> None:
     elapsed, started = Elapsed(), time.time() - 15.3

@@ -55,7 +55,9 @@ def show_text(details: dict[str, Any]) -> str:
     fact("ended", details.get("ended"))
     fact("duration", _duration(details.get("duration_s")))
     error = details.get("error") or {}
-    fact("error", error.get("message"))
+    if error.get("message"):
+        where = f"  (the full output: launchbay logs {details.get('run_id')})" if error.get("traceback") else ""
+        fact("error", f"{error['message']}{where}")
     fact("parent run", details.get("parent_run_id"))
     metric = details.get("primary_metric") or {}
     if metric.get("name"):
