@@ -126,3 +126,18 @@ def test_a_live_widget_tells_when_its_kernel_went_quiet_and_how_to_reattach(proj
     assert "<b>first</b>" in live and "project <code>/work/repo</code>, runs in <code>notebooks</code>" in live
     record.status = RunStatus.COMPLETED
     assert "lb-stale" not in header_html(record, 3.0)  # type: ignore[arg-type]
+
+
+def test_where_the_widget_cannot_render_its_text_says_how_to_reattach(project: Path, cli: CLI) -> None:
+    import launchbay
+    from launchbay.ipython.widgets import RunWidget
+
+    write(project, "train.py", SCRIPT)
+    run_id = cli.json("submit", "--detach", "train.py")["run_id"]  # type: ignore[index]
+    widget = RunWidget(launchbay.get_run(run_id))
+    try:
+        assert widget.wait_until_done(30)
+        plain = widget._repr_mimebundle_()["text/plain"]  # what a viewer or a stateless notebook shows
+        assert plain == f"launchbay run {run_id}: %launchbay show {run_id} re-attaches"
+    finally:
+        widget.close()

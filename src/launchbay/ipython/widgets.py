@@ -144,6 +144,10 @@ class RunWidget(w.VBox):
         self._thread = threading.Thread(target=self._poll_loop, name=f"launchbay-widget-{handle.run_id}", daemon=True)
         self._thread.start()
 
+    def __repr__(self) -> str:
+        """The output's text/plain: what shows where the widget can't (a viewer, a notebook without state)."""
+        return f"launchbay run {self.handle.run_id}: %launchbay show {self.handle.run_id} re-attaches"
+
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         self._stop.set()
