@@ -72,6 +72,6 @@ def show_text(details: dict[str, Any]) -> str:
         lines.append(f"{'snapshot':12} {snapshot['id'][:16]}{size}")
     for key, value in details.items():
         if key.startswith("rendered_"):
-            lines.append(f"{key[len('rendered_') :]}:")
+            lines.append(f"{key}:")
             lines.extend("  " + line for line in str(value).splitlines())
     return "\n".join(lines)
