@@ -412,3 +412,46 @@ def test_a_cell_sweep_shows_k_of_n_and_its_plots_once_results_arrive(
     table = nb.panel.locator(".jp-CodeCell").nth(2).locator("table.lb-sweep-table")
     table.wait_for(timeout=90_000)
     assert table.locator("tr").count() == 5  # a header and four runs, best first
+
+
+STALE_CELLS = [
+    "%load_ext launchbay",
+    """%%submit -e browser --name outlives-kernel --max-duration 120
+import time
+for i in range(600):
+    print(f"tick {i}", flush=True)
+    time.sleep(0.1)""",
+]
+
+
+def test_a_widget_left_by_a_restarted_kernel_says_so_and_how_to_reattach(
+    open_notebook: Callable[..., NotebookPage], lab: Lab
+) -> None:
+    import launchbay
+    from launchbay.ipython.widgets import STALE_S
+
+    nb = open_notebook("stale", STALE_CELLS)
+    nb.run_cell(0)
+    nb.run_cell(1)
+    nb.widget().wait_for(timeout=60_000)
+    wait_for(lambda: nb.status() == "Running", 60, "the run is running")
+    run_id = nb.run_id()
+    notice = nb.widget().locator(".lb-widget-stale")
+    time.sleep(STALE_S + 2)
+    assert notice.is_hidden(), "a widget its kernel keeps updating never shows the notice"
+
+    nb.page.locator(PANEL).locator(".jp-CodeCell").first.locator(".jp-InputArea-prompt").click()
+    nb.page.keyboard.press("0")
+    nb.page.keyboard.press("0")  # JupyterLab's "restart the kernel" shortcut, then confirm
+    nb.page.locator(".jp-Dialog .jp-mod-accept").click()
+    restarted = time.monotonic()
+    wait_for(notice.is_visible, STALE_S + 15, "the frozen widget says it lost its kernel")
+    seen_after = time.monotonic() - restarted
+    text = notice.inner_text()
+    assert f"%launchbay show {run_id}" in text and "can no longer cancel the run" in text
+    assert nb.widget().locator(".lb-widget-cancel").is_hidden(), "the dead Cancel button goes away"
+    print(f"notice shown {seen_after:.1f} s after the restart was confirmed")
+    nb.screenshot("kernel-restarted")
+    handle = launchbay.get_run(run_id, store=lab.store)
+    assert handle.status == "Running", "the run itself goes on"
+    handle.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the comparison draws the loss of both runs"
     assert "step 0: loss 1.000" in text
+    # No widget renders under nbclient/nbconvert: the first %%submit cell keeps the run's log as text.
+    first = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%submit"))
+    streamed = "".join(o.get("text", "") for o in first.outputs)
+    for step in (0, 10, 20, 30):
+        assert f"step {step}: loss" in streamed, streamed
+    assert re.search(r"Completed after [\d.]+ s \(exit code 0\)", streamed), streamed
 
 
 def test_magic_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

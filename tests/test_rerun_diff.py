@@ -42,7 +42,7 @@ def test_a_rerun_uses_the_stored_snapshot_not_the_changed_folder(project: Path, 
     record = again.record()
     assert record.target == target and record.snapshot_id == first.record().snapshot_id
     assert record.to_dict()["rerun_of"] == first.run_id
-    assert f"rerun_of     {first.run_id}" in cli("show", again.run_id, check=True).stdout
+    assert f"re-run of    {first.run_id}" in cli("show", again.run_id, check=True).stdout
     if target == "local":
         from launchbay.ipython.widgets import RunWidget
 

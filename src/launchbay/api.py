@@ -34,24 +34,27 @@ def submit(
     env_vars: dict[str, str] | None = None,
     store: str | os.PathLike[str] | None = None,
 ) -> RunHandle:
-    """Run ``script`` (relative to ``source_dir``, default: the current folder) on ``target``.
+    """Run ``script`` (relative to the current folder) on ``target``; see ``launchbay.project`` for the root.
 
     Returns at once with a handle; ``handle.wait(show_output=True)`` streams the log.
     """
-    source = Path(source_dir or os.getcwd()).resolve()
+    from .project import locate
+
+    place = locate(source_dir)
     spec = RunSpec(
         script=script,
         arguments=tuple(str(a) for a in args),
         target=target,
-        experiment=experiment or source.name or "default",
+        experiment=experiment or place.experiment,
         name=name,
+        working_dir=place.working_dir,
         environment=environment,
         max_duration_s=max_duration_s,
         tags=dict(tags or {}),
         params=dict(params or {}),
         env_vars=dict(env_vars or {}),
     )
-    return _session(store, source).submit(spec, source)
+    return _session(store, place.root).submit(spec, place.root)
 
 
 def get_run(run_id: str, *, store: str | os.PathLike[str] | None = None) -> RunHandle:

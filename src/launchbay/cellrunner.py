@@ -1,20 +1,29 @@
 """Runs a notebook cell inside a run: ``python -m launchbay_cell CELL_FILE``.
 
 Standard library only (cloudpickle is used when the target has it). The cell's
-file holds exactly the cell body, so tracebacks point at the cell's own lines.
+file holds exactly the cell body; it is compiled one line down, so tracebacks
+show the cell's line numbers as the notebook shows them (``%%submit`` is line 1).
 Pushed variables (``--push``) are loaded into the namespace first; the names to
 pull (``--pull``) are pickled into the run's files when the cell completes.
 """
 
 from __future__ import annotations
 
+import json
+import linecache
 import os
 import pickle
+import re
 import sys
+import traceback
 from typing import Any
 
 PUSH_FILE = ".launchbay/push.pkl"
 PULL_FILE = ".launchbay/pull.pkl"
+#: the notebook's names the cell uses (name → "module" or "value"), for the --push hint
+NOTEBOOK_NAMES_FILE = ".launchbay/notebook_names.json"
+#: how tracebacks name the cell; its line numbers are those of the cell as shown
+CELL_NAME = "<%%submit cell>"
 
 
 def _pickler() -> Any:
@@ -75,27 +84,74 @@ def main(argv: list[str]) -> None:
     load_pushed(namespace, cell_dir)
     load_sweep_params(namespace)
     with open(cell_file, encoding="utf-8") as fh:
-        code = compile(fh.read(), cell_file, "exec")
+        # Line 1 of the cell as shown is the %%submit line: the body starts on line 2.
+        source = "\n" + fh.read()
+    linecache.cache[CELL_NAME] = (len(source), None, source.splitlines(True), CELL_NAME)
+    code = compile(source, CELL_NAME, "exec")
     sys.argv = [cell_file, *argv[1:]]
     try:
         exec(code, namespace)
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
-        _print_cell_traceback(exc, cell_file)
+        if isinstance(exc, NameError):
+            _add_notebook_hint(exc, cell_dir)
+        print_cell_traceback(exc)
         raise SystemExit(1) from None
     if pull:
         save_pulled(namespace, pull, os.environ.get("LAUNCHBAY_FILES_DIR", cell_dir))
 
 
-def _print_cell_traceback(exc: BaseException, cell_file: str) -> None:
-    """The traceback from the cell's first line on, without this bootstrap's frames."""
-    import traceback
+def _add_notebook_hint(exc: NameError, cell_dir: str) -> None:
+    """A name the notebook has but the run doesn't: say how to send it (or that it is an import)."""
+    name = getattr(exc, "name", None)
+    if name is None and exc.args:
+        found = re.match(r"name '(\w+)' is not defined", str(exc.args[0]))
+        name = found.group(1) if found else None
+    try:
+        with open(os.path.join(cell_dir, NOTEBOOK_NAMES_FILE), encoding="utf-8") as fh:
+            notebook = json.load(fh)
+    except (OSError, ValueError):
+        return
+    kind = notebook.get(name) if name else None
+    if kind is None:
+        return
+    if kind == "module":
+        hint = f"{name!r} is a module imported in the notebook: import it inside the cell too"
+    else:
+        hint = f"{name!r} is defined in the notebook: add `--push {name}` to the %%submit line to send it"
+    exc.args = (f"{exc.args[0] if exc.args else ''}. {hint}",)
 
+
+def _hidden_prefixes() -> tuple[str, ...]:
+    """launchbay's own files: the package when installed, the shipped runtime next to this file otherwise."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if __package__:  # python -m launchbay.cellrunner: the whole installed package
+        return (here + os.sep,)
+    return (os.path.abspath(__file__), os.path.join(here, "launchbay") + os.sep)
+
+
+def _tidy(te: traceback.TracebackException, hidden: tuple[str, ...], snapshot: str) -> None:
+    """Drop launchbay's frames and show the project's files by their path inside the project."""
+    frames = [f for f in te.stack if not f.filename.startswith(hidden)]
+    for frame in frames:
+        if snapshot and frame.filename.startswith(snapshot):
+            frame.filename = frame.filename[len(snapshot) :]
+    te.stack = traceback.StackSummary.from_list(frames)
+    for inner in (te.__cause__, te.__context__):
+        if inner is not None:
+            _tidy(inner, hidden, snapshot)
+
+
+def print_cell_traceback(exc: BaseException) -> None:
+    """The traceback as the cell shows it: line numbers of the cell, no launchbay frames, project paths."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != cell_file:
+    while tb is not None and tb.tb_frame.f_code.co_filename != CELL_NAME:
         tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+    te = traceback.TracebackException(type(exc), exc, tb or exc.__traceback__)
+    snapshot = os.environ.get("LAUNCHBAY_SNAPSHOT_DIR", "")
+    _tidy(te, _hidden_prefixes(), os.path.join(snapshot, "") if snapshot else "")
+    sys.stderr.write("".join(te.format()))
     sys.stderr.flush()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from .errors import LaunchbayError
 from .models import shown_status
 
 EXIT_ERROR = 2
+RUN_HELP = "run id, or a unique prefix of one"
 
 
 def _session(args: argparse.Namespace, source_dir: str | None = None) -> Any:
@@ -43,9 +43,10 @@ def _duration(seconds: float | None) -> str:
 def cmd_submit(args: argparse.Namespace) -> int:
     from .handle import RunHandle
     from .models import RunSpec
+    from .project import locate
 
-    source = Path(args.source_dir or os.getcwd()).resolve()
-    session = _session(args, str(source))
+    place = locate(args.source_dir)
+    session = _session(args, str(place.root))
     arguments = list(args.arguments)
     if arguments and arguments[0] == "--":
         arguments = arguments[1:]
@@ -53,14 +54,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
         script=args.script,
         arguments=tuple(arguments),
         target=args.target or session.config.defaults.get("target", "local"),
-        experiment=args.experiment or source.name or "default",
+        experiment=args.experiment or place.experiment,
         name=args.name,
+        working_dir=place.working_dir,
         environment=args.env,
         max_duration_s=args.max_duration,
         tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
-    handle: RunHandle = session.submit(spec, source, on_progress=progress)
+    handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
     if args.json and args.detach:
         _print_json({"run_id": handle.run_id})
         return 0
@@ -97,14 +99,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not records:
         print("No runs yet. Submit one with `launchbay submit script.py`.")
         return 0
-    rows = [("RUN", "EXPERIMENT", "STATUS", "TARGET", "STARTED", "DURATION", "METRIC")]
+    rows = [("RUN", "NAME", "EXPERIMENT", "STATUS", "TARGET", "STARTED", "DURATION", "METRIC")]
     for r in records:
         metric = ""
         if r.primary_metric:
             metric = f"{r.primary_metric['name']}={r.primary_metric['value']:.4g}"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
         status = shown_status(r.status.value, r.tags)
-        rows.append((r.run_id, r.experiment, status, r.target, started, _duration(r.duration_s), metric))
+        rows.append((r.run_id, r.name or "", r.experiment, status, r.target, started, _duration(r.duration_s), metric))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -120,35 +122,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(details)
         return 0
-    for key in (
-        "run_id",
-        "name",
-        "status",
-        "experiment",
-        "target",
-        "script",
-        "arguments",
-        "exit_code",
-        "created",
-        "started",
-        "ended",
-        "duration_s",
-        "rerun_of",
-    ):
-        if key != "rerun_of" or details.get(key):
-            print(f"{key:12} {details.get(key)}")
-    if details.get("error"):
-        print(f"{'error':12} {details['error'].get('message')}")
-        if details["error"].get("traceback"):
-            print(details["error"]["traceback"])
-    for section in ("tags", "params", "properties", "snapshot"):
-        if details.get(section):
-            print(f"{section}:")
-            for k, v in details[section].items():
-                print(f"  {k}: {v}")
-    for key, value in details.items():
-        if key.startswith("rendered_"):
-            print(f"{key}:\n{value}")
+    from .cli_show import show_text
+
+    print(show_text(details))
     return 0
 
 
@@ -201,9 +177,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    from .project import locate
     from .snapshot import human_bytes, take_snapshot
 
-    root = Path(args.dir or os.getcwd())
+    root = Path(args.dir) if args.dir else locate().root  # what a submit from here would take
     if args.dry_run:
         from .snapshot_report import print_dry_run
 
@@ -259,40 +236,43 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
         return p
 
     p = add("submit", cmd_submit, "submit a script as a run")
-    p.add_argument("script")
+    p.add_argument("script", help="the script to run, relative to the current folder")
     p.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments for the script (after --)")
-    p.add_argument("-t", "--target")
-    p.add_argument("-e", "--experiment")
-    p.add_argument("--name")
+    p.add_argument("-t", "--target", help="compute target: a [targets.NAME] of launchbay.toml, or local (default)")
+    p.add_argument("-e", "--experiment", help="experiment to file the run under (default: the project folder's name)")
+    p.add_argument("--name", help="display name of the run, shown wherever runs are listed")
     p.add_argument("--env", help="environment name from launchbay.toml")
-    p.add_argument("--source-dir")
-    p.add_argument("--max-duration", type=float, metavar="SECONDS")
-    p.add_argument("--tag", action="append", metavar="KEY=VALUE")
-    p.add_argument("--detach", action="store_true", help="return at once")
+    p.add_argument(
+        "--source-dir",
+        help="folder to snapshot (default: the project root: launchbay.toml's folder, else the git root, else here)",
+    )
+    p.add_argument("--max-duration", type=float, metavar="SECONDS", help="cancel the run after this many seconds")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the run (repeatable)")
+    p.add_argument("--detach", action="store_true", help="print the run id and return at once")
 
     p = add("runs", cmd_runs, "list runs, newest first")
-    p.add_argument("--experiment")
-    p.add_argument("--status")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--experiment", help="only this experiment's runs")
+    p.add_argument("--status", help="only runs with this status, e.g. Running or Failed")
+    p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     p.add_argument("--parent", metavar="SWEEP", help="a sweep's runs with their parameters, best first")
     p = add("show", cmd_show, "details of a run")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p = add("logs", cmd_logs, "a run's output", json_flag=False)
-    p.add_argument("run")
-    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
     p = add("metrics", cmd_metrics, "a run's metrics, images, tables, rows and lists")
-    p.add_argument("run", help="run id (a unique prefix is enough)")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("name", nargs="?", help="only this metric")
     p = add("cancel", cmd_cancel, "cancel a run", json_flag=False)
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p = add("files", cmd_files, "a run's files")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p = add("download", cmd_download, "download a run's file", json_flag=False)
-    p.add_argument("run")
-    p.add_argument("path")
-    p.add_argument("-o", "--output")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("path", help="the file's name in the run, e.g. outputs/model.pt")
+    p.add_argument("-o", "--output", help="where to write it (default: its name, in the current folder)")
     p = add("snapshot", cmd_snapshot, "snapshot a folder (or --dry-run to see what would be taken)")
-    p.add_argument("dir", nargs="?")
+    p.add_argument("dir", nargs="?", help="folder to snapshot (default: the project root a submit from here takes)")
     p.add_argument("--dry-run", action="store_true", help="list what would be taken and why; exit 1 if over the budget")
     add("targets", cmd_targets, "list targets and whether they are reachable")
     from .cli_extra import add_extra_commands

@@ -258,6 +258,7 @@ class Runner:
             LAUNCHBAY_EXPERIMENT=self.config.get("experiment", ""),
             LAUNCHBAY_JOURNAL_DIR=self.journal.dir,
             LAUNCHBAY_FILES_DIR=self.files_dir,
+            LAUNCHBAY_SNAPSHOT_DIR=self.work,
             PYTHONUNBUFFERED="1",
         )
         extra_path = [os.path.join(self.run_dir, p) for p in self.config.get("pythonpath") or []]

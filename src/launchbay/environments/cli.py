@@ -27,9 +27,9 @@ def register(sub: Any, add: Any) -> None:
 
     sub_add("list", "declared and built environments")
     q = sub_add("show", "one environment: packages, hash, where it is built")
-    q.add_argument("name")
+    q.add_argument("name", help="an [environments.NAME] of launchbay.toml")
     q = sub_add("build", "build an environment now (a venv, or an image with --target of type docker)")
-    q.add_argument("name")
+    q.add_argument("name", help="an [environments.NAME] of launchbay.toml")
     q.add_argument("-t", "--target", help="a docker target: build its image instead of a local venv")
     q = sub_add("prune", "remove built environments that launchbay.toml no longer declares")
     q.add_argument("--all", action="store_true", help="remove every built environment not in use by a live run")

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+import ast
 import pickle
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
-from ..cellrunner import PULL_FILE, PUSH_FILE
-from ..config import CONFIG_FILE
+from ..cellrunner import NOTEBOOK_NAMES_FILE, PULL_FILE, PUSH_FILE
 from ..errors import SubmitError
-from ..gitinfo import git_root
 
 CELL_FILE = ".launchbay/cell.py"
 
 
-def project_root(notebook_dir: Path) -> Path:
-    """The nearest folder above with launchbay.toml, else the git work tree's root, else the notebook's folder."""
-    notebook_dir = notebook_dir.resolve()
-    for folder in (notebook_dir, *notebook_dir.parents):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
-    top = git_root(notebook_dir)
-    if top is not None and notebook_dir.is_relative_to(top.resolve()):
-        return top.resolve()
-    return notebook_dir
+def check_syntax(cell: str) -> ast.Module:
+    """Parse the cell here, so a typo is reported before any run exists (lines as the cell shows them)."""
+    try:
+        return ast.parse(cell, "<%%submit cell>")
+    except SyntaxError as exc:
+        line = (exc.lineno or 0) + 1  # line 1 is the %%submit line
+        text = (exc.text or "").rstrip("\n")
+        where = f"\n    {text.strip()}" if text.strip() else ""
+        hint = ""
+        if text.strip()[:1] in ("!", "%"):
+            hint = " The cell runs as plain Python there: IPython's ! and % lines don't work in it."
+        raise SubmitError(
+            f"SyntaxError in the cell, line {line}: {exc.msg}{where}\nNothing was submitted.{hint}"
+        ) from None
+
+
+def notebook_names(
+    tree: ast.Module, namespace: dict[str, Any], pushed: tuple[str, ...], hidden: Any = ()
+) -> dict[str, str]:
+    """Names the cell reads that the notebook has but the run won't: name → "module" or "value"."""
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    out = {}
+    for name in sorted(used - set(pushed) - set(hidden)):
+        if name in namespace and not name.startswith("_"):
+            out[name] = "module" if isinstance(namespace[name], types.ModuleType) else "value"
+    return out
 
 
 def pickle_pushed(names: list[str], namespace: dict[str, Any]) -> bytes:
@@ -71,10 +87,12 @@ def read_pulled(files_dir: Path) -> tuple[dict[str, Any], list[str], dict[str, s
 
 __all__ = [
     "CELL_FILE",
+    "NOTEBOOK_NAMES_FILE",
+    "check_syntax",
+    "notebook_names",
     "PULL_FILE",
     "PUSH_FILE",
     "check_python_version",
     "pickle_pushed",
-    "project_root",
     "read_pulled",
 ]

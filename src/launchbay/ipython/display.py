@@ -42,7 +42,7 @@ def run_summary_text(handle: RunHandle) -> str:
         if record.error:
             lines.append(f"  error: {record.error.get('message')}")
     else:
-        lines.append(f"  follow it with `%launchbay logs {record.run_id} -f` or `launchbay.get_run(...).wait()`")
+        lines.append(f"  follow it with `%launchbay show {record.run_id}`")
     return "\n".join(lines)
 
 

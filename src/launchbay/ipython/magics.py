@@ -15,10 +15,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -43,6 +42,35 @@ class Submit(Configurable):
         config=True
     )
     widget = Bool(True, help="Show the live run widget (False prints text instead).").tag(config=True)
+
+
+#: ``%launchbay``'s commands: the CLI's, minus ``submit`` (``%submit``/``%%submit`` here), plus ``compare``.
+LAUNCHBAY_COMMANDS = {
+    "runs": ("[--experiment E] [--status S] [--limit N]", "runs, newest first (a table)"),
+    "show": ("RUN", "the run's live widget (text where none renders: follows a live run)"),
+    "logs": ("RUN [-f]", "the run's output (-f: until it ends)"),
+    "metrics": ("RUN [NAME]", "the run's metrics (plots), or one metric"),
+    "compare": ("RUN RUN...", "parameters side by side, metrics overlaid"),
+    "cancel": ("RUN", "stop the run and its processes"),
+    "files": ("RUN", "the run's files"),
+    "download": ("RUN PATH [-o OUT]", "copy one of the run's files here"),
+    "snapshot": ("[DIR] [--dry-run]", "what a run would get, and why"),
+    "targets": ("", "targets and whether they are reachable"),
+    "env": ("list|show|build|prune", "environments"),
+    "sweep": ("SCRIPT --param P --metric M", "start a sweep"),
+    "diff": ("RUN_A RUN_B", "parameters, environments, metrics (overlaid) and code of two runs"),
+    "models": ("[list|show|download|delete] ...", "registered models (a table)"),
+    "rerun": ("RUN [-t TARGET] [-- ARGS]", "submit the run's exact snapshot again"),
+    "restore": ("RUN -o DIR", "write the run's snapshot out as files"),
+    "rm": ("RUN... | --experiment E --older-than 30d --status S", "remove finished runs"),
+    "gc": ("[--dry-run]", "remove blobs nothing refers to"),
+    "du": ("", "store sizes by experiment and kind"),
+}
+_SYNOPSES = [(f"{name} {usage}".strip(), text) for name, (usage, text) in LAUNCHBAY_COMMANDS.items()]
+LAUNCHBAY_USAGE = (
+    "%launchbay COMMAND: the `launchbay` CLI's commands (submit is %submit / %%submit here) and compare\n\n"
+    + ("\n".join(f"  {synopsis:{max(len(s) for s, _ in _SYNOPSES)}}  {text}" for synopsis, text in _SYNOPSES))
+)
 
 
 def _unquote(text: str | None) -> str:
@@ -83,8 +111,9 @@ class LaunchbayMagics(Magics):
     @argument("--source-dir", help="folder to snapshot (default: the project around the notebook)")
     @argument("--push", help="comma-separated notebook variables to send to the run")
     @argument("--pull", help="comma-separated variables to bring back when the run completes")
-    @argument("--wait", action="store_true", help="block until the run ends")
-    @argument("--no-widget", action="store_true", help="print text instead of the live widget")
+    @argument("--wait", action="store_true", help="with the widget: block the notebook until the run ends")
+    @argument("--no-wait", action="store_true", help="without a widget: return at once instead of following the run")
+    @argument("--no-widget", action="store_true", help="print the log and status changes as text instead")
     @argument("--args", default="", help="arguments for the cell's sys.argv / the script, as one string")
     @argument("--max-duration", type=float, help="cancel the run after this many seconds")
     @argument("--sweep", help="run the cell as a sweep: sweep.yaml, or inline 'lr=loguniform(1e-4,1e-1) metric=loss'")
@@ -94,6 +123,8 @@ class LaunchbayMagics(Magics):
     def submit(self, line: str, cell: str | None = None) -> Any:
         """Run this cell (``%%submit``) or a script (``%submit script.py ARGS``) as a tracked run."""
         args = parse_argstring(self.submit, line)
+        if args.wait and args.no_wait:
+            raise UsageError("--wait and --no-wait contradict each other: give one.")
         try:
             return self._submit(args, cell)
         except LaunchbayError as exc:
@@ -102,14 +133,14 @@ class LaunchbayMagics(Magics):
     def _submit(self, args: argparse.Namespace, cell: str | None) -> Any:
         from ..config import load_config
         from ..models import RunSpec
+        from ..project import locate
         from ..session import Session
         from ..store import open_store
-        from .cells import CELL_FILE, PUSH_FILE, pickle_pushed, project_root
+        from .cells import CELL_FILE, NOTEBOOK_NAMES_FILE, PUSH_FILE, check_syntax, notebook_names, pickle_pushed
         from .display import display_run
 
-        notebook_dir = Path(os.getcwd()).resolve()
-        root = Path(args.source_dir).resolve() if args.source_dir else project_root(notebook_dir)
-        working_dir = os.path.relpath(notebook_dir, root) if notebook_dir.is_relative_to(root) else "."
+        place = locate(args.source_dir)
+        root, working_dir = place.root, place.working_dir
         config = load_config(root)
         session = Session(open_store(), config)
         target = args.target or self.defaults.target or config.defaults.get("target") or "local"
@@ -121,7 +152,11 @@ class LaunchbayMagics(Magics):
                 raise UsageError("%%submit runs the cell; give a script only to the line magic %submit.")
             if not cell.strip():
                 raise UsageError("The cell is empty: put the code to run below %%submit.")
+            tree = check_syntax(cell)
             extra[prefix + CELL_FILE] = cell
+            known = notebook_names(tree, self.user_ns, push, getattr(self.shell, "user_ns_hidden", ()))
+            if known:
+                extra[prefix + NOTEBOOK_NAMES_FILE] = json.dumps(known)
             script, arguments = CELL_FILE, tuple(shlex.split(_unquote(args.args)))
         else:
             if not args.script:
@@ -142,7 +177,7 @@ class LaunchbayMagics(Magics):
             script=script,
             arguments=arguments,
             target=target,
-            experiment=args.experiment or self.defaults.experiment or root.name or "default",
+            experiment=args.experiment or self.defaults.experiment or place.experiment,
             name=_unquote(args.name) or None,
             environment=args.env or self.defaults.environment or None,
             working_dir=working_dir,
@@ -161,14 +196,13 @@ class LaunchbayMagics(Magics):
             widget = display_run(handle, pull_into=self.user_ns)
             if args.wait and widget is not None:
                 widget.wait_until_done()
-        elif args.wait:
-            handle.wait(show_output=True)
-            if pull and handle.status == "Completed":
-                names = handle.pull(self.user_ns)
-                print(f"Pulled into the notebook: {', '.join(names) or 'nothing'}")
-            print(f"Run {handle.run_id} {handle.status}")
+        elif args.no_wait:
+            print(f"Run {handle.run_id} submitted to {target}; follow it with `%launchbay show {handle.run_id}`.")
         else:
-            print(f"Run {handle.run_id} submitted to {target}; status {handle.status}.")
+            from .textwatch import follow_run
+
+            print(f"launchbay: run {handle.run_id} submitted to {target} (project {root})", flush=True)
+            follow_run(handle, pull_into=self.user_ns)
         handle._suppress_display = True  # type: ignore[attr-defined]  # shown already; still `run = _`
         return handle
 
@@ -186,10 +220,10 @@ class LaunchbayMagics(Magics):
     # -- %launchbay ---------------------------------------------------------------------------------
     @line_magic
     def launchbay(self, line: str) -> Any:
-        """``%launchbay runs|show|logs|metrics|compare|diff|models|rerun|cancel|files ...`` (mirrors the CLI)."""
         words = shlex.split(line)
-        if not words:
-            raise UsageError("Usage: %launchbay runs|show RUN|logs RUN|metrics RUN|compare A B|cancel RUN|targets")
+        if not words or words[0] in ("help", "-h", "--help"):
+            print(LAUNCHBAY_USAGE)
+            return None
         command, rest = words[0], words[1:]
         try:
             if command == "show" and rest:
@@ -218,12 +252,19 @@ class LaunchbayMagics(Magics):
         except LaunchbayError as exc:
             raise UsageError(str(exc)) from None
 
+    launchbay.__doc__ = LAUNCHBAY_USAGE
+
     def _show(self, ref: str) -> Any:
         from ..api import get_run
-        from .display import display_run
+        from .display import display_run, widget_frontend_likely
 
         handle = get_run(ref)
-        display_run(handle, pull_into=self.user_ns)
+        if not widget_frontend_likely() and not handle.record().status.is_terminal():
+            from .textwatch import follow_run
+
+            follow_run(handle, pull_into=self.user_ns)  # re-attach: the log so far, then live
+        else:
+            display_run(handle, pull_into=self.user_ns)
         handle._suppress_display = True  # type: ignore[attr-defined]
         return handle
 

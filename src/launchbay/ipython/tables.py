@@ -54,16 +54,17 @@ def display_runs(argv: list[str]) -> Table:
     except SystemExit:
         raise LaunchbayError("Usage: %launchbay runs [--experiment E] [--status S] [--limit N]") from None
     records = runs(args.experiment, status=args.status, limit=args.limit)
-    header = ["run", "experiment", "status", "target", "started", "duration", "metrics"]
+    header = ["run", "name", "experiment", "status", "target", "started", "duration", "metrics"]
     rows, cells = [], []
     for r in records:
         metric = f"{r.primary_metric['name']}={r.primary_metric['value']:.4g}" if r.primary_metric else ""
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
-        row = [r.run_id, r.experiment, r.status.value, r.target, started, _duration(r.duration_s), metric]
+        row = [r.run_id, r.name or "", r.experiment, r.status.value, r.target, started, _duration(r.duration_s), metric]
         rows.append(row)
         cells.append(
             [
                 f"<code>{html.escape(r.run_id)}</code>",
+                html.escape(r.name or ""),
                 html.escape(r.experiment),
                 status_badge(r.status.value),
                 html.escape(r.target),

@@ -19,6 +19,7 @@ import numpy as np
 from ..models import RunStatus
 from .logged_view import LoggedView
 from .plots import figure_png, series_figure
+from .textwatch import Elapsed, elapsed_text
 
 if TYPE_CHECKING:
     from ..handle import RunHandle
@@ -47,16 +48,53 @@ def status_badge(status: str) -> str:
     )
 
 
-def elapsed_text(seconds: float | None) -> str:
-    """``12.3 s``, ``4 min 05 s``, ``2 h 07 min``: readable at a glance in the header."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+#: seconds without an update after which a live widget says the kernel may be gone
+STALE_S = 10
+
+
+def stale_notice(run_id: str) -> str:
+    """Shown by the browser alone when the kernel no longer updates a live widget (restarted, died, stuck).
+
+    Two signals, no front-end code of our own: ipywidgets marks a view whose kernel connection is gone
+    with ``jupyter-widgets-disconnected`` (kernel restart or shutdown: the dead Cancel button is hidden
+    then too); and each update replaces the
+    header's HTML, restarting a CSS animation that reveals the notice after ``STALE_S`` quiet seconds
+    (a kernel that died without a word, or a saved notebook reopened later).
+    """
+    rid = html.escape(run_id)
+    return (
+        "<style>@keyframes lb-stale{to{max-height:12em;opacity:1}}"
+        ".jupyter-widgets-disconnected .lb-widget-stale{animation:none!important;max-height:12em!important;"
+        "opacity:1!important}.lb-widget-cancel.jupyter-widgets-disconnected{display:none!important}</style>"
+        f'<div class="lb-widget-stale" style="max-height:0;opacity:0;overflow:hidden;'
+        f'animation:lb-stale 0s linear {STALE_S}s forwards;color:#b35c00">'
+        "This view no longer hears from its kernel (restarted, stopped, or quiet for "
+        f"{STALE_S} s): it is frozen and can no longer cancel the run. The run goes on: re-attach with "
+        f"<code>%launchbay show {rid}</code> (<code>%launchbay cancel {rid}</code> stops it).</div>"
+    )
+
+
+def header_html(record: RunRecord, elapsed: float | None, tick: int = 0) -> str:
+    """Id, name, experiment, target, status, elapsed; the project root below; the stale notice while live."""
+    name = f" <b>{html.escape(record.name)}</b>" if record.name else ""
+    root = record.properties.get("launchbay.source_dir") or ""
+    where = record.spec.get("working_dir") or "."
+    project = f"project <code>{html.escape(root)}</code>" if root else ""
+    if project and where != ".":
+        project += f", runs in <code>{html.escape(where)}</code>"
+    text = (
+        f"<b>Run</b> <code>{html.escape(record.run_id)}</code>{name} &middot; {html.escape(record.experiment)} "
+        f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
+        f"&middot; {elapsed_text(elapsed)}"
+    )
+    rerun_of = record.properties.get("launchbay.rerun_of")
+    if rerun_of:
+        text += f" &middot; re-run of <code>{html.escape(str(rerun_of))}</code>"
+    if project:
+        text += f'<div class="lb-widget-project" style="font-size:85%;color:#666">{project}</div>'
+    if not record.status.is_terminal():
+        text += f'<span data-tick="{tick}"></span>' + stale_notice(record.run_id)
+    return text
 
 
 class _SeriesBuffer:
@@ -102,10 +140,16 @@ class RunWidget(w.VBox):
         self.add_class("lb-run-widget")
         self._series: dict[str, _SeriesBuffer] = {}
         self._offset = 0
+        self._tick = 0
+        self._elapsed = Elapsed()
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name=f"launchbay-widget-{handle.run_id}", daemon=True)
         self._thread.start()
+
+    def __repr__(self) -> str:
+        """The output's text/plain: what shows where the widget can't (a viewer, a notebook without state)."""
+        return f"launchbay run {self.handle.run_id}: %launchbay show {self.handle.run_id} re-attaches"
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -138,14 +182,8 @@ class RunWidget(w.VBox):
     # -- updates -------------------------------------------------------------------------
     def _update(self, record: RunRecord, final: bool = False) -> None:
         store = self.handle._session.store
-        self._header.value = (
-            f"<b>Run</b> <code>{html.escape(record.run_id)}</code> &middot; {html.escape(record.experiment)} "
-            f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
-            f"&middot; {elapsed_text(record.duration_s)}"
-        )
-        rerun_of = record.properties.get("launchbay.rerun_of")
-        if rerun_of:
-            self._header.value += f" &middot; re-run of <code>{html.escape(str(rerun_of))}</code>"
+        self._tick += 1
+        self._header.value = header_html(record, self._elapsed(record), self._tick)
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
         while True:
             data, self._offset = store.read_log(record, self._offset, max_bytes=256 * 1024)
@@ -181,11 +219,7 @@ class RunWidget(w.VBox):
             message = html.escape(record.error.get("message") or "")
             colour = STATUS_COLOURS.get(record.status.value, "#dc3545")
             parts.append(f'<span class="lb-widget-error" style="color:{colour};font-weight:600">{message}</span>')
-            if record.error.get("traceback"):
-                parts.append(
-                    f"<details><summary>Traceback</summary><pre>{html.escape(record.error['traceback'])}</pre>"
-                    "</details>"
-                )
+            # the traceback, if any, is in the log above: shown once
         files = [f for f in self.handle._session.store.file_names(record) if not f.startswith(".launchbay/")]
         if files:
             parts.append("Files: " + ", ".join(f"<code>{html.escape(f)}</code>" for f in files))

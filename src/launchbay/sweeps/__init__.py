@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -113,7 +112,7 @@ def sweep(
     source_dir: str | os.PathLike[str] | None = None,
     max_duration_s: float | None = None,
     store: str | os.PathLike[str] | None = None,
-    working_dir: str = ".",
+    working_dir: str | None = None,
     code: str | None = None,
     extra_files: dict[str, str | bytes] | None = None,
 ) -> SweepHandle:
@@ -151,7 +150,11 @@ def sweep(
     if max_total_runs < 1 or max_concurrent_runs < 1:
         raise ConfigError("max_total_runs and max_concurrent_runs must be at least 1.")
     policy = policy or NoTerminationPolicy()
-    source = Path(source_dir or os.getcwd()).resolve()
+    from ..project import locate
+
+    place = locate(source_dir)  # the one project-root rule (launchbay.project)
+    source = place.root
+    working_dir = place.working_dir if working_dir is None else working_dir
     session = _session(store, source)
     child_spec = RunSpec(
         script=script,
@@ -199,7 +202,7 @@ def sweep(
         script=script,
         arguments=tuple(arguments),
         target="sweep",
-        experiment=experiment or source.name or "default",
+        experiment=experiment or place.experiment,
         name=f"sweep {'cell' if code is not None else script}",
         environment=environment,
         working_dir=working_dir,

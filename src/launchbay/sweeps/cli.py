@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -69,12 +67,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"launchbay: sweep {handle.run_id} resumed", file=sys.stderr)
     else:
         options = _space_options(args)
-        source = Path(args.source_dir or os.getcwd()).resolve()
         handle = sweep(
             args.script,
             None,
             args=list(args.arguments),
-            source_dir=source,
+            source_dir=args.source_dir,
             store=args.store,
             **{"target": "local", **options},
         )
@@ -176,17 +173,17 @@ def print_children(session: Any, parent: str, as_json: bool) -> int:
 def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", metavar="NAME=EXPR", help="e.g. lr=loguniform(1e-4,1e-1)")
     p.add_argument("--metric", help="the primary metric the script logs (required without a sweep file)")
-    p.add_argument("--goal", choices=("minimize", "maximize"))
+    p.add_argument("--goal", choices=("minimize", "maximize"), help="which way is better (default minimize)")
     p.add_argument("--runs", type=int, help="max total runs (default 8)")
     p.add_argument("--concurrent", type=int, help="max concurrent runs (default 2)")
     p.add_argument("--policy", help="bandit:0.1, bandit:amount=0.5, median, truncation:20 or none")
     p.add_argument("--sampling", help="random (default), grid, bayesian or sobol")
     p.add_argument("--grid", action="store_true", help="grid sampling (choice params only)")
     p.add_argument("--seed", type=int, help="random sampling seed (recorded either way)")
-    p.add_argument("-t", "--target")
-    p.add_argument("-e", "--experiment")
+    p.add_argument("-t", "--target", help="compute target of every child (default: local)")
+    p.add_argument("-e", "--experiment", help="experiment name (default: the project folder's name)")
     p.add_argument("--env", help="environment name from launchbay.toml, for every child")
-    p.add_argument("--source-dir")
+    p.add_argument("--source-dir", help="folder to snapshot (default: the project root)")
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="stop the sweep after this long")
     p.add_argument("--detach", action="store_true", help="return at once with the sweep id")
     p.add_argument("--resume", metavar="SWEEP", help="continue a sweep whose controller died")
@@ -227,4 +224,9 @@ def _split_rest(args: argparse.Namespace) -> None:
 def register(sub: Any, add: Any) -> None:
     p = add("sweep", cmd_sweep, "start a hyperparameter sweep of a script")
     _add_options(p)
-    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="SCRIPT [OPTIONS] [-- SCRIPT ARGS]")
+    p.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="SCRIPT [OPTIONS] [-- SCRIPT ARGS]",
+        help="the script, more options, then -- and the script's own arguments",
+    )
