@@ -57,6 +57,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         name=args.name,
         environment=args.env,
         max_duration_s=args.max_duration,
+        system_metrics_interval_s=args.system_metrics_interval,
         tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
@@ -265,6 +266,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("--env", help="environment name from launchbay.toml")
     p.add_argument("--source-dir")
     p.add_argument("--max-duration", type=float, metavar="SECONDS")
+    p.add_argument(
+        "--system-metrics-interval", type=float, metavar="SECONDS", help="seconds between CPU/GPU samples; 0 = off"
+    )
     p.add_argument("--tag", action="append", metavar="KEY=VALUE")
     p.add_argument("--detach", action="store_true", help="return at once")
 
