@@ -1,0 +1,90 @@
+"""System metrics and host facts: sampled by the runner next to the run, stored under ``system/``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import launchbay
+from conftest import CLI, write
+from launchbay.errors import ConfigError
+
+BURN = """
+    import time
+    end = time.time() + float(__import__("sys").argv[1])
+    n = 0
+    while time.time() < end:
+        n += 1
+    print("burned", n)
+"""
+
+
+def test_a_run_that_burns_cpu_records_its_cpu_percent_and_memory(project: Path) -> None:
+    write(project, "burn.py", BURN)
+    handle = launchbay.submit("burn.py", ["3"], system_metrics_interval_s=0.5)
+    assert handle.wait() == "Completed", handle.get_log()
+    metrics = handle.get_metrics()
+    cpu = metrics["system/cpu_percent"]
+    assert len(cpu) >= 3
+    assert max(cpu) > 60, cpu  # one busy core is 100; an idle process is ~0
+    assert min(metrics["system/memory_rss_mb"]) > 1
+    for name in ("system/disk_read_mb", "system/disk_write_mb", "system/memory_percent"):
+        assert name in metrics
+    assert not any(name.startswith("system/gpu") for name in metrics)
+
+
+def test_an_idle_run_shows_cpu_near_zero(project: Path) -> None:
+    write(project, "idle.py", "import time\ntime.sleep(2)\n")
+    handle = launchbay.submit("idle.py", system_metrics_interval_s=0.4)
+    assert handle.wait() == "Completed"
+    cpu = handle.get_metrics()["system/cpu_percent"]
+    assert cpu and sorted(cpu)[len(cpu) // 2] < 20, cpu
+
+
+def test_sampling_can_be_turned_off_per_run_or_per_target(project: Path, cli: CLI) -> None:
+    write(project, "quick.py", "import time\ntime.sleep(1.2)\n")
+    write(project, "launchbay.toml", '[targets.quiet]\ntype = "local"\nsystem_metrics_interval = 0\n')
+    off = launchbay.submit("quick.py", system_metrics_interval_s=0)
+    quiet = launchbay.submit("quick.py", target="quiet")
+    on = launchbay.submit("quick.py", target="quiet", system_metrics_interval_s=0.3)  # the run's own value wins
+    for handle in (off, quiet, on):
+        assert handle.wait() == "Completed"
+    assert not any(n.startswith("system/") for n in off.get_metrics())
+    assert not any(n.startswith("system/") for n in quiet.get_metrics())
+    assert "system/cpu_percent" in on.get_metrics()
+    # the host facts are recorded even with sampling off
+    assert off.record().properties["launchbay.host.cpu_count"] >= 1
+    proc = cli("submit", "--system-metrics-interval", "-1", "quick.py")
+    assert proc.returncode != 0 and "system_metrics_interval must be a number of seconds >= 0" in proc.stderr
+
+
+def test_host_facts_are_recorded_and_shown(project: Path, cli: CLI) -> None:
+    write(project, "quick.py", "print('hi')\n")
+    handle = launchbay.submit("quick.py", system_metrics_interval_s=0)
+    assert handle.wait() == "Completed"
+    props = handle.record().properties
+    assert props["launchbay.host.hostname"]
+    assert props["launchbay.host.cpu_count"] >= 1 and props["launchbay.host.memory_mb"] > 0
+    assert props["launchbay.host.python"].count(".") == 2
+    shown = cli("show", handle.run_id, check=True).stdout
+    assert "launchbay.host.hostname" in shown and "launchbay.host.python" in shown
+
+
+@pytest.mark.skipif(bool(shutil.which("nvidia-smi")), reason="this machine has nvidia-smi")
+def test_a_machine_without_gpus_records_no_gpu_metrics_and_no_error(project: Path) -> None:
+    write(project, "quick.py", "import time\ntime.sleep(1)\n")
+    handle = launchbay.submit("quick.py", system_metrics_interval_s=0.3)
+    assert handle.wait() == "Completed"
+    assert not [n for n in handle.get_metrics() if "gpu" in n]
+    assert handle.record().properties["launchbay.host.gpu_count"] == 0
+    runner_log = handle.record().run_dir / "journal" / "runner.log"
+    assert "system metrics" not in (runner_log.read_text() if runner_log.exists() else "")
+
+
+def test_a_bad_interval_in_the_target_is_refused_clearly(project: Path) -> None:
+    write(project, "quick.py", "print(1)\n")
+    write(project, "launchbay.toml", '[targets.odd]\ntype = "local"\nsystem_metrics_interval = "often"\n')
+    with pytest.raises(ConfigError, match="system_metrics_interval must be a number"):
+        launchbay.submit("quick.py", target="odd")
