@@ -15,6 +15,7 @@ import pytest
 
 import launchbay
 from conftest import need_service, write
+from test_docker import client, tcp_daemon  # noqa: F401 - fixtures for the Docker targets
 from launchbay.handle import RunHandle
 from launchbay.store import open_store
 
@@ -32,18 +33,26 @@ LIVE = """
 """
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker), pytest.param("ssh", marks=pytest.mark.ssh)])
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("docker-tcp", marks=pytest.mark.docker),
+        pytest.param("ssh", marks=pytest.mark.ssh),
+    ]
+)
 def target(request: pytest.FixtureRequest, project: Path) -> Iterator[str]:
     """A target of each kind, written into the project's launchbay.toml."""
     kind = request.param
     if kind == "local":
         yield "local"
         return
-    if kind == "docker":
-        from test_docker import BASE, docker_client
+    if kind.startswith("docker"):  # docker-tcp: the same daemon as a remote one, so files are copied back
+        from test_docker import BASE
 
-        need_service(bool(BASE) and docker_client() is not None, "A Docker daemon with the test base image")
-        write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n')
+        request.getfixturevalue("client")
+        host = f'docker_host = "{request.getfixturevalue("tcp_daemon")}"\n' if kind == "docker-tcp" else ""
+        write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n{host}')
         yield "box"
         return
     from test_ssh import ENV, _toml

@@ -6,10 +6,10 @@ from typing import Any
 
 
 def add_extra_commands(sub: Any, add: Any) -> None:
-    """Register ``env`` and ``sweep`` when their modules exist."""
+    """Register ``env``, ``sweep`` and ``tensorboard`` when their modules exist."""
     import importlib
 
-    for module_name in ("launchbay.environments.cli", "launchbay.sweeps.cli"):
+    for module_name in ("launchbay.environments.cli", "launchbay.sweeps.cli", "launchbay.tboard"):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
