@@ -88,3 +88,32 @@ def test_a_bad_interval_in_the_target_is_refused_clearly(project: Path) -> None:
     write(project, "launchbay.toml", '[targets.odd]\ntype = "local"\nsystem_metrics_interval = "often"\n')
     with pytest.raises(ConfigError, match="system_metrics_interval must be a number"):
         launchbay.submit("quick.py", target="odd")
+
+
+def test_the_widget_puts_system_metrics_in_their_own_closed_group_and_offers_tensorboard(project: Path) -> None:
+    from launchbay.ipython.widgets import RunWidget
+
+    write(
+        project,
+        "both.py",
+        """
+        import os, time
+        from launchbay import Run
+        Run.get_context().log("loss", 0.5)
+        os.makedirs("logs", exist_ok=True)
+        open("logs/events.out.tfevents.1.host", "wb").close()
+        time.sleep(1.5)
+    """,
+    )
+    handle = launchbay.submit("both.py", system_metrics_interval_s=0.3)
+    assert handle.wait() == "Completed"
+    widget = RunWidget(handle)
+    assert widget.wait_until_done(30)
+    system = widget._system
+    assert len(system.plots.children) >= 3 and system.selected_index is None  # closed at first
+    assert len(widget._plots.children) == 1  # only "loss" among the run's own plots
+    assert widget._tensorboard.layout.display is None  # the TensorBoard button is shown
+    system.selected_index = 0  # opened: its plots are drawn on the next update
+    widget._update(handle.record(), final=True)
+    assert all(image.value for image in system.plots.children)
+    widget.close()
