@@ -11,6 +11,7 @@ One server per set of runs is kept per process and reused.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import os
 import shutil
@@ -98,8 +99,7 @@ def start(logdirs: dict[str, Path], port: int | None = None, timeout: float = 90
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    )  # in our process group: a Ctrl-C or the end of a Jupyter server stops it too
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -130,6 +130,8 @@ def ensure(logdirs: dict[str, Path]) -> str:
         if found and found[0].poll() is None:
             return found[1]
         proc, url = start(logdirs)
+        if not _servers:
+            atexit.register(stop_all)
         _servers[key] = (proc, url)
         return url
 
