@@ -15,9 +15,9 @@ import pytest
 
 import launchbay
 from conftest import need_service, write
-from test_docker import client, tcp_daemon  # noqa: F401 - fixtures for the Docker targets
 from launchbay.handle import RunHandle
 from launchbay.store import open_store
+from test_docker import client, tcp_daemon  # noqa: F401 - fixtures for the Docker targets
 
 LIVE = """
     import os, time

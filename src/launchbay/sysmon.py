@@ -202,7 +202,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 def _proc_table() -> dict[int, tuple[int, int, float, int]]:
     """pid → (ppid, pgid, cpu seconds incl. reaped children, rss bytes), for every process we can read."""
-    table = {}
+    table: dict[int, tuple[int, int, float, int]] = {}
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:

@@ -1,4 +1,4 @@
-"""TensorBoard over runs' ``./logs``: ``launchbay tensorboard RUN [RUN ...]``, and the link the widget and sidebar offer.
+"""TensorBoard over runs' ``./logs``: ``launchbay tensorboard RUN [RUN ...]``, and the widget and sidebar link.
 
 TensorBoard is optional (``pip install tensorboard``). It runs as a child process on
 127.0.0.1 with ``--logdir_spec RUN_ID:<store>/runs/RUN_ID/files/logs,...`` and
@@ -79,7 +79,9 @@ def free_port(preferred: int = DEFAULT_PORT) -> int:
     raise TensorBoardError("No free port on 127.0.0.1 for TensorBoard.")
 
 
-def start(logdirs: dict[str, Path], port: int | None = None, timeout: float = 90.0) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    logdirs: dict[str, Path], port: int | None = None, timeout: float = 90.0
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start TensorBoard over ``logdirs`` (run id → folder) and wait until it answers; returns (process, url)."""
     argv = command()
     port = port or free_port()
