@@ -7,6 +7,7 @@ the local store while the run is still Running, sees it grow, then cancels the r
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +34,16 @@ LIVE = """
 """
 
 
-@pytest.fixture(
-    params=[
-        "local",
-        pytest.param("docker", marks=pytest.mark.docker),
-        pytest.param("docker-tcp", marks=pytest.mark.docker),
-        pytest.param("ssh", marks=pytest.mark.ssh),
-    ]
-)
+FILE_TARGETS = [
+    "local",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("docker-tcp", marks=pytest.mark.docker),
+    pytest.param("ssh", marks=pytest.mark.ssh),
+]
+ALL_TARGETS = [*FILE_TARGETS, pytest.param("ray", marks=pytest.mark.ray), pytest.param("slurm", marks=pytest.mark.slurm)]
+
+
+@pytest.fixture
 def target(request: pytest.FixtureRequest, project: Path) -> Iterator[str]:
     """A target of each kind, written into the project's launchbay.toml."""
     kind = request.param
@@ -54,6 +57,25 @@ def target(request: pytest.FixtureRequest, project: Path) -> Iterator[str]:
         host = f'docker_host = "{request.getfixturevalue("tcp_daemon")}"\n' if kind == "docker-tcp" else ""
         write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n{host}')
         yield "box"
+        return
+    if kind == "ray":
+        from test_ray import ADDRESS, _ray_answers
+
+        need_service(_ray_answers(), "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
+        write(project, "launchbay.toml", f'[targets.ray]\ntype = "ray"\naddress = "{ADDRESS}"\n')
+        yield "ray"
+        return
+    if kind == "slurm":  # shared_dir: the run folder is elsewhere, and sync copies it back
+        from test_slurm import _slurm_answers
+
+        need_service(_slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
+        shared = project.parent / "slurm-shared"
+        write(
+            project,
+            "launchbay.toml",
+            f'[targets.cluster]\ntype = "slurm"\npython = "{sys.executable}"\nshared_dir = "{shared}"\n',
+        )
+        yield "cluster"
         return
     from test_ssh import ENV, _toml
 
@@ -78,6 +100,7 @@ def _lines(handle: RunHandle, rel: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@pytest.mark.parametrize("target", ALL_TARGETS, indirect=True)
 def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: str) -> None:
     write(project, "live.py", LIVE)
     handle = launchbay.submit("live.py", target=target, system_metrics_interval_s=0)
@@ -102,6 +125,7 @@ def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: str) 
     assert final[: len(lines)] == lines and final == [f"line {i}" for i in range(len(final))]
 
 
+@pytest.mark.parametrize("target", FILE_TARGETS, indirect=True)
 def test_a_rewritten_file_arrives_with_its_new_content_during_the_run(project: Path, target: str) -> None:
     write(
         project,
