@@ -12,12 +12,12 @@ from conftest import CLI, write
 from launchbay.errors import ConfigError
 
 BURN = """
-    import time
-    end = time.time() + float(__import__("sys").argv[1])
+    import sys, time
+    start = time.time()
     n = 0
-    while time.time() < end:
+    while time.time() < start + float(sys.argv[1]):
         n += 1
-    print("burned", n)
+    print("own cpu percent", 100 * time.process_time() / (time.time() - start))
 """
 
 
@@ -28,7 +28,9 @@ def test_a_run_that_burns_cpu_records_its_cpu_percent_and_memory(project: Path) 
     metrics = handle.get_metrics()
     cpu = metrics["system/cpu_percent"]
     assert len(cpu) >= 3
-    assert max(cpu) > 60, cpu  # one busy core is 100; an idle process is ~0
+    # one busy core is 100 (less on a shared machine: the run measured its own share); idle is ~0
+    own = float(handle.get_log().split("own cpu percent")[1].split()[0])
+    assert own > 10 and sum(cpu) / len(cpu) == pytest.approx(own, rel=0.5), (own, cpu)
     assert min(metrics["system/memory_rss_mb"]) > 1
     for name in ("system/disk_read_mb", "system/disk_write_mb", "system/memory_percent"):
         assert name in metrics
@@ -40,7 +42,7 @@ def test_an_idle_run_shows_cpu_near_zero(project: Path) -> None:
     handle = launchbay.submit("idle.py", system_metrics_interval_s=0.4)
     assert handle.wait() == "Completed"
     cpu = handle.get_metrics()["system/cpu_percent"]
-    assert cpu and sorted(cpu)[len(cpu) // 2] < 20, cpu
+    assert cpu and sorted(cpu)[len(cpu) // 2] < 5, cpu
 
 
 def test_sampling_can_be_turned_off_per_run_or_per_target(project: Path, cli: CLI) -> None:
@@ -117,3 +119,13 @@ def test_the_widget_puts_system_metrics_in_their_own_closed_group_and_offers_ten
     widget._update(handle.record(), final=True)
     assert all(image.value for image in system.plots.children)
     widget.close()
+
+
+def test_system_metrics_are_never_the_runs_headline_metric(project: Path, cli: CLI) -> None:
+    write(project, "late.py", "import time\nfrom launchbay import Run\ntime.sleep(1.2)\nRun.get_context().log('acc', 0.9)\n")
+    handle = launchbay.submit("late.py", system_metrics_interval_s=0.2)
+    assert handle.wait() == "Completed"
+    assert "system/cpu_percent" in handle.get_metrics()  # sampled before "acc" was logged
+    assert handle.record().primary_metric["name"] == "acc"
+    rows = cli.json("runs")
+    assert rows[0]["primary_metric"]["name"] == "acc"  # type: ignore[index]
