@@ -40,7 +40,11 @@ FILE_TARGETS = [
     pytest.param("docker-tcp", marks=pytest.mark.docker),
     pytest.param("ssh", marks=pytest.mark.ssh),
 ]
-ALL_TARGETS = [*FILE_TARGETS, pytest.param("ray", marks=pytest.mark.ray), pytest.param("slurm", marks=pytest.mark.slurm)]
+ALL_TARGETS = [
+    *FILE_TARGETS,
+    pytest.param("ray", marks=pytest.mark.ray),
+    pytest.param("slurm", marks=pytest.mark.slurm),
+]
 
 
 @pytest.fixture

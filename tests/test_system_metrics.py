@@ -123,7 +123,11 @@ def test_the_widget_puts_system_metrics_in_their_own_closed_group_and_offers_ten
 
 
 def test_system_metrics_are_never_the_runs_headline_metric(project: Path, cli: CLI) -> None:
-    write(project, "late.py", "import time\nfrom launchbay import Run\ntime.sleep(1.2)\nRun.get_context().log('acc', 0.9)\n")
+    write(
+        project,
+        "late.py",
+        "import time\nfrom launchbay import Run\ntime.sleep(1.2)\nRun.get_context().log('acc', 0.9)\n",
+    )
     handle = launchbay.submit("late.py", system_metrics_interval_s=0.2)
     assert handle.wait() == "Completed"
     assert "system/cpu_percent" in handle.get_metrics()  # sampled before "acc" was logged
@@ -133,7 +137,7 @@ def test_system_metrics_are_never_the_runs_headline_metric(project: Path, cli: C
 
 
 @pytest.mark.parametrize("target", ALL_TARGETS, indirect=True)
-def test_system_metrics_and_host_facts_are_recorded_on_every_target(project: Path, target: str) -> None:
+def test_system_metrics_and_host_facts_are_recorded_on_every_target(project: Path, target: str) -> None:  # noqa: F811
     write(project, "burn.py", BURN)
     handle = launchbay.submit("burn.py", ["2"], target=target, system_metrics_interval_s=0.5)
     assert handle.wait(timeout=120) == "Completed", handle.get_log()
@@ -142,3 +146,36 @@ def test_system_metrics_and_host_facts_are_recorded_on_every_target(project: Pat
     assert min(metrics["system/memory_rss_mb"]) > 1
     props = handle.record().properties
     assert props["launchbay.host.cpu_count"] >= 1 and props["launchbay.host.python"].startswith("3.")
+
+
+FAKE_SMI = """#!/bin/sh
+# a stand-in for nvidia-smi (no GPU here): two boards, the second without a power reading
+case "$1" in
+  --query-gpu=*) printf '0, NVIDIA H100 80GB HBM3, 87, 40960, 81559, 61, 312.45, 550.54.15\\n'
+                 printf '1, NVIDIA H100 80GB HBM3, 3, 1024, 81559, 35, [N/A], 550.54.15\\n' ;;
+  *) echo "| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4 |" ;;
+esac
+"""
+
+
+def test_gpus_are_read_through_nvidia_smi_when_nvml_is_missing(project: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The one stand-in of this file: no GPU can run here, so a script answers as nvidia-smi would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(FAKE_SMI)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    write(project, "quick.py", "import time\ntime.sleep(1.5)\n")
+    handle = launchbay.submit("quick.py", system_metrics_interval_s=0.4)
+    assert handle.wait() == "Completed"
+    metrics = handle.get_metrics()
+    assert set(metrics["system/gpu0/utilization_percent"]) == {87.0}
+    assert set(metrics["system/gpu0/memory_used_mb"]) == {40960.0}
+    assert set(metrics["system/gpu0/power_w"]) == {312.45} and "system/gpu1/power_w" not in metrics
+    assert set(metrics["system/gpu1/temperature_c"]) == {35.0}
+    props = handle.record().properties
+    assert props["launchbay.host.gpu_count"] == 2 and props["launchbay.host.gpu_source"] == "nvidia-smi"
+    assert (
+        props["launchbay.host.gpu0_name"] == "NVIDIA H100 80GB HBM3" and props["launchbay.host.gpu0_memory_mb"] == 81559
+    )
+    assert props["launchbay.host.gpu_driver"] == "550.54.15" and props["launchbay.host.cuda_version"] == "12.4"
