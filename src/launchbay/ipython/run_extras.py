@@ -42,6 +42,8 @@ class SystemGroup(w.Accordion):
         return name.startswith(SYSTEM_PREFIX)
 
     def add(self, image: w.Image) -> None:
+        image.remove_class("lb-widget-plot")  # the run's own plots keep that class
+        image.add_class("lb-widget-system-plot")
         self.plots.children = (*self.plots.children, image)
         self.layout.display = None
 
