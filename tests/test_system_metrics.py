@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import launchbay
-from conftest import CLI, write
+from conftest import CLI, wait_for, write
 from launchbay.errors import ConfigError
 from test_live_files import ALL_TARGETS, client, target, tcp_daemon  # noqa: F401 - fixtures
 
@@ -116,9 +116,9 @@ def test_the_widget_puts_system_metrics_in_their_own_closed_group_and_offers_ten
     assert len(system.plots.children) >= 3 and system.selected_index is None  # closed at first
     assert len(widget._plots.children) == 1  # only "loss" among the run's own plots
     assert widget._tensorboard.layout.display is None  # the TensorBoard button is shown
-    system.selected_index = 0  # opened: its plots are drawn on the next update
-    widget._update(handle.record(), final=True)
-    assert all(image.value for image in system.plots.children)
+    assert not any(image.value for image in system.plots.children)  # closed: not drawn (kernel time saved)
+    system.selected_index = 0  # opened after the run ended: drawn then
+    wait_for(lambda: all(image.value for image in system.plots.children), timeout=30)
     widget.close()
 
 

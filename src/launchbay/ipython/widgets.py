@@ -99,6 +99,7 @@ class RunWidget(w.VBox):
         self._footer.add_class("lb-widget-footer")
         self._logged = LoggedView()  # images, tables, rows, lists
         self._system = SystemGroup()
+        self._system.observe(self._on_system_toggle, names="selected_index")
         self._tensorboard = TensorBoardLink(handle.run_id, handle._session.store.files_dir(handle.record()))
         parts = [w.HBox([self._header, self._cancel]), log_box, self._plots, self._logged, self._system]
         super().__init__([*parts, self._tensorboard, self._footer], **kwargs)
@@ -117,6 +118,17 @@ class RunWidget(w.VBox):
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
+
+    def _on_system_toggle(self, _change: Any) -> None:
+        """Opened: draw the system plots now (the poll loop may have ended with the run)."""
+        if self._system.is_open:
+            threading.Thread(target=self._draw_system, daemon=True).start()
+
+    def _draw_system(self) -> None:
+        for buf in list(self._series.values()):
+            if SystemGroup.wants(buf.name) and len(buf.values) != buf.drawn_count:
+                buf.image.value = figure_png(series_figure(buf.name, buf.steps, buf.values))
+                buf.drawn_count, buf.last_draw = len(buf.values), time.time()
 
     def _on_cancel(self, _button: Any) -> None:
         self._cancel.disabled = True
