@@ -44,6 +44,7 @@ class SystemGroup(w.Accordion):
     def add(self, image: w.Image) -> None:
         image.remove_class("lb-widget-plot")  # the run's own plots keep that class
         image.add_class("lb-widget-system-plot")
+        image.layout.display = "none"  # until drawn: no empty picture when the group opens
         self.plots.children = (*self.plots.children, image)
         self.layout.display = None
 

@@ -127,8 +127,7 @@ class RunWidget(w.VBox):
     def _draw_system(self) -> None:
         for buf in list(self._series.values()):
             if SystemGroup.wants(buf.name) and len(buf.values) != buf.drawn_count:
-                buf.image.value = figure_png(series_figure(buf.name, buf.steps, buf.values))
-                buf.drawn_count, buf.last_draw = len(buf.values), time.time()
+                self._draw(buf)
 
     def _on_cancel(self, _button: Any) -> None:
         self._cancel.disabled = True
@@ -188,8 +187,13 @@ class RunWidget(w.VBox):
         now = time.time()
         hidden = SystemGroup.wants(name) and not self._system.is_open  # drawn when the group is opened
         if len(buf.values) != buf.drawn_count and not hidden and (final or now - buf.last_draw >= REDRAW_S):
-            buf.image.value = figure_png(series_figure(name, buf.steps, buf.values))
-            buf.drawn_count, buf.last_draw = len(buf.values), now
+            self._draw(buf)
+
+    @staticmethod
+    def _draw(buf: _SeriesBuffer) -> None:
+        buf.image.value = figure_png(series_figure(buf.name, buf.steps, buf.values))
+        buf.image.layout.display = None  # a system plot stays hidden until it has a picture
+        buf.drawn_count, buf.last_draw = len(buf.values), time.time()
 
     def _finish(self, record: RunRecord) -> None:
         self._update(record, final=True)
