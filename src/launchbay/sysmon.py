@@ -293,7 +293,8 @@ class Sampler:
             except Exception as exc:  # a sampling bug must never harm the run
                 print(f"launchbay runner: system metrics stopped: {exc}", file=sys.stderr)
                 return
-            self.write(values)
+            if values:
+                self.write(values)
 
     def _cpu_now(self) -> tuple[float, float, list[int], dict[int, tuple[int, int, float, int]]]:
         table = _proc_table()
@@ -304,6 +305,8 @@ class Sampler:
         """One reading of every metric this machine offers."""
         now, cpu, tree, table = self._cpu_now()
         values: dict[str, float] = {}
+        if not tree:  # the run's processes have ended (the runner stops the sampler next)
+            return values
         if self._last is not None and now > self._last[0]:
             values["cpu_percent"] = max(0.0, (cpu - self._last[1]) / (now - self._last[0]) * 100.0)
         self._last = (now, cpu)
