@@ -214,6 +214,8 @@ def _proc_table() -> dict[int, tuple[int, int, float, int]]:
         except (OSError, IndexError):
             continue
         # fields[0] is the state (stat field 3): ppid 4, pgrp 5, utime 14, stime 15, cutime 16, cstime 17, rss 24
+        if fields[0] in (b"Z", b"X"):
+            continue  # exited, not reaped yet: nothing left to measure
         cpu = sum(int(f) for f in fields[11:15]) / _TICKS
         table[pid] = (int(fields[1]), int(fields[2]), cpu, int(fields[21]) * _PAGE)
     return table
