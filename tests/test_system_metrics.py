@@ -179,3 +179,50 @@ def test_gpus_are_read_through_nvidia_smi_when_nvml_is_missing(project: Path, tm
         props["launchbay.host.gpu0_name"] == "NVIDIA H100 80GB HBM3" and props["launchbay.host.gpu0_memory_mb"] == 81559
     )
     assert props["launchbay.host.gpu_driver"] == "550.54.15" and props["launchbay.host.cuda_version"] == "12.4"
+
+
+FAKE_NVML = """
+# a stand-in for nvidia-ml-py's pynvml (no GPU here): one board without a power reading
+NVML_TEMPERATURE_GPU = 0
+
+
+class _Memory:
+    total, used = 80 * 1024**3, 10 * 1024**3
+
+
+class _Rates:
+    gpu = 55
+
+
+def nvmlInit(): pass
+def nvmlDeviceGetCount(): return 1
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlSystemGetDriverVersion(): return b"550.54.15"
+def nvmlSystemGetCudaDriverVersion_v2(): return 12040
+def nvmlDeviceGetName(h): return b"NVIDIA H200"
+def nvmlDeviceGetMemoryInfo(h): return _Memory
+def nvmlDeviceGetUtilizationRates(h): return _Rates
+def nvmlDeviceGetTemperature(h, kind): return 48
+def nvmlDeviceGetPowerUsage(h): raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+"""
+
+
+def test_gpus_are_read_through_nvml_when_the_runner_can_import_it(project: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A stand-in pynvml module (no GPU can run here) on the runner's path."""
+    import os
+
+    fake = tmp_path / "fake-nvml"
+    fake.mkdir()
+    (fake / "pynvml.py").write_text(FAKE_NVML)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]))
+    write(project, "quick.py", "import time\ntime.sleep(1.5)\n")
+    handle = launchbay.submit("quick.py", system_metrics_interval_s=0.4)
+    assert handle.wait() == "Completed"
+    metrics = handle.get_metrics()
+    assert set(metrics["system/gpu0/utilization_percent"]) == {55.0}
+    assert set(metrics["system/gpu0/memory_used_mb"]) == {10240.0}
+    assert set(metrics["system/gpu0/temperature_c"]) == {48.0} and "system/gpu0/power_w" not in metrics
+    props = handle.record().properties
+    assert props["launchbay.host.gpu_source"] == "nvml" and props["launchbay.host.gpu0_name"] == "NVIDIA H200"
+    assert props["launchbay.host.gpu0_memory_mb"] == 81920 and props["launchbay.host.cuda_version"] == "12.4"
+    assert props["launchbay.host.gpu_driver"] == "550.54.15"
