@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import launchbay
-from conftest import CLI, free_port, need_service, wait_for, write
+from conftest import CLI, free_port, need_service, pid_alive, wait_for, write
 from launchbay.tboard import has_event_files
 
 WRITER = """
@@ -64,11 +64,14 @@ def test_tensorboard_serves_a_running_runs_scalars(project: Path, cli: CLI) -> N
         assert handle.status == "Running"  # served live, not after the end
         assert [p[1] for p in scalars[:3]] == [0, 1, 2] and scalars[1][2] == pytest.approx(0.5)
         assert has_event_files(launchbay.get_run(handle.run_id).record().run_dir / "files")
+        tensorboard_pids = Path(f"/proc/{board.pid}/task/{board.pid}/children").read_text().split()
+        assert tensorboard_pids
     finally:
         handle.cancel()
-        board.terminate()
+        board.terminate()  # SIGTERM, as `kill` sends: TensorBoard goes with it
         board.wait(timeout=20)
     assert handle.wait() == "Canceled"
+    wait_for(lambda: not any(pid_alive(int(pid)) for pid in tensorboard_pids), timeout=20)
 
 
 def test_tensorboard_refuses_clearly_when_it_is_not_installed(project: Path, cli: CLI, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """TensorBoard over runs' ``./logs``: ``launchbay tensorboard RUN [RUN ...]``, and the widget and sidebar link.
 
 TensorBoard is optional (``pip install tensorboard``). It runs as a child process on
-127.0.0.1 with ``--logdir_spec RUN_ID:<store>/runs/RUN_ID/files/logs,...`` and
-reloads every few seconds; the run's ``./logs`` come back while it runs (see
+127.0.0.1 over a scratch folder of links ``RUN_ID -> <store>/runs/RUN_ID/files/logs``
+(so TensorBoard names each run by its id, whatever its path holds) and reloads
+every few seconds; the run's ``./logs`` come back while it runs (see
 ``livefiles``), so the board is live. The CLI keeps syncing runs that are still
 running while it serves; the widget and the sidebar sync their runs already.
 One server per set of runs is kept per process and reused.
@@ -15,9 +16,11 @@ import atexit
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -28,7 +31,7 @@ from .errors import LaunchbayError
 
 DEFAULT_PORT = 6006
 RELOAD_S = 2
-_servers: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], str]] = {}
+_boards: dict[tuple[str, ...], Board] = {}
 _lock = threading.Lock()
 
 
@@ -60,12 +63,32 @@ def command() -> list[str]:
     )
 
 
-def logdir_spec(logdirs: dict[str, Path]) -> str:
-    """``name:path,...`` for ``--logdir_spec`` (a path holding a comma cannot be named there)."""
+def link_folder(logdirs: dict[str, Path]) -> Path:
+    """A scratch folder holding one link per run, named by its id, to its logs folder."""
+    folder = Path(tempfile.mkdtemp(prefix="launchbay-tensorboard-"))
     for name, path in logdirs.items():
-        if "," in str(path) or ":" in name or "," in name:
-            raise TensorBoardError(f"TensorBoard cannot read {path} for {name}: its path holds a comma or colon.")
-    return ",".join(f"{name}:{path}" for name, path in logdirs.items())
+        path.mkdir(parents=True, exist_ok=True)  # a remote run's logs may not be back yet
+        (folder / name).symlink_to(path, target_is_directory=True)
+    return folder
+
+
+class Board:
+    """A TensorBoard process, where it serves, and its scratch folder."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, folder: Path) -> None:
+        self.proc, self.url, self.folder = proc, url, folder
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def free_port(preferred: int = DEFAULT_PORT) -> int:
@@ -80,41 +103,48 @@ def free_port(preferred: int = DEFAULT_PORT) -> int:
 
 
 def start(
-    logdirs: dict[str, Path], port: int | None = None, timeout: float = 90.0
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start TensorBoard over ``logdirs`` (run id → folder) and wait until it answers; returns (process, url)."""
+    logdirs: dict[str, Path], port: int | None = None, timeout: float = 90.0, die_with_caller: bool = False
+) -> Board:
+    """Start TensorBoard over ``logdirs`` (run id → folder) and wait until it answers.
+
+    ``die_with_caller`` (the CLI, from its main thread): TensorBoard gets SIGKILL if this process dies."""
     argv = command()
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/"
+    folder = link_folder(logdirs)
+    options = ["--logdir", str(folder), "--host", "127.0.0.1", "--port", str(port), "--reload_interval", str(RELOAD_S)]
     proc = subprocess.Popen(
-        [
-            *argv,
-            "--logdir_spec",
-            logdir_spec(logdirs),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--reload_interval",
-            str(RELOAD_S),
-        ],
+        [*argv, *options],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=_parent_death_signal if die_with_caller else None,
     )  # in our process group: a Ctrl-C or the end of a Jupyter server stops it too
+    board = Board(proc, url, folder)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             err = (proc.stderr.read() if proc.stderr else b"").decode("utf-8", "replace").strip().splitlines()
+            board.stop()
             raise TensorBoardError(f"TensorBoard exited with code {proc.returncode}: {' '.join(err[-3:])}")
         try:
             with urllib.request.urlopen(url + "data/logdir", timeout=2):
                 threading.Thread(target=_drain, args=(proc,), daemon=True).start()
-                return proc, url
+                return board
         except OSError:
             time.sleep(0.3)
-    proc.kill()
+    board.stop()
     raise TensorBoardError(f"TensorBoard did not answer on {url} within {timeout:.0f} s.")
+
+
+def _parent_death_signal() -> None:
+    """Linux: SIGKILL when the thread that started us ends (only the CLI's main thread asks)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _drain(proc: subprocess.Popen[bytes]) -> None:
@@ -128,23 +158,21 @@ def ensure(logdirs: dict[str, Path]) -> str:
     """A running TensorBoard over these runs (started once per process), and its URL."""
     key = tuple(sorted(logdirs))
     with _lock:
-        found = _servers.get(key)
-        if found and found[0].poll() is None:
-            return found[1]
-        proc, url = start(logdirs)
-        if not _servers:
+        found = _boards.get(key)
+        if found and found.alive():
+            return found.url
+        if not _boards:
             atexit.register(stop_all)
-        _servers[key] = (proc, url)
-        return url
+        board = _boards[key] = start(logdirs)
+        return board.url
 
 
 def stop_all() -> None:
     """Stop the servers this process started."""
     with _lock:
-        for proc, _url in _servers.values():
-            if proc.poll() is None:
-                proc.terminate()
-        _servers.clear()
+        for board in _boards.values():
+            board.stop()
+        _boards.clear()
 
 
 # -- the CLI ----------------------------------------------------------------------------------
@@ -160,20 +188,16 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     session = _session(args)
     records = [session.refresh(session.store.resolve_run_id(ref)) for ref in args.runs]
     logdirs = {r.run_id: session.store.files_dir(r) / "logs" for r in records}
-    proc, url = start(logdirs, port=args.port)
-    print(f"TensorBoard on {url} over {len(records)} run(s); Ctrl-C stops it.", flush=True)
+    board = start(logdirs, port=args.port, die_with_caller=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops TensorBoard too, as Ctrl-C does
+    print(f"TensorBoard on {board.url} over {len(records)} run(s); Ctrl-C stops it.", flush=True)
     try:
-        while proc.poll() is None:
+        while board.alive():
             live = [r for r in records if not r.status.is_terminal()]
             records = [session.refresh(r) if r in live else r for r in records]  # brings ./logs back
             time.sleep(RELOAD_S)
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        board.stop()
     return 0
