@@ -143,9 +143,13 @@ class RunStore:
         run_id: str | None = None,
     ) -> RunRecord:
         """Record a new Queued run and make its folder."""
+        generated = run_id is None
         run_id = run_id or self.new_run_id(spec.experiment)
         now = time.time()
         with self.transaction() as db:
+            # 24 random bits a second: thousands of runs recorded in one second can draw the same id
+            while generated and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone():
+                run_id = self.new_run_id(spec.experiment)
             exp = self._experiment_id(db, spec.experiment)
             pk = db.execute(
                 "INSERT INTO runs(run_id, experiment_id, name, status, target, target_type, script, arguments,"
