@@ -20,12 +20,12 @@ from ..config import LAUNCHBAY_CANCEL_GRACE, ProjectConfig
 from ..errors import ConfigError
 from ..models import RunSpec
 from ..store import RunRecord, RunStore
+from ..sysmon import DEFAULT_INTERVAL_S as DEFAULT_SYSTEM_METRICS_INTERVAL_S
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "runner.py"
-DEFAULT_SYSTEM_METRICS_INTERVAL_S = 5.0
 INRUN_SOURCE = Path(__file__).resolve().parent.parent / "tracking" / "inrun.py"
 
 
