@@ -324,6 +324,17 @@ def test_widget_shows_a_run_live_and_its_outcome(open_notebook: Callable[..., No
     assert widget.locator(".lb-widget-cancel").is_hidden(), "Cancel goes away once the run has ended"
     nb.screenshot("completed")
 
+    # The runner's system metrics sit in a closed group of their own, drawn when it is opened.
+    system_plots = widget.locator("img.lb-widget-system-plot")
+    assert system_plots.count() >= 3 and not widget.locator(".lb-widget-system img").first.is_visible()
+    widget.get_by_text("System metrics (CPU, memory, I/O, GPU)").click()
+    wait_for(
+        lambda: system_plots.evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"),
+        30,
+        "the opened group shows its plots",
+    )
+    nb.screenshot("system")
+
     run_id = nb.run_id()
     assert launchbay.get_run(run_id, store=lab.store).status == "Completed"
 

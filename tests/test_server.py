@@ -239,7 +239,7 @@ def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, 
         "models/served",
         "openapi.yaml",
     ]
-    posts = [f"runs/{rid}/cancel", f"runs/{rid}/rerun"]
+    posts = [f"runs/{rid}/cancel", f"runs/{rid}/rerun", f"runs/{rid}/tensorboard"]
     for pattern, _handler in ROUTES:  # every route is tried
         assert any(re.fullmatch(pattern, path.split("?")[0]) for path in gets + posts), pattern
     for path in gets:
@@ -536,6 +536,26 @@ def test_cancel_stops_a_running_run(api: Api, store_runs: dict[str, Any]) -> Non
     assert api.post("runs", rid, "cancel") == {"status": "Canceled"}
     assert api.post("runs", store_runs["first"], "cancel") == {"status": "Completed"}
     assert api.error("runs", "nope", "cancel", method="POST")[0] == 404
+
+
+def test_tensorboard_is_started_over_a_run_and_its_link_returned(api: Api, store_runs: dict[str, Any]) -> None:
+    import importlib.util
+    import urllib.request
+
+    from conftest import need_service
+    from launchbay.tboard import stop_all
+
+    need_service(importlib.util.find_spec("tensorboard") is not None, "tensorboard (pip install tensorboard)")
+    rid = store_runs["first"]
+    try:
+        url = api.post("runs", rid, "tensorboard")["url"]
+        assert url.startswith("http://127.0.0.1:")
+        assert api.post("runs", rid, "tensorboard")["url"] == url  # one server per run, reused
+        with urllib.request.urlopen(url + "data/logdir", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        stop_all()
+    assert api.error("runs", "nope", "tensorboard", method="POST")[0] == 404
 
 
 def test_rerun_submits_the_same_snapshot_again(api: Api, store_runs: dict[str, Any]) -> None:

@@ -408,3 +408,47 @@ def test_a_run_a_sweep_policy_stopped_shows_as_stopped_early(page: Any, lab: Lab
     assert page.inner_text(badge) == "stopped early"
     assert "Bandit" in (page.get_attribute(badge, "title") or "")
     shot(page, "stopped-early")
+
+
+def test_system_metrics_sit_in_a_closed_group_and_tensorboard_is_offered(page: Any, lab: Lab) -> None:
+    busy = lab.submit(
+        "busy.py",
+        """
+        import os, time
+        from launchbay import Run
+        run = Run.get_context()
+        os.makedirs("logs", exist_ok=True)
+        open("logs/events.out.tfevents.1.lab", "wb").close()
+        for i in range(60):
+            run.log("loss", 1 / (i + 1), step=i)
+            sum(range(300000))
+            time.sleep(0.2)
+    """,
+        experiment="sidebar",
+        name="busy",
+        system_metrics_interval_s=0.5,
+    )
+    page.wait_for_selector(row(busy.run_id))
+    page.click(f"{row(busy.run_id)} .lb-run-name")
+    view = f'{VISIBLE} .lb-run-view[data-run-id="{busy.run_id}"]'
+    page.wait_for_selector(f"{view} details.lb-system-section:not([open])")  # shown, closed
+    page.wait_for_selector(f"{view} .lb-tensorboard")  # event files exist: the link is offered
+    page.wait_for_selector(f"{view} .lb-metrics-section .lb-chart")
+    assert page.locator(f"{view} .lb-metrics-section .lb-chart").count() == 1  # only "loss" among the run's own
+    page.click(f"{view} details.lb-system-section summary")
+    page.wait_for_function(
+        f"document.querySelectorAll('{view} .lb-system-charts .lb-chart polyline').length >= 3", timeout=30_000
+    )
+    page.locator(f"{view} details.lb-system-section").scroll_into_view_if_needed()
+    shot(page, "system-metrics")
+    page.click(f"{view} .lb-tensorboard")
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        page.wait_for_selector(f'{view} a.lb-tensorboard-link[href^="http://127.0.0.1:"]', timeout=90_000)
+    else:
+        page.wait_for_selector(".jp-Dialog")
+        assert "pip install tensorboard" in page.inner_text(".jp-Dialog")
+        page.click(".jp-Dialog .jp-mod-accept")
+    shot(page, "tensorboard")
+    busy.cancel()

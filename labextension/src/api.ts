@@ -298,6 +298,11 @@ export function cancelRun(runId: string): Promise<{ status: string }> {
   return request(`runs/${enc(runId)}/cancel`, undefined, { method: 'POST' });
 }
 
+/** Start (or reuse) TensorBoard over the run's ./logs on the server's machine; its URL. */
+export function startTensorBoard(runId: string): Promise<{ url: string }> {
+  return request(`runs/${enc(runId)}/tensorboard`, undefined, { method: 'POST' });
+}
+
 export function rerun(
   runId: string,
   target: string | null

@@ -223,7 +223,9 @@ export class CompareView extends Widget {
         }
       })
     );
-    // Put the primary metric first.
+    // The runner's system metrics after the runs' own, the primary metric first.
+    const isSystem = (name: string) => Number(name.startsWith('system/'));
+    names.sort((a, b) => isSystem(a) - isSystem(b));
     const pm = runs.find(r => r.primary_metric)?.primary_metric?.name;
     if (pm && names.indexOf(pm) > 0) {
       names.splice(names.indexOf(pm), 1);

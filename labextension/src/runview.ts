@@ -1,6 +1,7 @@
 /**
- * One run in the main area: details, live log, metric charts, output files,
- * Cancel and Re-run.
+ * One run in the main area: details, live log, metric charts (system metrics in
+ * a closed group of their own), output files, Cancel, Re-run and, once the run
+ * has TensorBoard event files, a TensorBoard link.
  */
 import { Dialog, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
@@ -24,7 +25,8 @@ import {
   listTargets,
   rerun,
   runDuration,
-  shownStatus
+  shownStatus,
+  startTensorBoard
 } from './api';
 import { LineChart, PALETTE } from './chart';
 import { LoggedView } from './logged';
@@ -33,6 +35,9 @@ const LOG_POLL_MS = 1000;
 const RUN_POLL_MS = 2000;
 /** Keep at most this many characters of log in the DOM. */
 const LOG_MAX_CHARS = 2_000_000;
+
+/** Metrics the runner samples (CPU, memory, I/O, GPUs) are drawn in a group of their own. */
+const SYSTEM_PREFIX = 'system/';
 
 /** Flatten nested objects to dotted keys: {git: {commit: x}} -> git.commit. */
 export function flatten(obj: any, prefix = '', out: { [key: string]: any } = {}): { [key: string]: any } {
@@ -111,10 +116,19 @@ export class RunView extends Widget {
     this._cancel.style.display = 'none';
     this._rerun = el('button', 'jp-mod-styled lb-rerun', 'Re-run');
     this._rerun.onclick = () => void this._onRerun();
+    // Shown once the run's ./logs holds TensorBoard event files.
+    this._tensorboard = el('button', 'jp-mod-styled lb-tensorboard', 'TensorBoard');
+    this._tensorboard.onclick = () => void this._onTensorBoard();
+    this._tensorboard.style.display = 'none';
+    this._tensorboardLink = el('a', 'lb-tensorboard-link');
+    this._tensorboardLink.target = '_blank';
+    this._tensorboardLink.rel = 'noopener';
     header.appendChild(this._name);
     header.appendChild(this._status);
     header.appendChild(this._cancel);
     header.appendChild(this._rerun);
+    header.appendChild(this._tensorboard);
+    header.appendChild(this._tensorboardLink);
     this._subtitle = el('div', 'lb-run-subtitle');
     this._error = el('div', 'lb-run-error');
     this._error.style.display = 'none';
@@ -133,6 +147,11 @@ export class RunView extends Widget {
     metricsSec.body.appendChild(this._charts);
     this._logged = new LoggedView(this.runId); // images, tables, rows, lists
     metricsSec.body.appendChild(this._logged.node);
+    const systemSec = section('System metrics (CPU, memory, I/O, GPU)', 'lb-system-section', false);
+    this._systemCharts = el('div', 'lb-charts lb-system-charts');
+    systemSec.body.appendChild(this._systemCharts);
+    this._systemSection = systemSec.details;
+    this._systemSection.style.display = 'none';
     const filesSec = section('Output files', 'lb-files-section');
     this._files = filesSec.body;
     const paramsSec = section('Parameters', 'lb-params-section');
@@ -156,6 +175,7 @@ export class RunView extends Widget {
       overview.details,
       logSec.details,
       metricsSec.details,
+      systemSec.details,
       filesSec.details,
       paramsSec.details,
       tagsSec.details,
@@ -316,6 +336,7 @@ export class RunView extends Widget {
       try {
         this._render(await getRun(this.runId));
         await this._refreshMetrics();
+        await this._refreshFiles(); // ./outputs and ./logs arrive while the run runs
       } catch (_e) {
         /* transient; try again */
       }
@@ -373,22 +394,28 @@ export class RunView extends Widget {
     try {
       const { metrics } = await listMetrics(this.runId);
       const anyLogged = await this._logged.refresh();
-      if (!metrics.length && !this._chartsByName.size) {
+      const own = metrics.filter(m => !m.name.startsWith(SYSTEM_PREFIX));
+      if (!own.length && !this._ownCharts) {
         this._charts.textContent = '';
         if (!anyLogged) {
           this._charts.appendChild(el('div', 'lb-none', 'No metrics logged yet.'));
         }
-        return;
       }
       for (const m of metrics) {
         let chart = this._chartsByName.get(m.name);
         if (!chart) {
-          if (!this._chartsByName.size) {
-            this._charts.textContent = '';
-          }
           chart = new LineChart(m.name);
           this._chartsByName.set(m.name, chart);
-          this._charts.appendChild(chart.node);
+          if (m.name.startsWith(SYSTEM_PREFIX)) {
+            this._systemSection.style.display = '';
+            this._systemCharts.appendChild(chart.node);
+          } else {
+            if (!this._ownCharts) {
+              this._charts.textContent = '';
+            }
+            this._ownCharts++;
+            this._charts.appendChild(chart.node);
+          }
         }
         const last = chart.lastStep(this.runId);
         if (last !== null && m.last_step !== null && m.last_step <= last) {
@@ -407,6 +434,9 @@ export class RunView extends Widget {
   private async _refreshFiles(): Promise<void> {
     try {
       const { files } = await listFiles(this.runId);
+      if (files.some(f => f.name.startsWith('logs/') && f.name.indexOf('.tfevents.') >= 0)) {
+        this._tensorboard.style.display = '';
+      }
       const body = this._files;
       body.textContent = '';
       if (!files.length) {
@@ -454,6 +484,23 @@ export class RunView extends Widget {
       await showErrorMessage('Cancel failed', String((error as Error).message || error));
     } finally {
       this._cancel.disabled = false;
+    }
+  }
+
+  private async _onTensorBoard(): Promise<void> {
+    this._tensorboard.disabled = true;
+    this._tensorboardLink.textContent = 'starting TensorBoard…';
+    this._tensorboardLink.removeAttribute('href');
+    try {
+      const { url } = await startTensorBoard(this.runId);
+      this._tensorboardLink.href = url;
+      this._tensorboardLink.textContent = url;
+      window.open(url, '_blank', 'noopener');
+    } catch (error) {
+      this._tensorboardLink.textContent = '';
+      await showErrorMessage('TensorBoard', String((error as Error).message || error));
+    } finally {
+      this._tensorboard.disabled = false;
     }
   }
 
@@ -512,6 +559,8 @@ export class RunView extends Widget {
   private _status: HTMLSpanElement;
   private _cancel: HTMLButtonElement;
   private _rerun: HTMLButtonElement;
+  private _tensorboard: HTMLButtonElement;
+  private _tensorboardLink: HTMLAnchorElement;
   private _subtitle: HTMLDivElement;
   private _error: HTMLDivElement;
   private _message: HTMLDivElement;
@@ -526,6 +575,9 @@ export class RunView extends Widget {
   private _charts: HTMLDivElement;
   private _chartsByName = new Map<string, LineChart>();
   private _logged: LoggedView;
+  private _ownCharts = 0;
+  private _systemCharts: HTMLDivElement;
+  private _systemSection: HTMLDetailsElement;
   private _metricsBusy = false;
   private _files: HTMLDivElement;
   private _params: HTMLDivElement;

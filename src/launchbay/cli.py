@@ -59,6 +59,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         working_dir=place.working_dir,
         environment=args.env,
         max_duration_s=args.max_duration,
+        system_metrics_interval_s=args.system_metrics_interval,
         tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
@@ -249,6 +250,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="cancel the run after this many seconds")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the run (repeatable)")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
+    p.add_argument(
+        "--system-metrics-interval", type=float, metavar="SECONDS", help="seconds between CPU/GPU samples; 0 = off"
+    )
 
     p = add("runs", cmd_runs, "list runs, newest first")
     p.add_argument("--experiment", help="only this experiment's runs")

@@ -193,6 +193,10 @@ def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: 
         if event_type == "runner":
             state.update(runner_pid=event.get("pid"), runner_pgid=event.get("pgid"), host=event.get("host"))
             fields["target_state"] = state
+        elif event_type == "host":  # the runner's host facts (sysmon): shown by `launchbay show`
+            props = json.loads(db.execute("SELECT properties FROM runs WHERE pk=?", (record.pk,)).fetchone()[0] or "{}")
+            props.update({f"launchbay.host.{k}": v for k, v in (event.get("facts") or {}).items()})
+            fields["properties"] = props
         elif event_type == "snapshot_modified":
             # the run wrote into snapshot files in place: their blobs were set aside, so the
             # snapshot indexes (which trust known blobs) must be rebuilt

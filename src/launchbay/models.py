@@ -76,6 +76,8 @@ class RunSpec:
     push: tuple[str, ...] = ()
     pull: tuple[str, ...] = ()
     max_duration_s: float | None = None
+    #: seconds between system metric samples (None: the target's setting, else 5; 0: off)
+    system_metrics_interval_s: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)

@@ -10,7 +10,8 @@ where ``RUN_DIR/runner.json`` says what to run. The runner
 3. appends status events to ``RUN_DIR/journal/events.jsonl`` and a heartbeat,
 4. honours cancel (SIGTERM to the runner, or a ``RUN_DIR/cancel`` file) and a
    maximum duration by stopping the child's whole process group,
-5. keeps ``./outputs`` and ``./logs`` under ``RUN_DIR/files`` and records the end.
+5. keeps ``./outputs`` and ``./logs`` under ``RUN_DIR/files`` while it runs
+   (``livefiles``), samples system metrics (``sysmon``) and records the end.
 
 The journal is the only protocol between a run and the store.
 """
@@ -27,6 +28,12 @@ import sys
 import threading
 import time
 from typing import Any
+
+try:  # shipped next to the runner (runtime/launchbay_*.py)
+    import launchbay_livefiles as livefiles  # type: ignore[import-not-found,unused-ignore]
+    import launchbay_sysmon as sysmon  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # launchbay's own source tree
+    from launchbay import livefiles, sysmon
 
 HEARTBEAT_INTERVAL_S = 2.0
 LOG_NAME = "user_logs/std_log.txt"
@@ -288,29 +295,22 @@ class Runner:
                 self._stop_child()
             tee = threading.Thread(target=self._tee, args=(self.child.stdout, log), daemon=True)
             tee.start()
+            monitor = sysmon.Monitor(self.config, self.journal, self.child.pid)
+            live = livefiles.LiveFiles(cwd, self.files_dir).start()
             code = self.child.wait()
             tee.join(timeout=5)
+            monitor.stop()
         _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
         self.journal.status("Finalizing")
         modified = check_links(self.linked, self.config.get("source_dir"))
         if modified:
             self.journal.event(type="snapshot_modified", files=modified[:100])
-        self._keep_outputs(cwd)
+        live.stop()  # the last pass over ./outputs and ./logs
         if self.cancel_reason:
             return self._finish("Canceled", code, {"message": self.cancel_reason, "traceback": ""})
         if code == 0:
             return self._finish("Completed", code, None)
         return self._finish("Failed", code, error_from_log(log_path, code))
-
-    def _keep_outputs(self, cwd: str) -> None:
-        for folder in ("outputs", "logs"):
-            source = os.path.join(cwd, folder)
-            if os.path.isdir(source):
-                dest = os.path.join(self.files_dir, folder)
-                if os.path.isdir(dest):
-                    shutil.copytree(source, dest, dirs_exist_ok=True)
-                else:
-                    shutil.move(source, dest)
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
         self.journal.status(status, exit_code=code, error=error, final=True)

@@ -117,6 +117,7 @@ class LaunchbayMagics(Magics):
     @argument("--args", default="", help="arguments for the cell's sys.argv / the script, as one string")
     @argument("--max-duration", type=float, help="cancel the run after this many seconds")
     @argument("--sweep", help="run the cell as a sweep: sweep.yaml, or inline 'lr=loguniform(1e-4,1e-1) metric=loss'")
+    @argument("--system-metrics-interval", type=float, help="seconds between CPU/GPU samples; 0 = off")
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -185,6 +186,7 @@ class LaunchbayMagics(Magics):
             push=push,
             pull=pull,
             max_duration_s=args.max_duration,
+            system_metrics_interval_s=args.system_metrics_interval,
         )
         handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
         use_widget = self.defaults.widget and not args.no_widget

@@ -1,4 +1,5 @@
-"""The live run widget: header, Cancel, log tail, one plot per metric, the outcome.
+"""The live run widget: header, Cancel, log tail, one plot per metric (``system/`` ones in a
+collapsible group of their own), a TensorBoard link once event files exist, the outcome.
 
 A daemon thread polls the store incrementally (log by byte offset, metrics by
 step) and updates stock ipywidgets from there (trait assignment and
@@ -19,6 +20,7 @@ import numpy as np
 from ..models import RunStatus
 from .logged_view import LoggedView
 from .plots import figure_png, series_figure
+from .run_extras import SystemGroup, TensorBoardLink
 from .textwatch import Elapsed, elapsed_text
 
 if TYPE_CHECKING:
@@ -134,9 +136,11 @@ class RunWidget(w.VBox):
         self._footer = w.HTML()
         self._footer.add_class("lb-widget-footer")
         self._logged = LoggedView()  # images, tables, rows, lists
-        super().__init__(
-            [w.HBox([self._header, self._cancel]), log_box, self._plots, self._logged, self._footer], **kwargs
-        )
+        self._system = SystemGroup()
+        self._system.observe(self._on_system_toggle, names="selected_index")
+        self._tensorboard = TensorBoardLink(handle.run_id, handle._session.store.files_dir(handle.record()))
+        parts = [w.HBox([self._header, self._cancel]), log_box, self._plots, self._logged, self._system]
+        super().__init__([*parts, self._tensorboard, self._footer], **kwargs)
         self.add_class("lb-run-widget")
         self._series: dict[str, _SeriesBuffer] = {}
         self._offset = 0
@@ -158,6 +162,16 @@ class RunWidget(w.VBox):
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
+
+    def _on_system_toggle(self, _change: Any) -> None:
+        """Opened: draw the system plots now (the poll loop may have ended with the run)."""
+        if self._system.is_open:
+            threading.Thread(target=self._draw_system, daemon=True).start()
+
+    def _draw_system(self) -> None:
+        for buf in list(self._series.values()):
+            if SystemGroup.wants(buf.name) and len(buf.values) != buf.drawn_count:
+                self._draw(buf)
 
     def _on_cancel(self, _button: Any) -> None:
         self._cancel.disabled = True
@@ -193,6 +207,7 @@ class RunWidget(w.VBox):
         for summary in store.metric_summaries(record):
             self._update_series(record, summary, final)
         self._logged.update(store, record)
+        self._tensorboard.check()
 
     def _update_series(self, record: RunRecord, summary: dict[str, Any], final: bool) -> None:
         name = summary["name"]
@@ -201,16 +216,25 @@ class RunWidget(w.VBox):
             image = w.Image(format="png", layout=w.Layout(width="420px"))
             image.add_class("lb-widget-plot")
             buf = self._series[name] = _SeriesBuffer(name, image)
-            self._plots.children = (*self._plots.children, image)
+            if SystemGroup.wants(name):
+                self._system.add(image)
+            else:
+                self._plots.children = (*self._plots.children, image)
         if summary["count"] > len(buf.values):
             after = int(buf.steps[-1]) if len(buf.steps) else None
             new = self.handle._session.store.read_series(record, name, after_step=after)
             buf.steps = np.concatenate([buf.steps, new.steps])
             buf.values = np.concatenate([buf.values, new.values])
         now = time.time()
-        if len(buf.values) != buf.drawn_count and (final or now - buf.last_draw >= REDRAW_S):
-            buf.image.value = figure_png(series_figure(name, buf.steps, buf.values))
-            buf.drawn_count, buf.last_draw = len(buf.values), now
+        hidden = SystemGroup.wants(name) and not self._system.is_open  # drawn when the group is opened
+        if len(buf.values) != buf.drawn_count and not hidden and (final or now - buf.last_draw >= REDRAW_S):
+            self._draw(buf)
+
+    @staticmethod
+    def _draw(buf: _SeriesBuffer) -> None:
+        buf.image.value = figure_png(series_figure(buf.name, buf.steps, buf.values))
+        buf.image.layout.display = None  # a system plot stays hidden until it has a picture
+        buf.drawn_count, buf.last_draw = len(buf.values), time.time()
 
     def _finish(self, record: RunRecord) -> None:
         self._update(record, final=True)

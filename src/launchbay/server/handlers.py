@@ -190,6 +190,12 @@ class CancelHandler(BaseHandler):
         await self._answer(lambda s: s.cancel(run_id))
 
 
+class TensorBoardHandler(BaseHandler):
+    @web.authenticated
+    async def post(self, run_id: str) -> None:
+        await self._answer(lambda s: s.tensorboard(run_id))
+
+
 class RerunHandler(BaseHandler):
     @web.authenticated
     async def post(self, run_id: str) -> None:
@@ -256,6 +262,7 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (_RUN + r"/files/(.+)", FileHandler),
     (_RUN + r"/cancel", CancelHandler),
     (_RUN + r"/rerun", RerunHandler),
+    (_RUN + r"/tensorboard", TensorBoardHandler),
     (r"compare", CompareHandler),
     (r"changes", ChangesHandler),
     (r"targets", TargetsHandler),

@@ -181,6 +181,13 @@ class LaunchbayService:
             self._refreshed.pop(record.run_id, None)
         return {"status": record.status.value}
 
+    def tensorboard(self, run_id: str) -> dict[str, Any]:
+        """TensorBoard over the run's ./logs, started by this server once and reused."""
+        from ..tboard import ensure
+
+        record = self._run(run_id)
+        return {"url": ensure({record.run_id: self.store.files_dir(record) / "logs"})}
+
     def rerun(self, run_id: str, target: str | None = None) -> dict[str, Any]:
         if target is not None and not isinstance(target, str):
             raise ConfigError("'target' must be a target name (a string) or null for the run's own target.")

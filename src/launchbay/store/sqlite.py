@@ -280,7 +280,9 @@ class RunStore:
             for r in records:
                 r.snapshot = info.get(r.snapshot_id or "")
         for pk, name, last, step in self.db.execute(
-            f"SELECT run_pk, name, last, last_step FROM series WHERE run_pk IN ({marks}) ORDER BY id", keys
+            f"SELECT run_pk, name, last, last_step FROM series WHERE run_pk IN ({marks})"
+            " AND name NOT LIKE 'system/%' ORDER BY id",  # the runner's samples are never a run's headline
+            keys,
         ):
             if by_pk[pk].primary_metric is None:
                 by_pk[pk].primary_metric = {"name": name, "value": last, "step": step}

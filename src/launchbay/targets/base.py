@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import secrets
 from ..config import LAUNCHBAY_CANCEL_GRACE, ProjectConfig
+from ..errors import ConfigError
 from ..models import RunSpec
 from ..store import RunRecord, RunStore
+from ..sysmon import DEFAULT_INTERVAL_S as DEFAULT_SYSTEM_METRICS_INTERVAL_S
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -60,9 +62,25 @@ class Target(ABC):
             "env": plain_env,
             "max_duration_s": spec.max_duration_s,
             "cancel_grace_s": LAUNCHBAY_CANCEL_GRACE.get(),
+            "system_metrics_interval_s": self.system_metrics_interval(spec),
             "snapshot": self.snapshot_location(record, snapshot),
             "created": time.time(),
         }
+
+    def system_metrics_interval(self, spec: RunSpec) -> float:
+        """The run's own interval, else the target's ``system_metrics_interval``, else 5 s; 0 = off."""
+        value: Any = spec.system_metrics_interval_s
+        if value is None:
+            value = self.settings.get("system_metrics_interval", DEFAULT_SYSTEM_METRICS_INTERVAL_S)
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not seconds >= 0:
+            raise ConfigError(
+                f"system_metrics_interval must be a number of seconds >= 0 (0 turns sampling off), not {value!r}."
+            )
+        return seconds
 
     def command(self, spec: RunSpec) -> list[str]:
         if spec.code is not None:

@@ -340,7 +340,8 @@ class DockerTarget(Target):
         from docker.errors import NotFound
 
         # the log before the journal: whatever the log shows, the status pulled after it is at least as new
-        folders = ["files", "journal"] if final else ["files/user_logs", "journal"]
+        live = ["files/outputs", "files/logs", "files/user_logs", "journal"]  # ./outputs, ./logs while it runs
+        folders = ["files", "journal"] if final else live
         for folder in folders:
             try:
                 stream, _ = container.get_archive(f"{RUN_MOUNT}/{folder}")
@@ -567,7 +568,7 @@ def _merge_file(local: Path, source: Any, size: int, whole: bool) -> None:
         return
     local.parent.mkdir(parents=True, exist_ok=True)
     have = local.stat().st_size if local.exists() else 0
-    if whole or have > size:
+    if whole or have > size or not _same_end(local, source, have):  # rewritten, not appended: whole
         tmp = local.with_name(local.name + ".tmp")
         tmp.write_bytes(source.read())
         os.replace(tmp, local)
@@ -575,6 +576,18 @@ def _merge_file(local: Path, source: Any, size: int, whole: bool) -> None:
         source.seek(have)
         with open(local, "ab") as fh:
             fh.write(source.read())
+
+
+def _same_end(local: Path, source: Any, have: int, probe: int = 4096) -> bool:
+    """Does ``source`` hold the same bytes as ``local`` just before ``have`` (so it only grew)?"""
+    if not have:
+        return True
+    start = max(0, have - probe)
+    with open(local, "rb") as fh:
+        fh.seek(start)
+        mine = fh.read(have - start)
+    source.seek(start)
+    return bool(source.read(have - start) == mine)
 
 
 def _one_file_tar(name: str, data: bytes) -> bytes:

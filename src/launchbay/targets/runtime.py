@@ -1,6 +1,7 @@
 """The files shipped next to a run on targets where launchbay is not installed.
 
-``runtime/launchbay_runner.py`` (the runner), ``runtime/launchbay_cell.py`` (the
+``runtime/launchbay_runner.py`` (the runner, with ``launchbay_sysmon.py`` and
+``launchbay_livefiles.py`` that it imports), ``runtime/launchbay_cell.py`` (the
 cell bootstrap) and a stub ``runtime/launchbay/`` package whose ``Run`` is the
 real in-run API, so ``from launchbay import Run`` works in the run's code.
 """
@@ -24,6 +25,8 @@ def runtime_files() -> dict[str, bytes]:
     return {
         "launchbay_runner.py": (_SRC / "runner.py").read_bytes(),
         "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),
+        "launchbay_sysmon.py": (_SRC / "sysmon.py").read_bytes(),
+        "launchbay_livefiles.py": (_SRC / "livefiles.py").read_bytes(),
         "launchbay/__init__.py": _STUB_INIT.encode(),
         "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
     }

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import EnvironmentBuildError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
-from .base import Target, events_have_final
+from .base import Target, events_have_final, has_final_event
+from .livesync import sync_live_files
 from .runtime import runtime_files
 from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost
 
@@ -535,6 +536,8 @@ class SSHTarget(Target):
                 if events:
                     _append(local / "journal" / "events.jsonl", events)
                 if not truncated:
+                    if not has_final_event(local):  # ./outputs and ./logs while the run runs
+                        self._call(lambda c: sync_live_files(c, record.run_id, run_dir, local))  # noqa: B023
                     return
 
     def _fetch_files(self, run_dir: str, local: Path) -> None:

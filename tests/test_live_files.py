@@ -1,0 +1,184 @@
+"""``./logs`` and ``./outputs`` come back while the run runs, on every target that can run here.
+
+The run appends a line to ``logs/live.txt`` every 0.3 s; the test reads the file from
+the local store while the run is still Running, sees it grow, then cancels the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import launchbay
+from conftest import need_service, write
+from launchbay.handle import RunHandle
+from launchbay.store import open_store
+from test_docker import client, tcp_daemon  # noqa: F401 - fixtures for the Docker targets
+
+LIVE = """
+    import os, time
+    os.makedirs("logs", exist_ok=True)
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/first.txt", "w") as fh:
+        fh.write("early output")
+    with open("logs/live.txt", "w") as fh:
+        for i in range(200):
+            fh.write(f"line {i}\\n")
+            fh.flush()
+            time.sleep(0.3)
+"""
+
+
+FILE_TARGETS = [
+    "local",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("docker-tcp", marks=pytest.mark.docker),
+    pytest.param("ssh", marks=pytest.mark.ssh),
+]
+ALL_TARGETS = [
+    *FILE_TARGETS,
+    pytest.param("ray", marks=pytest.mark.ray),
+    pytest.param("slurm", marks=pytest.mark.slurm),
+]
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, project: Path) -> Iterator[str]:
+    """A target of each kind, written into the project's launchbay.toml."""
+    kind = request.param
+    if kind == "local":
+        yield "local"
+        return
+    if kind.startswith("docker"):  # docker-tcp: the same daemon as a remote one, so files are copied back
+        from test_docker import BASE
+
+        request.getfixturevalue("client")
+        host = f'docker_host = "{request.getfixturevalue("tcp_daemon")}"\n' if kind == "docker-tcp" else ""
+        write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n{host}')
+        yield "box"
+        return
+    if kind == "ray":
+        from test_ray import ADDRESS, _ray_answers
+
+        need_service(_ray_answers(), "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
+        write(project, "launchbay.toml", f'[targets.ray]\ntype = "ray"\naddress = "{ADDRESS}"\n')
+        yield "ray"
+        return
+    if kind == "slurm":  # shared_dir: the run folder is elsewhere, and sync copies it back
+        from test_slurm import _slurm_answers
+
+        need_service(_slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
+        shared = project.parent / "slurm-shared"
+        write(
+            project,
+            "launchbay.toml",
+            f'[targets.cluster]\ntype = "slurm"\npython = "{sys.executable}"\nshared_dir = "{shared}"\n',
+        )
+        yield "cluster"
+        return
+    from test_ssh import ENV, _toml
+
+    need_service(all(ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
+    (project / "launchbay.toml").write_text(_toml(project.parent / "remote"))
+    yield "gpu-box"
+    from launchbay.targets.ssh import close_connections
+
+    close_connections()
+
+
+def _wait_running(handle: RunHandle) -> None:
+    deadline = time.time() + 60
+    while handle.status != "Running" and time.time() < deadline:
+        time.sleep(0.1)
+
+
+def _lines(handle: RunHandle, rel: str) -> list[str]:
+    """The file as the local store has it now (after catching the run up, as any reader does)."""
+    assert handle.status == "Running", handle.get_log()
+    path = open_store().files_dir(handle.record()) / rel
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS, indirect=True)
+def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: str) -> None:
+    write(project, "live.py", LIVE)
+    handle = launchbay.submit("live.py", target=target, system_metrics_interval_s=0)
+    try:
+        _wait_running(handle)
+        deadline = time.time() + 60
+        seen_at = None
+        while time.time() < deadline:
+            lines = _lines(handle, "logs/live.txt")
+            if lines and seen_at is None:
+                seen_at = time.time()
+            if len(lines) >= 5:
+                break
+            time.sleep(0.2)
+        assert seen_at is not None and len(lines) >= 5, lines
+        assert lines[:5] == [f"line {i}" for i in range(5)]  # appended in order, nothing doubled
+        assert open_store().file_path(handle.record(), "outputs/first.txt").read_text() == "early output"
+    finally:
+        handle.cancel()
+    assert handle.wait() == "Canceled"
+    final = open_store().file_path(handle.record(), "logs/live.txt").read_text().splitlines()
+    assert final[: len(lines)] == lines and final == [f"line {i}" for i in range(len(final))]
+
+
+@pytest.mark.parametrize("target", FILE_TARGETS, indirect=True)
+def test_a_rewritten_file_arrives_with_its_new_content_during_the_run(project: Path, target: str) -> None:
+    write(
+        project,
+        "rewrite.py",
+        """
+        import os, time
+        os.makedirs("outputs", exist_ok=True)
+        for text in ("a much longer first version\\n", "short\\n"):
+            with open("outputs/state.txt", "w") as fh:
+                fh.write(text)
+            time.sleep(2)
+        time.sleep(60)
+    """,
+    )
+    handle = launchbay.submit("rewrite.py", target=target, system_metrics_interval_s=0)
+    try:
+        _wait_running(handle)
+        contents: set[str] = set()
+        deadline = time.time() + 60
+        while time.time() < deadline and "short" not in contents:
+            contents.update(_lines(handle, "outputs/state.txt"))
+            time.sleep(0.2)
+        assert "short" in contents, contents
+    finally:
+        handle.cancel()
+    assert handle.wait() == "Canceled"
+    assert (open_store().files_dir(handle.record()) / "outputs/state.txt").read_text() == "short\n"
+
+
+def test_files_replaced_or_renamed_during_a_local_run_end_with_their_last_content(project: Path) -> None:
+    write(
+        project,
+        "rewrite.py",
+        """
+        import os, time
+        os.makedirs("outputs", exist_ok=True)
+        for text in ("a much longer first version\\n", "short\\n", "short, then longer again\\n"):
+            with open("outputs/state.txt", "w") as fh:
+                fh.write(text)
+            time.sleep(1.3)
+        os.replace("outputs/state.txt", "outputs/renamed.txt")
+        with open("outputs/state.txt.new", "w") as fh:
+            fh.write("new")
+        os.replace("outputs/state.txt.new", "outputs/state.txt")
+    """,
+    )
+    handle = launchbay.submit("rewrite.py", system_metrics_interval_s=0)
+    assert handle.wait() == "Completed", handle.get_log()
+    files = open_store().files_dir(handle.record()) / "outputs"
+    assert (files / "state.txt").read_text() == "new"
+    assert (files / "renamed.txt").read_text() == "short, then longer again\n"
+    assert not [p for p in os.listdir(files) if p.endswith(".tmp")]
