@@ -65,6 +65,7 @@ LAUNCHBAY_COMMANDS = {
     "rm": ("RUN... | --experiment E --older-than 30d --status S", "remove finished runs"),
     "gc": ("[--dry-run]", "remove blobs nothing refers to"),
     "du": ("", "store sizes by experiment and kind"),
+    "tensorboard": ("RUN [RUN...]", "TensorBoard over the runs' ./logs, live while they run"),
 }
 _SYNOPSES = [(f"{name} {usage}".strip(), text) for name, (usage, text) in LAUNCHBAY_COMMANDS.items()]
 LAUNCHBAY_USAGE = (
