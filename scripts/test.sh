@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian packages the tests use directly (the services install their own).
 need=()
-for p in chromium git; do
+for p in chromium git openmpi-bin libopenmpi-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if ((${#need[@]})); then

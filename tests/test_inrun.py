@@ -31,10 +31,13 @@ def test_public_names_are_pinned() -> None:
     assert sorted(launchbay.__all__) == [
         "LaunchbayError",
         "Model",
+        "Mpi",
+        "PyTorch",
         "Run",
         "RunHandle",
         "RunSpec",
         "RunStatus",
+        "TensorFlow",
         "get_model",
         "get_run",
         "get_sweep",

@@ -50,6 +50,8 @@ export interface IRun {
   primary_metric?: { name: string; value: number | null } | null;
   environment?: any;
   spec?: any;
+  /** A distributed run's launch: {kind, process_count_per_node, node_count, ...}. */
+  distributed?: { kind: string; process_count_per_node: number; node_count: number; [key: string]: any } | null;
 }
 
 export interface IRunsPage {
@@ -238,8 +240,9 @@ export function getRun(runId: string): Promise<IRun> {
   return request<IRun>(`runs/${enc(runId)}`);
 }
 
-export function getLog(runId: string, offset: number): Promise<ILogChunk> {
-  return request<ILogChunk>(`runs/${enc(runId)}/log`, { offset });
+/** Log text after ``offset``; ``rank`` (a distributed run's) reads that rank's own log. */
+export function getLog(runId: string, offset: number, rank = 0): Promise<ILogChunk> {
+  return request<ILogChunk>(`runs/${enc(runId)}/log`, { offset, rank: rank || undefined });
 }
 
 export function listMetrics(

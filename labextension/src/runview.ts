@@ -138,6 +138,11 @@ export class RunView extends Widget {
     const overview = section('Overview', 'lb-overview');
     this._overview = overview.body;
     const logSec = section('Log', 'lb-log-section');
+    // A distributed run: pick whose log to show (rank 0's is the run's main log).
+    this._rankPicker = el('select', 'jp-mod-styled lb-rank-picker');
+    this._rankPicker.style.display = 'none';
+    this._rankPicker.onchange = () => this._showRank(Number(this._rankPicker.value));
+    logSec.body.appendChild(this._rankPicker);
     this._log = el('pre', 'lb-log');
     this._logText = document.createTextNode('');
     this._log.appendChild(this._logText);
@@ -285,6 +290,19 @@ export class RunView extends Widget {
     if (run.primary_metric) {
       overview[`primary metric (${run.primary_metric.name})`] = run.primary_metric.value;
     }
+    const dist = run.distributed;
+    if (dist) {
+      const world = dist.process_count_per_node * dist.node_count;
+      overview.distributed = `${dist.kind}: ${world} processes` + (dist.node_count > 1 ? ` on ${dist.node_count} nodes` : '');
+      if (!this._rankPicker.options.length) {
+        for (let rank = 0; rank < world; rank++) {
+          const option = el('option', '', `rank ${rank}`);
+          option.value = String(rank);
+          this._rankPicker.appendChild(option);
+        }
+        this._rankPicker.style.display = '';
+      }
+    }
     this._replace(this._overview, kvTable(overview, 'lb-overview-table', false));
     this._replace(this._params, kvTable(run.params, 'lb-params'));
     this._replace(this._tags, kvTable(run.tags, 'lb-tags'));
@@ -344,6 +362,16 @@ export class RunView extends Widget {
     }, RUN_POLL_MS);
   }
 
+  /** Show another rank's log from its start. */
+  private _showRank(rank: number): void {
+    this._rank = rank;
+    this._logOffset = 0;
+    this._logText.data = '';
+    this._log.classList.remove('lb-log-truncated');
+    this._logAgain = this._logBusy; // a poll in flight for the old rank: poll again when it is done
+    void this._pollLog();
+  }
+
   /** Fetch log bytes after the current offset (drains big logs in a few rounds). */
   private async _pollLog(): Promise<void> {
     if (this._logBusy) {
@@ -352,7 +380,11 @@ export class RunView extends Widget {
     this._logBusy = true;
     try {
       for (let i = 0; i < 20; i++) {
-        const chunk = await getLog(this.runId, this._logOffset);
+        const rank = this._rank;
+        const chunk = await getLog(this.runId, this._logOffset, rank);
+        if (rank !== this._rank) {
+          break; // the picker moved meanwhile: this text is another rank's
+        }
         this._logStatus = chunk.status;
         if (chunk.offset === this._logOffset || !chunk.text) {
           this._logOffset = chunk.offset;
@@ -369,6 +401,10 @@ export class RunView extends Widget {
       /* transient */
     } finally {
       this._logBusy = false;
+    }
+    if (this._logAgain) {
+      this._logAgain = false;
+      await this._pollLog();
     }
   }
 
@@ -568,6 +604,9 @@ export class RunView extends Widget {
   private _log: HTMLPreElement;
   private _logText: Text;
   private _logOffset = 0;
+  private _rank = 0;
+  private _rankPicker: HTMLSelectElement;
+  private _logAgain = false;
   private _logStatus = '';
   private _logBusy = false;
   private _logTimer = 0;

@@ -14,10 +14,13 @@ __version__ = "0.1.0"
 __all__ = [
     "LaunchbayError",
     "Model",
+    "Mpi",
+    "PyTorch",
     "Run",
     "RunHandle",
     "RunSpec",
     "RunStatus",
+    "TensorFlow",
     "get_model",
     "get_run",
     "get_sweep",
@@ -42,10 +45,14 @@ _LAZY = {
     "RunSpec": ("launchbay.models", "RunSpec"),
     "RunStatus": ("launchbay.models", "RunStatus"),
     "LaunchbayError": ("launchbay.errors", "LaunchbayError"),
+    "PyTorch": ("launchbay.distributed", "PyTorch"),
+    "Mpi": ("launchbay.distributed", "Mpi"),
+    "TensorFlow": ("launchbay.distributed", "TensorFlow"),
 }
 
 if TYPE_CHECKING:
     from .api import get_run, runs, submit
+    from .distributed import Mpi, PyTorch, TensorFlow
     from .errors import LaunchbayError
     from .handle import RunHandle
     from .modelhandle import Model, get_model, models

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import load_config
+from .distributed import DistributedLike, parse
 from .handle import RunHandle
 from .models import RunSpec
 from .session import Session
@@ -34,6 +35,7 @@ def submit(
     params: dict[str, Any] | None = None,
     env_vars: dict[str, str] | None = None,
     store: str | os.PathLike[str] | None = None,
+    distributed: DistributedLike = None,
 ) -> RunHandle:
     """Run ``script`` (relative to the current folder) on ``target``; see ``launchbay.project`` for the root.
 
@@ -55,8 +57,15 @@ def submit(
         tags=dict(tags or {}),
         params=dict(params or {}),
         env_vars=dict(env_vars or {}),
+        distributed=_distributed_dict(distributed),
     )
     return _session(store, place.root).submit(spec, place.root)
+
+
+def _distributed_dict(value: DistributedLike) -> dict[str, Any] | None:
+    """``PyTorch(...)``, ``"pytorch:2"`` or a dict, as the plain dict a RunSpec carries."""
+    parsed = parse(value)
+    return parsed.to_dict() if parsed else None
 
 
 def get_run(run_id: str, *, store: str | os.PathLike[str] | None = None) -> RunHandle:

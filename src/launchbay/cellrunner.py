@@ -98,7 +98,7 @@ def main(argv: list[str]) -> None:
             _add_notebook_hint(exc, cell_dir)
         print_cell_traceback(exc)
         raise SystemExit(1) from None
-    if pull:
+    if pull and os.environ.get("LAUNCHBAY_RANK", "0") == "0":  # a distributed cell: rank 0's values
         save_pulled(namespace, pull, os.environ.get("LAUNCHBAY_FILES_DIR", cell_dir))
 
 

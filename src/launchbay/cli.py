@@ -61,6 +61,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         max_duration_s=args.max_duration,
         system_metrics_interval_s=args.system_metrics_interval,
         tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
+        distributed=_distributed(args.distributed),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
     handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
@@ -85,6 +86,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         print(f"launchbay: run {handle.run_id} {status}", file=sys.stderr)
     return 0 if status == "Completed" else 1
+
+
+def _distributed(text: str | None) -> dict[str, Any] | None:
+    from .distributed import parse
+
+    parsed = parse(text)
+    return parsed.to_dict() if parsed else None
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -134,6 +142,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     session = _session(args)
     run_id = session.store.resolve_run_id(args.run)
+    if args.rank is not None:
+        from .distributed import read_rank_log
+
+        sys.stdout.write(read_rank_log(session, run_id, args.rank))
+        return 0
     if args.follow:
         status = RunHandle(run_id, session).wait(show_output=True)
         return 0 if status == "Completed" else 1
@@ -253,6 +266,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument(
         "--system-metrics-interval", type=float, metavar="SECONDS", help="seconds between CPU/GPU samples; 0 = off"
     )
+    p.add_argument("--distributed", metavar="KIND:N", help="several ranks: pytorch:2, pytorch:2x2, mpi:4, tf:2+1")
 
     p = add("runs", cmd_runs, "list runs, newest first")
     p.add_argument("--experiment", help="only this experiment's runs")
@@ -264,6 +278,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p = add("logs", cmd_logs, "a run's output", json_flag=False)
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    p.add_argument("--rank", type=int, help="a distributed run's rank N (default: rank 0, the run's main log)")
     p = add("metrics", cmd_metrics, "a run's metrics, images, tables, rows and lists")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("name", nargs="?", help="only this metric")

@@ -48,6 +48,10 @@ def show_text(details: dict[str, Any]) -> str:
     else:
         fact("command", " ".join(shlex.quote(p) for p in [script, *arguments]))
     fact("environment", details.get("environment"))
+    if details.get("distributed"):
+        from .distributed import parse
+
+        fact("distributed", parse(details["distributed"]).describe())  # type: ignore[union-attr]
     properties = dict(details.get("properties") or {})
     fact("project", properties.pop("launchbay.source_dir", None))
     fact("created", details.get("created"))

@@ -82,6 +82,8 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
     parent_run_id: str | None = None
+    #: a distributed launch (see distributed.py), as a plain dict: {"kind": "pytorch", ...}
+    distributed: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import secrets
+from . import distributed, secrets
 from .errors import ConfigError, SubmitError, UnknownEnvironmentError
 from .models import RunSpec
 from .store import RunRecord, RunStore
@@ -48,6 +48,7 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         tags={**spec.tags, RERUN_OF: old.run_id},
     )
     target_obj = make_target(spec.target, session.config, store)
+    spec = distributed.prepare(spec, target_obj, session.config)  # a distributed run stays distributed
     target_obj.preflight(spec)
     assert old.snapshot_id is not None
     manifest = read_manifest(store, old.snapshot_id)

@@ -89,7 +89,7 @@ def stage_snapshot(config: dict[str, Any], work: str) -> list[tuple[str, str, in
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
             source = os.path.join(blobs, digest[:2], digest[2:])
-            if link:
+            if link and not mode & 0o111:  # a link shares the blob's read-only mode: executables are copied
                 try:
                     st = os.stat(source)
                     os.link(source, dest)
@@ -184,6 +184,28 @@ def error_from_log(log_path: str, exit_code: int) -> dict[str, str]:
     return {"message": message, "traceback": "\n".join(last)}
 
 
+def _distlaunch() -> str:
+    """distlaunch.py beside this file (launchbay_distlaunch.py in a shipped runtime)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    name = "launchbay_distlaunch.py" if os.path.basename(__file__).startswith("launchbay_") else "distlaunch.py"
+    return os.path.join(here, name)
+
+
+def rank_error(run_dir: str) -> dict[str, str] | None:
+    """A distributed run's error: the rank that failed first, and its own traceback."""
+    try:
+        with open(os.path.join(run_dir, "journal", "failed_rank.json"), encoding="utf-8") as fh:
+            failed = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    error = error_from_log(os.path.join(run_dir, "files", failed["log"]), failed["exit_code"])
+    if failed["exit_code"] < 0 or error["message"].startswith("The run's process exited"):
+        error["message"] = f"Rank {failed['rank']} {failed['reason']}."
+    else:
+        error["message"] = f"Rank {failed['rank']} failed: {error['message']}"
+    return error
+
+
 class Runner:
     """Runs one run from its run dir; see the module docstring for the steps."""
 
@@ -274,6 +296,8 @@ class Runner:
         command = list(self.config["command"])
         if command and command[0] == "{python}":
             command[0] = self.config.get("python") or sys.executable
+        if self.config.get("distributed"):  # several ranks: distlaunch.py starts and watches them
+            command = [self.config.get("python") or sys.executable, _distlaunch(), self.run_dir, "--", *command]
         with open(log_path, "ab") as log:
             try:
                 self.child = subprocess.Popen(
@@ -310,7 +334,7 @@ class Runner:
             return self._finish("Canceled", code, {"message": self.cancel_reason, "traceback": ""})
         if code == 0:
             return self._finish("Completed", code, None)
-        return self._finish("Failed", code, error_from_log(log_path, code))
+        return self._finish("Failed", code, rank_error(self.run_dir) or error_from_log(log_path, code))
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
         self.journal.status(status, exit_code=code, error=error, final=True)

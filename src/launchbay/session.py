@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import secrets
+from . import distributed, secrets
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
     ProjectConfig,
@@ -47,6 +47,7 @@ class Session:
         config = self.config if source_dir is None else load_config(root)
         target = make_target(spec.target, config, self.store)
         target.progress = on_progress  # environment builds report through it
+        spec = distributed.prepare(spec, target, config)
         target.preflight(spec)
         if spec.code is None:
             self._check_script(root, spec)

@@ -30,6 +30,7 @@ KNOWN_KEYS = {
     "env": "environment variables for the run (a table)",
     "user_managed": "true: use the interpreter as it is, install nothing",
     "installer": '"auto" (uv when present, else pip), "uv" or "pip"',
+    "distributed": 'a distributed launch for runs in it, e.g. "pytorch:2" (see launchbay.PyTorch)',
 }
 _ALIASES = {"base_image": "image", "env_vars": "env", "variables": "env", "conda_file": "conda"}
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$")

@@ -87,6 +87,13 @@ def _progress(message: str) -> None:
     print(f"launchbay: {message}", flush=True)
 
 
+def _distributed(text: str | None) -> dict[str, Any] | None:
+    from ..distributed import parse
+
+    parsed = parse(_unquote(text) or None)
+    return parsed.to_dict() if parsed else None
+
+
 def _split_names(text: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in _unquote(text).split(",") if n.strip())
 
@@ -119,6 +126,7 @@ class LaunchbayMagics(Magics):
     @argument("--max-duration", type=float, help="cancel the run after this many seconds")
     @argument("--sweep", help="run the cell as a sweep: sweep.yaml, or inline 'lr=loguniform(1e-4,1e-1) metric=loss'")
     @argument("--system-metrics-interval", type=float, help="seconds between CPU/GPU samples; 0 = off")
+    @argument("--distributed", help="several ranks: pytorch:2, pytorch:2x2 (nodes x processes), mpi:4, tf:2+1")
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -188,6 +196,7 @@ class LaunchbayMagics(Magics):
             pull=pull,
             max_duration_s=args.max_duration,
             system_metrics_interval_s=args.system_metrics_interval,
+            distributed=_distributed(args.distributed),
         )
         handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
         use_widget = self.defaults.widget and not args.no_widget

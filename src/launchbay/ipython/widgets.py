@@ -139,7 +139,13 @@ class RunWidget(w.VBox):
         self._system = SystemGroup()
         self._system.observe(self._on_system_toggle, names="selected_index")
         self._tensorboard = TensorBoardLink(handle.run_id, handle._session.store.files_dir(handle.record()))
-        parts = [w.HBox([self._header, self._cancel]), log_box, self._plots, self._logged, self._system]
+        self._rank = 0  # a distributed run: the rank whose log is shown (0: the run's main log)
+        self._log_lock = threading.Lock()  # the picker and the poll thread both touch the log view
+        self._ranks = w.Dropdown(description="Log of", layout=w.Layout(width="180px", display="none"))
+        self._ranks.add_class("lb-widget-rank")
+        self._ranks.observe(self._on_rank, names="value")
+        header = w.HBox([self._header, self._ranks, self._cancel])
+        parts = [header, log_box, self._plots, self._logged, self._system]
         super().__init__([*parts, self._tensorboard, self._footer], **kwargs)
         self.add_class("lb-run-widget")
         self._series: dict[str, _SeriesBuffer] = {}
@@ -178,6 +184,23 @@ class RunWidget(w.VBox):
         self._cancel.description = "Canceling"
         threading.Thread(target=self.handle.cancel, daemon=True).start()
 
+    def _on_rank(self, change: dict[str, Any]) -> None:
+        """Show another rank's log from its start (the poll thread reads from the new offset)."""
+        with self._log_lock:
+            self._rank, self._offset = int(change["new"] or 0), 0
+            self._log.outputs = ()
+
+    def _read_log(self, record: RunRecord) -> tuple[bytes, int]:
+        from ..distributed import read_rank_chunk, world_size
+
+        world = world_size(record)
+        if world > 1 and not self._ranks.options:
+            self._ranks.options = [(f"rank {r}", r) for r in range(world)]
+            self._ranks.layout.display = None
+        if self._rank == 0:
+            return self.handle._session.store.read_log(record, self._offset, max_bytes=256 * 1024)
+        return read_rank_chunk(record, self._rank, self._offset, 256 * 1024)
+
     def _poll_loop(self) -> None:
         session = self.handle._session
         while not self._stop.is_set():
@@ -200,10 +223,12 @@ class RunWidget(w.VBox):
         self._header.value = header_html(record, self._elapsed(record), self._tick)
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
         while True:
-            data, self._offset = store.read_log(record, self._offset, max_bytes=256 * 1024)
+            with self._log_lock:
+                data, self._offset = self._read_log(record)
+                if data:
+                    self._log.append_stdout(data.decode("utf-8", "replace"))
             if not data:
                 break
-            self._log.append_stdout(data.decode("utf-8", "replace"))
         for summary in store.metric_summaries(record):
             self._update_series(record, summary, final)
         self._logged.update(store, record)

@@ -126,7 +126,7 @@ class RunHandler(BaseHandler):
 class LogHandler(BaseHandler):
     @web.authenticated
     async def get(self, run_id: str) -> None:
-        await self._answer(lambda s: s.log(run_id, self._int("offset", 0, 0)))
+        await self._answer(lambda s: s.log(run_id, self._int("offset", 0, 0), self._int("rank", 0, 0)))
 
 
 class MetricsHandler(BaseHandler):

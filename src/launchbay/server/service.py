@@ -108,10 +108,17 @@ class LaunchbayService:
     def run(self, run_id: str) -> dict[str, Any]:
         return run_dict(self._run(run_id), detail=True)
 
-    def log(self, run_id: str, offset: int = 0) -> dict[str, Any]:
-        """Log text after byte ``offset``; a chunk never ends inside a UTF-8 character."""
+    def log(self, run_id: str, offset: int = 0, rank: int = 0) -> dict[str, Any]:
+        """Log text after byte ``offset`` (a distributed run's ``rank``: its own log); a chunk never
+        ends inside a UTF-8 character."""
         record = self._run(run_id)
-        data, _ = self.store.read_log(record, offset, max_bytes=LOG_CHUNK_BYTES)
+        if rank:
+            from ..distributed import check_rank, read_rank_chunk
+
+            check_rank(record, rank)
+            data, _ = read_rank_chunk(record, rank, offset, LOG_CHUNK_BYTES)
+        else:
+            data, _ = self.store.read_log(record, offset, max_bytes=LOG_CHUNK_BYTES)
         at_end = len(data) < LOG_CHUNK_BYTES and record.status.is_terminal()
         keep = len(data) if at_end else _complete_utf8(data)
         return {

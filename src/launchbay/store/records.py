@@ -71,6 +71,7 @@ class RunRecord:
             "primary_metric": self.primary_metric,
             "parent_run_id": self.parent_run_id,
             "rerun_of": self.properties.get("launchbay.rerun_of"),
+            "distributed": (self.spec or {}).get("distributed"),
             "target_state": self.target_state,
         }
 

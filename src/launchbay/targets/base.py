@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import secrets
 from ..config import LAUNCHBAY_CANCEL_GRACE, ProjectConfig
+from ..distributed import runner_entry
 from ..errors import ConfigError
 from ..models import RunSpec
 from ..store import RunRecord, RunStore
@@ -65,6 +66,7 @@ class Target(ABC):
             "system_metrics_interval_s": self.system_metrics_interval(spec),
             "snapshot": self.snapshot_location(record, snapshot),
             "created": time.time(),
+            "distributed": runner_entry(spec, self.type_name, self.settings),
         }
 
     def system_metrics_interval(self, spec: RunSpec) -> float:

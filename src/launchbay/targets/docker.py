@@ -37,6 +37,7 @@ LABEL_RUN = "launchbay.run_id"
 LABEL_STORE = "launchbay.store"
 LIVE_STATES = ("created", "running", "restarting", "paused")
 PULL_EVERY_S = 1.0  # copy mode: at most one journal pull per run per second
+DISTRIBUTED_SHM_SIZE = "2g"  # a distributed run's /dev/shm unless shm_size is set
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -252,6 +253,8 @@ class DockerTarget(Target):
             options["device_requests"] = requests
         if self.settings.get("shm_size"):
             options["shm_size"] = self.settings["shm_size"]
+        elif runner_config.get("distributed"):  # ranks share tensors through /dev/shm; Docker gives 64 MB
+            options["shm_size"] = DISTRIBUTED_SHM_SIZE
         return options
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:

@@ -231,6 +231,9 @@ class RayTarget(Target):
         }
         if self.settings.get("num_cpus") is not None:
             request["entrypoint_num_cpus"] = float(self.settings["num_cpus"])
+        elif (record.spec or {}).get("distributed") and self.settings.get("ranks") == "job":
+            # all ranks run inside this one job: reserve a CPU each (workers: their placement group does)
+            request["entrypoint_num_cpus"] = float(record.spec["distributed"]["process_count_per_node"])
         if self.settings.get("num_gpus") is not None:
             request["entrypoint_num_gpus"] = float(self.settings["num_gpus"])
         if self.settings.get("memory") is not None:

@@ -27,6 +27,8 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),
         "launchbay_sysmon.py": (_SRC / "sysmon.py").read_bytes(),
         "launchbay_livefiles.py": (_SRC / "livefiles.py").read_bytes(),
+        "launchbay_distlaunch.py": (_SRC / "distlaunch.py").read_bytes(),
+        "launchbay_rayranks.py": (_SRC / "rayranks.py").read_bytes(),
         "launchbay/__init__.py": _STUB_INIT.encode(),
         "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
     }

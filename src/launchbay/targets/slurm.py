@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..distributed import slurm_settings
 from ..errors import ConfigError, TargetError
 from ..models import RunSpec
 from ..runner import HEARTBEAT_INTERVAL_S
@@ -245,7 +246,7 @@ class SlurmTarget(Target):
             run_id=record.run_id,
             run_dir=remote,
             python=getattr(self, "_python", None) or str(self.settings.get("python") or "python3"),
-            settings=self.settings,
+            settings=slurm_settings(self.settings, runner_config.get("distributed")),
             target=self.name,
         )
         files["runner.json"] = json.dumps(runner_config, indent=1).encode()
@@ -398,6 +399,7 @@ def mirror(src: Path, dst: Path) -> None:
             done = -1
         dest.parent.mkdir(parents=True, exist_ok=True)
         append_only = rel in _APPEND_ONLY or (rel.startswith("journal/") and rel.endswith(".bin"))
+        append_only = append_only or rel.startswith("files/user_logs/rank_")
         if append_only and 0 <= done <= st.st_size:
             with open(source, "rb") as fin, open(dest, "ab") as fout:
                 fin.seek(done)
