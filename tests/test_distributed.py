@@ -41,8 +41,12 @@ os.makedirs("outputs", exist_ok=True)
 with open(f"outputs/rank_{rank}.json", "w") as fh:
     json.dump({"weights": weights, "env": seen, "world": world}, fh)
 print(f"rank {rank} of {world} done", flush=True)
-dist.barrier()  # no rank tears gloo down while another is still in a collective
+dist.barrier()
 dist.destroy_process_group()
+# torch 2.13.0+cpu's gloo sometimes aborts in interpreter teardown ("terminate called without an
+# active exception": 2 of 8 plain two-process runs without launchbay); end before that teardown.
+run.flush()
+os._exit(0)
 """
 
 SLEEPER = """
