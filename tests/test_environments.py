@@ -12,7 +12,8 @@ import pytest
 import launchbay
 from conftest import CLI, write
 from launchbay.config import load_config
-from launchbay.environments.spec import conda_pip_section, parse_environment, resolve_environment
+from launchbay.environments.conda import read_conda_file
+from launchbay.environments.spec import parse_environment, resolve_environment
 from launchbay.environments.venv import ensure_venv
 from launchbay.errors import ConfigError, EnvironmentBuildError, UnknownEnvironmentError
 from launchbay.models import RunSpec
@@ -49,7 +50,7 @@ def test_the_hash_covers_packages_image_and_python_only(tmp_path: Path) -> None:
         name: demo
         channels: [conda-forge]
         dependencies:
-          - numpy  # conda packages are not ours to install
+          - pip  # the installer itself: nothing to install
           - pip:
             - six
     """,
@@ -74,13 +75,27 @@ def test_the_hash_covers_packages_image_and_python_only(tmp_path: Path) -> None:
     )
 
 
-def test_conda_pip_section_and_python_version() -> None:
-    pip, python = conda_pip_section(
-        "name: x\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n      - 'requests>=2'\n      - six\n"
-        "channels:\n  - defaults\n"
+def test_a_conda_file_is_read_whole_with_conda_names_mapped_to_pypi(tmp_path: Path) -> None:
+    conda = read_conda_file(
+        "name: x\nchannels:\n  - pytorch\ndependencies:\n  - python=3.11\n  - pytorch::pytorch=2.1\n"
+        "  - numpy>=1.24\n  - scikit-learn==1.3.2\n  - pip\n  - pip:\n      - 'requests>=2'\n      - six\n"
     )
-    assert pip == ["requests>=2", "six"]
-    assert python == "3.11"
+    assert conda.python == "3.11"
+    assert conda.pip == ["torch==2.1.*", "numpy>=1.24", "scikit-learn==1.3.2", "requests>=2", "six"]
+    assert "conda pytorch::pytorch=2.1 -> pip torch==2.1.*" in conda.notes
+    write(tmp_path, "env.yml", "dependencies:\n  - pytorch\n  - torchvision\n")
+    spec = parse_environment("tutorial", {"conda": "env.yml"}, tmp_path)
+    assert spec.pip == ("torch", "torchvision")  # never silently emptied
+    assert not spec.user_managed
+
+
+def test_conda_packages_that_pip_cannot_install_are_refused_by_name(tmp_path: Path) -> None:
+    write(tmp_path, "env.yml", "dependencies:\n  - pytorch\n  - cudatoolkit=11.3\n  - r-base\n")
+    with pytest.raises(ConfigError) as err:
+        parse_environment("gpu", {"conda": "env.yml"}, tmp_path)
+    message = str(err.value)
+    assert "cudatoolkit=11.3 (PyPI's torch/tensorflow wheels bring their own CUDA libraries; remove it)" in message
+    assert "r-base" in message and "user_managed = true" in message
 
 
 def test_mistakes_in_an_environment_say_what_to_fix(project: Path) -> None:

@@ -61,6 +61,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void commands.execute(CommandIDs.models);
     };
 
+    // A link such as /lab?launchbay-run=RUN_ID (Azure ML v1's run.get_portal_url()) opens that run.
+    const linked = new URLSearchParams(window.location.search).get('launchbay-run');
+    if (linked) {
+      void app.restored.then(() => openRun(linked));
+    }
+
     const sidebar = new RunsSidebar({ openRun, compare: openCompare, openModels });
     sidebar.title.icon = launchbayIcon;
     sidebar.title.caption = 'launchbay';

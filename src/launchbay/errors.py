@@ -11,7 +11,8 @@
     │       └── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
     ├── SubmitError            the run could not be started (missing script, pickling, ...)
     ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
-    └── EnvironmentBuildError
+    ├── EnvironmentBuildError
+    └── NotSupportedError      an Azure ML v1 feature launchbay does not have (names the alternative)
 
 Each message says what happened and what to do next; the CLI prints it as one line.
 """
@@ -65,3 +66,9 @@ class EnvironmentBuildError(LaunchbayError):
 
 class ModelNotFoundError(RunNotFoundError):
     """No model, or no such version of it, in the registry."""
+
+
+class NotSupportedError(LaunchbayError, ImportError):
+    """Something Azure ML v1 had that launchbay does not; the message names the launchbay way.
+
+    Also an ``ImportError`` so that ``from azureml.X import Y`` fails the way Python code expects."""

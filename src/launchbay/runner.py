@@ -291,6 +291,7 @@ class Runner:
             PYTHONUNBUFFERED="1",
         )
         extra_path = [os.path.join(self.run_dir, p) for p in self.config.get("pythonpath") or []]
+        extra_path = _azureml_alias(self.run_dir, env) + extra_path
         if extra_path:
             env["PYTHONPATH"] = os.pathsep.join(extra_path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         command = list(self.config["command"])
@@ -332,6 +333,9 @@ class Runner:
         live.stop()  # the last pass over ./outputs and ./logs
         if self.cancel_reason:
             return self._finish("Canceled", code, {"message": self.cancel_reason, "traceback": ""})
+        v1_failure = _v1_fail_request(self.journal.dir)
+        if code == 0 and v1_failure:
+            return self._finish("Failed", code, {"message": v1_failure, "traceback": ""})
         if code == 0:
             return self._finish("Completed", code, None)
         return self._finish("Failed", code, rank_error(self.run_dir) or error_from_log(log_path, code))
@@ -345,6 +349,29 @@ class Runner:
         if hook:
             _run_finish_hook(hook)
         return 0 if status == "Completed" else 1
+
+
+def _azureml_alias(run_dir: str, env: dict[str, str]) -> list[str]:
+    """Runs submitted through launchbay.compat.azureml get a small ``azureml`` package on their path."""
+    if env.get("LAUNCHBAY_AZUREML_COMPAT") != "1":
+        return []
+    shipped = os.path.join(run_dir, "runtime", "azureml_alias")
+    if os.path.isdir(shipped):
+        return [shipped]
+    try:
+        from launchbay.compat.azureml.alias import write_alias  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    return [write_alias(os.path.join(run_dir, "azureml_alias"))]
+
+
+def _v1_fail_request(journal_dir: str) -> str | None:
+    """The message of an Azure ML v1 ``run.fail()`` call made by the run, if any."""
+    try:
+        with open(os.path.join(journal_dir, "fail_request.json")) as fh:
+            return str(json.load(fh).get("message") or "run.fail() was called")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _run_finish_hook(hook: dict[str, Any]) -> None:

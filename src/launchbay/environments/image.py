@@ -136,6 +136,7 @@ def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress:
         (context / "requirements.txt").write_text(spec.requirements_text())
         (context / "Dockerfile").write_text(dockerfile(spec, with_ca))
         log.write(f"# image {tag} for environment {spec.label}\n# hash {spec.hash}\n")
+        log.writelines(f"# {note}\n" for note in spec.notes)
         log.write((context / "Dockerfile").read_text())
         labels = {LABEL_HASH: spec.hash, LABEL_NAME: spec.name or "inline"}
         try:

@@ -18,13 +18,14 @@ from typing import Any
 
 from ..config import ProjectConfig
 from ..errors import ConfigError, UnknownEnvironmentError
+from .conda import check_refused, read_conda_file
 
 HASH_VERSION = 1
 INSTALLERS = ("auto", "uv", "pip")
 KNOWN_KEYS = {
     "pip": "a list of requirement lines (or the path of a requirements file)",
     "requirements": "the path of a requirements file (or a list of them)",
-    "conda": "the path of a conda-style environment YAML (its pip section is used)",
+    "conda": "the path of a conda-style environment YAML (conda packages are installed with pip, see README)",
     "python": 'the interpreter: a path, a command or a version such as "3.11"',
     "image": "the Docker base image",
     "env": "environment variables for the run (a table)",
@@ -58,49 +59,6 @@ def read_requirements(text: str) -> list[str]:
     return [n for n in (normalize_requirement(line) for line in text.splitlines()) if n]
 
 
-def conda_pip_section(text: str) -> tuple[list[str], str | None]:
-    """The ``pip:`` list and the python version of a conda environment YAML.
-
-    A small line parser (no YAML library needed) for the usual shape::
-
-        dependencies:
-          - python=3.11
-          - pip:
-            - six==1.16.0
-    """
-    pip: list[str] = []
-    python = None
-    in_deps = False
-    pip_indent: int | None = None
-    for raw in text.splitlines():
-        line = re.split(r"\s+#|^#", raw, maxsplit=1)[0].rstrip()
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        item = line.strip()
-        if indent == 0:
-            in_deps = item.startswith("dependencies:")
-            pip_indent = None
-            continue
-        if not in_deps:
-            continue
-        if pip_indent is not None:
-            if indent > pip_indent and item.startswith("-"):
-                pip.append(item[1:].strip().strip("'\""))
-                continue
-            pip_indent = None
-        if re.match(r"-\s*pip\s*:", item):
-            pip_indent = indent
-            inline = item.split(":", 1)[1].strip()
-            if inline.startswith("["):
-                pip.extend(x.strip().strip("'\"") for x in inline.strip("[]").split(",") if x.strip())
-        else:
-            found = re.match(r"-\s*['\"]?python\s*=+\s*([0-9][0-9.]*)", item)
-            if found:
-                python = found.group(1).rstrip(".")
-    return pip, python
-
-
 @dataclass(frozen=True)
 class EnvironmentSpec:
     """A parsed environment. ``pip`` holds normalised, sorted requirement lines."""
@@ -113,6 +71,8 @@ class EnvironmentSpec:
     user_managed: bool = False
     installer: str = "auto"
     sources: tuple[str, ...] = ()
+    #: what the build log shows about how the spec was read (e.g. conda → pip names); not hashed
+    notes: tuple[str, ...] = ()
 
     @property
     def hash(self) -> str:
@@ -149,6 +109,7 @@ class EnvironmentSpec:
             "user_managed": self.user_managed,
             "installer": self.installer,
             "sources": list(self.sources),
+            "notes": list(self.notes),
         }
 
 
@@ -183,10 +144,13 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
             raise ConfigError(f'[environments.{name}] pip must be a list of strings, e.g. pip = ["six==1.16.0"].')
         lines += [n for n in (normalize_requirement(x) for x in pip) if n]
         sources.append("pip")
+    notes: list[str] = []
     if data.get("conda"):
-        conda_pip, conda_python = conda_pip_section(_read_file(root / str(data["conda"]), "conda file", name))
-        lines += [n for n in (normalize_requirement(x) for x in conda_pip) if n]
-        python = python or conda_python
+        conda = read_conda_file(_read_file(root / str(data["conda"]), "conda file", name))
+        check_refused(conda, name, str(data["conda"]))
+        lines += [n for n in (normalize_requirement(x) for x in conda.pip) if n]
+        notes += conda.notes
+        python = python or conda.python
         sources.append(str(data["conda"]))
     env = data.get("env") or {}
     if not isinstance(env, dict):
@@ -206,6 +170,7 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
         user_managed=bool(user_managed),
         installer=installer,
         sources=tuple(sources),
+        notes=tuple(notes),
     )
 
 

@@ -137,6 +137,7 @@ def _build(folder: Path, spec: EnvironmentSpec, progress: Progress | None) -> No
     with open(log_tmp, "w") as log:
         log.write(f"# environment {spec.label}\n# hash {spec.hash}\n# requirements:\n")
         log.writelines(f"#   {line}\n" for line in sorted(spec.pip))
+        log.writelines(f"# {note}\n" for note in spec.notes)
         for number, (title, command) in enumerate(steps, 1):
             say(progress, f"environment {spec.label}: [{number}/{len(steps)}] {title}")
             code = _run_logged(command, log, progress, spec)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..compat.azureml.alias import alias_files
+
 _SRC = Path(__file__).resolve().parent.parent
 RUNTIME_DIR = "runtime"
 
@@ -31,6 +33,7 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay_rayranks.py": (_SRC / "rayranks.py").read_bytes(),
         "launchbay/__init__.py": _STUB_INIT.encode(),
         "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
+        **{f"azureml_alias/{rel}": text.encode() for rel, text in alias_files().items()},
     }
 
 

@@ -1,0 +1,247 @@
+"""v1 ``ScriptRunConfig``, ``RunConfiguration`` and the distributed configurations.
+
+``ScriptRunConfig(...)._submit_to(experiment)`` is ``launchbay.submit(...)`` with the v1
+fields mapped: ``compute_target`` → a launchbay target name, ``environment`` → an inline
+environment, ``distributed_job_config`` → ``launchbay.PyTorch/Mpi/TensorFlow``,
+``max_run_duration_seconds`` → ``max_duration_s``. Runs get ``LAUNCHBAY_AZUREML_COMPAT=1``
+so the runner puts ``azureml.core.Run`` on their path.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError
+from . import ENV_FLAG
+from .environment import Environment
+from .unsupported import module_getattr, not_supported
+
+DEFAULT_MAX_RUN_S = 2592000  # v1's default: 30 days
+
+
+class PyTorchConfiguration:
+    """``process_count`` is the total over all nodes, as in v1."""
+
+    def __init__(
+        self, communication_backend: str = "Nccl", process_count: int | None = None, node_count: int = 1, **kwargs: Any
+    ) -> None:
+        self.communication_backend = communication_backend
+        self.process_count = process_count
+        self.node_count = node_count
+
+    def to_launchbay(self) -> Any:
+        import launchbay
+
+        nodes = max(1, int(self.node_count or 1))
+        per_node = max(1, int(self.process_count or nodes) // nodes)
+        return launchbay.PyTorch(process_count_per_node=per_node, node_count=nodes)  # type: ignore[attr-defined]
+
+
+class MpiConfiguration:
+    def __init__(self, process_count_per_node: int = 1, node_count: int = 1, **kwargs: Any) -> None:
+        self.process_count_per_node = process_count_per_node
+        self.node_count = node_count
+
+    def to_launchbay(self) -> Any:
+        import launchbay
+
+        return launchbay.Mpi(  # type: ignore[attr-defined]
+            process_count_per_node=int(self.process_count_per_node), node_count=int(self.node_count or 1)
+        )
+
+
+class TensorflowConfiguration:
+    def __init__(self, worker_count: int = 1, parameter_server_count: int = 1, **kwargs: Any) -> None:
+        self.worker_count = worker_count
+        self.parameter_server_count = parameter_server_count
+
+    def to_launchbay(self) -> Any:
+        import launchbay
+
+        return launchbay.TensorFlow(  # type: ignore[attr-defined]
+            worker_count=int(self.worker_count), parameter_server_count=int(self.parameter_server_count)
+        )
+
+
+class DockerConfiguration:
+    """``use_docker=True`` on the local machine picks the project's Docker target."""
+
+    def __init__(
+        self, use_docker: bool = False, shm_size: str | None = None, arguments: Any = None, **kwargs: Any
+    ) -> None:
+        self.use_docker = use_docker
+        self.shm_size = shm_size
+        self.arguments = arguments
+
+
+class RunConfiguration:
+    """What a run needs besides its code: target, environment, node count, framework."""
+
+    def __init__(
+        self,
+        script: str | None = None,
+        arguments: list[Any] | None = None,
+        framework: str | None = None,
+        communicator: str | None = None,
+        conda_dependencies: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self.script = script
+        self.arguments = list(arguments or [])
+        self.target = "local"
+        self.framework = framework or "Python"
+        self.communicator = communicator or "None"
+        self.node_count = 1
+        self.max_run_duration_seconds: int | None = None
+        self.environment = Environment("launchbay-default")
+        self.environment.python.user_managed_dependencies = True
+        self.environment._is_default = True  # type: ignore[attr-defined]
+        if conda_dependencies is not None:
+            self.environment.python.user_managed_dependencies = False
+            self.environment.python.conda_dependencies = conda_dependencies
+        self.environment_variables: dict[str, str] = {}
+        self.docker = DockerConfiguration()
+        self.mpi = MpiConfiguration()
+        self.tensorflow = TensorflowConfiguration()
+        self.pytorch = PyTorchConfiguration()
+        self.history = None
+
+    @staticmethod
+    def load(path: str, name: str | None = None) -> RunConfiguration:
+        """Read a v1 ``.runconfig`` YAML file (``.azureml/NAME.runconfig``)."""
+        from .runconfig_file import load_runconfig
+
+        return load_runconfig(path, name)
+
+    def save(self, path: str | None = None, name: str | None = None, separate_environment_yaml: bool = False) -> None:
+        not_supported("RunConfiguration.save", "Keep the settings in Python, or in launchbay.toml.")
+
+
+class ScriptRunConfig:
+    """v1's way to say what to run: a script (or a ``python x.py`` command) in a source directory."""
+
+    def __init__(
+        self,
+        source_directory: str | os.PathLike[str] | None = None,
+        script: str | None = None,
+        arguments: list[Any] | None = None,
+        run_config: RunConfiguration | None = None,
+        _telemetry_values: Any = None,
+        compute_target: Any = None,
+        environment: Environment | None = None,
+        distributed_job_config: Any = None,
+        resume_from: Any = None,
+        max_run_duration_seconds: int | None = DEFAULT_MAX_RUN_S,
+        command: list[str] | str | None = None,
+        docker_runtime_config: DockerConfiguration | None = None,
+    ) -> None:
+        self.source_directory = str(source_directory or ".")
+        self.run_config = run_config or RunConfiguration()
+        self.script = script or self.run_config.script
+        self.arguments = list(arguments) if arguments is not None else list(self.run_config.arguments)
+        self.command = command
+        if compute_target is not None:
+            self.run_config.target = compute_target
+        if environment is not None:
+            self.run_config.environment = environment
+        if max_run_duration_seconds is not None:
+            self.run_config.max_run_duration_seconds = max_run_duration_seconds
+        if docker_runtime_config is not None:
+            self.run_config.docker = docker_runtime_config
+        self.distributed_job_config = distributed_job_config
+        if resume_from is not None:
+            not_supported("ScriptRunConfig(resume_from=...)", "Pull the checkpoint into the project folder instead.")
+
+    # -- launchbay -----------------------------------------------------------------------------------------
+    def script_and_arguments(self) -> tuple[str, list[str]]:
+        if self.command:
+            tokens = shlex.split(self.command) if isinstance(self.command, str) else [str(t) for t in self.command]
+            if len(tokens) >= 2 and Path(tokens[0]).name.startswith("python") and tokens[1].endswith(".py"):
+                return tokens[1], tokens[2:]
+            raise ConfigError(
+                f"launchbay runs Python scripts; the command {tokens!r} is not `python SCRIPT.py ARGS`. "
+                "Put the work in a script and pass script='x.py', arguments=[...]."
+            )
+        if not self.script:
+            raise ConfigError("ScriptRunConfig needs script='train.py' (or command=['python', 'train.py', ...]).")
+        return self.script, [str(a) for a in self.arguments]
+
+    def target_name(self, session: Any) -> str:
+        target = self.run_config.target
+        name = str(getattr(target, "name", target) or "local")
+        if self.run_config.docker.use_docker and session.config.target(name).get("type") == "local":
+            dockers = [n for n, t in session.config.targets.items() if t.get("type") == "docker"]
+            if len(dockers) != 1:
+                raise ConfigError(
+                    "The run config asks for Docker (use_docker=True) on the local machine; add one "
+                    '[targets.NAME] type = "docker" to launchbay.toml (found '
+                    f"{len(dockers)}), or pass compute_target='NAME'."
+                )
+            return dockers[0]
+        return name
+
+    def environment_ref(self) -> str | None:
+        env = self.run_config.environment
+        if env is None:
+            return None
+        untouched_default = (
+            getattr(env, "_is_default", False)
+            and env.python.user_managed_dependencies
+            and env.python.interpreter_path == "python"
+            and not env.docker.base_image
+            and not env.environment_variables
+        )
+        return None if untouched_default else env.to_launchbay()
+
+    def distributed(self) -> Any:
+        config = self.distributed_job_config
+        if config is None and self.run_config.node_count and int(self.run_config.node_count) > 1:
+            framework = str(self.run_config.communicator or "").lower()
+            config = MpiConfiguration(node_count=int(self.run_config.node_count)) if framework == "intelmpi" else None
+        return config.to_launchbay() if config is not None else None
+
+    def launchbay_arguments(self, experiment: Any, tags: dict[str, str]) -> dict[str, Any]:
+        """Keyword arguments for ``launchbay.submit`` (and the sweep's child runs)."""
+        session = experiment.workspace.session()
+        script, args = self.script_and_arguments()
+        kwargs: dict[str, Any] = {
+            "script": script,
+            "args": args,
+            "target": self.target_name(session),
+            "experiment": experiment.name,
+            "source_dir": self.source_directory,
+            "environment": self.environment_ref(),
+            "max_duration_s": self.run_config.max_run_duration_seconds,
+            "tags": tags,
+            "env_vars": {**{str(k): str(v) for k, v in self.run_config.environment_variables.items()}, ENV_FLAG: "1"},
+            "store": experiment.workspace._store,
+        }
+        distributed = self.distributed()
+        if distributed is not None:
+            kwargs["distributed"] = distributed
+        return kwargs
+
+    def _submit_to(self, experiment: Any, tags: dict[str, str]) -> Any:
+        import launchbay
+
+        from .core import Run
+
+        handle = launchbay.submit(**self.launchbay_arguments(experiment, tags))
+        return Run(experiment, handle.run_id)
+
+
+def __getattr__(name: str) -> Any:
+    module_getattr("azureml.core.runconfig", name)
+
+
+__all__ = [
+    "DockerConfiguration",
+    "MpiConfiguration",
+    "PyTorchConfiguration",
+    "RunConfiguration",
+    "ScriptRunConfig",
+    "TensorflowConfiguration",
+]

@@ -1,0 +1,70 @@
+"""What Azure ML v1 had and launchbay does not, and the launchbay way to say instead of it."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from ...errors import NotSupportedError
+
+_SEE = "See README.md, 'Migrating from Azure ML v1', for what the compatibility layer covers."
+
+#: v1 feature (module prefix or class name) → the launchbay alternative
+ALTERNATIVES = {
+    "azureml.train.automl": "AutoML is not part of launchbay; search models and settings with a sweep "
+    "(HyperDriveConfig, or launchbay.sweep) over your own training script.",
+    "azureml.automl": "AutoML is not part of launchbay; search models and settings with a sweep "
+    "(HyperDriveConfig, or launchbay.sweep) over your own training script.",
+    "azureml.pipeline": "Pipelines are not part of launchbay; chain runs from Python "
+    "(run = experiment.submit(config); run.wait_for_completion(); then the next submit), "
+    "passing files with run.download_file.",
+    "azureml.data": "Datasets and datastores are not part of launchbay; keep data in the project folder, "
+    "or mount it on the target (Docker `mounts`, a path on the SSH host or cluster) and read it by path.",
+    "azureml.core.dataset": "Datasets are not part of launchbay; read data by path "
+    "(in the project folder or mounted on the target).",
+    "azureml.core.datastore": "Datastores are not part of launchbay; read data by path "
+    "(in the project folder or mounted on the target).",
+    "azureml.core.webservice": "Deployment is not part of launchbay; register the model "
+    "(run.register_model) and serve it with the tool of your choice.",
+    "azureml.core.image": "Deployment images are not part of launchbay; register the model "
+    "(run.register_model) and serve it with the tool of your choice.",
+    "azureml.deploy": "Deployment is not part of launchbay; register the model and serve it yourself.",
+    "azureml.core.databricks": "Databricks steps are not part of launchbay; use a Ray, Slurm or SSH target.",
+    "azureml.contrib": "azureml.contrib is not covered; use launchbay's target types (local, docker, ssh, ray, slurm).",
+    "azureml.tensorboard": "Use `launchbay tensorboard RUN` to look at a run's ./logs with TensorBoard.",
+    "azureml.mlflow": "launchbay keeps metrics itself: run.log(...) in the run, run.get_metrics() afterwards.",
+    "Dataset": "Datasets are not part of launchbay; read data by path "
+    "(in the project folder or mounted on the target).",
+    "Datastore": "Datastores are not part of launchbay; read data by path "
+    "(in the project folder or mounted on the target).",
+    "Webservice": "Deployment is not part of launchbay; register the model (run.register_model) and serve it yourself.",
+    "InferenceConfig": "Deployment is not part of launchbay; register the model and serve it yourself.",
+    "Pipeline": "Pipelines are not part of launchbay; chain runs from Python with experiment.submit(...).",
+    "Keyvault": "Keep secrets in environment variables; launchbay.toml can reference them as ${NAME}.",
+    "LinkedService": "Linked services are not part of launchbay.",
+    "PrivateEndPointConfig": "launchbay has no cloud networking; targets are your own machines.",
+}
+
+
+def module_message(name: str) -> str:
+    for prefix in sorted(ALTERNATIVES, key=len, reverse=True):
+        if name == prefix or name.startswith(prefix + "."):
+            return f"{name} (Azure ML v1) is not available on launchbay. {ALTERNATIVES[prefix]}"
+    return f"{name} (Azure ML v1) is not covered by launchbay's compatibility layer. {_SEE}"
+
+
+def attribute_message(module: str, attr: str) -> str:
+    hint = ALTERNATIVES.get(attr)
+    if hint:
+        return f"{module}.{attr} (Azure ML v1) is not available on launchbay. {hint}"
+    return f"{module}.{attr} (Azure ML v1) is not covered by launchbay's compatibility layer. {_SEE}"
+
+
+def module_getattr(module: str, attr: str) -> NoReturn:
+    """A v1 module's ``__getattr__``: dunders stay AttributeErrors, v1 names explain themselves."""
+    if attr.startswith("__") and attr.endswith("__"):
+        raise AttributeError(attr)
+    raise NotSupportedError(attribute_message(module, attr))
+
+
+def not_supported(what: str, alternative: str) -> NoReturn:
+    raise NotSupportedError(f"{what} (Azure ML v1) is not available on launchbay. {alternative}")

@@ -1,0 +1,217 @@
+"""Azure ML SDK v1 control and training scripts run on launchbay with one added line.
+
+The scripts below are written the way the v1 tutorials wrote them; the only launchbay
+line is the opt-in at the top of the control script. The training script has none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import write
+
+OPT_IN = "import launchbay.compat.azureml; launchbay.compat.azureml.install()\n"
+
+TRAIN = """
+    import argparse, os
+    from azureml.core import Run
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+
+    run = Run.get_context()
+    for epoch in range(args.epochs):
+        run.log("loss", args.learning_rate / (epoch + 1))
+    run.log_list("accuracies", [0.5, 0.7, 0.9])
+    run.log_row("pr", precision=0.9, recall=0.8)
+    run.add_properties({"dataset": "digits"})
+    run.tag("framework", "none")
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/model.txt", "w") as fh:
+        fh.write("weights")
+    print("trained with", args.learning_rate)
+"""
+
+CONTROL = """
+    import json
+    from azureml.core import Environment, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    experiment = Experiment(workspace=ws, name="v1-tutorial")
+    env = Environment.from_conda_specification(name="tutorial-env", file_path="env.yml")
+    config = ScriptRunConfig(
+        source_directory=".",
+        script="train.py",
+        arguments=["--learning-rate", 0.5, "--epochs", 4],
+        compute_target="local",
+        environment=env,
+    )
+    run = experiment.submit(config)
+    run.wait_for_completion(show_output=True)
+    print("RESULT " + json.dumps({
+        "id": run.id,
+        "status": run.get_status(),
+        "metrics": run.get_metrics(),
+        "files": run.get_file_names(),
+        "properties": run.get_details()["properties"],
+        "tags": run.get_tags(),
+    }))
+"""
+
+CONDA_ENV = """
+    name: tutorial-env
+    channels:
+      - conda-forge
+    dependencies:
+      - six
+      - pip
+      - pip:
+        - tomli
+"""
+
+
+def run_control(project: Path, script: str = "control.py", timeout: float = 240) -> dict:
+    proc = subprocess.run(
+        [sys.executable, script], cwd=project, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
+    assert proc.returncode == 0, f"control script failed:\n{proc.stdout}\n{proc.stderr}"
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return {"stdout": proc.stdout, **json.loads(line[len("RESULT ") :])}
+
+
+def test_a_v1_control_script_and_training_script_run_unchanged_on_the_local_target(project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    write(project, "env.yml", CONDA_ENV)
+    write(project, "control.py", OPT_IN + textwrap.dedent(CONTROL))
+    write(project, ".azureml/config.json", '{"subscription_id": "x", "resource_group": "rg", "workspace_name": "ws"}')
+    result = run_control(project)
+    assert result["status"] == "Completed", result["stdout"]
+    assert "trained with 0.5" in result["stdout"]  # wait_for_completion(show_output=True) streamed the log
+    metrics = result["metrics"]
+    assert metrics["loss"] == [0.5, 0.25, 0.5 / 3, 0.125]
+    assert metrics["accuracies"] == [0.5, 0.7, 0.9]
+    assert metrics["pr"] == {"precision": [0.9], "recall": [0.8]}
+    assert "outputs/model.txt" in result["files"]
+    assert result["properties"]["dataset"] == "digits"
+    assert result["tags"]["framework"] == "none"
+
+
+def test_the_conda_file_became_a_real_environment_with_its_conda_packages(project: Path, cli) -> None:  # noqa: ANN001
+    write(project, "train.py", "import six, tomli\nprint('six', six.__version__)\n")
+    write(project, "env.yml", CONDA_ENV)
+    control = CONTROL.replace('arguments=["--learning-rate", 0.5, "--epochs", 4],', "")
+    write(project, "control.py", OPT_IN + textwrap.dedent(control))
+    result = run_control(project)
+    assert result["status"] == "Completed", result["stdout"]
+    log = cli("logs", result["id"], check=True).stdout
+    assert "six " in log
+    build_log = next(project.parent.glob("store/**/env_build.log"), None) or next(
+        project.parent.glob("store/**/build.log")
+    )
+    assert "conda six -> pip six" in build_log.read_text()
+
+
+def test_in_run_fail_marks_the_run_failed_with_the_message(project: Path) -> None:
+    write(project, "train.py", "from azureml.core import Run\nRun.get_context().fail('bad data in shard 3')\n")
+    control = CONTROL.replace("environment=env,", "").replace(
+        'env = Environment.from_conda_specification(name="tutorial-env", file_path="env.yml")', ""
+    )
+    control = control.replace(
+        "run.wait_for_completion(show_output=True)", "run.wait_for_completion(raise_on_error=False)"
+    )
+    control = control.replace('"metrics": run.get_metrics(),', '"error": run.get_details().get("error"),')
+    write(project, "control.py", OPT_IN + textwrap.dedent(control))
+    result = run_control(project)
+    assert result["status"] == "Failed"
+    assert result["error"]["error"]["message"] == "bad data in shard 3"
+
+
+def test_what_launchbay_does_not_have_raises_one_clear_error(project: Path) -> None:
+    script = OPT_IN + textwrap.dedent(
+        """
+        from launchbay.errors import NotSupportedError
+        from azureml.core import Workspace
+        from azureml.core.compute import AmlCompute, ComputeTarget
+        from azureml.core.compute_target import ComputeTargetException
+        messages = []
+        for attempt in (
+            lambda: __import__("azureml.pipeline.core"),
+            lambda: __import__("azureml.train.automl"),
+            lambda: Workspace.from_config().get_default_datastore(),
+            lambda: AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=4),
+        ):
+            try:
+                attempt()
+            except NotSupportedError as exc:
+                messages.append(str(exc))
+        try:
+            ComputeTarget(workspace=Workspace.from_config(), name="cpu-cluster")
+        except ComputeTargetException as exc:
+            messages.append(str(exc))
+        print("RESULT " + __import__("json").dumps({"messages": messages}))
+        """
+    )
+    write(project, "control.py", script)
+    messages = run_control(project)["messages"]
+    assert len(messages) == 5
+    assert "Pipelines are not part of launchbay" in messages[0]
+    assert "AutoML is not part of launchbay" in messages[1] and "sweep" in messages[1]
+    assert "read it by path" in messages[2]
+    assert 'type = "ssh"' in messages[3]
+    assert "Unknown target 'cpu-cluster'" in messages[4]
+
+
+def test_a_real_azureml_package_is_never_shadowed_unless_asked(tmp_path: Path) -> None:
+    fake = tmp_path / "site" / "azureml" / "core"
+    fake.mkdir(parents=True)
+    (fake.parent / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("REAL = True\n")
+    code = textwrap.dedent(
+        """
+        import warnings, launchbay.compat.azureml as compat
+        from launchbay.errors import ConfigError
+        try:
+            compat.install()
+        except ConfigError as exc:
+            print("REFUSED", exc)
+        import azureml.core
+        print("REAL", getattr(azureml.core, "REAL", False))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            compat.install(force=True)
+        import azureml.core
+        print("SHADOWED", hasattr(azureml.core, "ScriptRunConfig"), "|", caught[0].message)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert "REFUSED A real azureml package is installed" in out and "install(force=True)" in out
+    assert "REAL True" in out
+    assert "SHADOWED True | launchbay's Azure ML v1 layer now shadows the installed azureml package" in out
+
+
+@pytest.mark.parametrize("line", ["from azureml.core import Run", "from azureml.core.run import Run"])
+def test_the_in_run_alias_works_where_launchbay_is_not_installed(project: Path, line: str) -> None:
+    """The shipped runtime's azureml package: only the stub ``launchbay`` is importable there."""
+    from launchbay.targets.runtime import write_runtime
+
+    runtime = write_runtime(project / "rundir")
+    code = f"{line}\nr = Run.get_context(allow_offline=True)\nr.log('x', 1)\nprint(type(r).__module__, r.get_status())"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(runtime / "azureml_alias"), str(runtime)])
+    prelude = f"import sys; sys.path[:0] = {env['PYTHONPATH'].split(os.pathsep)!r}\n"
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", prelude + code], capture_output=True, text=True, env=env, cwd=project
+    )
+    assert out.returncode == 0, out.stderr
+    assert "azureml.core.run Running" in out.stdout
+    assert "[launchbay offline] x = 1" in out.stdout
