@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write
+from conftest import need_service, write
 
 OPT_IN = "import launchbay.compat.azureml; launchbay.compat.azureml.install()\n"
 
@@ -215,3 +215,95 @@ def test_the_in_run_alias_works_where_launchbay_is_not_installed(project: Path, 
     assert out.returncode == 0, out.stderr
     assert "azureml.core.run Running" in out.stdout
     assert "[launchbay offline] x = 1" in out.stdout
+
+
+RUNCONFIG = """
+    script: train.py
+    arguments: [--learning-rate, '0.25', --epochs, '2']
+    target: local
+    framework: Python
+    communicator: None
+    nodeCount: 1
+    maxRunDurationSeconds: 600
+    environment:
+      name: from-runconfig
+      python:
+        userManagedDependencies: true
+        interpreterPath: python
+      environmentVariables:
+        GREETING: hello
+      docker:
+        enabled: false
+"""
+
+
+def test_launchbay_submit_reads_a_v1_runconfig_file(project: Path, cli) -> None:  # noqa: ANN001
+    write(project, "train.py", textwrap.dedent(TRAIN) + "print('greeting', os.environ['GREETING'])\n")
+    write(project, ".azureml/train.runconfig", RUNCONFIG)
+    proc = cli("submit", "--runconfig", ".azureml/train.runconfig", "-e", "cli-v1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "trained with 0.25" in proc.stdout and "greeting hello" in proc.stdout
+    run = cli.json("runs")[0]
+    assert run["experiment"] == "cli-v1" and run["name"] == "train" and run["arguments"][-1] == "2"
+    assert cli.json("metrics", run["run_id"])["loss"]
+
+
+def test_a_missing_or_broken_runconfig_is_one_clear_line(project: Path, cli) -> None:  # noqa: ANN001
+    proc = cli("submit", "--runconfig", "nope.runconfig")
+    assert proc.returncode == 2 and "No v1 runconfig file at nope.runconfig" in proc.stderr
+    write(project, "bad.runconfig", "script: [unclosed\n")
+    proc = cli("submit", "--runconfig", "bad.runconfig")
+    assert proc.returncode == 2 and "is not a readable YAML runconfig" in proc.stderr
+
+
+@pytest.mark.docker
+def test_a_v1_control_script_runs_on_a_docker_target_where_launchbay_is_not_installed(project: Path) -> None:
+    """The container has Debian's python3 only: ``azureml.core.Run`` comes from the runner's alias."""
+    base = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
+    try:
+        import docker
+
+        docker.from_env().images.get(base)
+        found = True
+    except Exception:
+        found = False
+    need_service(bool(base) and found, "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+    write(project, "launchbay.toml", f'[targets.gpu-cluster]\ntype = "docker"\nimage = "{base}"\n')
+    write(project, "train.py", TRAIN)
+    control = (
+        CONTROL.replace('compute_target="local"', 'compute_target=ComputeTarget(workspace=ws, name="gpu-cluster")')
+        .replace('env = Environment.from_conda_specification(name="tutorial-env", file_path="env.yml")', "")
+        .replace("environment=env,", "")
+        .replace("import json", "import json\n    from azureml.core.compute import ComputeTarget")
+    )
+    write(project, "control.py", OPT_IN + textwrap.dedent(control))
+    result = run_control(project)
+    assert result["status"] == "Completed", result["stdout"]
+    assert result["metrics"]["loss"] == [0.5, 0.25, 0.5 / 3, 0.125]
+    assert result["properties"]["dataset"] == "digits"
+    assert "outputs/model.txt" in result["files"]
+
+
+@pytest.mark.slow
+def test_the_migration_notebook_runs_v1_cells_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    work = tmp_path / "nb"
+    work.mkdir()
+    source = Path(__file__).resolve().parent.parent / "notebooks" / "migrating-from-azureml-v1.ipynb"
+    shutil.copy(source, work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("LAUNCHBAY_WIDGETS", "0")
+    nb = nbformat.read(work / source.name, as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    text = "\n".join(
+        out.get("text", "") or str(out.get("data", {}).get("text/plain", ""))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    )
+    assert "epoch 9: loss 0.0282" in text  # the run's log, streamed by wait_for_completion(show_output=True)
+    assert "Completed 0.0282 [0.91, 0.87, 0.95]" in text
+    assert "outputs/model.txt" in text

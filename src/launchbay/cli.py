@@ -45,6 +45,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .models import RunSpec
     from .project import locate
 
+    if args.runconfig:
+        from .compat.azureml.cli import submit_runconfig
+
+        return follow_submitted(args, submit_runconfig(args))
+    if not args.script:
+        raise LaunchbayError("Name the script to run, e.g. `launchbay submit train.py -- --lr 0.1`.")
     place = locate(args.source_dir)
     session = _session(args, str(place.root))
     arguments = list(args.arguments)
@@ -65,11 +71,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
     handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
+    return follow_submitted(args, handle)
+
+
+def follow_submitted(args: argparse.Namespace, handle: Any) -> int:
+    """After a submit: print the id (``--detach``) or stream the log; exit with the run's status."""
     if args.json and args.detach:
         _print_json({"run_id": handle.run_id})
         return 0
     if not args.json:
-        print(f"launchbay: run {handle.run_id} submitted to {spec.target}", file=sys.stderr)
+        print(f"launchbay: run {handle.run_id} submitted to {handle.record().target}", file=sys.stderr)
     if args.detach:
         print(handle.run_id)
         return 0
@@ -250,8 +261,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
         return p
 
     p = add("submit", cmd_submit, "submit a script as a run")
-    p.add_argument("script", help="the script to run, relative to the current folder")
+    p.add_argument("script", nargs="?", help="the script to run, relative to the current folder")
     p.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments for the script (after --)")
+    p.add_argument("--runconfig", metavar="FILE", help="submit what an Azure ML v1 .runconfig YAML file describes")
     p.add_argument("-t", "--target", help="compute target: a [targets.NAME] of launchbay.toml, or local (default)")
     p.add_argument("-e", "--experiment", help="experiment to file the run under (default: the project folder's name)")
     p.add_argument("--name", help="display name of the run, shown wherever runs are listed")

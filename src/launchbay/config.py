@@ -80,6 +80,8 @@ class ProjectConfig:
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     snapshot: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: ``azureml_compat = true``: Azure ML v1 code runs on launchbay (see launchbay.compat.azureml)
+    azureml_compat: bool = False
 
     def target(self, name: str) -> dict[str, Any]:
         if name == "local" and "local" not in self.targets:
@@ -149,7 +151,15 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         environments=dict(data.get("environments", {})),
         snapshot=dict(data.get("snapshot", {})),
         defaults=dict(data.get("defaults", {})),
+        azureml_compat=_flag(data, "azureml_compat", path),
     )
+
+
+def _flag(data: dict[str, Any], key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} in {path} must be true or false, not {value!r}.")
+    return value
 
 
 def find_store_dir(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class Session:
 
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
+        spec = self._with_azureml_alias(spec)
         target = make_target(spec.target, config, self.store)
         target.progress = on_progress  # environment builds report through it
         spec = distributed.prepare(spec, target, config)
@@ -78,6 +80,7 @@ class Session:
         return rerun(self, ref, target=target, arguments=arguments)
 
     def _launch(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunHandle:
+        spec = self._with_azureml_alias(spec)
         with blob_writer(self.store.root):  # gc keeps the snapshot's blobs until the run row exists
             record = self._record(spec, target, snapshot, properties)
         return self._start(record, spec, target, snapshot)
@@ -99,6 +102,12 @@ class Session:
             self.store.delete_run(record.run_id)
             raise
         return RunHandle(record.run_id, self)
+
+    def _with_azureml_alias(self, spec: RunSpec) -> RunSpec:
+        """With the Azure ML v1 layer on, the run gets ``azureml.core.Run`` on its path too."""
+        if self.config.azureml_compat or _azureml_layer_on():
+            return _replace(spec, env_vars={**spec.env_vars, "LAUNCHBAY_AZUREML_COMPAT": "1"})
+        return spec
 
     @staticmethod
     def _check_script(root: Path, spec: RunSpec) -> None:
@@ -213,3 +222,11 @@ class Session:
 
 
 from .handle import RunHandle  # noqa: E402  (RunHandle needs Session defined first)
+
+
+def _azureml_layer_on() -> bool:
+    """Is the Azure ML v1 layer on in this process? Its runs then get ``azureml.core.Run`` too."""
+    import sys
+
+    layer = sys.modules.get("launchbay.compat.azureml")
+    return bool(layer is not None and layer.is_installed())

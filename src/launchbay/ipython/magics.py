@@ -23,7 +23,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, observe
 from traitlets.config import Configurable
 
 from ..errors import LaunchbayError
@@ -42,6 +42,15 @@ class Submit(Configurable):
         config=True
     )
     widget = Bool(True, help="Show the live run widget (False prints text instead).").tag(config=True)
+    azureml_compat = Bool(
+        False, help="Run Azure ML SDK v1 code on launchbay: `import azureml.core` resolves to launchbay."
+    ).tag(config=True)
+
+    @observe("azureml_compat")
+    def _azureml_compat_changed(self, change: Any) -> None:
+        from ..compat import azureml
+
+        azureml.install() if change["new"] else azureml.uninstall()
 
 
 #: ``%launchbay``'s commands: the CLI's, minus ``submit`` (``%submit``/``%%submit`` here), plus ``compare``.
@@ -306,3 +315,15 @@ def register(shell: Any) -> None:
         defaults = _DEFAULTS[id(shell)] = Submit(parent=shell)
         shell.configurables.append(defaults)
     shell.register_magics(LaunchbayMagics(shell, defaults))
+    _azureml_compat_from_project(defaults)
+
+
+def _azureml_compat_from_project(defaults: Submit) -> None:
+    """``azureml_compat = true`` in the project's launchbay.toml turns the v1 layer on at %load_ext."""
+    try:
+        from ..config import load_config
+
+        if load_config().azureml_compat:
+            defaults.azureml_compat = True
+    except LaunchbayError as exc:
+        print(f"launchbay: {exc}")

@@ -37,7 +37,7 @@ class PyTorchConfiguration:
 
         nodes = max(1, int(self.node_count or 1))
         per_node = max(1, int(self.process_count or nodes) // nodes)
-        return launchbay.PyTorch(process_count_per_node=per_node, node_count=nodes)  # type: ignore[attr-defined]
+        return launchbay.PyTorch(process_count_per_node=per_node, node_count=nodes)
 
 
 class MpiConfiguration:
@@ -48,7 +48,7 @@ class MpiConfiguration:
     def to_launchbay(self) -> Any:
         import launchbay
 
-        return launchbay.Mpi(  # type: ignore[attr-defined]
+        return launchbay.Mpi(
             process_count_per_node=int(self.process_count_per_node), node_count=int(self.node_count or 1)
         )
 
@@ -61,7 +61,7 @@ class TensorflowConfiguration:
     def to_launchbay(self) -> Any:
         import launchbay
 
-        return launchbay.TensorFlow(  # type: ignore[attr-defined]
+        return launchbay.TensorFlow(
             worker_count=int(self.worker_count), parameter_server_count=int(self.parameter_server_count)
         )
 
