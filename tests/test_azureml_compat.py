@@ -7,6 +7,7 @@ line is the opt-in at the top of the control script. The training script has non
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -307,3 +308,67 @@ def test_the_migration_notebook_runs_v1_cells_unchanged(tmp_path: Path, monkeypa
     assert "epoch 9: loss 0.0282" in text  # the run's log, streamed by wait_for_completion(show_output=True)
     assert "Completed 0.0282 [0.91, 0.87, 0.95]" in text
     assert "outputs/model.txt" in text
+
+
+SWEEP_TRAIN = """
+    import argparse
+    from azureml.core import Run
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--learning_rate", type=float)
+    parser.add_argument("--batch-size", type=int)
+    args = parser.parse_args()
+    run = Run.get_context()
+    for epoch in range(6):
+        run.log("accuracy", 1 - abs(args.learning_rate - 0.05) * (6 - epoch))
+"""
+
+SWEEP_CONTROL = """
+    import json
+    from azureml.core import Experiment, ScriptRunConfig, Workspace
+    from azureml.train.hyperdrive import (
+        BanditPolicy, HyperDriveConfig, PrimaryMetricGoal, RandomParameterSampling, choice, loguniform,
+    )
+
+    ws = Workspace.from_config()
+    src = ScriptRunConfig(source_directory=".", script="train.py", compute_target="local")
+    sampling = RandomParameterSampling(
+        {"--learning_rate": loguniform(-6, -1), "--batch-size": choice(16, 32)}, properties={"rngSeed": 3}
+    )
+    hd_config = HyperDriveConfig(
+        run_config=src,
+        hyperparameter_sampling=sampling,
+        policy=BanditPolicy(evaluation_interval=1, slack_factor=0.05, delay_evaluation=1),
+        primary_metric_name="accuracy",
+        primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=6,
+        max_concurrent_runs=3,
+    )
+    hd_run = Experiment(ws, "v1-hyperdrive").submit(hd_config)
+    hd_run.wait_for_completion(show_output=False)
+    best = hd_run.get_best_run_by_primary_metric()
+    rows = hd_run.get_children_sorted_by_primary_metric()
+    print("RESULT " + json.dumps({
+        "status": hd_run.get_status(),
+        "best": best.id,
+        "best_metrics": best.get_metrics(),
+        "rows": rows,
+    }))
+"""
+
+
+@pytest.mark.slow
+def test_a_v1_hyperdrive_sweep_with_a_bandit_policy_runs_on_launchbay(project: Path) -> None:
+    write(project, "train.py", SWEEP_TRAIN)
+    write(project, "control.py", OPT_IN + textwrap.dedent(SWEEP_CONTROL))
+    result = run_control(project, timeout=280)
+    assert result["status"] == "Completed", result["stdout"]
+    rows = result["rows"]
+    assert len(rows) == 6 and rows[0]["run_id"] == result["best"]
+    values = [r["best_primary_metric"] for r in rows if r["best_primary_metric"] is not None]
+    assert values == sorted(values, reverse=True)  # best first, for a maximised metric
+    for row in rows:
+        params = json.loads(row["hyperparameters"])
+        assert math.exp(-6) <= params["learning_rate"] <= math.exp(-1)  # v1's loguniform takes exponents
+        assert params["batch-size"] in (16, 32)
+    assert len(result["best_metrics"]["accuracy"]) == 6

@@ -115,12 +115,15 @@ def sweep(
     working_dir: str | None = None,
     code: str | None = None,
     extra_files: dict[str, str | bytes] | None = None,
+    env_vars: dict[str, str] | None = None,
 ) -> SweepHandle:
     """Start a sweep of ``script`` over ``space`` (or ``sampling``); returns at once.
 
     Each child gets the sampled values as ``--name value`` after ``args``, as its params
     and as JSON in ``LAUNCHBAY_SWEEP_PARAMS`` (a notebook cell, ``code``, gets them as
-    variables); ``policy`` may stop poor children early. Nothing is recorded on a bad input.
+    variables); ``policy`` may stop poor children early; ``env_vars`` reach every child (no
+    secret-looking names: the sweep's configuration is kept in the store). Nothing is recorded
+    on a bad input.
     """
     from ..api import _session
     from ..gitinfo import git_properties
@@ -147,6 +150,14 @@ def sweep(
         if space is None:
             raise ConfigError("Give the sweep a space, e.g. {'lr': loguniform(1e-4, 1e-1)}, or a sampling.")
         sampling = RandomSampling(space)
+    from .. import secrets
+
+    hidden = sorted(k for k in env_vars or {} if secrets.is_secret(k))
+    if hidden:
+        raise ConfigError(
+            f"The sweep's env_vars {', '.join(hidden)} look secret and would be written into the store; "
+            "give them to the target's environment instead."
+        )
     if max_total_runs < 1 or max_concurrent_runs < 1:
         raise ConfigError("max_total_runs and max_concurrent_runs must be at least 1.")
     policy = policy or NoTerminationPolicy()
@@ -188,6 +199,7 @@ def sweep(
         "arguments": arguments,
         "sampling": sampling.to_json(),
         "policy": policy.to_json(),
+        "env_vars": {str(k): str(v) for k, v in (env_vars or {}).items()},
     }
     params = {
         "primary_metric": primary_metric,

@@ -133,7 +133,7 @@ class Controller:
             code=self.record.spec.get("code"),
             tags=tags,
             params=dict(params),
-            env_vars={PARAMS_ENV: json.dumps(params)},
+            env_vars={**self.config.get("env_vars", {}), PARAMS_ENV: json.dumps(params)},
             parent_run_id=self.record.run_id,
         )
         target = make_target(spec.target, self.session.config, self.store)
