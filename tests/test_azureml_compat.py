@@ -42,6 +42,16 @@ TRAIN = """
     print("trained with", args.learning_rate)
 """
 
+MODELS = """
+    from azureml.core import Model
+    model = run.register_model(model_name="digits", model_path="outputs/model.txt", tags={"area": "v1"})
+    in_run = Model(ws, "digits-in-run")
+    downloaded = Model(ws, name="digits").download(target_dir="downloaded", exist_ok=True)
+    print("RESULT " + json.dumps({
+        "models": [model.id, in_run.id, in_run.run_id == run.id, open(downloaded).read(), model.tags],
+    }))
+"""
+
 CONTROL = """
     import json
     from azureml.core import Environment, Experiment, ScriptRunConfig, Workspace
@@ -85,14 +95,18 @@ def run_control(project: Path, script: str = "control.py", timeout: float = 240)
         [sys.executable, script], cwd=project, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
     )
     assert proc.returncode == 0, f"control script failed:\n{proc.stdout}\n{proc.stderr}"
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    return {"stdout": proc.stdout, **json.loads(line[len("RESULT ") :])}
+    result: dict = {"stdout": proc.stdout}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result.update(json.loads(line[len("RESULT ") :]))
+    return result
 
 
 def test_a_v1_control_script_and_training_script_run_unchanged_on_the_local_target(project: Path) -> None:
-    write(project, "train.py", TRAIN)
+    in_run_registration = '    run.register_model(model_name="digits-in-run", model_path="outputs/model.txt")\n'
+    write(project, "train.py", TRAIN + in_run_registration)
     write(project, "env.yml", CONDA_ENV)
-    write(project, "control.py", OPT_IN + textwrap.dedent(CONTROL))
+    write(project, "control.py", OPT_IN + textwrap.dedent(CONTROL) + textwrap.dedent(MODELS))
     write(project, ".azureml/config.json", '{"subscription_id": "x", "resource_group": "rg", "workspace_name": "ws"}')
     result = run_control(project)
     assert result["status"] == "Completed", result["stdout"]
@@ -104,6 +118,7 @@ def test_a_v1_control_script_and_training_script_run_unchanged_on_the_local_targ
     assert "outputs/model.txt" in result["files"]
     assert result["properties"]["dataset"] == "digits"
     assert result["tags"]["framework"] == "none"
+    assert result["models"] == ["digits:1", "digits-in-run:1", True, "weights", {"area": "v1"}]
 
 
 def test_the_conda_file_became_a_real_environment_with_its_conda_packages(project: Path, cli) -> None:  # noqa: ANN001
