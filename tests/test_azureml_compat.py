@@ -323,6 +323,8 @@ def test_the_migration_notebook_runs_v1_cells_unchanged(tmp_path: Path, monkeypa
     assert "epoch 9: loss 0.0282" in text  # the run's log, streamed by wait_for_completion(show_output=True)
     assert "Completed 0.0282 [0.91, 0.87, 0.95]" in text
     assert "outputs/model.txt" in text
+    assert "day1-model 1 True" in text
+    assert "best loss" in text and "of 4 runs" in text
 
 
 SWEEP_TRAIN = """
@@ -387,3 +389,42 @@ def test_a_v1_hyperdrive_sweep_with_a_bandit_policy_runs_on_launchbay(project: P
         assert math.exp(-6) <= params["learning_rate"] <= math.exp(-1)  # v1's loguniform takes exponents
         assert params["batch-size"] in (16, 32)
     assert len(result["best_metrics"]["accuracy"]) == 6
+
+
+DIST_TRAIN = """
+    import os
+    from azureml.core import Run
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    print(f"rank {rank} of {world} via {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
+    Run.get_context().log("world_size", world)
+"""
+
+DIST_CONTROL = """
+    import json
+    from azureml.core import Experiment, ScriptRunConfig, Workspace
+    from azureml.core.runconfig import PyTorchConfiguration
+
+    ws = Workspace.from_config()
+    distr_config = PyTorchConfiguration(communication_backend="Gloo", process_count=2, node_count=1)
+    src = ScriptRunConfig(source_directory=".", script="train.py", compute_target="local",
+                          distributed_job_config=distr_config)
+    run = Experiment(ws, "v1-ddp").submit(src)
+    run.wait_for_completion(show_output=False)
+    print("RESULT " + json.dumps({
+        "status": run.get_status(),
+        "metrics": run.get_metrics(),
+        "distributed": run.handle.get_details().get("distributed"),
+        "rank1": open(run.handle.download_file("user_logs/rank_1.txt", "rank1.txt")).read(),
+    }))
+"""
+
+
+def test_a_v1_pytorch_distributed_config_starts_one_process_per_rank(project: Path) -> None:
+    write(project, "train.py", DIST_TRAIN)
+    write(project, "control.py", OPT_IN + textwrap.dedent(DIST_CONTROL))
+    result = run_control(project)
+    assert result["status"] == "Completed", result["stdout"]
+    assert result["metrics"]["world_size"] == 2  # rank 0 logs; rank 1's points are not duplicated
+    assert "rank 1 of 2 via" in result["rank1"]
+    assert "pytorch" in json.dumps(result["distributed"]).lower()
