@@ -137,7 +137,7 @@ def read_conda_file(text: str) -> CondaFile:
             inline = item.split(":", 1)[1].strip() if in_deps else ""
             if inline.startswith("["):
                 for dep in (x for x in inline.strip("[]").split(",") if x.strip()):
-                    _add_conda(out, dep)
+                    add_conda_dependency(out, dep)
             continue
         if not in_deps:
             continue
@@ -152,11 +152,12 @@ def read_conda_file(text: str) -> CondaFile:
             if inline.startswith("["):
                 out.pip.extend(x.strip().strip("'\"") for x in inline.strip("[]").split(",") if x.strip())
         elif item.startswith("-"):
-            _add_conda(out, item[1:])
+            add_conda_dependency(out, item[1:])
     return out
 
 
-def _add_conda(out: CondaFile, dependency: str) -> None:
+def add_conda_dependency(out: CondaFile, dependency: str) -> None:
+    """One conda dependency into ``out``: the python pin, a pip requirement (with a note), or refused."""
     dep = dependency.strip().strip("'\"")
     match = _NAME.match(dep.split("::", 1)[-1])
     if match and match.group(1).lower() == "python":

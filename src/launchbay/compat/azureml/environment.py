@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...environments.conda import CondaFile, check_refused, conda_to_pip, read_conda_file
+from ...environments.conda import CondaFile, add_conda_dependency, check_refused, read_conda_file
 from ...environments.spec import read_requirements
 from .unsupported import module_getattr, not_supported
 
@@ -79,12 +79,7 @@ class CondaDependencies:
         """pip lines for everything (conda names mapped) and the build-log notes; refuses what pip can't do."""
         parsed = CondaFile(pip=[], python=self.python_version)
         for dep in self.conda_packages:
-            requirement, why = conda_to_pip(dep)
-            if why:
-                parsed.refused.append((dep, why))
-            elif requirement:
-                parsed.pip.append(requirement)
-                parsed.notes.append(f"conda {dep} -> pip {requirement}")
+            add_conda_dependency(parsed, dep)
         check_refused(parsed, name, "its CondaDependencies")
         return parsed.pip + list(self.pip_packages), parsed.notes
 

@@ -95,7 +95,7 @@ class Workspace:
         **kwargs: Any,
     ) -> Workspace:
         """Nothing to create in the cloud: the store appears on first use."""
-        return cls(subscription_id, resource_group, name)
+        return cls.get(name, auth, subscription_id, resource_group)
 
     def write_config(self, path: str | None = None, file_name: str | None = None) -> None:
         folder = Path(path or ".") / ".azureml"
