@@ -204,6 +204,7 @@ def test_the_notebook_widget_shows_a_gallery_tables_and_list_plots(page: Any, la
     assert per_epoch.locator("tbody tr").count() == 3
     assert "0.8" in per_epoch.locator("tbody tr").nth(2).inner_text()
     confusion = widget.locator('.lb-widget-table[data-name="confusion"]')
+    confusion.locator("tbody tr").nth(1).wait_for(timeout=30_000)  # the last thing logged; may lag on a busy machine
     assert confusion.locator("tbody tr").nth(1).locator("td").all_inner_texts() == ["dog", "3", "38"]
     assert tables.count() == 2
     list_plot = widget.locator("img.lb-widget-list")
