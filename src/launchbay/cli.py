@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -322,6 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         return 0
+    except (OSError, sqlite3.Error) as exc:  # the store's disk is full or its index damaged: one line
+        from .config import find_store_dir
+        from .store.guard import store_error
+
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"launchbay: error: {store_error(exc, find_store_dir(getattr(args, 'store', None)))}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def add_extra_commands(sub: Any, add: Any) -> None:
-    """Register ``env``, ``sweep`` and the store commands (models, rerun, diff, rm, gc...) and ``tensorboard``."""
+    """Register ``env``, ``sweep``, the store commands (models, rerun, diff, rm, gc...), ``tensorboard``, ``store``."""
     import importlib
 
     for module_name in (
@@ -14,6 +14,7 @@ def add_extra_commands(sub: Any, add: Any) -> None:
         "launchbay.sweeps.cli",
         "launchbay.cli_store",
         "launchbay.tboard",
+        "launchbay.store.cli",
     ):
         try:
             module = importlib.import_module(module_name)

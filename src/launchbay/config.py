@@ -9,6 +9,7 @@ The project root is the nearest folder holding ``launchbay.toml`` (or a
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ class ProjectConfig:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: ``azureml_compat = true``: Azure ML v1 code runs on launchbay (see launchbay.compat.azureml)
     azureml_compat: bool = False
+    #: target sections as written, ``${VAR}`` references unexpanded (what a run records)
+    raw_targets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def target(self, name: str) -> dict[str, Any]:
         if name == "local" and "local" not in self.targets:
@@ -136,6 +139,8 @@ def load_config(start: Path | None = None) -> ProjectConfig:
     else:
         path = root / "pyproject.toml"
         data = _read_toml(path).get("tool", {}).get("launchbay", {})
+    raw_targets = data.get("targets", {})
+    data = expand_env(data, path)
     for section in ("targets", "environments", "snapshot", "defaults"):
         value = data.get(section, {})
         if not isinstance(value, dict):
@@ -152,6 +157,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         snapshot=dict(data.get("snapshot", {})),
         defaults=dict(data.get("defaults", {})),
         azureml_compat=_flag(data, "azureml_compat", path),
+        raw_targets=dict(raw_targets) if isinstance(raw_targets, dict) else {},
     )
 
 
@@ -160,6 +166,39 @@ def _flag(data: dict[str, Any], key: str, path: Path) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{key} in {path} must be true or false, not {value!r}.")
     return value
+
+
+_ENV_REF = re.compile(r"\$\$|\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def expand_env(value: Any, path: Path, where: str = "") -> Any:
+    """Replace ``${NAME}`` in every string of launchbay.toml by that environment variable.
+
+    So no secret needs to be written in the file (``password = "${DB_PASSWORD}"``);
+    ``$$`` is a literal ``$``. A variable that is not set is one clear error."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, path, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, path, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def _sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        if not _ENV_NAME.match(name):
+            raise ConfigError(f"{where} in {path} has ${{{name}}}, which is not a variable name; write ${{NAME}}.")
+        found = os.environ.get(name)
+        if found is None:
+            raise ConfigError(
+                f"{where} in {path} uses ${{{name}}}, but the environment variable {name} is not set. "
+                f"Set it (export {name}=...) before starting launchbay."
+            )
+        return found
+
+    return _ENV_REF.sub(_sub, value)
 
 
 def find_store_dir(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:

@@ -7,8 +7,10 @@
     ├── SnapshotError
     │   └── SnapshotTooLargeError
     ├── StoreError
-    │   └── RunNotFoundError
-    │       └── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
+    │   ├── RunNotFoundError
+    │   │   └── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
+    │   ├── StoreDamagedError  the index is damaged or missing: `launchbay store repair`
+    │   └── DiskFullError      the disk holding the store is full
     ├── SubmitError            the run could not be started (missing script, pickling, ...)
     ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
     ├── EnvironmentBuildError
@@ -50,6 +52,14 @@ class StoreError(LaunchbayError):
 
 class RunNotFoundError(StoreError):
     """No run with that id exists in the store."""
+
+
+class StoreDamagedError(StoreError):
+    """The SQLite index is damaged or missing while run folders exist; rebuild it from them."""
+
+
+class DiskFullError(StoreError):
+    """The disk holding the store (or a run's folder) has no space left."""
 
 
 class SubmitError(LaunchbayError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from .secrets import mask_urls
+
 
 def _git(folder: Path, *args: str) -> str | None:
     try:
@@ -34,6 +36,7 @@ def git_properties(folder: Path) -> dict[str, str]:
         elif line and not line.startswith("#"):
             dirty = True
     remote = _git(folder, "config", "--get", "remote.origin.url") or str(git_root(folder) or folder)
+    remote = mask_urls(remote)  # https://TOKEN@host or user:password@ never reach the store
     return {
         "launchbay.git.repository_uri": remote,
         "launchbay.git.branch": "" if branch == "(detached)" else branch,

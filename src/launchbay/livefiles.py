@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 import threading
 
@@ -66,9 +67,9 @@ class LiveFiles:
                         continue  # vanished or unreadable right now: next pass
 
     def _one(self, rel: str, source: str) -> None:
-        st = os.stat(source)
-        if not os.path.isfile(source):
-            return
+        st = os.lstat(source)
+        if not stat.S_ISREG(st.st_mode):
+            return  # a symlink is never followed (it may lead out of the run: /etc/passwd), nor copied
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         if self.seen.get(rel) == key:
             return

@@ -38,6 +38,11 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
     old = store.get_run(ref)
     check_snapshot(store, old)
     spec = RunSpec.from_json(old.spec)
+    if arguments is None and any(secrets.REDACTED in a for a in spec.arguments):
+        raise SubmitError(
+            f"Run {old.run_id}'s arguments held secrets, which the store keeps only as ***; "
+            "give the arguments again (launchbay rerun RUN -- ARGS...)."
+        )
     env_vars = {k: v for k, v in spec.env_vars.items() if v != secrets.REDACTED}
     spec = replace(
         spec,

@@ -4,7 +4,7 @@ Standard library only (Python 3.9+): it is shipped with the snapshot to
 containers, SSH hosts and cluster nodes. Usage: ``python runner.py RUN_DIR``,
 where ``RUN_DIR/runner.json`` says what to run. The runner
 
-1. stages the snapshot into ``RUN_DIR/work`` (from a manifest and a blob folder),
+1. stages the snapshot into ``RUN_DIR/work`` as private copies (runner_stage.py),
 2. starts the entry point as a child in its own process group, tees its output
    into ``RUN_DIR/files/user_logs/std_log.txt``,
 3. appends status events to ``RUN_DIR/journal/events.jsonl`` and a heartbeat,
@@ -35,7 +35,21 @@ try:  # shipped next to the runner (runtime/launchbay_*.py)
 except ImportError:  # launchbay's own source tree
     from launchbay import livefiles, sysmon
 
+try:  # part of the launchbay package, or flat files shipped next to this one
+    from . import runner_procs as procs
+    from .runner_stage import Staged, recycle, stage_snapshot
+except ImportError:
+    from runner_stage import Staged, recycle, stage_snapshot  # type: ignore[no-redef]
+
+    try:
+        import runner_procs as procs  # type: ignore[no-redef]
+    except ImportError:  # an old runtime folder: only the process group is stopped
+        procs = None  # type: ignore[assignment]
+
+__all__ = ["Runner", "main", "stage_snapshot"]
+
 HEARTBEAT_INTERVAL_S = 2.0
+SECRET_ARGS_VAR = "LAUNCHBAY_SECRET_ARGS"
 LOG_NAME = "user_logs/std_log.txt"
 
 
@@ -63,93 +77,6 @@ class Journal:
         with open(path + ".tmp", "w") as fh:
             fh.write(repr(time.time()))
         os.replace(path + ".tmp", path)
-
-
-def stage_snapshot(config: dict[str, Any], work: str) -> list[tuple[str, str, int, int]]:
-    """Put the snapshot's files into the run's own work dir.
-
-    With ``link_snapshot`` (local target) files are hard links to the store's read-only
-    blobs: creating a file with content costs ~1 ms on some disks, a link 50 us. The
-    links are returned so ``check_links`` can tell if the run wrote into one in place.
-    Elsewhere (or across devices) they are copies.
-    """
-    snapshot = config.get("snapshot") or {}
-    linked: list[tuple[str, str, int, int]] = []
-    if snapshot.get("manifest"):
-        blobs = snapshot["blobs"]
-        link = bool(config.get("link_snapshot"))
-        with open(snapshot["manifest"], encoding="utf-8") as fh:
-            manifest = json.load(fh)
-        made: set[str] = set()
-        for entry in manifest["files"]:
-            rel, digest, mode = entry["path"], entry["sha256"], entry.get("mode", 0o644)
-            dest = os.path.join(work, rel)
-            parent = os.path.dirname(dest)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            source = os.path.join(blobs, digest[:2], digest[2:])
-            if link and not mode & 0o111:  # a link shares the blob's read-only mode: executables are copied
-                try:
-                    st = os.stat(source)
-                    os.link(source, dest)
-                    linked.append((rel, source, st.st_mtime_ns, st.st_size))
-                    continue
-                except OSError:
-                    link = False  # another device or no links here: copy from now on
-            shutil.copyfile(source, dest)
-            if mode & 0o111:
-                os.chmod(dest, 0o755)
-    else:
-        os.makedirs(work, exist_ok=True)
-    for rel, text in (config.get("extra_files") or {}).items():
-        dest = os.path.join(work, rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with open(dest, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    return linked
-
-
-def check_links(linked: list[tuple[str, str, int, int]], source_dir: str | None) -> list[str]:
-    """Files the run modified in place, which changed their shared blob too.
-
-    Each such blob is rebuilt from the source folder when its file there still has the
-    snapshot's content; otherwise it is set aside (``*.modified``) and reported lost."""
-    lost = []
-    for rel, blob, mtime_ns, size in linked:
-        try:
-            st = os.stat(blob)
-        except OSError:
-            continue
-        if st.st_mtime_ns == mtime_ns and st.st_size == size:
-            continue
-        digest = os.path.basename(os.path.dirname(blob)) + os.path.basename(blob)
-        if source_dir and _restore_blob(os.path.join(source_dir, rel), blob, digest):
-            continue
-        lost.append(rel)
-        try:
-            os.replace(blob, blob + ".modified")
-        except OSError:
-            pass
-    return lost
-
-
-def _restore_blob(source: str, blob: str, digest: str) -> bool:
-    import hashlib
-
-    try:
-        with open(source, "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    if hashlib.sha256(data).hexdigest() != digest:
-        return False
-    tmp = blob + ".restore"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o444)
-    os.replace(tmp, blob)  # a new inode: the run's modified copy stays the run's
-    return True
 
 
 def _set_parent_death_signal() -> None:
@@ -219,7 +146,8 @@ class Runner:
         self.child: subprocess.Popen[bytes] | None = None
         self.cancel_reason: str | None = None
         self._done = threading.Event()
-        self.linked: list[tuple[str, str, int, int]] = []
+        self.staged: Staged | None = None  # the snapshot copies in ``work``, for recycling
+        self.subreaper = False
 
     def request_cancel(self, reason: str) -> None:
         if self.cancel_reason is None:
@@ -233,10 +161,14 @@ class Runner:
             return
         grace = float(self.config.get("cancel_grace_s", 3.0))
         _killpg(child.pid, signal.SIGTERM)
+        if procs is not None:  # children that left the group (setsid, double fork) too
+            procs.signal_all(signal.SIGTERM, [p for p in procs.descendants() if p != child.pid])
         deadline = time.time() + grace
         while time.time() < deadline and child.poll() is None:
             time.sleep(0.05)
         _killpg(child.pid, signal.SIGKILL)
+        if procs is not None:
+            procs.stop_all(0.0, exclude=child.pid)
 
     def _watch(self) -> None:
         """Heartbeat, cancel file and maximum duration, every few hundred ms."""
@@ -244,8 +176,17 @@ class Runner:
         max_duration = self.config.get("max_duration_s")
         started = time.time()
         next_beat = 0.0
+        tree: list[list[int]] = []
+        tree_path = os.path.join(self.run_dir, "descendants")
+        record_tree = bool(self.config.get("record_descendants"))
+        next_tree = 0.0
         while not self._done.wait(0.2):
             now = time.time()
+            if procs is not None:  # orphans re-parented to us: collect their exit status
+                procs.reap(exclude=self.child.pid if self.child else None)
+                if record_tree and self.subreaper and now >= next_tree:  # for whoever finds this runner killed
+                    tree = procs.record_tree(tree_path, tree)
+                    next_tree = now + 1.0
             if now >= next_beat:
                 self.journal.heartbeat()
                 next_beat = now + HEARTBEAT_INTERVAL_S
@@ -266,13 +207,15 @@ class Runner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("Canceled by request."))
         signal.signal(signal.SIGINT, lambda *_: self.request_cancel("Canceled by request."))
+        # descendants that start a new session stay ours to stop (Linux; elsewhere the process group only)
+        self.subreaper = procs is not None and procs.become_subreaper()
         self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=socket.gethostname())
         self.journal.heartbeat()
         watcher = threading.Thread(target=self._watch, daemon=True)
         watcher.start()
         self.journal.status("Preparing")
         try:
-            self.linked = stage_snapshot(self.config, self.work)
+            self.staged = stage_snapshot(self.config, self.work)
         except Exception as exc:
             return self._finish("Failed", None, {"message": f"Could not stage the snapshot: {exc}", "traceback": ""})
         if self.cancel_reason:
@@ -295,6 +238,12 @@ class Runner:
         if extra_path:
             env["PYTHONPATH"] = os.pathsep.join(extra_path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         command = list(self.config["command"])
+        hidden = env.pop(SECRET_ARGS_VAR, None)  # secret arguments: in our environment, never on disk
+        os.environ.pop(SECRET_ARGS_VAR, None)
+        if hidden:
+            for index, value in json.loads(hidden).items():
+                if int(index) < len(command):
+                    command[int(index)] = value
         if command and command[0] == "{python}":
             command[0] = self.config.get("python") or sys.executable
         if self.config.get("distributed"):  # several ranks: distlaunch.py starts and watches them
@@ -323,13 +272,14 @@ class Runner:
             monitor = sysmon.Monitor(self.config, self.journal, self.child.pid)
             live = livefiles.LiveFiles(cwd, self.files_dir).start()
             code = self.child.wait()
-            tee.join(timeout=5)
+            _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
+            if procs is not None:  # and every other descendant (new sessions, double forks)
+                left = procs.stop_all(0.5)
+                if left:
+                    self.journal.event(type="descendants_stopped", count=left)
+            tee.join(timeout=5)  # the pipe ends once no descendant holds it
             monitor.stop()
-        _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
         self.journal.status("Finalizing")
-        modified = check_links(self.linked, self.config.get("source_dir"))
-        if modified:
-            self.journal.event(type="snapshot_modified", files=modified[:100])
         live.stop()  # the last pass over ./outputs and ./logs
         if self.cancel_reason:
             return self._finish("Canceled", code, {"message": self.cancel_reason, "traceback": ""})
@@ -341,10 +291,15 @@ class Runner:
         return self._finish("Failed", code, rank_error(self.run_dir) or error_from_log(log_path, code))
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
+        if not self.config.get("keep_work"):
+            spare = self.config.get("stage_spare")
+            # recycled only once every process of the run is gone (the subreaper stopped them)
+            if not (spare and self.subreaper and self.staged is not None and not procs.descendants()):
+                shutil.rmtree(self.work, ignore_errors=True)
+            elif not recycle(self.work, self.staged, spare):
+                shutil.rmtree(self.work, ignore_errors=True)
         self.journal.status(status, exit_code=code, error=error, final=True)
         self._done.set()
-        if not self.config.get("keep_work"):
-            shutil.rmtree(self.work, ignore_errors=True)
         hook = self.config.get("finish_hook")
         if hook:
             _run_finish_hook(hook)

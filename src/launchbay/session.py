@@ -86,14 +86,22 @@ class Session:
         return self._start(record, spec, target, snapshot)
 
     def _record(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunRecord:
-        stored_spec = RunSpec.from_json({**spec.to_json(), "env_vars": secrets.redact(dict(spec.env_vars))})
-        record = self.store.create_run(
-            stored_spec, target_type=target.type_name, snapshot_id=snapshot.id, properties=properties
+        stored_spec = RunSpec.from_json(
+            {
+                **spec.to_json(),
+                "env_vars": secrets.redact(dict(spec.env_vars)),
+                "arguments": secrets.redact_arguments(spec.arguments),
+            }
         )
-        state = {"target_settings": secrets.redact({k: str(v) for k, v in target.settings.items()})}
-        self.store.update_run(record.pk, target_state=state)
-        record.target_state = state
-        return record
+        raw = target.config.raw_targets.get(target.name)  # "${VAR}" references, not their values
+        state = {"target_settings": secrets.redact_settings(raw or target.settings)}
+        return self.store.create_run(
+            stored_spec,
+            target_type=target.type_name,
+            snapshot_id=snapshot.id,
+            properties=properties,
+            target_state=state,
+        )
 
     def _start(self, record: RunRecord, spec: RunSpec, target: Target, snapshot: Any) -> RunHandle:
         try:

@@ -57,6 +57,7 @@ class FileEntry(NamedTuple):
     inode: int
     mode: int
     rule: str = ""
+    link: str = ""  # a symlink inside the project: its target, relative to the link's folder
 
 
 @dataclass
@@ -234,12 +235,34 @@ def _list_folder(
     return files, subdirs
 
 
+def _link_target(root: Path, rel: str, path: str) -> tuple[str, str]:
+    """(target relative to the link's folder, "") for a link that stays inside ``root``, else ("", why)."""
+    try:
+        written = os.readlink(path)
+    except OSError as exc:
+        return "", f"unreadable symlink: {exc.strerror or exc}"
+    real = os.path.realpath(path)
+    inside = real == str(root) or real.startswith(str(root) + os.sep)
+    if not inside:
+        return "", f"symlink to {written}, outside the project: skipped (its content is never copied)"
+    if not os.path.exists(real):
+        return "", f"broken symlink to {written}: skipped"
+    return os.path.relpath(real, os.path.dirname(os.path.join(root, rel))), ""
+
+
 def _add_file(result: Scan, rel: str, path: str, rule: str, explain: bool = False) -> bool:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError as exc:
-        result.unreadable.append((rel, f"broken link or unreadable: {exc.strerror or exc}"))
+        result.unreadable.append((rel, f"unreadable: {exc.strerror or exc}"))
         return False
+    if stat.S_ISLNK(st.st_mode):  # recorded as a link, never followed out of the project
+        target, why = _link_target(result.root, rel, path)
+        if not target:
+            result.excluded.append((rel, why)) if explain else result.unreadable.append((rel, why))
+            return False
+        result.files.append(FileEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, rule, target))
+        return True
     if not stat.S_ISREG(st.st_mode):
         if explain:
             result.excluded.append((rel, "not a regular file"))
@@ -287,10 +310,18 @@ class _SnapshotIndex:
             self.entries, self.dirs = {}, {}
         self._dirs_before = dict(self.dirs)
         self.manifest: dict[str, Any] | None = data.get("manifest") if isinstance(data, dict) else None
+        #: blob folder → its mtime when every blob this folder's snapshot needs was there;
+        #: ``blobs_ok``: that holds for every file of the last snapshot
+        self.blob_dirs: dict[str, int] = (data.get("blob_dirs") if isinstance(data, dict) else None) or {}
+        self.blobs_ok = bool(data.get("blobs_ok")) if isinstance(data, dict) else False
+        self._blobs_before = (dict(self.blob_dirs), self.blobs_ok)
         self.changed = False
 
     def digest(self, root: Path, f: FileEntry) -> tuple[str, bool]:
-        """The file's sha256, and whether it came from the index (so its blob is stored already)."""
+        """The file's sha256, and whether it came from the index (so its blob was stored already)."""
+        if f.link:
+            self.entries[f.path] = [f.size, f.mtime_ns, f.inode, "link:" + f.link]
+            return "", True
         cached = self.entries.get(f.path)
         if cached and cached[0] == f.size and cached[1] == f.mtime_ns and cached[2] == f.inode:
             return str(cached[3]), True
@@ -311,15 +342,63 @@ class _SnapshotIndex:
         return True
 
     def save(self, keep: set[str]) -> None:
-        dirs_changed = self.dirs != self._dirs_before
+        dirs_changed = self.dirs != self._dirs_before or (self.blob_dirs, self.blobs_ok) != self._blobs_before
         if not self.changed and not dirs_changed and len(keep) == len(self.entries):
             return
         self.entries = {k: v for k, v in self.entries.items() if k in keep}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        data = {"files": self.entries, "dirs": self.dirs, "manifest": self.manifest}
-        tmp.write_bytes(marshal.dumps(data))
-        os.replace(tmp, self.path)
+        # a name of its own: concurrent snapshots of one folder never share a temp file
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        data = {
+            "files": self.entries,
+            "dirs": self.dirs,
+            "manifest": self.manifest,
+            "blob_dirs": self.blob_dirs,
+            "blobs_ok": self.blobs_ok,
+        }
+        try:
+            tmp.write_bytes(marshal.dumps(data))
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a cache: the next snapshot hashes again
+            raise
+
+    def _digests(self, files: list[FileEntry]) -> dict[str, str]:
+        out = {}
+        for f in files:
+            cached = self.entries.get(f.path)
+            if cached and not str(cached[3]).startswith("link:"):
+                out[f.path] = str(cached[3])
+        return out
+
+    def restore_missing(self, store: RunStore, root: Path, files: list[FileEntry]) -> int:
+        """Store again the blobs of ``files`` that were deleted from the store; how many were.
+
+        Quick when nothing was deleted: one stat per blob folder, compared with the mtimes
+        recorded when every blob was last seen there; only changed folders are listed."""
+        if self.blobs_ok and store.blobs.unchanged(self.blob_dirs):
+            return 0
+        digests = self._digests(files)
+        gone = store.blobs.missing(set(digests.values()), self.blob_dirs)
+        restored = 0
+        for f in files:
+            if digests.get(f.path) in gone:
+                try:
+                    digest = _hash_file(root / f.path)  # the source may have changed since: hash again
+                except OSError:
+                    self.entries.pop(f.path, None)  # unreadable now: the snapshot itself reports it
+                    self.changed = True
+                    continue
+                self.entries[f.path] = [f.size, f.mtime_ns, f.inode, digest]
+                self.changed = True
+                if store.blobs.put_file(root / f.path, digest):
+                    restored += 1
+        self.verify_blobs(store, files)
+        return restored
+
+    def verify_blobs(self, store: RunStore, files: list[FileEntry]) -> None:
+        """Record whether every blob ``files`` need is in the store (and the folders' mtimes)."""
+        self.blobs_ok = not store.blobs.missing(set(self._digests(files).values()), self.blob_dirs)
 
 
 def take_snapshot(
@@ -364,13 +443,20 @@ def _take_snapshot(
         and not previous.get("extras")
         and cache.all_unchanged(scan_.files)
         and store.blobs.has(previous["id"])
+        and not cache.restore_missing(store, scan_.root, scan_.files)
     ):
         # nothing changed since the last snapshot of this folder: same id, nothing to hash or write
         cache.save({f.path for f in scan_.files})
         return Snapshot(previous["id"], scan_.root, len(scan_.files), scan_.total_bytes, 0, 0, scan_.unreadable, None)
     entries: list[dict[str, Any]] = []
-    new_blobs = new_bytes = 0
+    links: list[dict[str, str]] = []
+    new_blobs = cache.restore_missing(store, scan_.root, [f for f in scan_.files if not f.link])
+    new_bytes = 0
     for f in scan_.files:
+        if f.link:
+            cache.digest(scan_.root, f)
+            links.append({"path": f.path, "target": f.link})
+            continue
         try:
             digest, known = cache.digest(scan_.root, f)
         except OSError as exc:
@@ -386,10 +472,14 @@ def _take_snapshot(
         digest = store.blobs.put_bytes(data)
         entries = [e for e in entries if e["path"] != rel]
         entries.append({"path": rel, "sha256": digest, "size": len(data), "mode": 0o644})
+    cache.verify_blobs(store, [f for f in scan_.files if not f.link])
     entries.sort(key=lambda e: e["path"])
-    manifest = {"version": 1, "files": entries}
+    manifest: dict[str, Any] = {"version": 1, "files": entries}
+    if links:  # only when there are some: snapshots without links keep their ids
+        manifest["links"] = links
     fingerprint = hashlib.sha1(
         "\n".join(f"{e['path']}\0{e['sha256']}\0{e['mode']}" for e in entries).encode()
+        + "".join(f"\n{link['path']}\0->{link['target']}" for link in links).encode()
     ).hexdigest()
     if previous and previous.get("fingerprint") == fingerprint and store.blobs.has(previous["id"]):
         snapshot_id = previous["id"]  # same content as last time: same id, nothing to write

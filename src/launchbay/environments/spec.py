@@ -19,6 +19,7 @@ from typing import Any
 from ..config import ProjectConfig
 from ..errors import ConfigError, UnknownEnvironmentError
 from .conda import check_refused, read_conda_file
+from ..secrets import redact
 
 HASH_VERSION = 1
 INSTALLERS = ("auto", "uv", "pip")
@@ -105,7 +106,7 @@ class EnvironmentSpec:
             "pip": sorted(self.pip),
             "python": self.python,
             "image": self.image,
-            "env": dict(self.env_vars),
+            "env": redact(self.env_vars),  # written to the store (spec.json): no secret values
             "user_managed": self.user_managed,
             "installer": self.installer,
             "sources": list(self.sources),

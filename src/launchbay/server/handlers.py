@@ -3,8 +3,8 @@
 Each handler parses its arguments and calls one ``LaunchbayService`` method in a
 worker thread (syncing a remote run or cancelling one may take seconds; the
 server's event loop must not wait). ``_answer`` is the one place errors become
-HTTP: unknown run/metric/file → 404, any other ``LaunchbayError`` → 400, both as
-JSON ``{"message": ...}``.
+HTTP: unknown run/metric/file → 404, a damaged index or a full disk → 503, any other
+``LaunchbayError`` → 400, all as JSON ``{"message": ...}``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..errors import ConfigError, LaunchbayError, RunNotFoundError
+from ..errors import ConfigError, DiskFullError, LaunchbayError, RunNotFoundError, StoreDamagedError
 from .service import LaunchbayService
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -59,6 +59,8 @@ class BaseHandler(APIHandler):
             result = await asyncio.get_running_loop().run_in_executor(holder.executor, lambda: fn(holder.get()))
         except RunNotFoundError as exc:
             return 404, {"message": str(exc)}
+        except (StoreDamagedError, DiskFullError) as exc:  # not the request's fault: the store's
+            return 503, {"message": str(exc)}
         except LaunchbayError as exc:
             return 400, {"message": str(exc)}
         return 200, result

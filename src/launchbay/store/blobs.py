@@ -53,11 +53,52 @@ class BlobStore:
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, dest)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)  # a full disk leaves no partial blob
+                raise
         return digest
+
+    def unchanged(self, mtimes: dict[str, int]) -> bool:
+        """Do these blob folders still have the mtimes recorded (nothing added or deleted)?"""
+        root = str(self.root)
+        try:
+            return all(os.stat(f"{root}/{prefix}").st_mtime_ns == mtime for prefix, mtime in mtimes.items())
+        except OSError:
+            return False
+
+    def missing(self, digests: set[str], complete: dict[str, int]) -> set[str]:
+        """The digests whose blob is gone (deleted by hand, or a damaged store).
+
+        ``complete`` maps a blob folder to its mtime when it last held every blob asked
+        for: an unchanged folder is not listed again, so an unchanged snapshot costs
+        one stat per folder. Updated in place."""
+        by_prefix: dict[str, list[str]] = {}
+        for digest in digests:
+            by_prefix.setdefault(digest[:2], []).append(digest)
+        gone: set[str] = set()
+        for prefix, wanted in by_prefix.items():
+            folder = self.root / prefix
+            try:
+                mtime = os.stat(folder).st_mtime_ns
+                if complete.get(prefix) == mtime:
+                    continue
+                names = set(os.listdir(folder))
+            except FileNotFoundError:
+                gone.update(wanted)
+                complete.pop(prefix, None)
+                continue
+            lost = [d for d in wanted if d[2:] not in names]
+            gone.update(lost)
+            if lost:
+                complete.pop(prefix, None)
+            else:
+                complete[prefix] = mtime
+        return gone
 
     def read_bytes(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()

@@ -13,6 +13,7 @@ million-point series reads back in a few milliseconds.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -23,9 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunNotFoundError, StoreError
+from ..errors import LaunchbayError, RunNotFoundError, StoreDamagedError, StoreError
 from ..models import RunSpec, RunStatus
+from . import runfile
 from .blobs import BlobStore
+from .guard import REPAIR_HINT, connect, store_error
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .records import RunRecord, loads
 
@@ -57,11 +60,14 @@ class Series:
 class RunStore:
     """All reads and writes of run history go through here (CLI, API, server, ingest)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, index_name: str = "index.sqlite", rebuilding: bool = False) -> None:
+        """``rebuilding`` (``launchbay store repair`` only): an empty index next to run folders is expected."""
         self.root = root
+        self.index_path = root / index_name
         self.blobs = BlobStore(root / "blobs")
         self.runs_dir = root / "runs"
         self._local = threading.local()
+        self._rebuilding = rebuilding
         self._migrate()
 
     # -- connection and transactions -------------------------------------------------
@@ -69,42 +75,53 @@ class RunStore:
     def db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.root / "index.sqlite", timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = connect(self.root, self.index_path, BUSY_TIMEOUT_MS / 1000)
             self._local.conn = conn
         return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread's store is dropped)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE: writers queue instead of failing)."""
         db = self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"Could not write to the store at {self.root}: {exc}.") from exc
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                sqlite3.Connection.execute(db, "BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                # SQLite can answer "locked" at once (WAL recovery by another process) instead of waiting
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise store_error(exc, self.root) from exc
+                time.sleep(0.02)
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except LaunchbayError:
+                    pass  # SQLite rolled back by itself (disk full, I/O error)
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise store_error(exc, self.root) from exc
             raise
-        else:
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                db.execute("ROLLBACK")
-                raise StoreError(f"Could not commit to the store at {self.root}: {exc}.") from exc
 
     def _migrate(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self.runs_dir.mkdir(exist_ok=True)
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(
-                f"Cannot open the store at {self.root}: {exc}. Check the path and its permissions."
-            ) from exc
+        except OSError as exc:
+            raise store_error(exc, self.root) from exc
+        if not self._rebuilding and (not self.index_path.exists() or self.index_path.stat().st_size == 0):
+            self._refuse_empty_index()  # before SQLite writes a header into it
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"The store at {self.root} has schema version {version}, newer than this launchbay "
@@ -114,11 +131,25 @@ class RunStore:
             return
         with self.transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0 and not self._rebuilding:
+                self._refuse_empty_index()
             for number in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _refuse_empty_index(self) -> None:
+        """An empty (0-byte, new or lost) index next to run folders must not look like "no runs yet"."""
+        try:
+            folders = sum(1 for e in os.scandir(self.runs_dir) if e.is_dir() and runfile.looks_like_run(Path(e.path)))
+        except OSError:
+            folders = 0
+        if folders:
+            raise StoreDamagedError(
+                f"The store's index {self.index_path} is empty or missing, but {self.runs_dir} holds "
+                f"{folders} run folder(s); nothing was written. {REPAIR_HINT}"
+            )
 
     # -- runs -------------------------------------------------------------------------
     def _experiment_id(self, db: sqlite3.Connection, name: str) -> int:
@@ -141,14 +172,54 @@ class RunStore:
         snapshot_id: str | None,
         properties: dict[str, Any],
         run_id: str | None = None,
+        target_state: dict[str, Any] | None = None,
     ) -> RunRecord:
-        """Record a new Queued run and make its folder."""
+        """Make the run's folder (with ``run.json``, what ``store repair`` rebuilds it from), then record it Queued.
+
+        A generated id claims its folder with an exclusive mkdir (6 hex digits can repeat within
+        a second), and is drawn again if the index has it already."""
         given = run_id
+        import shutil
+
         now = time.time()
-        with self.transaction() as db:
+        while True:
             run_id = given or self.new_run_id(spec.experiment)
-            while not given and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone():
-                run_id = self.new_run_id(spec.experiment)  # 6 hex digits can repeat within a second
+            run_dir = self.run_dir(run_id)
+            try:
+                self.runs_dir.mkdir(parents=True, exist_ok=True)
+                run_dir.mkdir(exist_ok=bool(given))
+            except FileExistsError:
+                continue  # another run drew the same id: draw again
+            except OSError as exc:
+                raise store_error(exc, self.root) from exc
+            try:
+                runfile.write(
+                    run_dir,
+                    runfile.describe(spec, run_id, target_type, snapshot_id, properties, target_state or {}, now),
+                )
+                if self._insert_run(spec, run_id, target_type, snapshot_id, properties, target_state or {}, now):
+                    return self.get_run(run_id)
+            except BaseException as exc:
+                shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written (e.g. the disk is full)
+                if isinstance(exc, OSError):
+                    raise store_error(exc, self.root) from exc
+                raise
+            shutil.rmtree(run_dir, ignore_errors=True)  # the index had that id (its folder was gone)
+
+    def _insert_run(
+        self,
+        spec: RunSpec,
+        run_id: str,
+        target_type: str,
+        snapshot_id: str | None,
+        properties: dict[str, Any],
+        target_state: dict[str, Any],
+        now: float,
+    ) -> bool:
+        """Insert the run's rows; False when the index has that run id already."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone():
+                return False
             exp = self._experiment_id(db, spec.experiment)
             pk = db.execute(
                 "INSERT INTO runs(run_id, experiment_id, name, status, target, target_type, script, arguments,"
@@ -170,7 +241,7 @@ class RunStore:
                     now,
                     json.dumps(properties),
                     json.dumps(spec.to_json()),
-                    "{}",
+                    json.dumps(target_state),
                     spec.parent_run_id,
                 ),
             ).lastrowid
@@ -182,8 +253,7 @@ class RunStore:
                 "INSERT OR REPLACE INTO params(run_pk, key, value) VALUES (?,?,?)",
                 [(pk, k, v if isinstance(v, (int, float, str)) else json.dumps(v)) for k, v in spec.params.items()],
             )
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
-        return self.get_run(run_id)
+        return True
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run that never started (used to undo a failed launch)."""
@@ -381,11 +451,16 @@ class RunStore:
             tx.execute(f"UPDATE runs SET {cols} WHERE pk=?", (*values, pk))
 
     def merge_target_state(self, pk: int, **fields: Any) -> dict[str, Any]:
-        """Add keys to a run's ``target_state`` (container id, job id, ...) without losing others."""
+        """Add keys to a run's ``target_state`` (container id, job id, ...) without losing others.
+
+        ``run.json`` gets them too (under the same write lock), so a repaired index still
+        knows which container or job to sync and cancel."""
         with self.transaction() as db:
-            state = json.loads(db.execute("SELECT target_state FROM runs WHERE pk=?", (pk,)).fetchone()[0] or "{}")
+            row = db.execute("SELECT target_state, run_id FROM runs WHERE pk=?", (pk,)).fetchone()
+            state = json.loads(row[0] or "{}")
             state.update(fields)
             self.update_run(pk, db=db, target_state=state)
+            runfile.update(self.runs_dir / row[1], target_state=state)
         return state
 
     def set_tag(self, pk: int, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
@@ -462,16 +537,22 @@ class RunStore:
         return run.run_dir / "files"
 
     def file_names(self, run: RunRecord) -> list[str]:
+        """The run's files; a symlink is listed only when it stays inside the run's files."""
         root = self.files_dir(run)
-        if not root.is_dir():
+        if not root.is_dir() or root.is_symlink():
             return []
-        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        names = []
+        for folder, _dirs, files in os.walk(root):  # never descends into linked folders
+            for name in files:
+                path = Path(folder) / name
+                if not path.is_symlink() or inside(self.files_dir(run), path.relative_to(root)) is not None:
+                    names.append(str(path.relative_to(root)))
+        return sorted(names)
 
     def file_path(self, run: RunRecord, name: str) -> Path:
         """The file of a run named ``name``, refusing anything outside the run's files."""
-        root = self.files_dir(run).resolve()
-        candidate = (root / name).resolve()
-        if name.startswith("/") or "\x00" in name or not candidate.is_relative_to(root) or not candidate.is_file():
+        candidate = None if name.startswith("/") or "\x00" in name else inside(self.files_dir(run), Path(name))
+        if candidate is None or not candidate.is_file():
             raise RunNotFoundError(
                 f"Run {run.run_id} has no file {name!r}; list its files with `launchbay files {run.run_id}`."
             )
@@ -481,11 +562,25 @@ class RunStore:
         return self.files_dir(run) / "user_logs" / "std_log.txt"
 
     def read_log(self, run: RunRecord, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
-        """Bytes of the run's output after ``offset`` (up to ``max_bytes``) and the next offset."""
+        """Bytes of the run's output after ``offset`` (up to ``max_bytes``) and the next offset.
+
+        A log that is (or lies under) a symlink leading out of the run's files is refused."""
+        path = inside(self.files_dir(run), Path("user_logs") / "std_log.txt")
+        if path is None:
+            raise RunNotFoundError(
+                f"Run {run.run_id}'s log is a link to outside its folder; launchbay serves only files inside it."
+            )
         try:
-            with open(self.log_path(run), "rb") as fh:
+            with open(path, "rb") as fh:
                 fh.seek(offset)
                 data = fh.read(max_bytes)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             return b"", offset
         return data, offset + len(data)
+
+
+def inside(root: Path, rel: Path) -> Path | None:
+    """``root / rel`` with every link resolved, or None when that leaves ``root`` (a planted symlink)."""
+    real_root = root.resolve()
+    candidate = (real_root / rel).resolve()
+    return candidate if candidate == real_root or candidate.is_relative_to(real_root) else None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..secrets import redact_arguments
 
 __all__ = [
     "BanditPolicy",
@@ -188,7 +189,9 @@ def sweep(
         max_files=int(budget.get("max_files", LAUNCHBAY_SNAPSHOT_MAX_FILES.get())),
         extra_files=extra_files,
     )
-    arguments = [str(a) for a in args]
+    real_arguments = [str(a) for a in args]
+    arguments = redact_arguments(real_arguments)  # what the store keeps; the controller gets the real ones
+    hidden = {str(i): a for i, (a, shown) in enumerate(zip(real_arguments, arguments)) if a != shown}
     config: dict[str, Any] = {
         "primary_metric": primary_metric,
         "goal": goal,
@@ -227,7 +230,7 @@ def sweep(
     try:
         session.store.merge_target_state(record.pk, target_settings={"type": "sweep"}, child_target=target)
         (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
-        start_controller(session.store.root, record)
+        start_controller(session.store.root, record, secret_arguments=hidden)
     except BaseException:
         session.store.delete_run(record.run_id)
         raise

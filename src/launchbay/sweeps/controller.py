@@ -28,6 +28,7 @@ from .policy import policy_from_json
 from .sampling import Trial, sampling_from_json
 
 SWEEP_FILE = "sweep.json"
+SECRET_ARGS_VAR = "LAUNCHBAY_SWEEP_SECRET_ARGS"
 POLL_S = 0.3
 TERMINATION_TAG = EARLY_TERMINATION_TAG
 SWEEP_TAG = "launchbay.sweep"
@@ -46,12 +47,20 @@ def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> An
     return Snapshot(snapshot_id, Path(source_dir or "."), len(files), size, 0, 0, [], manifest)
 
 
-def start_controller(store_root: Path, record: RunRecord, resume: bool = False) -> None:
-    """Start the controller detached (double fork, new session): it outlives the submitter."""
+def start_controller(
+    store_root: Path, record: RunRecord, resume: bool = False, secret_arguments: dict[str, str] | None = None
+) -> None:
+    """Start the controller detached (double fork, new session): it outlives the submitter.
+
+    ``secret_arguments`` (index → real value of an argument sweep.json holds as ***) travel
+    in its environment, never in the store."""
     command = [sys.executable, "-m", "launchbay.sweeps.controller", "--detach", str(store_root), record.run_id]
     if resume:
         command.append("--resume")
-    spawn_detached(command, record.run_dir, dict(os.environ), "the sweep controller")
+    env = dict(os.environ)
+    if secret_arguments:
+        env[SECRET_ARGS_VAR] = json.dumps(secret_arguments)
+    spawn_detached(command, record.run_dir, env, "the sweep controller")
 
 
 class Controller:
@@ -69,6 +78,12 @@ class Controller:
         self.store = open_store(store_path)
         self.record = self.store.get_run(run_id)
         self.config: dict[str, Any] = json.loads((self.record.run_dir / SWEEP_FILE).read_text())
+        hidden = os.environ.pop(SECRET_ARGS_VAR, None)
+        if hidden:  # the real values of secret arguments, which sweep.json holds as ***
+            args = list(self.config.get("arguments") or [])
+            for index, value in json.loads(hidden).items():
+                args[int(index)] = value
+            self.config["arguments"] = args
         source = self.record.properties.get("launchbay.source_dir")
         self.session = Session(self.store, load_config(Path(source)) if source else None)
         self.journal = Journal(str(self.record.run_dir))

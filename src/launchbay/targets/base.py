@@ -46,8 +46,13 @@ class Target(ABC):
     # -- the template method ----------------------------------------------------------
     def launch(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> None:
         runner_config = self.runner_config(record, spec, snapshot)
+        hidden = secrets.hide_in_command(runner_config["command"], len(spec.arguments))
         self.prepare(record, spec, runner_config)
-        secret_env = secrets.split(dict(spec.env_vars))[1]
+        # an environment's variables joined runner.json's in prepare: secret ones travel with the runner instead
+        runner_config["env"], env_secrets = secrets.split(runner_config.get("env") or {})
+        secret_env = {**env_secrets, **secrets.split(dict(spec.env_vars))[1]}
+        if hidden:  # secret arguments travel in the runner's environment, never in runner.json
+            secret_env[secrets.SECRET_ARGS_VAR] = json.dumps(hidden)
         self.start(record, runner_config, secret_env)
 
     def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:

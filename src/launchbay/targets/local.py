@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from typing import Any
 
 from ..errors import TargetError
 from ..models import RunSpec
+from ..runner_procs import kill_recorded
 from ..store import RunRecord
 from .base import RUNNER_SOURCE, Target
 
@@ -92,8 +94,12 @@ class LocalTarget(Target):
 
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         runner_config.setdefault("python", self.python())
-        runner_config["link_snapshot"] = True
         runner_config["source_dir"] = record.properties.get("launchbay.source_dir")
+        source = str(runner_config["source_dir"] or "")
+        key = hashlib.sha1(source.encode()).hexdigest()[:16]
+        # a finished run's untouched copies, reused by the next run of this folder (runner_stage.py)
+        runner_config["stage_spare"] = str(self.store.root / "cache" / "stage" / key)
+        runner_config["record_descendants"] = True  # so force_stop can find them if the runner is killed
         runner_config["finish_hook"] = {"store": str(self.store.root), "run_id": record.run_id}
         run_dir = record.run_dir
         (run_dir / "journal").mkdir(parents=True, exist_ok=True)
@@ -115,6 +121,8 @@ class LocalTarget(Target):
                 os.killpg(int(pgid), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        # descendants in other sessions, which the dead runner last saw (pid + start time)
+        kill_recorded(str(record.run_dir / "descendants"))
 
     def check(self) -> dict[str, Any]:
         return {"reachable": True, "python": self.python(), "version": sys.version.split()[0]}

@@ -186,6 +186,7 @@ class RayTarget(Target):
         package = record.run_dir / "ray_working_dir.zip"
         manifest = self.store.snapshot_manifest(record.snapshot_id) if record.snapshot_id else {"files": []}
         files = [(e["path"], e["sha256"], int(e["size"]), int(e.get("mode", 0o644))) for e in manifest["files"]]
+        runner_config["snapshot_links"] = manifest.get("links") or []  # made by the runner in work/
         try:
             self._build_package(package, runner_config, files)
             runtime_env = dict(self._runtime_env, working_dir=api.upload_package(package))

@@ -26,6 +26,8 @@ def runtime_files() -> dict[str, bytes]:
     """Relative path → content of everything a remote runner needs."""
     return {
         "launchbay_runner.py": (_SRC / "runner.py").read_bytes(),
+        "runner_procs.py": (_SRC / "runner_procs.py").read_bytes(),
+        "runner_stage.py": (_SRC / "runner_stage.py").read_bytes(),
         "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),
         "launchbay_sysmon.py": (_SRC / "sysmon.py").read_bytes(),
         "launchbay_livefiles.py": (_SRC / "livefiles.py").read_bytes(),

@@ -238,10 +238,12 @@ class SlurmTarget(Target):
         if not direct:
             runner_config["snapshot"] = {}  # the project goes straight into the run folder's work/
             if record.snapshot_id:
-                for entry in self.store.snapshot_manifest(record.snapshot_id)["files"]:
+                manifest = self.store.snapshot_manifest(record.snapshot_id)
+                for entry in manifest["files"]:
                     files[f"work/{entry['path']}"] = self.store.blobs.path(entry["sha256"])
                     if entry.get("mode", 0o644) & 0o111:
                         executable.add(f"work/{entry['path']}")
+                runner_config["snapshot_links"] = manifest.get("links") or []  # made by the runner in work/
         script = render_sbatch(
             run_id=record.run_id,
             run_dir=remote,

@@ -1,0 +1,40 @@
+"""``launchbay store repair``: registered by cli_extra (keeps cli.py small)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def cmd_store_repair(args: argparse.Namespace) -> int:
+    from ..config import find_store_dir
+    from .repair import repair
+
+    report = repair(find_store_dir(args.store))
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"old index: {report.old_index}" + (f" (kept as {report.moved_to})" if report.moved_to else ""))
+    print(
+        f"rebuilt from the run folders: {report.runs} runs, {report.points} metric points, {report.snapshots} snapshots"
+    )
+    if report.blobs_missing:
+        print(
+            f"{report.blobs_missing} snapshot files were gone from the store; "
+            f"{report.blobs_restored} restored from their source folders"
+        )
+    for problem in report.problems:
+        print(f"! {problem}")
+    return 0
+
+
+def register(sub: Any, add: Any) -> None:
+    store = sub.add_parser("store", help="look after the store itself")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    p = store_sub.add_parser("repair", help="rebuild a damaged or missing index from the run folders")
+    p.set_defaults(func=cmd_store_repair)
+    p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
