@@ -75,6 +75,7 @@ LAUNCHBAY_COMMANDS = {
     "gc": ("[--dry-run]", "remove blobs nothing refers to"),
     "du": ("", "store sizes by experiment and kind"),
     "tensorboard": ("RUN [RUN...]", "TensorBoard over the runs' ./logs, live while they run"),
+    "store": ("repair", "rebuild a damaged or lost index from the run folders"),
 }
 _SYNOPSES = [(f"{name} {usage}".strip(), text) for name, (usage, text) in LAUNCHBAY_COMMANDS.items()]
 LAUNCHBAY_USAGE = (
