@@ -18,8 +18,8 @@ from typing import Any
 
 from ..config import ProjectConfig
 from ..errors import ConfigError, UnknownEnvironmentError
-from .conda import check_refused, read_conda_file
 from ..secrets import redact
+from .conda import check_refused, read_conda_file
 
 HASH_VERSION = 1
 INSTALLERS = ("auto", "uv", "pip")

@@ -191,7 +191,7 @@ def sweep(
     )
     real_arguments = [str(a) for a in args]
     arguments = redact_arguments(real_arguments)  # what the store keeps; the controller gets the real ones
-    hidden = {str(i): a for i, (a, shown) in enumerate(zip(real_arguments, arguments)) if a != shown}
+    hidden_args = {str(i): a for i, (a, shown) in enumerate(zip(real_arguments, arguments)) if a != shown}
     config: dict[str, Any] = {
         "primary_metric": primary_metric,
         "goal": goal,
@@ -230,7 +230,7 @@ def sweep(
     try:
         session.store.merge_target_state(record.pk, target_settings={"type": "sweep"}, child_target=target)
         (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
-        start_controller(session.store.root, record, secret_arguments=hidden)
+        start_controller(session.store.root, record, secret_arguments=hidden_args)
     except BaseException:
         session.store.delete_run(record.run_id)
         raise
