@@ -396,6 +396,21 @@ def test_images_tables_rows_and_lists_are_served(api: Api, store_runs: dict[str,
     assert (api.error("runs", "nosuch", "logged"))[0] == 404
 
 
+def test_out_of_range_parameters_are_a_400_not_a_500(api: Api, store_runs: dict[str, Any]) -> None:
+    rid = store_runs["first"]
+    huge = [10**20, "1e20", -1, "-1e20", 2**63, "nan", "inf", "1e400"]
+    for value in huge:
+        assert api.error("runs", params={"offset": value})[0] == 400, value
+        assert api.error("runs", params={"limit": value})[0] == 400, value
+        assert api.error("runs", rid, "log", params={"offset": value})[0] == 400, value
+        assert api.error("runs", rid, "metrics", "loss", params={"buckets": value})[0] == 400, value
+    for value in ["1e20", "-1e20", "nan", "inf", "1e400", 2**63]:
+        assert api.error("runs", rid, "metrics", "loss", params={"after_step": value})[0] == 400, value
+        assert api.error("changes", params={"since": value})[0] == 400, value
+    assert api.get("runs", params={"offset": 2**53})["runs"] == []
+    assert api.get("runs", rid, "metrics", "loss", params={"after_step": -(2**53)})["steps"][:2] == [0, 1]
+
+
 def test_files_are_listed_and_downloaded(api: Api, store_runs: dict[str, Any]) -> None:
     rid = store_runs["first"]
     files = {f["name"]: f["size"] for f in (api.get("runs", rid, "files"))["files"]}

@@ -9,105 +9,23 @@ from __future__ import annotations
 
 import fcntl
 import json
-import marshal
 import operator
 import os
 import sqlite3
 import struct
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from .journal_problems import note_problems
+from .journal_reader import Piece, read_piece
 from .models import RunStatus
 from .store import RunRecord, RunStore, open_store
 
 _HEADER = struct.Struct("<I")
 _first, _second, _third, _fourth = (operator.itemgetter(i) for i in range(4))
+_STEP_LIMIT = 1 << 63
 MERGE_BELOW = 4096  # a last chunk smaller than this is merged with new points
-
-
-def _read_from(path: Path, pos: int) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(pos)
-            return fh.read()
-    except FileNotFoundError:
-        return b""
-
-
-def _parse_records(data: bytes) -> tuple[list[tuple[str, Any]], int]:
-    """Complete length-prefixed records in ``data`` and how many bytes they used."""
-    out, pos, size = [], 0, len(data)
-    while pos + 4 <= size:
-        (length,) = _HEADER.unpack_from(data, pos)
-        if pos + 4 + length > size:
-            break
-        out.append(marshal.loads(data[pos + 4 : pos + 4 + length]))
-        pos += 4 + length
-    return out, pos
-
-
-def _parse_events(data: bytes) -> tuple[list[dict[str, Any]], int]:
-    end = data.rfind(b"\n") + 1
-    events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
-    return events, end
-
-
-class _Pending:
-    """Everything read from the journal in one pass, applied in one transaction."""
-
-    def __init__(self) -> None:
-        self.offsets: dict[str, tuple[int, int]] = {}
-        self.points: dict[str, list[tuple[Any, Any, Any, float]]] = defaultdict(list)
-        self.records: list[tuple[str, str, Any, float]] = []
-        self.events: list[dict[str, Any]] = []
-        self.heartbeat: float | None = None
-
-    def empty(self) -> bool:
-        return not (self.offsets or self.heartbeat)
-
-
-def _collect(record: RunRecord, known: dict[str, int]) -> _Pending:
-    journal = record.run_dir / "journal"
-    pending = _Pending()
-    if not journal.is_dir():
-        return pending
-    for path in sorted(journal.iterdir()):
-        name = path.name
-        if name.endswith(".bin"):
-            start = known.get(name, 0)
-            data = _read_from(path, start)
-            items, used = _parse_records(data)
-            if used:
-                pending.offsets[name] = (start, start + used)
-            for kind, payload in items:
-                if kind == "m":
-                    _group_points(payload, pending.points)
-                else:
-                    pending.records.append((kind, *payload))
-        elif name == "events.jsonl":
-            start = known.get(name, 0)
-            events, used = _parse_events(_read_from(path, start))
-            if used:
-                pending.offsets[name] = (start, start + used)
-            pending.events.extend(events)
-        elif name == "heartbeat":
-            try:
-                pending.heartbeat = float(path.read_text() or 0)
-            except (OSError, ValueError):
-                pass
-    return pending
-
-
-def _group_points(batch: list[tuple[Any, Any, Any, float]], out: dict[str, list[Any]]) -> None:
-    names = set(map(_first, batch))  # C speed; almost always one name per batch
-    if len(names) == 1:
-        out[batch[0][0]].extend(batch)
-        return
-    for point in batch:
-        out[point[0]].append(point)
 
 
 @contextmanager
@@ -158,75 +76,118 @@ def _register_models(store: RunStore, run_id: str) -> None:
 
 
 def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
-    for _attempt in range(20):
+    """Apply the journal piece by piece (bounded memory), each piece in one transaction."""
+    changed, conflicts = False, 0
+    journal = record.run_dir / "journal"
+    while conflicts < 20:
         known = dict(store.db.execute("SELECT file, pos FROM offsets WHERE run_pk=?", (record.pk,)).fetchall())
-        pending = _collect(record, known)
-        if pending.empty() or (not pending.offsets and pending.heartbeat == record.heartbeat):
-            return False
+        heartbeat, status = store.db.execute("SELECT heartbeat, status FROM runs WHERE pk=?", (record.pk,)).fetchone()
+        piece = read_piece(journal, known, final=RunStatus(status).is_terminal())
+        if piece.empty() or (not piece.offsets and piece.heartbeat == heartbeat):
+            return changed
         with store.transaction() as db:
             now_known = dict(db.execute("SELECT file, pos FROM offsets WHERE run_pk=?", (record.pk,)).fetchall())
-            if any(now_known.get(f, 0) != start for f, (start, _) in pending.offsets.items()):
+            if any(now_known.get(f, 0) != start for f, (start, _) in piece.offsets.items()):
+                conflicts += 1
                 continue  # someone else ingested these bytes first: read again
-            _apply(store, db, record, pending)
-        return True
-    return False
+            _apply(store, db, record, piece)
+        changed = True
+        if not piece.more:
+            return changed
+    return changed
 
 
-def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: _Pending) -> None:
+def _apply(store: RunStore, db: sqlite3.Connection, record: RunRecord, pending: Piece) -> None:
     for name, points in pending.points.items():
-        _append_series(db, record.pk, name, points)
+        dropped = _append_series(db, record.pk, name, points)
+        if dropped:
+            pending.refuse(name, dropped, "a step without a number, counted on past 2**63 - 1")
     for kind, name, payload, ts in pending.records:
         if kind == "tag":
             store.set_tag(record.pk, name, payload, db=db)
         else:
             db.execute(
                 "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
-                (record.pk, kind, name, json.dumps(payload), ts),
+                (record.pk, kind, name, payload, ts),
             )
     fields: dict[str, Any] = {}
     if pending.heartbeat:
         fields["heartbeat"] = pending.heartbeat
-    current, state_json = db.execute("SELECT status, target_state FROM runs WHERE pk=?", (record.pk,)).fetchone()
+    current, state_json, props_json = db.execute(
+        "SELECT status, target_state, properties FROM runs WHERE pk=?", (record.pk,)
+    ).fetchone()
     status, state = RunStatus(current), json.loads(state_json or "{}")
     for event in pending.events:
-        event_type = event.get("type")
-        if event_type == "runner":
-            state.update(runner_pid=event.get("pid"), runner_pgid=event.get("pgid"), host=event.get("host"))
-            fields["target_state"] = state
-        elif event_type == "host":  # the runner's host facts (sysmon): shown by `launchbay show`
-            props = json.loads(db.execute("SELECT properties FROM runs WHERE pk=?", (record.pk,)).fetchone()[0] or "{}")
-            props.update({f"launchbay.host.{k}": v for k, v in (event.get("facts") or {}).items()})
-            fields["properties"] = props
-        elif event_type == "snapshot_modified":
-            # the run wrote into snapshot files in place: their blobs were set aside, so the
-            # snapshot indexes (which trust known blobs) must be rebuilt
-            for index in (store.root / "cache").glob("snapshot-index-*"):
-                index.unlink(missing_ok=True)
-            store.blobs.forget_modified()
-            db.execute(
-                "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
-                (record.pk, "warning", "snapshot_modified", json.dumps(event.get("files")), event.get("ts")),
-            )
-        elif event_type == "status" and not status.is_terminal():
-            status = RunStatus(event["status"])
-            fields["status"] = status.value
-            if status is RunStatus.RUNNING:
-                fields["started"] = event["ts"]
-                if event.get("child_pgid"):
-                    state["child_pgid"] = event["child_pgid"]
-                    fields["target_state"] = state
-            if status.is_terminal():
-                fields["ended"] = event["ts"]
-                fields["exit_code"] = event.get("exit_code")
-                if event.get("error"):
-                    fields["error"] = event["error"]
+        try:
+            status = _apply_event(store, db, record, event, status, state, fields)
+        except (KeyError, TypeError, ValueError):  # a damaged or unknown event: counted, skipped
+            pending.unreadable += 1
+    properties = note_problems(fields.get("properties") or json.loads(props_json or "{}"), pending)
+    if properties is not None:
+        fields["properties"] = properties
     for name, (_, end) in pending.offsets.items():
         db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (record.pk, name, end))
     store.update_run(record.pk, db=db, **fields)
 
 
-def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> None:
-    """Pack one series' new points into a chunk (merging with a small last chunk)."""
+def _apply_event(
+    store: RunStore,
+    db: sqlite3.Connection,
+    record: RunRecord,
+    event: dict[str, Any],
+    status: RunStatus,
+    state: dict[str, Any],
+    fields: dict[str, Any],
+) -> RunStatus:
+    """One runner event onto the run's fields; the run's status after it."""
+    event_type = event.get("type")
+    if event_type == "runner":
+        pid, pgid, host = int(event["pid"]), int(event["pgid"]), event.get("host")
+        state.update(runner_pid=pid, runner_pgid=pgid, host=None if host is None else str(host))
+        fields["target_state"] = state
+    elif event_type == "host":  # the runner's host facts (sysmon): shown by `launchbay show`
+        facts = event.get("facts") or {}
+        if not isinstance(facts, dict):
+            raise ValueError("host facts are not an object")
+        props = fields.get("properties")
+        if props is None:
+            props = json.loads(db.execute("SELECT properties FROM runs WHERE pk=?", (record.pk,)).fetchone()[0] or "{}")
+        props.update({f"launchbay.host.{k}": v for k, v in facts.items()})
+        fields["properties"] = props
+    elif event_type == "snapshot_modified":
+        # the run wrote into snapshot files in place: their blobs were set aside, so the
+        # snapshot indexes (which trust known blobs) must be rebuilt
+        for index in (store.root / "cache").glob("snapshot-index-*"):
+            index.unlink(missing_ok=True)
+        store.blobs.forget_modified()
+        db.execute(
+            "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
+            (record.pk, "warning", "snapshot_modified", json.dumps(event.get("files")), float(event["ts"])),
+        )
+    elif event_type == "status" and not status.is_terminal():
+        new, ts = RunStatus(event["status"]), float(event["ts"])  # checked before anything changes
+        child_pgid = int(event["child_pgid"]) if event.get("child_pgid") else None
+        exit_code = None if event.get("exit_code") is None else int(event["exit_code"])
+        fields["status"] = new.value
+        if new is RunStatus.RUNNING:
+            fields["started"] = ts
+            if child_pgid:
+                state["child_pgid"] = child_pgid
+                fields["target_state"] = state
+        if new.is_terminal():
+            fields["ended"] = ts
+            fields["exit_code"] = exit_code
+            error = event.get("error")
+            if error:
+                fields["error"] = error if isinstance(error, dict) else {"message": str(error), "traceback": ""}
+        return new
+    return status
+
+
+def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> int:
+    """Pack one series' new points into a chunk (merging with a small last chunk).
+
+    Returns how many points could not be kept (steps counted on past 2**63 - 1)."""
     import numpy as np
 
     row = db.execute(
@@ -237,16 +198,23 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
         count, last_step, lo, hi = 0, None, None, None
     else:
         series_id, count, last_step, lo, hi = row
-    n = len(points)
-    values = np.fromiter(map(_second, points), dtype=np.float64, count=n)
-    stamps = np.fromiter(map(_fourth, points), dtype=np.float64, count=n)
     raw_steps = list(map(_third, points))
+    dropped = 0
     if None in raw_steps:
         next_step = 0 if last_step is None else last_step + 1
         for i, step in enumerate(raw_steps):
             if step is None:
                 raw_steps[i] = step = next_step
             next_step = step + 1
+        if next_step > _STEP_LIMIT:  # counted on past the int64 range: those points cannot be kept
+            kept = [i for i, step in enumerate(raw_steps) if step < _STEP_LIMIT]
+            dropped = len(points) - len(kept)
+            points, raw_steps = [points[i] for i in kept], [raw_steps[i] for i in kept]
+            if not points:
+                return dropped
+    n = len(points)
+    values = np.fromiter(map(_second, points), dtype=np.float64, count=n)
+    stamps = np.fromiter(map(_fourth, points), dtype=np.float64, count=n)
     steps = np.array(raw_steps, dtype=np.int64)
     last_chunk = db.execute(
         "SELECT id, n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id DESC LIMIT 1",
@@ -278,7 +246,7 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
         ),
     )
     new_values = values[-n:]
-    batch_lo, batch_hi = float(np.nanmin(new_values)), float(np.nanmax(new_values))
+    batch_lo, batch_hi = float(np.fmin.reduce(new_values)), float(np.fmax.reduce(new_values))  # NaN-blind, no warning
     batch_last_step = int(steps[-n:].max())
     db.execute(
         "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
@@ -291,6 +259,7 @@ def _append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[
             series_id,
         ),
     )
+    return dropped
 
 
 def ingest_after_runner(store_path: str, run_id: str) -> None:

@@ -188,7 +188,10 @@ class Runner:
                     tree = procs.record_tree(tree_path, tree)
                     next_tree = now + 1.0
             if now >= next_beat:
-                self.journal.heartbeat()
+                try:
+                    self.journal.heartbeat()
+                except OSError:  # disk full: the next beat tries again; cancel checks go on
+                    pass
                 next_beat = now + HEARTBEAT_INTERVAL_S
             if os.path.exists(cancel_file):
                 self.request_cancel("Canceled by request.")
@@ -198,8 +201,11 @@ class Runner:
     def _tee(self, stream: Any, log: Any) -> None:
         echo = self.config.get("echo_output")
         for chunk in iter(lambda: stream.read1(65536), b""):
-            log.write(chunk)
-            log.flush()
+            try:
+                log.write(chunk)
+                log.flush()
+            except OSError:  # disk full: keep draining, or the run would block on a full pipe
+                pass
             if echo:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()

@@ -46,6 +46,9 @@ class ServiceHolder:
             return self._service
 
 
+MAX_QUERY_NUMBER = 1 << 53  # the largest integer every client (JavaScript too) holds exactly
+
+
 class BaseHandler(APIHandler):
     @property
     def holder(self) -> ServiceHolder:
@@ -72,7 +75,7 @@ class BaseHandler(APIHandler):
         self.finish(_dumps(body))
 
     # -- query arguments (a bad one is a ConfigError, hence a 400) --------------------------------
-    def _int(self, name: str, default: int, lo: int = 0, hi: int | None = None) -> int:
+    def _int(self, name: str, default: int, lo: int = 0, hi: int = MAX_QUERY_NUMBER) -> int:
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
             return default
@@ -80,8 +83,8 @@ class BaseHandler(APIHandler):
             value = int(raw)
         except ValueError:
             raise ConfigError(f"Query parameter {name}={raw!r} must be an integer.") from None
-        if value < lo or (hi is not None and value > hi):
-            raise ConfigError(f"Query parameter {name}={value} must be between {lo} and {hi if hi else 'any'}.")
+        if value < lo or value > hi:
+            raise ConfigError(f"Query parameter {name}={value} must be between {lo} and {hi}.")
         return value
 
     def _float(self, name: str, required: bool = False) -> float | None:
@@ -94,8 +97,8 @@ class BaseHandler(APIHandler):
             value = float(raw)
         except ValueError:
             raise ConfigError(f"Query parameter {name}={raw!r} must be a number.") from None
-        if not math.isfinite(value):
-            raise ConfigError(f"Query parameter {name}={raw!r} must be a finite number.")
+        if not math.isfinite(value) or abs(value) > MAX_QUERY_NUMBER:
+            raise ConfigError(f"Query parameter {name}={raw!r} must be a number between -2**53 and 2**53.")
         return value
 
 

@@ -507,8 +507,10 @@ class RunStore:
         stamps: list[bytes] = []
         if series_id is not None:
             sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? AND last_step > ? ORDER BY id"
-            floor = -(2**63) if after_step is None else after_step
-            for n, first, s_blob, v_blob, t_blob in self.db.execute(sql, (series_id, floor)):
+            args: tuple[Any, ...] = (series_id, after_step)
+            if after_step is None:  # every step, -2**63 included
+                sql, args = sql.replace(" AND last_step > ?", ""), (series_id,)
+            for n, first, s_blob, v_blob, t_blob in self.db.execute(sql, args):
                 steps.append(
                     np.arange(first, first + n, dtype=np.int64)
                     if s_blob is None

@@ -35,6 +35,7 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay_rayranks.py": (_SRC / "rayranks.py").read_bytes(),
         "launchbay/__init__.py": _STUB_INIT.encode(),
         "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
+        "launchbay/journalfmt.py": (_SRC / "tracking" / "journalfmt.py").read_bytes(),
         **{f"azureml_alias/{rel}": text.encode() for rel, text in alias_files().items()},
     }
 

@@ -1,29 +1,43 @@
 """The in-run API: ``Run.get_context()`` and its logging methods.
 
-Standard library only: this module is shipped next to the runner into containers,
-remote hosts and cluster nodes where launchbay itself is not installed.
+Standard library only: this module (with ``journalfmt.py``) is shipped next to the
+runner into containers, remote hosts and cluster nodes where launchbay is not installed.
 
 Why it is fast: ``log`` only appends a tuple to a list. A daemon thread swaps the
-list out every 0.2 s and writes it, marshalled in one C call, as one record of an
-append-only per-process journal file. The store ingests those files. Values that
-marshal cannot take (NumPy scalars, PyTorch tensors, even on a GPU) are resolved
-there, in the background and in batches, so the training step never waits for a
-device synchronisation. A final flush runs at exit, on exceptions and on SIGTERM.
+list out every 0.2 s and writes it, marshalled in one C call, as framed records of an
+append-only per-process journal file (format in ``journalfmt``). The store ingests
+those files. Values that are not plain ints/floats (NumPy scalars, PyTorch tensors,
+even on a GPU, Decimal, ...) are checked there, in the background and in batches, so
+the training step never waits for a device synchronisation; a value a float64 cannot
+hold exactly is refused with one warning per metric, never rounded silently.
+
+What survives what: a final flush runs at exit, on exceptions, on SIGTERM (the handler
+is installed when this module is imported in the main thread of a run), in forked and
+spawned ``multiprocessing`` workers, and signals are held while a flush writes, so a
+signal never interrupts (or deadlocks) one. SIGKILL and ``os._exit`` lose what was
+logged since the last flush (at most ``FLUSH_INTERVAL_S``). On a full disk a record is
+written whole or not at all, and the count of points not written is kept in a small
+side file whose space was reserved up front.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import marshal
 import operator
 import os
 import shutil
 import signal
-import struct
 import sys
 import threading
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from .journalfmt import MAX_POINTS_PER_RECORD, encode, exact_step, exact_value, plain
 
 ENV_RUN_ID = "LAUNCHBAY_RUN_ID"
 ENV_JOURNAL_DIR = "LAUNCHBAY_JOURNAL_DIR"
@@ -32,86 +46,133 @@ ENV_EXPERIMENT = "LAUNCHBAY_EXPERIMENT"
 ENV_RANK = "LAUNCHBAY_RANK"  # set by distlaunch.py in each rank of a distributed run
 ENV_LOG_ALL_RANKS = "LAUNCHBAY_LOG_ALL_RANKS"
 FLUSH_INTERVAL_S = 0.2
-_HEADER = struct.Struct("<I")
-_NUMBER_TYPES = (int, float)
+SIGTERM_GRACE_S = 2.0  # how long the SIGTERM handler gets before the flush thread ends the process
+_WAKEUP: dict[str, Any] = {"read": None, "write": None, "seen": 0, "handled": 0, "pid": None}
+LOST_FILE_SIZE = 64  # the side file holding "<points not written> <errno>", written in place
 _PLAIN_VALUES = frozenset({int, float})
 _PLAIN_STEPS = frozenset({int, type(None)})
-_value_of, _step_of = operator.itemgetter(1), operator.itemgetter(2)
+_bit_length = int.bit_length
+_name_of, _value_of, _step_of = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+_plain = plain  # kept for code that imported it from here
 
 
 def _is_plain(batch: list[tuple[Any, Any, Any, float]]) -> bool:
-    """All values are int/float and all steps int/None (checked at C speed with map/set).
+    """Every point can be written as it is: str names, exact int/float values, int64/None steps.
 
-    marshal would store a NumPy scalar as raw bytes, so anything else is resolved first."""
-    return (
-        set(map(type, map(_value_of, batch))) <= _PLAIN_VALUES and set(map(type, map(_step_of, batch))) <= _PLAIN_STEPS
-    )
+    Checked at C speed with map/set/max; anything else goes through ``_checked``."""
+    try:
+        if set(map(type, set(map(_name_of, batch)))) != {str}:  # marshal writes a str subclass as bytes
+            return False
+    except TypeError:  # an unhashable name
+        return False
+    value_types = set(map(type, map(_value_of, batch)))
+    if not value_types <= _PLAIN_VALUES:
+        return False
+    if int in value_types:
+        if float in value_types:
+            return False  # ints among floats: checked one by one
+        if max(map(_bit_length, map(_value_of, batch))) > 53:
+            return False
+    step_types = set(map(type, map(_step_of, batch)))
+    if not step_types <= _PLAIN_STEPS:
+        return False
+    if int in step_types:
+        steps = map(_step_of, batch) if len(step_types) == 1 else filter(None, map(_step_of, batch))
+        if max(map(_bit_length, steps)) > 63:  # -2**63 (64 bits) is checked one by one
+            return False
+    return True
 
 
-def _plain(value: Any) -> Any:
-    """A value marshal can store: numbers and strings as they are, anything else as text."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return item()
-        except (TypeError, ValueError, RuntimeError):
-            pass
-    return str(value)
+def _resolve_tensors(values: list[Any]) -> None:
+    """Replace one-element floating-point tensors by floats in place: one transfer per device.
 
-
-def _resolve_points(batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str, Any, Any, float]]:
-    """Turn tensors and NumPy scalars into floats, one device transfer per device."""
-    values: list[Any] = [p[1] for p in batch]
-    torch = sys.modules.get("torch")
+    Integer and other tensors are left to ``exact_value`` (``.item()`` keeps big ints exact)."""
+    torch: Any = sys.modules.get("torch")
     tensor_type = getattr(torch, "Tensor", None)  # None while torch is still importing
-    if tensor_type is not None:
-        try:
-            _resolve_tensors(torch, tensor_type, values)
-        except Exception:  # odd tensors: fall back to one .item() each below
-            pass
-    out = []
-    for (name, _, step, ts), value in zip(batch, values):
-        if type(value) not in _NUMBER_TYPES:
-            value = _plain(value)
-            if not isinstance(value, (int, float)):
-                try:
-                    value = float(value)
-                except (TypeError, ValueError):
-                    continue  # not a number: a scalar metric cannot hold it
-        if step is not None and type(step) is not int:
-            step = int(_plain(step))
-        out.append((str(name), value, step, ts))
-    return out
-
-
-def _resolve_tensors(torch: Any, tensor_type: Any, values: list[Any]) -> None:
-    """Replace 0-d tensors by floats in place: one stacked transfer per device."""
+    if tensor_type is None:
+        return
     by_device: dict[Any, list[int]] = {}
     for i, v in enumerate(values):
-        if isinstance(v, tensor_type):
+        if isinstance(v, tensor_type) and v.is_floating_point() and v.numel() == 1:
             by_device.setdefault(v.device, []).append(i)
     for indices in by_device.values():
-        stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
+        try:
+            stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
+        except Exception:  # odd tensors: exact_value takes them one .item() at a time
+            continue
         for i, resolved in zip(indices, stacked.cpu().tolist()):
             values[i] = resolved
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """In the main thread, hold every signal while a record is taken and written.
+
+    Python runs signal handlers in the main thread between bytecodes; a handler that
+    flushes (ours on SIGTERM, or the user's) would otherwise find the journal half-way
+    through a write, or wait forever for a lock its own thread holds."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class _Journal:
-    """One append-only file per process: length-prefixed marshal records."""
+    """One append-only file per process; a record is written whole or not at all."""
 
     def __init__(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
-        name = f"p{os.getpid()}-{time.time_ns()}.bin"
-        self.path = os.path.join(directory, name)
+        stem = os.path.join(directory, f"p{os.getpid()}-{time.time_ns()}")
+        self.path = stem + ".jnl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._lock = threading.Lock()
+        self.not_written = 0
+        self._lost_fd: int | None = None
+        try:  # reserve the side file's space now: the count must fit when the disk is full
+            fd = os.open(stem + ".lost", os.O_RDWR | os.O_CREAT, 0o644)
+            os.write(fd, b"0".ljust(LOST_FILE_SIZE))
+            self._lost_fd = fd
+        except OSError:
+            pass
 
-    def write(self, kind: str, payload: Any) -> None:
-        data = marshal.dumps((kind, payload))
+    def write(self, payload: bytes, points: int) -> bool:
+        """Append one framed record; on any error cut the file back and count the points."""
+        framed = memoryview(encode(payload))
         with self._lock:
-            os.write(self._fd, _HEADER.pack(len(data)) + data)
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                done = 0
+                while done < len(framed):
+                    done += os.write(self._fd, framed[done:])
+            except OSError as exc:
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    pass
+                self._lost(points, exc)
+                return False
+        return True
+
+    def _lost(self, points: int, exc: OSError) -> None:
+        first = self.not_written == 0
+        self.not_written += points
+        code = errno.errorcode.get(exc.errno or 0, "EIO")
+        if self._lost_fd is not None:
+            try:
+                os.pwrite(self._lost_fd, f"{self.not_written} {code}".encode().ljust(LOST_FILE_SIZE), 0)
+            except OSError:
+                pass
+        if first:
+            what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else str(exc)
+            print(
+                f"launchbay: {what}: metrics are not being written to {self.path}; "
+                "the run records how many points are missing.",
+                file=sys.stderr,
+            )
 
 
 def _fast_log(points: list[tuple[Any, Any, Any, float]], prefix: str = "", muted: bool = False) -> Any:
@@ -160,6 +221,10 @@ class Run:
         self._image_counter = 0
         self._journal: _Journal | None = None
         self._stop = threading.Event()
+        self._at_exit = False
+        self._warned: set[str] = set()
+        self._busy = threading.local()
+        self._deferred: BaseException | None = None
         self.rank = int(os.environ.get(ENV_RANK) or 0)
         self._prefix, self._muted = "", False
         self._set_log_all_ranks(os.environ.get(ENV_LOG_ALL_RANKS) == "1")
@@ -198,33 +263,30 @@ class Run:
 
     def _start(self) -> None:
         assert self._journal_dir is not None
-        self._journal = _Journal(self._journal_dir)
+        try:
+            self._journal = _Journal(self._journal_dir)
+        except OSError as exc:  # never stop the user's code over logging
+            print(f"launchbay: cannot write metrics to {self._journal_dir}: {exc}", file=sys.stderr)
+            self.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+            return
         self.log = _fast_log(self._points, self._prefix, self._muted)  # type: ignore[method-assign]
+        self._refused: dict[str, list[Any]] = {}
         self._thread = threading.Thread(target=self._flush_loop, name="launchbay-flush", daemon=True)
         self._thread.start()
-        atexit.register(self.flush)
-        self._install_sigterm_flush()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+        if not self._at_exit:
+            atexit.register(self.flush)
+            self._at_exit = True
+        _install_sigterm_flush()
+        _flush_in_multiprocessing_children(self)
 
     def _after_fork(self) -> None:
         """A forked child logs into a journal file of its own."""
         self._points.clear()  # the parent's points are the parent's to write
+        self._warned = set()
+        self._busy = threading.local()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._start()
-
-    def _install_sigterm_flush(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            self.flush()
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
 
     # -- the hot path ------------------------------------------------------
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
@@ -317,15 +379,67 @@ class Run:
 
     def flush(self) -> None:
         """Write everything logged so far to the journal (also runs at exit)."""
-        if self.offline or self._journal is None:
-            return
-        with self._flush_lock:
+        if self.offline or self._journal is None or self._busy_here():
+            return  # called again from a signal handler inside a flush of this thread: it is under way
+        with self._writing(), _signals_held(), self._flush_lock:
             points = self._points
             taken = len(points)
+            if not taken:
+                return
             batch = points[:taken]
             del points[:taken]  # appends made meanwhile sit after ``taken`` and stay
-            if batch:
-                self._journal.write("m", batch if _is_plain(batch) else _resolve_points(batch))
+            if not _is_plain(batch):
+                batch = self._checked(batch)
+            for i in range(0, len(batch), MAX_POINTS_PER_RECORD):
+                part = batch[i : i + MAX_POINTS_PER_RECORD]
+                self._journal.write(marshal.dumps(("m", part)), len(part))
+            if self._refused:
+                refused, self._refused = self._refused, {}
+                self._journal.write(marshal.dumps(("refused", (refused, time.time()))), 0)
+
+    def _busy_here(self) -> bool:
+        return int(getattr(self._busy, "depth", 0)) > 0
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Mark this thread as writing; a SIGTERM landing meanwhile ends the process right after.
+
+        A signal that arrived just before ``_signals_held`` still runs its Python handler at
+        the next bytecode; it must neither wait for a lock this thread holds nor cut a write."""
+        busy = self._busy
+        busy.depth = getattr(busy, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            busy.depth -= 1
+        if not busy.depth and self._deferred is not None and threading.current_thread() is threading.main_thread():
+            deferred, self._deferred = self._deferred, None
+            raise deferred
+
+    def _checked(self, batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str, Any, Any, float]]:
+        """The points a float64 value and an int64 step hold exactly; the others refused."""
+        values = list(map(_value_of, batch))
+        _resolve_tensors(values)
+        out = []
+        for (name, _, step, ts), value in zip(batch, values):
+            name = name if type(name) is str else str(name)
+            try:
+                out.append((name, exact_value(value), exact_step(step), ts))
+            except Exception as exc:  # whatever an odd object raises refuses that point only
+                self._refuse(name, str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
+        return out
+
+    def _refuse(self, name: str, reason: str) -> None:
+        """Count a refused point; warn once per metric (the count goes to the run)."""
+        entry = self._refused.setdefault(name, [0, reason])
+        entry[0] += 1
+        if name not in self._warned:
+            self._warned.add(name)
+            message = f"metric {name!r}: {reason}; such points are not stored (warned once per metric)"
+            try:
+                warnings.warn_explicit(message, RuntimeWarning, "launchbay", 0)
+            except Exception:  # warnings turned into errors (-W error): say it, lose nothing else
+                print(f"launchbay: RuntimeWarning: {message}", file=sys.stderr)
 
     def complete(self) -> None:
         """Flush now; the runner records the end itself when the process exits."""
@@ -333,6 +447,10 @@ class Run:
 
     # -- internals ---------------------------------------------------------------
     def _flush_loop(self) -> None:
+        # Signals go to the main thread, never here: a signal taken by this thread would not
+        # wake a main thread blocked in a system call (a Pool worker waiting for its next
+        # task never saw the SIGTERM of Pool.terminate(), and the pool hung).
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while not self._stop.wait(FLUSH_INTERVAL_S):
             try:
                 self.flush()
@@ -347,8 +465,11 @@ class Run:
             if self._muted:
                 return
             name = self._prefix + str(name)
-        assert self._journal is not None
-        self._journal.write(kind, (str(name), payload, time.time()))
+        if self._journal is None:
+            return
+        data = marshal.dumps((kind, (str(name), payload, time.time())))
+        with self._writing(), _signals_held():
+            self._journal.write(data, 1)
 
     def _file_dest(self, relpath: str) -> str:
         base = self._files_dir or os.getcwd()
@@ -369,3 +490,140 @@ def _safe_relpath(name: str) -> str:
     if not parts or ".." in parts:
         raise ValueError(f"upload_file name {name!r} must be a relative path inside the run")
     return "/".join(parts)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Keep every point logged so far, then end the way Python ends on an exception."""
+    _WAKEUP["handled"] += 1
+    run = Run._context
+    if run is not None:
+        if run._busy_here():  # inside a write of this thread: it exits when done
+            run._deferred = SystemExit(128 + signum)
+            return
+        try:
+            run.flush()
+        except Exception as exc:
+            print(f"launchbay: could not write metrics: {exc}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Python's KeyboardInterrupt, but never in the middle of a journal write."""
+    run = Run._context
+    if run is not None and run._busy_here():
+        run._deferred = KeyboardInterrupt()
+        return
+    raise KeyboardInterrupt
+
+
+def _install_sigterm_flush() -> None:
+    """Flush on SIGTERM, hold SIGINT's KeyboardInterrupt until a write is done.
+
+    Installed only from the main thread, and only over the defaults."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
+    except (ValueError, OSError):
+        return
+    _watch_signals()
+
+
+def _watch_signals() -> None:
+    """(Main thread) a watchdog for SIGTERM, fed by Python's wakeup fd.
+
+    CPython runs a handler only when the main thread next executes bytecode: a SIGTERM that
+    lands just before the main thread blocks in C (a Pool worker waiting on its queue's lock
+    at Pool.terminate()) leaves the process hanging for good, where the default action would
+    have ended it. The watchdog gives the handler SIGTERM_GRACE_S, then flushes and ends the
+    process as SIGTERM would. Only while nobody else uses the wakeup fd (asyncio may)."""
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm or _WAKEUP["pid"] == os.getpid():
+        return  # not ours, or watched already
+    try:
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        old = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        return
+    if old not in (-1, _WAKEUP["write"]):  # someone else's: give it back
+        signal.set_wakeup_fd(old)
+        os.close(read)
+        os.close(write)
+        return
+    _close_wakeup_pipe()
+    _WAKEUP.update(read=read, write=write, seen=0, handled=0, pid=os.getpid())
+    threading.Thread(target=_sigterm_watchdog, args=(read,), name="launchbay-sigterm", daemon=True).start()
+
+
+def _close_wakeup_pipe() -> None:
+    for key in ("read", "write"):
+        fd, _WAKEUP[key] = _WAKEUP[key], None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _sigterm_watchdog(read: int) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # signals stay the main thread's
+    while True:
+        try:
+            data = os.read(read, 512)
+        except OSError:
+            return  # the pipe was closed (a fork replaced it)
+        if not data:
+            return
+        if signal.SIGTERM not in data or signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+            continue  # the user's own SIGTERM handler decides what SIGTERM does
+        _WAKEUP["seen"] += 1
+        deadline = time.time() + SIGTERM_GRACE_S
+        while _WAKEUP["handled"] < _WAKEUP["seen"] and time.time() < deadline:
+            time.sleep(0.02)
+        if _WAKEUP["handled"] < _WAKEUP["seen"]:
+            run = Run._context
+            try:
+                if run is not None:
+                    run.flush()
+            finally:
+                os._exit(128 + signal.SIGTERM)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child logs into its own journal; one that has no run yet gets the defaults back."""
+    run = Run._context
+    if run is not None and not run.offline:
+        run._after_fork()  # its _start gives it a watchdog of its own (_watch_signals)
+        return
+    if _WAKEUP["write"] is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:  # nothing to flush here: the default actions are exactly right (and race-free)
+        signal.set_wakeup_fd(-1)
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGINT) is _on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except (ValueError, OSError):
+        pass
+    _close_wakeup_pipe()
+
+
+def _flush_in_multiprocessing_children(run: Run) -> None:
+    """A ``multiprocessing`` worker ends with ``os._exit`` (no atexit): flush in its exit hook.
+
+    ``Process._bootstrap`` clears finalizers after a fork, then runs the after-fork hooks,
+    so the finalizer is registered again from one."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    util.Finalize(run, run.flush, exitpriority=100)
+    util.register_after_fork(run, _flush_in_multiprocessing_children)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+if os.environ.get(ENV_RUN_ID) and os.environ.get(ENV_JOURNAL_DIR):
+    _install_sigterm_flush()  # now, in case Run.get_context() is first called in a thread
