@@ -114,7 +114,11 @@ def _append_only(rel: str) -> bool:
         return True  # TensorBoard event files only grow: send their new bytes, not the whole file again
     if rel.startswith("files/user_logs/rank_"):  # a distributed run's per-rank logs
         return True
-    return rel in TEXT_FILES or rel == "journal/events.jsonl" or (rel.startswith("journal/") and rel.endswith(".bin"))
+    return (
+        rel in TEXT_FILES
+        or rel == "journal/events.jsonl"
+        or (rel.startswith("journal/") and rel.endswith((".bin", ".jnl")))
+    )
 
 
 def _forward(stream: IO[str], shipper: Shipper) -> None:

@@ -400,7 +400,7 @@ def mirror(src: Path, dst: Path) -> None:
         except OSError:
             done = -1
         dest.parent.mkdir(parents=True, exist_ok=True)
-        append_only = rel in _APPEND_ONLY or (rel.startswith("journal/") and rel.endswith(".bin"))
+        append_only = rel in _APPEND_ONLY or (rel.startswith("journal/") and rel.endswith((".bin", ".jnl")))
         append_only = append_only or rel.startswith("files/user_logs/rank_")
         if append_only and 0 <= done <= st.st_size:
             with open(source, "rb") as fin, open(dest, "ab") as fout:
