@@ -429,3 +429,26 @@ def test_an_environment_that_fails_to_build_says_why(ssh_project: Path, remote_d
     assert proc.returncode != 0
     assert "failed to build on" in proc.stderr and "no-such-package-lb" in proc.stderr
     assert cli.json("runs") == []
+
+
+def test_a_remote_runs_count_of_points_not_written_comes_back(ssh_project: Path) -> None:
+    """The count is rewritten in place (its space was reserved), so it is synced whole, not by tails."""
+    write(
+        ssh_project,
+        "lost.py",
+        """
+        import errno, time
+        from launchbay import Run
+        run = Run.get_context()
+        run.log("x", 1.0)
+        run.flush()
+        time.sleep(1.5)  # synced once as "0"
+        full = OSError(errno.ENOSPC, "No space left on device")
+        run._journal._lost(7, full)  # what a full disk makes the writer do
+        run._journal._lost(5, full)
+        """,
+    )
+    handle = launchbay.submit("lost.py", target="gpu-box")
+    assert handle.wait() == "Completed"
+    assert handle.record().properties["launchbay.points_not_written"] == "disk full: 12 points not written"
+    assert handle.get_metrics()["x"] == 1.0

@@ -515,7 +515,8 @@ class SSHTarget(Target):
                 offsets = {"journal/events.jsonl": _size(local / "journal" / "events.jsonl")}
                 for path in sorted((local / "journal").iterdir()):
                     rel = f"journal/{path.name}"
-                    if rel not in offsets and path.name != "heartbeat" and not path.name.endswith("-tmp"):
+                    rewritten = path.name == "heartbeat" or path.name.endswith(".lost")  # changed in place
+                    if rel not in offsets and not rewritten and not path.name.endswith("-tmp"):
                         offsets[rel] = _size(path)
                 offsets["files/user_logs/std_log.txt"] = _size(local / "files" / "user_logs" / "std_log.txt")
                 tails, truncated = self._call(
@@ -529,7 +530,7 @@ class SSHTarget(Target):
                 for rel, data in tails.items():
                     if not data or rel == "journal/events.jsonl":
                         continue  # events of a partial read are read again with the rest
-                    if rel == "journal/heartbeat":
+                    if rel == "journal/heartbeat" or rel.endswith(".lost"):
                         _write(local / rel, data)
                     else:
                         _append(local / rel, data)
