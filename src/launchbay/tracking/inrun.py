@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .journalfmt import MAX_POINTS_PER_RECORD, encode, exact_step, exact_value, plain
+from .journalfmt import MAX_POINTS_PER_RECORD, encode, exact_step, exact_value, plain, plain_batch, resolve_tensors
 
 ENV_RUN_ID = "LAUNCHBAY_RUN_ID"
 ENV_JOURNAL_DIR = "LAUNCHBAY_JOURNAL_DIR"
@@ -49,59 +49,8 @@ FLUSH_INTERVAL_S = 0.2
 SIGTERM_GRACE_S = 2.0  # how long the SIGTERM handler gets before the flush thread ends the process
 _WAKEUP: dict[str, Any] = {"read": None, "write": None, "seen": 0, "handled": 0, "pid": None}
 LOST_FILE_SIZE = 64  # the side file holding "<points not written> <errno>", written in place
-_PLAIN_VALUES = frozenset({int, float})
-_PLAIN_STEPS = frozenset({int, type(None)})
-_bit_length = int.bit_length
-_name_of, _value_of, _step_of = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+_value_of = operator.itemgetter(1)
 _plain = plain  # kept for code that imported it from here
-
-
-def _is_plain(batch: list[tuple[Any, Any, Any, float]]) -> bool:
-    """Every point can be written as it is: str names, exact int/float values, int64/None steps.
-
-    Checked at C speed with map/set/max; anything else goes through ``_checked``."""
-    try:
-        if set(map(type, set(map(_name_of, batch)))) != {str}:  # marshal writes a str subclass as bytes
-            return False
-    except TypeError:  # an unhashable name
-        return False
-    value_types = set(map(type, map(_value_of, batch)))
-    if not value_types <= _PLAIN_VALUES:
-        return False
-    if int in value_types:
-        if float in value_types:
-            return False  # ints among floats: checked one by one
-        if max(map(_bit_length, map(_value_of, batch))) > 53:
-            return False
-    step_types = set(map(type, map(_step_of, batch)))
-    if not step_types <= _PLAIN_STEPS:
-        return False
-    if int in step_types:
-        steps = map(_step_of, batch) if len(step_types) == 1 else filter(None, map(_step_of, batch))
-        if max(map(_bit_length, steps)) > 63:  # -2**63 (64 bits) is checked one by one
-            return False
-    return True
-
-
-def _resolve_tensors(values: list[Any]) -> None:
-    """Replace one-element floating-point tensors by floats in place: one transfer per device.
-
-    Integer and other tensors are left to ``exact_value`` (``.item()`` keeps big ints exact)."""
-    torch: Any = sys.modules.get("torch")
-    tensor_type = getattr(torch, "Tensor", None)  # None while torch is still importing
-    if tensor_type is None:
-        return
-    by_device: dict[Any, list[int]] = {}
-    for i, v in enumerate(values):
-        if isinstance(v, tensor_type) and v.is_floating_point() and v.numel() == 1:
-            by_device.setdefault(v.device, []).append(i)
-    for indices in by_device.values():
-        try:
-            stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
-        except Exception:  # odd tensors: exact_value takes them one .item() at a time
-            continue
-        for i, resolved in zip(indices, stacked.cpu().tolist()):
-            values[i] = resolved
 
 
 @contextmanager
@@ -388,7 +337,7 @@ class Run:
                 return
             batch = points[:taken]
             del points[:taken]  # appends made meanwhile sit after ``taken`` and stay
-            if not _is_plain(batch):
+            if not plain_batch(batch):
                 batch = self._checked(batch)
             for i in range(0, len(batch), MAX_POINTS_PER_RECORD):
                 part = batch[i : i + MAX_POINTS_PER_RECORD]
@@ -419,7 +368,7 @@ class Run:
     def _checked(self, batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str, Any, Any, float]]:
         """The points a float64 value and an int64 step hold exactly; the others refused."""
         values = list(map(_value_of, batch))
-        _resolve_tensors(values)
+        resolve_tensors(values)
         out = []
         for (name, _, step, ts), value in zip(batch, values):
             name = name if type(name) is str else str(name)

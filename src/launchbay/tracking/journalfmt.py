@@ -13,13 +13,16 @@ record by its magic. Files named ``*.bin`` hold the first format (a 4-byte lengt
 marshal) and are still read.
 
 A metric value is stored as a float64 and a step as an int64, exactly: anything else is
-refused with a reason (``point_problem``), never rounded silently.
+refused with a reason (``exact_value``, ``exact_step``), never rounded silently; the writer
+checks whole batches at C speed first (``plain_batch``).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import struct
+import sys
 import zlib
 from typing import Any
 
@@ -32,6 +35,10 @@ MAX_POINTS_PER_RECORD = 50_000
 INT64 = 1 << 63
 POINT_KINDS = frozenset({"m"})
 RECORD_KINDS = frozenset({"list", "row", "table", "image", "tag", "file"})
+_PLAIN_VALUES = frozenset({int, float})
+_PLAIN_STEPS = frozenset({int, type(None)})
+_bit_length = int.bit_length
+_name_of, _value_of, _step_of = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 
 
 def encode(payload: bytes) -> bytes:
@@ -157,3 +164,51 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return str(value)
+
+
+def plain_batch(batch: list[tuple[Any, Any, Any, float]]) -> bool:
+    """Every point can be written as it is: str names, exact int/float values, int64/None steps.
+
+    Checked at C speed with map/set/max; anything else goes through ``Run._checked``."""
+    try:
+        if set(map(type, set(map(_name_of, batch)))) != {str}:  # marshal writes a str subclass as bytes
+            return False
+    except TypeError:  # an unhashable name
+        return False
+    value_types = set(map(type, map(_value_of, batch)))
+    if not value_types <= _PLAIN_VALUES:
+        return False
+    if int in value_types:
+        if float in value_types:
+            return False  # ints among floats: checked one by one
+        if max(map(_bit_length, map(_value_of, batch))) > 53:
+            return False
+    step_types = set(map(type, map(_step_of, batch)))
+    if not step_types <= _PLAIN_STEPS:
+        return False
+    if int in step_types:
+        steps = map(_step_of, batch) if len(step_types) == 1 else filter(None, map(_step_of, batch))
+        if max(map(_bit_length, steps)) > 63:  # -2**63 (64 bits) is checked one by one
+            return False
+    return True
+
+
+def resolve_tensors(values: list[Any]) -> None:
+    """Replace one-element floating-point tensors by floats in place: one transfer per device.
+
+    Integer and other tensors are left to ``exact_value`` (``.item()`` keeps big ints exact)."""
+    torch: Any = sys.modules.get("torch")
+    tensor_type = getattr(torch, "Tensor", None)  # None while torch is still importing
+    if tensor_type is None:
+        return
+    by_device: dict[Any, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, tensor_type) and v.is_floating_point() and v.numel() == 1:
+            by_device.setdefault(v.device, []).append(i)
+    for indices in by_device.values():
+        try:
+            stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
+        except Exception:  # odd tensors: exact_value takes them one .item() at a time
+            continue
+        for i, resolved in zip(indices, stacked.cpu().tolist()):
+            values[i] = resolved
