@@ -188,7 +188,7 @@ body = marshal.dumps(("m", [("good", 99.0, 99, time.time())]))
 crc = zlib.crc32(body, zlib.crc32(struct.pack("<BI", 9, len(body))))
 newer = HEADER.pack(MAGIC, 9, len(body), crc) + body  # a later format version, intact
 flipped = bytearray(rec([("good", 98.0, 98, time.time())])); flipped[-3] ^= 0xFF  # damaged in the middle
-unknown_kind = encode(marshal.dumps(("hologram", ("x", 1, time.time()))))
+unknown_kind = encode(marshal.dumps((42, ("x", 1, time.time()))))  # not a kind at all
 not_marshal = encode(b"\\xff\\xfe garbage")
 wrong_shape = encode(marshal.dumps(("m", [("good", 97.0), 5, None])))
 bytes_value = encode(marshal.dumps(("m", [("good", b"\\x00" * 8, 3, time.time()), ("good", 4.0, 4, time.time())])))

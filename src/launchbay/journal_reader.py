@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .tracking.journalfmt import HEADER, MAX_RECORD, RECORD_KINDS, decode, exact_step, exact_value
+from .tracking.journalfmt import HEADER, MAX_RECORD, RECORD_KIND, decode, exact_step, exact_value
 
 PIECE_BYTES = 4 << 20
 _LEGACY_HEADER = 4
@@ -174,7 +174,7 @@ def _take(payload: bytes, piece: Piece) -> None:
             counts, _ts = body
             for name, (count, reason) in counts.items():
                 piece.refuse(str(name), int(count), str(reason))
-        elif kind in RECORD_KINDS:
+        elif type(kind) is str and RECORD_KIND.match(kind):  # any (name, payload, ts) record kind
             name, value, ts = body
             text = value if kind == "tag" and type(value) is str else json.dumps(value, allow_nan=True)
             piece.records.append((kind, str(name), text, float(ts)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 import struct
 import sys
 import zlib
@@ -34,7 +35,7 @@ MAX_RECORD = 64 << 20  # a longer "record" is damage, not data (the writer split
 MAX_POINTS_PER_RECORD = 50_000
 INT64 = 1 << 63
 POINT_KINDS = frozenset({"m"})
-RECORD_KINDS = frozenset({"list", "row", "table", "image", "tag", "file"})
+RECORD_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # list, row, table, image, tag, file, model, ...
 _PLAIN_VALUES = frozenset({int, float})
 _PLAIN_STEPS = frozenset({int, type(None)})
 _bit_length = int.bit_length
