@@ -318,6 +318,14 @@ def test_run_details(api: Api, store_runs: dict[str, Any]) -> None:
     assert code == 404 and "no-such-run" in message
 
 
+def test_run_details_show_the_environment_the_target_resolved(api: Api, store_runs: dict[str, Any]) -> None:
+    """Targets record the environment (name, hash, built) in target_state: the sidebar shows that."""
+    store = open_store(store_runs["store"])
+    record = store.get_run(store_runs["failed"])
+    store.merge_target_state(record.pk, environment={"name": "six", "hash": "ab" * 32, "built": True})
+    assert api.get("runs", store_runs["failed"])["environment"] == {"name": "six", "hash": "ab" * 32, "built": True}
+
+
 # -- log, metrics, files -----------------------------------------------------------------------
 def test_log_is_read_by_byte_offset(api: Api, store_runs: dict[str, Any]) -> None:
     whole = api.get("runs", store_runs["first"], "log")

@@ -269,7 +269,8 @@ def run_dict(record: RunRecord, detail: bool = False) -> dict[str, Any]:
     data["properties"] = properties
     if data.get("primary_metric"):
         data["primary_metric"] = _finite(data["primary_metric"])
-    env = record.properties.get("environment")
+    # targets record the environment they resolved (name, hash, built) in target_state
+    env = record.target_state.get("environment") or record.properties.get("environment")
     data["environment"] = (
         env if isinstance(env, dict) else ({"name": record.environment} if record.environment else None)
     )
