@@ -623,3 +623,19 @@ def test_when_the_runner_itself_is_killed_its_escaped_descendants_are_stopped_to
     wait_for(lambda: not pid_alive(runner_pid))
     assert handle.record().status.value == "Failed"  # the next look at the store finds the runner dead
     wait_for(lambda: not pid_alive(pid), timeout=5)
+
+
+def test_a_terminal_status_is_never_overwritten(project: Path) -> None:
+    """A run that ended (here: Completed) stays so, whatever a late cancel or failure check says."""
+    from launchbay.models import RunStatus
+    from launchbay.store import open_store
+
+    write(project, "train.py", "print('done')\n")
+    handle = launchbay.submit("train.py")
+    assert handle.wait(timeout=60) == "Completed"
+    store = open_store()
+    record = store.get_run(handle.run_id)
+    assert store.end_run(record.pk, RunStatus.CANCELED, {"message": "late cancel", "traceback": ""}) is False
+    assert store.end_run(record.pk, RunStatus.FAILED, {"message": "late heartbeat check", "traceback": ""}) is False
+    assert store.get_run(handle.run_id).status is RunStatus.COMPLETED
+    assert handle.cancel() == "Completed"

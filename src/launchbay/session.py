@@ -188,17 +188,7 @@ class Session:
         tail = ""
         if runner_log.is_file():
             tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])
-        with self.store.transaction() as db:
-            status = db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()[0]
-            if RunStatus(status).is_terminal():
-                return
-            self.store.update_run(
-                record.pk,
-                db=db,
-                status=RunStatus.FAILED.value,
-                ended=time.time(),
-                error={"message": reason, "traceback": tail},
-            )
+        self.store.end_run(record.pk, RunStatus.FAILED, {"message": reason, "traceback": tail})
 
     def cancel(self, ref: str | RunRecord, wait_s: float = 15.0) -> RunRecord:
         """Stop the run's whole process tree; returns once the run is terminal (or ``wait_s`` passed)."""
@@ -215,17 +205,8 @@ class Session:
                 return record
         if target.runner_alive(record) is not True:
             target.force_stop(record)
-            with self.store.transaction() as db:
-                self.store.update_run(
-                    record.pk,
-                    db=db,
-                    status=RunStatus.CANCELED.value,
-                    ended=time.time(),
-                    error={
-                        "message": "Canceled by request (the runner did not answer; its processes were killed).",
-                        "traceback": "",
-                    },
-                )
+            reason = "Canceled by request (the runner did not answer; its processes were killed)."
+            self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})
         return self.store.get_run(record.run_id)
 
 

@@ -439,6 +439,18 @@ class RunStore:
             )
         ]
 
+    def end_run(self, pk: int, status: RunStatus, error: dict[str, Any] | None = None) -> bool:
+        """Make a run terminal, unless it already is (a terminal status is never overwritten).
+
+        Returns whether this call ended it."""
+        assert status.is_terminal(), status
+        with self.transaction() as db:
+            current = db.execute("SELECT status FROM runs WHERE pk=?", (pk,)).fetchone()
+            if current is None or RunStatus(current[0]).is_terminal():
+                return False
+            self.update_run(pk, db=db, status=status.value, ended=time.time(), error=error)
+            return True
+
     def update_run(self, pk: int, db: sqlite3.Connection | None = None, **fields: Any) -> None:
         """Set columns of a run (JSON-encodes dict/list values)."""
         fields["updated"] = time.time()
