@@ -199,16 +199,12 @@ class Runner:
                 self.request_cancel(f"Canceled: the run exceeded its maximum duration of {max_duration} s.")
 
     def _tee(self, stream: Any, log: Any) -> None:
-        echo = self.config.get("echo_output")
         for chunk in iter(lambda: stream.read1(65536), b""):
             try:
                 log.write(chunk)
                 log.flush()
             except OSError:  # disk full: keep draining, or the run would block on a full pipe
                 pass
-            if echo:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("Canceled by request."))
@@ -297,13 +293,12 @@ class Runner:
         return self._finish("Failed", code, rank_error(self.run_dir) or error_from_log(log_path, code))
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
-        if not self.config.get("keep_work"):
-            spare = self.config.get("stage_spare")
-            # recycled only once every process of the run is gone (the subreaper stopped them)
-            if not (spare and self.subreaper and self.staged is not None and not procs.descendants()):
-                shutil.rmtree(self.work, ignore_errors=True)
-            elif not recycle(self.work, self.staged, spare):
-                shutil.rmtree(self.work, ignore_errors=True)
+        spare = self.config.get("stage_spare")
+        # recycled only once every process of the run is gone (the subreaper stopped them)
+        if not (spare and self.subreaper and self.staged is not None and not procs.descendants()):
+            shutil.rmtree(self.work, ignore_errors=True)
+        elif not recycle(self.work, self.staged, spare):
+            shutil.rmtree(self.work, ignore_errors=True)
         self.journal.status(status, exit_code=code, error=error, final=True)
         self._done.set()
         hook = self.config.get("finish_hook")

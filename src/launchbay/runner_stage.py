@@ -197,7 +197,7 @@ def stage_snapshot(config: dict[str, Any], work: str) -> Staged:
 
     With ``stage_spare`` (the local target) a spare tree left by an earlier run of the
     same folder is claimed first. Symlinks the snapshot recorded (inside the project
-    only) are made as links; ``extra_files`` are written last."""
+    only) are made as links."""
     snapshot = config.get("snapshot") or {}
     staged: Staged = {}
     if snapshot.get("manifest"):
@@ -217,10 +217,4 @@ def stage_snapshot(config: dict[str, Any], work: str) -> Staged:
     else:
         os.makedirs(work, exist_ok=True)
     make_links(work, config.get("snapshot_links") or [])  # targets that ship work/ themselves (Ray, Slurm)
-    for rel, text in (config.get("extra_files") or {}).items():
-        dest = os.path.join(work, rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with open(dest, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        staged.pop(rel, None)  # written over a snapshot file: not a snapshot copy any more
     return staged
