@@ -452,3 +452,10 @@ def test_system_metrics_sit_in_a_closed_group_and_tensorboard_is_offered(page: A
         page.click(".jp-Dialog .jp-mod-accept")
     shot(page, "tensorboard")
     busy.cancel()
+
+
+def test_a_portal_link_opens_its_run_in_the_sidebar(page: Any, lab: Lab) -> None:
+    """Azure ML v1's ``run.get_portal_url()`` gives ``/lab?launchbay-run=RUN``: the link opens that run."""
+    page.goto(f"{lab.url}/lab?launchbay-run={lab.second.run_id}")
+    page.wait_for_selector(f'{VISIBLE} .lb-run-view[data-run-id="{lab.second.run_id}"]', timeout=90_000)
+    shot(page, "portal-link")
