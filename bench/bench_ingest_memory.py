@@ -1,9 +1,10 @@
-"""Peak memory of ingesting a journal backlog: ``python bench/bench_ingest_memory.py STORE MB [--legacy]``.
+"""Peak memory of ingesting a journal backlog: ``python bench/bench_ingest_memory.py STORE MB [--legacy] [--table]``.
 
 Writes MB megabytes of journal (the in-run writer's format: 4 processes' files of
 40,000-point records, as a 0.2 s flush of a fast training loop makes) into one run of
 a new store at STORE, then ingests it in a fresh interpreter and prints one JSON line:
 backlog bytes, points, seconds, and the ingesting process's peak RSS before and after.
+``--table`` prints two rows of the scale table instead (``bash bench/run_scale.sh``).
 """
 
 from __future__ import annotations
@@ -86,5 +87,33 @@ def measure(store_path: str, megabytes: float, legacy: bool = False) -> dict[str
     return result
 
 
+def table(result: dict[str, float]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from table import row
+
+    peak, rate = result["peak_rss_mb"], result["points"] / result["seconds"]
+    row(
+        f"ingest peak RSS, {result['backlog_mb']:,.0f} MB journal backlog",
+        "<= 256 MB",
+        f"{peak:,.0f} MB",
+        f"interpreter before {result['rss_before_mb']:,.0f} MB",
+        peak / result["rss_before_mb"],
+        peak <= 256,
+    )
+    row(
+        f"  ingest rate ({result['points'] / 1e6:,.1f}M points)",
+        ">= 1M points/s",
+        f"{rate / 1e6:,.2f}M/s",
+        "",
+        None,
+        rate >= 1e6,
+    )
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure(str(Path(sys.argv[1]).resolve()), float(sys.argv[2]), legacy="--legacy" in sys.argv)))
+    found = measure(str(Path(sys.argv[1]).resolve()), float(sys.argv[2]), legacy="--legacy" in sys.argv)
+    if "--table" in sys.argv:
+        print(json.dumps(found), file=sys.stderr)
+        table(found)
+    else:
+        print(json.dumps(found))
