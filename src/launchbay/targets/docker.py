@@ -13,18 +13,20 @@ has ended and its files are kept.
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 import threading
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import runfolder as rf
 from ..errors import ConfigError, LaunchbayError, TargetError
 from ..models import RunSpec
+from ..runfolder import has_final_event
 from ..store import RunRecord
-from .base import Target, has_final_event
+from .base import Target
+from .mirror import DockerArchive, mirror
 from .runtime import RUNTIME_DIR, write_runtime
 
 if TYPE_CHECKING:
@@ -260,7 +262,7 @@ class DockerTarget(Target):
     def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
         from docker.errors import DockerException
 
-        (record.run_dir / "journal").mkdir(parents=True, exist_ok=True)
+        (record.run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
         self.write_runner_config(record.run_dir, runner_config)
         options = self.container_options(record, runner_config, secret_env)
         client = self.client()
@@ -318,7 +320,7 @@ class DockerTarget(Target):
                 with open(path, "rb") as fh:
                     tar.addfile(info, fh)
 
-            for folder in ("launchbay", "launchbay/run", "launchbay/run/journal", "launchbay/blobs"):
+            for folder in ("launchbay", "launchbay/run", f"launchbay/run/{rf.JOURNAL}", "launchbay/blobs"):
                 add_dir(folder)
             made = set()
             for path in sorted(record.run_dir.rglob("*")):
@@ -339,28 +341,8 @@ class DockerTarget(Target):
         return buf.getvalue()
 
     def _pull(self, container: Any, record: RunRecord, final: bool) -> None:
-        """Copy the container's journal and log tail (all files at the end) into the local run folder."""
-        from docker.errors import NotFound
-
-        # the log before the journal: whatever the log shows, the status pulled after it is at least as new
-        live = ["files/outputs", "files/logs", "files/user_logs", "journal"]  # ./outputs, ./logs while it runs
-        folders = ["files", "journal"] if final else live
-        for folder in folders:
-            try:
-                stream, _ = container.get_archive(f"{RUN_MOUNT}/{folder}")
-            except NotFound:
-                continue
-            data = b"".join(stream)
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                for member in tar.getmembers():
-                    if not member.isfile():
-                        continue
-                    rel = PurePosixPath(member.name)
-                    if rel.is_absolute() or ".." in rel.parts:
-                        continue
-                    # the archive's top folder is the last part of ``folder``
-                    local = record.run_dir / Path(folder).parent / Path(*rel.parts)
-                    _merge_file(local, tar.extractfile(member), member.size, whole=rel.name == "heartbeat")
+        """Bring the container's run folder up to date locally (every file once the run has ended)."""
+        mirror(DockerArchive(container, RUN_MOUNT), record.run_dir, everything=final)
 
     # -- keep records true -------------------------------------------------------------------
     def _container(self, record: RunRecord) -> Any:
@@ -385,11 +367,11 @@ class DockerTarget(Target):
         if container is None:
             if not has_final_event(record.run_dir):
                 name = record.target_state.get("container_name") or record.target_state.get("container_id")
-                _append_failure(
+                rf.write_final_event(
                     record.run_dir,
+                    "Failed",
                     f"Container {name} disappeared before the run finished "
                     "(removed from outside, e.g. `docker rm -f`, or the daemon lost it).",
-                    "",
                 )
             return
         status = container.attrs.get("State", {}).get("Status")
@@ -430,8 +412,8 @@ class DockerTarget(Target):
         except DockerException:
             output = ""
         if output:
-            (record.run_dir / "journal").mkdir(parents=True, exist_ok=True)
-            (record.run_dir / "journal" / "runner.log").write_text(output)
+            (record.run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
+            (record.run_dir / rf.JOURNAL / rf.RUNNER_LOG).write_text(output)
         if not has_final_event(record.run_dir):
             state = container.attrs.get("State", {})
             code = state.get("ExitCode")
@@ -445,8 +427,8 @@ class DockerTarget(Target):
                 why = f"exited with code {code}"
             name = record.target_state.get("container_name") or container.name
             tail = "\n".join(output.strip().splitlines()[-20:])
-            _append_failure(
-                record.run_dir, f"Container {name} ({container.id[:12]}) {why} before the run finished.", tail
+            rf.write_final_event(
+                record.run_dir, "Failed", f"Container {name} ({container.id[:12]}) {why} before the run finished.", tail
             )
         try:
             container.remove(force=True)
@@ -469,13 +451,13 @@ class DockerTarget(Target):
         from docker.errors import DockerException
 
         if self.transfer(record) == "mount":
-            (record.run_dir / "cancel").touch()
+            (record.run_dir / rf.CANCEL).touch()
         container = self._container(record)
         if container is None:
             return
         if self.transfer(record) == "copy":
             try:
-                container.put_archive(RUN_MOUNT, _one_file_tar("cancel", b""))
+                container.put_archive(RUN_MOUNT, _one_file_tar(rf.CANCEL, b""))
             except DockerException:
                 pass
         try:
@@ -547,50 +529,6 @@ class DockerTarget(Target):
 def _api_message(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).strip().rstrip(".")
-
-
-def _append_failure(run_dir: Path, message: str, traceback: str) -> None:
-    """Record the end the runner could not write (its container died), as the runner would have."""
-    journal = run_dir / "journal"
-    journal.mkdir(parents=True, exist_ok=True)
-    event = {
-        "type": "status",
-        "status": "Failed",
-        "exit_code": None,
-        "final": True,
-        "error": {"message": message, "traceback": traceback},
-        "ts": time.time(),
-    }
-    with open(journal / "events.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event) + "\n")
-
-
-def _merge_file(local: Path, source: Any, size: int, whole: bool) -> None:
-    """Append the new tail of an append-only file (or replace it whole)."""
-    if source is None:
-        return
-    local.parent.mkdir(parents=True, exist_ok=True)
-    have = local.stat().st_size if local.exists() else 0
-    if whole or have > size or not _same_end(local, source, have):  # rewritten, not appended: whole
-        tmp = local.with_name(local.name + ".tmp")
-        tmp.write_bytes(source.read())
-        os.replace(tmp, local)
-    elif size > have:
-        source.seek(have)
-        with open(local, "ab") as fh:
-            fh.write(source.read())
-
-
-def _same_end(local: Path, source: Any, have: int, probe: int = 4096) -> bool:
-    """Does ``source`` hold the same bytes as ``local`` just before ``have`` (so it only grew)?"""
-    if not have:
-        return True
-    start = max(0, have - probe)
-    with open(local, "rb") as fh:
-        fh.seek(start)
-        mine = fh.read(have - start)
-    source.seek(start)
-    return bool(source.read(have - start) == mine)
 
 
 def _one_file_tar(name: str, data: bytes) -> bytes:

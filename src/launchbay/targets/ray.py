@@ -20,26 +20,25 @@ runtime_env's env_vars too, the field Ray's dashboard redacts.
 
 from __future__ import annotations
 
-import base64
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shlex
-import time
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
+from .. import runfolder as rf
 from ..errors import TargetError
 from ..models import RunSpec
+from ..runfolder import has_final_event
 from ..snapshot import human_bytes
 from ..store import RunRecord
-from .base import Target, has_final_event
+from .base import Target
+from .mirror import RayLog, apply, locked, mirror
 from .runtime import RUNTIME_DIR, runtime_files
 
 if TYPE_CHECKING:
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 
 #: the dashboard refuses request bodies over this size (HTTP 413), so packages too
 PACKAGE_LIMIT = 100 * 1024 * 1024
-PREFIX = "@lb1 "
 _SHIPPER = Path(__file__).resolve().parent / "rayship.py"
 _RUNNING = {"PENDING", "RUNNING"}
 _File = tuple[str, str, int, int]  # path in the project, blob digest, size, mode
@@ -202,7 +200,7 @@ class RayTarget(Target):
         """The job's working_dir as one zip; over Ray's limit is our error, naming the biggest files."""
         with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for rel, digest, _size, mode in files:
-                info = zipfile.ZipInfo.from_file(self.store.blobs.path(digest), arcname=f"work/{rel}")
+                info = zipfile.ZipInfo.from_file(self.store.blobs.path(digest), arcname=f"{rf.WORK}/{rel}")
                 info.external_attr = ((0o755 if mode & 0o111 else 0o644) | 0o100000) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with open(self.store.blobs.path(digest), "rb") as src, zf.open(info, "w") as dest:
@@ -211,7 +209,7 @@ class RayTarget(Target):
             for rel, data in runtime_files().items():
                 zf.writestr(f"{RUNTIME_DIR}/{rel}", data)
             zf.write(_SHIPPER, f"{RUNTIME_DIR}/launchbay_rayjob.py")
-            zf.writestr("runner.json", json.dumps(runner_config, indent=1))
+            zf.writestr(rf.RUNNER_CONFIG, json.dumps(runner_config, indent=1))
         size = package.stat().st_size
         if size >= PACKAGE_LIMIT:
             biggest = sorted(files, key=lambda f: -f[2])[:5]
@@ -260,22 +258,11 @@ class RayTarget(Target):
         if not job_id:
             return
         api = self._api(record)
-        with _locked(record.run_dir / "ray_sync.lock"):
-            state_path = record.run_dir / "ray_sync.json"
-            try:
-                state = json.loads(state_path.read_text())
-            except (OSError, ValueError):
-                state = {}
-            if state.get("closed"):
-                return  # ended here already (canceled while pending): nothing more is taken
-            pos = int(state.get("pos", 0))
-            if not force and time.time() - float(state.get("at", 0)) < min(5.0, 0.05 + pos / 10e6):
-                return
-            text = api.logs(job_id)
-            end = text.rfind("\n") + 1
-            if end > pos:
-                apply_chunks(record.run_dir, text[pos:end])
-            state_path.write_text(json.dumps({"pos": max(pos, end), "at": time.time()}))
+
+        def interval(pos: int) -> float:
+            return 0.0 if force else min(5.0, 0.05 + pos / 10e6)
+
+        mirror(RayLog(record.run_dir, lambda: api.logs(job_id), interval), record.run_dir)
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         job_id = record.target_state.get("ray_job_id")
@@ -302,8 +289,8 @@ class RayTarget(Target):
         if pending:
             # Ray queues the stop behind the job's start: a job that cannot be placed
             # stays PENDING for its start timeout (15 min). It has not run; it ends here.
-            with _locked(record.run_dir / "ray_sync.lock"):
-                (record.run_dir / "ray_sync.json").write_text(json.dumps({"closed": True}))
+            with locked(record.run_dir):
+                (record.run_dir / RayLog.STATE).write_text(json.dumps({"closed": True}))
                 _record_end(record.run_dir, {"status": "STOPPED"})
 
     def force_stop(self, record: RunRecord) -> None:
@@ -334,50 +321,14 @@ class RayTarget(Target):
 # -- the notebook side of the log protocol (see rayship.py) --------------------------------------
 def apply_chunks(run_dir: Path, text: str) -> None:
     """Write tagged chunks to their files at their offsets; keep other lines in journal/runner.log."""
-    plain: list[str] = []
-    handles: dict[str, int] = {}
-    try:
-        for line in text.split("\n")[:-1]:
-            if not line.startswith(PREFIX):
-                plain.append(line)
-                continue
-            parts = line[len(PREFIX) :].split(" ", 3)
-            if len(parts) != 4 or not parts[0].isdigit():
-                continue  # "end", or a line cut short
-            offset, rel, encoding, payload = int(parts[0]), unquote(parts[1]), parts[2], parts[3]
-            if not _safe_rel(rel):
-                continue
-            if encoding == "t":
-                data = json.loads(payload).encode("utf-8", "surrogateescape")
-            else:
-                data = base64.b64decode(payload)
-            path = run_dir / rel
-            fd = handles.get(rel)
-            if fd is None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = handles[rel] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            if offset == 0:
-                os.ftruncate(fd, 0)
-            os.pwrite(fd, data, offset)
-    finally:
-        for fd in handles.values():
-            os.close(fd)
-    if plain:
-        (run_dir / "journal").mkdir(parents=True, exist_ok=True)
-        with open(run_dir / "journal" / "runner.log", "a", encoding="utf-8", errors="replace") as fh:
-            fh.write("\n".join(plain) + "\n")
-
-
-def _safe_rel(rel: str) -> bool:
-    parts = rel.split("/")
-    return parts[0] in ("journal", "files") and len(parts) > 1 and not any(p in ("", ".", "..") for p in parts)
+    apply(run_dir, RayLog.parse(run_dir, text))
 
 
 def _record_end(run_dir: Path, info: dict[str, Any]) -> None:
     """A job that ended without the runner's own end (stopped while pending, runtime_env failed)."""
     status = str(info.get("status"))
     tail = ""
-    runner_log = run_dir / "journal" / "runner.log"
+    runner_log = run_dir / rf.JOURNAL / rf.RUNNER_LOG
     if runner_log.is_file():
         tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])
     if status == "STOPPED":
@@ -390,33 +341,4 @@ def _record_end(run_dir: Path, info: dict[str, Any]) -> None:
             message += ": " + lines[0] + (f" ... {errors[-1]}" if errors else "")
             tail = "\n".join(lines[-40:]) + ("\n" + tail if tail else "")
         message += "."
-    event = {
-        "type": "status",
-        "status": final,
-        "final": True,
-        "exit_code": None,
-        "ts": time.time(),
-        "error": {"message": message, "traceback": tail},
-    }
-    path = run_dir / "journal" / "events.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as fh:
-        if fh.tell() and not path.read_bytes().endswith(b"\n"):
-            fh.write(b"\n")
-        fh.write((json.dumps(event) + "\n").encode())
-
-
-class _locked:
-    """An exclusive lock file, so two readers of one run never write the same chunks at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+    rf.write_final_event(run_dir, final, message, tail)

@@ -28,10 +28,15 @@ import time
 from typing import IO
 from urllib.parse import quote
 
+try:  # shipped next to this file (runtime/launchbay_runfolder.py)
+    import launchbay_runfolder as rf  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # launchbay's own source tree
+    from launchbay import runfolder as rf
+
 PREFIX = "@lb1 "
 CHUNK = 48 * 1024
 INTERVAL_S = 0.25
-TEXT_FILES = ("files/user_logs/std_log.txt",)
+TEXT_FILES = (rf.STD_LOG_PATH,)
 
 
 def encode_chunk(offset: int, rel: str, data: bytes) -> str:
@@ -59,23 +64,23 @@ class Shipper:
         # The size of events.jsonl is taken first: whatever the runner recorded
         # before that point (outputs moved, metrics flushed) goes out before the
         # events, so a reader that sees "Completed" already has the outputs.
-        events = os.path.join(self.run_dir, "journal", "events.jsonl")
+        events = os.path.join(self.run_dir, rf.EVENTS_PATH)
         try:
             events_size = os.stat(events).st_size
         except OSError:
             events_size = 0
         for rel in self._files():
-            if rel != "journal/events.jsonl":
+            if rel != rf.EVENTS_PATH:
                 self._ship_file(rel)
-        self._ship_file("journal/events.jsonl", limit=events_size)
+        self._ship_file(rf.EVENTS_PATH, limit=events_size)
 
     def _files(self) -> list[str]:
         out = []
-        for top in ("files", "journal"):
+        for top in (rf.FILES, rf.JOURNAL):
             base = os.path.join(self.run_dir, top)
             for folder, _dirs, names in os.walk(base):
                 for name in sorted(names):
-                    if name.endswith(".tmp"):
+                    if name.endswith(rf.TMP):
                         continue
                     out.append(os.path.relpath(os.path.join(folder, name), self.run_dir).replace(os.sep, "/"))
         return out
@@ -88,7 +93,7 @@ class Shipper:
             return
         size = st.st_size if limit is None else min(limit, st.st_size)
         sent, mtime = self.sent.get(rel, (0, -1))
-        if _append_only(rel):
+        if rf.is_append_only(rel):
             if size <= sent:
                 return
             start = sent
@@ -109,18 +114,6 @@ class Shipper:
         self.sent[rel] = (start + len(data), st.st_mtime_ns)
 
 
-def _append_only(rel: str) -> bool:
-    if rel.startswith("files/logs/") and ".tfevents." in rel:
-        return True  # TensorBoard event files only grow: send their new bytes, not the whole file again
-    if rel.startswith("files/user_logs/rank_"):  # a distributed run's per-rank logs
-        return True
-    return (
-        rel in TEXT_FILES
-        or rel == "journal/events.jsonl"
-        or (rel.startswith("journal/") and rel.endswith((".bin", ".jnl")))
-    )
-
-
 def _forward(stream: IO[str], shipper: Shipper) -> None:
     for line in iter(stream.readline, ""):
         shipper.say(line if line.endswith("\n") else line + "\n")
@@ -129,7 +122,7 @@ def _forward(stream: IO[str], shipper: Shipper) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     run_dir = os.path.abspath(args[0] if args else ".")
-    runner = os.path.join(run_dir, "runtime", "launchbay_runner.py")
+    runner = os.path.join(run_dir, rf.RUNTIME, "launchbay_runner.py")
     shipper = Shipper(run_dir)
     proc = subprocess.Popen(
         [sys.executable, runner, run_dir],

@@ -1,7 +1,7 @@
 """The files shipped next to a run on targets where launchbay is not installed.
 
-``runtime/launchbay_runner.py`` (the runner, with ``launchbay_sysmon.py`` and
-``launchbay_livefiles.py`` that it imports), ``runtime/launchbay_cell.py`` (the
+``runtime/launchbay_runner.py`` (the runner, with ``launchbay_runfolder.py``,
+``launchbay_sysmon.py`` and ``launchbay_livefiles.py`` that it imports), ``runtime/launchbay_cell.py`` (the
 cell bootstrap) and a stub ``runtime/launchbay/`` package whose ``Run`` is the
 real in-run API, so ``from launchbay import Run`` works in the run's code.
 """
@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..compat.azureml.alias import alias_files
+from ..runfolder import RUNTIME
 
 _SRC = Path(__file__).resolve().parent.parent
-RUNTIME_DIR = "runtime"
+RUNTIME_DIR = RUNTIME
 
 _STUB_INIT = '''"""launchbay's in-run API, shipped with the run (launchbay itself is not installed here)."""
 from ._inrun import Run
@@ -26,6 +27,7 @@ def runtime_files() -> dict[str, bytes]:
     """Relative path → content of everything a remote runner needs."""
     return {
         "launchbay_runner.py": (_SRC / "runner.py").read_bytes(),
+        "launchbay_runfolder.py": (_SRC / "runfolder.py").read_bytes(),
         "runner_procs.py": (_SRC / "runner_procs.py").read_bytes(),
         "runner_stage.py": (_SRC / "runner_stage.py").read_bytes(),
         "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),

@@ -29,12 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from ..distributed import slurm_settings
 from ..errors import ConfigError, TargetError
 from ..models import RunSpec
 from ..runner import HEARTBEAT_INTERVAL_S
 from ..store import RunRecord
 from .base import Target
+from .mirror import LocalFolder, mirror
 from .runtime import RUNTIME_DIR, runtime_files
 from .sbatch import SCRIPT_NAME, render_sbatch
 
@@ -55,7 +57,6 @@ ALIVE_STATES = {
     "RESV_DEL_HOLD",
 }
 DEFAULT_REMOTE_DIR = "~/.launchbay-slurm"
-_APPEND_ONLY = ("journal/events.jsonl", "files/user_logs/std_log.txt")
 Files = dict[str, "bytes | Path"]  # relative path -> content, or a local file to copy
 
 
@@ -103,7 +104,7 @@ class _Here:
 
     def sync(self, remote: str, record: RunRecord) -> None:
         if Path(remote) != record.run_dir:
-            mirror(Path(remote), record.run_dir)
+            mirror(LocalFolder(Path(remote)), record.run_dir)
 
 
 class _Login(_Here):
@@ -251,9 +252,9 @@ class SlurmTarget(Target):
             settings=slurm_settings(self.settings, runner_config.get("distributed")),
             target=self.name,
         )
-        files["runner.json"] = json.dumps(runner_config, indent=1).encode()
+        files[rf.RUNNER_CONFIG] = json.dumps(runner_config, indent=1).encode()
         files[SCRIPT_NAME] = script.encode()
-        files["journal/.keep"] = b""  # sbatch writes journal/slurm-<id>.out; the folder must exist
+        files[f"{rf.JOURNAL}/.keep"] = b""  # sbatch writes journal/slurm-<id>.out; the folder must exist
         try:
             site.put(remote, files, executable)
         except (OSError, TargetError) as exc:
@@ -288,7 +289,7 @@ class SlurmTarget(Target):
             if state in ALIVE_STATES:
                 return True
             site, remote = self.site(), self.remote_dir(record)
-            events = site.read(posixpath.join(remote, "journal", "events.jsonl")) or b""
+            events = site.read(posixpath.join(remote, rf.EVENTS_PATH)) or b""
             if not _runner_started(events):
                 self._record_end(site, remote, str(job_id), state, reason)
                 self.sync(record)
@@ -301,28 +302,20 @@ class SlurmTarget(Target):
 
     def _record_end(self, site: _Here, remote: str, job_id: str, state: str | None, reason: str) -> None:
         """The job ended before the runner started (canceled while queued, no python on the node...)."""
-        out = site.read(posixpath.join(remote, "journal", f"slurm-{job_id}.out")) or b""
+        out = site.read(posixpath.join(remote, rf.JOURNAL, f"slurm-{job_id}.out")) or b""
         tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-20:])
         if state == "CANCELLED":
             status, message = "Canceled", "Canceled by request (the Slurm job was canceled before it started)."
         else:
             said = f"{state} ({reason})" if reason and reason != "None" else (state or "unknown to Slurm")
             status, message = "Failed", f"The Slurm job {job_id} ended {said} before the runner started."
-        event = {
-            "type": "status",
-            "status": status,
-            "final": True,
-            "exit_code": None,
-            "ts": time.time(),
-            "error": {"message": message, "traceback": tail},
-        }
-        site.append(posixpath.join(remote, "journal", "events.jsonl"), (json.dumps(event) + "\n").encode())
+        site.append(posixpath.join(remote, rf.EVENTS_PATH), rf.final_event_line(status, message, tail))
 
     def cancel(self, record: RunRecord) -> None:
         """The cancel file (the runner records Canceled at once) and scancel (Slurm frees the allocation)."""
         if record.target_state.get("slurm_run_dir"):
             try:
-                self.site().put(self.remote_dir(record), {"cancel": b""})
+                self.site().put(self.remote_dir(record), {rf.CANCEL: b""})
             except (OSError, TargetError):
                 pass
         self.force_stop(record)
@@ -371,43 +364,3 @@ def _runner_started(events: bytes) -> bool:
         except ValueError:
             continue
     return False
-
-
-def mirror(src: Path, dst: Path) -> None:
-    """Copy what is new under ``src``'s journal/ and files/ into ``dst``: appended tails, changed files whole.
-
-    events.jsonl goes first: whatever the runner wrote before its final event
-    (outputs, metrics) is then already there to be copied in the same pass.
-    """
-    names = ["journal/events.jsonl"]
-    for top in ("journal", "files"):
-        for folder, _dirs, files in os.walk(src / top):
-            for name in sorted(files):
-                rel = os.path.relpath(os.path.join(folder, name), src).replace(os.sep, "/")
-                if rel != "journal/events.jsonl" and not name.endswith(".tmp"):
-                    names.append(rel)
-    for rel in names:
-        source, dest = src / rel, dst / rel
-        try:
-            st = source.stat()
-        except OSError:
-            continue
-        try:
-            have = dest.stat()
-            if (have.st_size, have.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
-                continue
-            done = have.st_size
-        except OSError:
-            done = -1
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        append_only = rel in _APPEND_ONLY or (rel.startswith("journal/") and rel.endswith((".bin", ".jnl")))
-        append_only = append_only or rel.startswith("files/user_logs/rank_")
-        if append_only and 0 <= done <= st.st_size:
-            with open(source, "rb") as fin, open(dest, "ab") as fout:
-                fin.seek(done)
-                fout.write(fin.read(st.st_size - done))
-        else:
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, dest)
-        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -11,14 +11,13 @@ A submit is three requests to the connection's remote helper (sshconn's agent): 
 probe (interpreter, workdir, which blobs are missing), the upload of the missing
 blobs, and the start of the runner in a session of its own (``setsid``; or
 ``docker run -d`` with ``docker = true``), so the run outlives the connection.
-``sync`` copies the remote run folder's new bytes after the local sizes, so any
-process can re-attach and catch up without losing a line.
+``sync`` brings the remote run folder's new bytes back (``mirror.SSHFolder``), so
+any process can re-attach and catch up without losing a line.
 """
 
 from __future__ import annotations
 
 import atexit
-import fcntl
 import hashlib
 import json
 import os
@@ -32,8 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import EnvironmentBuildError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
-from .base import Target, events_have_final, has_final_event
-from .livesync import sync_live_files
+from .base import Target
+from .mirror import SSHFolder, mirror
 from .runtime import runtime_files
 from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost
 
@@ -503,59 +502,10 @@ class SSHTarget(Target):
 
     # -- bring the run back -------------------------------------------------------------------------------------
     def sync(self, record: RunRecord) -> None:
-        """Append the remote run folder's new bytes to the local one; all files once the run has ended."""
+        """Bring the remote run folder's new bytes into the local one (see mirror.py)."""
         run_dir = record.target_state.get("remote_run_dir")
-        if not run_dir:
-            return
-        local = record.run_dir
-        (local / "journal").mkdir(parents=True, exist_ok=True)
-        with open(local / ".sync.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # two readers must not append the same tail twice
-            while True:
-                offsets = {"journal/events.jsonl": _size(local / "journal" / "events.jsonl")}
-                for path in sorted((local / "journal").iterdir()):
-                    rel = f"journal/{path.name}"
-                    rewritten = path.name == "heartbeat" or path.name.endswith(".lost")  # changed in place
-                    if rel not in offsets and not rewritten and not path.name.endswith("-tmp"):
-                        offsets[rel] = _size(path)
-                offsets["files/user_logs/std_log.txt"] = _size(local / "files" / "user_logs" / "std_log.txt")
-                tails, truncated = self._call(
-                    lambda c: c.read_tails(run_dir, offsets, ["journal", "files/user_logs"])  # noqa: B023
-                )
-                events = b"" if truncated else tails.pop("journal/events.jsonl", b"")
-                if events and events_have_final(_unfinished_line(local / "journal" / "events.jsonl") + events):
-                    # the runner keeps outputs/ and logs/ before it writes its final event: fetch every
-                    # file before appending that event, so nobody sees the run ended without its files
-                    self._fetch_files(run_dir, local)
-                for rel, data in tails.items():
-                    if not data or rel == "journal/events.jsonl":
-                        continue  # events of a partial read are read again with the rest
-                    if rel == "journal/heartbeat" or rel.endswith(".lost"):
-                        _write(local / rel, data)
-                    else:
-                        _append(local / rel, data)
-                if events:
-                    _append(local / "journal" / "events.jsonl", events)
-                if not truncated:
-                    if not has_final_event(local):  # ./outputs and ./logs while the run runs
-                        self._call(lambda c: sync_live_files(c, record.run_id, run_dir, local))  # noqa: B023
-                    return
-
-    def _fetch_files(self, run_dir: str, local: Path) -> None:
-        """Every file of the ended run (outputs, logs, uploads) but the live log, which is synced already."""
-        offsets: dict[str, int] = {}
-        while True:
-            got, truncated = self._call(
-                lambda c: c.read_tails(run_dir, offsets, ["files"], skip=["files/user_logs/"])  # noqa: B023
-            )
-            for rel, data in got.items():
-                if rel in offsets:
-                    _append(local / rel, data)
-                else:
-                    _write(local / rel, data)
-                offsets[rel] = offsets.get(rel, 0) + len(data)
-            if not truncated:
-                return
+        if run_dir:
+            mirror(SSHFolder(self._call, run_dir), record.run_dir)
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         state = record.target_state
@@ -639,34 +589,3 @@ def close_connections() -> None:
         for conn in _connections.values():
             conn.close()
         _connections.clear()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _append(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as fh:
-        fh.write(data)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".sync-tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _unfinished_line(path: Path) -> bytes:
-    """The bytes after the last newline of ``path`` (an event line cut in two by a sync)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
-            data = fh.read()
-    except FileNotFoundError:
-        return b""
-    return data[data.rfind(b"\n") + 1 :]
