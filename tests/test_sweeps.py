@@ -213,5 +213,7 @@ def test_sweep_plots_show_best_so_far_and_parallel_coordinates() -> None:
         {"lr": 0.01, "bs": "auto", "loss": 0.5},
     ]
     parallel = parallel_coordinates_figure(rows, ["lr", "bs"], "loss")
-    assert len(parallel.axes[0].get_lines()) == 3 + 3  # one line per run, one axis line per column
+    (runs,) = parallel.axes[0].collections  # one line per run, drawn together
+    assert len(runs.get_segments()) == 3
+    assert len(parallel.axes[0].get_lines()) == 3  # one axis line per column
     assert figure_png(parallel).startswith(b"\x89PNG")

@@ -98,11 +98,15 @@ def parallel_coordinates_figure(
     height: float = 2.6,
 ) -> Any:
     """One line per run across its (normalised) parameters and the metric, coloured by the metric
-    (with a colour bar); ``log_params`` (log-scale expressions) get log axes."""
+    (with a colour bar); ``log_params`` (log-scale expressions) get log axes.
+
+    Each column's scale is worked out once and the runs are drawn as one line collection, so a
+    1,000-trial sweep draws in well under a second (a line and a scan of the column per run did not)."""
     import math
 
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
@@ -110,35 +114,44 @@ def parallel_coordinates_figure(
     fig = Figure(figsize=(width, height), dpi=90)
     ax = fig.add_subplot()
     columns: dict[str, list[Any]] = {n: [r.get(n) for r in rows] for n in axes_names}
+    numbers = {
+        n: [v for v in column if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for n, column in columns.items()
+    }
 
     def is_log(name: str) -> bool:
-        numeric = [v for v in columns[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numeric = numbers[name]
         if name == metric or len(numeric) != len(columns[name]) or not numeric or min(numeric) <= 0:
             return False
         return name in log_params or max(numeric) / min(numeric) > 100  # e.g. learning rates
 
-    def scaled(name: str, value: Any) -> float:
-        column = columns[name]
-        numeric = [v for v in column if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    def scaler(name: str) -> Any:
+        """value -> 0..1 on this column's axis."""
+        column, numeric = columns[name], numbers[name]
         if len(numeric) != len(column):  # categorical: evenly spaced by first appearance
-            levels = list(dict.fromkeys(str(v) for v in column))
-            return levels.index(str(value)) / max(1, len(levels) - 1)
+            levels = {level: i for i, level in enumerate(dict.fromkeys(str(v) for v in column))}
+            return lambda value: levels[str(value)] / max(1, len(levels) - 1)
         lo, hi = min(numeric), max(numeric)
         if is_log(name):
-            lo, hi, value = math.log(lo), math.log(hi), math.log(value)
-        return 0.5 if hi == lo else (value - lo) / (hi - lo)
+            lo, hi = math.log(lo), math.log(hi)
+            return lambda value: 0.5 if hi == lo else (math.log(value) - lo) / (hi - lo)
+        return lambda value: 0.5 if hi == lo else (value - lo) / (hi - lo)
 
+    scale = {n: scaler(n) for n in axes_names}
+    log_axes = {n for n in axes_names if is_log(n)}
     metric_values = [v for v in columns[metric] if isinstance(v, (int, float))]
     cmap = colormaps["viridis"]
     lo = min(metric_values) if metric_values else 0.0
     hi = max(metric_values) if metric_values else 1.0
+    lines, colours = [], []
     for row in rows:
         if row.get(metric) is None:
             continue
-        ys = [scaled(n, row.get(n)) for n in axes_names]
-        colour = cmap(0.5 if hi == lo else (row[metric] - lo) / (hi - lo))
-        ax.plot(range(len(axes_names)), ys, color=colour, alpha=0.8, linewidth=1.2)
-    labels = [f"{n}\n(log)" if is_log(n) else n for n in axes_names]
+        lines.append([(x, scale[n](row.get(n))) for x, n in enumerate(axes_names)])
+        colours.append(cmap(0.5 if hi == lo else (row[metric] - lo) / (hi - lo)))
+    ax.add_collection(LineCollection(lines, colors=colours, alpha=0.8, linewidths=1.2))
+    ax.autoscale_view()  # as one line per run did
+    labels = [f"{n}\n(log)" if n in log_axes else n for n in axes_names]
     ax.set_xticks(range(len(axes_names)), labels, fontsize=8)
     ax.set_yticks([])
     if metric_values:
@@ -147,7 +160,7 @@ def parallel_coordinates_figure(
         bar.ax.tick_params(labelsize=7)
     for x, name in enumerate(axes_names):
         ax.axvline(x, color="#999", linewidth=0.8)
-        numeric = [v for v in columns[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numeric = numbers[name]
         if numeric and len(numeric) == len(columns[name]):
             for y, value in ((0.0, min(numeric)), (1.0, max(numeric))):
                 ax.annotate(

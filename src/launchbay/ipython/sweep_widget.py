@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from ..sweeps.handle import SweepHandle
 
 POLL_S = 1.0
+PLOTS_EVERY_S = 5.0  # at least this long between plot redraws (the table and header update every poll)
 
 
 def sweep_rows(sweep: SweepHandle) -> tuple[list[dict[str, Any]], list[str], str, str]:
@@ -88,6 +90,7 @@ class SweepWidget(w.VBox):
         )
         self.add_class("lb-sweep-widget")
         self._drawn = -1
+        self._plots_due = 0.0  # monotonic time before which the plots are not redrawn
         self._stop = threading.Event()
         threading.Thread(target=self._poll, daemon=True).start()
 
@@ -102,8 +105,12 @@ class SweepWidget(w.VBox):
                 rows, params, metric, goal = sweep_rows(self.sweep)
                 finished = [r for r in rows if r.get(metric) is not None and r["ended"]]
                 best = (max if goal == "maximize" else min)((r[metric] for r in finished), default=None)
-                # plots, then table, then header: the header saying "N of N, Completed" comes last
-                if finished and len(finished) != self._drawn:
+                # plots, then table, then header: the header saying "N of N, Completed" comes last.
+                # Plots of a big sweep take a while (matplotlib): they are redrawn at most every
+                # PLOTS_EVERY_S (or ten times their drawing time) and once more when the sweep ends.
+                due = record.status.is_terminal() or time.monotonic() >= self._plots_due
+                if finished and len(finished) != self._drawn and due:
+                    drawing = time.monotonic()
                     finished.sort(key=lambda r: r["ended"])
                     self._best.value = figure_png(best_so_far_figure([r[metric] for r in finished], goal, metric))
                     self._parallel.value = figure_png(
@@ -111,6 +118,8 @@ class SweepWidget(w.VBox):
                     )
                     self._best.layout.display = self._parallel.layout.display = None
                     self._drawn = len(finished)
+                    took = time.monotonic() - drawing
+                    self._plots_due = time.monotonic() + max(PLOTS_EVERY_S, 10 * took)
                 self._table.value = rows_html(rows, params, metric)
                 self._cancel.layout.display = "none" if record.status.is_terminal() else None
                 badge = status_badge(record.status.value)
