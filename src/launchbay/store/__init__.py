@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..config import find_store_dir
 from .records import RunRecord
-from .sqlite import RunStore, Series
+from .sqlite import RunStore, RunWriter, Series
 
-__all__ = ["RunRecord", "RunStore", "Series", "open_store"]
+__all__ = ["RunRecord", "RunStore", "RunWriter", "Series", "open_store"]
 
 
 def open_store(path: str | os.PathLike[str] | None = None) -> RunStore:

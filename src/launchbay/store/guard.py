@@ -135,7 +135,10 @@ class GuardedConnection(sqlite3.Connection):
 def connect(root: Path, index: Path, timeout_s: float) -> GuardedConnection:
     """Open the index (WAL, NORMAL sync) with every failure mapped by ``store_error``."""
     try:
-        conn = sqlite3.connect(index, timeout=timeout_s, isolation_level=None, factory=GuardedConnection)
+        # check_same_thread off: each thread still uses its own connection, but ``close()`` may close them all
+        conn = sqlite3.connect(
+            index, timeout=timeout_s, isolation_level=None, factory=GuardedConnection, check_same_thread=False
+        )
     except sqlite3.Error as exc:
         raise store_error(exc, root) from exc
     assert isinstance(conn, GuardedConnection)

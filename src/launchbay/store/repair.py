@@ -30,6 +30,7 @@ from ..models import RunStatus
 from . import runfile
 from .guard import store_error
 from .sqlite import RunStore
+from .writes import insert_run_row
 
 INDEX = "index.sqlite"
 
@@ -132,32 +133,14 @@ def _from_runner_json(run_dir: Path) -> dict[str, Any] | None:
 
 def _insert(store: RunStore, data: dict[str, Any], status: str) -> int:
     with store.transaction() as db:
-        exp = store._experiment_id(db, str(data.get("experiment") or "default"))
-        created = float(data.get("created") or time.time())
-        pk = db.execute(
-            "INSERT INTO runs(run_id, experiment_id, name, status, target, target_type, script, arguments,"
-            " snapshot_id, environment, created, updated, heartbeat, properties, spec, target_state,"
-            " parent_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                data["run_id"],
-                exp,
-                data.get("name"),
-                status,
-                data.get("target") or "local",
-                data.get("target_type"),
-                data.get("script") or "<cell>",
-                json.dumps(data.get("arguments") or []),
-                data.get("snapshot_id"),
-                data.get("environment"),
-                created,
-                created,
-                created,
-                json.dumps(data.get("properties") or {}),
-                json.dumps(data.get("spec") or {}),
-                json.dumps(data.get("target_state") or {}),
-                data.get("parent_run_id"),
-            ),
-        ).lastrowid
+        row = {
+            **data,
+            "experiment": str(data.get("experiment") or "default"),
+            "created": float(data.get("created") or time.time()),
+            "target": data.get("target") or "local",
+            "script": data.get("script") or "<cell>",
+        }
+        pk = insert_run_row(db, row, status)
         assert pk is not None
         db.executemany(
             "INSERT OR REPLACE INTO tags(run_pk, key, value) VALUES (?,?,?)",
@@ -273,5 +256,5 @@ def _rebuild(
             report.problems.append(f"{run_dir.name}: {exc}")
             continue
         report.runs += 1
-    report.points = int(store.db.execute("SELECT COALESCE(SUM(count), 0) FROM series").fetchone()[0])
+    report.points = store.point_count()
     return names

@@ -93,10 +93,7 @@ class SweepHandle(RunHandle):
 
         A trial run again after ``resume`` replaces the cut-off child unless ``include_retried``."""
         session = self._session
-        rows = session.store.db.execute(
-            "SELECT run_id FROM runs WHERE parent_run_id=? ORDER BY created DESC, pk DESC", (self.run_id,)
-        ).fetchall()
-        records = [session.refresh(row[0]) for row in rows]
+        records = [session.refresh(run_id) for run_id in session.store.children(self.run_id, newest_first=True)]
         if not include_retried:
             replaced = {r.tags[RETRY_TAG] for r in records if RETRY_TAG in r.tags}
             records = [r for r in records if r.run_id not in replaced]
@@ -189,16 +186,8 @@ def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) ->
     config["elapsed_s"] = float(config.get("elapsed_s") or 0) + max(0.0, ran)
     config_file.write_text(json.dumps(config, indent=1))
     state = {k: v for k, v in record.target_state.items() if k not in ("runner_pid", "runner_pgid")}
-    with session.store.transaction() as db:  # the new controller records its own pid and heartbeats
-        session.store.update_run(
-            record.pk,
-            db=db,
-            status=RunStatus.QUEUED.value,
-            ended=None,
-            error=None,
-            exit_code=None,
-            heartbeat=time.time(),
-            target_state=state,
-        )
+    # the new controller records its own pid and heartbeats
+    if not session.store.reopen_run(record.pk, heartbeat=time.time(), target_state=state):
+        raise LaunchbayError(f"Sweep {record.run_id} changed meanwhile; nothing to resume.")
     start_controller(session.store.root, session.store.get_run(record.run_id), resume=True)
     return handle

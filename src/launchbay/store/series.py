@@ -1,0 +1,171 @@
+"""Metric series: the chunk encoder (points → packed chunks) and decoder (chunks → NumPy arrays).
+
+Points are stored as packed chunks (steps, values, timestamps) so that a million-point
+series reads back in a few milliseconds. The encoder and the decoder live side by side here
+(the encoder came from ``ingest``); the store's batch write calls ``append_series``.
+"""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+from typing import Any
+
+from .connection import StoreConnection
+from .records import RunRecord
+
+_second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
+_STEP_LIMIT = 1 << 63
+MERGE_BELOW = 4096  # a last chunk smaller than this is merged with new points
+
+
+class Series:
+    """One scalar metric: parallel NumPy arrays of steps, values and timestamps."""
+
+    def __init__(self, name: str, steps: Any, values: Any, timestamps: Any) -> None:
+        self.name, self.steps, self.values, self.timestamps = name, steps, values, timestamps
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_points(self) -> list[dict[str, Any]]:
+        return [
+            {"step": s, "value": v, "ts": t}
+            for s, v, t in zip(self.steps.tolist(), self.values.tolist(), self.timestamps.tolist())
+        ]
+
+
+class SeriesStore(StoreConnection):
+    """Reading a run's metric series (writing goes through ``RunStore.write``)."""
+
+    def metric_summaries(self, run: RunRecord) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "count": c, "last": last, "last_step": s, "min": lo, "max": hi}
+            for n, c, last, s, lo, hi in self.db.execute(
+                "SELECT name, count, last, last_step, min, max FROM series WHERE run_pk=? ORDER BY id", (run.pk,)
+            )
+        ]
+
+    def series_id(self, run: RunRecord, name: str) -> int | None:
+        row = self.db.execute("SELECT id FROM series WHERE run_pk=? AND name=?", (run.pk, name)).fetchone()
+        return None if row is None else int(row[0])
+
+    def series_count(self, run_id: str, name: str) -> int:
+        """How many points a run's series holds (0 when it has none): one indexed query."""
+        row = self.db.execute(
+            "SELECT s.count FROM series s JOIN runs r ON r.pk=s.run_pk WHERE r.run_id=? AND s.name=?", (run_id, name)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def point_count(self) -> int:
+        """Every metric point in the store."""
+        return int(self.db.execute("SELECT COALESCE(SUM(count), 0) FROM series").fetchone()[0])
+
+    def read_series(self, run: RunRecord, name: str, after_step: int | None = None) -> Series:
+        """A whole series (or the points after ``after_step``) from its packed chunks."""
+        return read_series(self.db, self.series_id(run, name), name, after_step)
+
+
+def read_series(db: sqlite3.Connection, series_id: int | None, name: str, after_step: int | None = None) -> Series:
+    """The decoder: a series' chunks (or those after ``after_step``) as NumPy arrays."""
+    import numpy as np
+
+    steps: list[Any] = []
+    values: list[bytes] = []
+    stamps: list[bytes] = []
+    if series_id is not None:
+        sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? AND last_step > ? ORDER BY id"
+        args: tuple[Any, ...] = (series_id, after_step)
+        if after_step is None:  # every step, -2**63 included
+            sql, args = sql.replace(" AND last_step > ?", ""), (series_id,)
+        for n, first, s_blob, v_blob, t_blob in db.execute(sql, args):
+            steps.append(
+                np.arange(first, first + n, dtype=np.int64) if s_blob is None else np.frombuffer(s_blob, dtype=np.int64)
+            )
+            values.append(v_blob)
+            stamps.append(t_blob)
+    step_arr = np.concatenate(steps) if steps else np.zeros(0, dtype=np.int64)
+    value_arr = np.frombuffer(b"".join(values), dtype=np.float64)
+    stamp_arr = np.frombuffer(b"".join(stamps), dtype=np.float64)
+    if after_step is not None:
+        keep = step_arr > after_step
+        step_arr, value_arr, stamp_arr = step_arr[keep], value_arr[keep], stamp_arr[keep]
+    return Series(name, step_arr, value_arr, stamp_arr)
+
+
+def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> int:
+    """The encoder: pack one series' new points into a chunk (merging with a small last chunk).
+
+    Returns how many points could not be kept (steps counted on past 2**63 - 1)."""
+    import numpy as np
+
+    row = db.execute(
+        "SELECT id, count, last_step, min, max FROM series WHERE run_pk=? AND name=?", (run_pk, name)
+    ).fetchone()
+    if row is None:
+        series_id = db.execute("INSERT INTO series(run_pk, name) VALUES (?,?)", (run_pk, name)).lastrowid
+        count, last_step, lo, hi = 0, None, None, None
+    else:
+        series_id, count, last_step, lo, hi = row
+    raw_steps = list(map(_third, points))
+    dropped = 0
+    if None in raw_steps:
+        next_step = 0 if last_step is None else last_step + 1
+        for i, step in enumerate(raw_steps):
+            if step is None:
+                raw_steps[i] = step = next_step
+            next_step = step + 1
+        if next_step > _STEP_LIMIT:  # counted on past the int64 range: those points cannot be kept
+            kept = [i for i, step in enumerate(raw_steps) if step < _STEP_LIMIT]
+            dropped = len(points) - len(kept)
+            points, raw_steps = [points[i] for i in kept], [raw_steps[i] for i in kept]
+            if not points:
+                return dropped
+    n = len(points)
+    values = np.fromiter(map(_second, points), dtype=np.float64, count=n)
+    stamps = np.fromiter(map(_fourth, points), dtype=np.float64, count=n)
+    steps = np.array(raw_steps, dtype=np.int64)
+    last_chunk = db.execute(
+        "SELECT id, n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id DESC LIMIT 1",
+        (series_id,),
+    ).fetchone()
+    if last_chunk is not None and last_chunk[1] < MERGE_BELOW:
+        cid, old_n, old_first, old_steps, old_vals, old_ts = last_chunk
+        previous = (
+            np.arange(old_first, old_first + old_n, dtype=np.int64)
+            if old_steps is None
+            else np.frombuffer(old_steps, dtype=np.int64)
+        )
+        steps = np.concatenate([previous, steps])
+        values = np.concatenate([np.frombuffer(old_vals, dtype=np.float64), values])
+        stamps = np.concatenate([np.frombuffer(old_ts, dtype=np.float64), stamps])
+        db.execute("DELETE FROM chunks WHERE id=?", (cid,))  # its points go into the new chunk
+    first = int(steps[0])
+    consecutive = len(steps) == 1 or bool(np.all(np.diff(steps) == 1))
+    db.execute(
+        "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts) VALUES (?,?,?,?,?,?,?)",
+        (
+            series_id,
+            len(steps),
+            first,
+            int(steps.max()),
+            None if consecutive else steps.tobytes(),
+            values.tobytes(),
+            stamps.tobytes(),
+        ),
+    )
+    new_values = values[-n:]
+    batch_lo, batch_hi = float(np.fmin.reduce(new_values)), float(np.fmax.reduce(new_values))  # NaN-blind, no warning
+    batch_last_step = int(steps[-n:].max())
+    db.execute(
+        "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
+        (
+            count + n,
+            batch_last_step if last_step is None else max(last_step, batch_last_step),
+            float(values[-1]),
+            batch_lo if lo is None else min(lo, batch_lo),
+            batch_hi if hi is None else max(hi, batch_hi),
+            series_id,
+        ),
+    )
+    return dropped
