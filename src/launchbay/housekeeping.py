@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,23 +78,13 @@ def select_runs(
 
 def remove_run(store: RunStore, record: RunRecord) -> bool:
     """Delete a finished run's rows and folder; False if it was gone or is not finished."""
-    with store.transaction() as db:
-        row = db.execute("SELECT status FROM runs WHERE pk=?", (record.pk,)).fetchone()
-        if row is None or not RunStatus(row[0]).is_terminal():
-            return False
-        for table in ("tags", "params", "records", "offsets"):
-            db.execute(f"DELETE FROM {table} WHERE run_pk=?", (record.pk,))
-        db.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_pk=?)", (record.pk,))
-        db.execute("DELETE FROM series WHERE run_pk=?", (record.pk,))
-        db.execute("DELETE FROM runs WHERE pk=?", (record.pk,))
-    shutil.rmtree(record.run_dir, ignore_errors=True)
-    return True
+    return store.remove_finished_run(record.pk)
 
 
 def needed_blobs(store: RunStore) -> set[str]:
     """Every blob a kept run's snapshot or a model version refers to."""
     needed: set[str] = set()
-    for (snapshot_id,) in store.db.execute("SELECT DISTINCT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL"):
+    for snapshot_id in store.used_snapshot_ids():
         needed |= referenced_blobs(store, snapshot_id)
     for manifest in ModelRegistry(store).manifests():
         needed |= referenced_blobs(store, manifest)
@@ -129,10 +118,7 @@ def collect_garbage(store: RunStore, dry_run: bool = False) -> dict[str, Any]:
                 # snapshot indexes remember which blobs are stored: make the next snapshot check again
                 for index in (store.root / "cache").glob("snapshot-index-*"):
                     index.unlink(missing_ok=True)
-            with store.transaction() as db:
-                db.execute(
-                    "DELETE FROM snapshots WHERE id NOT IN (SELECT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL)"
-                )
+            store.forget_unused_snapshots()
     names = _orphan_names(store) if dry_run else {}
     return {
         "dry_run": dry_run,
@@ -147,10 +133,7 @@ def collect_garbage(store: RunStore, dry_run: bool = False) -> dict[str, Any]:
 def _orphan_names(store: RunStore) -> dict[str, str]:
     """What the blobs of snapshots no run refers to any more were: ``snapshot ab12cd: train.py``."""
     out: dict[str, str] = {}
-    rows = store.db.execute(
-        "SELECT id FROM snapshots WHERE id NOT IN (SELECT snapshot_id FROM runs WHERE snapshot_id IS NOT NULL)"
-    )
-    for (snapshot_id,) in rows:
+    for snapshot_id in store.unused_snapshot_ids():
         if not store.blobs.has(snapshot_id):
             continue
         out.setdefault(snapshot_id, f"snapshot {snapshot_id[:12]}: its manifest")

@@ -100,8 +100,7 @@ def _append_row(entry: Logged, row: dict[str, Any]) -> None:
 
 def logged_version(store: RunStore, run: RunRecord) -> int:
     """Changes whenever the run logs anything of these kinds (cheap: one indexed query)."""
-    row = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM records WHERE run_pk=?", (run.pk,)).fetchone()
-    return int(row[0])
+    return store.last_record_id(run)
 
 
 def strict_json(value: Any) -> Any:

@@ -15,66 +15,19 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import ConfigError, LaunchbayError, ModelNotFoundError
-from .models import iso
 from .store import RunRecord, RunStore
 from .store.gclock import blob_writer
 from .store.manifests import put_files, read_manifest, write_files
+from .store.model_rows import ModelVersion
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_COLUMNS = (
-    "m.name, v.version, v.run_id, v.experiment, v.path, v.kind, v.manifest, v.files, v.bytes, v.tags,"
-    " v.description, v.metrics, v.environment_hash, v.snapshot_id, v.created"
-)
 MODEL_RECORD = "model"  # journal record kind written by Run.register_model
 MODEL_USE = "model_use"  # journal record kind: a run loaded NAME:VERSION
 MODEL_ERROR = "model_error"  # why an in-run registration could not be done
-
-
-@dataclass
-class ModelVersion:
-    name: str
-    version: int
-    run_id: str | None
-    experiment: str | None
-    path: str
-    kind: str  # "file" or "folder"
-    manifest: str
-    files: int
-    bytes: int
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    environment_hash: str | None = None
-    snapshot_id: str | None = None
-    created: float = 0.0
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "run_id": self.run_id,
-            "experiment": self.experiment,
-            "path": self.path,
-            "kind": self.kind,
-            "files": self.files,
-            "bytes": self.bytes,
-            "tags": self.tags,
-            "description": self.description,
-            "metrics": self.metrics,
-            "environment_hash": self.environment_hash,
-            "snapshot_id": self.snapshot_id,
-            "manifest": self.manifest,
-            "created": iso(self.created),
-        }
 
 
 def parse_ref(text: str) -> tuple[str, int | None]:
@@ -134,44 +87,28 @@ class ModelRegistry:
         env_hash = env.get("hash") if isinstance(env, dict) else None
         with blob_writer(self.store.root):
             manifest_id, entries = put_files(self.store, pairs, kind=kind, name=Path(rel).name)
-            with self.store.transaction() as db:
-                if source is not None:
-                    row = db.execute("SELECT 1 FROM model_versions WHERE source=?", (source,)).fetchone()
-                    if row:  # another process registered this journal record first
-                        raise _AlreadyDone()
-                model = db.execute("SELECT id, next_version FROM models WHERE name=?", (name,)).fetchone()
-                if model is None:
-                    model_id = db.execute(
-                        "INSERT INTO models(name, created, next_version) VALUES (?,?,1)", (name, time.time())
-                    ).lastrowid
-                    version = 1
-                else:
-                    model_id, version = model
-                db.execute("UPDATE models SET next_version=? WHERE id=?", (version + 1, model_id))
-                db.execute(
-                    "INSERT INTO model_versions(model_id, version, run_id, experiment, path, kind, manifest, files,"
-                    " bytes, tags, description, metrics, environment_hash, snapshot_id, created, source)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        model_id,
-                        version,
-                        record.run_id,
-                        record.experiment,
-                        rel,
-                        kind,
-                        manifest_id,
-                        len(entries),
-                        sum(e["size"] for e in entries),
-                        json.dumps({str(k): str(v) for k, v in (tags or {}).items()}),
-                        description,
-                        json.dumps(metrics),
-                        env_hash,
-                        record.snapshot_id,
-                        time.time(),
-                        source,
-                    ),
-                )
-        return self.get(name, version)
+            number = self.store.add_model_version(
+                record,
+                ModelVersion(
+                    name=name,
+                    version=0,  # the store gives the model's next number
+                    run_id=record.run_id,
+                    experiment=record.experiment,
+                    path=rel,
+                    kind=kind,
+                    manifest=manifest_id,
+                    files=len(entries),
+                    bytes=sum(e["size"] for e in entries),
+                    tags={str(k): str(v) for k, v in (tags or {}).items()},
+                    description=description,
+                    metrics=metrics,
+                    environment_hash=env_hash,
+                ),
+                source,
+            )
+        if number is None:  # another process registered this journal record first
+            raise _AlreadyDone()
+        return self.get(name, number)
 
     def _run_files(self, record: RunRecord, rel: str) -> list[tuple[str, Path]]:
         """("", path) for a file, (relative name, path) for each file of a folder."""
@@ -209,13 +146,9 @@ class ModelRegistry:
     # -- read -------------------------------------------------------------------------------------
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         check_name(name)
-        sql = f"SELECT {_COLUMNS} FROM model_versions v JOIN models m ON m.id=v.model_id WHERE m.name=?"
-        if version is None:
-            row = self.store.db.execute(sql + " ORDER BY v.version DESC LIMIT 1", (name,)).fetchone()
-        else:
-            row = self.store.db.execute(sql + " AND v.version=?", (name, version)).fetchone()
-        if row is not None:
-            return _version(row)
+        found = self.store.model_version(name, version)
+        if found is not None:
+            return found
         known = self.versions(name, missing_ok=True)
         if not known:
             raise ModelNotFoundError(f"No model {name!r} in the registry; list models with `launchbay models list`.")
@@ -223,20 +156,13 @@ class ModelRegistry:
         raise ModelNotFoundError(f"Model {name!r} has no version {version}; its versions: {listed}.")
 
     def versions(self, name: str, missing_ok: bool = False) -> list[ModelVersion]:
-        rows = self.store.db.execute(
-            f"SELECT {_COLUMNS} FROM model_versions v JOIN models m ON m.id=v.model_id WHERE m.name=?"
-            " ORDER BY v.version",
-            (name,),
-        ).fetchall()
+        rows = self.store.model_versions(name=name)
         if not rows and not missing_ok:
             self.get(name)  # raises the "no model" message
-        return [_version(r) for r in rows]
+        return rows
 
     def all_versions(self) -> list[ModelVersion]:
-        rows = self.store.db.execute(
-            f"SELECT {_COLUMNS} FROM model_versions v JOIN models m ON m.id=v.model_id ORDER BY m.name, v.version"
-        )
-        return [_version(r) for r in rows]
+        return self.store.model_versions()
 
     def models(self) -> list[dict[str, Any]]:
         """One row per model: its latest version and how many versions it has."""
@@ -250,15 +176,10 @@ class ModelRegistry:
         ]
 
     def for_run(self, run_id: str) -> list[ModelVersion]:
-        rows = self.store.db.execute(
-            f"SELECT {_COLUMNS} FROM model_versions v JOIN models m ON m.id=v.model_id WHERE v.run_id=?"
-            " ORDER BY m.name, v.version",
-            (run_id,),
-        )
-        return [_version(r) for r in rows]
+        return self.store.model_versions(run_id=run_id)
 
     def manifests(self) -> list[str]:
-        return [str(r[0]) for r in self.store.db.execute("SELECT manifest FROM model_versions")]
+        return self.store.model_manifests()
 
     # -- use ----------------------------------------------------------------------------------------
     def download(self, version: ModelVersion, dest: str | Path) -> Path:
@@ -291,11 +212,7 @@ class ModelRegistry:
 
     def users(self, version: ModelVersion) -> list[str]:
         """Runs still in the store that recorded loading this version."""
-        rows = self.store.db.execute(
-            "SELECT DISTINCT r.run_id FROM records c JOIN runs r ON r.pk=c.run_pk WHERE c.kind=? AND c.name=?",
-            (MODEL_USE, version.ref),
-        )
-        return [str(r[0]) for r in rows]
+        return self.store.runs_with_record(MODEL_USE, version.ref)
 
     def delete(self, name: str, version: int, force: bool = False) -> ModelVersion:
         """Remove one version (its blobs go at the next ``gc`` unless something else needs them)."""
@@ -306,11 +223,7 @@ class ModelRegistry:
                 f"Model {found.ref} is used by run(s) {', '.join(users[:5])}; "
                 f"pass --force to delete it anyway (launchbay models delete {found.ref} --force)."
             )
-        with self.store.transaction() as db:
-            db.execute(
-                "DELETE FROM model_versions WHERE version=? AND model_id=(SELECT id FROM models WHERE name=?)",
-                (version, name),
-            )
+        self.store.delete_model_version(name, version)
         import shutil
 
         shutil.rmtree(self.store.root / "cache" / "models" / name / str(version), ignore_errors=True)
@@ -321,12 +234,7 @@ class ModelRegistry:
         """Register what the run asked for with ``Run.register_model`` once its files are kept."""
         if not record.status.is_terminal():
             return []
-        rows = self.store.db.execute(
-            "SELECT id, name, payload, ts FROM records WHERE run_pk=? AND kind=?"
-            " AND 'record:' || id NOT IN (SELECT source FROM model_versions WHERE run_id=? AND source IS NOT NULL)"
-            " AND CAST(id AS TEXT) NOT IN (SELECT name FROM records WHERE run_pk=? AND kind=?)",
-            (record.pk, MODEL_RECORD, record.run_id, record.pk, MODEL_ERROR),
-        ).fetchall()
+        rows = self.store.pending_model_records(record, MODEL_RECORD, MODEL_ERROR)
         done = []
         for rec_id, name, payload, ts in rows:
             data = json.loads(payload) or {}
@@ -346,34 +254,11 @@ class ModelRegistry:
                 continue
             except LaunchbayError as exc:
                 message = f"model {name!r} was not registered: {exc}"
-                with self.store.transaction() as db:
-                    db.execute(
-                        "INSERT INTO records(run_pk, kind, name, payload, ts) VALUES (?,?,?,?,?)",
-                        (record.pk, MODEL_ERROR, str(rec_id), json.dumps(message), time.time()),
-                    )
-                    self.store.set_tag(record.pk, "launchbay.model_error", message, db=db)  # shown with the run
+                with self.store.write(record.pk) as run:
+                    run.add_record(MODEL_ERROR, str(rec_id), json.dumps(message), time.time())
+                    run.set_tag("launchbay.model_error", message)  # shown with the run
         return done
 
 
 class _AlreadyDone(Exception):
     """Another process registered the same journal record first."""
-
-
-def _version(row: tuple[Any, ...]) -> ModelVersion:
-    return ModelVersion(
-        name=row[0],
-        version=row[1],
-        run_id=row[2],
-        experiment=row[3],
-        path=row[4],
-        kind=row[5],
-        manifest=row[6],
-        files=row[7],
-        bytes=row[8],
-        tags=json.loads(row[9] or "{}"),
-        description=row[10],
-        metrics=json.loads(row[11] or "{}"),
-        environment_hash=row[12],
-        snapshot_id=row[13],
-        created=row[14],
-    )

@@ -189,11 +189,7 @@ class Controller:
         return out
 
     def _count(self, run_id: str) -> int:
-        row = self.store.db.execute(
-            "SELECT s.count FROM series s JOIN runs r ON r.pk=s.run_pk WHERE r.run_id=? AND s.name=?",
-            (run_id, self.metric),
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return self.store.series_count(run_id, self.metric)
 
     def _apply_policy(self) -> None:
         if self.policy.name == "none":
@@ -241,10 +237,7 @@ class Controller:
 
     def _adopt(self) -> None:
         """Resume: take over the children a previous controller left behind."""
-        rows = self.store.db.execute(
-            "SELECT run_id FROM runs WHERE parent_run_id=? ORDER BY pk", (self.record.run_id,)
-        ).fetchall()
-        for (run_id,) in rows:
+        for run_id in self.store.children(self.record.run_id):
             record = self.session.refresh(run_id)
             index = int(record.tags.get(INDEX_TAG, len(self.trials)))
             self.trials[index] = run_id
@@ -381,11 +374,7 @@ class SweepTarget(Target):
         from ..session import Session
 
         session = Session(self.store, self.config)
-        rows = self.store.db.execute(
-            "SELECT run_id FROM runs WHERE parent_run_id=? AND status NOT IN ('Completed','Failed','Canceled')",
-            (record.run_id,),
-        ).fetchall()
-        for (run_id,) in rows:
+        for run_id in self.store.children(record.run_id, unfinished=True):
             child = self.store.get_run(run_id)
             try:
                 session.target_for(child).cancel(child)
