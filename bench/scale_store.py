@@ -63,10 +63,8 @@ def _curves(rng: Any, i: int, points: int) -> list[Any]:
     return out
 
 
-def _write_series(db: Any, pk: int, name: str, values: Any, steps: list[int], stamps: list[float]) -> None:
-    from launchbay.ingest import _append_series
-
-    _append_series(db, pk, name, list(zip(repeat(None), values.tolist(), steps, stamps)))
+def _write_series(run: Any, name: str, values: Any, steps: list[int], stamps: list[float]) -> None:
+    run.append_points(name, list(zip(repeat(None), values.tolist(), steps, stamps)))
 
 
 def build(runs: int, points: int, path: Path) -> None:
@@ -94,13 +92,14 @@ def build(runs: int, points: int, path: Path) -> None:
                 tags=run_tags(i),
             )
             made.append((i, store.create_run(spec, target_type="local", snapshot_id=None, properties={})))
-        with store.transaction() as db:
+        with store.batch() as batch:
             for i, record in made:
                 t0 = record.created
                 stamps = (t0 + 0.5 * np.arange(points)).tolist()
+                run = batch.run(record.pk)
                 for name, values in zip(METRICS, _curves(rng, i, points)):
-                    _write_series(db, record.pk, name, values, steps, stamps)
-                store.update_run(record.pk, db=db, status=RunStatus.COMPLETED.value, started=t0, ended=t0 + points / 2)
+                    _write_series(run, name, values, steps, stamps)
+                run.transition(RunStatus.COMPLETED, started=t0, ended=t0 + points / 2)
         done = first + len(made)
         rate = done / (time.time() - started)
         print(

@@ -74,16 +74,21 @@ def test_a_journal_piece_is_one_batch_status_points_tags_and_records_together(tm
         assert [r[1] for r in store.read_records(after, "warning")] == ["late"]
 
 
-def test_a_batch_that_fails_writes_nothing(tmp_path: Path) -> None:
+def test_a_batch_over_several_runs_is_all_or_nothing(tmp_path: Path) -> None:
     with RunStore(tmp_path / ".launchbay") as store:
-        record = _new_run(store)
+        first, second = _new_run(store), _new_run(store)
         with pytest.raises(RuntimeError):
-            with store.write(record.pk) as run:
-                run.set_tag("half", "written")
-                run.transition(RunStatus.RUNNING)
+            with store.batch() as batch:
+                batch.run(first.pk).transition(RunStatus.COMPLETED, exit_code=0)
+                batch.run(second.pk).set_tag("half", "written")
                 raise RuntimeError("the writer died half-way")
-        after = store.get_run(record.run_id)
-        assert after.tags == {} and after.status is RunStatus.QUEUED
+        assert store.get_run(first.run_id).status is RunStatus.QUEUED
+        assert store.get_run(second.run_id).tags == {}
+
+        with store.batch() as batch:  # a bulk import: many runs, one transaction
+            for record in (first, second):
+                batch.run(record.pk).transition(RunStatus.COMPLETED, exit_code=0)
+        assert [store.get_run(r.run_id).status for r in (first, second)] == [RunStatus.COMPLETED] * 2
 
 
 def test_children_are_a_sweeps_runs_oldest_first_newest_first_or_unfinished(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Writing runs: ``RunStore.write`` is the one batch write primitive, ``RunWriter.transition`` the one
+"""Writing runs: ``RunStore.batch`` is the one batch write primitive, ``RunWriter.transition`` the one
 status change.
 
 Every change to a run (ingest's journal pieces, a tag, target state, the failure check's end,
-a cancel, a model registration's record) is a batch: one write transaction on one run, in
-which the named operations of ``RunWriter`` run and the run's row is updated once at the end.
+a cancel, a model registration's record) is a batch: one write transaction (``RunStore.write``
+for one run, ``RunStore.batch`` for many), in which the named operations of ``RunWriter`` run
+and each run's row is updated once at the end.
 A status only changes through ``RunWriter.transition``, which never leaves a terminal status
 (Completed, Failed, Canceled): a run canceled by the user stays Canceled whatever its runner
 writes afterwards.
@@ -30,7 +31,7 @@ _ROW_COLUMNS = "run_id, status, heartbeat, target_state, properties"
 
 
 class RunWriter:
-    """One batch: the writes of one transaction to one run (get one from ``RunStore.write``)."""
+    """The writes of one transaction to one run (get one from ``RunStore.write`` or ``Batch.run``)."""
 
     def __init__(self, db: sqlite3.Connection, pk: int) -> None:
         self._db, self.pk = db, pk
@@ -129,16 +130,41 @@ def _dict(text: str | None) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
+class Batch:
+    """Writes to several runs in one transaction (a bulk import); ``RunStore.write`` is the one-run case."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._runs: dict[int, RunWriter] = {}
+
+    def run(self, pk: int) -> RunWriter:
+        """The writer of run ``pk`` in this batch."""
+        if pk not in self._runs:
+            self._runs[pk] = RunWriter(self._db, pk)
+        return self._runs[pk]
+
+    def _flush(self) -> None:
+        for writer in self._runs.values():
+            writer._flush()
+
+
 class RunWrites(RunQueries):
-    """Creating, changing and removing runs; every change goes through ``write``."""
+    """Creating, changing and removing runs; every change goes through ``batch`` (mostly via ``write``)."""
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """The batch write primitive: one transaction, committed (every run's row updated once) when the
+        block ends, nothing written when it raises."""
+        with self.transaction() as db:
+            batch = Batch(db)
+            yield batch
+            batch._flush()
 
     @contextmanager
     def write(self, pk: int) -> Iterator[RunWriter]:
-        """The batch write primitive: one transaction on run ``pk``, committed when the block ends."""
-        with self.transaction() as db:
-            writer = RunWriter(db, pk)
-            yield writer
-            writer._flush()
+        """One run's batch: what every change to a run (ingest, tags, target state, its end) goes through."""
+        with self.batch() as batch:
+            yield batch.run(pk)
 
     def update_run(self, pk: int, **fields: Any) -> bool:
         """Set columns of a run (JSON-encodes dict/list values).
