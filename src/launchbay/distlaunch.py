@@ -33,8 +33,23 @@ import threading
 import time
 from typing import Any
 
-RANK_LOG = "user_logs/rank_{}.txt"
-FAILED_RANK = "failed_rank.json"
+
+def _sibling(name: str) -> Any:
+    """Another runner-side module beside this file (``launchbay_<name>.py`` in a shipped runtime)."""
+    import importlib.util
+
+    shipped = os.path.basename(__file__).startswith("launchbay_")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), ("launchbay_" if shipped else "") + name + ".py")
+    spec = importlib.util.spec_from_file_location(f"launchbay_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rf = _sibling("runfolder")  # the run folder's layout (stdlib only, like this file)
+RANK_LOG = rf.RANK_LOG
+FAILED_RANK = rf.FAILED_RANK
 STOP_GRACE_S = 2.0
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -149,15 +164,19 @@ class Coordinator:
 
     def __init__(self, run_dir: str, command: list[str]) -> None:
         self.run_dir = run_dir
-        with open(os.path.join(run_dir, "runner.json"), encoding="utf-8") as fh:
+        with open(os.path.join(run_dir, rf.RUNNER_CONFIG), encoding="utf-8") as fh:
             self.dist: dict[str, Any] = json.load(fh)["distributed"]
         self.command = command
         self.per_node = int(self.dist.get("process_count_per_node") or 1)
         self.nodes = int(self.dist.get("node_count") or 1)
         self.world = self.per_node * self.nodes
-        self.files_dir = os.environ.get("LAUNCHBAY_FILES_DIR") or os.path.join(run_dir, "files")
-        self.journal_dir = os.environ.get("LAUNCHBAY_JOURNAL_DIR") or os.path.join(run_dir, "journal")
+        self.files_dir = os.environ.get("LAUNCHBAY_FILES_DIR") or os.path.join(run_dir, rf.FILES)
+        self.journal_dir = os.environ.get("LAUNCHBAY_JOURNAL_DIR") or os.path.join(run_dir, rf.JOURNAL)
         self.stopping = False
+
+    def rank_log(self, rank: int) -> str:
+        """Where rank ``rank``'s output goes."""
+        return os.path.join(self.files_dir, RANK_LOG.format(rank))
 
     def run(self) -> int:
         mode = self.dist.get("launcher") or "procs"
@@ -252,7 +271,7 @@ class Coordinator:
             print(f"launchbay: `{argv[0]}` is not installed where this run executes.", flush=True)
             return 127
         print("launchbay: " + " ".join(argv[: argv.index(sys.executable)]), flush=True)
-        ranks_dir = os.path.join(self.journal_dir, "ranks")
+        ranks_dir = os.path.join(self.journal_dir, rf.RANKS)
         os.makedirs(ranks_dir, exist_ok=True)
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_pdeathsig)
 
@@ -280,19 +299,6 @@ class Coordinator:
             if first:
                 _record_failure(self.journal_dir, *first)
         return _code(code)
-
-
-def _sibling(name: str) -> Any:
-    """Another runner-side module beside this file (``launchbay_<name>.py`` in a shipped runtime)."""
-    import importlib.util
-
-    shipped = os.path.basename(__file__).startswith("launchbay_")
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), ("launchbay_" if shipped else "") + name + ".py")
-    spec = importlib.util.spec_from_file_location(f"launchbay_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _slurm_hosts() -> list[str]:
@@ -324,7 +330,7 @@ def _all_succeeded(ranks_dir: str, count: int) -> bool:
     """Have ranks 0..count-1 all ended with exit code 0 (from the rank wrappers' records)?"""
     for rank in range(count):
         try:
-            with open(os.path.join(ranks_dir, f"rank_{rank}.json"), encoding="utf-8") as fh:
+            with open(os.path.join(ranks_dir, rf.RANK_RECORD.format(rank)), encoding="utf-8") as fh:
                 if json.load(fh).get("exit_code") != 0:
                     return False
         except (OSError, ValueError):
@@ -342,7 +348,7 @@ def _first_int(*names: str, default: int = 0) -> int:
 
 def run_rank(run_dir: str, command: list[str]) -> int:
     """One task under srun or mpirun: its variables, its log, its exit record."""
-    with open(os.path.join(run_dir, "runner.json"), encoding="utf-8") as fh:
+    with open(os.path.join(run_dir, rf.RUNNER_CONFIG), encoding="utf-8") as fh:
         dist = json.load(fh)["distributed"]
     rank = _first_int("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
     world = _first_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", default=1)
@@ -351,8 +357,8 @@ def run_rank(run_dir: str, command: list[str]) -> int:
     env = {**os.environ, **rank_env(dist, rank, world, per_node, hosts, _first_int("LAUNCHBAY_DIST_PORT"))}
     env["LOCAL_RANK"] = str(_first_int("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", default=rank % per_node))
     env["NODE_RANK"] = env["GROUP_RANK"] = str(_first_int("OMPI_COMM_WORLD_NODE_RANK", "SLURM_NODEID"))
-    files_dir = os.environ.get("LAUNCHBAY_FILES_DIR") or os.path.join(run_dir, "files")
-    journal_dir = os.environ.get("LAUNCHBAY_JOURNAL_DIR") or os.path.join(run_dir, "journal")
+    files_dir = os.environ.get("LAUNCHBAY_FILES_DIR") or os.path.join(run_dir, rf.FILES)
+    journal_dir = os.environ.get("LAUNCHBAY_JOURNAL_DIR") or os.path.join(run_dir, rf.JOURNAL)
     child = _Rank(rank, command, env, files_dir)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -367,7 +373,7 @@ def run_rank(run_dir: str, command: list[str]) -> int:
         signal.signal(sig, on_signal)
     code = child.proc.wait()
     child.tee.join(timeout=5)
-    record = os.path.join(journal_dir, "ranks", f"rank_{rank}.json")
+    record = os.path.join(journal_dir, rf.RANKS, rf.RANK_RECORD.format(rank))
     with open(record + ".tmp", "w", encoding="utf-8") as fh:
         json.dump({"rank": rank, "exit_code": code, "ts": time.time()}, fh)
     os.replace(record + ".tmp", record)

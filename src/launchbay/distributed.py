@@ -21,6 +21,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import runfolder as rf
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -322,7 +323,7 @@ def world_size(record: Any) -> int:
 
 def read_rank_chunk(record: Any, rank: int, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
     """Bytes of one rank's own log after ``offset``, and the next offset (like ``RunStore.read_log``)."""
-    path = record.run_dir / "files" / "user_logs" / f"rank_{rank}.txt"
+    path = record.run_dir / rf.FILES / rf.RANK_LOG.format(rank)
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from . import runfolder as rf
 from .logged import Logged, read_logged
 from .models import RunStatus
 from .store import RunRecord, Series, open_store
@@ -182,7 +183,7 @@ class RunHandle:
         shutil.copyfile(source, dest)
         return dest
 
-    def download_files(self, prefix: str = "outputs", output_directory: str | Path = ".") -> list[Path]:
+    def download_files(self, prefix: str = rf.OUTPUTS, output_directory: str | Path = ".") -> list[Path]:
         out = []
         for name in self.get_file_names():
             if name.startswith(prefix):

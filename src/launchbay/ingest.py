@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import runfolder as rf
 from .journal_problems import note_problems
 from .journal_reader import Piece, read_piece
 from .models import RunStatus
@@ -25,7 +26,7 @@ def _ingest_lock(record: RunRecord, wait: bool) -> Iterator[bool]:
     """One ingester per run at a time, so two processes never parse the same bytes.
 
     Yields False when ``wait`` is off and another process is ingesting right now."""
-    journal = record.run_dir / "journal"
+    journal = record.run_dir / rf.JOURNAL
     try:
         fd = os.open(journal / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:  # no journal folder yet (or read-only): nothing to serialise
@@ -69,7 +70,7 @@ def _register_models(store: RunStore, run_id: str) -> None:
 def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
     """Apply the journal piece by piece (bounded memory), each piece in one transaction."""
     changed, conflicts = False, 0
-    journal = record.run_dir / "journal"
+    journal = record.run_dir / rf.JOURNAL
     while conflicts < 20:
         known, heartbeat, status = store.journal_position(record.pk)
         piece = read_piece(journal, known, final=status.is_terminal())

@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from . import runfolder as rf
 from .tracking.journalfmt import HEADER, MAX_RECORD, RECORD_KIND, decode, exact_step, exact_value
 
 PIECE_BYTES = 4 << 20
@@ -58,23 +59,23 @@ def read_piece(journal: Path, known: dict[str, int], final: bool, budget: int = 
         names = sorted(os.listdir(journal))
     except OSError:
         return piece
-    final = final or _events_say_final(journal, known.get("events.jsonl", 0))
+    final = final or _events_say_final(journal, known.get(rf.EVENTS, 0))
     left = budget
     for name in names:
-        if name.endswith((".jnl", ".bin")):
+        if rf.is_record_file(name):
             if left <= 0:
                 piece.more = piece.more or _size(journal / name) > known.get(name, 0)
                 continue
             left -= _read_records(journal / name, known.get(name, 0), final, left, piece)
-        elif name.endswith(".lost"):
+        elif name.endswith(rf.LOST):
             _read_lost(journal / name, piece)
-        elif name == "heartbeat":
+        elif name == rf.HEARTBEAT:
             try:
                 piece.heartbeat = float((journal / name).read_text() or 0)
             except (OSError, ValueError):
                 pass
     if not piece.more:  # status events only once the points before them are in
-        _read_events(journal / "events.jsonl", known.get("events.jsonl", 0), final, budget, piece)
+        _read_events(journal / rf.EVENTS, known.get(rf.EVENTS, 0), final, budget, piece)
     return piece
 
 
@@ -99,7 +100,7 @@ def _read_records(path: Path, start: int, final: bool, budget: int, piece: Piece
     available = _size(path) - start
     if available <= 0:
         return 0
-    legacy = path.name.endswith(".bin")
+    legacy = path.name.endswith(rf.LEGACY_RECORDS)
     want = min(available, budget)
     data = _read_at(path, start, want)
     if len(data) < available:
@@ -244,7 +245,7 @@ def _read_lost(path: Path, piece: Piece) -> None:
 
 
 def _events_say_final(journal: Path, pos: int) -> bool:
-    data = _read_at(journal / "events.jsonl", pos, PIECE_BYTES)
+    data = _read_at(journal / rf.EVENTS, pos, PIECE_BYTES)
     return b'"final": true' in data
 
 

@@ -18,7 +18,12 @@ import stat
 import sys
 import threading
 
-FOLDERS = ("outputs", "logs")
+try:  # shipped next to the runner (runtime/launchbay_runfolder.py)
+    import launchbay_runfolder as rf  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # launchbay's own source tree
+    from launchbay import runfolder as rf
+
+FOLDERS = rf.KEPT
 INTERVAL_S = 1.0
 _PROBE = 4096  # bytes compared at the end of what was copied, to tell an append from a rewrite
 

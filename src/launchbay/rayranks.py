@@ -120,7 +120,7 @@ def _watch(coordinator: Any, ray: Any, workers: list[Any], record_failure: Any, 
     world = len(workers)
     offsets = [0] * world
     codes: list[int | None] = [None] * world
-    logs = [open(os.path.join(coordinator.files_dir, "user_logs", f"rank_{r}.txt"), "ab") for r in range(world)]
+    logs = [open(coordinator.rank_log(r), "ab") for r in range(world)]
     failure: tuple[int, int] | None = None
     kill_at: float | None = None
 

@@ -31,9 +31,11 @@ from typing import Any
 
 try:  # shipped next to the runner (runtime/launchbay_*.py)
     import launchbay_livefiles as livefiles  # type: ignore[import-not-found,unused-ignore]
+    import launchbay_runfolder as rf  # type: ignore[import-not-found,unused-ignore]
     import launchbay_sysmon as sysmon  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # launchbay's own source tree
     from launchbay import livefiles, sysmon
+    from launchbay import runfolder as rf
 
 try:  # part of the launchbay package, or flat files shipped next to this one
     from . import runner_procs as procs
@@ -46,37 +48,11 @@ except ImportError:
     except ImportError:  # an old runtime folder: only the process group is stopped
         procs = None  # type: ignore[assignment]
 
-__all__ = ["Runner", "main", "stage_snapshot"]
+__all__ = ["Journal", "Runner", "main", "stage_snapshot"]
 
 HEARTBEAT_INTERVAL_S = 2.0
 SECRET_ARGS_VAR = "LAUNCHBAY_SECRET_ARGS"
-LOG_NAME = "user_logs/std_log.txt"
-
-
-class Journal:
-    """Appends events (one JSON object a line) and keeps the heartbeat file fresh."""
-
-    def __init__(self, run_dir: str) -> None:
-        self.dir = os.path.join(run_dir, "journal")
-        os.makedirs(self.dir, exist_ok=True)
-        self._events = open(os.path.join(self.dir, "events.jsonl"), "a", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def event(self, **fields: Any) -> None:
-        fields.setdefault("ts", time.time())
-        line = json.dumps(fields, default=str) + "\n"
-        with self._lock:
-            self._events.write(line)
-            self._events.flush()
-
-    def status(self, status: str, **fields: Any) -> None:
-        self.event(type="status", status=status, **fields)
-
-    def heartbeat(self) -> None:
-        path = os.path.join(self.dir, "heartbeat")
-        with open(path + ".tmp", "w") as fh:
-            fh.write(repr(time.time()))
-        os.replace(path + ".tmp", path)
+Journal = rf.Journal
 
 
 def _set_parent_death_signal() -> None:
@@ -121,11 +97,11 @@ def _distlaunch() -> str:
 def rank_error(run_dir: str) -> dict[str, str] | None:
     """A distributed run's error: the rank that failed first, and its own traceback."""
     try:
-        with open(os.path.join(run_dir, "journal", "failed_rank.json"), encoding="utf-8") as fh:
+        with open(os.path.join(run_dir, rf.JOURNAL, rf.FAILED_RANK), encoding="utf-8") as fh:
             failed = json.load(fh)
     except (OSError, ValueError):
         return None
-    error = error_from_log(os.path.join(run_dir, "files", failed["log"]), failed["exit_code"])
+    error = error_from_log(os.path.join(run_dir, rf.FILES, failed["log"]), failed["exit_code"])
     if failed["exit_code"] < 0 or error["message"].startswith("The run's process exited"):
         error["message"] = f"Rank {failed['rank']} {failed['reason']}."
     else:
@@ -138,11 +114,11 @@ class Runner:
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = os.path.abspath(run_dir)
-        with open(os.path.join(self.run_dir, "runner.json"), encoding="utf-8") as fh:
+        with open(os.path.join(self.run_dir, rf.RUNNER_CONFIG), encoding="utf-8") as fh:
             self.config: dict[str, Any] = json.load(fh)
         self.journal = Journal(self.run_dir)
-        self.files_dir = os.path.join(self.run_dir, "files")
-        self.work = os.path.join(self.run_dir, "work")
+        self.files_dir = os.path.join(self.run_dir, rf.FILES)
+        self.work = os.path.join(self.run_dir, rf.WORK)
         self.child: subprocess.Popen[bytes] | None = None
         self.cancel_reason: str | None = None
         self._done = threading.Event()
@@ -172,12 +148,12 @@ class Runner:
 
     def _watch(self) -> None:
         """Heartbeat, cancel file and maximum duration, every few hundred ms."""
-        cancel_file = os.path.join(self.run_dir, "cancel")
+        cancel_file = os.path.join(self.run_dir, rf.CANCEL)
         max_duration = self.config.get("max_duration_s")
         started = time.time()
         next_beat = 0.0
         tree: list[list[int]] = []
-        tree_path = os.path.join(self.run_dir, "descendants")
+        tree_path = os.path.join(self.run_dir, rf.DESCENDANTS)
         record_tree = bool(self.config.get("record_descendants"))
         next_tree = 0.0
         while not self._done.wait(0.2):
@@ -223,8 +199,8 @@ class Runner:
         if self.cancel_reason:
             return self._finish("Canceled", None, {"message": self.cancel_reason, "traceback": ""})
         cwd = os.path.join(self.work, self.config.get("working_dir") or ".")
-        os.makedirs(os.path.join(self.files_dir, "user_logs"), exist_ok=True)
-        log_path = os.path.join(self.files_dir, LOG_NAME)
+        os.makedirs(os.path.join(self.files_dir, rf.USER_LOGS), exist_ok=True)
+        log_path = os.path.join(self.files_dir, rf.STD_LOG)
         env = dict(os.environ)
         env.update(self.config.get("env") or {})
         env.update(
@@ -311,7 +287,7 @@ def _azureml_alias(run_dir: str, env: dict[str, str]) -> list[str]:
     """Runs submitted through launchbay.compat.azureml get a small ``azureml`` package on their path."""
     if env.get("LAUNCHBAY_AZUREML_COMPAT") != "1":
         return []
-    shipped = os.path.join(run_dir, "runtime", "azureml_alias")
+    shipped = os.path.join(run_dir, rf.RUNTIME, "azureml_alias")
     if os.path.isdir(shipped):
         return [shipped]
     try:
@@ -324,7 +300,7 @@ def _azureml_alias(run_dir: str, env: dict[str, str]) -> list[str]:
 def _v1_fail_request(journal_dir: str) -> str | None:
     """The message of an Azure ML v1 ``run.fail()`` call made by the run, if any."""
     try:
-        with open(os.path.join(journal_dir, "fail_request.json")) as fh:
+        with open(os.path.join(journal_dir, rf.FAIL_REQUEST)) as fh:
             return str(json.load(fh).get("message") or "run.fail() was called")
     except (OSError, ValueError, AttributeError):
         return None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed, secrets
+from . import runfolder as rf
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
     ProjectConfig,
@@ -184,7 +185,7 @@ class Session:
         return records
 
     def _fail(self, record: RunRecord, reason: str) -> None:
-        runner_log = record.run_dir / "journal" / "runner.log"
+        runner_log = record.run_dir / rf.JOURNAL / rf.RUNNER_LOG
         tail = ""
         if runner_log.is_file():
             tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])

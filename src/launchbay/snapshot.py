@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import pathspec
 
+from . import runfolder as rf
 from .errors import SnapshotError
 from .snapshot_budget import Budget, budget_error
 from .snapshot_budget import human_bytes as human_bytes
@@ -34,7 +35,7 @@ from .store import RunStore
 IGNORE_FILES = (".launchbayignore", ".amlignore", ".gitignore")
 REPLACE_MARKER = "# launchbay: replace"
 ALWAYS_EXCLUDED = {".git", ".launchbay", ".ipynb_checkpoints", "__pycache__", ".hg", ".svn"}
-EXCLUDED_AT_ROOT = {"outputs", "logs"}
+EXCLUDED_AT_ROOT = set(rf.KEPT)  # the run writes them
 
 
 @dataclass

@@ -24,6 +24,11 @@ import threading
 import time
 from typing import Any
 
+try:  # shipped next to the runner (runtime/launchbay_runfolder.py)
+    import launchbay_runfolder as rf  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # launchbay's own source tree
+    from launchbay import runfolder as rf
+
 DEFAULT_INTERVAL_S = 5.0
 PREFIX = "system/"
 _HEADER = struct.Struct("<I")
@@ -267,7 +272,7 @@ class Sampler:
     """The sampling thread; ``start`` once the run's process exists, ``stop`` when it ended."""
 
     def __init__(self, journal_dir: str, root_pid: int, interval: float, gpus: _NVML | _SMI | None) -> None:
-        self.path = os.path.join(journal_dir, "system.bin")
+        self.path = os.path.join(journal_dir, rf.SYSTEM_JOURNAL)
         self.root, self.interval, self.gpus = root_pid, interval, gpus
         self.step = 0
         self._stop = threading.Event()

@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import runfolder as rf
 from .errors import LaunchbayError
 
 DEFAULT_PORT = 6006
@@ -41,7 +42,7 @@ class TensorBoardError(LaunchbayError):
 
 def has_event_files(files_dir: Path) -> bool:
     """Does the run have TensorBoard event files under ``logs/``?"""
-    logs = files_dir / "logs"
+    logs = files_dir / rf.LOGS
     if not logs.is_dir():
         return False
     return any(".tfevents." in name for _parent, _dirs, names in os.walk(logs) for name in names)
@@ -187,7 +188,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
     session = _session(args)
     records = [session.refresh(session.store.resolve_run_id(ref)) for ref in args.runs]
-    logdirs = {r.run_id: session.store.files_dir(r) / "logs" for r in records}
+    logdirs = {r.run_id: session.store.files_dir(r) / rf.LOGS for r in records}
     board = start(logdirs, port=args.port, die_with_caller=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops TensorBoard too, as Ctrl-C does
     print(f"TensorBoard on {board.url} over {len(records)} run(s); Ctrl-C stops it.", flush=True)

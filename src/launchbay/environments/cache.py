@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
+
 Progress = Callable[[str], None]
 ENVS_DIR = "envs"
 READY = "ready"
@@ -90,7 +92,7 @@ def copy_build_log(log: Path | None, run_dir: Path, name: str = "env_build.log")
     """Keep the environment's build log with the run (``files/user_logs/``), before the runner starts."""
     if log is None or not log.is_file():
         return
-    dest = run_dir / "files" / "user_logs" / name
+    dest = run_dir / rf.FILES / rf.USER_LOGS / name
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(log, dest)  # logs are written once: a hard link is a free copy

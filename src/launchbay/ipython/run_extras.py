@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from .. import runfolder as rf
 from ..sysmon import PREFIX as SYSTEM_PREFIX
 from ..tboard import ensure, has_event_files
 
@@ -79,7 +80,7 @@ class TensorBoardLink(w.HBox):
 
     def _start(self) -> None:
         try:
-            url = ensure({self.run_id: self.files_dir / "logs"})
+            url = ensure({self.run_id: self.files_dir / rf.LOGS})
             self.link.value = f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{html.escape(url)}</a>'
         except Exception as exc:
             self.link.value = f"<i>{html.escape(str(exc))}</i>"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .. import runfolder as rf
 from ..config import find_store_dir, load_config
 from ..diffing import param_differences, snapshot_diff
 from ..errors import ConfigError, RunNotFoundError
@@ -193,7 +194,7 @@ class LaunchbayService:
         from ..tboard import ensure
 
         record = self._run(run_id)
-        return {"url": ensure({record.run_id: self.store.files_dir(record) / "logs"})}
+        return {"url": ensure({record.run_id: self.store.files_dir(record) / rf.LOGS})}
 
     def rerun(self, run_id: str, target: str | None = None) -> dict[str, Any]:
         if target is not None and not isinstance(target, str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .. import runfolder as rf
 from ..errors import RunNotFoundError
 from .records import RunRecord
 
@@ -13,7 +14,7 @@ class RunFiles:
     """Listing and reading a run's files (outputs, logs); a link leading outside is never followed."""
 
     def files_dir(self, run: RunRecord) -> Path:
-        return run.run_dir / "files"
+        return run.run_dir / rf.FILES
 
     def file_names(self, run: RunRecord) -> list[str]:
         """The run's files; a symlink is listed only when it stays inside the run's files."""
@@ -38,13 +39,13 @@ class RunFiles:
         return candidate
 
     def log_path(self, run: RunRecord) -> Path:
-        return self.files_dir(run) / "user_logs" / "std_log.txt"
+        return self.files_dir(run) / rf.STD_LOG
 
     def read_log(self, run: RunRecord, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
         """Bytes of the run's output after ``offset`` (up to ``max_bytes``) and the next offset.
 
         A log that is (or lies under) a symlink leading out of the run's files is refused."""
-        path = inside(self.files_dir(run), Path("user_logs") / "std_log.txt")
+        path = inside(self.files_dir(run), Path(rf.STD_LOG))
         if path is None:
             raise RunNotFoundError(
                 f"Run {run.run_id}'s log is a link to outside its folder; launchbay serves only files inside it."

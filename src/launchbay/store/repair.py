@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from ..errors import LaunchbayError, StoreError
 from ..models import RunStatus
 from . import runfile
@@ -109,7 +110,7 @@ def _salvage(path: Path) -> dict[str, dict[str, Any]]:
 def _from_runner_json(run_dir: Path) -> dict[str, Any] | None:
     """What an old run folder (no run.json) still says about its run."""
     try:
-        config = json.loads((run_dir / "runner.json").read_text())
+        config = json.loads((run_dir / rf.RUNNER_CONFIG).read_text())
     except (OSError, ValueError):
         return None
     manifest = (config.get("snapshot") or {}).get("manifest") or ""
@@ -244,7 +245,7 @@ def _rebuild(
             report.problems.append(f"{run_dir.name}: no run.json, runner.json or readable index row; left out")
             continue
         data["run_id"] = run_dir.name
-        has_events = (run_dir / "journal" / "events.jsonl").is_file()
+        has_events = (run_dir / rf.EVENTS_PATH).is_file()
         old_status = (salvaged.get(run_dir.name) or {}).get("status")
         status = RunStatus.QUEUED.value if has_events or not old_status else str(old_status)
         try:

@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from ..models import RunSpec
 
-RUN_FILE = "run.json"
+RUN_FILE = rf.RUN_RECORD
 
 
 def describe(
@@ -76,4 +77,4 @@ def read(run_dir: Path) -> dict[str, Any] | None:
 
 def looks_like_run(path: Path) -> bool:
     """Is this folder a run's (it has run.json, a runner.json or a journal)?"""
-    return any((path / name).exists() for name in (RUN_FILE, "runner.json", "journal"))
+    return any((path / name).exists() for name in (RUN_FILE, rf.RUNNER_CONFIG, rf.JOURNAL))

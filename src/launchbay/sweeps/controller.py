@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from ..errors import LaunchbayError, TargetError
 from ..models import EARLY_TERMINATION_TAG, RunSpec, RunStatus
-from ..runner import HEARTBEAT_INTERVAL_S, Journal, _daemonize
+from ..runfolder import Journal
+from ..runner import HEARTBEAT_INTERVAL_S, _daemonize
 from ..store import RunRecord, open_store
 from ..targets.base import Target
 from ..targets.local import runner_pid_alive, spawn_detached, stop_runner
@@ -123,7 +125,7 @@ class Controller:
         return 0 if status == "Completed" else 1
 
     def _cancel_requested(self) -> bool:
-        if self.cancel_reason is None and (self.record.run_dir / "cancel").exists():
+        if self.cancel_reason is None and (self.record.run_dir / rf.CANCEL).exists():
             self.cancel_reason = "Canceled by request."
         return self.cancel_reason is not None
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import runfolder as rf
 from .. import secrets
 from ..config import LAUNCHBAY_CANCEL_GRACE, ProjectConfig
 from ..distributed import runner_entry
@@ -101,9 +102,9 @@ class Target(ABC):
 
     @staticmethod
     def write_runner_config(run_dir: Path, runner_config: dict[str, Any]) -> None:
-        tmp = run_dir / "runner.json.tmp"
+        tmp = run_dir / (rf.RUNNER_CONFIG + rf.TMP)
         tmp.write_text(json.dumps(runner_config, indent=1))
-        os.replace(tmp, run_dir / "runner.json")
+        os.replace(tmp, run_dir / rf.RUNNER_CONFIG)
 
     # -- hooks ------------------------------------------------------------------------------
     def preflight(self, spec: RunSpec) -> None:  # noqa: B027 - an optional hook
@@ -137,24 +138,3 @@ class Target(ABC):
     def describe(self, record: RunRecord) -> dict[str, Any]:
         """Extra details for ``launchbay show`` (e.g. the rendered sbatch script)."""
         return {}
-
-
-def events_have_final(events: bytes) -> bool:
-    """Does a run's events journal (complete lines only) hold the runner's final status?"""
-    end = events.rfind(b"\n")
-    for line in events[: end + 1].splitlines():
-        if b'"final"' in line:
-            try:
-                if json.loads(line).get("final"):
-                    return True
-            except ValueError:
-                continue
-    return False
-
-
-def has_final_event(run_dir: Path) -> bool:
-    """Has the runner recorded the run's end in ``run_dir``'s journal?"""
-    try:
-        return events_have_final((run_dir / "journal" / "events.jsonl").read_bytes())
-    except OSError:
-        return False

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from ..errors import TargetError
 from ..models import RunSpec
 from ..runner_procs import kill_recorded
@@ -38,7 +39,7 @@ def stop_runner(record: RunRecord, marker: str) -> None:
     """Ask a local runner (or sweep controller) to stop: the cancel file, then SIGTERM to its pid.
 
     ``marker`` is a string its command line must contain, so a reused pid is never signalled."""
-    (record.run_dir / "cancel").touch()
+    (record.run_dir / rf.CANCEL).touch()
     pid = record.target_state.get("runner_pid")
     if pid and process_alive(int(pid), marker):
         try:
@@ -62,8 +63,8 @@ def spawn_detached(command: list[str], run_dir: Path, env: dict[str, str], what:
     env = dict(env)
     src_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
-    (run_dir / "journal").mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "journal" / "runner.log", "ab") as log:
+    (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
+    with open(run_dir / rf.JOURNAL / rf.RUNNER_LOG, "ab") as log:
         try:
             proc = subprocess.Popen(
                 command,
@@ -102,7 +103,7 @@ class LocalTarget(Target):
         runner_config["record_descendants"] = True  # so force_stop can find them if the runner is killed
         runner_config["finish_hook"] = {"store": str(self.store.root), "run_id": record.run_id}
         run_dir = record.run_dir
-        (run_dir / "journal").mkdir(parents=True, exist_ok=True)
+        (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
         self.write_runner_config(run_dir, runner_config)
         env = dict(os.environ)
         env.update(secret_env)
@@ -122,7 +123,7 @@ class LocalTarget(Target):
             except (ProcessLookupError, PermissionError):
                 pass
         # descendants in other sessions, which the dead runner last saw (pid + start time)
-        kill_recorded(str(record.run_dir / "descendants"))
+        kill_recorded(str(record.run_dir / rf.DESCENDANTS))
 
     def check(self) -> dict[str, Any]:
         return {"reachable": True, "python": self.python(), "version": sys.version.split()[0]}

@@ -38,6 +38,7 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay/__init__.py": _STUB_INIT.encode(),
         "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
         "launchbay/journalfmt.py": (_SRC / "tracking" / "journalfmt.py").read_bytes(),
+        "launchbay/runfolder.py": (_SRC / "runfolder.py").read_bytes(),
         **{f"azureml_alias/{rel}": text.encode() for rel, text in alias_files().items()},
     }
 

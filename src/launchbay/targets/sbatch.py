@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from .. import runfolder as rf
 from ..errors import ConfigError
 
 #: launchbay.toml key -> sbatch option, in the order they are written
@@ -31,7 +32,7 @@ OPTIONS = (
     ("time", "--time"),
 )
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:,=+/@\[\]-]+$")
-OUTPUT_NAME = "journal/slurm-%j.out"
+OUTPUT_NAME = f"{rf.JOURNAL}/slurm-%j.out"
 SCRIPT_NAME = "launchbay.sbatch"
 
 
@@ -87,7 +88,7 @@ def render_sbatch(
         "# metrics and outputs in the run folder; with several nodes, start tasks with srun.",
         f"RUN_DIR={quoted_dir}",
         'cd "$RUN_DIR" || exit 1',
-        f'exec {shlex.quote(python)} "$RUN_DIR/runtime/launchbay_runner.py" "$RUN_DIR"',
+        f'exec {shlex.quote(python)} "$RUN_DIR/{rf.RUNTIME}/launchbay_runner.py" "$RUN_DIR"',
         "",
     ]
     return "\n".join(header + body)

@@ -241,9 +241,9 @@ class SlurmTarget(Target):
             if record.snapshot_id:
                 manifest = self.store.snapshot_manifest(record.snapshot_id)
                 for entry in manifest["files"]:
-                    files[f"work/{entry['path']}"] = self.store.blobs.path(entry["sha256"])
+                    files[f"{rf.WORK}/{entry['path']}"] = self.store.blobs.path(entry["sha256"])
                     if entry.get("mode", 0o644) & 0o111:
-                        executable.add(f"work/{entry['path']}")
+                        executable.add(f"{rf.WORK}/{entry['path']}")
                 runner_config["snapshot_links"] = manifest.get("links") or []  # made by the runner in work/
         script = render_sbatch(
             run_id=record.run_id,

@@ -21,6 +21,7 @@ import atexit
 import hashlib
 import json
 import os
+import posixpath
 import shlex
 import threading
 import time
@@ -28,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import runfolder as rf
 from ..errors import EnvironmentBuildError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
@@ -92,14 +94,15 @@ _START = (
     _REAP
     + r"""
 import subprocess
-run_dir = args["run_dir"]
-os.makedirs(os.path.join(run_dir, "journal"), exist_ok=True)
-with open(os.path.join(run_dir, "runner.json.tmp"), "w") as fh:
+run_dir, names = args["run_dir"], args["names"]
+journal, config = os.path.join(run_dir, names["journal_dir"]), os.path.join(run_dir, names["config"])
+os.makedirs(journal, exist_ok=True)
+with open(config + ".tmp", "w") as fh:
     fh.write(args["runner_json"])
-os.replace(os.path.join(run_dir, "runner.json.tmp"), os.path.join(run_dir, "runner.json"))
+os.replace(config + ".tmp", config)
 env = dict(os.environ)
 env.update(args["secret_env"])
-with open(os.path.join(run_dir, "journal", "runner.log"), "ab") as log:
+with open(os.path.join(journal, names["log"]), "ab") as log:
     if args["wait"]:
         done = subprocess.run(args["argv"], stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd=run_dir)
         log.write(done.stdout + done.stderr)
@@ -451,6 +454,7 @@ class SSHTarget(Target):
         request: dict[str, Any] = {
             "run_dir": run_dir,
             "runner_json": json.dumps(runner_config, indent=1),
+            "names": {"journal_dir": rf.JOURNAL, "config": rf.RUNNER_CONFIG, "log": rf.RUNNER_LOG},
             "secret_env": secret_env,
         }
         if self.docker:
@@ -536,7 +540,7 @@ class SSHTarget(Target):
         run_dir = state.get("remote_run_dir")
         if not run_dir:
             return
-        command = f"touch {shlex.quote(run_dir)}/cancel"
+        command = f"touch {shlex.quote(posixpath.join(run_dir, rf.CANCEL))}"
         if state.get("remote_container"):
             command += f"; docker kill -s TERM {shlex.quote(state['remote_container'])} >/dev/null 2>&1"
         elif state.get("remote_pgid"):

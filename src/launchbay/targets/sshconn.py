@@ -8,12 +8,12 @@ asked for or stored (keys come from ``identity_file`` or the SSH agent).
     conn = SSHConnection("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")
     rc, out, err = conn.run("nvidia-smi -L", check=False)
     conn.upload_blobs("/home/me/.launchbay-remote/blobs", {digest: path})
-    tails = conn.read_tails("/home/me/run", {"files/user_logs/std_log.txt": 1024})
+    result, payload = conn.call(code, args)   # python run by the connection's remote helper
     conn.close()
 
 ``run`` starts a shell command on a channel of its own (the user's login shell
 and rc files run each time: 0.1 to 0.5 s on many hosts). The file helpers
-(``read_tails``, ``missing_blobs``, ``upload_files``, ``call``) go instead to one
+(``call``, ``missing_blobs``, ``upload_files``) go instead to one
 long-lived remote Python per connection, the *agent*, over framed JSON on its
 stdin/stdout: a poll for new log bytes costs a few milliseconds, not a shell start.
 
@@ -150,36 +150,6 @@ for name, size, mode in args["files"]:
     os.chmod(tmp, mode)
     os.replace(tmp, dest)
 result = len(args["files"])
-"""
-
-# Files named in offsets first (in order), then the rest of dirs; at most ``limit`` bytes in all.
-_TAILS = r"""
-import os
-base, offsets, skip = args["base"], args["offsets"], tuple(args["skip"])
-order = list(offsets)
-for folder in args["dirs"]:
-    for parent, _subdirs, names in sorted(os.walk(os.path.join(base, folder))):
-        for name in sorted(names):
-            rel = os.path.relpath(os.path.join(parent, name), base)
-            if rel not in offsets and ".tmp" not in name and not (skip and rel.startswith(skip)):
-                order.append(rel)
-left, index, chunks, truncated = args["limit"], [], [], False
-for rel in order:
-    try:
-        with open(os.path.join(base, rel), "rb") as fh:
-            fh.seek(int(offsets.get(rel, 0)))
-            chunk = fh.read(left + 1)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        continue
-    if len(chunk) > left:
-        chunk, truncated = chunk[:left], True
-    index.append([rel, len(chunk)])
-    chunks.append(chunk)
-    left -= len(chunk)
-    if truncated:
-        break
-result = {"files": index, "truncated": truncated}
-payload = b"".join(chunks)
 """
 
 
@@ -539,27 +509,6 @@ class SSHConnection:
         return reply.get("result"), payload
 
     # -- files (through the agent) ----------------------------------------------------------------
-    def read_tails(
-        self,
-        base_dir: str,
-        offsets: dict[str, int],
-        dirs: Iterable[str] = (),
-        skip: Iterable[str] = (),
-        limit: int = 32 << 20,
-    ) -> tuple[dict[str, bytes], bool]:
-        """One round trip: for each file named in ``offsets`` (relative to ``base_dir``) the bytes after
-        its offset, then every other file under ``dirs`` whole, except those under a ``skip`` prefix.
-        Missing files are left out. At most ``limit`` bytes come back; the flag says some were left
-        for the next call (files are read in the order of ``offsets``, then ``dirs``)."""
-        args = {"base": base_dir, "offsets": offsets, "dirs": list(dirs), "skip": list(skip), "limit": limit}
-        result, payload = self.call(_TAILS, args)
-        out: dict[str, bytes] = {}
-        pos = 0
-        for rel, size in result["files"]:
-            out[rel] = payload[pos : pos + size]
-            pos += size
-        return out, bool(result["truncated"])
-
     def missing_blobs(self, blob_dir: str, digests: Iterable[str]) -> list[str]:
         """Which of ``digests`` the remote blob folder (``blob_dir/ab/cdef...``) lacks."""
         result, _ = self.call(_MISSING, {"base": blob_dir, "digests": sorted(set(digests))})

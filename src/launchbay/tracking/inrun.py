@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from launchbay import runfolder as rf  # absolute: shipped, this file is launchbay/_inrun.py
+
 from .journalfmt import MAX_POINTS_PER_RECORD, encode, exact_step, exact_value, plain, plain_batch, resolve_tensors
 
 ENV_RUN_ID = "LAUNCHBAY_RUN_ID"
@@ -76,13 +78,13 @@ class _Journal:
     def __init__(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
         stem = os.path.join(directory, f"p{os.getpid()}-{time.time_ns()}")
-        self.path = stem + ".jnl"
+        self.path = stem + rf.RECORDS
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._lock = threading.Lock()
         self.not_written = 0
         self._lost_fd: int | None = None
         try:  # reserve the side file's space now: the count must fit when the disk is full
-            fd = os.open(stem + ".lost", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(stem + rf.LOST, os.O_RDWR | os.O_CREAT, 0o644)
             os.write(fd, b"0".ljust(LOST_FILE_SIZE))
             self._lost_fd = fd
         except OSError:
@@ -309,7 +311,7 @@ class Run:
         if self.offline:
             print(f"[launchbay offline] register model {name} from {rel}")
             return
-        kept = rel.split("/", 1)[0] in ("outputs", "logs")
+        kept = rel.split("/", 1)[0] in rf.KEPT
         in_files = os.path.exists(os.path.join(self._files_dir or "", rel))
         if not in_files and not os.path.exists(rel):
             raise FileNotFoundError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
+from ... import runfolder as rf
 from .compute import ComputeTarget
 from .environment import Environment
 from .model import Model
@@ -69,7 +70,7 @@ class Run:
         """v1's shape: runId, target, status, times, properties, runDefinition, logFiles, error."""
         record = self._handle.record()
         details = self._handle.get_details()
-        log_files = {n: n for n in self._handle.get_file_names() if n.startswith(("user_logs/", "logs/"))}
+        log_files = {n: n for n in self._handle.get_file_names() if n.startswith((f"{rf.USER_LOGS}/", f"{rf.LOGS}/"))}
         out: dict[str, Any] = {
             "runId": record.run_id,
             "target": record.target,
@@ -95,7 +96,7 @@ class Run:
 
     def get_details_with_logs(self) -> dict[str, Any]:
         details = self.get_details()
-        details["logFiles"] = {"user_logs/std_log.txt": self._handle.get_log()}
+        details["logFiles"] = {rf.STD_LOG: self._handle.get_log()}
         return details
 
     def wait_for_completion(

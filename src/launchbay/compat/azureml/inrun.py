@@ -13,9 +13,10 @@ import os
 from typing import Any
 
 from launchbay import Run as _LaunchbayRun
+from launchbay.runfolder import FAIL_REQUEST
 
 #: the file the runner reads at the end: a v1 ``run.fail()`` makes the run Failed
-FAIL_FILE = "fail_request.json"
+FAIL_FILE = FAIL_REQUEST
 
 
 class _Experiment:
