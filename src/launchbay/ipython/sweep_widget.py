@@ -26,19 +26,20 @@ def sweep_rows(sweep: SweepHandle) -> tuple[list[dict[str, Any]], list[str], str
     metric, goal = config["primary_metric"], config.get("goal", "minimize")
     rows = []
     params: list[str] = []
-    for record in reversed(sweep.children()):
+    children = sweep.children()
+    last = sweep.last_values(children, metric)
+    for record in reversed(children):
         values = dict(record.spec.get("params") or record.params)
         for key in values:
             if key not in params:
                 params.append(key)
-        summary = next((s for s in sweep._session.store.metric_summaries(record) if s["name"] == metric), None)
         rows.append(
             {
                 "run_id": record.run_id,
                 "status": shown_status(record.status.value, record.tags),
                 "ended": record.ended,
                 "early_termination": record.tags.get("launchbay.early_termination"),
-                metric: None if summary is None else summary["last"],
+                metric: last.get(record.pk),
                 **values,
             }
         )

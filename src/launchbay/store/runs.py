@@ -129,12 +129,13 @@ class RunQueries(StoreConnection):
         metric_below: tuple[str, float] | None = None,
         metric_above: tuple[str, float] | None = None,
         updated_since: float | None = None,
+        parent: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
         details: bool = True,
     ) -> list[RunRecord]:
         """Runs newest first, filtered in SQL (indexes make 10,000 runs cheap)."""
-        where, args = self._filters(experiment, status, text, param, metric_below, metric_above, updated_since)
+        where, args = self._filters(experiment, status, text, param, metric_below, metric_above, updated_since, parent)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id=r.experiment_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -162,6 +163,7 @@ class RunQueries(StoreConnection):
         metric_below: tuple[str, float] | None = None,
         metric_above: tuple[str, float] | None = None,
         updated_since: float | None = None,
+        parent: str | None = None,
     ) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         args: list[Any] = []
@@ -190,7 +192,20 @@ class RunQueries(StoreConnection):
         if updated_since is not None:
             where.append("r.updated > ?")
             args.append(updated_since)
+        if parent is not None:  # a sweep's trials
+            where.append("r.parent_run_id = ?")
+            args.append(parent)
         return where, args
+
+    def statuses(self, run_ids: list[str]) -> dict[str, RunStatus]:
+        """The recorded status of each of these runs, in one query (a sweep controller asks often)."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        return {
+            run_id: RunStatus(status)
+            for run_id, status in self.db.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", run_ids)
+        }
 
     def experiments(self) -> list[tuple[str, int]]:
         return [

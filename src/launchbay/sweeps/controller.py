@@ -31,7 +31,8 @@ from .sampling import Trial, sampling_from_json
 
 SWEEP_FILE = "sweep.json"
 SECRET_ARGS_VAR = "LAUNCHBAY_SWEEP_SECRET_ARGS"
-POLL_S = 0.3
+POLL_S = 0.3  # children are caught up with their journals (and checked alive) this often
+WAKE_S = 0.02  # between two looks at the store for a child that ended (one indexed query)
 TERMINATION_TAG = EARLY_TERMINATION_TAG
 SWEEP_TAG = "launchbay.sweep"
 INDEX_TAG = "launchbay.sweep.index"
@@ -220,10 +221,17 @@ class Controller:
         except LaunchbayError as exc:
             print(f"launchbay sweep: could not cancel {record.run_id}: {exc}", file=sys.stderr)
 
-    def _poll(self) -> str | None:
-        """Drop ended children from ``active``; a reason to stop the sweep, if one ended without the metric."""
+    def _poll(self, full: bool = True) -> str | None:
+        """Drop ended children from ``active``; a reason to stop the sweep, if one ended without the metric.
+
+        ``full``: catch every child up with its journal and check its runner is alive; otherwise
+        only read the statuses the store has (a local runner records its run's end itself)."""
         still, problem = [], None
+        statuses = None if full else self.store.statuses(self.active)
         for run_id in self.active:
+            if statuses is not None and not statuses.get(run_id, RunStatus.RUNNING).is_terminal():
+                still.append(run_id)
+                continue
             record = self.session.refresh(run_id)
             if not record.status.is_terminal():
                 still.append(run_id)
@@ -236,6 +244,17 @@ class Controller:
                 )
         self.active = still
         return problem
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until the next full poll, or less: until a child's record has ended (its slot is
+        free, so the next trial starts now, not up to POLL_S later) or a cancel was asked for."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.active and any(s.is_terminal() for s in self.store.statuses(self.active).values()):
+                return
+            if self._cancel_requested():
+                return
+            time.sleep(WAKE_S)
 
     def _adopt(self) -> None:
         """Resume: take over the children a previous controller left behind."""
@@ -289,6 +308,7 @@ class Controller:
         started = time.time() - float(self.config.get("elapsed_s") or 0)
         stopping: str | None = None
         problem: str | None = None
+        next_full = 0.0  # monotonic time of the next full poll (journals caught up, runners checked)
         while True:
             if self._cancel_requested() and stopping is None:
                 stopping = "cancel"
@@ -305,7 +325,10 @@ class Controller:
                     self._stop_child(record)
                 self._wait_children(15.0)
                 break
-            problem = self._poll()
+            full = time.monotonic() >= next_full
+            problem = self._poll(full)
+            if full:
+                next_full = time.monotonic() + POLL_S
             if problem:
                 continue
             self._apply_policy()
@@ -319,7 +342,7 @@ class Controller:
                 self.active.append(run_id)
             if not self.active and not self.retry and len(self.trials) >= total:
                 break
-            time.sleep(POLL_S)
+            self._wait(next_full - time.monotonic())
         if stopping == "cancel":
             return self._finish("Canceled", self.cancel_reason)
         if stopping == "problem":

@@ -93,34 +93,33 @@ class SweepHandle(RunHandle):
 
         A trial run again after ``resume`` replaces the cut-off child unless ``include_retried``."""
         session = self._session
-        records = [session.refresh(run_id) for run_id in session.store.children(self.run_id, newest_first=True)]
+        # one query for all of them; only unfinished ones are caught up with their journals
+        records = [session.refresh(r) for r in session.store.list_runs(parent=self.run_id, limit=None)]
         if not include_retried:
             replaced = {r.tags[RETRY_TAG] for r in records if RETRY_TAG in r.tags}
             records = [r for r in records if r.run_id not in replaced]
         if sort_by_primary_metric:
             config = self.config()
             sign = -1.0 if config["goal"] == "maximize" else 1.0
-            name = config["primary_metric"]
+            last = self.last_values(records, config["primary_metric"])
 
             def key(record: RunRecord) -> tuple[int, float]:
-                value = self._metric(record, name)
+                value = last.get(record.pk)
                 return (1, 0.0) if value is None or value != value else (0, sign * value)
 
             records.sort(key=key)
         return records
 
-    def _metric(self, record: RunRecord, name: str) -> float | None:
-        for summary in self._session.store.metric_summaries(record):
-            if summary["name"] == name:
-                return float(summary["last"])
-        return None
+    def last_values(self, records: list[RunRecord], name: str) -> dict[int, float | None]:
+        """Each run's last value of metric ``name`` (by run pk), in one query."""
+        return self._session.store.last_values(records, name)
 
     def best_run(self) -> RunHandle | None:
         """The completed child with the best LAST value of the primary metric (None if none has one)."""
-        config = self.config()
-        name = config["primary_metric"]
-        for record in self.children(sort_by_primary_metric=True):
-            value = self._metric(record, name)
+        children = self.children(sort_by_primary_metric=True)
+        last = self.last_values(children, self.config()["primary_metric"])
+        for record in children:
+            value = last.get(record.pk)
             if record.status is RunStatus.COMPLETED and value is not None and value == value:
                 return RunHandle(record.run_id, self._session)
         return None
@@ -135,8 +134,10 @@ class SweepHandle(RunHandle):
         """One row per child, best primary metric first: run_id, status ("stopped early" for a run the
         policy stopped; run_status keeps Canceled), params, metric (last value), early_termination, index."""
         name = self.config()["primary_metric"]
+        children = self.children(sort_by_primary_metric=True)
+        last = self.last_values(children, name)
         rows, params = [], []
-        for r in self.children(sort_by_primary_metric=True):
+        for r in children:
             values = dict(r.spec.get("params") or r.params)
             params += [p for p in values if p not in params]
             rows.append(
@@ -145,7 +146,7 @@ class SweepHandle(RunHandle):
                     "status": shown_status(r.status.value, r.tags),
                     "run_status": r.status.value,
                     "params": values,
-                    "metric": self._metric(r, name),
+                    "metric": last.get(r.pk),
                     "early_termination": r.tags.get(TERMINATION_TAG),
                     "index": int(r.tags.get(INDEX_TAG, -1)),
                 }
