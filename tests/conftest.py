@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,180 @@ def docker_ready(image: str) -> bool:
         return True
     except Exception:
         return False
+
+
+# -- the five targets ------------------------------------------------------------------------------------------
+# How each target is found and configured on this machine (scripts/services/start.sh starts the services);
+# test_target_contract.py runs every scenario on each, the per-target files keep what only that target does.
+
+BASE_IMAGE = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
+RAY_ADDRESS = os.environ.get("LAUNCHBAY_TEST_RAY_ADDRESS", "")
+SSH_ENV = {k: os.environ.get(f"LAUNCHBAY_TEST_SSH_{k}", "") for k in ("HOST", "PORT", "USER", "KEY", "KNOWN_HOSTS")}
+
+
+def ray_answers() -> bool:
+    """The test Ray head's Jobs API answers."""
+    if not RAY_ADDRESS:
+        return False
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{RAY_ADDRESS}/api/version", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def slurm_answers() -> bool:
+    """The test Slurm answers ``sinfo``."""
+    import shutil
+
+    if not os.environ.get("LAUNCHBAY_TEST_SLURM") or not shutil.which("sinfo"):
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def toml_table(name: str, settings: dict[str, object]) -> str:
+    """``[targets.NAME]`` with ``settings`` (JSON strings are valid TOML basic strings)."""
+    return f"[targets.{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items() if v is not None)
+
+
+def ssh_settings(workdir: Path, **overrides: object) -> dict[str, object]:
+    """The test sshd as an ``ssh`` target whose remote folder is ``workdir``."""
+    settings: dict[str, object] = {
+        "type": "ssh",
+        "host": SSH_ENV["HOST"],
+        "port": int(SSH_ENV["PORT"] or 22),
+        "user": SSH_ENV["USER"],
+        "identity_file": SSH_ENV["KEY"],
+        "known_hosts": SSH_ENV["KNOWN_HOSTS"],
+        "workdir": str(workdir),
+    }
+    return {**settings, **overrides}
+
+
+class TargetUnderTest:
+    """One configured target: ``name`` to submit to, ``configure(folder)`` writes it into a project."""
+
+    def __init__(self, kind: str, name: str, settings: dict[str, object] | None) -> None:
+        self.kind, self.name, self.settings = kind, name, settings
+
+    def configure(self, folder: Path) -> None:
+        if self.settings is not None:
+            (folder / "launchbay.toml").write_text(toml_table(self.name, self.settings))
+
+    def __repr__(self) -> str:
+        return self.kind
+
+
+TARGETS = [
+    "local",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("ssh", marks=pytest.mark.ssh),
+    pytest.param("ray", marks=pytest.mark.ray),
+    pytest.param("slurm", marks=pytest.mark.slurm),
+]
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetUnderTest]:
+    """Each target in turn, once per module (one Ray head, one Slurm, one sshd shared by every test).
+
+    ``docker-tcp`` (the local daemon reached as a remote one, so files are copied, not mounted) is there
+    for tests that ask for it with ``indirect`` parametrisation; it needs the ``tcp_daemon`` fixture."""
+    kind: str = request.param
+    scratch = tmp_path_factory.mktemp(f"{kind}-target")
+    if kind == "local":
+        yield TargetUnderTest(kind, "local", None)
+        return
+    if kind.startswith("docker"):
+        need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+        host = request.getfixturevalue("tcp_daemon") if kind == "docker-tcp" else None
+        yield TargetUnderTest(kind, "box", {"type": "docker", "image": BASE_IMAGE, "docker_host": host})
+        remove_containers(str(tmp_path_factory.getbasetemp()))
+    elif kind == "ssh":
+        need_service(all(SSH_ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
+        yield TargetUnderTest(kind, "gpu-box", ssh_settings(scratch / "remote"))
+        from launchbay.targets.ssh import close_connections
+
+        close_connections()
+    elif kind == "ray":
+        need_service(ray_answers(), "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
+        yield TargetUnderTest(kind, "ray", {"type": "ray", "address": RAY_ADDRESS})
+    elif kind == "slurm":  # shared_dir: the run folder is elsewhere, and sync copies it back
+        need_service(slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
+        settings = {"type": "slurm", "python": sys.executable, "shared_dir": str(scratch / "slurm-shared")}
+        yield TargetUnderTest(kind, "cluster", settings)
+    else:
+        raise ValueError(f"no such target kind in the tests: {kind}")
+
+
+@pytest.fixture(scope="session")
+def tcp_daemon() -> Iterator[str]:
+    """The local Docker daemon's socket forwarded to a TCP port, so ``docker_host = "tcp://..."`` takes the
+    remote path (the run folder is copied into the container and back, not mounted)."""
+    import socket
+    import threading
+
+    sock_path = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for end in (src, dst):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            daemon = socket.socket(socket.AF_UNIX)
+            daemon.connect(sock_path)
+            threading.Thread(target=pump, args=(conn, daemon), daemon=True).start()
+            threading.Thread(target=pump, args=(daemon, conn), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def remove_containers(store_prefix: str) -> None:
+    """Containers of runs whose store lies under ``store_prefix``: a failed test must not leave them running."""
+    import docker
+
+    client = docker.from_env()
+    for container in client.containers.list(all=True, filters={"label": "launchbay.store"}):
+        if container.labels.get("launchbay.store", "").startswith(store_prefix):
+            container.remove(force=True)
+
+
+def pids_with(token: str) -> list[int]:
+    """Live processes on this machine (containers' and the SSH host's included) with ``token`` in their
+    command line."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if token.encode() not in fh.read():
+                    continue
+        except OSError:
+            continue
+        if pid_alive(int(entry)):
+            found.append(int(entry))
+    return found

@@ -93,7 +93,9 @@ class Target(ABC):
     def command(self, spec: RunSpec) -> list[str]:
         if spec.code is not None:
             return ["{python}", "-m", self.cell_module, spec.script or ".launchbay/cell.py", *spec.arguments]
-        return ["{python}", spec.script or "", *spec.arguments]
+        script = spec.script or ""
+        # "-x.py" after the interpreter would be read as its option, not as the script
+        return ["{python}", f"./{script}" if script.startswith("-") else script, *spec.arguments]
 
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
         if snapshot is None:

@@ -39,6 +39,7 @@ from ..snapshot import human_bytes
 from ..store import RunRecord
 from .base import Target
 from .mirror import RayLog, apply, locked, mirror
+from .rayship import RENAMED
 from .runtime import RUNTIME_DIR, runtime_files
 
 if TYPE_CHECKING:
@@ -198,9 +199,14 @@ class RayTarget(Target):
 
     def _build_package(self, package: Path, runner_config: dict[str, Any], files: list[_File]) -> None:
         """The job's working_dir as one zip; over Ray's limit is our error, naming the biggest files."""
+        renamed: dict[str, str] = {}  # Ray's unpacker skips names with a backslash: rayship.py renames them back
         with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for rel, digest, _size, mode in files:
-                info = zipfile.ZipInfo.from_file(self.store.blobs.path(digest), arcname=f"{rf.WORK}/{rel}")
+                arcname = f"{rf.WORK}/{rel}"
+                if "\\" in arcname:
+                    shipped = f"{RUNTIME_DIR}/renamed/{len(renamed)}"
+                    renamed[shipped], arcname = arcname, shipped
+                info = zipfile.ZipInfo.from_file(self.store.blobs.path(digest), arcname=arcname)
                 info.external_attr = ((0o755 if mode & 0o111 else 0o644) | 0o100000) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with open(self.store.blobs.path(digest), "rb") as src, zf.open(info, "w") as dest:
@@ -209,6 +215,7 @@ class RayTarget(Target):
             for rel, data in runtime_files().items():
                 zf.writestr(f"{RUNTIME_DIR}/{rel}", data)
             zf.write(_SHIPPER, f"{RUNTIME_DIR}/launchbay_rayjob.py")
+            zf.writestr(f"{RUNTIME_DIR}/{RENAMED}", json.dumps(renamed))
             zf.writestr(rf.RUNNER_CONFIG, json.dumps(runner_config, indent=1))
         size = package.stat().st_size
         if size >= PACKAGE_LIMIT:

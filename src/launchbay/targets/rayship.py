@@ -37,6 +37,8 @@ PREFIX = "@lb1 "
 CHUNK = 48 * 1024
 INTERVAL_S = 0.25
 TEXT_FILES = (rf.STD_LOG_PATH,)
+#: in runtime/: {name in the zip: real name} of the files ray.py shipped under another name
+RENAMED = "renamed.json"
 
 
 def encode_chunk(offset: int, rel: str, data: bytes) -> str:
@@ -119,9 +121,24 @@ def _forward(stream: IO[str], shipper: Shipper) -> None:
         shipper.say(line if line.endswith("\n") else line + "\n")
 
 
+def restore_names(run_dir: str) -> None:
+    """Ray's unpacker skips zip entries whose name has a backslash; ray.py ships those under other names."""
+    try:
+        with open(os.path.join(run_dir, rf.RUNTIME, RENAMED)) as fh:
+            renamed = json.load(fh)
+    except (OSError, ValueError):
+        return
+    for shipped, real in renamed.items():
+        target = os.path.join(run_dir, real)
+        if os.path.exists(os.path.join(run_dir, shipped)):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(run_dir, shipped), target)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     run_dir = os.path.abspath(args[0] if args else ".")
+    restore_names(run_dir)
     runner = os.path.join(run_dir, rf.RUNTIME, "launchbay_runner.py")
     shipper = Shipper(run_dir)
     proc = subprocess.Popen(

@@ -1,0 +1,171 @@
+"""What every target promises, checked on each of them (local, docker, ssh, ray, slurm: the ``target`` fixture).
+
+A run completes with its log, metrics and outputs brought back; a failing script fails with its error; cancel
+stops the whole process tree; ``max_duration_s`` cancels; a run outlives the process that submitted it and is
+re-attached by id; and hostile source folders and arguments (spaces, quotes, ``$HOME``, backticks, newlines, a
+leading dash) reach the script unchanged. What only one target does lives in that target's own test file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import launchbay
+from conftest import TargetUnderTest, pids_with, wait_for, write
+
+TRAIN = """
+    import os
+    from launchbay import Run
+    run = Run.get_context()
+    for i in range(5):
+        run.log("loss", 1.0 / (i + 1), step=i)
+    run.log_row("pr", p=0.9, r=0.8)
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/model.txt", "w") as fh:
+        fh.write("weights")
+    print("trained", flush=True)
+"""
+
+ECHO = """
+    import json, os, sys
+    print("args", json.dumps(sys.argv[1:]), flush=True)
+    print("cwd", json.dumps(os.path.basename(os.getcwd())), flush=True)
+    print("data", open("../data 'in' here.txt").read(), flush=True)
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/the args.json", "w") as fh:
+        json.dump(sys.argv[1:], fh)
+"""
+
+HOSTILE_FOLDER = "-my project 'single' \"double\" $HOME `id` \\ ünï\nsecond line"
+HOSTILE_SCRIPT = "-echo 'args' $HOME `id`.py"  # in a subfolder named like HOSTILE_FOLDER, submitted from there
+HOSTILE_ARGS = ["-x", "--help", "a b", "it's", 'say "hi"', "line1\nline2", "$HOME", "`id`", "\\", "--", "", "ünï ✓"]
+
+
+def submit(target: TargetUnderTest, script: str, folder: Path, **kwargs: object) -> launchbay.RunHandle:
+    return launchbay.submit(script, target=target.name, source_dir=folder, system_metrics_interval_s=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) -> launchbay.RunHandle:
+    """One plain run on the target, read by the tests of what a completed run brings back."""
+    folder = tmp_path_factory.mktemp("train")
+    target.configure(folder)
+    write(folder, "train.py", TRAIN)
+    handle = submit(target, "train.py", folder, store=folder.parent / "store")
+    assert handle.wait(timeout=180) == "Completed", handle.record().error
+    return handle
+
+
+@pytest.fixture(scope="module")
+def hostile(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) -> launchbay.RunHandle:
+    """HOSTILE_SCRIPT with HOSTILE_ARGS, submitted from a subfolder of a project folder, both named
+    HOSTILE_FOLDER: the run starts in the subfolder's place in the snapshot."""
+    folder = tmp_path_factory.mktemp("hostile") / HOSTILE_FOLDER
+    (folder / HOSTILE_FOLDER).mkdir(parents=True)
+    target.configure(folder)
+    write(folder / HOSTILE_FOLDER, HOSTILE_SCRIPT, ECHO)
+    write(folder, "data 'in' here.txt", "from the folder")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder / HOSTILE_FOLDER)
+        handle = submit(target, HOSTILE_SCRIPT, folder, args=HOSTILE_ARGS, store=folder.parent / "store")
+    assert handle.wait(timeout=180) == "Completed", handle.record().error
+    return handle
+
+
+def test_a_run_completes_with_its_log(finished: launchbay.RunHandle) -> None:
+    assert finished.status == "Completed"
+    assert "trained" in finished.get_log()
+    assert "user_logs/std_log.txt" in finished.get_file_names()
+
+
+def test_metrics_come_back(finished: launchbay.RunHandle) -> None:
+    metrics = finished.get_metrics()
+    assert metrics["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert metrics["pr"] == {"p": [0.9], "r": [0.8]}
+    assert finished.get_metric_series("loss").steps.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_outputs_come_back(finished: launchbay.RunHandle, tmp_path: Path) -> None:
+    assert "outputs/model.txt" in finished.get_file_names()
+    assert finished.download_file("outputs/model.txt", tmp_path / "model.txt").read_text() == "weights"
+
+
+def test_a_failing_script_fails_with_its_error(target: TargetUnderTest, project: Path) -> None:
+    target.configure(project)
+    write(project, "bad.py", "print('loading', flush=True)\nraise ValueError('bad input file')\n")
+    handle = submit(target, "bad.py", project)
+    assert handle.wait(timeout=120) == "Failed"
+    record = handle.record()
+    assert record.error is not None and record.error["message"] == "ValueError: bad input file"
+    assert "Traceback" in record.error["traceback"]
+    assert record.exit_code == 1
+    assert "loading" in handle.get_log()
+
+
+TREE = """
+    import subprocess, sys, time
+    token, depth = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    if depth < 2:  # the script starts a child, which starts a grandchild
+        subprocess.Popen([sys.executable, sys.argv[0], token, str(depth + 1)])
+    if depth == 0:
+        print("up", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_cancel_stops_the_whole_process_tree(target: TargetUnderTest, project: Path) -> None:
+    """The script, its child and its grandchild all carry a token on their command line (all targets run
+    on this machine, so /proc shows them); none is left after cancel."""
+    target.configure(project)
+    write(project, "tree.py", TREE)
+    token = f"lbtree-{uuid.uuid4().hex}"
+    handle = submit(target, "tree.py", project, args=[token])
+    wait_for(lambda: "up" in handle.get_log(), timeout=120)  # the log streams while the run runs
+    wait_for(lambda: len(pids_with(token)) == 3, timeout=30)
+    assert handle.status == "Running"
+    assert handle.cancel() == "Canceled"
+    wait_for(lambda: pids_with(token) == [], timeout=30)
+    assert handle.record().error["message"].startswith("Canceled")  # type: ignore[index]
+
+
+def test_max_duration_cancels_the_run(target: TargetUnderTest, project: Path) -> None:
+    target.configure(project)
+    write(project, "slow.py", "import time\nprint('up', flush=True)\ntime.sleep(300)\n")
+    handle = submit(target, "slow.py", project, max_duration_s=2)
+    assert handle.wait(timeout=180) == "Canceled"
+    assert "maximum duration of 2" in handle.record().error["message"]  # type: ignore[index]
+    assert "up" in handle.get_log()
+
+
+def test_a_run_outlives_its_submitter_and_is_re_attached_by_id(target: TargetUnderTest, project: Path) -> None:
+    target.configure(project)
+    write(project, "slow.py", "import time\nprint('started', flush=True)\ntime.sleep(1)\nprint('finished')\n")
+    code = f"import launchbay; print(launchbay.submit('slow.py', target={target.name!r}).run_id)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=project)
+    run_id = out.stdout.strip()
+    handle = launchbay.get_run(run_id[:-2])  # a unique prefix will do
+    assert handle.run_id == run_id
+    assert handle.wait(timeout=120) == "Completed"
+    assert "started\nfinished" in handle.get_log()
+
+
+def test_a_hostile_source_folder_is_snapshotted_and_recorded_as_is(hostile: launchbay.RunHandle) -> None:
+    log = hostile.get_log()
+    assert f"cwd {json.dumps(HOSTILE_FOLDER)}" in log and "data from the folder" in log
+    details = hostile.get_details()
+    assert details["properties"]["launchbay.source_dir"].endswith(os.sep + HOSTILE_FOLDER)
+    assert details["script"] == HOSTILE_SCRIPT
+
+
+def test_hostile_arguments_reach_the_script_unchanged(hostile: launchbay.RunHandle, tmp_path: Path) -> None:
+    assert f"args {json.dumps(HOSTILE_ARGS)}" in hostile.get_log()
+    got = hostile.download_file("outputs/the args.json", tmp_path / "args.json")
+    assert json.loads(got.read_text()) == HOSTILE_ARGS
+    assert hostile.get_details()["arguments"] == HOSTILE_ARGS
