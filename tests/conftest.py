@@ -175,8 +175,14 @@ def slurm_answers() -> bool:
 
 
 def toml_table(name: str, settings: dict[str, object]) -> str:
-    """``[targets.NAME]`` with ``settings`` (JSON strings are valid TOML basic strings)."""
-    return f"[targets.{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items() if v is not None)
+    """``[targets.NAME]`` with ``settings``; None values are left out."""
+
+    def value(v: object) -> str:  # JSON strings, numbers and lists are TOML too; tables are inline
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)
+
+    return f"[targets.{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in settings.items() if v is not None)
 
 
 def ssh_settings(workdir: Path, **overrides: object) -> dict[str, object]:
@@ -210,6 +216,7 @@ class TargetUnderTest:
 TARGETS = [
     "local",
     pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("docker-tcp", marks=pytest.mark.docker),
     pytest.param("ssh", marks=pytest.mark.ssh),
     pytest.param("ray", marks=pytest.mark.ray),
     pytest.param("slurm", marks=pytest.mark.slurm),
@@ -220,8 +227,9 @@ TARGETS = [
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetUnderTest]:
     """Each target in turn, once per module (one Ray head, one Slurm, one sshd shared by every test).
 
-    ``docker-tcp`` (the local daemon reached as a remote one, so files are copied, not mounted) is there
-    for tests that ask for it with ``indirect`` parametrisation; it needs the ``tcp_daemon`` fixture."""
+    Docker twice: ``docker`` mounts the run folder (local socket), ``docker-tcp`` reaches the same daemon as a
+    remote one over tcp://, so the run folder is copied into the container and back. A test file may narrow the
+    list with ``@pytest.mark.parametrize("target", [...], indirect=True)``."""
     kind: str = request.param
     scratch = tmp_path_factory.mktemp(f"{kind}-target")
     if kind == "local":

@@ -7,18 +7,15 @@ the local store while the run is still Running, sees it grow, then cancels the r
 from __future__ import annotations
 
 import os
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import launchbay
-from conftest import need_service, write
+from conftest import TARGETS, TargetUnderTest, write
 from launchbay.handle import RunHandle
 from launchbay.store import open_store
-from test_docker import client, tcp_daemon  # noqa: F401 - fixtures for the Docker targets
 
 LIVE = """
     import os, time
@@ -34,61 +31,8 @@ LIVE = """
 """
 
 
-FILE_TARGETS = [
-    "local",
-    pytest.param("docker", marks=pytest.mark.docker),
-    pytest.param("docker-tcp", marks=pytest.mark.docker),
-    pytest.param("ssh", marks=pytest.mark.ssh),
-]
-ALL_TARGETS = [
-    *FILE_TARGETS,
-    pytest.param("ray", marks=pytest.mark.ray),
-    pytest.param("slurm", marks=pytest.mark.slurm),
-]
-
-
-@pytest.fixture
-def target(request: pytest.FixtureRequest, project: Path) -> Iterator[str]:
-    """A target of each kind, written into the project's launchbay.toml."""
-    kind = request.param
-    if kind == "local":
-        yield "local"
-        return
-    if kind.startswith("docker"):  # docker-tcp: the same daemon as a remote one, so files are copied back
-        from test_docker import BASE
-
-        request.getfixturevalue("client")
-        host = f'docker_host = "{request.getfixturevalue("tcp_daemon")}"\n' if kind == "docker-tcp" else ""
-        write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n{host}')
-        yield "box"
-        return
-    if kind == "ray":
-        from test_ray import ADDRESS, _ray_answers
-
-        need_service(_ray_answers(), "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
-        write(project, "launchbay.toml", f'[targets.ray]\ntype = "ray"\naddress = "{ADDRESS}"\n')
-        yield "ray"
-        return
-    if kind == "slurm":  # shared_dir: the run folder is elsewhere, and sync copies it back
-        from test_slurm import _slurm_answers
-
-        need_service(_slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
-        shared = project.parent / "slurm-shared"
-        write(
-            project,
-            "launchbay.toml",
-            f'[targets.cluster]\ntype = "slurm"\npython = "{sys.executable}"\nshared_dir = "{shared}"\n',
-        )
-        yield "cluster"
-        return
-    from test_ssh import ENV, _toml
-
-    need_service(all(ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
-    (project / "launchbay.toml").write_text(_toml(project.parent / "remote"))
-    yield "gpu-box"
-    from launchbay.targets.ssh import close_connections
-
-    close_connections()
+FILE_TARGETS = TARGETS[:4]  # local, docker (mounted and copied), ssh: the ones that rewrite files in place
+ALL_TARGETS = TARGETS
 
 
 def _wait_running(handle: RunHandle) -> None:
@@ -105,9 +49,10 @@ def _lines(handle: RunHandle, rel: str) -> list[str]:
 
 
 @pytest.mark.parametrize("target", ALL_TARGETS, indirect=True)
-def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: str) -> None:
+def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: TargetUnderTest) -> None:
+    target.configure(project)
     write(project, "live.py", LIVE)
-    handle = launchbay.submit("live.py", target=target, system_metrics_interval_s=0)
+    handle = launchbay.submit("live.py", target=target.name, system_metrics_interval_s=0)
     try:
         _wait_running(handle)
         deadline = time.time() + 60
@@ -130,7 +75,8 @@ def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: str) 
 
 
 @pytest.mark.parametrize("target", FILE_TARGETS, indirect=True)
-def test_a_rewritten_file_arrives_with_its_new_content_during_the_run(project: Path, target: str) -> None:
+def test_a_rewritten_file_arrives_with_its_new_content_during_the_run(project: Path, target: TargetUnderTest) -> None:
+    target.configure(project)
     write(
         project,
         "rewrite.py",
@@ -144,7 +90,7 @@ def test_a_rewritten_file_arrives_with_its_new_content_during_the_run(project: P
         time.sleep(60)
     """,
     )
-    handle = launchbay.submit("rewrite.py", target=target, system_metrics_interval_s=0)
+    handle = launchbay.submit("rewrite.py", target=target.name, system_metrics_interval_s=0)
     try:
         _wait_running(handle)
         contents: set[str] = set()

@@ -516,9 +516,10 @@ def test_staging_copies_1000_files_quickly(project: Path) -> None:
 
 @pytest.mark.docker
 def test_in_a_container_the_runner_stops_escaped_descendants_and_gets_secret_arguments(project: Path) -> None:
-    from test_docker import BASE, docker_client
+    from conftest import BASE_IMAGE as BASE
+    from conftest import docker_ready
 
-    need_service(bool(BASE) and docker_client() is not None, "A Docker daemon with the test base image")
+    need_service(docker_ready(BASE), "A Docker daemon with the test base image")
     write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n')
     write(project, "escape.py", ESCAPER + '    assert sys.argv[2] == "--token=tk-secret-9", "the real value"\n')
     handle = launchbay.submit("escape.py", args=["0", "--token=tk-secret-9"], target="box")

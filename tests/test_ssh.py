@@ -2,19 +2,17 @@
 
 Each test gets its own remote workdir, so the blob cache starts empty. The remote
 python is the host's own interpreter, where launchbay is not installed: the runs
-import the in-run API from the runtime shipped with them.
+import the in-run API from the runtime shipped with them. What every target does is
+in test_target_contract.py.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,28 +21,16 @@ import pytest
 
 import conftest
 import launchbay
-from conftest import CLI, need_service, write
+from conftest import CLI, SSH_ENV, free_port, need_service, ssh_settings, toml_table, write
 from launchbay.errors import TargetError
 
 pytestmark = pytest.mark.ssh
 
-ENV = {k: os.environ.get(f"LAUNCHBAY_TEST_SSH_{k}", "") for k in ("HOST", "PORT", "USER", "KEY", "KNOWN_HOSTS")}
+ENV = SSH_ENV
 
 
 def _toml(workdir: Path, **overrides: object) -> str:
-    settings: dict[str, object] = {
-        "type": "ssh",
-        "host": ENV["HOST"],
-        "port": int(ENV["PORT"] or 22),
-        "user": ENV["USER"],
-        "identity_file": ENV["KEY"],
-        "known_hosts": ENV["KNOWN_HOSTS"],
-        "workdir": str(workdir),
-    }
-    settings.update(overrides)
-    settings = {k: v for k, v in settings.items() if v is not None}
-    lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-    return "[targets.gpu-box]\n" + "\n".join(lines) + "\n"
+    return toml_table("gpu-box", ssh_settings(workdir, **overrides))
 
 
 @pytest.fixture
@@ -60,11 +46,6 @@ def ssh_project(project: Path, remote_dir: Path) -> Iterator[Path]:
     from launchbay.targets.ssh import close_connections
 
     close_connections()
-
-
-def pgrep(text: str) -> int:
-    """pgrep -f on the host; the pattern [x]yz does not match the shell that runs it."""
-    return remote(f"pgrep -f '[{text[0]}]{text[1:]}'")[0]
 
 
 def remote(command: str) -> tuple[int, str]:
@@ -111,33 +92,27 @@ TRAIN = """
 """
 
 
-def test_a_run_with_metrics_outputs_and_logs_comes_back(ssh_project: Path, remote_dir: Path, cli: CLI) -> None:
+def test_a_run_uses_the_shipped_runtime_and_its_secrets_touch_no_disk(
+    ssh_project: Path, remote_dir: Path, cli: CLI
+) -> None:
     write(
         ssh_project,
         "train.py",
         TRAIN + '    print("token ok" if os.environ["API_TOKEN"] == "s3cr3t-value" else "no",\n'
         '          "mode", os.environ["MODE"])\n',
     )
-    handle = launchbay.submit(
-        "train.py", ["5"], target="gpu-box", experiment="ssh", env_vars={"API_TOKEN": "s3cr3t-value", "MODE": "x"}
-    )
+    handle = launchbay.submit("train.py", ["2"], target="gpu-box", env_vars={"API_TOKEN": "s3cr3t-value", "MODE": "x"})
     assert handle.wait() == "Completed"
     log = handle.get_log()
     assert "token ok mode x" in log
     # the secret reached the run's environment, but no file on either side
-    run_dir = handle.get_details()["remote_run_dir"]
-    assert remote(f"grep -r s3cr3t-value {run_dir}")[0] == 1
+    details = handle.get_details()
+    assert remote(f"grep -r s3cr3t-value {details['remote_run_dir']}")[0] == 1
     assert "s3cr3t-value" not in (handle.record().run_dir / "runner.json").read_text()
-    assert [f"line {i}" for i in range(5)] == [ln for ln in log.splitlines() if ln.startswith("line")]
     # launchbay is not installed for the remote python: the run used the shipped runtime
     assert f"api from {remote_dir}/runtime/" in log
-    metrics = handle.get_metrics()
-    assert metrics["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
-    assert metrics["pr"] == {"p": [0.9], "r": [0.8]}
-    assert {"outputs/model.txt", "logs/extra.log", "user_logs/std_log.txt"} <= set(handle.get_file_names())
-    assert handle.download_file("outputs/model.txt", ssh_project / "model.txt").read_text() == "weights"
-    details = handle.get_details()
     assert details["target_type"] == "ssh" and details["remote_run_dir"].startswith(str(remote_dir))
+    assert "logs/extra.log" in handle.get_file_names()
 
     box = target_row(cli)
     assert box["reachable"] is True and box["version"].startswith("3.")
@@ -233,27 +208,6 @@ def test_a_dropped_connection_loses_nothing(ssh_project: Path) -> None:
     assert "outputs/model.txt" in handle.get_file_names()
 
 
-def test_cancel_kills_the_remote_process_group(ssh_project: Path) -> None:
-    token = f"lbcancel{os.getpid()}x{int(time.time())}"
-    write(
-        ssh_project,
-        "spawn.py",
-        f"""
-        import subprocess, sys, time
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "{token}"])
-        print("up", flush=True)
-        time.sleep(300)
-    """,
-    )
-    handle = launchbay.submit("spawn.py", target="gpu-box")
-    wait_for(lambda: "up" in handle.get_log())
-    assert pgrep(token) == 0  # the grandchild runs on the host
-    assert handle.cancel() == "Canceled"
-    wait_for(lambda: pgrep(token) == 1, timeout=10)
-    assert pgrep(handle.run_id) == 1  # nor is the runner left
-    assert handle.record().status.value == "Canceled"
-
-
 def test_an_unknown_host_key_is_refused_before_anything_is_recorded(
     ssh_project: Path, remote_dir: Path, tmp_path: Path, cli: CLI
 ) -> None:
@@ -288,12 +242,6 @@ def test_a_changed_host_key_is_refused_as_changed(ssh_project: Path, remote_dir:
     assert launchbay.runs() == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
@@ -306,7 +254,7 @@ def _free_port() -> int:
 def test_a_failing_connection_is_one_clear_error_and_records_nothing(
     ssh_project: Path, remote_dir: Path, tmp_path: Path, cli: CLI, overrides: dict[str, object], expected: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     if overrides.get("port") == "FREE":
         overrides = {"port": port}
     if overrides.get("identity_file") == "HOSTKEY":  # a valid key that is not authorized

@@ -10,7 +10,6 @@ import pytest
 import launchbay
 from conftest import CLI, wait_for, write
 from launchbay.errors import ConfigError
-from test_live_files import ALL_TARGETS, client, target, tcp_daemon  # noqa: F401 - fixtures
 
 BURN = """
     import sys, time
@@ -134,18 +133,6 @@ def test_system_metrics_are_never_the_runs_headline_metric(project: Path, cli: C
     assert handle.record().primary_metric["name"] == "acc"
     rows = cli.json("runs")
     assert rows[0]["primary_metric"]["name"] == "acc"  # type: ignore[index]
-
-
-@pytest.mark.parametrize("target", ALL_TARGETS, indirect=True)
-def test_system_metrics_and_host_facts_are_recorded_on_every_target(project: Path, target: str) -> None:  # noqa: F811
-    write(project, "burn.py", BURN)
-    handle = launchbay.submit("burn.py", ["2"], target=target, system_metrics_interval_s=0.5)
-    assert handle.wait(timeout=120) == "Completed", handle.get_log()
-    metrics = handle.get_metrics()
-    assert len(metrics["system/cpu_percent"]) >= 2 and max(metrics["system/cpu_percent"]) > 5
-    assert min(metrics["system/memory_rss_mb"]) > 1
-    props = handle.record().properties
-    assert props["launchbay.host.cpu_count"] >= 1 and props["launchbay.host.python"].startswith("3.")
 
 
 FAKE_SMI = """#!/bin/sh

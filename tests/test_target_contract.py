@@ -1,4 +1,4 @@
-"""What every target promises, checked on each of them (local, docker, ssh, ray, slurm: the ``target`` fixture).
+"""What every target promises, checked on each (local, docker, ssh, ray, slurm: the ``target`` fixture).
 
 A run completes with its log, metrics and outputs brought back; a failing script fails with its error; cancel
 stops the whole process tree; ``max_duration_s`` cancels; a run outlives the process that submitted it and is
@@ -21,9 +21,12 @@ import launchbay
 from conftest import TargetUnderTest, pids_with, wait_for, write
 
 TRAIN = """
-    import os
+    import os, time
     from launchbay import Run
     run = Run.get_context()
+    start = time.time()
+    while time.time() < start + 1.5:  # busy, for the system metrics sampled every 0.5 s
+        pass
     for i in range(5):
         run.log("loss", 1.0 / (i + 1), step=i)
     run.log_row("pr", p=0.9, r=0.8)
@@ -49,7 +52,8 @@ HOSTILE_ARGS = ["-x", "--help", "a b", "it's", 'say "hi"', "line1\nline2", "$HOM
 
 
 def submit(target: TargetUnderTest, script: str, folder: Path, **kwargs: object) -> launchbay.RunHandle:
-    return launchbay.submit(script, target=target.name, source_dir=folder, system_metrics_interval_s=0, **kwargs)
+    kwargs.setdefault("system_metrics_interval_s", 0)
+    return launchbay.submit(script, target=target.name, source_dir=folder, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,7 @@ def finished(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) 
     folder = tmp_path_factory.mktemp("train")
     target.configure(folder)
     write(folder, "train.py", TRAIN)
-    handle = submit(target, "train.py", folder, store=folder.parent / "store")
+    handle = submit(target, "train.py", folder, store=folder.parent / "store", system_metrics_interval_s=0.5)
     assert handle.wait(timeout=180) == "Completed", handle.record().error
     return handle
 
@@ -90,6 +94,14 @@ def test_metrics_come_back(finished: launchbay.RunHandle) -> None:
     assert metrics["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert metrics["pr"] == {"p": [0.9], "r": [0.8]}
     assert finished.get_metric_series("loss").steps.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_system_metrics_and_host_facts_come_back(finished: launchbay.RunHandle) -> None:
+    metrics = finished.get_metrics()
+    assert len(metrics["system/cpu_percent"]) >= 2 and max(metrics["system/cpu_percent"]) > 5
+    assert min(metrics["system/memory_rss_mb"]) > 1
+    props = finished.record().properties
+    assert props["launchbay.host.cpu_count"] >= 1 and props["launchbay.host.python"].startswith("3.")
 
 
 def test_outputs_come_back(finished: launchbay.RunHandle, tmp_path: Path) -> None:
@@ -132,6 +144,7 @@ def test_cancel_stops_the_whole_process_tree(target: TargetUnderTest, project: P
     assert handle.status == "Running"
     assert handle.cancel() == "Canceled"
     wait_for(lambda: pids_with(token) == [], timeout=30)
+    wait_for(lambda: pids_with(handle.run_id) == [], timeout=30)  # nor is the runner left
     assert handle.record().error["message"].startswith("Canceled")  # type: ignore[index]
 
 
