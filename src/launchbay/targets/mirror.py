@@ -66,7 +66,7 @@ def mirror(source: Source, local: Path, everything: bool = False) -> None:
     local.mkdir(parents=True, exist_ok=True)
     with locked(local):  # two readers must not write the same tail twice
         if source.pushed:
-            apply(local, _fetch_all(source, local, EVERYTHING))
+            apply(local, source.fetch({}, EVERYTHING, LIMIT)[0])
             return
         now = time.time()
         key = str(local)
@@ -74,25 +74,27 @@ def mirror(source: Source, local: Path, everything: bool = False) -> None:
             folders, _files_at[key] = EVERYTHING, now
         else:
             folders = LIVE
-        chunks = _fetch_all(source, local, folders)
-        events = [c for c in chunks if c.rel == rf.EVENTS_PATH]
-        apply(local, [c for c in chunks if c.rel != rf.EVENTS_PATH])
+        events = _fetch_all(source, local, folders)
         if events and folders != EVERYTHING and _ends_run(local, events):
-            apply(local, [c for c in _fetch_all(source, local, EVERYTHING) if c.rel != rf.EVENTS_PATH])
+            events = _fetch_all(source, local, EVERYTHING) or events  # what the runner kept before its end
         apply(local, events)
         if everything:
             _files_at.pop(key, None)
 
 
 def _fetch_all(source: Source, local: Path, folders: tuple[str, ...]) -> list[Chunk]:
-    """Round trips until nothing is left; events only from the last round (read after everything else)."""
+    """Round trips until nothing is left: every file written into the copy, the new events held back."""
+    events: list[Chunk] = []
     for _round in range(64):
-        known = {} if source.pushed else local_state(local, folders)
+        known = local_state(local, folders)
+        if events:  # held back, not yet in the copy: continue after them
+            known[rf.EVENTS_PATH] = [events[-1].start + len(events[-1].data), -1]
         chunks, more = source.fetch(known, folders, LIMIT)
+        apply(local, [c for c in chunks if c.rel != rf.EVENTS_PATH])
+        events += [c for c in chunks if c.rel == rf.EVENTS_PATH]
         if not more:
-            return chunks
-        apply(local, [c for c in chunks if c.rel != rf.EVENTS_PATH])  # the next round's ``known`` has them
-    return []
+            break
+    return events
 
 
 def _ends_run(local: Path, events: list[Chunk]) -> bool:
