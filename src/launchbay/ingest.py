@@ -18,7 +18,7 @@ from . import runfolder as rf
 from .journal_problems import note_problems
 from .journal_reader import Piece, read_piece
 from .models import RunStatus
-from .store import RunRecord, RunStore, RunWriter, open_store
+from .store import RunRecord, RunStore, RunWriter, open_store, sealed
 
 
 @contextmanager
@@ -52,6 +52,8 @@ def ingest_run(store: RunStore, record: RunRecord, wait: bool = True) -> bool:
         if not locked:
             return False
         changed = _ingest_locked(store, record)
+        if store.journal_position(record.pk)[2].is_terminal():
+            sealed.seal(store, record)  # ended by a cancel or the failure check: kept once all the same
     if changed:
         _register_models(store, record.run_id)
     return changed
@@ -69,13 +71,15 @@ def _register_models(store: RunStore, run_id: str) -> None:
 
 def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
     """Apply the journal piece by piece (bounded memory), each piece in one transaction."""
-    changed, conflicts = False, 0
+    changed, conflicts = sealed.adopt_rebuilt(store, record), 0
     journal = record.run_dir / rf.JOURNAL
     while conflicts < 20:
         known, heartbeat, status = store.journal_position(record.pk)
         piece = read_piece(journal, known, final=status.is_terminal())
         if piece.empty() or (not piece.offsets and piece.heartbeat == heartbeat):
             return changed
+        if piece.ends and piece.events and not status.is_terminal():
+            sealed.seal(store, record)  # every record is in: kept once before anyone sees the run ended
         with store.write(record.pk) as run:
             if not run.claim_offsets(piece.offsets):
                 conflicts += 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runfolder as rf
+from .store.sealed import replaced
 from .tracking.journalfmt import HEADER, MAX_RECORD, RECORD_KIND, decode, exact_step, exact_value
 
 PIECE_BYTES = 4 << 20
@@ -39,7 +40,8 @@ class Piece:
         self.heartbeat: float | None = None
         self.unreadable = 0
         self.not_written: tuple[int, str] | None = None  # points, errno name (totals of the run)
-        self.more = False  # the budget ran out before the journal did
+        self.more = False  # the budget ran out before the journal did (or the final events wait)
+        self.ends = False  # the events hold the run's final status: no record will be added
 
     def empty(self) -> bool:
         return not (self.offsets or self.heartbeat)
@@ -59,14 +61,17 @@ def read_piece(journal: Path, known: dict[str, int], final: bool, budget: int = 
         names = sorted(os.listdir(journal))
     except OSError:
         return piece
-    final = final or _events_say_final(journal, known.get(rf.EVENTS, 0))
+    piece.ends = _events_say_final(journal, known.get(rf.EVENTS, 0))
+    final = final or piece.ends
     left = budget
+    sealed = replaced(journal) if rf.SEALED_SERIES in names else None  # an ended run's points, kept once
     for name in names:
-        if rf.is_record_file(name):
+        if rf.is_record_file(name) or (name == rf.SEALED_RECORDS and sealed is not None):
+            start = max(known.get(name, 0), (sealed or {}).get(name, 0))  # sealed bytes are not read again
             if left <= 0:
-                piece.more = piece.more or _size(journal / name) > known.get(name, 0)
+                piece.more = piece.more or _size(journal / name) > start
                 continue
-            left -= _read_records(journal / name, known.get(name, 0), final, left, piece)
+            left -= _read_records(journal / name, start, final, left, piece, claimed=known.get(name, 0))
         elif name.endswith(rf.LOST):
             _read_lost(journal / name, piece)
         elif name == rf.HEARTBEAT:
@@ -74,7 +79,9 @@ def read_piece(journal: Path, known: dict[str, int], final: bool, budget: int = 
                 piece.heartbeat = float((journal / name).read_text() or 0)
             except (OSError, ValueError):
                 pass
-    if not piece.more:  # status events only once the points before them are in
+    if piece.ends and not piece.more and piece.offsets:
+        piece.more = True  # the final status comes in a piece of its own: the store seals the run before it
+    elif not piece.more:  # status events only once the points before them are in
         _read_events(journal / rf.EVENTS, known.get(rf.EVENTS, 0), final, budget, piece)
     return piece
 
@@ -95,8 +102,10 @@ def _read_at(path: Path, pos: int, size: int) -> bytes:
         return b""
 
 
-def _read_records(path: Path, start: int, final: bool, budget: int, piece: Piece) -> int:
-    """Parse one file's new records into ``piece``; the bytes read."""
+def _read_records(path: Path, start: int, final: bool, budget: int, piece: Piece, claimed: int) -> int:
+    """Parse one file's new records from ``start`` into ``piece``; the bytes read.
+
+    ``claimed``: the offset the index knows (below ``start`` when sealed bytes were skipped)."""
     available = _size(path) - start
     if available <= 0:
         return 0
@@ -111,7 +120,7 @@ def _read_records(path: Path, start: int, final: bool, budget: int, piece: Piece
     at_end = len(data) >= available
     used = (_parse_legacy if legacy else _parse)(data, final and at_end, piece)
     if used:
-        piece.offsets[path.name] = (start, start + used)
+        piece.offsets[path.name] = (claimed, start + used)
     return len(data)
 
 

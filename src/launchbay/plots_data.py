@@ -22,12 +22,14 @@ def downsample_minmax(steps: Any, values: Any, buckets: int = 2000) -> tuple[np.
     full = (n // size) * size
     body = values[:full].reshape(-1, size)
     base = np.arange(0, full, size)
-    if np.isnan(body).any():  # NaNs would win every argmin/argmax: rank them last
-        lo = base + np.argmin(np.where(np.isnan(body), np.inf, body), axis=1)
-        hi = base + np.argmax(np.where(np.isnan(body), -np.inf, body), axis=1)
-    else:
-        lo = base + body.argmin(axis=1)
-        hi = base + body.argmax(axis=1)
+    lo, hi = body.argmin(axis=1), body.argmax(axis=1)  # two passes, no copy
+    rows = np.arange(len(body))
+    nan_rows = np.flatnonzero(np.isnan(body[rows, lo]))  # argmin/argmax pick a bucket's first NaN
+    if len(nan_rows):  # NaNs would win every argmin/argmax: rank them last, in those buckets only
+        some = body[nan_rows]
+        lo[nan_rows] = np.argmin(np.where(np.isnan(some), np.inf, some), axis=1)
+        hi[nan_rows] = np.argmax(np.where(np.isnan(some), -np.inf, some), axis=1)
+    lo, hi = base + lo, base + hi
     picks = [np.minimum(lo, hi), np.maximum(lo, hi)]
     if full < n:
         tail = values[full:]

@@ -14,6 +14,8 @@ the connection's remote helper.
         events.jsonl              status events, a JSON object a line; the last one says "final"
         heartbeat                 the runner's last sign of life (a float, rewritten whole)
         *.jnl  *.bin              in-run records (append-only); *.lost: points not written
+        sealed.series  sealed.records   an ended run's points, packed, and its other records:
+                                  they replace the *.jnl/*.bin the store ingested (store/sealed.py)
         runner.log  failed_rank.json  fail_request.json  ranks/rank_N.json
       files/
         user_logs/std_log.txt     the run's output (append-only), rank_N.txt per rank
@@ -52,6 +54,8 @@ RECORDS = ".jnl"  # the in-run API's journal files
 LEGACY_RECORDS = ".bin"  # the first record format (length-prefixed), still read
 LOST = ".lost"  # a journal file's count of points it could not write
 TMP = ".tmp"  # written next to a file, then renamed over it: never read or copied
+SEALED_SERIES = "sealed.series"  # written by the store once the run has ended, never by a runner
+SEALED_RECORDS = "sealed.records"
 
 USER_LOGS = "user_logs"
 STD_LOG = "user_logs/std_log.txt"  # relative to files/

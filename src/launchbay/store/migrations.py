@@ -55,6 +55,14 @@ MIGRATIONS: list[str] = [
         UNIQUE (model_id, version));
     CREATE INDEX model_versions_run ON model_versions(run_id);
     """,
+    # 3: the series codec (store/codec.py). Chunks written before keep codec 0 (raw arrays in steps,
+    # vals, ts) and stay readable as they are; a codec 1 chunk holds its packed points in vals; a
+    # codec 2 chunk lies in the ended run's journal/sealed.series at file_at (file_size bytes).
+    """
+    ALTER TABLE chunks ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chunks ADD COLUMN file_at INTEGER;
+    ALTER TABLE chunks ADD COLUMN file_size INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

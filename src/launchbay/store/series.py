@@ -1,16 +1,18 @@
-"""Metric series: the chunk encoder (points → packed chunks) and decoder (chunks → NumPy arrays).
+"""Metric series: points → chunk rows (``append_series``) and chunk rows → NumPy arrays (``read_series``).
 
-Points are stored as packed chunks (steps, values, timestamps) so that a million-point
-series reads back in a few milliseconds. The encoder and the decoder live side by side here
-(the encoder came from ``ingest``); the store's batch write calls ``append_series``.
+A series is kept as chunks packed by the series codec (store/codec.py, its bytes) in the
+index, or, once its run has ended, in the run's ``journal/sealed.series`` (store/sealed.py)
+with the index pointing into it. The store's batch write calls ``append_series``.
 """
 
 from __future__ import annotations
 
 import operator
 import sqlite3
+from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from .connection import StoreConnection
 from .records import RunRecord
 
@@ -74,34 +76,33 @@ class SeriesStore(StoreConnection):
 
     def read_series(self, run: RunRecord, name: str, after_step: int | None = None) -> Series:
         """A whole series (or the points after ``after_step``) from its packed chunks."""
-        return read_series(self.db, self.series_id(run, name), name, after_step)
+        return read_series(self.db, self.series_id(run, name), name, after_step, run.run_dir / rf.JOURNAL)
 
 
-def read_series(db: sqlite3.Connection, series_id: int | None, name: str, after_step: int | None = None) -> Series:
-    """The decoder: a series' chunks (or those after ``after_step``) as NumPy arrays."""
-    import numpy as np
+def read_series(
+    db: sqlite3.Connection, series_id: int | None, name: str, after_step: int | None = None, journal: Path | None = None
+) -> Series:
+    """The decoder: a series' chunks (or those after ``after_step``) as NumPy arrays; ``journal``
+    is the run's journal folder, where an ended run's chunks lie (``sealed.series``)."""
+    from . import codec
 
-    steps: list[Any] = []
-    values: list[bytes] = []
-    stamps: list[bytes] = []
-    if series_id is not None:
-        sql = "SELECT n, first_step, steps, vals, ts FROM chunks WHERE series_id=? AND last_step > ? ORDER BY id"
-        args: tuple[Any, ...] = (series_id, after_step)
-        if after_step is None:  # every step, -2**63 included
-            sql, args = sql.replace(" AND last_step > ?", ""), (series_id,)
-        for n, first, s_blob, v_blob, t_blob in db.execute(sql, args):
-            steps.append(
-                np.arange(first, first + n, dtype=np.int64) if s_blob is None else np.frombuffer(s_blob, dtype=np.int64)
-            )
-            values.append(v_blob)
-            stamps.append(t_blob)
-    step_arr = np.concatenate(steps) if steps else np.zeros(0, dtype=np.int64)
-    value_arr = np.frombuffer(b"".join(values), dtype=np.float64)
-    stamp_arr = np.frombuffer(b"".join(stamps), dtype=np.float64)
+    rows = [] if series_id is None else chunk_rows(db, series_id, after_step)
+    steps, values, stamps = codec.rows_arrays(rows, None if journal is None else journal / rf.SEALED_SERIES)
     if after_step is not None:
-        keep = step_arr > after_step
-        step_arr, value_arr, stamp_arr = step_arr[keep], value_arr[keep], stamp_arr[keep]
-    return Series(name, step_arr, value_arr, stamp_arr)
+        keep = steps > after_step
+        steps, values, stamps = steps[keep], values[keep], stamps[keep]
+    return Series(name, steps, values, stamps)
+
+
+def chunk_rows(db: sqlite3.Connection, series_id: int, after_step: int | None = None) -> list[tuple[Any, ...]]:
+    """A series' chunk rows in order, as ``codec.rows_arrays`` reads them (those past ``after_step``)."""
+    sql = (
+        "SELECT n, first_step, steps, vals, ts, codec, file_at, file_size FROM chunks"
+        " WHERE series_id=? AND last_step > ? ORDER BY id"
+    )
+    if after_step is None:  # every step, -2**63 included
+        return db.execute(sql.replace(" AND last_step > ?", ""), (series_id,)).fetchall()
+    return db.execute(sql, (series_id, after_step)).fetchall()
 
 
 def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> int:
@@ -109,6 +110,8 @@ def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[A
 
     Returns how many points could not be kept (steps counted on past 2**63 - 1)."""
     import numpy as np
+
+    from . import codec
 
     row = db.execute(
         "SELECT id, count, last_step, min, max FROM series WHERE run_pk=? AND name=?", (run_pk, name)
@@ -137,33 +140,18 @@ def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[A
     stamps = np.fromiter(map(_fourth, points), dtype=np.float64, count=n)
     steps = np.array(raw_steps, dtype=np.int64)
     last_chunk = db.execute(
-        "SELECT id, n, first_step, steps, vals, ts FROM chunks WHERE series_id=? ORDER BY id DESC LIMIT 1",
+        "SELECT id, n, first_step, steps, vals, ts, codec FROM chunks WHERE series_id=? ORDER BY id DESC LIMIT 1",
         (series_id,),
     ).fetchone()
-    if last_chunk is not None and last_chunk[1] < MERGE_BELOW:
-        cid, old_n, old_first, old_steps, old_vals, old_ts = last_chunk
-        previous = (
-            np.arange(old_first, old_first + old_n, dtype=np.int64)
-            if old_steps is None
-            else np.frombuffer(old_steps, dtype=np.int64)
-        )
-        steps = np.concatenate([previous, steps])
-        values = np.concatenate([np.frombuffer(old_vals, dtype=np.float64), values])
-        stamps = np.concatenate([np.frombuffer(old_ts, dtype=np.float64), stamps])
-        db.execute("DELETE FROM chunks WHERE id=?", (cid,))  # its points go into the new chunk
-    first = int(steps[0])
-    consecutive = len(steps) == 1 or bool(np.all(np.diff(steps) == 1))
+    if last_chunk is not None and last_chunk[1] < MERGE_BELOW and last_chunk[6] != codec.SEALED:
+        old_steps, old_values, old_stamps = codec.row_arrays(last_chunk[1:])
+        steps = np.concatenate([old_steps, steps])
+        values = np.concatenate([old_values, values])
+        stamps = np.concatenate([old_stamps, stamps])
+        db.execute("DELETE FROM chunks WHERE id=?", (last_chunk[0],))  # its points go into the new chunk
     db.execute(
-        "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts) VALUES (?,?,?,?,?,?,?)",
-        (
-            series_id,
-            len(steps),
-            first,
-            int(steps.max()),
-            None if consecutive else steps.tobytes(),
-            values.tobytes(),
-            stamps.tobytes(),
-        ),
+        "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts, codec) VALUES (?,?,?,?,?,?,?,?)",
+        (series_id, *codec.chunk_row(steps, values, stamps)),
     )
     new_values = values[-n:]
     batch_lo, batch_hi = float(np.fmin.reduce(new_values)), float(np.fmax.reduce(new_values))  # NaN-blind, no warning

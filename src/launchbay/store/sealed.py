@@ -1,0 +1,258 @@
+"""Sealing an ended run: its points leave the journal for one packed file, kept once.
+
+While a run goes on, its journal (``journal/*.jnl``) is the truth and the index holds packed
+chunks of what was ingested so far. Once the run has ended and every journal byte is in the
+index, ``seal`` keeps each point once:
+
+1. the journal's other records (tags, tables, images, ...) are copied verbatim to
+   ``journal/sealed.records``, then the run's series, packed (store/codec.py), to
+   ``journal/sealed.series`` (each written aside, flushed to disk, then renamed). The rename of
+   ``sealed.series``, whose trailer names the journal files it replaces and their sizes, is the
+   commit point: from then on readers skip those bytes (bytes a mirror appends later are read);
+2. one index transaction turns the run's chunks into pointers into ``sealed.series`` (codec 2);
+3. the replaced journal files are deleted.
+
+A crash after any step leaves a store that reads the same points; the next ``seal`` finishes the
+job. ``launchbay store repair`` reads ``sealed.series`` back as pointers (``adopt``).
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import sqlite3
+import struct
+from pathlib import Path
+from typing import Any
+
+from .. import runfolder as rf
+from ..tracking.journalfmt import decode as decode_record
+from ..tracking.journalfmt import encode as encode_record
+
+SERIES = rf.SEALED_SERIES
+RECORDS = rf.SEALED_RECORDS
+MAGIC = b"LBSEAL01"
+_TRAILER = struct.Struct("<Q8s")  # trailer length, MAGIC
+CHUNK_POINTS = 1 << 20  # points per sealed chunk: big enough to pack well, small enough to decode in parallel
+
+
+def replaced(journal: Path) -> dict[str, int] | None:
+    """The journal files a complete ``sealed.series`` replaces, with their sealed sizes; None when unsealed."""
+    trailer = _trailer(journal / SERIES)
+    return None if trailer is None else {str(k): int(v) for k, v in trailer["replaces"].items()}
+
+
+def _trailer(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size < len(MAGIC) + _TRAILER.size:
+                return None
+            fh.seek(size - _TRAILER.size)
+            length, magic = _TRAILER.unpack(fh.read(_TRAILER.size))
+            if magic != MAGIC or length > size - _TRAILER.size - len(MAGIC):
+                return None
+            fh.seek(size - _TRAILER.size - length)
+            trailer = json.loads(fh.read(length))
+    except (OSError, ValueError):
+        return None
+    return trailer if isinstance(trailer, dict) and isinstance(trailer.get("replaces"), dict) else None
+
+
+# -- sealing ---------------------------------------------------------------------------------------------
+def seal(db_store: Any, record: Any) -> bool:
+    """Seal an ended run whose journal is wholly in the index (the caller holds its ingest lock,
+    and knows the run adds nothing more: its final event is in). ``db_store`` is the RunStore.
+
+    Returns whether anything changed."""
+    journal: Path = record.run_dir / rf.JOURNAL
+    try:
+        names = os.listdir(journal)
+    except OSError:
+        return False
+    point_files = sorted(n for n in names if rf.is_record_file(n))
+    known = db_store.journal_position(record.pk)[0]
+    sealed = replaced(journal)
+    if sealed is None:
+        if not point_files:
+            return False  # nothing logged (or sealed before and the index moved on)
+        sizes = {name: _size(journal / name) for name in point_files}
+        if any(known.get(name, 0) != size for name, size in sizes.items()):
+            return False  # bytes not ingested (or cut short): keep the journal as it is
+        _write_records(journal, point_files, sizes)
+        _write_series(db_store.db, record.pk, journal, sizes)
+        sealed = sizes
+    if known.get(SERIES) is None:
+        if any(known.get(name, 0) != size for name, size in sealed.items()):
+            return False  # the index does not hold exactly the sealed points: it keeps its own chunks
+        with db_store.transaction() as db:
+            adopt(db, record.pk, journal, replace_chunks=True)
+    for name, size in sealed.items():
+        if name in names and _size(journal / name) <= size and known.get(name, 0) >= size:
+            (journal / name).unlink(missing_ok=True)  # every byte of it is in sealed.* now
+    return True
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _write_records(journal: Path, point_files: list[str], sizes: dict[str, int]) -> None:
+    """Every record but metric points, verbatim, in the journal's format (so repair reads them back)."""
+    with _aside(journal / RECORDS) as out:
+        for name in point_files:
+            with open(journal / name, "rb") as fh:
+                data = fh.read(sizes[name])
+            for payload in _payloads(data, legacy=name.endswith(".bin")):
+                if not _is_points(payload):
+                    out.write(encode_record(payload))
+
+
+def _payloads(data: bytes, legacy: bool) -> Any:
+    view, pos = memoryview(data), 0
+    while pos < len(data):
+        if legacy:
+            if len(data) - pos < 4:
+                return
+            length = int.from_bytes(data[pos : pos + 4], "little")
+            end = pos + 4 + length
+            if end > len(data):
+                return
+            yield bytes(view[pos + 4 : end])
+            pos = end
+            continue
+        outcome, pos, payload = decode_record(view, pos, True)
+        if outcome == "ok" and payload is not None:
+            yield bytes(payload)
+
+
+_TUPLE2 = (b")\x02", b"\xa9\x02")  # marshal: a 2-tuple (with or without its reference flag)
+_KIND_M = (b"\xda\x01m", b"Z\x01m")  # the short interned string "m"
+_LIST = (ord("["), 0xDB)
+
+
+def _is_points(payload: bytes) -> bool:
+    """A record of metric points, ``("m", [...])`` (read by its first bytes when it can be)."""
+    if payload[:2] in _TUPLE2 and payload[2:5] in _KIND_M and len(payload) > 5 and payload[5] in _LIST:
+        return True
+    try:
+        kind, body = marshal.loads(payload)
+    except Exception:  # garbage stays garbage: it was counted when ingested
+        return True
+    return bool(kind == "m" and type(body) is list)
+
+
+def _write_series(db: sqlite3.Connection, run_pk: int, journal: Path, sizes: dict[str, int]) -> None:
+    """Every series of the run, re-packed in big chunks, then the trailer (which commits the file)."""
+    from . import codec  # NumPy: only when sealing
+    from .series import chunk_rows
+
+    entries = []
+    with _aside(journal / SERIES) as out:
+        out.write(MAGIC)
+        at = len(MAGIC)
+        for series_id, name, count, last_step, last, lo, hi in db.execute(
+            "SELECT id, name, count, last_step, last, min, max FROM series WHERE run_pk=? ORDER BY id", (run_pk,)
+        ).fetchall():
+            steps, values, stamps = codec.rows_arrays(chunk_rows(db, series_id), journal / SERIES)
+            chunks = []
+            for start in range(0, len(steps), CHUNK_POINTS):
+                part = slice(start, start + CHUNK_POINTS)
+                blob = codec.encode(steps[part], values[part], stamps[part])
+                pad = -at % 8  # chunks start 8-byte aligned: they decode without copies
+                out.write(bytes(pad))
+                at += pad
+                chunks.append([len(steps[part]), int(steps[part][0]), int(steps[part].max()), at, len(blob)])
+                out.write(blob)
+                at += len(blob)
+            summary = {"count": count, "last_step": last_step, "last": last, "min": lo, "max": hi}
+            entries.append({"name": name, **summary, "chunks": chunks})
+        trailer = json.dumps({"replaces": sizes, "series": entries}).encode()
+        out.write(trailer + _TRAILER.pack(len(trailer), MAGIC))
+
+
+class _aside:
+    """Write ``path`` under a temporary name; flushed to disk and renamed into place on success."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.tmp = path, path.with_name(f".{path.name}.{os.getpid()}{rf.TMP}")
+
+    def __enter__(self) -> Any:
+        self.fh = open(self.tmp, "wb")
+        return self.fh
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        try:
+            if kind is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
+        if kind is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        os.replace(self.tmp, self.path)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- the index side ---------------------------------------------------------------------------------------
+def adopt_rebuilt(db_store: Any, record: Any) -> bool:
+    """A rebuilt index (``store repair``) takes a sealed run's points from its sealed.series."""
+    journal: Path = record.run_dir / rf.JOURNAL
+    if not (journal / SERIES).is_file():
+        return False
+    query = "SELECT file, pos FROM offsets WHERE run_pk=?"
+    if any(name == SERIES or pos for name, pos in db_store.db.execute(query, (record.pk,))):
+        return False  # adopted already, or the index holds journal bytes itself (sealing finishes that)
+    with db_store.transaction() as db:
+        if any(name == SERIES or pos for name, pos in db.execute(query, (record.pk,))):
+            return False
+        return adopt(db, record.pk, journal, replace_chunks=False)
+
+
+def adopt(db: sqlite3.Connection, run_pk: int, journal: Path, replace_chunks: bool) -> bool:
+    """Point the run's series at ``sealed.series`` (inside the caller's transaction).
+
+    ``replace_chunks``: the index holds exactly the sealed points (sealing): its chunks go. Otherwise
+    (a rebuilt index) the series are created from the trailer. False when there is no sealed file."""
+    from .codec import SEALED
+
+    trailer = _trailer(journal / SERIES)
+    if trailer is None:
+        return False
+    for entry in trailer["series"]:
+        row = db.execute("SELECT id FROM series WHERE run_pk=? AND name=?", (run_pk, entry["name"])).fetchone()
+        if row is None:
+            series_id = db.execute("INSERT INTO series(run_pk, name) VALUES (?,?)", (run_pk, entry["name"])).lastrowid
+        else:
+            series_id = row[0]
+        if replace_chunks:
+            db.execute("DELETE FROM chunks WHERE series_id=?", (series_id,))
+        db.executemany(
+            "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts, codec, file_at, file_size)"
+            " VALUES (?,?,?,?,NULL,x'',x'',?,?,?)",
+            [(series_id, n, first, last, SEALED, at, size) for n, first, last, at, size in entry["chunks"]],
+        )
+        db.execute(
+            "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
+            (entry["count"], entry["last_step"], entry["last"], entry["min"], entry["max"], series_id),
+        )
+    size = _size(journal / SERIES)
+    db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (run_pk, SERIES, size))
+    records = _size(journal / RECORDS)
+    if replace_chunks:  # those records are in the index already
+        db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (run_pk, RECORDS, records))
+    for name, sealed_size in trailer["replaces"].items():  # what those bytes held is in the index now
+        db.execute(
+            "UPDATE offsets SET pos=MAX(pos, ?) WHERE run_pk=? AND file=?", (int(sealed_size), run_pk, str(name))
+        )
+    return True
