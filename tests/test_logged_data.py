@@ -128,16 +128,16 @@ def test_an_image_whose_file_arrives_late_is_shown_once_it_is_there(run_id: str,
     from launchbay.ipython.logged_view import LoggedView
 
     handle = launchbay.get_run(run_id)
-    store, record = handle._session.store, handle.record()
-    latest = store.file_path(record, "images/samples_3.png")
+    record = handle.record()
+    latest = handle.file_path("images/samples_3.png", record=record)
     aside = latest.with_suffix(".aside")
     latest.rename(aside)
     view = LoggedView()
-    view.update(store, record)
+    view.update(handle, record)
     (gallery,) = view._gallery.children
     assert bytes(gallery._picture.value) == b"" and "step 2 of 2" in gallery._caption.value
     aside.rename(latest)
-    view.update(store, record)  # nothing new was logged: the missing picture is tried again
+    view.update(handle, record)  # nothing new was logged: the missing picture is tried again
     assert bytes(gallery._picture.value).startswith(b"\x89PNG")
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .tracking.inrun import Run
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -33,6 +31,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Run": ("launchbay.tracking.inrun", "Run"),
     "submit": ("launchbay.api", "submit"),
     "get_run": ("launchbay.api", "get_run"),
     "runs": ("launchbay.api", "runs"),
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     from .modelhandle import Model, get_model, models
     from .models import RunSpec, RunStatus
     from .sweeps import get_sweep, sweep
+    from .tracking.inrun import Run
 
 
 def __getattr__(name: str) -> Any:
@@ -72,14 +72,29 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext launchbay``: registers %%submit, %submit and %launchbay."""
+    """``%load_ext launchbay``: registers %%submit, %submit and %launchbay; handles show as live widgets."""
     from .ipython.magics import register
 
     register(ipython)
 
 
+def _show_handles_in_a_running_kernel() -> None:
+    """Imported into a running IPython without ``%load_ext``: handles still show as live widgets."""
+    import sys
+
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        from .ipython.display import register_displays
+
+        register_displays(shell)
+
+
 def unload_ipython_extension(ipython: Any) -> None:
     pass
+
+
+_show_handles_in_a_running_kernel()
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

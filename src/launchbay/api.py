@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from .config import load_config
 from .distributed import DistributedLike, parse
 from .handle import RunHandle
 from .models import RunSpec
-from .session import Session
-from .store import RunRecord, open_store
-
-
-def _session(store: str | os.PathLike[str] | None, source_dir: str | os.PathLike[str] | None = None) -> Session:
-    config = load_config(Path(source_dir).resolve() if source_dir else None)
-    return Session(open_store(store), config)
+from .session import open_session
+from .store import RunRecord
 
 
 def submit(
     script: str,
     args: Sequence[str] = (),
     *,
-    target: str = "local",
+    target: str | None = None,
     experiment: str | None = None,
     name: str | None = None,
     source_dir: str | os.PathLike[str] | None = None,
@@ -37,17 +30,19 @@ def submit(
     store: str | os.PathLike[str] | None = None,
     distributed: DistributedLike = None,
 ) -> RunHandle:
-    """Run ``script`` (relative to the current folder) on ``target``; see ``launchbay.project`` for the root.
+    """Run ``script`` (relative to the current folder) on ``target`` (default: launchbay.toml's
+    ``[defaults] target``, else local); see ``launchbay.project`` for the root.
 
     Returns at once with a handle; ``handle.wait(show_output=True)`` streams the log.
     """
     from .project import locate
 
     place = locate(source_dir)
+    session = open_session(store, project=place.root)
     spec = RunSpec(
         script=script,
         arguments=tuple(str(a) for a in args),
-        target=target,
+        target=session.default_target(target),
         experiment=experiment or place.experiment,
         name=name,
         working_dir=place.working_dir,
@@ -59,7 +54,7 @@ def submit(
         env_vars=dict(env_vars or {}),
         distributed=_distributed_dict(distributed),
     )
-    return _session(store, place.root).submit(spec, place.root)
+    return session.submit(spec, place.root)
 
 
 def _distributed_dict(value: DistributedLike) -> dict[str, Any] | None:
@@ -70,7 +65,7 @@ def _distributed_dict(value: DistributedLike) -> dict[str, Any] | None:
 
 def get_run(run_id: str, *, store: str | os.PathLike[str] | None = None) -> RunHandle:
     """Re-attach to a run by id (or a unique prefix of it)."""
-    session = _session(store)
+    session = open_session(store)
     return RunHandle(session.store.resolve_run_id(run_id), session)
 
 
@@ -82,4 +77,4 @@ def runs(
     store: str | os.PathLike[str] | None = None,
 ) -> list[RunRecord]:
     """Run records, newest first (non-terminal ones caught up with their journals)."""
-    return _session(store).runs(experiment=experiment, status=status, limit=limit)
+    return open_session(store).runs(experiment=experiment, status=status, limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import sys
 import time
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import runfolder as rf
-from .logged import Logged, read_logged
+from .logged import Logged, logged_version, read_logged
 from .models import RunStatus
-from .store import RunRecord, Series, open_store
+from .store import RunRecord, Series
 
 if TYPE_CHECKING:
     from .modelhandle import Model
@@ -19,11 +20,22 @@ if TYPE_CHECKING:
 
 
 class RunHandle:
-    """A run by id. Cheap to create; every property reads the store (caught up first)."""
+    """A run by id. Cheap to create; every property reads the store (caught up first).
+
+    Front ends (widgets, CLI, server) read a run only through these methods. The streaming ones
+    (``read_log``, ``series_since``, ``metric_summaries``, ...) take the ``record`` a poll already
+    caught up, so one poll reads the journal once. In a notebook, ``%load_ext launchbay`` (or
+    importing launchbay into a running kernel) makes a handle display as its live widget.
+    """
 
     def __init__(self, run_id: str, session: Session) -> None:
         self.run_id = run_id
         self._session = session
+
+    @property
+    def session(self) -> Session:
+        """The session (store and project configuration) this handle reads and acts through."""
+        return self._session
 
     # -- (de)serialise so any process can re-attach -------------------------------------------
     def to_dict(self) -> dict[str, str]:
@@ -31,31 +43,24 @@ class RunHandle:
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> RunHandle:
-        from .session import Session
+        from .session import open_session
 
-        return cls(data["run_id"], Session(open_store(data["store"])))
+        return cls(data["run_id"], open_session(data["store"]))
 
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r}, status={self.status!r})"
-
-    def _ipython_display_(self) -> None:
-        """In a notebook a handle shows as a live run widget (text where widgets can't render)."""
-        from .ipython.display import display_run
-
-        display_run(self)
 
     # -- notebook variables ----------------------------------------------------------------------
     def pull(self, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
         """Bring the ``--pull`` variables of a completed run into ``namespace`` (the notebook's by default)."""
         from .errors import LaunchbayError
-        from .ipython.cells import read_pulled
 
         record = self.record()
         if record.status is not RunStatus.COMPLETED:
             raise LaunchbayError(
                 f"Run {self.run_id} is {record.status.value}; variables can be pulled once it has Completed."
             )
-        variables, missing, errors = read_pulled(self._session.store.files_dir(record))
+        variables, missing, errors = _read_pulled(self.files_dir(record=record))
         if errors:
             raise LaunchbayError(f"The run could not pickle {', '.join(f'{k} ({v})' for k, v in errors.items())}.")
         if missing and not variables:
@@ -101,12 +106,11 @@ class RunHandle:
         out = stream or sys.stdout
         offset = 0
         deadline = None if timeout is None else time.time() + timeout
-        store = self._session.store
         while True:
-            record = self._session.refresh(self.run_id)
+            record = self.record()
             if show_output:
                 while True:
-                    data, offset = store.read_log(record, offset)
+                    data, offset = self.read_log(offset, record=record)
                     if not data:
                         break
                     out.write(data.decode("utf-8", "replace"))
@@ -133,8 +137,35 @@ class RunHandle:
         return details
 
     def get_log(self, offset: int = 0) -> str:
-        data, _ = self._session.store.read_log(self.record(), offset, max_bytes=1 << 30)
+        data, _ = self.read_log(offset, max_bytes=1 << 30)
         return data.decode("utf-8", "replace")
+
+    # -- streaming: a piece at a time, from where the reader left off ---------------------------
+    def read_log(
+        self, offset: int = 0, max_bytes: int = 1 << 20, *, record: RunRecord | None = None
+    ) -> tuple[bytes, int]:
+        """The log from byte ``offset`` (at most ``max_bytes``) and the offset to read from next."""
+        return self._session.store.read_log(record or self.record(), offset, max_bytes=max_bytes)
+
+    def metric_summaries(self, *, record: RunRecord | None = None) -> list[dict[str, Any]]:
+        """One dict per scalar metric: name, count, last, last_step, min, max."""
+        return self._session.store.metric_summaries(record or self.record())
+
+    def series_since(self, name: str, after_step: int | None = None, *, record: RunRecord | None = None) -> Series:
+        """A scalar metric's points after ``after_step`` (all of them for None): what a live plot appends."""
+        return self._session.store.read_series(record or self.record(), name, after_step=after_step)
+
+    def logged_version(self, *, record: RunRecord | None = None) -> int:
+        """Grows whenever the run logs an image, table, row or list: redraw those when it changed."""
+        return logged_version(self._session.store, record or self.record())
+
+    def files_dir(self, *, record: RunRecord | None = None) -> Path:
+        """The folder holding the run's files as brought back so far (``outputs/``, ``logs/``, ...)."""
+        return self._session.store.files_dir(record or self.record())
+
+    def file_path(self, name: str, *, record: RunRecord | None = None) -> Path:
+        """Where one of the run's files (e.g. ``outputs/model.pt``) is on this machine."""
+        return self._session.store.file_path(record or self.record(), name)
 
     def cancel(self) -> str:
         """Stop the run and its whole process tree; returns the final status."""
@@ -161,21 +192,21 @@ class RunHandle:
                 out[entry.name] = entry.columns
         return out
 
-    def get_logged(self) -> list[Logged]:
+    def get_logged(self, names: list[str] | None = None, *, record: RunRecord | None = None) -> list[Logged]:
         """Images (every step), tables, rows and lists the run logged, one entry per name."""
-        return read_logged(self._session.store, self.record())
+        return read_logged(self._session.store, record or self.record(), names)
 
     def get_metric_series(self, name: str) -> Series:
         """A scalar metric's steps, values and timestamps as arrays (fast for millions of points)."""
         return self._session.store.read_series(self.record(), name)
 
     # -- files ------------------------------------------------------------------------------------
-    def get_file_names(self) -> list[str]:
-        return self._session.store.file_names(self.record())
+    def get_file_names(self, *, record: RunRecord | None = None) -> list[str]:
+        return self._session.store.file_names(record or self.record())
 
     def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
         """Copy one of the run's files (e.g. ``outputs/model.pt``) to ``output_file_path``."""
-        source = self._session.store.file_path(self.record(), name)
+        source = self.file_path(name)
         dest = Path(output_file_path or Path(name).name)
         if dest.is_dir():
             dest = dest / Path(name).name
@@ -207,3 +238,16 @@ class RunHandle:
         from .reproduce import rerun
 
         return rerun(self._session, self.run_id, target=target, arguments=arguments)
+
+
+def _read_pulled(files_dir: Path) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """(variables, missing names, errors) the run wrote for ``--pull`` (see cellrunner)."""
+    from .cellrunner import PULL_FILE
+
+    path = files_dir / PULL_FILE
+    if not path.is_file():
+        return {}, [], {}
+    with open(path, "rb") as fh:
+        data = pickle.load(fh)
+    variables = {name: pickle.loads(blob) for name, blob in data["variables"].items()}
+    return variables, list(data.get("missing", [])), dict(data.get("errors", {}))

@@ -7,9 +7,8 @@ import os
 import time
 from dataclasses import replace as _replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import distributed, secrets
 from . import runfolder as rf
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
@@ -17,11 +16,31 @@ from .config import (
     load_config,
 )
 from .errors import LaunchbayError, SubmitError
-from .ingest import ingest_run
 from .models import RunSpec, RunStatus
 from .store import RunRecord, RunStore, open_store
-from .store.gclock import blob_writer
-from .targets import Target, make_target
+
+if TYPE_CHECKING:
+    from .handle import RunHandle
+    from .targets import Target
+
+
+def open_session(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    project: str | os.PathLike[str] | None = None,
+    start: str | os.PathLike[str] | None = None,
+) -> Session:
+    """The one way a front end (API, CLI, magics, server, sweeps, Azure ML layer) gets a session.
+
+    The store is ``store`` if given, else ``LAUNCHBAY_STORE``, else the nearest ``.launchbay/`` at or
+    above ``start`` (default: the current folder), created there on first use. The configuration is
+    the launchbay.toml that applies to ``project`` (default: ``start``, else the current folder).
+    """
+    from .config import find_store_dir
+
+    here = Path(start).resolve() if start else None
+    config_at = Path(project).resolve() if project else here
+    return Session(RunStore(find_store_dir(store, start=here)), load_config(config_at))
 
 
 class Session:
@@ -30,6 +49,11 @@ class Session:
     def __init__(self, store: RunStore | None = None, config: ProjectConfig | None = None) -> None:
         self.store = store or open_store()
         self.config = config or load_config()
+
+    def default_target(self, explicit: str | None = None) -> str:
+        """The one rule for where a run goes: the target named, else launchbay.toml's
+        ``[defaults] target``, else ``local``."""
+        return explicit or str(self.config.defaults.get("target") or "local")
 
     # -- submit -------------------------------------------------------------------------------
     def submit(
@@ -41,9 +65,12 @@ class Session:
         on_progress: Any = None,
     ) -> RunHandle:
         """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
+        from . import distributed
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
         from .snapshot_budget import Budget
+        from .store.gclock import blob_writer
+        from .targets import make_target
 
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
@@ -81,12 +108,16 @@ class Session:
         return rerun(self, ref, target=target, arguments=arguments)
 
     def _launch(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunHandle:
+        from .store.gclock import blob_writer
+
         spec = self._with_azureml_alias(spec)
         with blob_writer(self.store.root):  # gc keeps the snapshot's blobs until the run row exists
             record = self._record(spec, target, snapshot, properties)
         return self._start(record, spec, target, snapshot)
 
     def _record(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunRecord:
+        from . import secrets
+
         stored_spec = RunSpec.from_json(
             {
                 **spec.to_json(),
@@ -105,6 +136,8 @@ class Session:
         )
 
     def _start(self, record: RunRecord, spec: RunSpec, target: Target, snapshot: Any) -> RunHandle:
+        from .handle import RunHandle
+
         try:
             target.launch(record, spec, snapshot)
         except BaseException:
@@ -131,6 +164,8 @@ class Session:
     # -- keep records true -------------------------------------------------------------------
     def target_for(self, record: RunRecord) -> Target:
         """The target a run was launched on, from the settings recorded with it."""
+        from .targets import make_target
+
         settings = dict(record.target_state.get("target_settings") or {})
         if not settings:
             settings = {"type": record.target_type or "local"}
@@ -142,6 +177,8 @@ class Session:
 
     def refresh(self, ref: str | RunRecord) -> RunRecord:
         """Catch the record up with the run's journal; a run whose runner died becomes Failed."""
+        from .ingest import ingest_run
+
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
             return record
@@ -209,9 +246,6 @@ class Session:
             reason = "Canceled by request (the runner did not answer; its processes were killed)."
             self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})
         return self.store.get_run(record.run_id)
-
-
-from .handle import RunHandle  # noqa: E402  (RunHandle needs Session defined first)
 
 
 def _azureml_layer_on() -> bool:

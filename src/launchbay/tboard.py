@@ -11,7 +11,6 @@ One server per set of runs is kept per process and reused.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import importlib.util
 import os
@@ -25,7 +24,6 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from . import runfolder as rf
 from .errors import LaunchbayError
@@ -174,31 +172,3 @@ def stop_all() -> None:
         for board in _boards.values():
             board.stop()
         _boards.clear()
-
-
-# -- the CLI ----------------------------------------------------------------------------------
-def register(sub: Any, add: Any) -> None:
-    p = add("tensorboard", cmd_tensorboard, "start TensorBoard over runs' ./logs (live while they run)", False)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run ids (unique prefixes work)")
-    p.add_argument("--port", type=int, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, else a free one)")
-
-
-def cmd_tensorboard(args: argparse.Namespace) -> int:
-    from .cli import _session
-
-    session = _session(args)
-    records = [session.refresh(session.store.resolve_run_id(ref)) for ref in args.runs]
-    logdirs = {r.run_id: session.store.files_dir(r) / rf.LOGS for r in records}
-    board = start(logdirs, port=args.port, die_with_caller=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops TensorBoard too, as Ctrl-C does
-    print(f"TensorBoard on {board.url} over {len(records)} run(s); Ctrl-C stops it.", flush=True)
-    try:
-        while board.alive():
-            live = [r for r in records if not r.status.is_terminal()]
-            records = [session.refresh(r) if r in live else r for r in records]  # brings ./logs back
-            time.sleep(RELOAD_S)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        board.stop()
-    return 0

@@ -6,7 +6,6 @@ import ast
 import pickle
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 from ..cellrunner import NOTEBOOK_NAMES_FILE, PULL_FILE, PUSH_FILE
@@ -74,17 +73,6 @@ def check_python_version(target_version: str | None) -> None:
         )
 
 
-def read_pulled(files_dir: Path) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    """(variables, missing names, errors) written by the run for ``--pull``."""
-    path = files_dir / PULL_FILE
-    if not path.is_file():
-        return {}, [], {}
-    with open(path, "rb") as fh:
-        data = pickle.load(fh)
-    variables = {name: pickle.loads(blob) for name, blob in data["variables"].items()}
-    return variables, list(data.get("missing", [])), dict(data.get("errors", {}))
-
-
 __all__ = [
     "CELL_FILE",
     "NOTEBOOK_NAMES_FILE",
@@ -94,5 +82,4 @@ __all__ = [
     "PUSH_FILE",
     "check_python_version",
     "pickle_pushed",
-    "read_pulled",
 ]

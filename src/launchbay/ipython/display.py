@@ -1,12 +1,34 @@
-"""Choosing between the live widget and plain text, and the text form itself."""
+"""How handles show in a notebook: the live widget where one can render, else plain text.
+
+The core never imports this package: ``register_displays`` (run by ``%load_ext launchbay``, or when
+launchbay is imported into a running kernel) tells IPython how to show a ``RunHandle`` and a
+``SweepHandle``, by name, so registering imports neither.
+"""
 
 from __future__ import annotations
 
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..handle import RunHandle
+    from ..sweeps.handle import SweepHandle
+
+#: handles a magic has shown already: the same handle as the cell's value shows nothing more
+_SHOWN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_displays(shell: Any) -> None:
+    """Show handles as live widgets in ``shell`` (idempotent)."""
+    formatter = shell.display_formatter.ipython_display_formatter
+    formatter.for_type_by_name("launchbay.handle", "RunHandle", display_run)
+    formatter.for_type_by_name("launchbay.sweeps.handle", "SweepHandle", display_sweep)
+
+
+def mark_shown(handle: Any) -> None:
+    """A magic displayed ``handle`` itself; returned as the cell's value, it shows nothing more."""
+    _SHOWN.add(handle)
 
 
 def widget_frontend_likely() -> bool:
@@ -34,8 +56,7 @@ def run_summary_text(handle: RunHandle) -> str:
     lines = [f"Run {record.run_id} · {record.experiment} · {record.target} · {record.status.value}"]
     if record.properties.get("launchbay.rerun_of"):
         lines[0] += f" · re-run of {record.properties['launchbay.rerun_of']}"
-    store = handle._session.store
-    for s in store.metric_summaries(record):
+    for s in handle.metric_summaries(record=record):
         lines.append(f"  {s['name']}: last {s['last']:.6g} (step {s['last_step']}, {s['count']} points)")
     if record.status.is_terminal():
         lines.append(f"  exit code {record.exit_code}")
@@ -50,8 +71,8 @@ def display_run(handle: RunHandle, pull_into: dict[str, Any] | None = None) -> A
     """Show a run: the live widget where one can render, else its text summary."""
     from IPython.display import display
 
-    if getattr(handle, "_suppress_display", False):
-        handle._suppress_display = False  # type: ignore[attr-defined]
+    if handle in _SHOWN:
+        _SHOWN.discard(handle)
         return None
     if widget_frontend_likely():
         from .widgets import RunWidget
@@ -61,3 +82,15 @@ def display_run(handle: RunHandle, pull_into: dict[str, Any] | None = None) -> A
         return widget
     print(run_summary_text(handle))
     return None
+
+
+def display_sweep(sweep: SweepHandle) -> None:
+    """Show a sweep: the live sweep widget (runs table, best so far, parallel coordinates), else its table."""
+    from IPython.display import display
+
+    if widget_frontend_likely():
+        from .sweep_widget import SweepWidget
+
+        display(SweepWidget(sweep))
+        return
+    print(sweep.table())

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import numpy as np
 
-from ..logged import Logged, logged_version, read_logged
+from ..logged import Logged
 from .plots import figure_png, series_figure
 
 if TYPE_CHECKING:
-    from ..store import RunRecord, RunStore
+    from ..handle import RunHandle
+    from ..store import RunRecord
 
 TABLE_ROWS = 50
 
@@ -103,18 +104,18 @@ class LoggedView(w.VBox):
         self._galleries: dict[str, _Gallery] = {}
         self._list_plots: dict[str, tuple[w.Image, list[Any]]] = {}
 
-    def update(self, store: RunStore, record: RunRecord) -> None:
-        version = logged_version(store, record)
+    def update(self, handle: RunHandle, record: RunRecord) -> None:
+        version = handle.logged_version(record=record)
         if version == self._version:
             for waiting in self._galleries.values():
                 waiting.retry()  # an image whose file had not been synced back yet
             return
         self._version = version
-        entries = read_logged(store, record)
+        entries = handle.get_logged(record=record)
 
         def read(file: str) -> bytes | None:
             try:
-                return store.file_path(record, file).read_bytes()
+                return handle.file_path(file, record=record).read_bytes()
             except Exception:  # not synced back yet: shown on a later round
                 return None
 

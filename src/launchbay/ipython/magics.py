@@ -151,19 +151,16 @@ class LaunchbayMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _submit(self, args: argparse.Namespace, cell: str | None) -> Any:
-        from ..config import load_config
         from ..models import RunSpec
         from ..project import locate
-        from ..session import Session
-        from ..store import open_store
+        from ..session import open_session
         from .cells import CELL_FILE, NOTEBOOK_NAMES_FILE, PUSH_FILE, check_syntax, notebook_names, pickle_pushed
-        from .display import display_run
+        from .display import display_run, mark_shown
 
         place = locate(args.source_dir)
         root, working_dir = place.root, place.working_dir
-        config = load_config(root)
-        session = Session(open_store(), config)
-        target = args.target or self.defaults.target or config.defaults.get("target") or "local"
+        session = open_session(project=root)
+        target = session.default_target(args.target or self.defaults.target)
         push, pull = _split_names(args.push), _split_names(args.pull)
         extra: dict[str, str | bytes] = {}
         prefix = "" if working_dir == "." else working_dir + "/"
@@ -225,7 +222,7 @@ class LaunchbayMagics(Magics):
 
             print(f"launchbay: run {handle.run_id} submitted to {target} (project {root})", flush=True)
             follow_run(handle, pull_into=self.user_ns)
-        handle._suppress_display = True  # type: ignore[attr-defined]  # shown already; still `run = _`
+        mark_shown(handle)  # shown already; still `run = _`
         return handle
 
     @staticmethod
@@ -278,7 +275,7 @@ class LaunchbayMagics(Magics):
 
     def _show(self, ref: str) -> Any:
         from ..api import get_run
-        from .display import display_run, widget_frontend_likely
+        from .display import display_run, mark_shown, widget_frontend_likely
 
         handle = get_run(ref)
         if not widget_frontend_likely() and not handle.record().status.is_terminal():
@@ -287,7 +284,7 @@ class LaunchbayMagics(Magics):
             follow_run(handle, pull_into=self.user_ns)  # re-attach: the log so far, then live
         else:
             display_run(handle, pull_into=self.user_ns)
-        handle._suppress_display = True  # type: ignore[attr-defined]
+        mark_shown(handle)
         return handle
 
     @staticmethod
@@ -310,12 +307,15 @@ _DEFAULTS: dict[int, Submit] = {}
 
 
 def register(shell: Any) -> None:
-    """Register the magics and the ``Submit`` configurable on ``shell`` (idempotent)."""
+    """Register the magics, the ``Submit`` configurable and the handles' displays on ``shell`` (idempotent)."""
+    from .display import register_displays
+
     defaults = _DEFAULTS.get(id(shell))
     if defaults is None:
         defaults = _DEFAULTS[id(shell)] = Submit(parent=shell)
         shell.configurables.append(defaults)
     shell.register_magics(LaunchbayMagics(shell, defaults))
+    register_displays(shell)
     _azureml_compat_from_project(defaults)
 
 

@@ -49,10 +49,9 @@ def display_diff(refs: list[str]) -> Table:
         raise LaunchbayError("Usage: %launchbay diff RUN_A RUN_B")
     handles = [get_run(r) for r in refs]
     records = [h.record() for h in handles]
-    store = handles[0]._session.store
-    diff = diff_runs(store, records[0], records[1])
+    diff = diff_runs(handles[0].session.store, records[0], records[1])
     for metric in diff["metrics"]:
-        lines = [(r.run_id, *_arrays(store.read_series(r, metric["name"]))) for r in records]
+        lines = [(r.run_id, *_arrays(h.series_since(metric["name"], record=r))) for h, r in zip(handles, records)]
         display(Image(data=figure_png(overlay_figure(metric["name"], lines))))
     text = render_text(diff)
     print(text[text.index("Metrics (final / best):") :])

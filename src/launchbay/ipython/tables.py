@@ -80,28 +80,26 @@ def display_metrics(ref: str, names: list[str]) -> None:
     from IPython.display import HTML, Image, display
 
     from ..api import get_run
-    from ..logged import read_logged
-    from ..metrics_cli import available, describe
+    from ..cli.metrics import available, describe
     from .logged_view import table_html
     from .plots import figure_png, series_figure
 
     handle = get_run(ref)
     record = handle.record()
-    store = handle._session.store
-    summaries = [s for s in store.metric_summaries(record) if not names or s["name"] in names]
-    logged = read_logged(store, record, names or None)
+    summaries = [s for s in handle.metric_summaries(record=record) if not names or s["name"] in names]
+    logged = handle.get_logged(names or None, record=record)
     if not summaries and not logged:
         print(
             f"Run {record.run_id} has logged nothing{' named ' + ', '.join(names) if names else ''}; it has: "
-            f"{available(store, record)}."
+            f"{available(handle.session.store, record)}."
         )
     for s in summaries:
-        series = store.read_series(record, s["name"])
+        series = handle.series_since(s["name"], record=record)
         display(Image(data=figure_png(series_figure(s["name"], series.steps, series.values))))
         print(f"{s['name']}: {s['count']:,} points, last at step {s['last_step']}")
     for entry in logged:
         if entry.kind == "image":
-            display(Image(data=store.file_path(record, entry.images[-1]["file"]).read_bytes()))
+            display(Image(data=handle.file_path(entry.images[-1]["file"], record=record).read_bytes()))
         elif entry.kind == "list":
             values = [float(v) if isinstance(v, (int, float)) else float("nan") for v in entry.values]
             display(
@@ -127,14 +125,13 @@ def display_compare(refs: list[str]) -> Table:
         raise LaunchbayError("Usage: %launchbay compare RUN_A RUN_B [RUN_C ...]")
     handles = [get_run(r) for r in refs]
     records = [h.record() for h in handles]
-    store = handles[0]._session.store
     names: list[str] = []
-    for record in records:
-        for s in store.metric_summaries(record):
+    for handle, record in zip(handles, records):
+        for s in handle.metric_summaries(record=record):
             if s["name"] not in names:
                 names.append(s["name"])
     for name in names:
-        lines = [(r.run_id, *_arrays(store.read_series(r, name))) for r in records]
+        lines = [(r.run_id, *_arrays(h.series_since(name, record=r))) for h, r in zip(handles, records)]
         display(Image(data=figure_png(overlay_figure(name, lines))))
     keys: list[str] = ["target", "script", "arguments"]
     for record in records:

@@ -66,18 +66,17 @@ def follow_run(
 ) -> str:
     """Print the log and status changes until the run ends (returns its status) or Ctrl-C (returns it too)."""
     out = out or sys.stdout
-    session, store = handle._session, handle._session.store
     offset, status, at_line_start = 0, None, True
     elapsed = Elapsed()
     try:
         while True:
-            record = session.refresh(handle.run_id)
+            record = handle.record()
             changed = record.status is not status
             status = record.status
             if changed and not status.is_terminal():
                 at_line_start = _line(out, f"launchbay: run {record.run_id} {status.value}", at_line_start)
             while True:
-                data, offset = store.read_log(record, offset)
+                data, offset = handle.read_log(offset, record=record)
                 if not data:
                     break
                 text = data.decode("utf-8", "replace")

@@ -138,7 +138,7 @@ class RunWidget(w.VBox):
         self._logged = LoggedView()  # images, tables, rows, lists
         self._system = SystemGroup()
         self._system.observe(self._on_system_toggle, names="selected_index")
-        self._tensorboard = TensorBoardLink(handle.run_id, handle._session.store.files_dir(handle.record()))
+        self._tensorboard = TensorBoardLink(handle.run_id, handle.files_dir())
         self._rank = 0  # a distributed run: the rank whose log is shown (0: the run's main log)
         self._log_lock = threading.Lock()  # the picker and the poll thread both touch the log view
         self._ranks = w.Dropdown(description="Log of", layout=w.Layout(width="180px", display="none"))
@@ -198,14 +198,13 @@ class RunWidget(w.VBox):
             self._ranks.options = [(f"rank {r}", r) for r in range(world)]
             self._ranks.layout.display = None
         if self._rank == 0:
-            return self.handle._session.store.read_log(record, self._offset, max_bytes=256 * 1024)
+            return self.handle.read_log(self._offset, max_bytes=256 * 1024, record=record)
         return read_rank_chunk(record, self._rank, self._offset, 256 * 1024)
 
     def _poll_loop(self) -> None:
-        session = self.handle._session
         while not self._stop.is_set():
             try:
-                record = session.refresh(self.handle.run_id)
+                record = self.handle.record()
                 self._update(record)
                 if record.status.is_terminal():
                     self._finish(record)
@@ -218,7 +217,6 @@ class RunWidget(w.VBox):
 
     # -- updates -------------------------------------------------------------------------
     def _update(self, record: RunRecord, final: bool = False) -> None:
-        store = self.handle._session.store
         self._tick += 1
         self._header.value = header_html(record, self._elapsed(record), self._tick)
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
@@ -229,9 +227,9 @@ class RunWidget(w.VBox):
                     self._log.append_stdout(data.decode("utf-8", "replace"))
             if not data:
                 break
-        for summary in store.metric_summaries(record):
+        for summary in self.handle.metric_summaries(record=record):
             self._update_series(record, summary, final)
-        self._logged.update(store, record)
+        self._logged.update(self.handle, record)
         self._tensorboard.check()
 
     def _update_series(self, record: RunRecord, summary: dict[str, Any], final: bool) -> None:
@@ -247,7 +245,7 @@ class RunWidget(w.VBox):
                 self._plots.children = (*self._plots.children, image)
         if summary["count"] > len(buf.values):
             after = int(buf.steps[-1]) if len(buf.steps) else None
-            new = self.handle._session.store.read_series(record, name, after_step=after)
+            new = self.handle.series_since(name, after, record=record)
             buf.steps = np.concatenate([buf.steps, new.steps])
             buf.values = np.concatenate([buf.values, new.values])
         now = time.time()
@@ -269,7 +267,7 @@ class RunWidget(w.VBox):
             colour = STATUS_COLOURS.get(record.status.value, "#dc3545")
             parts.append(f'<span class="lb-widget-error" style="color:{colour};font-weight:600">{message}</span>')
             # the traceback, if any, is in the log above: shown once
-        files = [f for f in self.handle._session.store.file_names(record) if not f.startswith(".launchbay/")]
+        files = [f for f in self.handle.get_file_names(record=record) if not f.startswith(".launchbay/")]
         if files:
             parts.append("Files: " + ", ".join(f"<code>{html.escape(f)}</code>" for f in files))
         if self._pull_into is not None and record.status is RunStatus.COMPLETED and record.spec.get("pull"):

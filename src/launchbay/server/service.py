@@ -19,13 +19,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import runfolder as rf
-from ..config import find_store_dir, load_config
 from ..diffing import param_differences, snapshot_diff
 from ..errors import ConfigError, RunNotFoundError
 from ..models import RunStatus
 from ..plots_data import downsample_minmax
-from ..session import Session
-from ..store import RunRecord, open_store
+from ..session import Session, open_session
+from ..store import RunRecord
 
 LOG_CHUNK_BYTES = 256 * 1024
 REFRESH_EVERY_S = 1.0
@@ -50,8 +49,7 @@ class LaunchbayService:
     @classmethod
     def open(cls, store: str | None = None, root_dir: str | Path | None = None) -> LaunchbayService:
         """The store named by ``store``, LAUNCHBAY_STORE, or discovered from ``root_dir``."""
-        start = Path(root_dir).resolve() if root_dir else None
-        return cls(Session(open_store(find_store_dir(store, start=start)), load_config(start)))
+        return cls(open_session(store, start=root_dir))
 
     # -- keeping unfinished runs live ----------------------------------------------------------
     def _live(self, record: RunRecord) -> RunRecord:

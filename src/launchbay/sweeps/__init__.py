@@ -107,7 +107,7 @@ def sweep(
     policy: Policy | None = None,
     sampling: Sampling | str | None = None,
     args: Sequence[str] = (),
-    target: str = "local",
+    target: str | None = None,
     environment: str | None = None,
     experiment: str | None = None,
     source_dir: str | os.PathLike[str] | None = None,
@@ -126,7 +126,6 @@ def sweep(
     secret-looking names: the sweep's configuration is kept in the store). Nothing is recorded
     on a bad input.
     """
-    from ..api import _session
     from ..gitinfo import git_properties
     from ..models import RunSpec
     from ..snapshot import take_snapshot
@@ -167,7 +166,10 @@ def sweep(
     place = locate(source_dir)  # the one project-root rule (launchbay.project)
     source = place.root
     working_dir = place.working_dir if working_dir is None else working_dir
-    session = _session(store, source)
+    from ..session import open_session
+
+    session = open_session(store, project=source)
+    target = session.default_target(target)
     child_spec = RunSpec(
         script=script,
         arguments=tuple(str(a) for a in args),

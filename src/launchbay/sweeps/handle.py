@@ -15,7 +15,7 @@ from ..store import RunRecord
 from .controller import INDEX_TAG, RETRY_TAG, SWEEP_FILE, TERMINATION_TAG
 
 if TYPE_CHECKING:
-    from ..session import Session
+    pass
 
 
 def readable(value: Any) -> str:
@@ -59,19 +59,6 @@ class SweepHandle(RunHandle):
 
     def __repr__(self) -> str:
         return f"SweepHandle(run_id={self.run_id!r}, status={self.status!r})"
-
-    def _ipython_display_(self) -> None:
-        """In a notebook: the live sweep widget (runs table, best so far, parallel coordinates)."""
-        from IPython.display import display
-
-        from ..ipython.display import widget_frontend_likely
-
-        if widget_frontend_likely():
-            from ..ipython.sweep_widget import SweepWidget
-
-            display(SweepWidget(self))
-            return
-        print(self.table())
 
     def config(self) -> dict[str, Any]:
         """What the sweep was started with (space, metric, goal, limits, policy)."""
@@ -156,9 +143,9 @@ class SweepHandle(RunHandle):
 
 def get_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) -> SweepHandle:
     """Re-attach to a sweep by id (or a unique prefix of it)."""
-    from ..api import _session
+    from ..session import open_session
 
-    session: Session = _session(store)
+    session = open_session(store)
     record = session.store.get_run(run_id)
     if record.target_type != "sweep":
         raise LaunchbayError(f"Run {record.run_id} is not a sweep; open it with launchbay.get_run().")
@@ -170,7 +157,7 @@ def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) ->
     from .controller import start_controller
 
     handle = get_sweep(run_id, store=store)
-    session = handle._session
+    session = handle.session
     record = session.refresh(handle.run_id)
     if not record.status.is_terminal():
         raise LaunchbayError(f"Sweep {record.run_id} is still {record.status.value}; nothing to resume.")

@@ -31,6 +31,6 @@ def submit_runconfig(args: argparse.Namespace) -> Any:
     tags = dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or [])
     kwargs = config.launchbay_arguments(experiment, tags)
     kwargs["name"] = args.name or Path(args.runconfig).stem
-    import launchbay
+    from ...api import submit
 
-    return launchbay.submit(**kwargs)
+    return submit(**kwargs)

@@ -130,7 +130,7 @@ class Run:
 
     def tag(self, key: str, value: Any = None) -> None:
         record = self._handle.record()
-        self._handle._session.store.set_tag(record.pk, str(key), "" if value is None else str(value))
+        self._handle.session.store.set_tag(record.pk, str(key), "" if value is None else str(value))
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
@@ -144,12 +144,12 @@ class Run:
         record = self._handle.record()
         merged = {str(k): str(v) for k, v in properties.items()}
         merged.update(record.properties)
-        self._handle._session.store.update_run(record.pk, properties=merged)
+        self._handle.session.store.update_run(record.pk, properties=merged)
 
     def get_properties(self) -> dict[str, Any]:
         record = self._handle.record()
         props = dict(record.properties)
-        for _kind, name, payload, _ts in self._handle._session.store.read_records(record, "property"):
+        for _kind, name, payload, _ts in self._handle.session.store.read_records(record, "property"):
             props.setdefault(name, payload)
         return props
 
@@ -193,7 +193,7 @@ class Run:
         status: Any = None,
         _rehydrate_runs: bool = True,
     ) -> list[Run]:
-        session = self._handle._session
+        session = self._handle.session
         children = [r for r in session.store.list_runs(limit=None, details=False) if r.parent_run_id == self.id]
         return [Run(self.experiment, r.run_id) for r in children if status in (None, r.status.value)]
 
@@ -205,7 +205,9 @@ class Run:
         return f"{base}/lab?launchbay-run={self.id}"
 
     def _ipython_display_(self) -> None:
-        self._handle._ipython_display_()
+        from IPython.display import display
+
+        display(self._handle)  # the live run widget, as launchbay's extension shows a RunHandle
 
     def __repr__(self) -> str:
         return f"Run(Experiment: {self.experiment.name}, Id: {self.id}, Type: azureml.scriptrun, Status: {self.status})"

@@ -109,9 +109,9 @@ class Workspace:
 
     # -- what it holds ---------------------------------------------------------------------------------
     def session(self) -> Any:
-        from ...api import _session
+        from ...session import open_session
 
-        return _session(self._store)
+        return open_session(self._store)
 
     @property
     def compute_targets(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from .logged import Logged, count_text, dumps, read_logged
+from ..logged import Logged, count_text, dumps, read_logged
 
 EXIT_ERROR = 2
 TEXT_ROWS = 20  # rows of a table shown as text; --json has them all

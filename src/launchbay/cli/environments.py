@@ -7,15 +7,16 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .cache import LAST_USED, READY, env_dir, envs_root, is_locked, read_json
-from .spec import EnvironmentSpec, parse_environment
+
+if TYPE_CHECKING:
+    from ..environments.spec import EnvironmentSpec
 
 
 def register(sub: Any, add: Any) -> None:
-    """Add ``env`` and its subcommands to the CLI (called by cli_extra)."""
+    """Add ``env`` and its subcommands to the CLI ."""
     p = add("env", cmd_env, "environments: list, show, build, prune")
     env_sub = p.add_subparsers(dest="env_command", required=True)
 
@@ -38,14 +39,17 @@ def register(sub: Any, add: Any) -> None:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from ..cli import _print_json, _session
+    from .common import print_json
+    from .common import session as session_for
 
-    session = _session(args)
+    session = session_for(args)
     handler = {"list": _list, "show": _show, "build": _build, "prune": _prune}[args.env_command]
-    return int(handler(session, args, _print_json))
+    return int(handler(session, args, print_json))
 
 
 def _declared(session: Any) -> dict[str, EnvironmentSpec]:
+    from ..environments.spec import parse_environment
+
     config = session.config
     root = config.root or Path.cwd()
     out = {}
@@ -55,6 +59,8 @@ def _declared(session: Any) -> dict[str, EnvironmentSpec]:
 
 
 def _venv_state(store_root: Path, spec: EnvironmentSpec) -> str:
+    from ..environments.cache import READY, env_dir, is_locked
+
     if spec.user_managed:
         return "user-managed"
     folder = env_dir(store_root, spec.hash)
@@ -71,8 +77,8 @@ def _docker_images(session: Any) -> list[dict[str, Any]] | None:
 
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
+        from ..environments.image import environment_images
         from ..targets.docker import docker_client
-        from .image import environment_images
 
         return environment_images(docker_client(host))
     except Exception:  # no daemon, no docker package: the column shows '?'
@@ -94,6 +100,8 @@ def _tags_for(session: Any, spec: EnvironmentSpec, images: list[dict[str, Any]])
 
 
 def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
+    from ..environments.cache import READY, envs_root, read_json
+
     declared = _declared(session)
     images = _docker_images(session)
     store_root = session.store.root
@@ -143,7 +151,7 @@ def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
 
 
 def _find(session: Any, name: str) -> EnvironmentSpec:
-    from .spec import resolve_environment
+    from ..environments.spec import resolve_environment
 
     spec = resolve_environment(name, session.config, Path.cwd())
     assert spec is not None
@@ -151,6 +159,8 @@ def _find(session: Any, name: str) -> EnvironmentSpec:
 
 
 def _show(session: Any, args: argparse.Namespace, print_json: Any) -> int:
+    from ..environments.cache import env_dir
+
     spec = _find(session, args.name)
     folder = env_dir(session.store.root, spec.hash)
     data = spec.to_json()
@@ -200,9 +210,9 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
             print(f"launchbay: {message}", file=sys.stderr)
 
     if args.target:
+        from ..environments.image import ensure_image
         from ..targets import make_target
         from ..targets.docker import DockerTarget
-        from .image import ensure_image
 
         target = make_target(args.target, session.config, session.store)
         if not isinstance(target, DockerTarget):
@@ -220,7 +230,7 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
         )
         result: dict[str, Any] = built.state()
     else:
-        from .venv import ensure_venv
+        from ..environments.venv import ensure_venv
 
         result = ensure_venv(session.store.root, spec, progress).state()
     if as_json:
@@ -243,6 +253,8 @@ def _in_use(session: Any) -> set[str]:
 
 
 def _prune(session: Any, args: argparse.Namespace, print_json: Any) -> int:
+    from ..environments.cache import LAST_USED, envs_root, is_locked
+
     keep = _in_use(session)
     if not args.all:
         for spec in _declared(session).values():
@@ -279,8 +291,8 @@ def _prune(session: Any, args: argparse.Namespace, print_json: Any) -> int:
 def _prune_images(session: Any, keep: set[str], dry_run: bool) -> list[dict[str, Any]]:
     import os
 
+    from ..environments.image import environment_images
     from ..targets.docker import docker_client
-    from .image import environment_images
 
     client = docker_client(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"), ping=True)
     out = []

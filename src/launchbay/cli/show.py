@@ -19,7 +19,7 @@ def _value(value: Any) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    from .ipython.textwatch import elapsed_text
+    from ..ipython.textwatch import elapsed_text
 
     return elapsed_text(seconds) if seconds is not None else ""
 
@@ -49,7 +49,7 @@ def show_text(details: dict[str, Any]) -> str:
         fact("command", " ".join(shlex.quote(p) for p in [script, *arguments]))
     fact("environment", details.get("environment"))
     if details.get("distributed"):
-        from .distributed import parse
+        from ..distributed import parse
 
         fact("distributed", parse(details["distributed"]).describe())  # type: ignore[union-attr]
     properties = dict(details.get("properties") or {})

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
-    from .space import parse_expression
+    from ..sweeps.space import parse_expression
 
     name, sep, expr = text.partition("=")
     if not sep or not name.strip().isidentifier():
@@ -23,9 +23,9 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 def _space_options(args: argparse.Namespace) -> dict[str, Any]:
     """sweep() keyword arguments from the YAML file and/or the --param flags (flags win)."""
-    from .policy import parse_policy
-    from .sampling import make_sampling
-    from .yamlconfig import load_sweep_yaml
+    from ..sweeps.policy import parse_policy
+    from ..sweeps.sampling import make_sampling
+    from ..sweeps.yamlconfig import load_sweep_yaml
 
     options: dict[str, Any] = load_sweep_yaml(args.config) if args.config else {}
     space = dict(_parse_param(p) for p in args.param or [])
@@ -57,8 +57,8 @@ def _space_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from . import sweep
-    from .handle import resume_sweep
+    from ..sweeps import sweep
+    from ..sweeps.handle import resume_sweep
 
     _split_rest(args)
     if args.resume:
@@ -73,7 +73,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             args=list(args.arguments),
             source_dir=args.source_dir,
             store=args.store,
-            **{"target": "local", **options},
+            **options,
         )
     if args.detach:
         _print_json_or_id(args, handle.run_id)
@@ -107,7 +107,7 @@ def _print_json_or_id(args: argparse.Namespace, run_id: str) -> None:
 def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
     """Print a line when a child starts, ends or is stopped, and when the best so far improves."""
     from ..models import shown_status
-    from .handle import readable
+    from ..sweeps.handle import readable
 
     config = handle.config()
     metric, maximize = config["primary_metric"], config["goal"] == "maximize"
@@ -142,7 +142,7 @@ def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
 
 def print_children(session: Any, parent: str, as_json: bool) -> int:
     """``launchbay runs --parent SWEEP``: its children, best primary metric first."""
-    from .handle import SweepHandle
+    from ..sweeps.handle import SweepHandle
 
     handle = SweepHandle(session.store.resolve_run_id(parent), session)
     if session.store.get_run(handle.run_id).target_type != "sweep":
@@ -180,7 +180,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampling", help="random (default), grid, bayesian or sobol")
     p.add_argument("--grid", action="store_true", help="grid sampling (choice params only)")
     p.add_argument("--seed", type=int, help="random sampling seed (recorded either way)")
-    p.add_argument("-t", "--target", help="compute target of every child (default: local)")
+    p.add_argument("-t", "--target", help="compute target of every child (default: [defaults] target, else local)")
     p.add_argument("-e", "--experiment", help="experiment name (default: the project folder's name)")
     p.add_argument("--env", help="environment name from launchbay.toml, for every child")
     p.add_argument("--source-dir", help="folder to snapshot (default: the project root)")

@@ -1,4 +1,4 @@
-"""``launchbay store repair``: registered by cli_extra (keeps cli.py small)."""
+"""``launchbay store repair``: rebuild a damaged or lost index from the run folders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 def cmd_store_repair(args: argparse.Namespace) -> int:
     from ..config import find_store_dir
-    from .repair import repair
+    from ..store.repair import repair
 
     report = repair(find_store_dir(args.store))
     if args.json:

@@ -1,5 +1,5 @@
 """CLI commands over what the store keeps: ``models``, ``rerun``, ``restore``, ``diff``,
-``rm``, ``gc`` and ``du`` (registered by cli_extra; the logic lives in registry.py,
+``rm``, ``gc`` and ``du`` (the logic lives in registry.py,
 reproduce.py, diffing.py and housekeeping.py, shared with Python and the notebook)."""
 
 from __future__ import annotations
@@ -10,13 +10,8 @@ import sys
 import time
 from typing import Any
 
-from .errors import ConfigError
-
-
-def _session(args: argparse.Namespace) -> Any:
-    from .cli import _session as make
-
-    return make(args)
+from ..errors import ConfigError
+from .common import session as session_for
 
 
 def _print_json(data: Any) -> None:
@@ -25,16 +20,16 @@ def _print_json(data: Any) -> None:
 
 
 def human(n: float) -> str:
-    from .snapshot import human_bytes
+    from ..snapshot import human_bytes
 
     return human_bytes(n)
 
 
 # -- models ---------------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
-    from .registry import ModelRegistry, parse_ref
+    from ..registry import ModelRegistry, parse_ref
 
-    store = _session(args).store
+    store = session_for(args).store
     registry = ModelRegistry(store)
     action = args.models_command
     if action == "list":
@@ -96,7 +91,7 @@ def models_table(rows: list[dict[str, Any]]) -> str:
 
 # -- rerun, restore, diff -------------------------------------------------------------------------
 def cmd_rerun(args: argparse.Namespace) -> int:
-    session = _session(args)
+    session = session_for(args)
     arguments = None
     if args.arguments:
         arguments = args.arguments[1:] if args.arguments[0] == "--" else args.arguments
@@ -118,9 +113,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .reproduce import restore
+    from ..reproduce import restore
 
-    store = _session(args).store
+    store = session_for(args).store
     written = restore(store, args.run, args.output)
     if args.json:
         _print_json({"run_id": store.resolve_run_id(args.run), "files": [str(p) for p in written]})
@@ -130,9 +125,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .diffing import diff_runs, render_text
+    from ..diffing import diff_runs, render_text
 
-    session = _session(args)
+    session = session_for(args)
     first, second = session.refresh(args.run_a), session.refresh(args.run_b)
     diff = diff_runs(session.store, first, second)
     if args.json:
@@ -144,9 +139,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 # -- rm, gc, du -----------------------------------------------------------------------------------
 def cmd_rm(args: argparse.Namespace) -> int:
-    from .housekeeping import remove_run, select_runs
+    from ..housekeeping import remove_run, select_runs
 
-    session = _session(args)
+    session = session_for(args)
     chosen, skipped = select_runs(
         session, args.runs, experiment=args.experiment, older_than=args.older_than, status=args.status
     )
@@ -171,9 +166,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from .housekeeping import collect_garbage
+    from ..housekeeping import collect_garbage
 
-    report = collect_garbage(_session(args).store, dry_run=args.dry_run)
+    report = collect_garbage(session_for(args).store, dry_run=args.dry_run)
     if args.json:
         _print_json(report)
         return 0
@@ -188,9 +183,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_du(args: argparse.Namespace) -> int:
-    from .housekeeping import disk_usage
+    from ..housekeeping import disk_usage
 
-    usage = disk_usage(_session(args).store)
+    usage = disk_usage(session_for(args).store)
     if args.json:
         _print_json(usage)
         return 0

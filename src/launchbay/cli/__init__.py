@@ -1,0 +1,58 @@
+"""The ``launchbay`` command line: one module per command group, each with ``register(sub, add)``.
+
+Every listing/detail command takes ``--json``. Group modules import only argparse at the top and
+everything else inside their commands, so ``launchbay runs`` starts about as fast as Python does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sqlite3
+import sys
+from typing import Any
+
+from ..errors import LaunchbayError
+from . import environments, project, repair, runs, store, submit, sweeps, tensorboard
+from .common import EXIT_ERROR
+
+#: the command groups, in the order ``launchbay --help`` lists them
+GROUPS = (submit, runs, project, environments, sweeps, store, tensorboard, repair)
+
+
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser = parser_class(prog="launchbay", description="Run code on compute targets; keep every run.")
+    parser.add_argument("--store", help="store folder (default: nearest .launchbay/ or LAUNCHBAY_STORE)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Any, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=func)
+        p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    for group in GROUPS:
+        group.register(sub, add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LaunchbayError as exc:
+        print(f"launchbay: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return 0
+    except (OSError, sqlite3.Error) as exc:  # the store's disk is full or its index damaged: one line
+        from ..config import find_store_dir
+        from ..store.guard import store_error
+
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"launchbay: error: {store_error(exc, find_store_dir(getattr(args, 'store', None)))}", file=sys.stderr)
+        return EXIT_ERROR

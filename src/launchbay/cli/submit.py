@@ -1,0 +1,103 @@
+"""``launchbay submit``: start a run, then follow its log (or ``--detach``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import LaunchbayError
+from .common import print_json
+from .common import session as session_for
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ..handle import RunHandle
+    from ..models import RunSpec
+    from ..project import locate
+
+    if args.runconfig:
+        from ..compat.azureml.cli import submit_runconfig
+
+        return follow_submitted(args, submit_runconfig(args))
+    if not args.script:
+        raise LaunchbayError("Name the script to run, e.g. `launchbay submit train.py -- --lr 0.1`.")
+    place = locate(args.source_dir)
+    session = session_for(args, str(place.root))
+    arguments = list(args.arguments)
+    if arguments and arguments[0] == "--":
+        arguments = arguments[1:]
+    spec = RunSpec(
+        script=args.script,
+        arguments=tuple(arguments),
+        target=session.default_target(args.target),
+        experiment=args.experiment or place.experiment,
+        name=args.name,
+        working_dir=place.working_dir,
+        environment=args.env,
+        max_duration_s=args.max_duration,
+        system_metrics_interval_s=args.system_metrics_interval,
+        tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
+        distributed=_distributed(args.distributed),
+    )
+    progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
+    handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
+    return follow_submitted(args, handle)
+
+
+def follow_submitted(args: argparse.Namespace, handle: Any) -> int:
+    """After a submit: print the id (``--detach``) or stream the log; exit with the run's status."""
+    if args.json and args.detach:
+        print_json({"run_id": handle.run_id})
+        return 0
+    if not args.json:
+        print(f"launchbay: run {handle.run_id} submitted to {handle.record().target}", file=sys.stderr)
+    if args.detach:
+        print(handle.run_id)
+        return 0
+    try:
+        status = handle.wait(show_output=not args.json)
+    except KeyboardInterrupt:
+        print(
+            f"\nlaunchbay: stopped watching; run {handle.run_id} goes on (launchbay cancel {handle.run_id} stops it).",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        print_json({"run_id": handle.run_id, "status": status})
+    else:
+        print(f"launchbay: run {handle.run_id} {status}", file=sys.stderr)
+    return 0 if status == "Completed" else 1
+
+
+def _distributed(text: str | None) -> dict[str, Any] | None:
+    from ..distributed import parse
+
+    parsed = parse(text)
+    return parsed.to_dict() if parsed else None
+
+
+def register(sub: Any, add: Any) -> None:
+    p = add("submit", cmd_submit, "submit a script as a run")
+    p.add_argument("script", nargs="?", help="the script to run, relative to the current folder")
+    p.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments for the script (after --)")
+    p.add_argument("--runconfig", metavar="FILE", help="submit what an Azure ML v1 .runconfig YAML file describes")
+    p.add_argument(
+        "-t",
+        "--target",
+        help="compute target: a [targets.NAME] of launchbay.toml (default: its [defaults] target, else local)",
+    )
+    p.add_argument("-e", "--experiment", help="experiment to file the run under (default: the project folder's name)")
+    p.add_argument("--name", help="display name of the run, shown wherever runs are listed")
+    p.add_argument("--env", help="environment name from launchbay.toml")
+    p.add_argument(
+        "--source-dir",
+        help="folder to snapshot (default: the project root: launchbay.toml's folder, else the git root, else here)",
+    )
+    p.add_argument("--max-duration", type=float, metavar="SECONDS", help="cancel the run after this many seconds")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the run (repeatable)")
+    p.add_argument("--detach", action="store_true", help="print the run id and return at once")
+    p.add_argument(
+        "--system-metrics-interval", type=float, metavar="SECONDS", help="seconds between CPU/GPU samples; 0 = off"
+    )
+    p.add_argument("--distributed", metavar="KIND:N", help="several ranks: pytorch:2, pytorch:2x2, mpi:4, tf:2+1")
