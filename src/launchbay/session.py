@@ -177,11 +177,11 @@ class Session:
 
     def refresh(self, ref: str | RunRecord) -> RunRecord:
         """Catch the record up with the run's journal; a run whose runner died becomes Failed."""
-        from .ingest import ingest_run
-
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
             return record
+        from .ingest import ingest_run
+
         target = self.target_for(record)
         try:
             target.sync(record)
