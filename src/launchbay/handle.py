@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class RunHandle:
     """A run by id. Cheap to create; every property reads the store (caught up first).
 
-    Front ends (widgets, CLI, server) read a run only through these methods. The streaming ones
+    The widgets and the CLI read a run only through these methods. The streaming ones
     (``read_log``, ``series_since``, ``metric_summaries``, ...) take the ``record`` a poll already
     caught up, so one poll reads the journal once. In a notebook, ``%load_ext launchbay`` (or
     importing launchbay into a running kernel) makes a handle display as its live widget.

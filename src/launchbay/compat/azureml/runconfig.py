@@ -171,7 +171,7 @@ class ScriptRunConfig:
 
     def target_name(self, session: Any) -> str:
         target = self.run_config.target
-        name = str(getattr(target, "name", target) or "local")
+        name = session.default_target(str(getattr(target, "name", target) or "") or None)
         if self.run_config.docker.use_docker and session.config.target(name).get("type") == "local":
             dockers = [n for n, t in session.config.targets.items() if t.get("type") == "docker"]
             if len(dockers) != 1:
