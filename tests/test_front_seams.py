@@ -3,6 +3,7 @@ one default-target rule, a handle that streams its log and series, displays regi
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -132,3 +133,22 @@ def test_in_ipython_the_extension_makes_a_handle_show_as_its_run(finished: RunHa
 def test_imported_into_a_running_kernel_launchbay_shows_handles_without_load_ext(finished: RunHandle) -> None:
     shown, _, _ = _shown(finished.run_id, imported_first=False)
     assert shown.startswith(f"Run {finished.run_id} ")
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
+def test_the_cli_builds_only_the_command_group_a_command_line_needs() -> None:
+    """Each group declares the commands it registers; a command line gets that group's parser alone."""
+    from launchbay.cli import GROUPS, build_parser, command_of
+
+    every = _commands(build_parser())
+    assert every == {name for group in GROUPS for name in group.COMMANDS}
+    for group in GROUPS:
+        assert _commands(build_parser(command=group.COMMANDS[0])) == set(group.COMMANDS)
+    assert _commands(build_parser(command="no-such-command")) == every  # argparse then lists them all
+    assert command_of(["--store", "/s", "runs", "--limit", "5"]) == "runs"
+    assert command_of(["--store=/s", "show", "abc"]) == "show"
+    assert command_of(["--help"]) is None and command_of([]) is None

@@ -10,7 +10,7 @@ import argparse
 import errno
 import sqlite3
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import LaunchbayError
 from . import environments, project, repair, runs, store, submit, sweeps, tensorboard
@@ -20,7 +20,11 @@ from .common import EXIT_ERROR
 GROUPS = (submit, runs, project, environments, sweeps, store, tensorboard, repair)
 
 
-def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+def build_parser(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser, command: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser of every command; with ``command``, of the one group that owns it (what ``main``
+    builds: argparse takes longer to set up every subcommand than ``launchbay runs`` takes to run)."""
     parser = parser_class(prog="launchbay", description="Run code on compute targets; keep every run.")
     parser.add_argument("--store", help="store folder (default: nearest .launchbay/ or LAUNCHBAY_STORE)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,14 +37,40 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
             p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
-    for group in GROUPS:
+    owners = [group for group in GROUPS if command in group.COMMANDS]
+    for group in owners or GROUPS:
         group.register(sub, add)
     return parser
 
 
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand a command line names (past the top-level ``--store DIR``), or None."""
+    words = iter(argv)
+    for word in words:
+        if word == "--store":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+        elif not word.startswith("--store="):
+            return None
+    return None
+
+
+class _Misread(Exception):
+    """The one-group parser could not read a command line: the full parser says why, as ever."""
+
+
+class _OneGroupParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Misread(message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser(_OneGroupParser, command=command_of(argv)).parse_args(argv)
+    except _Misread:
+        args = build_parser().parse_args(argv)  # exits with argparse's message, every command in its usage
     try:
         return int(args.func(args))
     except LaunchbayError as exc:

@@ -14,6 +14,9 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..environments.spec import EnvironmentSpec
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("env",)
+
 
 def register(sub: Any, add: Any) -> None:
     """Add ``env`` and its subcommands to the CLI ."""

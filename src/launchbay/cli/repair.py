@@ -7,6 +7,9 @@ import json
 import sys
 from typing import Any
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("store",)
+
 
 def cmd_store_repair(args: argparse.Namespace) -> int:
     from ..config import find_store_dir

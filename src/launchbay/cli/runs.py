@@ -10,6 +10,9 @@ from typing import Any
 from .common import RUN_HELP, duration, print_json, run_handle
 from .common import session as session_for
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("runs", "show", "logs", "metrics", "cancel", "files", "download")
+
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..models import shown_status

@@ -13,6 +13,9 @@ from typing import Any
 from ..errors import ConfigError
 from .common import session as session_for
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("models", "rerun", "restore", "diff", "rm", "gc", "du")
+
 
 def _print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)

@@ -10,6 +10,9 @@ from ..errors import LaunchbayError
 from .common import print_json
 from .common import session as session_for
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("submit",)
+
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from ..handle import RunHandle

@@ -11,6 +11,9 @@ from typing import Any
 
 from ..errors import ConfigError
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("sweep",)
+
 
 def _parse_param(text: str) -> tuple[str, Any]:
     from ..sweeps.space import parse_expression

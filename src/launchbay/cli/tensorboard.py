@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+#: the subcommands this module registers (``main`` builds only the group a command line needs)
+COMMANDS = ("tensorboard",)
+
 
 def register(sub: Any, add: Any) -> None:
     p = add("tensorboard", cmd_tensorboard, "start TensorBoard over runs' ./logs (live while they run)", False)
