@@ -24,6 +24,23 @@ def need_service(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not available (start it with scripts/services/start.sh)")
 
 
+# A test that uses one of these fixtures needs that service, and carries its marker (so ``-m "not ray"`` works).
+SERVICE_FIXTURES = {
+    "client": "docker",
+    "tcp_daemon": "docker",
+    "ssh_project": "ssh",
+    "ray_head": "ray",
+    "slurm": "slurm",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in SERVICE_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder with its own store, as the current directory."""
@@ -213,14 +230,13 @@ class TargetUnderTest:
         return self.kind
 
 
-TARGETS = [
-    "local",
-    pytest.param("docker", marks=pytest.mark.docker),
-    pytest.param("docker-tcp", marks=pytest.mark.docker),
-    pytest.param("ssh", marks=pytest.mark.ssh),
-    pytest.param("ray", marks=pytest.mark.ray),
-    pytest.param("slurm", marks=pytest.mark.slurm),
-]
+def target_params(*kinds: str) -> list[object]:
+    """``kinds`` as parameters of the ``target`` fixture, each with its service's marker; a test file narrows
+    the list with ``@pytest.mark.parametrize("target", target_params(...), indirect=True)``."""
+    return [k if k == "local" else pytest.param(k, marks=getattr(pytest.mark, k.split("-")[0])) for k in kinds]
+
+
+TARGETS = target_params("local", "docker", "docker-tcp", "ssh", "ray", "slurm")
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -228,8 +244,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """Each target in turn, once per module (one Ray head, one Slurm, one sshd shared by every test).
 
     Docker twice: ``docker`` mounts the run folder (local socket), ``docker-tcp`` reaches the same daemon as a
-    remote one over tcp://, so the run folder is copied into the container and back. A test file may narrow the
-    list with ``@pytest.mark.parametrize("target", [...], indirect=True)``."""
+    remote one over tcp://, so the run folder is copied into the container and back."""
     kind: str = request.param
     scratch = tmp_path_factory.mktemp(f"{kind}-target")
     if kind == "local":

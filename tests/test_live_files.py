@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import launchbay
-from conftest import TARGETS, TargetUnderTest, write
+from conftest import TargetUnderTest, target_params, write
 from launchbay.handle import RunHandle
 from launchbay.store import open_store
 
@@ -31,8 +31,7 @@ LIVE = """
 """
 
 
-FILE_TARGETS = TARGETS[:4]  # local, docker (mounted and copied), ssh: the ones that rewrite files in place
-ALL_TARGETS = TARGETS
+FILE_TARGETS = target_params("local", "docker", "docker-tcp", "ssh")  # where a file is rewritten in place
 
 
 def _wait_running(handle: RunHandle) -> None:
@@ -48,7 +47,6 @@ def _lines(handle: RunHandle, rel: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-@pytest.mark.parametrize("target", ALL_TARGETS, indirect=True)
 def test_logs_and_outputs_arrive_while_the_run_runs(project: Path, target: TargetUnderTest) -> None:
     target.configure(project)
     write(project, "live.py", LIVE)

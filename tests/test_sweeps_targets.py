@@ -3,17 +3,11 @@ launches each child on the target, never more than max_concurrent_runs at a time
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import CLI, need_service, write
+from conftest import CLI, TargetUnderTest, target_params, write
 from launchbay.sweeps import get_sweep
 
 TRAIN = """
@@ -43,64 +37,19 @@ max_duration_minutes: 4
 """
 
 
-def _answers(command: list[str]) -> bool:
-    try:
-        return (
-            shutil.which(command[0]) is not None
-            and subprocess.run(command, capture_output=True, timeout=20).returncode == 0
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def _docker(project: Path) -> str:
-    base = os.environ.get("LAUNCHBAY_TEST_BASE_IMAGE", "")
-    need_service(bool(base) and _answers(["docker", "image", "inspect", base]), "Docker with the test base image")
-    return f'type = "docker"\nimage = "{base}"\n'
-
-
-def _slurm(project: Path) -> str:
-    need_service(bool(os.environ.get("LAUNCHBAY_TEST_SLURM")) and _answers(["sinfo", "-h"]), "Slurm")
-    return f'type = "slurm"\npython = {json.dumps(sys.executable)}\ncpus_per_task = 1\n'
-
-
-def _ray(project: Path) -> str:
-    address = os.environ.get("LAUNCHBAY_TEST_RAY_ADDRESS", "")
-    try:
-        with urllib.request.urlopen(f"{address}/api/version", timeout=5) as response:
-            ok = response.status == 200
-    except (OSError, ValueError):
-        ok = False
-    need_service(ok, "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
-    return f'type = "ray"\naddress = "{address}"\n'
-
-
-def _ssh(project: Path) -> str:
-    env = {k: os.environ.get(f"LAUNCHBAY_TEST_SSH_{k}", "") for k in ("HOST", "PORT", "USER", "KEY", "KNOWN_HOSTS")}
-    need_service(all(env.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
-    return (
-        f'type = "ssh"\nhost = "{env["HOST"]}"\nport = {env["PORT"]}\nuser = "{env["USER"]}"\n'
-        f'identity_file = "{env["KEY"]}"\nknown_hosts = "{env["KNOWN_HOSTS"]}"\n'
-        f'workdir = "{project.parent / "remote"}"\n'
-    )
-
-
-TARGETS = {"docker": _docker, "slurm": _slurm, "ray": _ray, "ssh": _ssh}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", list(TARGETS))
-def test_a_yaml_sweep_runs_on_the_target_two_at_a_time(kind: str, cli: CLI, project: Path) -> None:
-    write(project, "launchbay.toml", "[targets.box]\n" + TARGETS[kind](project))
+@pytest.mark.parametrize("target", target_params("docker", "slurm", "ray", "ssh"), indirect=True)
+def test_a_yaml_sweep_runs_on_the_target_two_at_a_time(target: TargetUnderTest, cli: CLI, project: Path) -> None:
+    target.configure(project)
     write(project, "train.py", TRAIN)
     write(project, "sweep.yaml", SWEEP)
-    out = cli("sweep", "sweep.yaml", "-t", "box", "--", "train.py", timeout=300)
+    out = cli("sweep", "sweep.yaml", "-t", target.name, "--", "train.py", timeout=300)
     assert out.returncode == 0, out.stderr
     sweep_id = out.stdout.strip().split()[2]
     handle = get_sweep(sweep_id)
     children = handle.children()
-    assert len(children) == 4 and {c.target for c in children} == {"box"}
-    assert {c.target_type for c in children} == {kind}
+    assert len(children) == 4 and {c.target for c in children} == {target.name}
+    assert {c.target_type for c in children} == {target.kind}
     assert all(
         c.status.value == "Completed" or "Median" in c.tags.get("launchbay.early_termination", "") for c in children
     )
