@@ -129,8 +129,8 @@ def test_a_store_written_by_the_previous_format_reads_its_series_unchanged(tmp_p
     gaps = (list(range(0, 20_000, 4)), [float("nan"), -0.0, float("inf")] * 1666 + [1.0, 2.0], [0.5] * 5000)
     run_id = old_store(tmp_path / "store", {"loss": counted, "acc": gaps})
 
-    store = RunStore(tmp_path / "store")  # migrates 2 -> 3
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    store = RunStore(tmp_path / "store")  # migrates 2 -> 3 (the codec) and on
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     record = store.get_run(run_id)
     for name, (steps, values, stamps) in {"loss": counted, "acc": gaps}.items():
         series = store.read_series(record, name)

@@ -63,6 +63,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chunks ADD COLUMN file_at INTEGER;
     ALTER TABLE chunks ADD COLUMN file_size INTEGER;
     """,
+    # 4: indexes for 100,000-run stores: a page of runs (newest first, of one status, of one sweep) and
+    # the run pks a filter by metric matches come from indexes alone, never from every run's row;
+    # a run's metrics (probes of a filter, the headline metric of a listing) too
+    """
+    CREATE INDEX runs_newest ON runs(created DESC, pk DESC);
+    CREATE INDEX runs_parent ON runs(parent_run_id, created DESC, pk DESC);
+    CREATE INDEX series_name_last_run ON series(name, last, run_pk);
+    CREATE INDEX series_run_name_last ON series(run_pk, name, last, last_step);
+    DROP INDEX series_name_last;
+    DROP INDEX runs_created;
+    DROP INDEX runs_status;
+    CREATE INDEX runs_status ON runs(status, created DESC, pk DESC);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

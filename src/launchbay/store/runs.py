@@ -21,6 +21,8 @@ _RUN_COLUMNS = (
 )
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal())
+_LOOKUP_BELOW = 2_000  # a filter matching at most this many runs is looked up run by run
+_MAX_VARIABLES = 30_000  # bound parameters a statement may have (SQLite's default limit is 32,766)
 
 
 class RunQueries(StoreConnection):
@@ -134,22 +136,87 @@ class RunQueries(StoreConnection):
         offset: int = 0,
         details: bool = True,
     ) -> list[RunRecord]:
-        """Runs newest first, filtered in SQL (indexes make 10,000 runs cheap)."""
-        where, args = self._filters(experiment, status, text, param, metric_below, metric_above, updated_since, parent)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id=r.experiment_id"
+        """Runs newest first, filtered in SQL.
+
+        Two steps, so that a page of a 100,000-run store reads only that page's run rows: the
+        matching run pks, in order, from indexes alone, then those runs' rows. A filter by a param
+        or a metric is planned by how many runs each one matches (``_pk_terms``)."""
+        where, args = self._filters(experiment, status, text, None, None, None, updated_since, parent)
+        terms, term_args = self._pk_terms(param, metric_below, metric_above, paged=limit is not None)
+        where, args = where + terms, args + term_args
+        sql = "SELECT r.pk FROM runs r"
+        if experiment or text:
+            sql += " JOIN experiments e ON e.id=r.experiment_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.created DESC, r.pk DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        records = [self._record(row) for row in self.db.execute(sql, args)]
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
+        pks = [row[0] for row in self.db.execute(sql, args)]
+        by_pk: dict[int, RunRecord] = {}
+        for first in range(0, len(pks), _MAX_VARIABLES):
+            part = pks[first : first + _MAX_VARIABLES]
+            rows = self.db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id=r.experiment_id"
+                f" WHERE r.pk IN ({','.join('?' * len(part))})",
+                part,
+            )
+            by_pk.update((row[0], self._record(row)) for row in rows)
+        records = [by_pk[pk] for pk in pks if pk in by_pk]
         if details:
-            self._attach_details(records)
+            for first in range(0, len(records), _MAX_VARIABLES):
+                self._attach_details(records[first : first + _MAX_VARIABLES])
         return records
+
+    def _pk_terms(
+        self,
+        param: tuple[str, Any] | None,
+        metric_below: tuple[str, float] | None,
+        metric_above: tuple[str, float] | None,
+        paged: bool,
+    ) -> tuple[list[str], list[Any]]:
+        """WHERE terms for the param and metric filters, planned by how many runs each matches
+        (counted on covering indexes, a few ms): the rarest one, when it matches few, is looked up
+        run by run and the others probed for those runs only; otherwise runs are read newest first
+        from ``runs_newest`` and each is probed, one by one for a page (it stops at the page's end),
+        against whole lists when all are wanted."""
+        lists: list[tuple[str, str, list[Any]]] = []  # (pk list, probe of one run, args)
+        if param:
+            pk_list = "SELECT run_pk FROM params WHERE key = ? AND value = ?"
+            lists.append(
+                (pk_list, "SELECT 1 FROM params p WHERE p.run_pk = r.pk AND p.key = ? AND p.value = ?", [*param])
+            )
+        for bound, op in ((metric_below, "<"), (metric_above, ">")):
+            if bound:
+                pk_list = f"SELECT run_pk FROM series WHERE name = ? AND last {op} ?"
+                probe = (  # the covering index, not the table: SQLite would pick UNIQUE(run_pk, name)'s
+                    "SELECT 1 FROM series s INDEXED BY series_run_name_last"
+                    f" WHERE s.run_pk = r.pk AND s.name = ? AND s.last {op} ?"
+                )
+                lists.append((pk_list, probe, [*bound]))
+        if not lists:
+            return [], []
+        sizes = [  # counted up to the threshold only: a common value is not counted through
+            self.db.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT {_LOOKUP_BELOW + 1})", a).fetchone()[0]
+            for sql, _, a in lists
+        ]
+        rarest = min(range(len(lists)), key=sizes.__getitem__)
+        terms, args = [], []
+        for i, (pk_list, probe, a) in enumerate(lists):
+            if sizes[rarest] <= _LOOKUP_BELOW and i == rarest:
+                terms.append(f"r.pk IN ({pk_list})")
+            elif paged or sizes[rarest] <= _LOOKUP_BELOW:
+                terms.append(f"EXISTS ({probe})")
+            else:
+                terms.append(f"+r.pk IN ({pk_list})")
+            args.extend(a)
+        return terms, args
 
     def count_runs(self, **filters: Any) -> int:
         where, args = self._filters(**filters)
-        sql = "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id=r.experiment_id"
+        sql = "SELECT COUNT(*) FROM runs r"
+        if filters.get("experiment") or filters.get("text"):
+            sql += " JOIN experiments e ON e.id=r.experiment_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
         return int(self.db.execute(sql, args).fetchone()[0])
@@ -210,9 +277,11 @@ class RunQueries(StoreConnection):
     def experiments(self) -> list[tuple[str, int]]:
         return [
             (name, count)
-            for name, count in self.db.execute(
-                "SELECT e.name, COUNT(r.pk) FROM experiments e LEFT JOIN runs r ON r.experiment_id=e.id"
-                " GROUP BY e.id ORDER BY MAX(r.created) DESC"
+            for name, count, _ in self.db.execute(
+                # per experiment, each from the runs_experiment index (a join and GROUP BY took 4x longer)
+                "SELECT e.name, (SELECT COUNT(*) FROM runs WHERE experiment_id=e.id),"
+                " (SELECT MAX(created) FROM runs WHERE experiment_id=e.id) AS newest"
+                " FROM experiments e ORDER BY newest DESC"
             )
         ]
 
