@@ -63,57 +63,18 @@ class Shipper:
             sys.stdout.flush()
 
     def ship(self) -> None:
-        # The size of events.jsonl is taken first: whatever the runner recorded
-        # before that point (outputs moved, metrics flushed) goes out before the
-        # events, so a reader that sees "Completed" already has the outputs.
-        events = os.path.join(self.run_dir, rf.EVENTS_PATH)
-        try:
-            events_size = os.stat(events).st_size
-        except OSError:
-            events_size = 0
-        for rel in self._files():
-            if rel != rf.EVENTS_PATH:
-                self._ship_file(rel)
-        self._ship_file(rf.EVENTS_PATH, limit=events_size)
-
-    def _files(self) -> list[str]:
-        out = []
-        for top in (rf.FILES, rf.JOURNAL):
-            base = os.path.join(self.run_dir, top)
-            for folder, _dirs, names in os.walk(base):
-                for name in sorted(names):
-                    if name.endswith(rf.TMP):
-                        continue
-                    out.append(os.path.relpath(os.path.join(folder, name), self.run_dir).replace(os.sep, "/"))
-        return out
-
-    def _ship_file(self, rel: str, limit: int | None = None) -> None:
-        path = os.path.join(self.run_dir, rel)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        size = st.st_size if limit is None else min(limit, st.st_size)
-        sent, mtime = self.sent.get(rel, (0, -1))
-        if rf.is_append_only(rel):
-            if size <= sent:
-                return
-            start = sent
-        else:  # small files that are rewritten (heartbeat, outputs): send them whole when they change
-            if (size, st.st_mtime_ns) == (sent, mtime):
-                return
-            start = 0
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(start)
-                data = fh.read(size - start)
-        except OSError:
-            return
-        lines = [encode_chunk(start + i, rel, data[i : i + CHUNK]) for i in range(0, len(data), CHUNK)]
-        if not lines:
-            lines = [encode_chunk(0, rel, b"")]
-        self.say("".join(lines))
-        self.sent[rel] = (start + len(data), st.st_mtime_ns)
+        """Print what is new, as the mirror's scan finds it: append-only files by their new
+        bytes, others whole when they changed; events last, cut where they stood before the
+        rest was read, so a reader that sees "Completed" already has the outputs."""
+        known = {rel: list(sent) for rel, sent in self.sent.items()}
+        result, payload = rf.scan(self.run_dir, known, [rf.FILES, rf.JOURNAL], 1 << 62)
+        pos = 0
+        for rel, start, length, _size, mtime_ns in result["files"]:
+            data = payload[pos : pos + length]
+            pos += length
+            lines = [encode_chunk(start + i, rel, data[i : i + CHUNK]) for i in range(0, len(data), CHUNK)]
+            self.say("".join(lines) or encode_chunk(start, rel, b""))
+            self.sent[rel] = (start + length, mtime_ns)
 
 
 def _forward(stream: IO[str], shipper: Shipper) -> None:
