@@ -108,7 +108,7 @@ def _write_records(journal: Path, point_files: list[str], sizes: dict[str, int])
         for name in point_files:
             with open(journal / name, "rb") as fh:
                 data = fh.read(sizes[name])
-            for payload in _payloads(data, legacy=name.endswith(".bin")):
+            for payload in _payloads(data, legacy=name.endswith(rf.LEGACY_RECORDS)):
                 if not _is_points(payload):
                     out.write(encode_record(payload))
 
