@@ -222,8 +222,13 @@ def scan(base: str, known: dict[str, list[Any]], folders: list[str], limit: int)
     for rel in dict.fromkeys(names):
         if truncated:
             break
+        path = os.path.join(base, rel)
         try:
-            with open(os.path.join(base, rel), "rb") as fh:
+            st = os.stat(path)
+            have = known.get(rel)
+            if have is not None and int(have[0]) == st.st_size and int(have[1]) == st.st_mtime_ns:
+                continue  # unchanged: not even opened
+            with open(path, "rb") as fh:
                 st = os.fstat(fh.fileno())
                 size = min(st.st_size, events_size) if rel == EVENTS_PATH else st.st_size
 
@@ -231,7 +236,7 @@ def scan(base: str, known: dict[str, list[Any]], folders: list[str], limit: int)
                     fh.seek(start)
                     return bytes(fh.read(length))
 
-                start = copy_from(rel, size, st.st_mtime_ns, known.get(rel), read)
+                start = copy_from(rel, size, st.st_mtime_ns, have, read)
                 if start is None:
                     continue
                 data = read(start, min(size - start, left + 1))

@@ -130,18 +130,19 @@ def locked(local: Path) -> Iterator[None]:
 def local_state(local: Path, folders: tuple[str, ...]) -> dict[str, list[Any]]:
     """rel -> [size, mtime_ns, sha1 of the last 4 KiB] of the copy's files (no hash for append-only ones)."""
     known: dict[str, list[Any]] = {}
+    base = str(local)
     for folder in folders:
-        for parent, _dirs, names in os.walk(local / folder):
+        for parent, _dirs, names in os.walk(os.path.join(base, folder)):
+            prefix = os.path.relpath(parent, base).replace(os.sep, "/") + "/"
             for name in names:
                 if name.endswith(rf.TMP):
                     continue
-                path = Path(parent) / name
-                rel = path.relative_to(local).as_posix()
+                rel = prefix + name
                 try:
-                    st = path.stat()
+                    st = os.stat(os.path.join(parent, name))
                     entry: list[Any] = [st.st_size, st.st_mtime_ns]
-                    if not rf.is_append_only(rel) and not rf.is_rewritten(rel):
-                        with open(path, "rb") as fh:
+                    if st.st_size and not rf.is_append_only(rel) and not rf.is_rewritten(rel):
+                        with open(os.path.join(parent, name), "rb") as fh:
                             entry.append(rf.tail_hash(_reader(fh), st.st_size))
                 except OSError:
                     continue
