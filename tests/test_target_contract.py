@@ -1,13 +1,16 @@
 """What every target promises, checked on each (local, docker, ssh, ray, slurm: the ``target`` fixture).
 
-A run completes with its log, metrics and outputs brought back; a failing script fails with its error; cancel
-stops the whole process tree; ``max_duration_s`` cancels; a run outlives the process that submitted it and is
-re-attached by id; and hostile source folders and arguments (spaces, quotes, ``$HOME``, backticks, newlines, a
-leading dash) reach the script unchanged. What only one target does lives in that target's own test file.
+A run completes with its log, metrics, system metrics and outputs brought back; a symbolic link in the project
+is one in the run; secret variables and arguments reach the script and no file; what the run left running in a
+new session is stopped at its end; a failing script fails with its error; cancel stops the whole process tree;
+``max_duration_s`` cancels; a run outlives the process that submitted it and is re-attached by id; hostile
+source folders, script names and arguments (spaces, quotes, ``$HOME``, backticks, newlines, a leading dash)
+reach the script unchanged. What only one target does lives in that target's own test file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -21,7 +24,7 @@ import launchbay
 from conftest import TargetUnderTest, pids_with, wait_for, write
 
 TRAIN = """
-    import os, time
+    import hashlib, os, subprocess, sys, time
     from launchbay import Run
     run = Run.get_context()
     start = time.time()
@@ -33,7 +36,20 @@ TRAIN = """
     os.makedirs("outputs", exist_ok=True)
     with open("outputs/model.txt", "w") as fh:
         fh.write("weights")
+    print("config", open("config.yaml").read().strip(), os.readlink("config.yaml"), flush=True)
+    print("secrets sha", hashlib.sha256("|".join([os.environ["API_TOKEN"], *sys.argv[1:]]).encode()).hexdigest())
+    subprocess.run([sys.executable, "escape.py", run.id])
+    while not os.path.exists("escaped"):
+        time.sleep(0.05)
     print("trained", flush=True)
+"""
+
+ESCAPE = """
+    import os, time
+    if os.fork() == 0:  # double-forked away from the run's process group, in a session of its own
+        os.setsid()
+        open("escaped", "w").close()
+        time.sleep(300)
 """
 
 ECHO = """
@@ -51,18 +67,38 @@ HOSTILE_SCRIPT = "-echo 'args' $HOME `id`.py"  # in a subfolder named like HOSTI
 HOSTILE_ARGS = ["-x", "--help", "a b", "it's", 'say "hi"', "line1\nline2", "$HOME", "`id`", "\\", "--", "", "ünï ✓"]
 
 
+SECRET_ENV = {"API_TOKEN": "tok-secret-1"}
+SECRET_ARGS = ["--password=arg-secret-2", "--api-key", "arg-secret-3"]
+
+
 def submit(target: TargetUnderTest, script: str, folder: Path, **kwargs: object) -> launchbay.RunHandle:
     kwargs.setdefault("system_metrics_interval_s", 0)
     return launchbay.submit(script, target=target.name, source_dir=folder, **kwargs)
 
 
+SECRET_ENV = {"API_TOKEN": "tok-secret-1"}
+SECRET_ARGS = ["--password=arg-secret-2", "--api-key", "arg-secret-3"]
+
+
 @pytest.fixture(scope="module")
 def finished(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) -> launchbay.RunHandle:
-    """One plain run on the target, read by the tests of what a completed run brings back."""
+    """One ordinary run, read by the tests of what a completed run brings back: metrics, outputs, a symbolic
+    link in the project, secret variables and arguments, and a process it left behind in a new session."""
     folder = tmp_path_factory.mktemp("train")
     target.configure(folder)
     write(folder, "train.py", TRAIN)
-    handle = submit(target, "train.py", folder, store=folder.parent / "store", system_metrics_interval_s=0.5)
+    write(folder, "escape.py", ESCAPE)
+    write(folder, "conf/real.yaml", "lr: 3\n")
+    os.symlink("conf/real.yaml", folder / "config.yaml")
+    handle = submit(
+        target,
+        "train.py",
+        folder,
+        args=SECRET_ARGS,
+        env_vars=SECRET_ENV,
+        store=folder.parent / "store",
+        system_metrics_interval_s=0.5,
+    )
     assert handle.wait(timeout=180) == "Completed", handle.record().error
     return handle
 
@@ -109,6 +145,25 @@ def test_outputs_come_back(finished: launchbay.RunHandle, tmp_path: Path) -> Non
     assert finished.download_file("outputs/model.txt", tmp_path / "model.txt").read_text() == "weights"
 
 
+def test_a_symbolic_link_in_the_project_is_a_link_in_the_run(finished: launchbay.RunHandle) -> None:
+    assert "config lr: 3 conf/real.yaml" in finished.get_log()
+
+
+def test_secret_variables_and_arguments_reach_the_script_but_no_file(
+    finished: launchbay.RunHandle, target: TargetUnderTest
+) -> None:
+    seen = hashlib.sha256("|".join([*SECRET_ENV.values(), *SECRET_ARGS]).encode()).hexdigest()
+    assert f"secrets sha {seen}" in finished.get_log()
+    assert finished.get_details()["arguments"] == ["--password=***", "--api-key", "***"]
+    folders = [finished.session.store.root, target.remote_dir]
+    files = [p for folder in folders if folder for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink()]
+    assert files and not [(p, s) for p in files for s in (b"tok-secret-1", b"arg-secret-") if s in p.read_bytes()]
+
+
+def test_processes_the_run_left_in_a_new_session_are_stopped_at_its_end(finished: launchbay.RunHandle) -> None:
+    wait_for(lambda: pids_with(finished.run_id) == [], timeout=15)
+
+
 def test_a_failing_script_fails_with_its_error(target: TargetUnderTest, project: Path) -> None:
     target.configure(project)
     write(project, "bad.py", "print('loading', flush=True)\nraise ValueError('bad input file')\n")
@@ -124,8 +179,8 @@ def test_a_failing_script_fails_with_its_error(target: TargetUnderTest, project:
 TREE = """
     import subprocess, sys, time
     token, depth = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    if depth < 2:  # the script starts a child, which starts a grandchild
-        subprocess.Popen([sys.executable, sys.argv[0], token, str(depth + 1)])
+    if depth < 2:  # the script starts a child, which starts a grandchild in a session of its own
+        subprocess.Popen([sys.executable, sys.argv[0], token, str(depth + 1)], start_new_session=depth == 1)
     if depth == 0:
         print("up", flush=True)
     time.sleep(300)
@@ -133,15 +188,15 @@ TREE = """
 
 
 def test_cancel_stops_the_whole_process_tree(target: TargetUnderTest, project: Path) -> None:
-    """The script, its child and its grandchild all carry a token on their command line (all targets run
-    on this machine, so /proc shows them); none is left after cancel."""
+    """The script, its child and its grandchild (in a new session) carry a token on their command line (all
+    targets run on this machine, so /proc shows them); none is left after cancel."""
     target.configure(project)
     write(project, "tree.py", TREE)
     token = f"lbtree-{uuid.uuid4().hex}"
     handle = submit(target, "tree.py", project, args=[token])
     wait_for(lambda: "up" in handle.get_log(), timeout=120)  # the log streams while the run runs
     wait_for(lambda: len(pids_with(token)) == 3, timeout=30)
-    assert handle.status == "Running"
+    wait_for(lambda: handle.status == "Running")  # the journal may come back a moment after the log
     assert handle.cancel() == "Canceled"
     wait_for(lambda: pids_with(token) == [], timeout=30)
     wait_for(lambda: pids_with(handle.run_id) == [], timeout=30)  # nor is the runner left
