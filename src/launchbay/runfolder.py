@@ -70,6 +70,12 @@ HEARTBEAT_PATH = f"{JOURNAL}/{HEARTBEAT}"
 STD_LOG_PATH = f"{FILES}/{STD_LOG}"
 MIRROR_LOCK = ".sync.lock"  # taken by whoever writes a mirrored copy
 
+# -- files of one target ----------------------------------------------------------------------
+SBATCH_SCRIPT = "launchbay.sbatch"  # the rendered batch script (Slurm)
+SLURM_OUTPUT = "slurm-{}.out"  # in journal/: what sbatch itself printed (job id, or %j for sbatch)
+RAY_PACKAGE = "ray_working_dir.zip"  # the job's working_dir while it is uploaded
+RAY_LOG_STATE = "ray_sync.json"  # in the copy: how far the job's log was read
+
 
 def is_record_file(name: str) -> bool:
     """A journal file of in-run records (``*.jnl``, or ``*.bin`` of the first format)."""

@@ -258,7 +258,7 @@ class RayLog(Source):
 
     pushed = True
     PREFIX = "@lb1 "
-    STATE = "ray_sync.json"
+    STATE = rf.RAY_LOG_STATE
 
     def __init__(self, local: Path, read_log: Callable[[], str], min_interval: Callable[[int], float]) -> None:
         self.local, self.read_log, self.min_interval = local, read_log, min_interval

@@ -182,7 +182,7 @@ class RayTarget(Target):
         api = JobsAPI(self.address)
         api.version()  # fail fast, with our message, before building anything
         self.write_runner_config(record.run_dir, runner_config)
-        package = record.run_dir / "ray_working_dir.zip"
+        package = record.run_dir / rf.RAY_PACKAGE
         manifest = self.store.snapshot_manifest(record.snapshot_id) if record.snapshot_id else {"files": []}
         files = [(e["path"], e["sha256"], int(e["size"]), int(e.get("mode", 0o644))) for e in manifest["files"]]
         runner_config["snapshot_links"] = manifest.get("links") or []  # made by the runner in work/

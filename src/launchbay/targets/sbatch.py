@@ -32,8 +32,8 @@ OPTIONS = (
     ("time", "--time"),
 )
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:,=+/@\[\]-]+$")
-OUTPUT_NAME = f"{rf.JOURNAL}/slurm-%j.out"
-SCRIPT_NAME = "launchbay.sbatch"
+OUTPUT_NAME = f"{rf.JOURNAL}/{rf.SLURM_OUTPUT.format('%j')}"
+SCRIPT_NAME = rf.SBATCH_SCRIPT
 
 
 def sbatch_lines(settings: Mapping[str, Any], target: str = "slurm") -> list[str]:

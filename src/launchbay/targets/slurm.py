@@ -302,7 +302,7 @@ class SlurmTarget(Target):
 
     def _record_end(self, site: _Here, remote: str, job_id: str, state: str | None, reason: str) -> None:
         """The job ended before the runner started (canceled while queued, no python on the node...)."""
-        out = site.read(posixpath.join(remote, rf.JOURNAL, f"slurm-{job_id}.out")) or b""
+        out = site.read(posixpath.join(remote, rf.JOURNAL, rf.SLURM_OUTPUT.format(job_id))) or b""
         tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-20:])
         if state == "CANCELLED":
             status, message = "Canceled", "Canceled by request (the Slurm job was canceled before it started)."
