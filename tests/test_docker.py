@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import launchbay
-from conftest import BASE_IMAGE, CLI, docker_ready, need_service, wait_for, write
+from conftest import BASE_IMAGE, CLI, docker_ready, need_service, remove_containers, wait_for, write
 from launchbay.config import load_config
 from launchbay.environments.image import image_tag
 from launchbay.environments.spec import resolve_environment
@@ -31,11 +31,8 @@ def client(project: Path) -> Iterator[Any]:
     need_service(docker_ready(BASE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
     import docker
 
-    found = docker.from_env()
-    yield found
-    store = open_store().root  # a failed test must not leave its containers running
-    for container in found.containers.list(all=True, filters={"label": f"launchbay.store={store}"}):
-        container.remove(force=True)
+    yield docker.from_env()
+    remove_containers(str(open_store().root))  # a failed test must not leave its containers running
 
 
 def containers_of(client: Any, run_id: str) -> list[Any]:

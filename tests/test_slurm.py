@@ -19,7 +19,7 @@ import pytest
 
 import conftest
 import launchbay
-from conftest import CLI, need_service, slurm_answers, toml_table, write
+from conftest import CLI, SSH_ENV, need_service, slurm_answers, ssh_settings, toml_table, write
 from launchbay.errors import ConfigError, TargetError
 from launchbay.targets.sbatch import render_sbatch
 
@@ -180,20 +180,12 @@ def test_targets_lists_the_partitions(slurm: None, project: Path, cli: CLI) -> N
 @pytest.mark.slurm
 @pytest.mark.ssh
 def test_submitting_through_a_login_node_over_ssh(slurm: None, project: Path, tmp_path: Path) -> None:
-    env = os.environ
-    need_service(bool(env.get("LAUNCHBAY_TEST_SSH_HOST")), "the test sshd (LAUNCHBAY_TEST_SSH_*)")
+    need_service(all(SSH_ENV.values()), "the test sshd (LAUNCHBAY_TEST_SSH_*)")
     remote = tmp_path / "login home"
-    target(
-        project,
-        host=env["LAUNCHBAY_TEST_SSH_HOST"],
-        port=int(env["LAUNCHBAY_TEST_SSH_PORT"]),
-        user=env["LAUNCHBAY_TEST_SSH_USER"],
-        identity_file=env["LAUNCHBAY_TEST_SSH_KEY"],
-        known_hosts=env["LAUNCHBAY_TEST_SSH_KNOWN_HOSTS"],
-        shared_dir=str(remote),
-        # the login shell does not have the test cluster's SLURM_CONF; a real one has /etc/slurm
-        login_setup=f"export SLURM_CONF={shlex.quote(env['SLURM_CONF'])}",
-    )
+    login = {k: v for k, v in ssh_settings(remote).items() if k not in ("type", "workdir")}
+    # the login shell does not have the test cluster's SLURM_CONF; a real one has /etc/slurm
+    login["login_setup"] = f"export SLURM_CONF={shlex.quote(os.environ['SLURM_CONF'])}"
+    target(project, shared_dir=str(remote), **login)
     write(
         project,
         "train.py",
