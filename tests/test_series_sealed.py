@@ -132,3 +132,19 @@ def test_a_crash_between_writing_the_sealed_file_and_the_index_switch_loses_noth
     assert journal_files(record) == []
     assert store.read_series(record, "loss").steps.tolist() == list(range(100))
     assert {c for (c,) in store.db.execute("SELECT codec FROM chunks")} == {2}
+
+
+def test_big_packed_chunks_are_sealed_as_they_are_and_small_ones_packed_together(tmp_path: Path) -> None:
+    points = [("loss", 1.0 / (i + 1), i, 1e9 + i * 0.05) for i in range(400_000)]
+    store, record = ended_run(tmp_path, points[:1])
+    journal = record.run_dir / "journal" / "p1-1.jnl"
+    with open(journal, "wb") as fh:
+        for at in range(0, len(points), 50_000):
+            fh.write(journal_record(marshal.dumps(("m", points[at : at + 50_000]))))
+    ingest_run(store, record)
+    assert journal_files(record) == []
+    series = store.read_series(record, "loss")
+    assert series.steps.tolist() == [p[2] for p in points] and series.values.tolist() == [p[1] for p in points]
+    assert series.timestamps.tolist() == [p[3] for p in points]
+    sizes = [n for (n,) in store.db.execute("SELECT n FROM chunks ORDER BY id")]
+    assert sum(sizes) == 400_000 and len(sizes) <= 4  # journal pieces of ~140,000 points, copied whole

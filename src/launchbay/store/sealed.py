@@ -148,32 +148,64 @@ def _is_points(payload: bytes) -> bool:
 
 
 def _write_series(db: sqlite3.Connection, run_pk: int, journal: Path, sizes: dict[str, int]) -> None:
-    """Every series of the run, re-packed in big chunks, then the trailer (which commits the file)."""
-    from . import codec  # NumPy: only when sealing
-    from .series import chunk_rows
-
+    """Every series of the run, then the trailer (which commits the file)."""
     entries = []
     with _aside(journal / SERIES) as out:
-        out.write(MAGIC)
-        at = len(MAGIC)
+        writer = _ChunkWriter(out)
         for series_id, name, count, last_step, last, lo, hi in db.execute(
             "SELECT id, name, count, last_step, last, min, max FROM series WHERE run_pk=? ORDER BY id", (run_pk,)
         ).fetchall():
-            steps, values, stamps = codec.rows_arrays(chunk_rows(db, series_id), journal / SERIES)
-            chunks = []
-            for start in range(0, len(steps), CHUNK_POINTS):
-                part = slice(start, start + CHUNK_POINTS)
-                blob = codec.encode(steps[part], values[part], stamps[part])
-                pad = -at % 8  # chunks start 8-byte aligned: they decode without copies
-                out.write(bytes(pad))
-                at += pad
-                chunks.append([len(steps[part]), int(steps[part][0]), int(steps[part].max()), at, len(blob)])
-                out.write(blob)
-                at += len(blob)
+            rows = db.execute(
+                "SELECT n, first_step, last_step, steps, vals, ts, codec FROM chunks WHERE series_id=? ORDER BY id",
+                (series_id,),
+            )
             summary = {"count": count, "last_step": last_step, "last": last, "min": lo, "max": hi}
-            entries.append({"name": name, **summary, "chunks": chunks})
+            entries.append({"name": name, **summary, "chunks": writer.series(rows)})
         trailer = json.dumps({"replaces": sizes, "series": entries}).encode()
         out.write(trailer + _TRAILER.pack(len(trailer), MAGIC))
+
+
+class _ChunkWriter:
+    """A series' chunks into sealed.series: a big packed chunk is copied as it is; small ones (a live
+    run's ingests) and raw ones are packed again together, up to CHUNK_POINTS."""
+
+    def __init__(self, out: Any) -> None:
+        self.out, self.at = out, 0
+        self._put(MAGIC)
+
+    def _put(self, blob: bytes) -> int:
+        pad = -self.at % 8  # chunks start 8-byte aligned: they decode without copies
+        self.out.write(bytes(pad) + blob)
+        self.at += pad + len(blob)
+        return self.at - len(blob)
+
+    def series(self, rows: Any) -> list[list[int]]:
+        """[n, first step, last step, offset, size] of each chunk written for these chunk rows."""
+        from . import codec  # NumPy: only when sealing
+
+        chunks: list[list[int]] = []
+        pending: list[tuple[Any, Any, Any]] = []
+        for n, first, last, steps, vals, stamps, kind in rows:
+            if kind == codec.PACKED and n >= CHUNK_POINTS // 8:
+                chunks += self._pack(pending)
+                chunks.append([n, first, last, self._put(vals), len(vals)])
+                continue
+            pending.append(codec.row_arrays((n, first, steps, vals, stamps, kind)))
+            if sum(len(part[0]) for part in pending) >= CHUNK_POINTS:
+                chunks += self._pack(pending)
+        return chunks + self._pack(pending)
+
+    def _pack(self, pending: list[tuple[Any, Any, Any]]) -> list[list[int]]:
+        import numpy as np
+
+        from . import codec
+
+        if not pending:
+            return []
+        steps, values, stamps = (np.concatenate(part) for part in zip(*pending))
+        pending.clear()
+        blob = codec.encode(steps, values, stamps)
+        return [[len(steps), int(steps[0]), int(steps.max()), self._put(blob), len(blob)]]
 
 
 class _aside:

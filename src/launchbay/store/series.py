@@ -18,7 +18,7 @@ from .records import RunRecord
 
 _second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
 _STEP_LIMIT = 1 << 63
-MERGE_BELOW = 4096  # a last chunk smaller than this is merged with new points
+MERGE_BELOW = 1 << 16  # a last chunk smaller than this is merged with new points (few chunks read fast)
 
 
 class Series:
