@@ -141,8 +141,12 @@ def test_big_packed_chunks_are_sealed_as_they_are_and_small_ones_packed_together
     with open(journal, "wb") as fh:
         for at in range(0, len(points), 50_000):
             fh.write(journal_record(marshal.dumps(("m", points[at : at + 50_000]))))
+            if at == 350_000:  # past the first window of journal bytes the sealer reads
+                fh.write(journal_record(marshal.dumps(("tag", ("stage", "late", 2e9)))))
     ingest_run(store, record)
     assert journal_files(record) == []
+    kept = (record.run_dir / "journal" / sealed.RECORDS).read_bytes()
+    assert b"stage" in kept and b"late" in kept and len(kept) < 100  # the tag, not the points
     series = store.read_series(record, "loss")
     assert series.steps.tolist() == [p[2] for p in points] and series.values.tolist() == [p[1] for p in points]
     assert series.timestamps.tolist() == [p[3] for p in points]

@@ -23,6 +23,7 @@ import marshal
 import os
 import sqlite3
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ SERIES = rf.SEALED_SERIES
 RECORDS = rf.SEALED_RECORDS
 MAGIC = b"LBSEAL01"
 _TRAILER = struct.Struct("<Q8s")  # trailer length, MAGIC
+COPY_FROM = 1 << 16  # a packed chunk of this many points is sealed as it is (an ingest piece is ~100,000)
+WINDOW = 4 << 20  # journal bytes read at a time while sealing
 CHUNK_POINTS = 1 << 20  # points per sealed chunk: big enough to pack well, small enough to decode in parallel
 
 
@@ -106,29 +109,51 @@ def _write_records(journal: Path, point_files: list[str], sizes: dict[str, int])
     """Every record but metric points, verbatim, in the journal's format (so repair reads them back)."""
     with _aside(journal / RECORDS) as out:
         for name in point_files:
-            with open(journal / name, "rb") as fh:
-                data = fh.read(sizes[name])
-            for payload in _payloads(data, legacy=name.endswith(rf.LEGACY_RECORDS)):
+            for payload in _payloads(journal / name, sizes[name], legacy=name.endswith(rf.LEGACY_RECORDS)):
                 if not _is_points(payload):
                     out.write(encode_record(payload))
 
 
-def _payloads(data: bytes, legacy: bool) -> Any:
+def _payloads(path: Path, size: int, legacy: bool) -> Iterator[bytes]:
+    """The records of a journal file's first ``size`` bytes, read a window at a time (bounded memory,
+    like ingest): damaged ones skipped as ingest skipped them."""
+    window = WINDOW
+    with open(path, "rb") as fh:
+        start = 0
+        while start < size:
+            fh.seek(start)
+            data = fh.read(min(window, size - start))
+            final = start + len(data) >= size
+            pos = 0
+            for payload, end in _window(data, final, legacy):
+                pos = end
+                if payload is not None:
+                    yield payload
+            if pos == 0 and not final:
+                window *= 2  # one record longer than the window
+            start += pos
+            if not data:
+                return
+
+
+def _window(data: bytes, final: bool, legacy: bool) -> Iterator[tuple[bytes | None, int]]:
+    """(payload or None, the position after it) for the whole records in ``data``."""
     view, pos = memoryview(data), 0
     while pos < len(data):
         if legacy:
-            if len(data) - pos < 4:
-                return
-            length = int.from_bytes(data[pos : pos + 4], "little")
-            end = pos + 4 + length
+            end = pos + 4 + int.from_bytes(data[pos : pos + 4], "little") if len(data) - pos >= 4 else len(data) + 1
             if end > len(data):
+                if final:  # cut short: ingest counted it and went on
+                    yield None, len(data)
                 return
-            yield bytes(view[pos + 4 : end])
+            yield bytes(view[pos + 4 : end]), end
             pos = end
             continue
-        outcome, pos, payload = decode_record(view, pos, True)
-        if outcome == "ok" and payload is not None:
-            yield bytes(payload)
+        outcome, end, payload = decode_record(view, pos, final)
+        if outcome == "partial":
+            return
+        yield (payload if outcome == "ok" else None), end
+        pos = end
 
 
 _TUPLE2 = (b")\x02", b"\xa9\x02")  # marshal: a 2-tuple (with or without its reference flag)
@@ -166,8 +191,8 @@ def _write_series(db: sqlite3.Connection, run_pk: int, journal: Path, sizes: dic
 
 
 class _ChunkWriter:
-    """A series' chunks into sealed.series: a big packed chunk is copied as it is; small ones (a live
-    run's ingests) and raw ones are packed again together, up to CHUNK_POINTS."""
+    """A series' chunks into sealed.series: a packed chunk of COPY_FROM points or more is copied as it
+    is; small ones (a live run's ingests) and raw ones are packed again together, up to CHUNK_POINTS."""
 
     def __init__(self, out: Any) -> None:
         self.out, self.at = out, 0
@@ -186,7 +211,7 @@ class _ChunkWriter:
         chunks: list[list[int]] = []
         pending: list[tuple[Any, Any, Any]] = []
         for n, first, last, steps, vals, stamps, kind in rows:
-            if kind == codec.PACKED and n >= CHUNK_POINTS // 8:
+            if kind == codec.PACKED and n >= COPY_FROM:
                 chunks += self._pack(pending)
                 chunks.append([n, first, last, self._put(vals), len(vals)])
                 continue
