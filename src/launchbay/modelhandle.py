@@ -76,4 +76,5 @@ def get_model(name: str, version: int | None = None, *, store: str | os.PathLike
 
 def models(*, store: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Every registered model: its latest version's details and how many versions it has."""
-    return ModelRegistry(open_store(store)).models()
+    with open_store(store) as opened:
+        return ModelRegistry(opened).models()

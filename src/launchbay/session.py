@@ -55,6 +55,16 @@ class Session:
         ``[defaults] target``, else ``local``."""
         return explicit or str(self.config.defaults.get("target") or "local")
 
+    def close(self) -> None:
+        """Close the store's connections (it opens one again if the session is used afterwards)."""
+        self.store.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- submit -------------------------------------------------------------------------------
     def submit(
         self,

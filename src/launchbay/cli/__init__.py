@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from ..errors import LaunchbayError
 from . import environments, project, repair, runs, store, submit, sweeps, tensorboard
-from .common import EXIT_ERROR
+from .common import EXIT_ERROR, OPENED
 
 #: the command groups, in the order ``launchbay --help`` lists them
 GROUPS = (submit, runs, project, environments, sweeps, store, tensorboard, repair)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except _Misread:
         args = build_parser().parse_args(argv)  # exits with argparse's message, every command in its usage
     try:
-        return int(args.func(args))
+        return _run(args)
     except LaunchbayError as exc:
         print(f"launchbay: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -86,3 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"launchbay: error: {store_error(exc, find_store_dir(getattr(args, 'store', None)))}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return int(args.func(args))
+    finally:
+        while OPENED:
+            OPENED.pop().close()

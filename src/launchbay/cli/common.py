@@ -21,7 +21,13 @@ def session(args: argparse.Namespace, source_dir: str | None = None) -> Session:
     """The session of ``--store`` (else LAUNCHBAY_STORE, else the nearest .launchbay/) and the project config."""
     from ..session import open_session
 
-    return open_session(getattr(args, "store", None), project=source_dir)
+    opened = open_session(getattr(args, "store", None), project=source_dir)
+    OPENED.append(opened)  # closed by main() when the command is done
+    return opened
+
+
+#: the sessions a command opened, which ``main`` closes once it returns
+OPENED: list[Session] = []
 
 
 def run_handle(args: argparse.Namespace) -> RunHandle:

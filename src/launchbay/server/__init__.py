@@ -40,4 +40,4 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 def _unload_jupyter_server_extension(serverapp: Any) -> None:
     holder = serverapp.web_app.settings.get("launchbay")
     if holder is not None:
-        holder.executor.shutdown(wait=False, cancel_futures=True)
+        holder.close()

@@ -45,6 +45,13 @@ class ServiceHolder:
                 self._service = LaunchbayService.open(self.store, self.root_dir)
             return self._service
 
+    def close(self) -> None:
+        """Stop the worker threads and close the store (the server extension is unloaded)."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            if self._service is not None:
+                self._service.session.close()
+
 
 MAX_QUERY_NUMBER = 1 << 53  # the largest integer every client (JavaScript too) holds exactly
 

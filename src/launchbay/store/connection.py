@@ -62,6 +62,10 @@ class StoreConnection:
         for conn in conns.values():
             conn.close()
 
+    def checkpoint_into_one_file(self) -> None:
+        """Leave WAL mode, so that everything is in the index file itself (``store repair`` renames it)."""
+        self.db.execute("PRAGMA journal_mode=DELETE")
+
     def __enter__(self: _S) -> _S:
         return self
 

@@ -201,10 +201,9 @@ def repair(root: Path) -> RepairReport:
         for suffix in ("", "-wal", "-shm", "-journal"):
             (root / (tmp_name + suffix)).unlink(missing_ok=True)
         try:
-            new = RunStore(root, index_name=tmp_name, rebuilding=True)
-            seen = _rebuild(new, root, salvaged, report, ingest_run)
-            new.db.execute("PRAGMA journal_mode=DELETE")  # everything into the one file before the rename
-            new.close()
+            with RunStore(root, index_name=tmp_name, rebuilding=True) as new:
+                seen = _rebuild(new, root, salvaged, report, ingest_run)
+                new.checkpoint_into_one_file()  # before the rename
         except OSError as exc:
             raise store_error(exc, root) from exc
         if report.old_index != "missing":

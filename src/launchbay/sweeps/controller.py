@@ -419,7 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if detach:
         _daemonize()
-    return Controller(args[0], args[1], resume=resume).run()
+    controller = Controller(args[0], args[1], resume=resume)
+    try:
+        return controller.run()
+    finally:
+        controller.store.close()
 
 
 if __name__ == "__main__":
