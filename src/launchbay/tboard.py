@@ -76,6 +76,7 @@ class Board:
 
     def __init__(self, proc: subprocess.Popen[bytes], url: str, folder: Path) -> None:
         self.proc, self.url, self.folder = proc, url, folder
+        self.drain: threading.Thread | None = None  # reads its stderr once it answers
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -87,6 +88,11 @@ class Board:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
+        if self.drain is not None:
+            self.drain.join(timeout=5)  # it reads to the end of the pipe, which the exit closed
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -128,7 +134,8 @@ def start(
             raise TensorBoardError(f"TensorBoard exited with code {proc.returncode}: {' '.join(err[-3:])}")
         try:
             with urllib.request.urlopen(url + "data/logdir", timeout=2):
-                threading.Thread(target=_drain, args=(proc,), daemon=True).start()
+                board.drain = threading.Thread(target=_drain, args=(proc,), daemon=True)
+                board.drain.start()
                 return board
         except OSError:
             time.sleep(0.3)
