@@ -69,7 +69,7 @@ def test_tensorboard_serves_a_running_runs_scalars(project: Path, cli: CLI) -> N
     finally:
         handle.cancel()
         board.terminate()  # SIGTERM, as `kill` sends: TensorBoard goes with it
-        board.wait(timeout=20)
+        board.communicate(timeout=20)  # reads and closes its pipes
     assert handle.wait() == "Canceled"
     wait_for(lambda: not any(pid_alive(int(pid)) for pid in tensorboard_pids), timeout=20)
 

@@ -181,12 +181,13 @@ def _run_logged(command: list[str], log: Any, progress: Progress | None, spec: E
     except OSError as exc:
         log.write(f"could not start {command[0]}: {exc}\n")
         return 127
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log.write(line)
-        if _PROGRESS_LINE.match(line):
-            say(progress, f"environment {spec.label}: {line.strip()}")
-    return proc.wait()
+    with proc:  # closes the pipe and waits
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if _PROGRESS_LINE.match(line):
+                say(progress, f"environment {spec.label}: {line.strip()}")
+    return proc.returncode
 
 
 # -- the local target's hook ------------------------------------------------------------------------
