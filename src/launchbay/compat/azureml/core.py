@@ -193,8 +193,8 @@ class Run:
         status: Any = None,
         _rehydrate_runs: bool = True,
     ) -> list[Run]:
-        session = self._handle.session
-        children = [r for r in session.store.list_runs(limit=None, details=False) if r.parent_run_id == self.id]
+        store = self._handle.session.store
+        children = [store.get_run(run_id) for run_id in store.children(self.id, newest_first=True)]
         return [Run(self.experiment, r.run_id) for r in children if status in (None, r.status.value)]
 
     def get_portal_url(self) -> str:
