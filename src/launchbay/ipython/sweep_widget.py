@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..models import shown_status
+from ..sweeps.controller import RETRY_TAG
 from .plots import best_so_far_figure, figure_png, parallel_coordinates_figure
 from .widgets import status_badge
 
@@ -20,30 +21,56 @@ POLL_S = 1.0
 PLOTS_EVERY_S = 5.0  # at least this long between plot redraws (the table and header update every poll)
 
 
-def sweep_rows(sweep: SweepHandle) -> tuple[list[dict[str, Any]], list[str], str, str]:
+class RowCache:
+    """The rows a widget has shown, by run id, and when the store was last read: a poll reads only
+    the trials that changed since (a 1,000-trial sweep's finished rows are not read again)."""
+
+    OVERLAP_S = 5.0  # re-read what changed shortly before the last read (a write committing late)
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.order: dict[str, tuple[float, int]] = {}  # run id -> (created, pk): oldest first
+        self.unfinished: set[str] = set()  # caught up with their journals at every poll, changed or not
+        self.read_at: float | None = None
+
+
+def sweep_rows(sweep: SweepHandle, cache: RowCache | None = None) -> tuple[list[dict[str, Any]], list[str], str, str]:
     """(rows oldest first, parameter names, metric name, goal) for tables and plots."""
     config = sweep.config()
     metric, goal = config["primary_metric"], config.get("goal", "minimize")
-    rows = []
-    params: list[str] = []
-    children = sweep.children()
+    cache = cache or RowCache()
+    since = None if cache.read_at is None else cache.read_at - RowCache.OVERLAP_S
+    cache.read_at = time.time()
+    children = sweep.children(updated_since=since)
+    seen = {r.run_id for r in children}
+    children += [sweep._session.refresh(run_id) for run_id in cache.unfinished - seen]
     last = sweep.last_values(children, metric)
-    for record in reversed(children):
-        values = dict(record.spec.get("params") or record.params)
-        for key in values:
-            if key not in params:
-                params.append(key)
-        rows.append(
-            {
-                "run_id": record.run_id,
-                "status": shown_status(record.status.value, record.tags),
-                "ended": record.ended,
-                "early_termination": record.tags.get("launchbay.early_termination"),
-                metric: last.get(record.pk),
-                **values,
-            }
-        )
+    for record in children:
+        if RETRY_TAG in record.tags:  # a trial run again replaces the cut-off child
+            cache.rows.pop(record.tags[RETRY_TAG], None)
+            cache.order.pop(record.tags[RETRY_TAG], None)
+            cache.unfinished.discard(record.tags[RETRY_TAG])
+        cache.order[record.run_id] = (record.created, record.pk)
+        if record.status.is_terminal():
+            cache.unfinished.discard(record.run_id)
+        else:
+            cache.unfinished.add(record.run_id)
+        cache.rows[record.run_id] = {
+            "run_id": record.run_id,
+            "status": shown_status(record.status.value, record.tags),
+            "ended": record.ended,
+            "early_termination": record.tags.get("launchbay.early_termination"),
+            metric: last.get(record.pk),
+            **dict(record.spec.get("params") or record.params),
+        }
+    rows = [cache.rows[run_id] for run_id in sorted(cache.rows, key=cache.order.__getitem__)]
+    params: list[str] = []
+    for row in rows:
+        params += [k for k in row if k not in _ROW_KEYS and k != metric and k not in params]
     return rows, params, metric, goal
+
+
+_ROW_KEYS = ("run_id", "status", "ended", "early_termination")
 
 
 def log_params(sweep: SweepHandle) -> list[str]:
@@ -92,6 +119,7 @@ class SweepWidget(w.VBox):
         self.add_class("lb-sweep-widget")
         self._drawn = -1
         self._plots_due = 0.0  # monotonic time before which the plots are not redrawn
+        self._rows = RowCache()
         self._stop = threading.Event()
         threading.Thread(target=self._poll, daemon=True).start()
 
@@ -103,7 +131,7 @@ class SweepWidget(w.VBox):
         while not self._stop.is_set():
             try:
                 record = self.sweep.record()
-                rows, params, metric, goal = sweep_rows(self.sweep)
+                rows, params, metric, goal = sweep_rows(self.sweep, self._rows)
                 finished = [r for r in rows if r.get(metric) is not None and r["ended"]]
                 best = (max if goal == "maximize" else min)((r[metric] for r in finished), default=None)
                 # plots, then table, then header: the header saying "N of N, Completed" comes last.

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class Controller:
         self.retry: list[int] = []  # trials to run again after a resume
         self.judged: dict[str, int] = {}
         self._snapshot: Any = None
+        self._launcher: ThreadPoolExecutor | None = None  # starts the trials of freed slots at once
         self._ended_series: dict[str, list[float]] = {}
 
     @property
@@ -114,6 +116,8 @@ class Controller:
             self.journal.heartbeat()
 
     def _finish(self, status: str, message: str | None = None) -> int:
+        if self._launcher is not None:
+            self._launcher.shutdown(wait=False)  # every launch it was given has returned
         error = {"message": message, "traceback": ""} if message else None
         self.journal.status(status, exit_code=0 if status == "Completed" else 1, error=error, final=True)
         self._done.set()
@@ -287,16 +291,52 @@ class Controller:
                 self._stop_child(self.store.get_run(run_id))
             return self._finish("Failed", f"The sweep controller stopped: {type(exc).__name__}: {exc}")
 
-    def _next(self, total: int) -> tuple[int, dict[str, Any], str | None] | None:
-        """The next trial to launch: a cut-off one again, else a new index; None when all are out."""
+    def _next(self, total: int, picked: int = 0) -> tuple[int, dict[str, Any], str | None] | None:
+        """The next trial to launch: a cut-off one again, else a new index (after ``picked`` new ones
+        not launched yet); None when all are out."""
         if self.retry:
             index = self.retry.pop(0)
             old = self.store.get_run(self.trials[index])
             return index, dict(old.spec.get("params") or {}), old.run_id
-        index = len(self.trials)
+        index = len(self.trials) + picked
         if index >= total:
             return None
         return index, self.sampling.suggest(index, self._history(), self.goal), None
+
+    def _fill_slots(self, total: int, concurrent: int) -> None:
+        """Start a trial in every free slot, all at once: starting one waits for its runner to detach
+        (an interpreter start), so slots freed together do not wait for each other's launches. A
+        Bayesian sampler sees each launched trial as pending before it suggests the next: one at a time."""
+        while len(self.active) < concurrent:
+            picks: list[tuple[int, dict[str, Any], str | None]] = []
+            room = 1 if self.sampling.kind == "bayesian" else concurrent - len(self.active)
+            while len(picks) < room:
+                nxt = self._next(total, sum(1 for p in picks if p[2] is None))
+                if nxt is None:
+                    break
+                picks.append(nxt)
+            if not picks:
+                return
+            self._start_all(picks, concurrent)
+
+    def _start_all(self, picks: list[tuple[int, dict[str, Any], str | None]], concurrent: int) -> None:
+        if self._snapshot is None:
+            source = self.record.properties.get("launchbay.source_dir")
+            self._snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
+        if self._launcher is None:
+            self._launcher = ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix="launch")
+        futures = [self._launcher.submit(self._launch, params, index, retry_of) for index, params, retry_of in picks]
+        failure: BaseException | None = None
+        for (index, _, _), future in zip(picks, futures):
+            try:
+                run_id = future.result()
+            except BaseException as exc:  # the others started: they are watched (and stopped) as usual
+                failure = failure or exc
+                continue
+            self.trials[index] = run_id
+            self.active.append(run_id)
+        if failure is not None:
+            raise failure
 
     def _loop(self) -> int:
         total = int(self.config["max_total_runs"])
@@ -332,14 +372,7 @@ class Controller:
             if problem:
                 continue
             self._apply_policy()
-            while len(self.active) < concurrent:
-                nxt = self._next(total)
-                if nxt is None:
-                    break
-                index, params, retry_of = nxt
-                run_id = self._launch(params, index, retry_of)
-                self.trials[index] = run_id
-                self.active.append(run_id)
+            self._fill_slots(total, concurrent)
             if not self.active and not self.retry and len(self.trials) >= total:
                 break
             self._wait(next_full - time.monotonic())

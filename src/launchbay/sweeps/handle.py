@@ -75,13 +75,17 @@ class SweepHandle(RunHandle):
         total = int(config["max_total_runs"])
         return total if size is None else min(total, size)
 
-    def children(self, sort_by_primary_metric: bool = False, include_retried: bool = False) -> list[RunRecord]:
+    def children(
+        self, sort_by_primary_metric: bool = False, include_retried: bool = False, updated_since: float | None = None
+    ) -> list[RunRecord]:
         """The child runs, newest first (or best primary metric first), caught up with their journals.
 
-        A trial run again after ``resume`` replaces the cut-off child unless ``include_retried``."""
+        A trial run again after ``resume`` replaces the cut-off child unless ``include_retried``.
+        ``updated_since``: only those whose record changed after that time (a widget's next poll)."""
         session = self._session
         # one query for all of them; only unfinished ones are caught up with their journals
-        records = [session.refresh(r) for r in session.store.list_runs(parent=self.run_id, limit=None)]
+        found = session.store.list_runs(parent=self.run_id, updated_since=updated_since, limit=None)
+        records = [session.refresh(r) for r in found]
         if not include_retried:
             replaced = {r.tags[RETRY_TAG] for r in records if RETRY_TAG in r.tags}
             records = [r for r in records if r.run_id not in replaced]
