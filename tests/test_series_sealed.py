@@ -134,7 +134,7 @@ def test_a_crash_between_writing_the_sealed_file_and_the_index_switch_loses_noth
     assert {c for (c,) in store.db.execute("SELECT codec FROM chunks")} == {2}
 
 
-def test_big_packed_chunks_are_sealed_as_they_are_and_small_ones_packed_together(tmp_path: Path) -> None:
+def test_a_long_series_is_sealed_in_a_few_big_chunks(tmp_path: Path) -> None:
     points = [("loss", 1.0 / (i + 1), i, 1e9 + i * 0.05) for i in range(400_000)]
     store, record = ended_run(tmp_path, points[:1])
     journal = record.run_dir / "journal" / "p1-1.jnl"
@@ -151,4 +151,4 @@ def test_big_packed_chunks_are_sealed_as_they_are_and_small_ones_packed_together
     assert series.steps.tolist() == [p[2] for p in points] and series.values.tolist() == [p[1] for p in points]
     assert series.timestamps.tolist() == [p[3] for p in points]
     sizes = [n for (n,) in store.db.execute("SELECT n FROM chunks ORDER BY id")]
-    assert sum(sizes) == 400_000 and len(sizes) <= 4  # journal pieces of ~140,000 points, copied whole
+    assert sum(sizes) == 400_000 and len(sizes) == 1  # the ingest's chunks of ~100,000 points, packed together

@@ -35,7 +35,8 @@ SERIES = rf.SEALED_SERIES
 RECORDS = rf.SEALED_RECORDS
 MAGIC = b"LBSEAL01"
 _TRAILER = struct.Struct("<Q8s")  # trailer length, MAGIC
-COPY_FROM = 1 << 16  # a packed chunk of this many points is sealed as it is (an ingest piece is ~100,000)
+COPY_FROM = 1 << 19  # a packed chunk this long is sealed as it is; shorter ones (an ingest piece is
+# ~100,000 points) are packed again into chunks of CHUNK_POINTS, which read ~25% faster
 WINDOW = 4 << 20  # journal bytes read at a time while sealing
 CHUNK_POINTS = 1 << 20  # points per sealed chunk: big enough to pack well, small enough to decode in parallel
 
