@@ -124,3 +124,17 @@ def test_the_handles_do_not_know_about_widgets() -> None:
     graph = import_graph(deferred=True)
     for module in ("launchbay.handle", "launchbay.session", "launchbay.sweeps.handle"):
         assert not any(t.startswith("launchbay.ipython") for t in graph[module]), module
+
+
+def test_front_ends_reach_a_handle_through_its_public_methods() -> None:
+    """No ``handle._session`` outside the object itself: widgets, the CLI, the server and the Azure ML
+    layer use ``handle.session``, ``read_log``, ``series_since`` and the like."""
+    reaching = []
+    for name, (path, _) in _modules().items():
+        if not (_is_front_end(name) or name.startswith("launchbay.compat")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "_session":
+                if not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+                    reaching.append(f"{name}:{node.lineno}")
+    assert reaching == []

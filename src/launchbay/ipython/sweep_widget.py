@@ -43,7 +43,7 @@ def sweep_rows(sweep: SweepHandle, cache: RowCache | None = None) -> tuple[list[
     cache.read_at = time.time()
     children = sweep.children(updated_since=since)
     seen = {r.run_id for r in children}
-    children += [sweep._session.refresh(run_id) for run_id in cache.unfinished - seen]
+    children += [sweep.session.refresh(run_id) for run_id in cache.unfinished - seen]
     last = sweep.last_values(children, metric)
     for record in children:
         if RETRY_TAG in record.tags:  # a trial run again replaces the cut-off child
