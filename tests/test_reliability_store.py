@@ -141,13 +141,13 @@ def test_a_full_disk_is_named_nothing_is_half_written_and_the_store_works_once_s
     write(project, "data.bin", "x" * 200_000)
     first = _submit_and_wait(cli, "train.py")
     filler = small_disk / "filler"
-    with open(filler, "wb") as fh:  # fill the disk to the last byte
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
+    with open(filler, "wb", buffering=0) as fh:  # fill the disk to the last byte (unbuffered: close has nothing left)
+        chunk = 65536
+        while chunk:
+            try:
+                fh.write(b"\0" * chunk)
+            except OSError:
+                chunk //= 2
     # unchanged folder: the snapshot writes nothing, recording the run fails; then a new blob fails
     for change in (False, True):
         if change:
