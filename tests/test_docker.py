@@ -211,7 +211,7 @@ class _CapturingClient:
 def test_gpus_become_device_requests(project: Path, gpus: Any, count: int) -> None:
     """Captures the kwargs given to ``containers.run`` (a mock: CI has no GPU; a real run is checked by hand)."""
     pytest.importorskip("docker")
-    from launchbay.targets import docker as docker_target
+    from launchbay.targets import dockerapi as docker_target
 
     host = f"tcp://gpu-box-{count}.invalid:2375"
     fake = _CapturingClient()

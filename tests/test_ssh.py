@@ -43,7 +43,7 @@ def ssh_project(project: Path, remote_dir: Path) -> Iterator[Path]:
     need_service(all(ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
     (project / "launchbay.toml").write_text(_toml(remote_dir))
     yield project
-    from launchbay.targets.ssh import close_connections
+    from launchbay.targets.sshconn import close_connections
 
     close_connections()
 
@@ -182,9 +182,9 @@ def test_a_dropped_connection_loses_nothing(ssh_project: Path) -> None:
     wait_for(lambda: "line 12" in handle.get_log())
     # and this process's own connection drops too: its sshd session process is killed on the
     # host, so the TCP connection dies under the client; the next refresh reconnects
-    from launchbay.targets.ssh import _connections
+    from launchbay.targets.sshconn import pooled_connections
 
-    (conn,) = _connections.values()
+    (conn,) = pooled_connections()
     helper = conn.remote_python()["pid"]
     assert remote(f"kill -9 $(awk '{{print $4}}' /proc/{helper}/stat)")[0] == 0
     wait_for(lambda: conn.closed, timeout=10)

@@ -21,7 +21,7 @@ from .store import RunRecord, RunStore, open_store
 
 if TYPE_CHECKING:
     from .handle import RunHandle
-    from .targets import Target
+    from .targets import RunControl, Target
 
 
 def open_session(
@@ -172,8 +172,12 @@ class Session:
             )
 
     # -- keep records true -------------------------------------------------------------------
-    def target_for(self, record: RunRecord) -> Target:
-        """The target a run was launched on, from the settings recorded with it."""
+    def target_for(self, record: RunRecord) -> RunControl:
+        """The target a run was launched on, from the settings recorded with it (a sweep: its control)."""
+        if record.target_type == "sweep":
+            from .sweeps.controller import SweepControl
+
+            return SweepControl(self.store, self.config)
         from .targets import make_target
 
         settings = dict(record.target_state.get("target_settings") or {})

@@ -15,25 +15,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import EnvironmentBuildError
 from .cache import (
     READY,
     Progress,
     build_lock,
-    copy_build_log,
     env_dir,
     failing_lines,
     mark_used,
     say,
 )
-from .spec import EnvironmentSpec, Materialised, resolve_environment
-
-if TYPE_CHECKING:
-    from ..models import RunSpec
-    from ..store import RunRecord
-    from ..targets.base import Target
+from .spec import EnvironmentSpec, Materialised
 
 BUILD_LOG = "build.log"
 _VERSION = re.compile(r"^\d+(\.\d+)*$")
@@ -188,33 +182,3 @@ def _run_logged(command: list[str], log: Any, progress: Progress | None, spec: E
             if _PROGRESS_LINE.match(line):
                 say(progress, f"environment {spec.label}: {line.strip()}")
     return proc.returncode
-
-
-# -- the local target's hook ------------------------------------------------------------------------
-def prepare_local_run(target: Target, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-    """Resolve the run's environment for the local target and point the runner at its python."""
-    ref = spec.environment or target.settings.get("environment")
-    source = record.properties.get("launchbay.source_dir")
-    env_spec = resolve_environment(ref, target.config, Path(source) if source else None)
-    if env_spec is None:
-        return
-    progress = getattr(target, "progress", None)
-    local = ensure_venv(target.store.root, env_spec, progress)
-    runner_config["env"] = {**env_spec.env_vars, **runner_config.get("env", {})}
-    if Path(local.python) != Path(sys.executable):
-        use_shipped_runtime(record.run_dir, runner_config)
-    runner_config["python"] = local.python
-    copy_build_log(local.log, record.run_dir)
-    target.store.merge_target_state(record.pk, environment=local.state())
-
-
-def use_shipped_runtime(run_dir: Path, runner_config: dict[str, Any]) -> None:
-    """An interpreter without launchbay: ship the in-run API and cell bootstrap next to the run."""
-    from ..targets.runtime import RUNTIME_DIR, write_runtime
-
-    write_runtime(run_dir)
-    runner_config["pythonpath"] = [RUNTIME_DIR, *runner_config.get("pythonpath", [])]
-    command = list(runner_config["command"])
-    if len(command) > 2 and command[1] == "-m" and command[2] == "launchbay.cellrunner":
-        command[2] = "launchbay_cell"
-    runner_config["command"] = command

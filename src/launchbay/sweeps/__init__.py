@@ -228,9 +228,11 @@ def sweep(
         params=params,
     )
     properties: dict[str, Any] = {**git_properties(source), "launchbay.source_dir": str(source)}
-    record = session.store.create_run(spec, target_type="sweep", snapshot_id=snapshot.id, properties=properties)
+    state = {"target_settings": {"type": "sweep"}, "child_target": target}
+    record = session.store.create_run(
+        spec, target_type="sweep", snapshot_id=snapshot.id, properties=properties, target_state=state
+    )
     try:
-        session.store.merge_target_state(record.pk, target_settings={"type": "sweep"}, child_target=target)
         (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
         start_controller(session.store.root, record, secret_arguments=hidden_args)
     except BaseException:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
-from ..errors import LaunchbayError, TargetError
+from ..config import ProjectConfig
+from ..errors import LaunchbayError
 from ..models import EARLY_TERMINATION_TAG, RunSpec, RunStatus
 from ..runfolder import Journal
 from ..runner import HEARTBEAT_INTERVAL_S, _daemonize
-from ..store import RunRecord, open_store
-from ..targets.base import Target
+from ..store import RunRecord, RunStore, open_store
 from ..targets.local import runner_pid_alive, spawn_detached, stop_runner
 from .policy import policy_from_json
 from .sampling import Trial, sampling_from_json
@@ -410,16 +410,18 @@ def trial_state(record: RunRecord) -> str:
     return "failed"
 
 
-class SweepTarget(Target):
-    """The sweep's own record: its 'runner' is the controller process."""
+class SweepControl:
+    """Keeps a sweep's record true, as a target does for a run: its 'runner' is the controller process.
+
+    Not a target (nothing is launched on it): ``Session.target_for`` hands it out for sweep records."""
 
     type_name = "sweep"
 
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
-        raise TargetError("A sweep is started with launchbay.sweeps.sweep(), not submitted to the 'sweep' target.")
+    def __init__(self, store: RunStore, config: ProjectConfig) -> None:
+        self.store, self.config = store, config
 
-    def preflight(self, spec: RunSpec) -> None:
-        raise TargetError("'sweep' is not a compute target; start a sweep with `launchbay sweep` or sweep().")
+    def sync(self, record: RunRecord) -> None:
+        """The controller writes into the local store: nothing to bring back."""
 
     def cancel(self, record: RunRecord) -> None:
         stop_runner(record, record.run_id)
@@ -439,8 +441,8 @@ class SweepTarget(Target):
             except LaunchbayError:
                 pass
 
-    def check(self) -> dict[str, Any]:
-        return {"reachable": True}
+    def describe(self, record: RunRecord) -> dict[str, Any]:
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:

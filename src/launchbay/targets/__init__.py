@@ -1,13 +1,18 @@
-"""Compute targets, one module each, behind ``Target`` (base.py)."""
+"""Compute targets, one module each, behind ``Target`` (base.py).
+
+Only compute targets are here: a sweep's record is kept true by its controller
+(``launchbay.sweeps.controller.SweepControl``), which ``Session.target_for`` hands out.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ..config import ProjectConfig
 from ..errors import ConfigError
 from ..store import RunStore
-from .base import Target
+from .base import RunControl, Target
 
 _TYPES = {
     "local": ("launchbay.targets.local", "LocalTarget"),
@@ -15,17 +20,16 @@ _TYPES = {
     "ssh": ("launchbay.targets.ssh", "SSHTarget"),
     "ray": ("launchbay.targets.ray", "RayTarget"),
     "slurm": ("launchbay.targets.slurm", "SlurmTarget"),
-    "sweep": ("launchbay.sweeps.controller", "SweepTarget"),
 }
 
-__all__ = ["Target", "make_target", "target_types"]
+__all__ = ["RunControl", "Target", "make_target", "target_types"]
 
 
 def target_types() -> list[str]:
     return list(_TYPES)
 
 
-def make_target(name: str, config: ProjectConfig, store: RunStore) -> Target:
+def make_target(name: str, config: ProjectConfig, store: RunStore) -> Target[Any]:
     """The target called ``name`` in the project's configuration (imports its module lazily)."""
     settings = config.target(name)
     kind = str(settings["type"])
@@ -39,5 +43,5 @@ def make_target(name: str, config: ProjectConfig, store: RunStore) -> Target:
     except ImportError as exc:
         raise ConfigError(f"The {kind} target needs a package that is missing: {exc}. Install it and retry.") from exc
     cls = getattr(module, class_name)
-    target: Target = cls(name, settings, store, config)
+    target: Target[Any] = cls(name, settings, store, config)
     return target

@@ -1,8 +1,18 @@
 """The one launch workflow every target follows; backends fill in a few hooks.
 
-``launch`` (the template method) builds the runner's configuration, lets the
-target ``prepare`` (environment, upload) and ``start`` the runner. The journal
-in the run folder is the only thing a target has to bring back (``sync``).
+``launch`` is the template method, the same for every target::
+
+    environment = resolve once (the run's, else the target's)
+    config      = RunnerConfig (what runner.json says)      state = the target's TargetState
+    prepare(launch)   build or find the environment, send the snapshot   (hook)
+    secrets leave the config; runner.json is written into the local run folder
+    start(launch)     start the runner, detached                          (hook)
+    state is written once into the run's target_state
+
+After the launch, ``sync`` brings the run folder's new bytes back, ``runner_alive``
+says whether the runner still runs, ``cancel`` asks it to stop and ``force_stop``
+kills what a dead runner left. The journal in the run folder is the only thing a
+target has to bring back.
 """
 
 from __future__ import annotations
@@ -12,8 +22,9 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .. import runfolder as rf
 from .. import secrets
@@ -25,16 +36,90 @@ from ..store import RunRecord, RunStore
 from ..sysmon import DEFAULT_INTERVAL_S as DEFAULT_SYSTEM_METRICS_INTERVAL_S
 
 if TYPE_CHECKING:
+    from ..environments.spec import EnvironmentSpec
     from ..snapshot import Snapshot
 
 RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "runner.py"
 INRUN_SOURCE = Path(__file__).resolve().parent.parent / "tracking" / "inrun.py"
 
 
-class Target(ABC):
-    """A place runs execute. Subclasses set ``type_name`` and implement the hooks."""
+@dataclass
+class RunnerConfig:
+    """What the runner reads from runner.json (runner.py); never a secret value."""
+
+    run_id: str
+    experiment: str
+    command: list[str]
+    working_dir: str
+    env: dict[str, str]
+    max_duration_s: float | None
+    cancel_grace_s: float
+    system_metrics_interval_s: float
+    #: ``{"manifest", "blobs"}`` where the runner finds the snapshot; empty when the target ships work/ itself
+    snapshot: dict[str, str]
+    created: float
+    distributed: dict[str, Any] | None = None
+    python: str | None = None  # the interpreter that runs the entry point (default: the runner's)
+    pythonpath: list[str] = field(default_factory=list)  # relative to the run folder
+    snapshot_links: list[Any] | None = None  # links the runner makes in work/ (targets that ship work/)
+    stage_spare: str | None = None  # local: a folder of reusable staged copies (runner_stage.py)
+    record_descendants: bool | None = None  # local: so force_stop can find them if the runner is killed
+    finish_hook: dict[str, str] | None = None  # local: the store to ingest into as the run ends
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != []}
+
+    def to_text(self) -> str:
+        return json.dumps(self.to_json(), indent=1)
+
+
+@dataclass
+class TargetState:
+    """What a target records with a run at launch (its ``target_state``), written once by ``launch``.
+
+    Each target declares its own fields in a subclass; None fields are not written."""
+
+    environment: dict[str, Any] | None = None  # name, hash, built... of the environment the run got
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+S = TypeVar("S", bound=TargetState)
+
+
+@dataclass
+class Launch(Generic[S]):
+    """One run on its way: what the template resolved, and what the hooks fill in."""
+
+    record: RunRecord
+    spec: RunSpec
+    snapshot: Snapshot | None
+    environment: EnvironmentSpec | None
+    config: RunnerConfig
+    state: S
+    #: variables the runner gets in its own environment, never in a file (set before ``start``)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    #: what ``prepare`` hands to ``start`` besides the config (remote paths, a package...)
+    plan: dict[str, Any] = field(default_factory=dict)
+
+
+class RunControl(Protocol):
+    """What keeps a started run's record true: every target, and a sweep's controller (SweepControl)."""
+
+    def sync(self, record: RunRecord) -> None: ...
+    def runner_alive(self, record: RunRecord) -> bool | None: ...
+    def cancel(self, record: RunRecord) -> None: ...
+    def force_stop(self, record: RunRecord) -> None: ...
+    def describe(self, record: RunRecord) -> dict[str, Any]: ...
+
+
+class Target(ABC, Generic[S]):
+    """A place runs execute. Subclasses set ``type_name`` and ``state_type`` and implement the hooks."""
 
     type_name: ClassVar[str]
+    #: the target's typed ``target_state``: TargetState, or a subclass with the target's own fields
+    state_type: type[S]
     #: how the run's python finds the cell bootstrap: the real module locally,
     #: the shipped copy (runtime/launchbay_cell.py) everywhere else
     cell_module: ClassVar[str] = "launchbay_cell"
@@ -46,34 +131,56 @@ class Target(ABC):
 
     # -- the template method ----------------------------------------------------------
     def launch(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> None:
-        runner_config = self.runner_config(record, spec, snapshot)
-        hidden = secrets.hide_in_command(runner_config["command"], len(spec.arguments))
-        self.prepare(record, spec, runner_config)
-        # an environment's variables joined runner.json's in prepare: secret ones travel with the runner instead
-        runner_config["env"], env_secrets = secrets.split(runner_config.get("env") or {})
-        secret_env = {**env_secrets, **secrets.split(dict(spec.env_vars))[1]}
-        if hidden:  # secret arguments travel in the runner's environment, never in runner.json
-            secret_env[secrets.SECRET_ARGS_VAR] = json.dumps(hidden)
-        self.start(record, runner_config, secret_env)
+        config = self.runner_config(record, spec, snapshot)
+        hidden = secrets.hide_in_command(config.command, len(spec.arguments))
+        environment = self.environment(spec, record)
+        launch: Launch[S] = Launch(record, spec, snapshot, environment, config, self.state_type())
+        if environment is not None:  # the run's own variables win over its environment's
+            config.env = {**environment.env_vars, **config.env}
+        self.prepare(launch)
+        # secret variables (the environment's and the run's) travel with the runner, never in runner.json
+        config.env, env_secrets = secrets.split(config.env)
+        launch.secret_env = {**env_secrets, **secrets.split(dict(spec.env_vars))[1]}
+        if hidden:  # secret arguments too
+            launch.secret_env[secrets.SECRET_ARGS_VAR] = json.dumps(hidden)
+        self.write_runner_config(record.run_dir, config)  # where the runner reads it, or a copy for `show`
+        self.start(launch)
+        state = launch.state.to_json()
+        if state:
+            self.store.merge_target_state(record.pk, **state)
+            record.target_state.update(state)
 
-    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
+    def environment(self, spec: RunSpec, record: RunRecord | None = None) -> EnvironmentSpec | None:
+        """The run's environment, by the one rule every target follows.
+
+        The run's own (``--env``, ``environment=``), else the target's ``environment``
+        setting (``env`` is the spelling the SSH target took too). Requirements files and
+        inline environments are read relative to the run's source folder (the one the
+        snapshot was taken of); before the run exists (``preflight``), the project root."""
+        from ..environments.spec import resolve_environment
+
+        ref = spec.environment or self.settings.get("environment") or self.settings.get("env")
+        source = record.properties.get("launchbay.source_dir") if record is not None else None
+        return resolve_environment(ref, self.config, Path(source) if source else self.config.root)
+
+    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> RunnerConfig:
         """What the runner needs, written as runner.json (no secret values)."""
         plain_env = secrets.split(dict(spec.env_vars))[0]
         if spec.pull:
             plain_env["LAUNCHBAY_PULL"] = ",".join(spec.pull)
-        return {
-            "run_id": record.run_id,
-            "experiment": record.experiment,
-            "command": self.command(spec),
-            "working_dir": spec.working_dir,
-            "env": plain_env,
-            "max_duration_s": spec.max_duration_s,
-            "cancel_grace_s": LAUNCHBAY_CANCEL_GRACE.get(),
-            "system_metrics_interval_s": self.system_metrics_interval(spec),
-            "snapshot": self.snapshot_location(record, snapshot),
-            "created": time.time(),
-            "distributed": runner_entry(spec, self.type_name, self.settings),
-        }
+        return RunnerConfig(
+            run_id=record.run_id,
+            experiment=record.experiment,
+            command=self.command(spec),
+            working_dir=spec.working_dir,
+            env=plain_env,
+            max_duration_s=spec.max_duration_s,
+            cancel_grace_s=LAUNCHBAY_CANCEL_GRACE.get(),
+            system_metrics_interval_s=self.system_metrics_interval(spec),
+            snapshot=self.snapshot_location(record, snapshot),
+            created=time.time(),
+            distributed=runner_entry(spec, self.type_name, self.settings),
+        )
 
     def system_metrics_interval(self, spec: RunSpec) -> float:
         """The run's own interval, else the target's ``system_metrics_interval``, else 5 s; 0 = off."""
@@ -97,27 +204,29 @@ class Target(ABC):
         # "-x.py" after the interpreter would be read as its option, not as the script
         return ["{python}", f"./{script}" if script.startswith("-") else script, *spec.arguments]
 
-    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
+    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         if snapshot is None:
             return {}
         return {"manifest": str(self.store.blobs.path(snapshot.id)), "blobs": str(self.store.blobs.root)}
 
     @staticmethod
-    def write_runner_config(run_dir: Path, runner_config: dict[str, Any]) -> None:
+    def write_runner_config(run_dir: Path, config: RunnerConfig) -> None:
+        (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
         tmp = run_dir / (rf.RUNNER_CONFIG + rf.TMP)
-        tmp.write_text(json.dumps(runner_config, indent=1))
+        tmp.write_text(config.to_text())
         os.replace(tmp, run_dir / rf.RUNNER_CONFIG)
 
     # -- hooks ------------------------------------------------------------------------------
     def preflight(self, spec: RunSpec) -> None:  # noqa: B027 - an optional hook
         """Fail fast, before the snapshot and the run record exist (host unreachable...). Default: nothing."""
 
-    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-        """Build or fetch the environment, send the snapshot. Default: nothing."""
+    def prepare(self, launch: Launch[S]) -> None:  # noqa: B027 - an optional hook
+        """Build or find ``launch.environment``, send the snapshot, finish ``launch.config``. Default: nothing."""
 
     @abstractmethod
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
-        """Start the runner, detached; return as soon as it is on its way."""
+    def start(self, launch: Launch[S]) -> None:
+        """Start the runner, detached, with ``launch.secret_env``; fill ``launch.state``; return once it is on
+        its way. runner.json is in the local run folder already."""
 
     @abstractmethod
     def cancel(self, record: RunRecord) -> None:

@@ -15,24 +15,23 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import runfolder as rf
 from ..errors import ConfigError, LaunchbayError, TargetError
-from ..models import RunSpec
 from ..runfolder import has_final_event
 from ..store import RunRecord
-from .base import Target
+from .base import Launch, RunnerConfig, Target, TargetState
+from .dockerapi import DEFAULT_SOCKET, api_message, device_requests, docker_client, parse_mounts
 from .mirror import DockerArchive, mirror
 from .runtime import RUNTIME_DIR, write_runtime
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 RUN_MOUNT = "/launchbay/run"
 BLOB_MOUNT = "/launchbay/blobs"
 LABEL_RUN = "launchbay.run_id"
@@ -41,110 +40,23 @@ LIVE_STATES = ("created", "running", "restarting", "paused")
 PULL_EVERY_S = 1.0  # copy mode: at most one journal pull per run per second
 DISTRIBUTED_SHM_SIZE = "2g"  # a distributed run's /dev/shm unless shm_size is set
 
-_clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
 _last_pull: dict[str, float] = {}
 
 
-def _short_reason(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError", "timed out"):
-        if marker in text:
-            return {
-                "FileNotFoundError": "the socket does not exist",
-                "ConnectionRefusedError": "connection refused",
-                "PermissionError": "permission denied on the socket",
-                "timed out": "timed out",
-            }[marker]
-    return text[:200]
+@dataclass
+class DockerState(TargetState):
+    """Recorded with a Docker run: where its container runs, and how its files travel."""
+
+    image: str | None = None
+    docker_host: str | None = None
+    transfer: str | None = None  # "mount" or "copy"
+    container_id: str | None = None
+    container_name: str | None = None
 
 
-def docker_client(host: str, target_name: str = "NAME", ping: bool = False) -> Any:
-    """A client for ``host`` (cached per host for the process); ``ping`` checks the daemon answers now."""
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError as exc:
-        raise TargetError("The Docker target needs the docker package: pip install 'launchbay[docker]'.") from exc
-    if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
-        raise TargetError(_no_daemon(host, "the socket does not exist", target_name))
-    with _clients_lock:
-        cached = _clients.get(host)
-    if cached is not None:
-        if not ping:
-            return cached
-        try:
-            cached.ping()
-            return cached
-        except (DockerException, OSError) as exc:
-            with _clients_lock:
-                _clients.pop(host, None)
-            raise TargetError(_no_daemon(host, _short_reason(exc), target_name)) from exc
-    try:
-        kwargs: dict[str, Any] = {"base_url": host, "timeout": 120}
-        if host.startswith("ssh://"):
-            try:
-                import paramiko  # noqa: F401
-            except ImportError:
-                kwargs["use_ssh_client"] = True  # the ssh binary instead of paramiko
-        client = docker.DockerClient(**kwargs)
-        client.ping()
-    except (DockerException, OSError) as exc:
-        raise TargetError(_no_daemon(host, _short_reason(exc), target_name)) from exc
-    with _clients_lock:
-        _clients[host] = client
-    return client
-
-
-def _no_daemon(host: str, reason: str, target_name: str) -> str:
-    if host.startswith("unix://"):
-        return (
-            f"No Docker daemon at {host}: {reason}. Start one with `dockerd` (or `sudo systemctl start docker`) "
-            f"or set docker_host in [targets.{target_name}]."
-        )
-    return (
-        f"No Docker daemon reachable at {host}: {reason}. Check that the daemon runs there and this machine can "
-        f"reach it, or fix docker_host in [targets.{target_name}]."
-    )
-
-
-def device_requests(gpus: Any) -> list[Any]:
-    """``gpus = "all"``, a count, or device ids ("0,1") as Docker device requests (like ``--gpus``)."""
-    from docker.types import DeviceRequest
-
-    if gpus in (None, "", 0, "0", False):
-        return []
-    if gpus is True or str(gpus).lower() == "all":
-        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    text = str(gpus)
-    if text.isdigit():
-        return [DeviceRequest(count=int(text), capabilities=[["gpu"]])]
-    ids = [part.strip() for part in text.replace("device=", "").split(",") if part.strip()]
-    return [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
-
-
-def parse_mounts(mounts: Any) -> dict[str, dict[str, str]]:
-    """Extra mounts: ``["/data:/data:ro", ...]`` or ``[{source=, target=, mode=}]``."""
-    out: dict[str, dict[str, str]] = {}
-    if isinstance(mounts, str):
-        mounts = [m for m in mounts.split(";") if m.strip()]
-    for item in mounts or []:
-        if isinstance(item, dict):
-            source, dest, mode = item.get("source"), item.get("target"), item.get("mode", "rw")
-        else:
-            parts = str(item).split(":")
-            if len(parts) not in (2, 3):
-                raise ConfigError(f"Mount {item!r} should look like '/host/path:/container/path[:ro]'.")
-            source, dest, mode = parts[0], parts[1], parts[2] if len(parts) == 3 else "rw"
-        if not source or not dest:
-            raise ConfigError(f"Mount {item!r} needs both a source and a target path.")
-        out[str(Path(str(source)).expanduser().resolve())] = {"bind": str(dest), "mode": str(mode)}
-    return out
-
-
-class DockerTarget(Target):
+class DockerTarget(Target[DockerState]):
     type_name = "docker"
-    _image = ""  # set by prepare: the image the run's container starts from
+    state_type = DockerState
 
     # -- settings ---------------------------------------------------------------------------
     def docker_host(self, record: RunRecord | None = None) -> str:
@@ -170,37 +82,32 @@ class DockerTarget(Target):
         return str(self.settings.get("user") or f"{os.getuid()}:{os.getgid()}")
 
     # -- launch -------------------------------------------------------------------------------
-    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
+    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         if snapshot is None:
             return {}
         return {"manifest": f"{BLOB_MOUNT}/{snapshot.id[:2]}/{snapshot.id[2:]}", "blobs": BLOB_MOUNT}
 
-    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
+    def prepare(self, launch: Launch[DockerState]) -> None:
+        """The image: the target's, or the environment's (built once per hash); the runtime into the run folder."""
         from ..environments.cache import copy_build_log
         from ..environments.image import ENV_PYTHON, ensure_image, image_python, require_image
-        from ..environments.spec import resolve_environment
 
         client = self.client(ping=True)
         where = self.docker_host()
         image = self.settings.get("image")
         python = str(self.settings.get("python") or "python3")
-        state: dict[str, Any] = {}
-        ref = spec.environment or self.settings.get("environment")
-        source = record.properties.get("launchbay.source_dir")
-        env = resolve_environment(ref, self.config, Path(source) if source else None)
+        env, state = launch.environment, launch.state
         if env is not None:
             env = env.with_image(env.image or (str(image) if image else None))
-            runner_config["env"] = {**env.env_vars, **runner_config.get("env", {})}
             if env.needs_build:
-                progress = getattr(self, "progress", None)
-                built = ensure_image(client, env, self.store.root, where, progress)
+                built = ensure_image(client, env, self.store.root, where, self.progress)
                 image, python = built.tag, ENV_PYTHON
-                copy_build_log(built.log, record.run_dir)
-                state["environment"] = built.state()
+                copy_build_log(built.log, launch.record.run_dir)
+                state.environment = built.state()
             else:
                 image = env.image
                 python = image_python(env) if env.python else python
-                state["environment"] = {
+                state.environment = {
                     "name": env.name,
                     "hash": env.hash,
                     "image": image,
@@ -214,22 +121,18 @@ class DockerTarget(Target):
             )
         if env is None or not env.needs_build:
             require_image(client, str(image), where)
-        write_runtime(record.run_dir)
-        runner_config["pythonpath"] = [RUNTIME_DIR, *runner_config.get("pythonpath", [])]
-        runner_config["python"] = python
-        self._image = str(image)
-        self.store.merge_target_state(
-            record.pk, image=self._image, docker_host=where, transfer=self.transfer(), **state
-        )
+        write_runtime(launch.record.run_dir)
+        launch.config.pythonpath = [RUNTIME_DIR, *launch.config.pythonpath]
+        launch.config.python = python
+        state.image, state.docker_host, state.transfer = str(image), where, self.transfer()
 
-    def container_options(
-        self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]
-    ) -> dict[str, Any]:
+    def container_options(self, launch: Launch[DockerState]) -> dict[str, Any]:
         """Everything ``containers.run`` gets (kept apart so a test can read what is sent)."""
+        record, state = launch.record, launch.state
         network = str(self.settings.get("network") or "none")
         runner_python = str(self.settings.get("python") or "python3")
         options: dict[str, Any] = {
-            "image": self._image,
+            "image": state.image,
             "command": [runner_python, f"{RUN_MOUNT}/{RUNTIME_DIR}/launchbay_runner.py", RUN_MOUNT],
             "name": f"launchbay-{record.run_id}",
             "detach": True,
@@ -238,7 +141,7 @@ class DockerTarget(Target):
             "network_mode": network,
             "user": self.user(),
             "working_dir": RUN_MOUNT,
-            "environment": dict(secret_env),
+            "environment": dict(launch.secret_env),
             "labels": {LABEL_RUN: record.run_id, LABEL_STORE: str(self.store.root)},
         }
         if self.transfer() == "mount":
@@ -255,16 +158,15 @@ class DockerTarget(Target):
             options["device_requests"] = requests
         if self.settings.get("shm_size"):
             options["shm_size"] = self.settings["shm_size"]
-        elif runner_config.get("distributed"):  # ranks share tensors through /dev/shm; Docker gives 64 MB
+        elif launch.config.distributed:  # ranks share tensors through /dev/shm; Docker gives 64 MB
             options["shm_size"] = DISTRIBUTED_SHM_SIZE
         return options
 
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
+    def start(self, launch: Launch[DockerState]) -> None:
         from docker.errors import DockerException
 
-        (record.run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
-        self.write_runner_config(record.run_dir, runner_config)
-        options = self.container_options(record, runner_config, secret_env)
+        record = launch.record
+        options = self.container_options(launch)
         client = self.client()
         try:
             if self.transfer() == "mount":
@@ -272,14 +174,14 @@ class DockerTarget(Target):
             else:
                 options.pop("detach")
                 container = client.containers.create(**options)
-                container.put_archive("/", self._inputs_tar(record, runner_config))
+                container.put_archive("/", self._inputs_tar(record, launch.config))
                 container.start()
         except DockerException as exc:
             self._remove_quietly(client, options["name"])
             raise TargetError(
-                f"Docker could not start the run's container from {self._image!r}: {_api_message(exc)}."
+                f"Docker could not start the run's container from {options['image']!r}: {api_message(exc)}."
             ) from exc
-        self.store.merge_target_state(record.pk, container_id=container.id, container_name=options["name"])
+        launch.state.container_id, launch.state.container_name = container.id, options["name"]
         self._reap(client)
 
     def _reap(self, client: Any) -> None:
@@ -303,7 +205,7 @@ class DockerTarget(Target):
             pass
 
     # -- copy mode (remote daemons) --------------------------------------------------------
-    def _inputs_tar(self, record: RunRecord, runner_config: dict[str, Any]) -> bytes:
+    def _inputs_tar(self, record: RunRecord, config: RunnerConfig) -> bytes:
         """The run folder and the snapshot's blobs as one tar, owned by the container user."""
         uid, gid = (int(x) for x in self.user().split(":")[:2]) if ":" in self.user() else (os.getuid(), os.getgid())
         buf = io.BytesIO()
@@ -329,7 +231,7 @@ class DockerTarget(Target):
                     add_dir(f"launchbay/run/{rel}")
                 elif path.is_file():
                     add_file(f"launchbay/run/{rel}", path)
-            snapshot = (runner_config.get("snapshot") or {}).get("manifest")
+            snapshot = config.snapshot.get("manifest")
             if snapshot and record.snapshot_id:
                 digests = [record.snapshot_id]
                 digests += [f["sha256"] for f in self.store.snapshot_manifest(record.snapshot_id)["files"]]
@@ -358,7 +260,7 @@ class DockerTarget(Target):
         except NotFound:
             return None
         except DockerException as exc:
-            raise TargetError(f"Docker at {self.docker_host(record)} did not answer: {_api_message(exc)}.") from exc
+            raise TargetError(f"Docker at {self.docker_host(record)} did not answer: {api_message(exc)}.") from exc
 
     def sync(self, record: RunRecord) -> None:
         if not record.target_state.get("container_id"):
@@ -524,11 +426,6 @@ class DockerTarget(Target):
     def describe(self, record: RunRecord) -> dict[str, Any]:
         state = record.target_state
         return {k: state[k] for k in ("container_name", "image", "docker_host") if state.get(k)}
-
-
-def _api_message(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).strip().rstrip(".")
 
 
 def _one_file_tar(name: str, data: bytes) -> bytes:

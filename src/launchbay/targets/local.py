@@ -12,10 +12,10 @@ from typing import Any
 
 from .. import runfolder as rf
 from ..errors import TargetError
-from ..models import RunSpec
 from ..runner_procs import kill_recorded
 from ..store import RunRecord
-from .base import RUNNER_SOURCE, Target
+from .base import RUNNER_SOURCE, Launch, RunnerConfig, Target, TargetState
+from .runtime import RUNTIME_DIR, write_runtime
 
 
 def process_alive(pid: int, must_contain: str | None = None) -> bool:
@@ -80,33 +80,39 @@ def spawn_detached(command: list[str], run_dir: Path, env: dict[str, str], what:
     proc.wait()  # it forks itself away at once; this reaps the intermediate
 
 
-class LocalTarget(Target):
+class LocalTarget(Target[TargetState]):
     type_name = "local"
+    state_type = TargetState
     cell_module = "launchbay.cellrunner"
 
     def python(self) -> str:
         return str(self.settings.get("python") or sys.executable)
 
-    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-        if spec.environment or self.settings.get("environment"):
-            from ..environments.venv import prepare_local_run  # a venv per environment hash
+    def prepare(self, launch: Launch[TargetState]) -> None:
+        """The environment's venv (built once per hash); reusable staged copies; the finish hook."""
+        record, config = launch.record, launch.config
+        config.python = self.python()
+        if launch.environment is not None:
+            from ..environments.cache import copy_build_log
+            from ..environments.venv import ensure_venv
 
-            prepare_local_run(self, record, spec, runner_config)
-
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
-        runner_config.setdefault("python", self.python())
-        runner_config["source_dir"] = record.properties.get("launchbay.source_dir")
-        source = str(runner_config["source_dir"] or "")
+            local = ensure_venv(self.store.root, launch.environment, self.progress)
+            if Path(local.python) != Path(sys.executable):
+                use_shipped_runtime(record.run_dir, config)
+            config.python = local.python
+            copy_build_log(local.log, record.run_dir)
+            launch.state.environment = local.state()
+        source = str(record.properties.get("launchbay.source_dir") or "")
         key = hashlib.sha1(source.encode()).hexdigest()[:16]
         # a finished run's untouched copies, reused by the next run of this folder (runner_stage.py)
-        runner_config["stage_spare"] = str(self.store.root / "cache" / "stage" / key)
-        runner_config["record_descendants"] = True  # so force_stop can find them if the runner is killed
-        runner_config["finish_hook"] = {"store": str(self.store.root), "run_id": record.run_id}
-        run_dir = record.run_dir
-        (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
-        self.write_runner_config(run_dir, runner_config)
+        config.stage_spare = str(self.store.root / "cache" / "stage" / key)
+        config.record_descendants = True  # so force_stop can find them if the runner is killed
+        config.finish_hook = {"store": str(self.store.root), "run_id": record.run_id}
+
+    def start(self, launch: Launch[TargetState]) -> None:
+        run_dir = launch.record.run_dir
         env = dict(os.environ)
-        env.update(secret_env)
+        env.update(launch.secret_env)
         spawn_detached([sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)], run_dir, env, "the runner")
 
     def cancel(self, record: RunRecord) -> None:
@@ -127,3 +133,13 @@ class LocalTarget(Target):
 
     def check(self) -> dict[str, Any]:
         return {"reachable": True, "python": self.python(), "version": sys.version.split()[0]}
+
+
+def use_shipped_runtime(run_dir: Path, config: RunnerConfig) -> None:
+    """An interpreter without launchbay: ship the in-run API and cell bootstrap next to the run."""
+    write_runtime(run_dir)
+    config.pythonpath = [RUNTIME_DIR, *config.pythonpath]
+    command = list(config.command)
+    if len(command) > 2 and command[1] == "-m" and command[2] == "launchbay.cellrunner":
+        command[2] = "launchbay_cell"
+    config.command = command

@@ -28,22 +28,19 @@ import shlex
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import runfolder as rf
 from ..errors import TargetError
-from ..models import RunSpec
 from ..runfolder import has_final_event
 from ..snapshot import human_bytes
 from ..store import RunRecord
-from .base import Target
+from .base import Launch, RunnerConfig, Target, TargetState
 from .mirror import RayLog, apply, locked, mirror
 from .rayship import RENAMED
 from .runtime import RUNTIME_DIR, runtime_files
-
-if TYPE_CHECKING:
-    from ..snapshot import Snapshot
 
 #: the dashboard refuses request bodies over this size (HTTP 413), so packages too
 PACKAGE_LIMIT = 100 * 1024 * 1024
@@ -139,36 +136,32 @@ class JobsAPI:
         return bool((self._call("POST", f"/api/jobs/{job_id}/stop") or {}).get("stopped"))
 
 
-class RayTarget(Target):
+@dataclass
+class RayState(TargetState):
+    """Recorded with a Ray run: its job, and the cluster that runs it."""
+
+    ray_job_id: str | None = None
+    ray_address: str | None = None
+
+
+class RayTarget(Target[RayState]):
     type_name = "ray"
+    state_type = RayState
 
     @property
     def address(self) -> str:
         return str(self.settings.get("address") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265")
 
     # -- launch ---------------------------------------------------------------------------------
-    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
-        config = super().runner_config(record, spec, snapshot)
-        config.update(
-            snapshot={},  # the project is already in work/ of the job's working_dir (removed at the end)
-            pythonpath=[RUNTIME_DIR],
-            # Ray's stop_job kills every process of the job 3 s after SIGTERM:
-            # the run must be stopped, and its end shipped, before that.
-            cancel_grace_s=min(float(config["cancel_grace_s"]), 2.0),
-        )
-        return config
-
-    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-        """The run's environment becomes Ray's runtime_env: Ray installs the packages on the node."""
-        from ..environments.spec import resolve_environment
-
+    def prepare(self, launch: Launch[RayState]) -> None:
+        """The run's environment becomes Ray's runtime_env (Ray installs the packages on the node);
+        the project, the runtime and runner.json travel in the job's working_dir."""
+        JobsAPI(self.address).version()  # fail fast, with our message, before building anything
+        config, environment = launch.config, launch.environment
         runtime_env: dict[str, Any] = {}
         if self.settings.get("pip"):
             runtime_env["pip"] = [str(p) for p in self.settings["pip"]]
         env_vars = {str(k): str(v) for k, v in (self.settings.get("env_vars") or {}).items()}
-        ref = spec.environment or self.settings.get("environment")
-        source = record.properties.get("launchbay.source_dir")
-        environment = resolve_environment(ref, self.config, Path(source) if source else None)
         if environment is not None:
             if environment.pip:
                 runtime_env["pip"] = sorted(set(runtime_env.get("pip", [])) | set(environment.pip))
@@ -176,28 +169,32 @@ class RayTarget(Target):
         if env_vars:
             runtime_env["env_vars"] = env_vars
         runtime_env.update(dict(self.settings.get("runtime_env") or {}))
-        self._runtime_env = runtime_env
-
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
-        api = JobsAPI(self.address)
-        api.version()  # fail fast, with our message, before building anything
-        self.write_runner_config(record.run_dir, runner_config)
-        package = record.run_dir / rf.RAY_PACKAGE
+        record = launch.record
         manifest = self.store.snapshot_manifest(record.snapshot_id) if record.snapshot_id else {"files": []}
         files = [(e["path"], e["sha256"], int(e["size"]), int(e.get("mode", 0o644))) for e in manifest["files"]]
-        runner_config["snapshot_links"] = manifest.get("links") or []  # made by the runner in work/
+        config.snapshot = {}  # the project is already in work/ of the job's working_dir (removed at the end)
+        config.snapshot_links = manifest.get("links") or []  # made by the runner in work/
+        config.pythonpath = [RUNTIME_DIR]
+        # Ray's stop_job kills every process of the job 3 s after SIGTERM:
+        # the run must be stopped, and its end shipped, before that.
+        config.cancel_grace_s = min(float(config.cancel_grace_s), 2.0)
+        launch.plan.update(runtime_env=runtime_env, files=files)
+
+    def start(self, launch: Launch[RayState]) -> None:
+        record, secret_env = launch.record, launch.secret_env
+        api = JobsAPI(self.address)
+        package = record.run_dir / rf.RAY_PACKAGE
         try:
-            self._build_package(package, runner_config, files)
-            runtime_env = dict(self._runtime_env, working_dir=api.upload_package(package))
+            self._build_package(package, launch.config, launch.plan["files"])
+            runtime_env = dict(launch.plan["runtime_env"], working_dir=api.upload_package(package))
             if secret_env:
                 runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **secret_env}
             job_id = self._submit(api, record, runtime_env)
         finally:
             package.unlink(missing_ok=True)
-        self.store.merge_target_state(record.pk, ray_job_id=job_id, ray_address=self.address)
-        record.target_state.update(ray_job_id=job_id, ray_address=self.address)
+        launch.state.ray_job_id, launch.state.ray_address = job_id, self.address
 
-    def _build_package(self, package: Path, runner_config: dict[str, Any], files: list[_File]) -> None:
+    def _build_package(self, package: Path, config: RunnerConfig, files: list[_File]) -> None:
         """The job's working_dir as one zip; over Ray's limit is our error, naming the biggest files."""
         renamed: dict[str, str] = {}  # Ray's unpacker skips names with a backslash: rayship.py renames them back
         with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -216,7 +213,7 @@ class RayTarget(Target):
                 zf.writestr(f"{RUNTIME_DIR}/{rel}", data)
             zf.write(_SHIPPER, f"{RUNTIME_DIR}/launchbay_rayjob.py")
             zf.writestr(f"{RUNTIME_DIR}/{RENAMED}", json.dumps(renamed))
-            zf.writestr(rf.RUNNER_CONFIG, json.dumps(runner_config, indent=1))
+            zf.writestr(rf.RUNNER_CONFIG, config.to_text())
         size = package.stat().st_size
         if size >= PACKAGE_LIMIT:
             biggest = sorted(files, key=lambda f: -f[2])[:5]

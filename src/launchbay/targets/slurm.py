@@ -6,7 +6,7 @@ Where the run folder lives (it must be visible from the compute nodes):
 - ``shared_dir = "/scratch/me/launchbay"``: ``<shared_dir>/<run_id>``, with the
   project written into its ``work/``; ``sync`` copies new bytes back;
 - ``host = "login-node"``: as with ``shared_dir`` (default ``~/.launchbay-slurm``),
-  but on the login node, through the SSH target's connection code (``port``,
+  but on the login node, over the pooled SSH connection (sshconn.SSHHost: ``port``,
   ``user``, ``identity_file``, ``known_hosts`` as for ``type = "ssh"``), with
   ``login_setup`` shell lines (``module load slurm``) before each Slurm command.
 
@@ -26,19 +26,20 @@ import shlex
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
 from ..distributed import slurm_settings
 from ..errors import ConfigError, TargetError
-from ..models import RunSpec
 from ..runner import HEARTBEAT_INTERVAL_S
 from ..store import RunRecord
-from .base import Target
-from .mirror import LocalFolder, mirror
+from .base import Launch, Target, TargetState
+from .mirror import LocalFolder, SSHFolder, mirror
 from .runtime import RUNTIME_DIR, runtime_files
 from .sbatch import SCRIPT_NAME, render_sbatch
+from .sshconn import SSHConnection, SSHHost
 
 #: squeue states in which the job (and so the runner, once it starts) is still alive
 ALIVE_STATES = {
@@ -108,10 +109,10 @@ class _Here:
 
 
 class _Login(_Here):
-    """The same, on a login node through the SSH target's cached connection."""
+    """The same, on a login node, over the pooled SSH connection (sshconn)."""
 
-    def __init__(self, ssh: Any, setup: str = "") -> None:
-        self.ssh = ssh  # an SSHTarget with this target's settings
+    def __init__(self, remote: SSHHost, setup: str = "") -> None:
+        self.remote = remote
         self.setup = setup  # shell lines first, e.g. "module load slurm"
 
     def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -123,50 +124,53 @@ class _Login(_Here):
         if self.setup:
             script = f"{self.setup}\n{script}"
         data = "".join(f"{k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
-        rc, out, err = self.ssh._call(lambda c: c.run(f"sh -c {shlex.quote(script)}", check=False, input=data))
+        rc, out, err = self.remote.do(lambda c: c.run(f"sh -c {shlex.quote(script)}", check=False, input=data))
         return int(rc), str(out), str(err).strip()
 
     def home(self) -> str:
-        _, out, _ = self.ssh._call(lambda c: c.run('printf %s "$HOME"'))
+        _, out, _ = self.remote.do(lambda c: c.run('printf %s "$HOME"'))
         return str(out).strip()
 
     def put(self, base: str, files: Files, executable: set[str] | None = None) -> None:
-        def send(conn: Any) -> None:
-            if hasattr(conn, "upload_files"):  # one stream for the whole folder
-                conn.upload_files(base, files)
-            else:
-                for rel, source in sorted(files.items()):
-                    data = source.read_bytes() if isinstance(source, Path) else source
-                    conn.put_bytes(posixpath.join(base, rel), data)
+        def send(conn: SSHConnection) -> None:
+            conn.upload_files(base, files)  # one stream for the whole folder
             if executable:
                 conn.run("chmod 755 " + " ".join(shlex.quote(posixpath.join(base, r)) for r in sorted(executable)))
 
-        self.ssh._call(send)
+        self.remote.do(send)
 
     def read(self, path: str) -> bytes | None:
-        rc, out, _ = self.ssh._call(lambda c: c.run_bytes(f"cat {shlex.quote(path)}", check=False))
+        rc, out, _ = self.remote.do(lambda c: c.run_bytes(f"cat {shlex.quote(path)}", check=False))
         return bytes(out) if rc == 0 else None
 
     def append(self, path: str, data: bytes) -> None:
-        self.ssh._call(lambda c: c.run_bytes(f"cat >> {shlex.quote(path)}", data))
+        self.remote.do(lambda c: c.run_bytes(f"cat >> {shlex.quote(path)}", data))
 
     def remove(self, path: str) -> None:
-        self.ssh._call(lambda c: c.run(f"rm -rf {shlex.quote(path)}", check=False))
+        self.remote.do(lambda c: c.run(f"rm -rf {shlex.quote(path)}", check=False))
 
     def sync(self, remote: str, record: RunRecord) -> None:
-        self.ssh.sync(record)  # reads target_state["remote_run_dir"]
+        mirror(SSHFolder(self.remote.do, remote), record.run_dir)
 
 
-class SlurmTarget(Target):
+@dataclass
+class SlurmState(TargetState):
+    """Recorded with a Slurm run: its job, and its run folder as the compute nodes see it."""
+
+    slurm_job_id: str | None = None
+    slurm_run_dir: str | None = None
+    slurm_host: str | None = None  # the login node, with host = ...
+    remote_run_dir: str | None = None  # the same folder, for the SSH copy-back
+
+
+class SlurmTarget(Target[SlurmState]):
     type_name = "slurm"
+    state_type = SlurmState
 
     def site(self) -> _Here:
         if not self.settings.get("host"):
             return _Here()
-        from .ssh import SSHTarget
-
-        ssh = SSHTarget(self.name, {**self.settings, "type": "ssh"}, self.store, self.config)
-        return _Login(ssh, str(self.settings.get("login_setup") or ""))
+        return _Login(SSHHost.from_settings(self.name, self.settings), str(self.settings.get("login_setup") or ""))
 
     def _slurm(self, *argv: str, cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         code, out, err = self.site().run(list(argv), cwd=cwd, env=env)
@@ -209,71 +213,64 @@ class SlurmTarget(Target):
             shared = self.site().home() + shared[1:]
         return posixpath.join(shared, record.run_id)
 
-    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-        """An environment's variables and interpreter apply; building one on the cluster is not done here."""
-        from ..environments.spec import resolve_environment
-
-        self._python = str(self.settings.get("python") or "python3")
-        ref = spec.environment or self.settings.get("environment")
-        source = record.properties.get("launchbay.source_dir")
-        environment = resolve_environment(ref, self.config, Path(source) if source else None)
-        if environment is None:
-            return
-        if environment.needs_build:
-            raise ConfigError(
-                f"Environment {environment.name!r} lists packages, and the Slurm target does not install packages: "
-                'install them into an interpreter on the cluster and set python = "/path/to/python" in '
-                f"[targets.{self.name}] (or user_managed = true with python = ... in the environment)."
-            )
-        runner_config["env"] = {**environment.env_vars, **runner_config.get("env", {})}
-        if environment.python:
-            self._python = environment.python
-
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
-        site = self.site()
-        remote = self.remote_dir(record)
-        direct = remote == str(record.run_dir)
-        runner_config["pythonpath"] = [RUNTIME_DIR]
+    def prepare(self, launch: Launch[SlurmState]) -> None:
+        """Where the run folder goes; an environment's interpreter (building one on the cluster is not done)."""
+        record, config, environment = launch.record, launch.config, launch.environment
+        launch.plan["python"] = str(self.settings.get("python") or "python3")
+        if environment is not None:
+            if environment.needs_build:
+                raise ConfigError(
+                    f"Environment {environment.name!r} lists packages, and the Slurm target does not install "
+                    'packages: install them into an interpreter on the cluster and set python = "/path/to/python" '
+                    f"in [targets.{self.name}] (or user_managed = true with python = ... in the environment)."
+                )
+            if environment.python:
+                launch.plan["python"] = environment.python
+        remote = launch.state.slurm_run_dir = self.remote_dir(record)
+        config.pythonpath = [RUNTIME_DIR]
         files: Files = {f"{RUNTIME_DIR}/{rel}": data for rel, data in runtime_files().items()}
         executable: set[str] = set()
-        if not direct:
-            runner_config["snapshot"] = {}  # the project goes straight into the run folder's work/
+        if remote != str(record.run_dir):
+            config.snapshot = {}  # the project goes straight into the run folder's work/
             if record.snapshot_id:
                 manifest = self.store.snapshot_manifest(record.snapshot_id)
                 for entry in manifest["files"]:
                     files[f"{rf.WORK}/{entry['path']}"] = self.store.blobs.path(entry["sha256"])
                     if entry.get("mode", 0o644) & 0o111:
                         executable.add(f"{rf.WORK}/{entry['path']}")
-                runner_config["snapshot_links"] = manifest.get("links") or []  # made by the runner in work/
+                config.snapshot_links = manifest.get("links") or []  # made by the runner in work/
+        launch.plan.update(files=files, executable=executable)
+
+    def start(self, launch: Launch[SlurmState]) -> None:
+        record, config, state = launch.record, launch.config, launch.state
+        site, remote = self.site(), str(state.slurm_run_dir)
+        direct = remote == str(record.run_dir)
         script = render_sbatch(
             run_id=record.run_id,
             run_dir=remote,
-            python=getattr(self, "_python", None) or str(self.settings.get("python") or "python3"),
-            settings=slurm_settings(self.settings, runner_config.get("distributed")),
+            python=launch.plan["python"],
+            settings=slurm_settings(self.settings, config.distributed),
             target=self.name,
         )
-        files[rf.RUNNER_CONFIG] = json.dumps(runner_config, indent=1).encode()
+        files: Files = launch.plan["files"]
+        files[rf.RUNNER_CONFIG] = config.to_text().encode()
         files[SCRIPT_NAME] = script.encode()
         files[f"{rf.JOURNAL}/.keep"] = b""  # sbatch writes journal/slurm-<id>.out; the folder must exist
         try:
-            site.put(remote, files, executable)
+            site.put(remote, files, launch.plan["executable"])
         except (OSError, TargetError) as exc:
             raise TargetError(f"Cannot write the run folder {remote} ({exc}); check shared_dir.") from exc
-        if not direct:  # local copies, for `launchbay show`
-            self.write_runner_config(record.run_dir, runner_config)
+        if not direct:  # a local copy, for `launchbay show`
             (record.run_dir / SCRIPT_NAME).write_text(script)
         # sbatch hands its environment to the job: the secrets stay out of the script and runner.json
-        code, out, err = self._slurm("sbatch", "--parsable", SCRIPT_NAME, cwd=remote, env=secret_env)
+        code, out, err = self._slurm("sbatch", "--parsable", SCRIPT_NAME, cwd=remote, env=launch.secret_env)
         if code != 0:
             if not direct:
                 site.remove(remote)
             raise TargetError(f"sbatch refused the run: {err or out or code}. Check [targets.{self.name}].")
-        job_id = out.strip().split(";")[0]
-        state = {"slurm_job_id": job_id, "slurm_run_dir": remote}
+        state.slurm_job_id = out.strip().split(";")[0]
         if self.settings.get("host"):
-            state.update(remote_run_dir=remote, slurm_host=str(self.settings["host"]))
-        self.store.merge_target_state(record.pk, **state)
-        record.target_state.update(state)
+            state.remote_run_dir, state.slurm_host = remote, str(self.settings["host"])
 
     # -- follow ---------------------------------------------------------------------------------
     def sync(self, record: RunRecord) -> None:

@@ -17,184 +17,34 @@ any process can re-attach and catch up without losing a line.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
-import os
 import posixpath
 import shlex
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .. import runfolder as rf
 from ..errors import EnvironmentBuildError, TargetError
 from ..models import RunSpec
 from ..store import RunRecord
-from .base import Target
+from . import sshscripts
+from .base import Launch, Target, TargetState
 from .mirror import SSHFolder, mirror
 from .runtime import runtime_files
-from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost
+from .sshconn import RemotePythonError, SSHConnectionLost, SSHHost
 
 if TYPE_CHECKING:
     from ..environments.spec import EnvironmentSpec
     from ..snapshot import Snapshot
 
-T = TypeVar("T")
 DEFAULT_WORKDIR = "~/.launchbay-remote"
 ALIVE_CACHE_S = 3.0
 
-# Run by the connection's remote agent (sshconn): ``args`` in, ``result`` out.
-_PROBE = r"""
-import os, shutil, subprocess, sys
-work = os.path.abspath(os.path.expanduser(args["workdir"]))
-info = {"workdir": work, "uid": "%d:%d" % (os.getuid(), os.getgid()), "executable": sys.executable,
-        "version": "%d.%d.%d" % sys.version_info[:3]}
-try:
-    os.makedirs(os.path.join(work, "runs"), exist_ok=True)
-except OSError as exc:
-    info["workdir_error"] = str(exc)
-blobs = os.path.join(work, "blobs")
-info["missing"] = [d for d in args["digests"] if not os.path.isfile(os.path.join(blobs, d[:2], d[2:]))]
-info["uv"] = shutil.which("uv")
-info["runtime_missing"] = [r for r in args["runtime"] if not os.path.isfile(os.path.join(work, r))]
-if args["gpus"]:
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-        info["gpus"] = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
-    except (OSError, subprocess.SubprocessError):
-        info["gpus"] = None
-if args["docker"]:
-    try:
-        out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                             capture_output=True, text=True, timeout=30)
-        info["docker"] = out.stdout.strip() if out.returncode == 0 else "error: " + out.stderr.strip()[-300:]
-    except (OSError, subprocess.SubprocessError) as exc:
-        info["docker"] = "error: %s" % exc
-result = info
-"""
-
-# Reap runners this agent started that have ended (no zombies while the connection lives).
-_REAP = r"""
-import os
-while True:
-    try:
-        pid, _status = os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        break
-    if pid == 0:
-        break
-"""
-
-# Writes runner.json and starts the runner in a session of its own (setsid: no SIGHUP when
-# the connection goes), stdio away from the channel; secrets come in ``args``, never on disk.
-_START = (
-    _REAP
-    + r"""
-import subprocess
-run_dir, names = args["run_dir"], args["names"]
-journal, config = os.path.join(run_dir, names["journal_dir"]), os.path.join(run_dir, names["config"])
-os.makedirs(journal, exist_ok=True)
-with open(config + ".tmp", "w") as fh:
-    fh.write(args["runner_json"])
-os.replace(config + ".tmp", config)
-env = dict(os.environ)
-env.update(args["secret_env"])
-with open(os.path.join(journal, names["log"]), "ab") as log:
-    if args["wait"]:
-        done = subprocess.run(args["argv"], stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd=run_dir)
-        log.write(done.stdout + done.stderr)
-        if done.returncode:
-            raise RuntimeError("%s failed: %s" % (args["argv"][0], done.stderr.decode(errors="replace")[-600:]))
-        result = {"container": done.stdout.decode().strip()}
-    else:
-        proc = subprocess.Popen(args["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                                cwd=run_dir, start_new_session=True, close_fds=True)
-        result = {"pid": proc.pid}
-"""
-)
-
-# Is the runner ``pid`` alive, and is it still the process that runs ``marker`` (the run dir)?
-_ALIVE = (
-    _REAP
-    + r"""
-try:
-    with open("/proc/%d/cmdline" % args["pid"], "rb") as fh:
-        result = args["marker"].encode() in fh.read()
-except FileNotFoundError:
-    result = False
-except OSError:
-    import subprocess
-    out = subprocess.run(["ps", "-p", str(args["pid"]), "-o", "args="], capture_output=True, text=True)
-    result = args["marker"] in out.stdout
-"""
-)
-
-# Builds ``folder/venv`` from ``requirements`` once (uv when the host has it, else venv + pip);
-# a ``ready`` marker is written last, and an flock keeps two submits from building at once.
-_BUILD_ENV = r"""
-import fcntl, os, re, shutil, subprocess, sys, time
-folder = args["folder"]
-os.makedirs(folder, exist_ok=True)
-venv = os.path.join(folder, "venv")
-python = os.path.join(venv, "bin", "python")
-ready = os.path.join(folder, "ready")
-with open(os.path.join(folder, ".lock"), "a") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    if os.path.isfile(ready):
-        result = {"python": python, "built": False, "seconds": 0.0}
-    else:
-        started = time.time()
-        wanted = args["python"] or sys.executable
-        if re.match(r"^[0-9]+([.][0-9]+)*$", wanted):
-            wanted = "python" + wanted
-        base = wanted if "/" in wanted else shutil.which(wanted)
-        requirements = os.path.join(folder, "requirements.txt")
-        with open(requirements, "w") as fh:
-            fh.write(args["requirements"])
-        with open(os.path.join(folder, "spec.json"), "w") as fh:
-            fh.write(args["spec"])
-        uv = shutil.which("uv") if args["uv"] else None
-        if uv:
-            steps = [[uv, "venv", "--python", str(base), venv]]
-            if args["requirements"]:
-                steps.append([uv, "pip", "install", "--python", python, "-r", requirements])
-        elif args["requirements"] and subprocess.call([str(base), "-m", "pip", "--python", sys.executable, "--version"],
-                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
-            # the base interpreter's pip installs into a venv made without one (skips ensurepip: seconds)
-            steps = [[str(base), "-m", "venv", "--without-pip", venv],
-                     [str(base), "-m", "pip", "--python", python, "install", "--disable-pip-version-check",
-                      "-r", requirements]]
-        else:
-            steps = [[str(base), "-m", "venv", venv]]
-            if args["requirements"]:
-                steps.append([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", requirements])
-        error = None if base else "no interpreter %r on the host." % wanted
-        with open(os.path.join(folder, "build.log"), "w") as log:
-            for step in steps if base else []:
-                log.write("$ " + " ".join(step) + "\n")
-                log.flush()
-                code = subprocess.call(step, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-                if code:
-                    error = "%s exited with code %d." % (os.path.basename(step[0]), code)
-                    break
-        if error:
-            shutil.rmtree(venv, ignore_errors=True)
-            with open(os.path.join(folder, "build.log"), errors="replace") as fh:
-                result = {"error": error, "log_tail": fh.read().splitlines()[-15:]}
-        else:
-            with open(ready, "w") as fh:
-                fh.write(repr(time.time()))
-            result = {"python": python, "built": True, "seconds": time.time() - started}
-"""
-
-# -- one connection per target in this process ---------------------------------------------------
-_lock = threading.Lock()
-_connections: dict[tuple[Any, ...], SSHConnection] = {}
 _alive: dict[str, float] = {}  # run id -> when its runner was last seen alive
-_cache_pid = os.getpid()
 
 
 def _truthy(value: Any) -> bool:
@@ -209,8 +59,23 @@ def _runtime() -> tuple[str, dict[str, bytes]]:
     return digest.hexdigest()[:16], files
 
 
-class SSHTarget(Target):
+@dataclass
+class SSHState(TargetState):
+    """Recorded with an SSH run: where it runs on the host, and how to reach its runner."""
+
+    remote_host: str | None = None
+    remote_run_dir: str | None = None
+    remote_python: str | None = None
+    upload: dict[str, Any] | None = None  # blobs and bytes sent, seconds
+    remote_pid: int | None = None  # the runner, leader of its process group
+    remote_pgid: int | None = None
+    remote_container: str | None = None  # with docker = true
+    container_id: str | None = None
+
+
+class SSHTarget(Target[SSHState]):
     type_name = "ssh"
+    state_type = SSHState
 
     # -- settings -----------------------------------------------------------------------------------
     def _setting(self, key: str, default: Any = None) -> Any:
@@ -218,70 +83,16 @@ class SSHTarget(Target):
         return default if value is None or value == "" else value
 
     @property
-    def host(self) -> str:
-        host = self._setting("host")
-        if not host:
-            raise TargetError(f'[targets.{self.name}] has no host: set host = "name-or-address" in launchbay.toml.')
-        return str(host)
-
-    @property
-    def python(self) -> str:
-        return str(self._setting("python", "python3"))
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        return (
-            self.host,
-            int(self._setting("port", 22)),
-            self._setting("user"),
-            self._setting("identity_file"),
-            self._setting("known_hosts"),
-            self.python,
-        )
+    def remote(self) -> SSHHost:
+        """The host and login; its ``do`` runs an action on the pooled connection (sshconn)."""
+        return SSHHost.from_settings(self.name, self.settings)
 
     @property
     def docker(self) -> bool:
         return _truthy(self._setting("docker", False))
 
     def where(self) -> str:
-        host, port, user = self.key[:3]
-        return f"{user + '@' if user else ''}{host}:{port}"
-
-    # -- connection -----------------------------------------------------------------------------------
-    def connection(self, fresh: bool = False) -> SSHConnection:
-        """The cached connection for this target (a new one when it was closed or dropped)."""
-        global _cache_pid
-        key = self.key
-        with _lock:
-            if _cache_pid != os.getpid():  # a forked child must not touch its parent's connections
-                _connections.clear()
-                _cache_pid = os.getpid()
-            conn = _connections.get(key)
-            if conn is not None and (fresh or conn.closed):
-                conn.close()
-                conn = None
-            if conn is None:
-                host, port, user, identity, known, _python = key
-                conn = SSHConnection(
-                    host,
-                    port,
-                    user,
-                    identity,
-                    known,
-                    python=self.python,
-                    connect_timeout=float(self._setting("connect_timeout", 10)),
-                )
-                if not _connections:
-                    atexit.register(close_connections)  # a clean goodbye instead of a dropped connection
-                _connections[key] = conn
-            return conn
-
-    def _call(self, action: Callable[[SSHConnection], T]) -> T:
-        """Run ``action`` on the cached connection; reconnect once if it dropped."""
-        try:
-            return action(self.connection())
-        except SSHConnectionLost:
-            return action(self.connection(fresh=True))
+        return self.remote.where
 
     # -- probe -------------------------------------------------------------------------------------------
     def probe(
@@ -296,7 +107,7 @@ class SSHTarget(Target):
             "docker": docker,
         }
         try:
-            info: dict[str, Any] = self._call(lambda c: c.call(_PROBE, args)[0])
+            info: dict[str, Any] = self.remote.do(lambda c: c.call(sshscripts.PROBE, args)[0])
         except RemotePythonError as exc:
             raise TargetError(str(exc).replace("the target's settings", f"[targets.{self.name}]")) from None
         if info.get("workdir_error"):
@@ -309,23 +120,10 @@ class SSHTarget(Target):
     # -- launch -------------------------------------------------------------------------------------------
     def preflight(self, spec: RunSpec) -> None:
         """Settings, connection, host key, login and interpreter: any failure before the store is touched."""
-        self._check_settings(spec)
+        self._check_settings(self.environment(spec))
         self._check_docker(self.probe(docker=self.docker))
 
-    def runner_config(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> dict[str, Any]:
-        self._check_settings(spec)
-        return super().runner_config(record, spec, snapshot)
-
-    def environment(self, spec: RunSpec) -> EnvironmentSpec | None:
-        """The run's environment: ``--env`` / ``environment=``, else the target's ``env`` setting."""
-        from ..environments.spec import resolve_environment
-
-        ref = spec.environment or self._setting("env") or self._setting("environment")
-        source = self.config.root
-        return resolve_environment(ref, self.config, Path(source) if source else None)
-
-    def _check_settings(self, spec: RunSpec) -> None:
-        env = self.environment(spec)
+    def _check_settings(self, env: EnvironmentSpec | None) -> None:
         if self.docker and env is not None and env.pip:
             raise TargetError(
                 f"Environment {env.label} lists packages, and with docker = true the SSH target runs an image as it "
@@ -345,11 +143,13 @@ class SSHTarget(Target):
                 f"daemon there or give the user access to it."
             )
 
-    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, Any]:
+    def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         return {}  # filled in by prepare(), once the remote workdir is known
 
-    def prepare(self, record: RunRecord, spec: RunSpec, runner_config: dict[str, Any]) -> None:
-        """Probe the host and send the blobs it lacks (the runtime too, once per version)."""
+    def prepare(self, launch: Launch[SSHState]) -> None:
+        """Probe the host and send the blobs it lacks (the runtime too, once per version); build the environment."""
+        record, config, state, env = launch.record, launch.config, launch.state, launch.environment
+        self._check_settings(env)
         blobs: dict[str, Path] = {}
         snapshot_id = record.snapshot_id
         if snapshot_id:
@@ -363,56 +163,52 @@ class SSHTarget(Target):
         work = info["workdir"]
         missing = info["missing"]
         started = time.time()
-        sent = self._call(
+        sent = self.remote.do(
             lambda c: c.upload_files(f"{work}/blobs", {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing}, blobs=True)
         )
         runtime_sent = 0
         if info["runtime_missing"]:
             need = {rel: runtime_rel[rel] for rel in info["runtime_missing"]}
-            runtime_sent = self._call(lambda c: c.upload_files(work, need))  # type: ignore[arg-type]
+            runtime_sent = self.remote.do(lambda c: c.upload_files(work, need))  # type: ignore[arg-type]
         run_dir = f"{work}/runs/{record.run_id}"
-        runner_config["snapshot"] = {}
+        config.snapshot = {}
         if snapshot_id:
-            runner_config["snapshot"] = {
+            config.snapshot = {
                 "manifest": f"{work}/blobs/{snapshot_id[:2]}/{snapshot_id[2:]}",
                 "blobs": f"{work}/blobs",
             }
-        runner_config["pythonpath"] = [f"{work}/runtime/{runtime_hash}"]
-        runner_config["python"] = "python3" if self.docker else info["executable"]
-        env = self.environment(spec)
-        if env is not None:
-            runner_config["env"] = {**env.env_vars, **runner_config.get("env", {})}
-            if not self.docker:
-                runner_config["python"] = self._materialise(record, env, work, info)
-        upload = {
+        config.pythonpath = [f"{work}/runtime/{runtime_hash}"]
+        config.python = "python3" if self.docker else info["executable"]
+        if env is not None and not self.docker:
+            config.python = self._materialise(launch, env, work, info)
+        launch.plan.update(
+            work=work,
+            runner=f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
+            python=info["executable"],
+            uid=info.get("uid"),
+            image=env.image if env is not None else None,
+        )
+        state.remote_host, state.remote_run_dir = self.where(), run_dir
+        state.remote_python = f"{info['executable']} ({info['version']})"
+        state.upload = {
             "blobs": len(blobs),
             "blobs_sent": len(missing),
             "bytes_sent": sent,
             "runtime_bytes_sent": runtime_sent,
             "seconds": round(time.time() - started, 3),
         }
-        self._plan = {
-            "run_dir": run_dir,
-            "work": work,
-            "runner": f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
-            "python": info["executable"],
-            "uid": info.get("uid"),
-            "image": env.image if env is not None else None,
-        }
-        self.store.merge_target_state(
-            record.pk,
-            remote_host=self.where(),
-            remote_run_dir=run_dir,
-            upload=upload,
-            remote_python=f"{info['executable']} ({info['version']})",
-        )
 
-    def _materialise(self, record: RunRecord, env: EnvironmentSpec, work: str, info: dict[str, Any]) -> str:
+    def _materialise(self, launch: Launch[SSHState], env: EnvironmentSpec, work: str, info: dict[str, Any]) -> str:
         """The environment's interpreter on the host: a venv under ``<workdir>/envs/<hash>``, built once."""
         if env.user_managed:
             python = env.python or info["executable"]
-            state = {"name": env.name, "hash": env.hash, "python": python, "built": False, "user_managed": True}
-            self.store.merge_target_state(record.pk, environment=state)
+            launch.state.environment = {
+                "name": env.name,
+                "hash": env.hash,
+                "python": python,
+                "built": False,
+                "user_managed": True,
+            }
             return python
         if env.installer == "uv" and not info.get("uv"):
             raise EnvironmentBuildError(
@@ -428,7 +224,7 @@ class SSHTarget(Target):
         }
         if self.progress:
             self.progress(f"environment {env.label}: checking on {self.where()}")
-        result: dict[str, Any] = self._call(lambda c: c.call(_BUILD_ENV, args, timeout=None)[0])
+        result: dict[str, Any] = self.remote.do(lambda c: c.call(sshscripts.BUILD_ENV, args, timeout=None)[0])
         if result.get("error"):
             lines = "\n".join(f"  {ln}" for ln in result.get("log_tail", []))
             raise EnvironmentBuildError(
@@ -437,7 +233,7 @@ class SSHTarget(Target):
             )
         if self.progress and result["built"]:
             self.progress(f"environment {env.label}: built on {self.where()} in {result['seconds']:.1f} s")
-        state = {
+        launch.state.environment = {
             "name": env.name,
             "hash": env.hash,
             "python": result["python"],
@@ -445,15 +241,14 @@ class SSHTarget(Target):
             "build_s": round(result["seconds"], 3),
             "where": self.where(),
         }
-        self.store.merge_target_state(record.pk, environment=state)
         return str(result["python"])
 
-    def start(self, record: RunRecord, runner_config: dict[str, Any], secret_env: dict[str, str]) -> None:
-        plan = self._plan
-        run_dir = plan["run_dir"]
+    def start(self, launch: Launch[SSHState]) -> None:
+        record, plan, state, secret_env = launch.record, launch.plan, launch.state, launch.secret_env
+        run_dir = str(state.remote_run_dir)
         request: dict[str, Any] = {
             "run_dir": run_dir,
-            "runner_json": json.dumps(runner_config, indent=1),
+            "runner_json": launch.config.to_text(),
             "names": {"journal_dir": rf.JOURNAL, "config": rf.RUNNER_CONFIG, "log": rf.RUNNER_LOG},
             "secret_env": secret_env,
         }
@@ -484,24 +279,17 @@ class SSHTarget(Target):
             argv += [str(self._setting("image") or plan["image"]), "python3", plan["runner"], run_dir]
             request.update(argv=argv, wait=True)
         else:
-            request["argv"] = [plan["python"], plan["runner"], run_dir]
-
-        record.run_dir.mkdir(parents=True, exist_ok=True)
-        self.write_runner_config(record.run_dir, runner_config)  # a local copy, for `launchbay show` and debugging
-
-        request.setdefault("wait", False)
+            request.update(argv=[plan["python"], plan["runner"], run_dir], wait=False)
         try:
-            answer: dict[str, Any] = self._call(lambda c: c.call(_START, request)[0])
+            answer: dict[str, Any] = self.remote.do(lambda c: c.call(sshscripts.START, request)[0])
         except SSHConnectionLost:
             raise
         except TargetError as exc:
             raise TargetError(f"The runner did not start on {self.where()}: {exc}") from None
         if self.docker:
-            self.store.merge_target_state(
-                record.pk, remote_container=f"launchbay-{record.run_id}", container_id=answer.get("container")
-            )
+            state.remote_container, state.container_id = f"launchbay-{record.run_id}", answer.get("container")
         else:
-            self.store.merge_target_state(record.pk, remote_pid=answer["pid"], remote_pgid=answer["pid"])
+            state.remote_pid = state.remote_pgid = answer["pid"]
         _alive[record.run_id] = time.time()
 
     # -- bring the run back -------------------------------------------------------------------------------------
@@ -509,7 +297,7 @@ class SSHTarget(Target):
         """Bring the remote run folder's new bytes into the local one (see mirror.py)."""
         run_dir = record.target_state.get("remote_run_dir")
         if run_dir:
-            mirror(SSHFolder(self._call, run_dir), record.run_dir)
+            mirror(SSHFolder(self.remote.do, run_dir), record.run_dir)
 
     def runner_alive(self, record: RunRecord) -> bool | None:
         state = record.target_state
@@ -519,13 +307,13 @@ class SSHTarget(Target):
         try:
             if state.get("remote_container"):
                 name = shlex.quote(state["remote_container"])
-                _, out, _ = self._call(
+                _, out, _ = self.remote.do(
                     lambda c: c.run(f"docker inspect -f '{{{{.State.Running}}}}' {name}", check=False, timeout=30)
                 )
                 alive = out.strip() == "true"
             elif state.get("remote_pid"):
                 args = {"pid": int(state["remote_pid"]), "marker": state.get("remote_run_dir", "")}
-                alive = bool(self._call(lambda c: c.call(_ALIVE, args, timeout=30)[0]))
+                alive = bool(self.remote.do(lambda c: c.call(sshscripts.ALIVE, args, timeout=30)[0]))
             else:
                 return None
         except TargetError:
@@ -545,7 +333,7 @@ class SSHTarget(Target):
             command += f"; docker kill -s TERM {shlex.quote(state['remote_container'])} >/dev/null 2>&1"
         elif state.get("remote_pgid"):
             command += f"; kill -TERM -- -{int(state['remote_pgid'])} 2>/dev/null"
-        self._call(lambda c: c.run(command + "; true"))
+        self.remote.do(lambda c: c.run(command + "; true"))
         _alive.pop(record.run_id, None)
 
     def force_stop(self, record: RunRecord) -> None:
@@ -560,7 +348,7 @@ class SSHTarget(Target):
             command = "kill -KILL " + " ".join(f"-- -{g}" if i == 0 else f"-{g}" for i, g in enumerate(groups))
             command += " 2>/dev/null"
         try:
-            self._call(lambda c: c.run(command + "; true", timeout=30))
+            self.remote.do(lambda c: c.run(command + "; true", timeout=30))
         except TargetError:
             pass  # unreachable: nothing more can be done from here
 
@@ -585,11 +373,3 @@ class SSHTarget(Target):
     def describe(self, record: RunRecord) -> dict[str, Any]:
         state = record.target_state
         return {k: state[k] for k in ("remote_host", "remote_run_dir", "remote_python", "upload") if k in state}
-
-
-def close_connections() -> None:
-    """Close every cached connection (runs keep going on their hosts)."""
-    with _lock:
-        for conn in _connections.values():
-            conn.close()
-        _connections.clear()

@@ -5,7 +5,10 @@ one private event loop in a daemon thread and each call blocks on its result.
 Host keys are always checked against a known_hosts file; passwords are never
 asked for or stored (keys come from ``identity_file`` or the SSH agent).
 
-    conn = SSHConnection("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")
+    host = SSHHost("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")
+    rc, out, err = host.do(lambda conn: conn.run("nvidia-smi -L", check=False))  # pooled, reconnects once
+
+    conn = SSHConnection("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")  # one of your own
     rc, out, err = conn.run("nvidia-smi -L", check=False)
     conn.upload_blobs("/home/me/.launchbay-remote/blobs", {digest: path})
     result, payload = conn.call(code, args)   # python run by the connection's remote helper
@@ -18,12 +21,15 @@ long-lived remote Python per connection, the *agent*, over framed JSON on its
 stdin/stdout: a poll for new log bytes costs a few milliseconds, not a shell start.
 
 Every failure is a ``TargetError`` whose message names the cause; a connection
-that dropped mid-call raises ``SSHConnectionLost`` (reconnect and retry).
+that dropped mid-call raises ``SSHConnectionLost`` (reconnect and retry). The SSH
+and Slurm targets share connections through the pool (``SSHHost.do``): one per
+host and login in a process, replaced when it dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import hashlib
 import json
@@ -31,15 +37,16 @@ import os
 import shlex
 import socket
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from ..errors import TargetError
+from .sshagent import AGENT, CHUNK, MISSING, UNPACK, Agent
 
 T = TypeVar("T")
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
-CHUNK = 256 * 1024
 
 
 class SSHConnectionLost(TargetError):
@@ -87,123 +94,6 @@ def _call(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         raise
 
 
-# -- the agent: one remote python per connection ---------------------------------------------
-# Parses under old Pythons too (no f-strings), so a too-old interpreter is reported by version.
-# Protocol, both ways: one JSON line whose "size" says how many raw bytes follow it.
-# A request carries Python code (sent once, then named by its key) run with ``args`` and
-# ``data`` (the raw bytes); the code sets ``result`` (JSON) and optionally ``payload`` (bytes).
-_AGENT = r"""
-import json, os, sys
-out = os.fdopen(os.dup(1), "wb")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
-inp = getattr(sys.stdin, "buffer", sys.stdin)
-def send(head, payload=b""):
-    head["size"] = len(payload)
-    out.write((json.dumps(head) + "\n").encode())
-    out.write(payload)
-    out.flush()
-send({"version": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable, "pid": os.getpid()})
-if sys.version_info[:2] < (3, 9):
-    sys.exit(0)
-codes = {}
-while True:
-    line = inp.readline()
-    if not line:
-        break
-    req = json.loads(line)
-    data = inp.read(req["size"]) if req.get("size") else b""
-    try:
-        if req.get("code") is not None:
-            codes[req["key"]] = compile(req["code"], "<launchbay:" + req["key"][:8] + ">", "exec")
-        ns = {"args": req.get("args"), "data": data, "result": None, "payload": b""}
-        exec(codes[req["key"]], ns)
-        send({"ok": True, "result": ns["result"]}, ns["payload"])
-    except Exception as exc:
-        import traceback
-        send({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc), "trace": traceback.format_exc()[-3000:]})
-"""
-
-_MISSING = r"""
-import os
-base = args["base"]
-result = [d for d in args["digests"] if not os.path.isfile(os.path.join(base, d[:2], d[2:]))]
-"""
-
-# Each file lands through a temp name and a rename, so a transfer cut short never leaves a
-# half-written file under its real name; blobs must hash to their own name (ab/cdef...).
-_UNPACK = r"""
-import hashlib, os
-base, pos = args["base"], 0
-for name, size, mode in args["files"]:
-    if name.startswith("/") or ".." in name.split("/"):
-        raise ValueError("refusing path %r" % name)
-    chunk = data[pos:pos + size]
-    pos += size
-    if args["blobs"] and hashlib.sha256(chunk).hexdigest() != name.replace("/", ""):
-        raise ValueError("blob %s arrived corrupted" % name)
-    dest = os.path.join(base, name)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    tmp = "%s.tmp-%d" % (dest, os.getpid())
-    with open(tmp, "wb") as fh:
-        fh.write(chunk)
-    os.chmod(tmp, mode)
-    os.replace(tmp, dest)
-result = len(args["files"])
-"""
-
-
-class _Agent:
-    """The remote python of one connection; requests are serialised by a lock (loop side)."""
-
-    def __init__(self, process: Any, hello: dict[str, Any]) -> None:
-        self.process, self.hello = process, hello
-        self.lock = asyncio.Lock()
-        self.known_codes: set[str] = set()
-        self.broken = False
-        self.stderr_tail = b""
-        self._drain = asyncio.ensure_future(self._read_stderr())
-
-    async def _read_stderr(self) -> None:
-        """Keep reading stderr (a full window would stall the agent); keep its tail for errors."""
-        while True:
-            try:
-                chunk = await self.process.stderr.read(65536)
-            except Exception:  # noqa: BLE001 - the connection went: requests report that themselves
-                return
-            if not chunk:
-                return
-            self.stderr_tail = (self.stderr_tail + chunk)[-4000:]
-
-    async def request(self, head: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes, int]:
-        async with self.lock:
-            if self.broken:
-                raise ConnectionError("the remote helper stopped")
-            try:
-                key = head["key"]
-                if key in self.known_codes:
-                    head = {**head, "code": None}
-                head["size"] = len(data)
-                line = (json.dumps(head) + "\n").encode()
-                self.process.stdin.write(line)
-                for start in range(0, len(data), CHUNK):
-                    self.process.stdin.write(data[start : start + CHUNK])
-                    await self.process.stdin.drain()
-                await self.process.stdin.drain()
-                answer = await self.process.stdout.readline()
-                if not answer:
-                    why = self.stderr_tail.decode(errors="replace")[-300:]
-                    raise ConnectionError(f"the remote helper exited: {why}")
-                reply = json.loads(answer)
-                payload = await self.process.stdout.readexactly(reply["size"]) if reply["size"] else b""
-            except BaseException:
-                self.broken = True  # the stream is out of step now: this agent is done
-                self.process.close()
-                raise
-            self.known_codes.add(key)
-            return reply, payload, len(line) + len(data)
-
-
 # -- the connection ---------------------------------------------------------------------------
 class SSHConnection:
     """One authenticated SSH connection (host key verified); blocking methods.
@@ -231,7 +121,7 @@ class SSHConnection:
         #: payload bytes written to remote stdin (commands' input, uploads) by this connection
         self.bytes_sent = 0
         self._conn: Any = None
-        self._agent: _Agent | None = None
+        self._agent: Agent | None = None
         self._agent_lock = threading.Lock()
         self._conn = _call(self._connect(), timeout=connect_timeout + 5)
 
@@ -446,7 +336,7 @@ class SSHConnection:
         """Start the agent if needed: ``{"version", "executable", "pid"}`` of the remote python."""
         return self._ensure_agent().hello
 
-    def _ensure_agent(self) -> _Agent:
+    def _ensure_agent(self) -> Agent:
         with self._agent_lock:
             agent = self._agent
             if agent is None or agent.broken:
@@ -461,9 +351,9 @@ class SSHConnection:
                 self._agent = agent
             return agent
 
-    async def _start_agent(self) -> _Agent:
+    async def _start_agent(self) -> Agent:
         exe = _q(self.python)
-        command = f"command -v {exe} >/dev/null 2>&1 || exit 127; exec {exe} -u -c {_q(_AGENT)}"
+        command = f"command -v {exe} >/dev/null 2>&1 || exit 127; exec {exe} -u -c {_q(AGENT)}"
         process = await self._conn.create_process(command, encoding=None)
         line = await process.stdout.readline()
         if not line:
@@ -487,7 +377,7 @@ class SSHConnection:
                 f"The Python on {self.where} ({self.python}) is {hello['version']}; launchbay's runner needs "
                 f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}+. Set python in the target's settings to a newer interpreter."
             )
-        return _Agent(process, hello)
+        return Agent(process, hello)
 
     def call(self, code: str, args: Any = None, data: bytes = b"", timeout: float | None = 120.0) -> tuple[Any, bytes]:
         """Run Python ``code`` in the remote agent with ``args`` and ``data`` bound; it sets
@@ -511,7 +401,7 @@ class SSHConnection:
     # -- files (through the agent) ----------------------------------------------------------------
     def missing_blobs(self, blob_dir: str, digests: Iterable[str]) -> list[str]:
         """Which of ``digests`` the remote blob folder (``blob_dir/ab/cdef...``) lacks."""
-        result, _ = self.call(_MISSING, {"base": blob_dir, "digests": sorted(set(digests))})
+        result, _ = self.call(MISSING, {"base": blob_dir, "digests": sorted(set(digests))})
         return list(result)
 
     def upload_files(
@@ -530,7 +420,7 @@ class SSHConnection:
             if batch:
                 before = self.bytes_sent
                 self.call(
-                    _UNPACK, {"base": base_dir, "files": list(batch), "blobs": blobs}, b"".join(chunks), timeout=None
+                    UNPACK, {"base": base_dir, "files": list(batch), "blobs": blobs}, b"".join(chunks), timeout=None
                 )
                 sent += self.bytes_sent - before
             batch.clear()
@@ -563,3 +453,94 @@ def _q(text: str) -> str:
     if text.startswith("~/"):
         return "~/" + shlex.quote(text[2:])
     return shlex.quote(text)
+
+
+# -- the pool: one connection per host and login in this process -------------------------------
+@dataclass(frozen=True)
+class SSHHost:
+    """Where and as whom to log in (the pool's key); ``do`` runs an action on the pooled connection."""
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    python: str = "python3"
+    connect_timeout: float = field(default=10.0, compare=False)
+
+    @classmethod
+    def from_settings(cls, target: str, settings: dict[str, Any]) -> SSHHost:
+        """From a ``[targets.NAME]`` table (``host``, ``port``, ``user``, ``identity_file``, ...)."""
+
+        def get(key: str, default: Any = None) -> Any:
+            value = settings.get(key)
+            return default if value is None or value == "" else value
+
+        host = get("host")
+        if not host:
+            raise TargetError(f'[targets.{target}] has no host: set host = "name-or-address" in launchbay.toml.')
+        return cls(
+            str(host),
+            int(get("port", 22)),
+            get("user"),
+            get("identity_file"),
+            get("known_hosts"),
+            str(get("python", "python3")),
+            float(get("connect_timeout", 10)),
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+    def connection(self, fresh: bool = False) -> SSHConnection:
+        """The pooled connection (a new one when it was closed or dropped, or ``fresh``)."""
+        global _pool_pid
+        with _pool_lock:
+            if _pool_pid != os.getpid():  # a forked child must not touch its parent's connections
+                _pool.clear()
+                _pool_pid = os.getpid()
+            conn = _pool.get(self)
+            if conn is not None and (fresh or conn.closed):
+                conn.close()
+                conn = None
+            if conn is None:
+                conn = SSHConnection(
+                    self.host,
+                    self.port,
+                    self.user,
+                    self.identity_file,
+                    self.known_hosts,
+                    python=self.python,
+                    connect_timeout=self.connect_timeout,
+                )
+                if not _pool:
+                    atexit.register(close_connections)  # a clean goodbye instead of a dropped connection
+                _pool[self] = conn
+            return conn
+
+    def do(self, action: Callable[[SSHConnection], T]) -> T:
+        """Run ``action`` on the pooled connection; reconnect once if it dropped."""
+        try:
+            return action(self.connection())
+        except SSHConnectionLost:
+            return action(self.connection(fresh=True))
+
+
+_pool_lock = threading.Lock()
+_pool: dict[SSHHost, SSHConnection] = {}
+_pool_pid = os.getpid()
+
+
+def pooled_connections() -> list[SSHConnection]:
+    """The connections the pool holds now (for tests and diagnostics)."""
+    with _pool_lock:
+        return list(_pool.values())
+
+
+def close_connections() -> None:
+    """Close every pooled connection (runs keep going on their hosts)."""
+    with _pool_lock:
+        for conn in _pool.values():
+            conn.close()
+        _pool.clear()
