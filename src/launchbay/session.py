@@ -198,14 +198,14 @@ class Session:
 
         target = self.target_for(record)
         try:
-            target.sync(record)
+            target.mirror(record)
         except LaunchbayError:
             pass  # unreachable for now: heartbeats decide
         if ingest_run(self.store, record, wait=False):
             record = self.store.get_run(record.run_id)
         if record.status.is_terminal():
             return record
-        alive = target.runner_alive(record)
+        alive = target.alive(record)
         timeout = LAUNCHBAY_HEARTBEAT_TIMEOUT.get()
         if alive is False:
             reason = "The runner process died without recording an end (killed, or the machine restarted)."
@@ -214,7 +214,7 @@ class Session:
         else:
             return record
         try:
-            target.sync(record)
+            target.mirror(record)
         except LaunchbayError:
             pass
         ingest_run(self.store, record)
@@ -255,7 +255,7 @@ class Session:
             record = self.refresh(record.run_id)
             if record.status.is_terminal():
                 return record
-        if target.runner_alive(record) is not True:
+        if target.alive(record) is not True:
             target.force_stop(record)
             reason = "Canceled by request (the runner did not answer; its processes were killed)."
             self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})

@@ -420,13 +420,13 @@ class SweepControl:
     def __init__(self, store: RunStore, config: ProjectConfig) -> None:
         self.store, self.config = store, config
 
-    def sync(self, record: RunRecord) -> None:
+    def mirror(self, record: RunRecord) -> None:
         """The controller writes into the local store: nothing to bring back."""
 
     def cancel(self, record: RunRecord) -> None:
         stop_runner(record, record.run_id)
 
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         return runner_pid_alive(record, record.run_id)
 
     def force_stop(self, record: RunRecord) -> None:

@@ -9,7 +9,7 @@
     start(launch)     start the runner, detached                          (hook)
     state is written once into the run's target_state
 
-After the launch, ``sync`` brings the run folder's new bytes back, ``runner_alive``
+After the launch, ``mirror`` brings the run folder's new bytes back, ``alive``
 says whether the runner still runs, ``cancel`` asks it to stop and ``force_stop``
 kills what a dead runner left. The journal in the run folder is the only thing a
 target has to bring back.
@@ -107,8 +107,8 @@ class Launch(Generic[S]):
 class RunControl(Protocol):
     """What keeps a started run's record true: every target, and a sweep's controller (SweepControl)."""
 
-    def sync(self, record: RunRecord) -> None: ...
-    def runner_alive(self, record: RunRecord) -> bool | None: ...
+    def mirror(self, record: RunRecord) -> None: ...
+    def alive(self, record: RunRecord) -> bool | None: ...
     def cancel(self, record: RunRecord) -> None: ...
     def force_stop(self, record: RunRecord) -> None: ...
     def describe(self, record: RunRecord) -> dict[str, Any]: ...
@@ -232,11 +232,11 @@ class Target(ABC, Generic[S]):
     def cancel(self, record: RunRecord) -> None:
         """Ask the runner to stop the run (it records Canceled itself)."""
 
-    def sync(self, record: RunRecord) -> None:
+    def mirror(self, record: RunRecord) -> None:
         """Bring the run folder's new bytes back to the local store. Local: nothing to do."""
 
     @abstractmethod
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         """True/False when the target can tell, None to fall back on heartbeats."""
 
     def force_stop(self, record: RunRecord) -> None:

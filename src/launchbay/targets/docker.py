@@ -5,7 +5,7 @@ shipped into the run folder (``runtime/``). On a local daemon the run folder and
 the blob folder are bind-mounted (``/launchbay/run``, ``/launchbay/blobs``), so
 the journal and logs appear in the store as they are written. On a remote daemon
 (``ssh://``, ``tcp://``) they are copied in before the start and copied back by
-``sync``. The container runs with ``init=True`` (signals reach the runner), as
+``mirror``. The container runs with ``init=True`` (signals reach the runner), as
 the submitting user, with no network unless asked, and is removed once its run
 has ended and its files are kept.
 """
@@ -262,7 +262,7 @@ class DockerTarget(Target[DockerState]):
         except DockerException as exc:
             raise TargetError(f"Docker at {self.docker_host(record)} did not answer: {api_message(exc)}.") from exc
 
-    def sync(self, record: RunRecord) -> None:
+    def mirror(self, record: RunRecord) -> None:
         if not record.target_state.get("container_id"):
             return
         container = self._container(record)
@@ -338,7 +338,7 @@ class DockerTarget(Target[DockerState]):
             pass
         _last_pull.pop(record.run_id, None)
 
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         if not record.target_state.get("container_id"):
             return None
         try:

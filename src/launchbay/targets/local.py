@@ -118,7 +118,7 @@ class LocalTarget(Target[TargetState]):
     def cancel(self, record: RunRecord) -> None:
         stop_runner(record, str(record.run_dir))
 
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         return runner_pid_alive(record, str(record.run_dir))
 
     def force_stop(self, record: RunRecord) -> None:

@@ -3,7 +3,7 @@
 The job's working_dir is a zip we build from the snapshot (so launchbay's ignore
 rules are the only ones applied): the project under ``work/``, the shipped
 runtime, ``runner.json``. Its entry point (``rayship.py``) runs the runner and
-prints the run folder's new bytes as tagged lines; ``sync`` reads the job's log
+prints the run folder's new bytes as tagged lines; ``mirror`` reads the job's log
 over HTTP and writes them back into the local run folder. That is the return
 path: no shared filesystem, no ``ray.init``, not even Ray installed on the
 notebook's side. Every call is plain HTTP to the Jobs REST API (the package
@@ -20,13 +20,9 @@ runtime_env's env_vars too, the field Ray's dashboard redacts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shlex
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +35,7 @@ from ..snapshot import human_bytes
 from ..store import RunRecord
 from .base import Launch, RunnerConfig, Target, TargetState
 from .mirror import RayLog, apply, locked, mirror
+from .rayjobs import JobsAPI, parse_bytes
 from .rayship import RENAMED
 from .runtime import RUNTIME_DIR, runtime_files
 
@@ -47,93 +44,6 @@ PACKAGE_LIMIT = 100 * 1024 * 1024
 _SHIPPER = Path(__file__).resolve().parent / "rayship.py"
 _RUNNING = {"PENDING", "RUNNING"}
 _File = tuple[str, str, int, int]  # path in the project, blob digest, size, mode
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
-
-
-def parse_bytes(value: Any) -> int:
-    """``4000000000``, ``"4GB"`` or ``"512 MiB"`` as a number of bytes."""
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(value))
-    if not match or match.group(2).lower() not in _UNITS:
-        raise TargetError(f'memory = {value!r} is not a size; write bytes or e.g. "4GB" in launchbay.toml.')
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-class JobsAPI:
-    """The few calls of Ray's Jobs REST API a run needs after submission (stdlib HTTP, no Ray import)."""
-
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
-        self.address = address.rstrip("/")
-        self.timeout = timeout
-
-    def _call(self, method: str, path: str, body: bytes | None = None, content_type: str = "") -> Any:
-        if body is None and method in ("POST", "PUT"):
-            body = b""
-        request = urllib.request.Request(self.address + path, method=method, data=body)
-        if content_type:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data = response.read()
-                return json.loads(data) if data.strip()[:1] in (b"{", b"[") else None
-        except urllib.error.HTTPError as exc:
-            if exc.code == 413:
-                raise TargetError(
-                    f"Ray's Jobs API at {self.address} refused the run's package as too large (HTTP 413); "
-                    "leave big files out of the snapshot (.launchbayignore)."
-                ) from exc
-            detail = exc.read().decode("utf-8", "replace").strip().splitlines()
-            raise TargetError(
-                f"Ray's Jobs API at {self.address} answered {exc.code} to {method} {path}: "
-                f"{detail[-1] if detail else exc.reason}."
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise TargetError(
-                f"Cannot reach Ray's Jobs API at {self.address} ({exc}); start the cluster (`ray start --head`) "
-                "or fix `address` in launchbay.toml."
-            ) from exc
-
-    def upload_package(self, package: Path) -> str:
-        """Put a zip into the cluster's package store (as Ray's SDK does); returns its ``gcs://`` URI."""
-        data = package.read_bytes()
-        name = f"_ray_pkg_{hashlib.sha1(data).hexdigest()}.zip"
-        try:
-            self._call("GET", f"/api/packages/gcs/{name}")  # also pins it until the job starts
-        except TargetError:
-            self._call("PUT", f"/api/packages/gcs/{name}", data)
-        return f"gcs://{name}"
-
-    def submit(self, request: dict[str, Any]) -> str:
-        body = json.dumps(request).encode()
-        return str(self._call("POST", "/api/jobs/", body, "application/json")["submission_id"])
-
-    def version(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/api/version") or {})
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/jobs/{job_id}") or {})
-
-    def logs(self, job_id: str) -> str:
-        return str(self._call("GET", f"/api/jobs/{job_id}/logs")["logs"])
-
-    def stop(self, job_id: str) -> bool:
-        return bool((self._call("POST", f"/api/jobs/{job_id}/stop") or {}).get("stopped"))
 
 
 @dataclass
@@ -252,7 +162,7 @@ class RayTarget(Target[RayState]):
     def _api(self, record: RunRecord) -> JobsAPI:
         return JobsAPI(str(record.target_state.get("ray_address") or self.address))
 
-    def sync(self, record: RunRecord, force: bool = False) -> None:
+    def mirror(self, record: RunRecord, force: bool = False) -> None:
         """Write the chunks the job printed since last time into the local run folder.
 
         The Jobs API only returns a job's whole log, so each sync costs the log's
@@ -268,7 +178,7 @@ class RayTarget(Target[RayState]):
 
         mirror(RayLog(record.run_dir, lambda: api.logs(job_id), interval), record.run_dir)
 
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         job_id = record.target_state.get("ray_job_id")
         if not job_id:
             return None
@@ -276,7 +186,7 @@ class RayTarget(Target[RayState]):
             info = self._api(record).job(job_id)
             if str(info.get("status")) in _RUNNING:
                 return True
-            self.sync(record, force=True)  # the whole log, now that the job has ended
+            self.mirror(record, force=True)  # the whole log, now that the job has ended
         except TargetError:
             return None
         if not has_final_event(record.run_dir):

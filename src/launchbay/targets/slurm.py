@@ -2,9 +2,9 @@
 
 Where the run folder lives (it must be visible from the compute nodes):
 - no ``shared_dir``, no ``host``: the store's own run folder (a store on a shared
-  filesystem, or a single-node cluster); ``sync`` has nothing to copy;
+  filesystem, or a single-node cluster); ``mirror`` has nothing to copy;
 - ``shared_dir = "/scratch/me/launchbay"``: ``<shared_dir>/<run_id>``, with the
-  project written into its ``work/``; ``sync`` copies new bytes back;
+  project written into its ``work/``; ``mirror`` copies new bytes back;
 - ``host = "login-node"``: as with ``shared_dir`` (default ``~/.launchbay-slurm``),
   but on the login node, over the pooled SSH connection (sshconn.SSHHost: ``port``,
   ``user``, ``identity_file``, ``known_hosts`` as for ``type = "ssh"``), with
@@ -20,14 +20,9 @@ starts, the run stays Queued. Other settings: ``sbatch.OPTIONS``, ``extra_sbatch
 from __future__ import annotations
 
 import json
-import os
 import posixpath
-import shlex
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
@@ -36,10 +31,10 @@ from ..errors import ConfigError, TargetError
 from ..runner import HEARTBEAT_INTERVAL_S
 from ..store import RunRecord
 from .base import Launch, Target, TargetState
-from .mirror import LocalFolder, SSHFolder, mirror
 from .runtime import RUNTIME_DIR, runtime_files
 from .sbatch import SCRIPT_NAME, render_sbatch
-from .sshconn import SSHConnection, SSHHost
+from .slurmsite import Files, Here, Login
+from .sshconn import SSHHost
 
 #: squeue states in which the job (and so the runner, once it starts) is still alive
 ALIVE_STATES = {
@@ -58,99 +53,6 @@ ALIVE_STATES = {
     "RESV_DEL_HOLD",
 }
 DEFAULT_REMOTE_DIR = "~/.launchbay-slurm"
-Files = dict[str, "bytes | Path"]  # relative path -> content, or a local file to copy
-
-
-class _Here:
-    """Slurm commands and run folders on this machine."""
-
-    def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        full_env = dict(os.environ, **(env or {}))
-        try:
-            proc = subprocess.run(
-                argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-            )
-        except FileNotFoundError:
-            return 127, "", f"{argv[0]}: command not found"
-        except subprocess.TimeoutExpired:
-            return 124, "", f"{argv[0]} did not answer in 60 s"
-        return proc.returncode, proc.stdout, proc.stderr.strip()
-
-    def home(self) -> str:
-        return os.path.expanduser("~")
-
-    def put(self, base: str, files: Files, executable: set[str] | None = None) -> None:
-        for rel, source in files.items():
-            dest = Path(base) / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(source, Path):
-                shutil.copyfile(source, dest)
-            else:
-                dest.write_bytes(source)
-            if executable and rel in executable:
-                dest.chmod(0o755)
-
-    def read(self, path: str) -> bytes | None:
-        try:
-            return Path(path).read_bytes()
-        except OSError:
-            return None
-
-    def append(self, path: str, data: bytes) -> None:
-        with open(path, "ab") as fh:
-            fh.write(data)
-
-    def remove(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
-
-    def sync(self, remote: str, record: RunRecord) -> None:
-        if Path(remote) != record.run_dir:
-            mirror(LocalFolder(Path(remote)), record.run_dir)
-
-
-class _Login(_Here):
-    """The same, on a login node, over the pooled SSH connection (sshconn)."""
-
-    def __init__(self, remote: SSHHost, setup: str = "") -> None:
-        self.remote = remote
-        self.setup = setup  # shell lines first, e.g. "module load slurm"
-
-    def run(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        script = f"exec {shlex.join(argv)}"
-        if env:  # values arrive on stdin, never in a command line or a file
-            script = f"set -a && . /dev/stdin && set +a && {script}"
-        if cwd:
-            script = f"cd {shlex.quote(cwd)} && {script}"
-        if self.setup:
-            script = f"{self.setup}\n{script}"
-        data = "".join(f"{k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
-        rc, out, err = self.remote.do(lambda c: c.run(f"sh -c {shlex.quote(script)}", check=False, input=data))
-        return int(rc), str(out), str(err).strip()
-
-    def home(self) -> str:
-        _, out, _ = self.remote.do(lambda c: c.run('printf %s "$HOME"'))
-        return str(out).strip()
-
-    def put(self, base: str, files: Files, executable: set[str] | None = None) -> None:
-        def send(conn: SSHConnection) -> None:
-            conn.upload_files(base, files)  # one stream for the whole folder
-            if executable:
-                conn.run("chmod 755 " + " ".join(shlex.quote(posixpath.join(base, r)) for r in sorted(executable)))
-
-        self.remote.do(send)
-
-    def read(self, path: str) -> bytes | None:
-        rc, out, _ = self.remote.do(lambda c: c.run_bytes(f"cat {shlex.quote(path)}", check=False))
-        return bytes(out) if rc == 0 else None
-
-    def append(self, path: str, data: bytes) -> None:
-        self.remote.do(lambda c: c.run_bytes(f"cat >> {shlex.quote(path)}", data))
-
-    def remove(self, path: str) -> None:
-        self.remote.do(lambda c: c.run(f"rm -rf {shlex.quote(path)}", check=False))
-
-    def sync(self, remote: str, record: RunRecord) -> None:
-        mirror(SSHFolder(self.remote.do, remote), record.run_dir)
 
 
 @dataclass
@@ -167,10 +69,10 @@ class SlurmTarget(Target[SlurmState]):
     type_name = "slurm"
     state_type = SlurmState
 
-    def site(self) -> _Here:
+    def site(self) -> Here:
         if not self.settings.get("host"):
-            return _Here()
-        return _Login(SSHHost.from_settings(self.name, self.settings), str(self.settings.get("login_setup") or ""))
+            return Here()
+        return Login(SSHHost.from_settings(self.name, self.settings), str(self.settings.get("login_setup") or ""))
 
     def _slurm(self, *argv: str, cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         code, out, err = self.site().run(list(argv), cwd=cwd, env=env)
@@ -273,11 +175,11 @@ class SlurmTarget(Target[SlurmState]):
             state.remote_run_dir, state.slurm_host = remote, str(self.settings["host"])
 
     # -- follow ---------------------------------------------------------------------------------
-    def sync(self, record: RunRecord) -> None:
+    def mirror(self, record: RunRecord) -> None:
         if record.target_state.get("slurm_run_dir"):
-            self.site().sync(self.remote_dir(record), record)
+            self.site().mirror(self.remote_dir(record), record)
 
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         job_id = record.target_state.get("slurm_job_id")
         if not job_id:
             return None
@@ -289,7 +191,7 @@ class SlurmTarget(Target[SlurmState]):
             events = site.read(posixpath.join(remote, rf.EVENTS_PATH)) or b""
             if not _runner_started(events):
                 self._record_end(site, remote, str(job_id), state, reason)
-                self.sync(record)
+                self.mirror(record)
                 return False
         except TargetError:
             return None
@@ -297,7 +199,7 @@ class SlurmTarget(Target[SlurmState]):
             return None  # Slurm has let go of the job; the runner may still be writing its end
         return False
 
-    def _record_end(self, site: _Here, remote: str, job_id: str, state: str | None, reason: str) -> None:
+    def _record_end(self, site: Here, remote: str, job_id: str, state: str | None, reason: str) -> None:
         """The job ended before the runner started (canceled while queued, no python on the node...)."""
         out = site.read(posixpath.join(remote, rf.JOURNAL, rf.SLURM_OUTPUT.format(job_id))) or b""
         tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-20:])

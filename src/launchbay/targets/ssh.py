@@ -11,7 +11,7 @@ A submit is three requests to the connection's remote helper (sshconn's agent): 
 probe (interpreter, workdir, which blobs are missing), the upload of the missing
 blobs, and the start of the runner in a session of its own (``setsid``; or
 ``docker run -d`` with ``docker = true``), so the run outlives the connection.
-``sync`` brings the remote run folder's new bytes back (``mirror.SSHFolder``), so
+``mirror`` brings the remote run folder's new bytes back (``mirror.SSHFolder``), so
 any process can re-attach and catch up without losing a line.
 """
 
@@ -293,13 +293,13 @@ class SSHTarget(Target[SSHState]):
         _alive[record.run_id] = time.time()
 
     # -- bring the run back -------------------------------------------------------------------------------------
-    def sync(self, record: RunRecord) -> None:
+    def mirror(self, record: RunRecord) -> None:
         """Bring the remote run folder's new bytes into the local one (see mirror.py)."""
         run_dir = record.target_state.get("remote_run_dir")
         if run_dir:
             mirror(SSHFolder(self.remote.do, run_dir), record.run_dir)
 
-    def runner_alive(self, record: RunRecord) -> bool | None:
+    def alive(self, record: RunRecord) -> bool | None:
         state = record.target_state
         seen = _alive.get(record.run_id, 0.0)
         if time.time() - seen < ALIVE_CACHE_S:
