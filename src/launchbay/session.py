@@ -175,9 +175,9 @@ class Session:
     def target_for(self, record: RunRecord) -> RunControl:
         """The target a run was launched on, from the settings recorded with it (a sweep: its control)."""
         if record.target_type == "sweep":
-            from .sweeps.controller import SweepControl
+            from .sweeps.control import SweepControl
 
-            return SweepControl(self.store, self.config)
+            return SweepControl(self.store, self.target_for)
         from .targets import make_target
 
         settings = dict(record.target_state.get("target_settings") or {})

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
-from ..config import ProjectConfig
 from ..errors import LaunchbayError
 from ..models import EARLY_TERMINATION_TAG, RunSpec, RunStatus
 from ..runfolder import Journal
 from ..runner import HEARTBEAT_INTERVAL_S, _daemonize
-from ..store import RunRecord, RunStore, open_store
-from ..targets.local import runner_pid_alive, spawn_detached, stop_runner
+from ..store import RunRecord, open_store
+from ..targets.local import spawn_detached
 from .policy import policy_from_json
 from .sampling import Trial, sampling_from_json
 
@@ -408,41 +407,6 @@ def trial_state(record: RunRecord) -> str:
     if status is RunStatus.CANCELED or "died" in message or "No heartbeat" in message:
         return "interrupted"
     return "failed"
-
-
-class SweepControl:
-    """Keeps a sweep's record true, as a target does for a run: its 'runner' is the controller process.
-
-    Not a target (nothing is launched on it): ``Session.target_for`` hands it out for sweep records."""
-
-    type_name = "sweep"
-
-    def __init__(self, store: RunStore, config: ProjectConfig) -> None:
-        self.store, self.config = store, config
-
-    def mirror(self, record: RunRecord) -> None:
-        """The controller writes into the local store: nothing to bring back."""
-
-    def cancel(self, record: RunRecord) -> None:
-        stop_runner(record, record.run_id)
-
-    def alive(self, record: RunRecord) -> bool | None:
-        return runner_pid_alive(record, record.run_id)
-
-    def force_stop(self, record: RunRecord) -> None:
-        """The controller is gone: stop the children it left running, so nothing runs unwatched."""
-        from ..session import Session
-
-        session = Session(self.store, self.config)
-        for run_id in self.store.children(record.run_id, unfinished=True):
-            child = self.store.get_run(run_id)
-            try:
-                session.target_for(child).cancel(child)
-            except LaunchbayError:
-                pass
-
-    def describe(self, record: RunRecord) -> dict[str, Any]:
-        return {}
 
 
 def main(argv: list[str] | None = None) -> int:

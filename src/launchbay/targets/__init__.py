@@ -1,7 +1,7 @@
 """Compute targets, one module each, behind ``Target`` (base.py).
 
 Only compute targets are here: a sweep's record is kept true by its controller
-(``launchbay.sweeps.controller.SweepControl``), which ``Session.target_for`` hands out.
+(``launchbay.sweeps.control.SweepControl``), which ``Session.target_for`` hands out.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ class Launch(Generic[S]):
 
 
 class RunControl(Protocol):
-    """What keeps a started run's record true: every target, and a sweep's controller (SweepControl)."""
+    """What keeps a started run's record true: every target, and a sweep's control (sweeps/control.py)."""
 
     def mirror(self, record: RunRecord) -> None: ...
     def alive(self, record: RunRecord) -> bool | None: ...
