@@ -36,6 +36,7 @@ from .base import Launch, Target, TargetState
 from .mirror import SSHFolder, mirror
 from .runtime import runtime_files
 from .sshconn import RemotePythonError, SSHConnectionLost, SSHHost
+from .sshconn import close_connections as close_connections  # the pool lives in sshconn; kept importable here
 
 if TYPE_CHECKING:
     from ..environments.spec import EnvironmentSpec
