@@ -356,6 +356,18 @@ def test_an_environment_is_built_on_the_host_once_and_reused(
     assert "tiny 0.1" in second.get_log()
 
 
+def test_an_environment_file_is_read_from_the_submitted_folder(ssh_project: Path) -> None:
+    """As on every target, environment="FILE" names a file in the folder the run was submitted from
+    (the SSH target used to look in the project root instead)."""
+    job = ssh_project / "job"
+    write(job, "reqs.txt", "# nothing to install: the host's interpreter as it is\n")
+    write(job, "hello.py", "print('hello from job', flush=True)\n")
+    handle = launchbay.submit("hello.py", target="gpu-box", source_dir=job, environment="reqs.txt")
+    assert handle.wait() == "Completed", handle.get_details().get("error")
+    assert "hello from job" in handle.get_log()
+    assert handle.record().target_state["environment"]["name"] == "reqs.txt"
+
+
 def test_an_environment_that_fails_to_build_says_why(ssh_project: Path, remote_dir: Path, cli: CLI) -> None:
     (ssh_project / "launchbay.toml").write_text(
         _toml(remote_dir) + '\n[environments.broken]\npip = ["--no-index", "no-such-package-lb==9.9"]\n'

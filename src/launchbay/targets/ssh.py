@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import runfolder as rf
-from ..errors import EnvironmentBuildError, TargetError
+from ..errors import EnvironmentBuildError, TargetError, UnknownEnvironmentError
 from ..models import RunSpec
 from ..store import RunRecord
 from . import sshscripts
@@ -121,7 +121,10 @@ class SSHTarget(Target[SSHState]):
     # -- launch -------------------------------------------------------------------------------------------
     def preflight(self, spec: RunSpec) -> None:
         """Settings, connection, host key, login and interpreter: any failure before the store is touched."""
-        self._check_settings(self.environment(spec))
+        try:
+            self._check_settings(self.environment(spec))
+        except UnknownEnvironmentError:
+            pass  # maybe a file in the submitted folder, not known yet: prepare checks the run's environment
         self._check_docker(self.probe(docker=self.docker))
 
     def _check_settings(self, env: EnvironmentSpec | None) -> None:
