@@ -225,7 +225,9 @@ class DockerArchive(Source):
         from docker.errors import NotFound
 
         chunks: list[Chunk] = []
-        for folder in folders:  # the journal first: files read after the events are at least as new
+        # The journal last: a status read after the log is at least as new as the log (a run that has
+        # ended is fetched again whole, so files read before its final event are brought up to date).
+        for folder in sorted(folders, key=lambda f: f == rf.JOURNAL):
             try:
                 stream, _ = self.container.get_archive(f"{self.folder}/{folder}")
             except NotFound:
