@@ -296,6 +296,7 @@ def tcp_daemon() -> Iterator[str]:
                 end.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        src.close()  # each socket is the source of one pump: closed once, when its pump ends
 
     def accept() -> None:
         while True:

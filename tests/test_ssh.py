@@ -178,6 +178,8 @@ def test_a_dropped_connection_loses_nothing(ssh_project: Path) -> None:
     proc, run_id = _watch_cli_submit(ssh_project, "train.py", "--", "40", "0.1")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        pipe.close()  # type: ignore[union-attr]
     handle = launchbay.get_run(run_id)
     wait_for(lambda: "line 12" in handle.get_log())
     # and this process's own connection drops too: its sshd session process is killed on the
