@@ -191,6 +191,31 @@ def test_pip_builds_the_venv_when_asked_instead_of_uv(project: Path) -> None:
     assert "uv venv" not in build_log and "uv pip" not in build_log
 
 
+def test_a_build_longer_than_the_heartbeat_timeout_is_not_taken_for_a_dead_runner(
+    project: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAUNCHBAY_HEARTBEAT_TIMEOUT", "2")  # a pip venv build takes longer than this
+    toml(project, '[environments.slowbuild]\npip = ["six"]\ninstaller = "pip"\n')
+    write(project, "train.py", "import six; print('built and ran')\n")
+    seen: list[str] = []
+    building = threading.Event()
+
+    def watch_from_another_terminal() -> None:  # `launchbay runs` checks every unfinished run's runner
+        while not building.wait(0.5):
+            seen.extend(str(r["status"]) for r in cli.json("runs"))  # type: ignore[index, union-attr]
+
+    watcher = threading.Thread(target=watch_from_another_terminal)
+    watcher.start()
+    try:
+        handle = launchbay.submit("train.py", environment="slowbuild")
+    finally:
+        building.set()
+        watcher.join()
+    assert handle.wait() == "Completed", handle.get_details().get("error")
+    assert "built and ran" in handle.get_log()
+    assert seen and "Failed" not in seen, seen  # seen while the venv was being built
+
+
 def test_a_user_managed_environment_uses_this_interpreter_and_sets_variables(project: Path) -> None:
     toml(project, f'[environments.mine]\npython = "{sys.executable}"\nenv = {{ GREETING = "as is" }}\n')
     write(project, "show.py", "import os, sys\nprint(sys.executable, os.environ['GREETING'])\n")

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .. import runfolder as rf
 from .. import secrets
-from ..config import LAUNCHBAY_CANCEL_GRACE, ProjectConfig
+from ..config import LAUNCHBAY_CANCEL_GRACE, LAUNCHBAY_HEARTBEAT_TIMEOUT, ProjectConfig
 from ..distributed import runner_entry
 from ..errors import ConfigError
 from ..models import RunSpec
@@ -137,7 +139,8 @@ class Target(ABC, Generic[S]):
         launch: Launch[S] = Launch(record, spec, snapshot, environment, config, self.state_type())
         if environment is not None:  # the run's own variables win over its environment's
             config.env = {**environment.env_vars, **config.env}
-        self.prepare(launch)
+        with _heartbeat_while(self.store, record.pk, LAUNCHBAY_HEARTBEAT_TIMEOUT.get() / 3):  # a long build lives
+            self.prepare(launch)
         # secret variables (the environment's and the run's) travel with the runner, never in runner.json
         config.env, env_secrets = secrets.split(config.env)
         launch.secret_env = {**env_secrets, **secrets.split(dict(spec.env_vars))[1]}
@@ -149,6 +152,7 @@ class Target(ABC, Generic[S]):
         if state:
             self.store.merge_target_state(record.pk, **state)
             record.target_state.update(state)
+        self.store.update_run(record.pk, heartbeat=time.time())  # the runner's own heartbeats take over
 
     def environment(self, spec: RunSpec, record: RunRecord | None = None) -> EnvironmentSpec | None:
         """The run's environment, by the one rule every target follows.
@@ -249,3 +253,25 @@ class Target(ABC, Generic[S]):
     def describe(self, record: RunRecord) -> dict[str, Any]:
         """Extra details for ``launchbay show`` (e.g. the rendered sbatch script)."""
         return {}
+
+
+@contextmanager
+def _heartbeat_while(store: RunStore, pk: int, every_s: float) -> Iterator[None]:
+    """Beat for a run whose runner has not started yet, so no reader takes a slow prepare for a dead runner."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every_s):
+            try:
+                store.update_run(pk, heartbeat=time.time())
+            except Exception:  # noqa: BLE001 - a missed beat must never break the launch
+                pass
+
+    store.update_run(pk, heartbeat=time.time())
+    thread = threading.Thread(target=beat, name="launchbay-prepare-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
