@@ -46,8 +46,10 @@ def test_terminal_ipython_shows_log_lines_and_the_final_status_before_the_prompt
     send_cell(child, "%%submit\nimport time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.2)")
     child.expect(PROMPT)
     shown = child.before.replace("\r\n", "\n")
-    positions = [shown.index(text) for text in ("Queued", "line 0", "line 1", "line 2", "Completed after")]
+    positions = [shown.index(text) for text in ("submitted to", "line 0", "line 1", "line 2", "Completed after")]
     assert positions == sorted(positions), shown
+    first_status = re.search(r"run \S+ (Queued|Preparing|Starting|Running)\n", shown)  # as far as it got by then
+    assert first_status and first_status.start() < positions[1], shown
     assert re.search(r"run \S+ Completed after [\d.]+ s \(exit code 0\)", shown)
     child.sendline("exit")
     child.expect(pexpect.EOF)
