@@ -237,11 +237,10 @@ class RunWrites(RunQueries):
             except OSError as exc:
                 raise store_error(exc, self.root) from exc
             try:
-                runfile.write(
-                    run_dir,
-                    runfile.describe(spec, run_id, target_type, snapshot_id, properties, target_state or {}, now),
-                )
-                if self._insert_run(spec, run_id, target_type, snapshot_id, properties, target_state or {}, now):
+                state = target_state or {}
+                described = runfile.describe(spec, run_id, target_type, snapshot_id, properties, state, now)
+                runfile.write(run_dir, described)
+                if self._insert_run(described):
                     return self.get_run(run_id)
             except BaseException as exc:
                 shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written (e.g. the disk is full)
@@ -250,44 +249,22 @@ class RunWrites(RunQueries):
                 raise
             shutil.rmtree(run_dir, ignore_errors=True)  # the index had that id (its folder was gone)
 
-    def _insert_run(
-        self,
-        spec: RunSpec,
-        run_id: str,
-        target_type: str,
-        snapshot_id: str | None,
-        properties: dict[str, Any],
-        target_state: dict[str, Any],
-        now: float,
-    ) -> bool:
-        """Insert the run's rows; False when the index has that run id already."""
+    def _insert_run(self, described: dict[str, Any]) -> bool:
+        """Insert the rows of a run that ``run.json`` describes; False when the index has that run id already."""
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone():
+            if db.execute("SELECT 1 FROM runs WHERE run_id=?", (described["run_id"],)).fetchone():
                 return False
-            row = {
-                "run_id": run_id,
-                "experiment": spec.experiment,
-                "name": spec.name,
-                "target": spec.target,
-                "target_type": target_type,
-                "script": spec.script or "<cell>",
-                "arguments": list(spec.arguments),
-                "snapshot_id": snapshot_id,
-                "environment": spec.environment,
-                "created": now,
-                "properties": properties,
-                "spec": spec.to_json(),
-                "target_state": target_state,
-                "parent_run_id": spec.parent_run_id,
-            }
-            pk = insert_run_row(db, row, RunStatus.QUEUED.value)
+            pk = insert_run_row(db, described, RunStatus.QUEUED.value)
             db.executemany(
                 "INSERT OR REPLACE INTO tags(run_pk, key, value) VALUES (?,?,?)",
-                [(pk, k, str(v)) for k, v in spec.tags.items()],
+                [(pk, k, v) for k, v in described["tags"].items()],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO params(run_pk, key, value) VALUES (?,?,?)",
-                [(pk, k, v if isinstance(v, (int, float, str)) else json.dumps(v)) for k, v in spec.params.items()],
+                [
+                    (pk, k, v if isinstance(v, (int, float, str)) else json.dumps(v))
+                    for k, v in described["params"].items()
+                ],
             )
         return True
 
