@@ -59,14 +59,15 @@ def ingest_run(store: RunStore, record: RunRecord, wait: bool = True) -> bool:
     return changed
 
 
-def _register_models(store: RunStore, run_id: str) -> None:
-    """Models the run registered from inside (``Run.register_model``), once it has ended."""
+def _register_models(store: RunStore, run_id: str, ending: bool = False) -> None:
+    """Models the run registered from inside (``Run.register_model``), once it has ended
+    (``ending``: its final event is read and about to be applied, every file is in)."""
     from .registry import MODEL_RECORD, ModelRegistry
 
     if not store.has_records(run_id, MODEL_RECORD):
         return
 
-    ModelRegistry(store).register_pending(store.get_run(run_id))
+    ModelRegistry(store).register_pending(store.get_run(run_id), ending=ending)
 
 
 def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
@@ -80,6 +81,7 @@ def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
             return changed
         if piece.ends and piece.events and not status.is_terminal():
             sealed.seal(store, record)  # every record is in: kept once before anyone sees the run ended
+            _register_models(store, record.run_id, ending=True)  # a waiter that sees the end finds them
         with store.write(record.pk) as run:
             if not run.claim_offsets(piece.offsets):
                 conflicts += 1

@@ -230,9 +230,10 @@ class ModelRegistry:
         return found
 
     # -- in-run registrations ---------------------------------------------------------------------
-    def register_pending(self, record: RunRecord) -> list[ModelVersion]:
-        """Register what the run asked for with ``Run.register_model`` once its files are kept."""
-        if not record.status.is_terminal():
+    def register_pending(self, record: RunRecord, ending: bool = False) -> list[ModelVersion]:
+        """Register what the run asked for with ``Run.register_model`` once its files are kept
+        (the run has ended, or is ``ending``: its final event is read, not yet applied)."""
+        if not (ending or record.status.is_terminal()):
             return []
         rows = self.store.pending_model_records(record, MODEL_RECORD, MODEL_ERROR)
         done = []
