@@ -19,7 +19,6 @@ import json
 import marshal
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench_tracking import mlflow_side  # noqa: E402
 from table import header, ms, row  # noqa: E402
 
 BATCH = 50_000  # points a journal record holds (the in-run flusher's batches are of this order)
@@ -145,27 +145,6 @@ def best(fn: Any, times: int = 5) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
-def mlflow_side(points: int) -> dict[str, Any] | None:
-    venv_py = Path(os.environ.get("MLFLOW_BENCH_VENV", HERE / ".venv-mlflow")) / "bin" / "python"
-    if not venv_py.exists():
-        print("(MLflow venv missing: run bench/mlflow_side/setup.sh)", file=sys.stderr)
-        return None
-    out = subprocess.run(
-        [
-            str(venv_py),
-            str(HERE / "mlflow_side" / "mlflow_bench.py"),
-            "--points",
-            str(points),
-            "--log-metric-calls",
-            "10",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(json.loads(out))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=10_000_000)
@@ -220,7 +199,7 @@ def main() -> None:
 
     ours_bpp = (built["index_bytes"] + built["run_folder_bytes"]) / n
     before_bpp = (old_index + built["journal_bytes"]) / n
-    theirs = mlflow_side(1_000_000) if args.mlflow else None
+    theirs = mlflow_side(1_000_000, 10) if args.mlflow else None
     if args.header:
         print(header())
     row(
