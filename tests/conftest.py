@@ -34,6 +34,13 @@ SERVICE_FIXTURES = {
 }
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The warm runner server the local runs started (launchbay/forkserver.py) ends with the tests."""
+    from launchbay import forkserver
+
+    forkserver.stop_server()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for fixture, marker in SERVICE_FIXTURES.items():

@@ -120,15 +120,12 @@ def _apply_event(store: RunStore, run: RunWriter, event: dict[str, Any]) -> None
     """One runner event onto the run (a status event is ignored once the run is terminal)."""
     event_type = event.get("type")
     if event_type == "runner":
-        pid, pgid, host = int(event["pid"]), int(event["pgid"]), event.get("host")
-        run.set(
-            target_state={
-                **run.target_state,
-                "runner_pid": pid,
-                "runner_pgid": pgid,
-                "host": None if host is None else str(host),
-            }
-        )
+        pid, pgid, host, start = int(event["pid"]), int(event["pgid"]), event.get("host"), event.get("start")
+        state = {**run.target_state, "runner_pid": pid, "runner_pgid": pgid}
+        state["host"] = None if host is None else str(host)
+        if start is not None:  # identifies the runner with its pid (a reused pid never passes for it)
+            state["runner_start"] = int(start)
+        run.set(target_state=state)
     elif event_type == "host":  # the runner's host facts (sysmon): shown by `launchbay show`
         facts = event.get("facts") or {}
         if not isinstance(facts, dict):

@@ -187,7 +187,9 @@ class Runner:
         signal.signal(signal.SIGINT, lambda *_: self.request_cancel("Canceled by request."))
         # descendants that start a new session stay ours to stop (Linux; elsewhere the process group only)
         self.subreaper = procs is not None and procs.become_subreaper()
-        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=socket.gethostname())
+        me = os.getpid()  # with its start time: the runner's identity (a forked one's command line is the server's)
+        started = procs.start_time(me) if procs is not None else None
+        self.journal.event(type="runner", pid=me, pgid=os.getpgrp(), host=socket.gethostname(), start=started)
         self.journal.heartbeat()
         watcher = threading.Thread(target=self._watch, daemon=True)
         watcher.start()

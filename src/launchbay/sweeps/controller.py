@@ -104,6 +104,7 @@ class Controller:
         self._snapshot: Any = None
         self._launcher: ThreadPoolExecutor | None = None  # starts the trials of freed slots at once
         self._ended_series: dict[str, list[float]] = {}
+        self._events_read: dict[str, int] = {}  # child -> size of its events file at its last refresh
 
     @property
     def children(self) -> list[str]:
@@ -158,6 +159,7 @@ class Controller:
             parent_run_id=self.record.run_id,
         )
         target = make_target(spec.target, self.session.config, self.store)
+        target.ingested_by_watcher = True  # this loop indexes the child's end (_ended_journals)
         if self._snapshot is None:
             source = self.record.properties.get("launchbay.source_dir")
             self._snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
@@ -224,17 +226,31 @@ class Controller:
         except LaunchbayError as exc:
             print(f"launchbay sweep: could not cancel {record.run_id}: {exc}", file=sys.stderr)
 
+    def _events_size(self, run_id: str) -> int:
+        try:
+            return os.stat(self.store.run_dir(run_id) / rf.EVENTS_PATH).st_size
+        except OSError:
+            return 0
+
+    def _new_events(self) -> list[str]:
+        """Active children whose status events grew since their last refresh: a local child's end
+        shows there first (its runner leaves indexing the end to this loop), one stat a child."""
+        return [r for r in self.active if self._events_size(r) != self._events_read.get(r)]
+
     def _poll(self, full: bool = True) -> str | None:
         """Drop ended children from ``active``; a reason to stop the sweep, if one ended without the metric.
 
         ``full``: catch every child up with its journal and check its runner is alive; otherwise
-        only read the statuses the store has (a local runner records its run's end itself)."""
+        only the children whose events grew or whose record the store has as ended."""
         still, problem = [], None
         statuses = None if full else self.store.statuses(self.active)
+        grown = set() if full else set(self._new_events())
         for run_id in self.active:
-            if statuses is not None and not statuses.get(run_id, RunStatus.RUNNING).is_terminal():
+            ended = statuses is None or statuses.get(run_id, RunStatus.RUNNING).is_terminal()
+            if not ended and run_id not in grown:
                 still.append(run_id)
                 continue
+            self._events_read[run_id] = self._events_size(run_id)  # before the refresh reads them
             record = self.session.refresh(run_id)
             if not record.status.is_terminal():
                 still.append(run_id)
@@ -246,6 +262,8 @@ class Controller:
                     f" Run.get_context().log({self.metric!r}, value), or name the metric the script logs."
                 )
         self.active = still
+        for run_id in set(self._events_read) - set(still):
+            del self._events_read[run_id]
         return problem
 
     def _wait(self, seconds: float) -> None:
@@ -253,6 +271,8 @@ class Controller:
         free, so the next trial starts now, not up to POLL_S later) or a cancel was asked for."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            if self.active and self._new_events():
+                return
             if self.active and any(s.is_terminal() for s in self.store.statuses(self.active).values()):
                 return
             if self._cancel_requested():

@@ -127,6 +127,9 @@ class Target(ABC, Generic[S]):
     cell_module: ClassVar[str] = "launchbay_cell"
     #: set by Session.submit: ``progress(message)`` shows what a long prepare (an environment build) is doing
     progress: Callable[[str], None] | None = None
+    #: set by a sweep controller, which indexes each child's journal as the child ends: a local
+    #: runner then skips its own final ingest (an interpreter's worth of imports a trial)
+    ingested_by_watcher: bool = False
 
     def __init__(self, name: str, settings: dict[str, Any], store: RunStore, config: ProjectConfig) -> None:
         self.name, self.settings, self.store, self.config = name, settings, store, config

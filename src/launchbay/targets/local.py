@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import forkserver
 from .. import runfolder as rf
 from ..errors import TargetError
 from ..runner_procs import kill_recorded
@@ -18,13 +19,18 @@ from .base import RUNNER_SOURCE, Launch, RunnerConfig, Target, TargetState
 from .runtime import RUNTIME_DIR, write_runtime
 
 
-def process_alive(pid: int, must_contain: str | None = None) -> bool:
-    """Is ``pid`` a live (not zombie) process, and is it the one we started?"""
+def process_alive(pid: int, must_contain: str | None = None, start: int | None = None) -> bool:
+    """Is ``pid`` a live (not zombie) process, and is it the one we started?
+
+    ``start`` (its start time, when the runner recorded it) says so exactly; else its command
+    line must contain ``must_contain``."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        if state in (b"Z", b"X"):
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):
             return False
+        if start is not None:
+            return int(fields[19]) == start
         if must_contain:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 return must_contain.encode() in fh.read()
@@ -41,7 +47,7 @@ def stop_runner(record: RunRecord, marker: str) -> None:
     ``marker`` is a string its command line must contain, so a reused pid is never signalled."""
     (record.run_dir / rf.CANCEL).touch()
     pid = record.target_state.get("runner_pid")
-    if pid and process_alive(int(pid), marker):
+    if pid and process_alive(int(pid), marker, record.target_state.get("runner_start")):
         try:
             os.kill(int(pid), signal.SIGTERM)
         except ProcessLookupError:
@@ -53,16 +59,20 @@ def runner_pid_alive(record: RunRecord, marker: str) -> bool | None:
     pid = record.target_state.get("runner_pid")
     if not pid:
         return None
-    return process_alive(int(pid), marker)
+    return process_alive(int(pid), marker, record.target_state.get("runner_start"))
+
+
+def with_launchbay_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with launchbay's sources first on PYTHONPATH (for the runner and what it starts)."""
+    src_root = str(Path(__file__).resolve().parents[2])
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)}
 
 
 def spawn_detached(command: list[str], run_dir: Path, env: dict[str, str], what: str) -> None:
     """Start ``command`` (which double-forks itself away) so it outlives this process.
 
     launchbay's sources go first on its PYTHONPATH; its output goes to the run's journal."""
-    env = dict(env)
-    src_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
+    env = with_launchbay_path(env)
     (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
     with open(run_dir / rf.JOURNAL / rf.RUNNER_LOG, "ab") as log:
         try:
@@ -107,13 +117,15 @@ class LocalTarget(Target[TargetState]):
         # a finished run's untouched copies, reused by the next run of this folder (runner_stage.py)
         config.stage_spare = str(self.store.root / "cache" / "stage" / key)
         config.record_descendants = True  # so force_stop can find them if the runner is killed
-        config.finish_hook = {"store": str(self.store.root), "run_id": record.run_id}
+        if not self.ingested_by_watcher:
+            config.finish_hook = {"store": str(self.store.root), "run_id": record.run_id}
 
     def start(self, launch: Launch[TargetState]) -> None:
         run_dir = launch.record.run_dir
-        env = dict(os.environ)
-        env.update(launch.secret_env)
-        spawn_detached([sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)], run_dir, env, "the runner")
+        env = with_launchbay_path({**os.environ, **launch.secret_env})
+        (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)
+        if forkserver.request_runner(run_dir, env) is None:  # no warm server yet: an interpreter of its own
+            spawn_detached([sys.executable, str(RUNNER_SOURCE), "--detach", str(run_dir)], run_dir, env, "the runner")
 
     def cancel(self, record: RunRecord) -> None:
         stop_runner(record, str(record.run_dir))
