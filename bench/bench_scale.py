@@ -11,6 +11,7 @@ server with launchbay's server extension; opening the store.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +100,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_page(store: Path, work: Path) -> dict[str, float]:
-    """The sidebar's first page (and its experiments list) from a real server, with the token."""
+class Jupyter:
+    """A running ``jupyter server`` with launchbay's extension: its API base URL and token."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base, self.token = base, token
+
+    def get(self, path: str) -> Any:
+        """One authenticated GET of ``/launchbay/api/<path>``, its JSON decoded."""
+        request = urllib.request.Request(self.base + path, headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def jupyter_server(store: Path, work: Path) -> Iterator[Jupyter]:
+    """A real ``jupyter server`` with the launchbay extension on ``store``, a token, ready to answer."""
     port, token = free_port(), secrets.token_hex(16)
     env = dict(
         os.environ,
@@ -127,40 +143,40 @@ def http_page(store: Path, work: Path) -> dict[str, float]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}/launchbay/api/"
-
-    def get(path: str) -> Any:
-        request = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-
+    server = Jupyter(f"http://127.0.0.1:{port}/launchbay/api/", token)
     try:
         deadline = time.time() + 90
         while True:
             try:
-                get("targets")
+                server.get("targets")
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError((work / "jupyter.log").read_text()[-3000:]) from None
                 time.sleep(0.3)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def http_page(store: Path, work: Path) -> dict[str, float]:
+    """The sidebar's first page (and its experiments list) from a real server, with the token."""
+    with jupyter_server(store, work) as server:
         page = "runs?limit=50&offset=0"
-        first = get(page)  # opens the store
+        first = server.get(page)  # opens the store
         assert len(first["runs"]) == 50 and first["total"] >= 50, first.get("total")
         runs, experiments = [], []
         for _ in range(9):
             time.sleep(1.05)  # as the sidebar polls: each request also catches up unfinished runs
             t = time.perf_counter()
-            get(page)
+            server.get(page)
             runs.append(time.perf_counter() - t)
             t = time.perf_counter()
-            get("experiments")
+            server.get("experiments")
             experiments.append(time.perf_counter() - t)
         return {"http_runs_s": statistics.median(runs), "http_experiments_s": statistics.median(experiments)}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def mlflow_side(runs: int, timeout: float) -> dict[str, Any]:
