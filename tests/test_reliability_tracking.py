@@ -642,3 +642,38 @@ def test_a_sigterm_the_main_thread_cannot_handle_still_ends_the_run_with_every_p
     assert finished(own, timeout=30) == "Completed"
     assert "still running after SIGTERM: [1]" in own.get_log()
     assert series(own, "m")[0] == list(range(1000))
+
+
+def test_a_status_written_while_points_are_read_never_ends_the_run_before_its_last_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script's last flush and the runner's final status can land between the reader's look at the
+    points files and its look at the events: the end must come with every point, never before."""
+    from launchbay import journal_reader
+    from launchbay import runfolder as rf
+
+    def points(first: int, last: int) -> bytes:
+        return encode(marshal.dumps(("m", [("loss", float(i), i, time.time()) for i in range(first, last)])))
+
+    journal = tmp_path
+    flusher = journal / ("flusher" + rf.RECORDS)
+    flusher.write_bytes(points(0, 1000))
+    (journal / rf.EVENTS).write_text(json.dumps({"type": "status", "status": "Running", "ts": 1.0}) + "\n")
+    read_records = journal_reader._read_records
+
+    def read_then_the_run_ends(*args: Any, **kwargs: Any) -> int:
+        used = read_records(*args, **kwargs)
+        with open(flusher, "ab") as fh:  # meanwhile: the script's last flush, then the runner's end
+            fh.write(points(1000, 1500))
+        with open(journal / rf.EVENTS, "a") as fh:
+            fh.write(json.dumps({"type": "status", "status": "Completed", "ts": 2.0, "final": True}) + "\n")
+        return used
+
+    monkeypatch.setattr(journal_reader, "_read_records", read_then_the_run_ends)
+    first = journal_reader.read_piece(journal, {}, final=False)
+    assert sum(map(len, first.points.values())) == 1000
+    assert [e["status"] for e in first.events] == ["Running"]  # not Completed: 500 points are not in yet
+    monkeypatch.setattr(journal_reader, "_read_records", read_records)
+    known = {name: end for name, (_, end) in first.offsets.items()}
+    second = journal_reader.read_piece(journal, known, final=False)
+    assert sum(map(len, second.points.values())) == 500 and second.ends

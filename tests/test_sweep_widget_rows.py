@@ -13,7 +13,7 @@ from launchbay.ipython.sweep_widget import RowCache, sweep_rows
 from launchbay.models import RunSpec, RunStatus
 from launchbay.store import RunStore, open_store
 from launchbay.sweeps import get_sweep
-from launchbay.sweeps.controller import INDEX_TAG, RETRY_TAG, SWEEP_FILE, SWEEP_TAG
+from launchbay.sweeps.names import INDEX_TAG, RETRY_TAG, SWEEP_FILE, SWEEP_TAG
 
 
 def trial(store: RunStore, sweep_id: str, index: int, loss: float | None, **tags: str) -> str:

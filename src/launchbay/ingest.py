@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,15 +44,21 @@ def _ingest_lock(record: RunRecord, wait: bool) -> Iterator[bool]:
         os.close(fd)
 
 
+READER_BUDGET_S = 0.25  # what one look by a reader (widget, sidebar, CLI) spends catching a run up
+
+
 def ingest_run(store: RunStore, record: RunRecord, wait: bool = True) -> bool:
     """Index whatever the run's journal gained; True when anything changed.
 
-    With ``wait=False`` a reader that finds another process ingesting this run skips
-    (the other one is doing the work); the runner's final ingest always waits."""
+    With ``wait=False`` (a reader: a widget's poll, the sidebar, the CLI) a reader that finds
+    another process ingesting this run skips (the other one is doing the work), and one that
+    ingests stops after ``READER_BUDGET_S`` of pieces: a script logging as fast as ingest goes
+    would otherwise keep that one look chasing it to the run's end. Its next look goes on.
+    The runner's final ingest always waits and reads everything."""
     with _ingest_lock(record, wait) as locked:
         if not locked:
             return False
-        changed = _ingest_locked(store, record)
+        changed = _ingest_locked(store, record, None if wait else time.monotonic() + READER_BUDGET_S)
         if store.journal_position(record.pk)[2].is_terminal():
             sealed.seal(store, record)  # ended by a cancel or the failure check: kept once all the same
     if changed:
@@ -70,8 +77,9 @@ def _register_models(store: RunStore, run_id: str, ending: bool = False) -> None
     ModelRegistry(store).register_pending(store.get_run(run_id), ending=ending)
 
 
-def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
-    """Apply the journal piece by piece (bounded memory), each piece in one transaction."""
+def _ingest_locked(store: RunStore, record: RunRecord, deadline: float | None = None) -> bool:
+    """Apply the journal piece by piece (bounded memory), each piece in one transaction, until
+    it is all in (or ``deadline``, a monotonic time, has passed)."""
     changed, conflicts = sealed.adopt_rebuilt(store, record), 0
     journal = record.run_dir / rf.JOURNAL
     while conflicts < 20:
@@ -88,7 +96,7 @@ def _ingest_locked(store: RunStore, record: RunRecord) -> bool:
                 continue  # someone else ingested these bytes first: read again
             _apply(store, run, piece)
         changed = True
-        if not piece.more:
+        if not piece.more or (deadline is not None and time.monotonic() > deadline):
             return changed
     return changed
 

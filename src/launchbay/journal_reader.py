@@ -61,7 +61,10 @@ def read_piece(journal: Path, known: dict[str, int], final: bool, budget: int = 
         names = sorted(os.listdir(journal))
     except OSError:
         return piece
-    piece.ends = _events_say_final(journal, known.get(rf.EVENTS, 0))
+    # events are read up to where they ended before the points files: a status written meanwhile
+    # (the final one after the script's last flush) waits for the next piece with its points
+    events_end = _size(journal / rf.EVENTS)
+    piece.ends = _events_say_final(journal, known.get(rf.EVENTS, 0), events_end)
     final = final or piece.ends
     left = budget
     sealed = replaced(journal) if rf.SEALED_SERIES in names else None  # an ended run's points, kept once
@@ -82,7 +85,7 @@ def read_piece(journal: Path, known: dict[str, int], final: bool, budget: int = 
     if piece.ends and not piece.more and piece.offsets:
         piece.more = True  # the final status comes in a piece of its own: the store seals the run before it
     elif not piece.more:  # status events only once the points before them are in
-        _read_events(journal / rf.EVENTS, known.get(rf.EVENTS, 0), final, budget, piece)
+        _read_events(journal / rf.EVENTS, known.get(rf.EVENTS, 0), events_end, final, budget, piece)
     return piece
 
 
@@ -253,15 +256,16 @@ def _read_lost(path: Path, piece: Piece) -> None:
         piece.not_written = (total, code.strip() or (piece.not_written or (0, ""))[1])
 
 
-def _events_say_final(journal: Path, pos: int) -> bool:
-    data = _read_at(journal / rf.EVENTS, pos, PIECE_BYTES)
+def _events_say_final(journal: Path, pos: int, stop: int) -> bool:
+    data = _read_at(journal / rf.EVENTS, pos, min(PIECE_BYTES, stop - pos))
     return b'"final": true' in data
 
 
-def _read_events(path: Path, start: int, final: bool, budget: int, piece: Piece) -> None:
-    data = _read_at(path, start, budget)
+def _read_events(path: Path, start: int, stop: int, final: bool, budget: int, piece: Piece) -> None:
+    """The status events from ``start`` up to ``stop`` (at most ``budget`` bytes)."""
+    data = _read_at(path, start, max(0, min(budget, stop - start)))
     end = data.rfind(b"\n") + 1
-    if final and end < len(data) and len(data) < budget:
+    if final and end < len(data) and start + len(data) >= stop and len(data) < budget:
         end = len(data)  # a line the runner never finished
     for line in data[:end].splitlines():
         if not line.strip():

@@ -11,14 +11,16 @@ import numpy as np
 
 
 def downsample_minmax(steps: Any, values: Any, buckets: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``2 * buckets`` points: each bucket of consecutive points keeps its min and its max
-    (in their original order), so a one-point spike in a million stays visible."""
+    """At most ``2 * buckets`` points (from 2 buckets up): each bucket of consecutive points keeps
+    its min and its max (in their original order), so a one-point spike in a million stays
+    visible; the first and the last point are always kept (the last is the value a live chart
+    is read for)."""
     steps = np.asarray(steps)
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     if buckets <= 0 or n <= 2 * buckets:
         return steps, values
-    size = -(-n // buckets)  # ceil: points per bucket
+    size = -(-n // max(1, buckets - 1))  # ceil: points per bucket, leaving room for the first and last
     full = (n // size) * size
     body = values[:full].reshape(-1, size)
     base = np.arange(0, full, size)
@@ -34,5 +36,6 @@ def downsample_minmax(steps: Any, values: Any, buckets: int = 2000) -> tuple[np.
     if full < n:
         tail = values[full:]
         picks.append(np.array([full + int(np.argmin(tail)), full + int(np.argmax(tail))]))
+    picks.append(np.array([0, n - 1]))
     index = np.unique(np.concatenate(picks))
     return steps[index], values[index]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..models import shown_status
-from ..sweeps.controller import RETRY_TAG
+from ..sweeps.names import RETRY_TAG
 from .plots import best_so_far_figure, figure_png, parallel_coordinates_figure
 from .widgets import status_badge
 

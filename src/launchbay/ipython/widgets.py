@@ -100,14 +100,36 @@ def header_html(record: RunRecord, elapsed: float | None, tick: int = 0) -> str:
 
 
 class _SeriesBuffer:
-    """The points of one metric seen so far, grown by step."""
+    """The points of one metric seen so far, grown by step.
+
+    Kept in arrays that double when full, so a poll appends only what is new (copying a
+    10M-point buffer on every poll took 50-190 ms)."""
 
     def __init__(self, name: str, image: w.Image) -> None:
         self.name, self.image = name, image
-        self.steps = np.zeros(0, dtype=np.int64)
-        self.values = np.zeros(0, dtype=np.float64)
+        self._steps = np.zeros(0, dtype=np.int64)
+        self._values = np.zeros(0, dtype=np.float64)
+        self.count = 0
         self.drawn_count = -1
         self.last_draw = 0.0
+
+    @property
+    def steps(self) -> Any:
+        return self._steps[: self.count]
+
+    @property
+    def values(self) -> Any:
+        return self._values[: self.count]
+
+    def append(self, steps: Any, values: Any) -> None:
+        end = self.count + len(steps)
+        if end > len(self._steps):
+            size = max(end, 2 * len(self._steps), 1024)
+            self._steps = np.concatenate([self.steps, np.zeros(size - self.count, dtype=np.int64)])
+            self._values = np.concatenate([self.values, np.zeros(size - self.count, dtype=np.float64)])
+        self._steps[self.count : end] = steps
+        self._values[self.count : end] = values
+        self.count = end
 
 
 class RunWidget(w.VBox):
@@ -246,8 +268,7 @@ class RunWidget(w.VBox):
         if summary["count"] > len(buf.values):
             after = int(buf.steps[-1]) if len(buf.steps) else None
             new = self.handle.series_since(name, after, record=record)
-            buf.steps = np.concatenate([buf.steps, new.steps])
-            buf.values = np.concatenate([buf.values, new.values])
+            buf.append(new.steps, new.values)
         now = time.time()
         hidden = SystemGroup.wants(name) and not self._system.is_open  # drawn when the group is opened
         if len(buf.values) != buf.drawn_count and not hidden and (final or now - buf.last_draw >= REDRAW_S):

@@ -78,3 +78,14 @@ class RunRecord:
 
 def loads(text: str | None, default: Any) -> Any:
     return default if not text else json.loads(text)
+
+
+@dataclass
+class ChildRow:
+    """What a sweep's table shows of one child, read without building its whole record."""
+
+    pk: int
+    run_id: str
+    status: RunStatus
+    params: dict[str, Any]  # the values the trial was given, as the sampler gave them
+    tags: dict[str, str]

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import RunNotFoundError
 from ..models import RunStatus
 from .connection import StoreConnection
-from .records import RunRecord, loads
+from .records import ChildRow, RunRecord, loads
 
 _RUN_COLUMNS = (
     "r.pk, r.run_id, e.name, r.name, r.status, r.target, r.target_type, r.script, r.arguments, "
@@ -295,6 +295,30 @@ class RunQueries(StoreConnection):
             args.extend(_TERMINAL)
         sql += " ORDER BY created DESC, pk DESC" if newest_first else " ORDER BY pk"
         return [str(row[0]) for row in self.db.execute(sql, args)]
+
+    def child_rows(self, parent_run_id: str) -> list[ChildRow]:
+        """A sweep's children for its table, oldest first: status, params and tags only (a
+        1,000-trial table reads in a few ms, not the ~80 ms of 1,000 whole records)."""
+        rows = self.db.execute(
+            "SELECT pk, run_id, status, json_extract(spec, '$.params') FROM runs WHERE parent_run_id=? ORDER BY pk",
+            (parent_run_id,),
+        ).fetchall()
+        children = {
+            pk: ChildRow(pk, run_id, RunStatus(status), loads(params, {}), {}) for pk, run_id, status, params in rows
+        }
+        for pk, key, value in self.db.execute(
+            "SELECT run_pk, key, value FROM tags WHERE run_pk IN (SELECT pk FROM runs WHERE parent_run_id=?)",
+            (parent_run_id,),
+        ):
+            children[pk].tags[key] = value
+        missing = [pk for pk, child in children.items() if not child.params]  # older children: the params table
+        for first in range(0, len(missing), 900):
+            part = missing[first : first + 900]
+            for pk, key, value in self.db.execute(
+                f"SELECT run_pk, key, value FROM params WHERE run_pk IN ({','.join('?' * len(part))})", part
+            ):
+                children[pk].params[key] = value
+        return list(children.values())
 
     def journal_position(self, pk: int) -> tuple[dict[str, int], float | None, RunStatus]:
         """How far ingest has read the run's journal files, its last heartbeat and its status."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import operator
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
 from .connection import StoreConnection
-from .records import RunRecord
+from .records import ChildRow, RunRecord
 
 _second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
 _STEP_LIMIT = 1 << 63
@@ -48,7 +49,7 @@ class SeriesStore(StoreConnection):
             )
         ]
 
-    def last_values(self, runs: list[RunRecord], name: str) -> dict[int, float | None]:
+    def last_values(self, runs: Sequence[RunRecord | ChildRow], name: str) -> dict[int, float | None]:
         """The last value of metric ``name`` of each run that has it, by run pk, in one query."""
         found: dict[int, float | None] = {}
         for first in range(0, len(runs), 900):  # well under SQLite's limit on bound parameters

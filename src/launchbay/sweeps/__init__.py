@@ -130,8 +130,9 @@ def sweep(
     from ..models import RunSpec
     from ..snapshot import take_snapshot
     from ..targets import make_target
-    from .controller import SWEEP_FILE, start_controller
+    from .controller import start_controller
     from .handle import SweepHandle
+    from .names import SWEEP_FILE
     from .policy import NoTerminationPolicy
     from .sampling import RandomSampling
 

@@ -21,23 +21,18 @@ from typing import Any
 
 from .. import runfolder as rf
 from ..errors import LaunchbayError
-from ..models import EARLY_TERMINATION_TAG, RunSpec, RunStatus
+from ..models import RunSpec, RunStatus
 from ..runfolder import Journal
 from ..runner import HEARTBEAT_INTERVAL_S, _daemonize
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
+from .names import INDEX_TAG, PARAMS_ENV, RETRY_TAG, SWEEP_FILE, SWEEP_TAG, TERMINATION_TAG
 from .policy import policy_from_json
 from .sampling import Trial, sampling_from_json
 
-SWEEP_FILE = "sweep.json"
 SECRET_ARGS_VAR = "LAUNCHBAY_SWEEP_SECRET_ARGS"
 POLL_S = 0.3  # children are caught up with their journals (and checked alive) this often
 WAKE_S = 0.02  # between two looks at the store for a child that ended (one indexed query)
-TERMINATION_TAG = EARLY_TERMINATION_TAG
-SWEEP_TAG = "launchbay.sweep"
-INDEX_TAG = "launchbay.sweep.index"
-RETRY_TAG = "launchbay.sweep.retry_of"
-PARAMS_ENV = "LAUNCHBAY_SWEEP_PARAMS"
 
 
 def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> Any:

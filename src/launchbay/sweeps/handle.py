@@ -6,13 +6,15 @@ import html
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LaunchbayError
 from ..handle import RunHandle
 from ..models import RunStatus, shown_status
 from ..store import RunRecord
-from .controller import INDEX_TAG, RETRY_TAG, SWEEP_FILE, TERMINATION_TAG
+from ..store.records import ChildRow
+from .names import INDEX_TAG, RETRY_TAG, SWEEP_FILE, TERMINATION_TAG
 
 if TYPE_CHECKING:
     pass
@@ -91,17 +93,11 @@ class SweepHandle(RunHandle):
             records = [r for r in records if r.run_id not in replaced]
         if sort_by_primary_metric:
             config = self.config()
-            sign = -1.0 if config["goal"] == "maximize" else 1.0
             last = self.last_values(records, config["primary_metric"])
-
-            def key(record: RunRecord) -> tuple[int, float]:
-                value = last.get(record.pk)
-                return (1, 0.0) if value is None or value != value else (0, sign * value)
-
-            records.sort(key=key)
+            records.sort(key=best_first(last, config["goal"]))
         return records
 
-    def last_values(self, records: list[RunRecord], name: str) -> dict[int, float | None]:
+    def last_values(self, records: Sequence[RunRecord | ChildRow], name: str) -> dict[int, float | None]:
         """Each run's last value of metric ``name`` (by run pk), in one query."""
         return self._session.store.last_values(records, name)
 
@@ -123,13 +119,24 @@ class SweepHandle(RunHandle):
 
     def table(self) -> SweepTable:
         """One row per child, best primary metric first: run_id, status ("stopped early" for a run the
-        policy stopped; run_status keeps Canceled), params, metric (last value), early_termination, index."""
-        name = self.config()["primary_metric"]
-        children = self.children(sort_by_primary_metric=True)
+        policy stopped; run_status keeps Canceled), params, metric (last value), early_termination, index.
+
+        Reads each child's status, params and tags only (``RunStore.child_rows``); unfinished
+        children are caught up with their journals first, as ``children()`` does."""
+        session, config = self._session, self.config()
+        name = config["primary_metric"]
+        children = session.store.child_rows(self.run_id)
+        for child in children:
+            if not child.status.is_terminal():
+                record = session.refresh(child.run_id)
+                child.status, child.tags = record.status, record.tags
+        replaced = {c.tags[RETRY_TAG] for c in children if RETRY_TAG in c.tags}
+        children = [c for c in children if c.run_id not in replaced]
         last = self.last_values(children, name)
+        children.sort(key=best_first(last, config["goal"]))
         rows, params = [], []
         for r in children:
-            values = dict(r.spec.get("params") or r.params)
+            values = dict(r.params)
             params += [p for p in values if p not in params]
             rows.append(
                 {
@@ -143,6 +150,17 @@ class SweepHandle(RunHandle):
                 }
             )
         return SweepTable(rows, name, params)
+
+
+def best_first(last: dict[int, float | None], goal: str) -> Callable[[RunRecord | ChildRow], tuple[int, float]]:
+    """A sort key: the best last value of the primary metric first, runs without one last."""
+    sign = -1.0 if goal == "maximize" else 1.0
+
+    def key(run: RunRecord | ChildRow) -> tuple[int, float]:
+        value = last.get(run.pk)
+        return (1, 0.0) if value is None or value != value else (0, sign * value)
+
+    return key
 
 
 def get_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) -> SweepHandle:
