@@ -148,3 +148,27 @@ def test_numpy_and_torch_scalars_are_logged_as_numbers(project: Path) -> None:
     assert metrics["np"] == [0.0, 0.5, 1.0, 1.5, 2.0]
     if "torch" in handle.get_log().split():
         assert metrics["torch"] == [0.0, 3.0, 6.0, 9.0, 12.0]
+
+
+def test_a_local_run_keeps_the_store_caught_up_while_it_runs_with_nobody_looking(project: Path) -> None:
+    """The runner indexes its own journal as the run goes: what reads the index without catching
+    up itself (another tool on the store, a server) sees the points within about a second."""
+    from launchbay.store import open_store
+
+    write(
+        project,
+        "steady.py",
+        """
+        import time
+        from launchbay import Run
+        run = Run.get_context()
+        for i in range(1000):
+            run.log("loss", 1.0 / (i + 1), step=i)
+        time.sleep(120)
+    """,
+    )
+    handle = launchbay.submit("steady.py")
+    with open_store(handle.record().run_dir.parent.parent) as store:  # reads only, never ingests
+        wait_for(lambda: store.series_count(handle.run_id, "loss") == 1000, timeout=15)
+        assert store.get_run(handle.run_id).status.value == "Running"
+    assert handle.cancel() == "Canceled"

@@ -47,14 +47,70 @@ def _ingest_lock(record: RunRecord, wait: bool) -> Iterator[bool]:
 READER_BUDGET_S = 0.25  # what one look by a reader (widget, sidebar, CLI) spends catching a run up
 
 
-def ingest_run(store: RunStore, record: RunRecord, wait: bool = True) -> bool:
+LIVE_LOCK = ".live-ingest.lock"  # held by a local runner that indexes its own journal as it runs
+
+
+@contextmanager
+def live_ingester(journal: str) -> Iterator[None]:
+    """Say, for as long as this lasts, that this process keeps the run's index caught up: readers'
+    looks then skip ingesting (``ingest_run(wait=False)``). The kernel drops the lock with the
+    process, so a killed runner never leaves readers waiting for it."""
+    fd = os.open(os.path.join(journal, LIVE_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+LIVE_SKIP_BYTES = 1 << 20  # a reader leaves a backlog larger than this to the live ingester
+
+
+def _left_to_the_runner(store: RunStore, record: RunRecord) -> bool:
+    """A reader's look leaves this run to its runner: the runner ingests it live and the journal has
+    more than ``LIVE_SKIP_BYTES`` unread (a script logging fast). A smaller backlog the reader reads
+    itself, so a look right after a status change or a few points still shows them."""
+    if not _live_ingester_on(record):
+        return False
+    known = store.journal_position(record.pk)[0]
+    journal = record.run_dir / rf.JOURNAL
+    unread = 0
+    try:
+        with os.scandir(journal) as entries:
+            for entry in entries:
+                if rf.is_record_file(entry.name):
+                    unread += max(0, entry.stat().st_size - known.get(entry.name, 0))
+    except OSError:
+        return False
+    return unread > LIVE_SKIP_BYTES
+
+
+def _live_ingester_on(record: RunRecord) -> bool:
+    try:
+        fd = os.open(record.run_dir / rf.JOURNAL / LIVE_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def ingest_run(store: RunStore, record: RunRecord, wait: bool = True, live: bool = False) -> bool:
     """Index whatever the run's journal gained; True when anything changed.
 
     With ``wait=False`` (a reader: a widget's poll, the sidebar, the CLI) a reader that finds
     another process ingesting this run skips (the other one is doing the work), and one that
     ingests stops after ``READER_BUDGET_S`` of pieces: a script logging as fast as ingest goes
     would otherwise keep that one look chasing it to the run's end. Its next look goes on.
-    The runner's final ingest always waits and reads everything."""
+    A reader also leaves a large backlog to the run's local runner when that one keeps its
+    index caught up itself (``live_ingester``; ``live`` is that runner's own look). The runner's
+    final ingest always waits and reads everything."""
+    if not wait and not live and _left_to_the_runner(store, record):
+        return False
     with _ingest_lock(record, wait) as locked:
         if not locked:
             return False

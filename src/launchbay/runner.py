@@ -51,7 +51,8 @@ except ImportError:
 __all__ = ["Journal", "Runner", "main", "stage_snapshot"]
 
 HEARTBEAT_INTERVAL_S = 2.0
-LIVE_INGEST_S = 0.5  # local runs: how often the runner indexes its journal while the run runs
+LIVE_INGEST_VAR = "LAUNCHBAY_LIVE_INGEST_S"  # local runs: how often the runner indexes its journal (0: never)
+LIVE_INGEST_S = 0.5
 SECRET_ARGS_VAR = "LAUNCHBAY_SECRET_ARGS"
 Journal = rf.Journal
 
@@ -253,7 +254,7 @@ class Runner:
             monitor = sysmon.Monitor(self.config, self.journal, self.child.pid)
             live = livefiles.LiveFiles(cwd, self.files_dir).start()
             hook = self.config.get("finish_hook")
-            if hook:  # the store is on this machine: keep it caught up, not the readers' looks
+            if hook and _live_ingest_s() > 0:  # the store is on this machine: keep it caught up, not the readers
                 threading.Thread(target=self._ingest_while_running, args=(hook,), daemon=True).start()
             code = self.child.wait()
             _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
@@ -281,12 +282,20 @@ class Runner:
         look (a script logging ~0.5M points/s made each widget poll spend its whole 0.25 s
         reader budget ingesting); a reader that finds this ingesting skips. Never fatal."""
         try:
-            from launchbay.ingest import ingest_run  # type: ignore[import-not-found]
+            from launchbay.ingest import READER_BUDGET_S, ingest_run, live_ingester  # type: ignore[import-not-found]
             from launchbay.store import open_store  # type: ignore[import-not-found]
 
-            with open_store(hook["store"]) as store:
-                while not self._done.wait(LIVE_INGEST_S):
-                    ingest_run(store, store.get_run(hook["run_id"]), wait=False)
+            try:  # the run's own processes first when the CPUs are all busy (this thread only)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            except (AttributeError, OSError):
+                pass
+            with open_store(hook["store"]) as store, live_ingester(os.path.join(self.run_dir, rf.JOURNAL)):
+                pause = _live_ingest_s()
+                while not self._done.wait(pause):
+                    began = time.monotonic()
+                    ingest_run(store, store.get_run(hook["run_id"]), wait=False, live=True)
+                    # a round that used its whole budget left more to read: go on at once
+                    pause = 0.0 if time.monotonic() - began >= READER_BUDGET_S else _live_ingest_s()
         except Exception as exc:  # readers and the final ingest do it instead
             print(f"launchbay runner: live ingest stopped: {exc}", file=sys.stderr)
 
@@ -303,6 +312,13 @@ class Runner:
         if hook:
             _run_finish_hook(hook)
         return 0 if status == "Completed" else 1
+
+
+def _live_ingest_s() -> float:
+    try:
+        return float(os.environ.get(LIVE_INGEST_VAR) or LIVE_INGEST_S)
+    except ValueError:
+        return LIVE_INGEST_S
 
 
 def _azureml_alias(run_dir: str, env: dict[str, str]) -> list[str]:
