@@ -53,6 +53,13 @@ def forked_by(where: str, runner_pid: int) -> bool:
     return named and where[1:].encode() in Path(f"/proc/{runner_pid}/cmdline").read_bytes()
 
 
+def warm_up(project: Path, server: str) -> None:
+    """A first local run (its own runner) starts the server; wait until it is up."""
+    write(project, "hello.py", "print('hello')\n")
+    launchbay.submit("hello.py").wait(show_output=False)
+    wait_for(lambda: server_pids(server), timeout=30)
+
+
 def slow_script(project: Path) -> None:
     write(
         project,
@@ -91,9 +98,7 @@ def test_the_first_submit_starts_the_server_and_later_runs_are_forked_from_it(pr
 def test_runs_outlive_the_server_and_a_dead_forked_runner_is_found_out(
     project: Path, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write(project, "hello.py", "print('hello')\n")
-    launchbay.submit("hello.py").wait(show_output=False)
-    wait_for(lambda: server_pids(server), timeout=30)
+    warm_up(project, server)
     slow_script(project)
     kept, killed = launchbay.submit("slow.py"), launchbay.submit("slow.py")
     wait_for(lambda: "up" in kept.get_log() and "up" in killed.get_log())
@@ -116,9 +121,7 @@ def test_runs_outlive_the_server_and_a_dead_forked_runner_is_found_out(
 def test_the_runner_gets_the_submitters_environment_and_umask_not_the_servers(
     project: Path, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write(project, "hello.py", "print('hello')\n")
-    launchbay.submit("hello.py").wait(show_output=False)
-    wait_for(lambda: server_pids(server), timeout=30)
+    warm_up(project, server)
     write(
         project,
         "env.py",
@@ -143,9 +146,7 @@ def test_the_runner_gets_the_submitters_environment_and_umask_not_the_servers(
 
 
 def test_the_server_refuses_another_user(project: Path, server: str) -> None:
-    write(project, "hello.py", "print('hello')\n")
-    launchbay.submit("hello.py").wait(show_output=False)
-    wait_for(lambda: server_pids(server), timeout=30)
+    warm_up(project, server)
     python = shutil.which("python3", path="/usr/bin:/bin")
     if os.getuid() != 0 or python is None:
         pytest.skip("needs root to connect as another user")
@@ -164,9 +165,7 @@ def test_the_server_refuses_another_user(project: Path, server: str) -> None:
 
 def test_an_idle_server_exits(project: Path, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(forkserver.IDLE_VAR, "1")
-    write(project, "hello.py", "print('hello')\n")
-    launchbay.submit("hello.py").wait(show_output=False)
-    wait_for(lambda: server_pids(server), timeout=30)
+    warm_up(project, server)
     wait_for(lambda: not server_pids(server), timeout=15)
 
 

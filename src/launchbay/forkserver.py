@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 ENABLED_VAR = "LAUNCHBAY_FORKSERVER"
@@ -105,8 +106,6 @@ def _umask() -> int:
 
 def _start_server(where: str, env: dict[str, str]) -> None:
     """Start the server in the background (once, while it starts up); the caller does not wait for it."""
-    import time
-
     with _start_lock:
         if time.monotonic() - _started.get(where, -RESTART_AFTER_S) < RESTART_AFTER_S:
             return
@@ -286,11 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m launchbay.forkserver ADDRESS", file=sys.stderr)
         return 2
-    if os.fork() > 0:  # detach: the starter reaps this one at once
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
+    from .runner import _daemonize
+
+    _daemonize()  # the starter reaps the first fork at once
     try:
         idle_s = float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE_S)
     except ValueError:

@@ -29,7 +29,7 @@ def _ingest_lock(record: RunRecord, wait: bool) -> Iterator[bool]:
     Yields False when ``wait`` is off and another process is ingesting right now."""
     journal = record.run_dir / rf.JOURNAL
     try:
-        fd = os.open(journal / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(journal / rf.INGEST_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:  # no journal folder yet (or read-only): nothing to serialise
         yield True
         return
@@ -47,15 +47,12 @@ def _ingest_lock(record: RunRecord, wait: bool) -> Iterator[bool]:
 READER_BUDGET_S = 0.25  # what one look by a reader (widget, sidebar, CLI) spends catching a run up
 
 
-LIVE_LOCK = ".live-ingest.lock"  # held by a local runner that indexes its own journal as it runs
-
-
 @contextmanager
 def live_ingester(journal: str) -> Iterator[None]:
     """Say, for as long as this lasts, that this process keeps the run's index caught up: readers'
     looks then skip ingesting (``ingest_run(wait=False)``). The kernel drops the lock with the
     process, so a killed runner never leaves readers waiting for it."""
-    fd = os.open(os.path.join(journal, LIVE_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(journal, rf.LIVE_INGEST_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield
@@ -87,7 +84,7 @@ def _left_to_the_runner(store: RunStore, record: RunRecord) -> bool:
 
 def _live_ingester_on(record: RunRecord) -> bool:
     try:
-        fd = os.open(record.run_dir / rf.JOURNAL / LIVE_LOCK, os.O_RDONLY)
+        fd = os.open(record.run_dir / rf.JOURNAL / rf.LIVE_INGEST_LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:

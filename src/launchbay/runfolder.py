@@ -69,6 +69,8 @@ EVENTS_PATH = f"{JOURNAL}/{EVENTS}"
 HEARTBEAT_PATH = f"{JOURNAL}/{HEARTBEAT}"
 STD_LOG_PATH = f"{FILES}/{STD_LOG}"
 MIRROR_LOCK = ".sync.lock"  # taken by whoever writes a mirrored copy
+INGEST_LOCK = ".ingest.lock"  # in journal/: one process ingests a run at a time (ingest.py)
+LIVE_INGEST_LOCK = ".live-ingest.lock"  # in journal/: held by a local runner that indexes its journal live
 
 # -- files of one target ----------------------------------------------------------------------
 SBATCH_SCRIPT = "launchbay.sbatch"  # the rendered batch script (Slurm)

@@ -76,7 +76,7 @@ def best_so_far_figure(
     """A sweep's progress: each finished run's value (dots) and the best so far (a step line)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=90)
+    fig = Figure(figsize=(width, height), dpi=DPI)
     ax = fig.add_subplot()
     best: list[float] = []
     for value in values:
@@ -119,7 +119,7 @@ def parallel_coordinates_figure(
     from matplotlib.figure import Figure
 
     axes_names = [*params, metric]
-    fig = Figure(figsize=(width, height), dpi=90)
+    fig = Figure(figsize=(width, height), dpi=DPI)
     ax = fig.add_subplot()
     columns: dict[str, list[Any]] = {n: [r.get(n) for r in rows] for n in axes_names}
     numbers = {
