@@ -58,17 +58,21 @@ def test_the_wheel_installs_the_product_without_node_and_submits(tmp_path: Path)
     project = tmp_path / "proj"
     project.mkdir()
     (project / "train.py").write_text("from launchbay import Run\nRun.get_context().log('loss', 0.25)\nprint('hi')\n")
-    run = subprocess.run(
-        [launchbay, "submit", "train.py"], cwd=project, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "hi" in run.stdout and "Completed" in run.stderr
-    metrics = subprocess.run(
-        [launchbay, "metrics", run.stderr.split("run ")[1].split()[0], "loss", "--json"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "0.25" in metrics.stdout
+    try:
+        run = subprocess.run(
+            [launchbay, "submit", "train.py"], cwd=project, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "hi" in run.stdout and "Completed" in run.stderr
+        metrics = subprocess.run(
+            [launchbay, "metrics", run.stderr.split("run ")[1].split()[0], "loss", "--json"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "0.25" in metrics.stdout
+    finally:  # the submit started this interpreter's warm runner server (launchbay/forkserver.py)
+        stop = "from launchbay import forkserver; forkserver.stop_server()"
+        subprocess.run([str(bin_dir / "python"), "-c", stop], env=env, capture_output=True, timeout=60)
