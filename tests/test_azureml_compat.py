@@ -186,6 +186,57 @@ def test_what_launchbay_does_not_have_raises_one_clear_error(project: Path) -> N
     assert "Unknown target 'cpu-cluster'" in messages[4]
 
 
+def test_an_environment_neither_curated_nor_declared_is_one_clear_error(project: Path) -> None:
+    write(project, "launchbay.toml", '[environments.train]\npip = ["six"]\n')
+    script = OPT_IN + textwrap.dedent(
+        """
+        from launchbay.errors import UnknownEnvironmentError
+        from azureml.core import Environment, Workspace
+        ws = Workspace.from_config()
+        found = [Environment.get(ws, "train").name, Environment.get(ws, "AzureML-Minimal").name]
+        try:
+            Environment.get(ws, "no-such-env")
+            error = None
+        except UnknownEnvironmentError as exc:
+            error = str(exc)
+        print("RESULT " + __import__("json").dumps({"found": found, "error": error}))
+        """
+    )
+    write(project, "control.py", script)
+    result = run_control(project)
+    assert result["found"] == ["train", "AzureML-Minimal"]
+    error = result["error"]
+    assert error is not None and "no environment 'no-such-env'" in error
+    assert "AzureML-Minimal" in error and "AzureML-Tutorial" in error  # the curated ones
+    assert "launchbay.toml: train" in error and "[environments.no-such-env]" in error
+
+
+def test_script_arguments_that_are_not_a_list_are_one_clear_error_and_nothing_runs(project: Path, cli) -> None:  # noqa: ANN001
+    write(project, "train.py", "print('must not run')\n")
+    script = OPT_IN + textwrap.dedent(
+        """
+        from launchbay.errors import ConfigError
+        from azureml.core import Experiment, ScriptRunConfig, Workspace
+        errors = []
+        for arguments in (5, "--lr 0.1"):
+            try:
+                config = ScriptRunConfig(source_directory=".", script="train.py", arguments=arguments)
+                Experiment(Workspace.from_config(), "args").submit(config)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        print("RESULT " + __import__("json").dumps({"errors": errors}))
+        """
+    )
+    write(project, "control.py", script)
+    errors = run_control(project)["errors"]
+    assert errors == [
+        "ScriptRunConfig(arguments=5): arguments are a list, e.g. arguments=['--lr', 0.01].",
+        "ScriptRunConfig(arguments='--lr 0.1'): arguments are a list, one item per word; "
+        "write arguments=['--lr', '0.1'].",
+    ]
+    assert cli.json("runs") == []  # nothing was submitted
+
+
 def test_a_real_azureml_package_is_never_shadowed_unless_asked(tmp_path: Path) -> None:
     fake = tmp_path / "site" / "azureml" / "core"
     fake.mkdir(parents=True)

@@ -164,12 +164,25 @@ class Environment:
 
     @classmethod
     def get(cls, workspace: Any, name: str, version: str | None = None, label: str | None = None) -> Environment:
-        """A curated v1 environment launchbay knows, or one from launchbay.toml (``[environments.NAME]``)."""
+        """A curated v1 environment launchbay knows, or one from launchbay.toml (``[environments.NAME]``);
+        any other name is an ``UnknownEnvironmentError`` naming the known ones."""
+        from ...config import load_config
+        from ...errors import UnknownEnvironmentError
+
         if name in CURATED:
             env = cls(name)
             env.python.conda_dependencies = CondaDependencies.create(pip_packages=CURATED[name])
             env.python.user_managed_dependencies = not CURATED[name]
             return env
+        config = load_config()
+        if name not in config.environments:
+            declared = ", ".join(sorted(config.environments)) or "none"
+            where = f"in {config.path}" if config.path else "(no launchbay.toml found)"
+            raise UnknownEnvironmentError(
+                f"Environment.get: no environment {name!r}. Curated ones launchbay knows: {', '.join(CURATED)}; "
+                f"[environments.NAME] {where}: {declared}. Use one of those, or declare "
+                f'[environments.{name}] (e.g. pip = ["scikit-learn"]) in launchbay.toml.'
+            )
         env = cls(name)
         env._launchbay_name = name
         return env

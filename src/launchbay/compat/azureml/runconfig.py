@@ -77,6 +77,23 @@ class DockerConfiguration:
         self.arguments = arguments
 
 
+def argument_list(where: str, arguments: Any) -> list[Any]:
+    """The script's arguments as a list, or one ``ConfigError`` saying how to write them."""
+    if arguments is None:
+        return []
+    if isinstance(arguments, str):
+        try:
+            words: list[Any] = shlex.split(arguments)
+        except ValueError:  # unbalanced quotes: show the form only
+            words = ["--lr", 0.01]
+        raise ConfigError(
+            f"{where}(arguments={arguments!r}): arguments are a list, one item per word; write arguments={words!r}."
+        )
+    if not isinstance(arguments, (list, tuple)):
+        raise ConfigError(f"{where}(arguments={arguments!r}): arguments are a list, e.g. arguments=['--lr', 0.01].")
+    return list(arguments)
+
+
 class RunConfiguration:
     """What a run needs besides its code: target, environment, node count, framework."""
 
@@ -90,7 +107,7 @@ class RunConfiguration:
         **kwargs: Any,
     ) -> None:
         self.script = script
-        self.arguments = list(arguments or [])
+        self.arguments = argument_list("RunConfiguration", arguments)
         self.target = "local"
         self.framework = framework or "Python"
         self.communicator = communicator or "None"
@@ -141,7 +158,9 @@ class ScriptRunConfig:
         self.source_directory = str(source_directory or ".")
         self.run_config = run_config or RunConfiguration()
         self.script = script or self.run_config.script
-        self.arguments = list(arguments) if arguments is not None else list(self.run_config.arguments)
+        self.arguments = (
+            argument_list("ScriptRunConfig", arguments) if arguments is not None else list(self.run_config.arguments)
+        )
         self.command = command
         if compute_target is not None:
             self.run_config.target = compute_target
