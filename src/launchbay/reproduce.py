@@ -10,6 +10,9 @@ Everything it needs is checked before a run is recorded.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +22,7 @@ from . import distributed, secrets
 from .errors import ConfigError, SubmitError, UnknownEnvironmentError
 from .models import RunSpec
 from .store import RunRecord, RunStore
-from .store.manifests import missing_blobs, read_manifest, write_files
+from .store.manifests import missing_blobs, outside, read_manifest, write_files
 
 if TYPE_CHECKING:
     from .handle import RunHandle
@@ -129,14 +132,45 @@ def same_environment(session: Session, old: RunRecord) -> str | None:
 
 
 def restore(store: RunStore, ref: str, dest: str | Path) -> list[Path]:
-    """Write run ``ref``'s snapshot as files into ``dest`` (a new or empty folder)."""
+    """Write run ``ref``'s snapshot as files into ``dest`` (a new or empty folder): every file or,
+    when one cannot be written, none (an empty folder is left empty, a new one is not made)."""
     old = store.get_run(ref)
     check_snapshot(store, old)
     folder = Path(dest)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"{folder} exists and is not an empty folder; restore into a new folder (-o NEW_DIR).")
     assert old.snapshot_id is not None
-    return write_files(store, read_manifest(store, old.snapshot_id)["files"], folder)
+    files = read_manifest(store, old.snapshot_id)["files"]
+    what = f"Run {old.run_id}'s snapshot"
+    if outside(files, folder):
+        write_files(store, files, folder, what)  # refuses before writing anything, naming those paths
+    made: list[Path] = []  # the folders this restore creates, removed again if it fails
+    staging: Path | None = None
+    try:
+        for parent in (*reversed(folder.absolute().parents), folder.absolute()):
+            if not parent.is_dir():
+                parent.mkdir()
+                made.append(parent)
+        # written aside (inside the folder: on its disk), then moved in, so that a failure leaves no files
+        staging = Path(tempfile.mkdtemp(prefix=".launchbay-restoring-", dir=folder))
+        write_files(store, files, staging, what)
+        for child in sorted(os.listdir(staging)):
+            os.rename(staging / child, folder / child)
+        staging.rmdir()
+    except OSError as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for made_folder in reversed(made):
+            shutil.rmtree(made_folder, ignore_errors=True)
+        where = str(exc.filename or folder)
+        if staging is not None:
+            where = where.replace(str(staging), str(folder.absolute()))
+        raise ConfigError(
+            f"Cannot restore run {old.run_id}'s snapshot into {folder}: {exc.strerror or exc} ({where}). "
+            "Nothing was written; restore into a folder you can write, on a disk with room (-o NEW_DIR)."
+        ) from exc
+    root = folder.resolve()
+    return [root / entry["path"] for entry in files]
 
 
 def rerun_of(record: RunRecord) -> Any:

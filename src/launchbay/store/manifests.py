@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoreDamagedError
 from .sqlite import RunStore
 
 
@@ -52,14 +53,34 @@ def referenced_blobs(store: RunStore, manifest_id: str) -> set[str]:
     return {manifest_id, *(f["sha256"] for f in read_manifest(store, manifest_id)["files"])}
 
 
-def write_files(store: RunStore, entries: list[dict[str, Any]], dest: Path) -> list[Path]:
-    """Write manifest entries under ``dest`` (copies, never links: the files are the user's)."""
+def outside(entries: list[dict[str, Any]], dest: Path) -> list[str]:
+    """The manifest paths that would land outside ``dest`` (``../x``, ``/etc/x``): a damaged or forged manifest."""
+    root = dest.resolve()
+    bad = []
+    for entry in entries:
+        target = (root / str(entry["path"])).resolve()
+        if target == root or not target.is_relative_to(root):
+            bad.append(str(entry["path"]))
+    return bad
+
+
+def write_files(
+    store: RunStore, entries: list[dict[str, Any]], dest: Path, what: str = "A manifest in the store"
+) -> list[Path]:
+    """Write manifest entries under ``dest`` (copies, never links: the files are the user's).
+
+    A path that points outside ``dest`` is a ``StoreDamagedError`` before any file is written."""
+    bad = outside(entries, dest)
+    if bad:
+        shown = ", ".join(repr(p) for p in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise StoreDamagedError(
+            f"{what} names files outside the folder they are written to ({shown}): it is damaged or was "
+            "not written by launchbay, so nothing was written. Check where this store came from."
+        )
     root = dest.resolve()
     written = []
     for entry in entries:
         target = (root / entry["path"]).resolve()
-        if not target.is_relative_to(root):
-            raise ValueError(f"manifest path {entry['path']!r} points outside {dest}")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(store.blobs.path(entry["sha256"]), target)
         os.chmod(target, 0o755 if entry.get("mode", 0o644) & 0o111 else 0o644)
