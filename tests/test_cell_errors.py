@@ -56,3 +56,16 @@ def test_ipython_syntax_in_a_submitted_cell_is_explained_before_submitting(proje
     out = run_cells(project, "%%submit\n!pip list\nprint(1)")
     assert "UsageError: SyntaxError in the cell, line 2" in out
     assert "IPython's ! and % lines don't work in it." in out
+
+
+def test_a_max_duration_that_is_not_a_positive_number_is_refused_before_any_run_exists(  # type: ignore[no-untyped-def]
+    project: Path, cli
+) -> None:
+    out = run_cells(project, *(f"%%submit --max-duration {value}\nprint(1)" for value in ("-1", "0", "nan")))
+    for value in ("-1.0", "0.0", "nan"):
+        assert (
+            "UsageError: The maximum duration (--max-duration, max_duration_s=) must be a number of seconds > 0, "
+            f"not {value}; leave it out for no limit." in out
+        ), out
+    assert "Traceback" not in out
+    assert cli.json("runs") == []

@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import launchbay
 from conftest import CLI, write
+from launchbay.errors import ConfigError
 
 TRAIN = """
 import sys
@@ -193,3 +197,42 @@ def test_a_snapshot_over_budget_is_refused_from_the_cli(project: Path, cli: CLI)
     assert "Biggest: data/ (4.1 KB in 1 file)" in proc.stderr
     assert f"add this line to {project / '.launchbayignore'}:\n    /data/\n" in proc.stderr
     assert cli.json("runs") == []
+
+
+def test_a_local_target_whose_python_does_not_exist_is_refused_before_a_run_is_recorded(
+    project: Path, cli: CLI
+) -> None:
+    write(project, "ok.py", "print('ok')\n")
+    write(project, "launchbay.toml", "[targets.box]\ntype = 'local'\npython = '/no/such/python'\n")
+    proc = cli("submit", "-t", "box", "ok.py")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "Target 'box': python '/no/such/python' is not an interpreter on this machine" in proc.stderr
+    assert f"set python in [targets.box] in {project / 'launchbay.toml'}" in proc.stderr
+    assert cli.json("runs") == []
+
+
+def test_a_max_duration_that_is_not_a_positive_number_is_refused(project: Path, cli: CLI) -> None:
+    write(project, "ok.py", "print('ok')\n")
+    for value in ("-1", "0", "nan"):
+        proc = cli("submit", "--max-duration", value, "ok.py")
+        assert proc.returncode == 2, (value, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert "must be a number of seconds > 0" in proc.stderr and "leave it out for no limit" in proc.stderr
+    for seconds in (-1.0, 0.0, float("nan")):
+        with pytest.raises(ConfigError, match=r"must be a number of seconds > 0, not (-1\.0|0\.0|nan)"):
+            launchbay.submit("ok.py", max_duration_s=seconds)
+    assert cli.json("runs") == []
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGUSR1"])
+def test_a_script_killed_by_a_signal_is_failed_and_says_which(project: Path, cli: CLI, sig: str) -> None:
+    write(
+        project, "killed.py", f"import os, signal\nprint('working', flush=True)\nos.kill(os.getpid(), signal.{sig})\n"
+    )
+    proc = cli("submit", "killed.py")
+    assert proc.returncode == 1
+    run = cli.json("runs")[0]  # type: ignore[index]
+    assert run["status"] == "Failed"
+    assert run["error"]["message"] == f"The run's process was killed ({sig})."
+    assert "working" in run["error"]["traceback"]  # the output's last lines, as for any failure

@@ -80,13 +80,22 @@ def error_from_log(log_path: str, exit_code: int) -> dict[str, str]:
         tail = ""
     start = tail.rfind("Traceback (most recent call last):")
     if start >= 0:
-        trace = tail[start:].rstrip()
-        lines = trace.splitlines()
-        message = lines[-1] if lines else ""
-        return {"message": message, "traceback": "\n".join(lines[-40:])}
-    last = [ln for ln in tail.strip().splitlines() if ln.strip()][-5:]
-    message = f"The run's process exited with code {exit_code}."
-    return {"message": message, "traceback": "\n".join(last)}
+        lines = tail[start:].rstrip().splitlines()
+        message, trace = (lines[-1] if lines else ""), "\n".join(lines[-40:])
+    else:
+        message = f"The run's process exited with code {exit_code}."
+        trace = "\n".join([ln for ln in tail.strip().splitlines() if ln.strip()][-5:])
+    if exit_code < 0:  # a signal ended the process, whatever it printed before
+        message = f"The run's process was killed ({_signal_name(-exit_code)})."
+    return {"message": message, "traceback": trace}
+
+
+def _signal_name(number: int) -> str:
+    """SIGKILL for 9; a number without a name as "signal 42"."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _distlaunch() -> str:

@@ -15,7 +15,7 @@ from .config import (
     ProjectConfig,
     load_config,
 )
-from .errors import LaunchbayError, SubmitError
+from .errors import ConfigError, LaunchbayError, SubmitError
 from .models import RunSpec, RunStatus
 from .store import RunRecord, RunStore, open_store
 
@@ -82,6 +82,7 @@ class Session:
         from .store.gclock import blob_writer
         from .targets import make_target
 
+        _check_max_duration(spec.max_duration_s)
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
         spec = self._with_azureml_alias(spec)
@@ -260,6 +261,22 @@ class Session:
             reason = "Canceled by request (the runner did not answer; its processes were killed)."
             self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})
         return self.store.get_run(record.run_id)
+
+
+def _check_max_duration(seconds: float | None) -> None:
+    """A maximum duration is a number of seconds > 0; 0, a negative number or NaN is refused, never
+    read as "no limit" (0, NaN) or "cancel at once" (-1)."""
+    if seconds is None:
+        return
+    try:
+        valid = float(seconds) > 0
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"The maximum duration (--max-duration, max_duration_s=) must be a number of seconds > 0, not {seconds!r}; "
+            "leave it out for no limit."
+        )
 
 
 def _azureml_layer_on() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from typing import Any
 
 from .. import forkserver
 from .. import runfolder as rf
-from ..errors import TargetError
+from ..errors import ConfigError, TargetError
+from ..models import RunSpec
 from ..runner_procs import kill_recorded
 from ..store import RunRecord
 from .base import RUNNER_SOURCE, Launch, RunnerConfig, Target, TargetState
@@ -98,6 +100,18 @@ class LocalTarget(Target[TargetState]):
     def python(self) -> str:
         return str(self.settings.get("python") or sys.executable)
 
+    def preflight(self, spec: RunSpec) -> None:
+        """A ``python`` setting that names no interpreter is refused before the run is recorded
+        (an environment brings its own interpreter, and checks it when it is built)."""
+        python = self.python()
+        if self.environment(spec) is not None or _executable(python):
+            return
+        where = f" in {self.config.path}" if self.config.path else ""
+        raise ConfigError(
+            f"Target {self.name!r}: python {python!r} is not an interpreter on this machine (no such executable); "
+            f"set python in [targets.{self.name}]{where} to an existing one, e.g. {sys.executable!r}, or remove it."
+        )
+
     def prepare(self, launch: Launch[TargetState]) -> None:
         """The environment's venv (built once per hash); reusable staged copies; the finish hook."""
         record, config = launch.record, launch.config
@@ -145,6 +159,13 @@ class LocalTarget(Target[TargetState]):
 
     def check(self) -> dict[str, Any]:
         return {"reachable": True, "python": self.python(), "version": sys.version.split()[0]}
+
+
+def _executable(command: str) -> bool:
+    """Does ``command`` (a path, or a name looked up on PATH) name an executable file?"""
+    if os.sep not in command:
+        return shutil.which(command) is not None
+    return os.path.isfile(command) and os.access(command, os.X_OK)
 
 
 def use_shipped_runtime(run_dir: Path, config: RunnerConfig) -> None:
