@@ -362,7 +362,8 @@ def test_metrics_summaries_series_after_step_and_downsampling(api: Api, store_ru
 
 
 def test_images_tables_rows_and_lists_are_served(api: Api, store_runs: dict[str, Any]) -> None:
-    write(store_runs["project"], "pixel.png", "not really a png")
+    pixel = b"\x89PNG\r\n\x1a\n" + b"a PNG's first bytes, and no picture"
+    (store_runs["project"] / "pixel.png").write_bytes(pixel)
     handle = submit_slow(
         store_runs,
         "logs_all.py",
@@ -392,7 +393,7 @@ def test_images_tables_rows_and_lists_are_served(api: Api, store_runs: dict[str,
     assert by_name["acc"]["values"] == [0.5, "Infinity"]
     images = by_name["sample"]["images"]
     assert [(i["step"], i["file"]) for i in images] == [(0, "images/sample_1.png"), (1, "images/sample_2.png")]
-    assert api.raw(f"runs/{rid}/files/{images[1]['file']}").body == b"not really a png"
+    assert api.raw(f"runs/{rid}/files/{images[1]['file']}").body == pixel
     assert api.get("runs", rid, "logged", params={"since": answer["version"]}) == {
         "version": answer["version"],
         "changed": False,

@@ -27,6 +27,7 @@ import errno
 import marshal
 import operator
 import os
+import re
 import shutil
 import signal
 import sys
@@ -263,22 +264,33 @@ class Run:
         self._record("table", name, {str(k): [_plain(x) for x in v] for k, v in value.items()})
 
     def log_image(self, name: str, path: str | None = None, plot: Any = None, description: str = "") -> None:
-        """Log an image from a file ``path`` or a matplotlib figure/pyplot ``plot``."""
+        """Log an image from a file ``path`` (PNG, JPEG, GIF, SVG, WebP, BMP or TIFF) or a matplotlib
+        figure/pyplot ``plot``."""
         if (path is None) == (plot is None):
             raise ValueError("log_image needs exactly one of path= or plot=")
+        source = "" if path is None else os.fspath(path)
+        if plot is not None:
+            figure = plot.gcf() if hasattr(plot, "gcf") else plot
+            if not hasattr(figure, "savefig"):
+                raise TypeError(
+                    f"log_image({name!r}, plot=...) takes a matplotlib Figure or matplotlib.pyplot, not "
+                    f"{type(plot).__name__}; to log an image file, pass path=."
+                )
+            extension = "png"
+        else:
+            extension = _image_kind(source)
         if self._muted:
             return
         self._image_counter += 1
-        target = f"images/{_safe_name(name)}_{self._image_counter}.png"
+        target = f"images/{_safe_name(name)}_{self._image_counter}.{extension}"
         if self.offline:
             print(f"[launchbay offline] image {name}")
             return
         dest = self._file_dest(target)
         if plot is not None:
-            figure = plot.gcf() if hasattr(plot, "gcf") else plot
             figure.savefig(dest, format="png")
         else:
-            shutil.copyfile(str(path), dest)
+            shutil.copyfile(source, dest)
         self._record("image", name, target)
 
     def tag(self, key: str, value: Any = None) -> None:
@@ -290,11 +302,19 @@ class Run:
             self.tag(key, value)
 
     def upload_file(self, name: str, path_or_stream: Any) -> None:
-        """Keep a file with the run under ``name`` (./outputs and ./logs are kept anyway)."""
+        """Keep a file with the run under ``name`` (./outputs and ./logs are kept anyway).
+
+        ``user_logs/`` is the run's own output, which the runner writes: no name may lead there."""
+        rel = _safe_relpath(name)
+        if rel.split("/", 1)[0] == rf.USER_LOGS:
+            raise ValueError(
+                f"upload_file name {name!r} is reserved: {rf.USER_LOGS}/ holds the run's own output, written by "
+                "launchbay; pick another name, e.g. outputs/" + rel.rsplit("/", 1)[-1]
+            )
         if self.offline:
             print(f"[launchbay offline] upload {name}")
             return
-        dest = self._file_dest(_safe_relpath(name))
+        dest = self._file_dest(rel)
         if hasattr(path_or_stream, "read"):
             with open(dest, "wb") as out:
                 shutil.copyfileobj(path_or_stream, out)
@@ -434,6 +454,38 @@ class Run:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
+
+
+#: the first bytes of each image format log_image takes (BMP, WebP and SVG are checked apart)
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpg"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+#: an SVG file: an <svg> element first, after an optional BOM, XML declaration, comments and doctype
+_SVG_START = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?xml[^>]*>|<!--.*?-->|<!DOCTYPE[^>]*>)*<svg[\s>]", re.DOTALL)
+
+
+def _image_kind(path: str) -> str:
+    """The file extension of the image at ``path``, told by its first bytes; a ValueError if it is none."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    for magic, extension in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return extension
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:2] == b"BM" and head[6:10] == bytes(4):  # the size, then four reserved zero bytes
+        return "bmp"
+    if _SVG_START.match(head):
+        return "svg"
+    raise ValueError(
+        f"log_image(path={path!r}): not an image file (PNG, JPEG, GIF, SVG, WebP, BMP or TIFF, told by its first "
+        "bytes); to keep another kind of file with the run, use upload_file."
+    )
 
 
 def _safe_relpath(name: str) -> str:
