@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import CLI, write
+from ipython_driver import run_cells
 from launchbay.errors import SnapshotTooLargeError
 from launchbay.snapshot import explain, take_snapshot
 from launchbay.store import open_store
@@ -168,3 +173,60 @@ def test_a_cell_submitted_from_a_notebook_folder_never_hears_to_leave_that_folde
     message = str(err.value)
     assert "Biggest outside notebooks/ (where the run starts): data/ (1.0 KB in 1 file)." in message
     assert "add this line to" in message and "\n    /data/\n" in message
+
+
+def _without_root_file_access() -> None:
+    """(In the child, before exec) drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so a file of mode 000
+    is unreadable even to root: PR_CAPBSET_DROP, then exec leaves them out of the new program's set."""
+    if os.geteuid() != 0:
+        return  # mode 000 holds for anyone else as it is
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def links_a_snapshot_skips(project: Path, outside: Path) -> None:
+    os.symlink("loop_b", project / "loop_a")
+    os.symlink("loop_a", project / "loop_b")
+    outside.write_text("beyond the project\n")
+    os.symlink(outside, project / "elsewhere.txt")
+
+
+def test_files_the_snapshot_skips_are_named_in_one_line_at_submit(project: Path, tmp_path: Path) -> None:
+    write(project, "train.py", "print('trained')\n")
+    write(project, "secret.txt", "no one may read this\n").chmod(0)
+    links_a_snapshot_skips(project, tmp_path / "outside.txt")
+    reading = subprocess.run(
+        ["cat", "secret.txt"], cwd=project, capture_output=True, preexec_fn=_without_root_file_access
+    )
+    assert reading.returncode != 0, "the submit below must find secret.txt unreadable"
+    proc = subprocess.run(
+        [sys.executable, "-m", "launchbay", "submit", "train.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LAUNCHBAY_FORKSERVER": "0"},  # no warm server may outlive this without its rights
+        preexec_fn=_without_root_file_access,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "not in the snapshot" in line]
+    assert lines == [
+        "launchbay: 4 files not in the snapshot, so not in the run: "
+        f"elsewhere.txt (symlink to {tmp_path / 'outside.txt'}, outside the project); "
+        "loop_a (symlink loop through loop_b); loop_b (symlink loop through loop_a); "
+        "secret.txt (unreadable: Permission denied) (`launchbay snapshot --dry-run` lists every file and why)"
+    ]
+
+
+def test_a_notebook_cell_names_the_files_its_snapshot_skips(project: Path, tmp_path: Path) -> None:
+    links_a_snapshot_skips(project, tmp_path / "outside.txt")
+    out = run_cells(project, "%%submit\nprint('from the cell')")
+    assert "from the cell" in out
+    assert (
+        "launchbay: 3 files not in the snapshot, so not in the run: "
+        f"elsewhere.txt (symlink to {tmp_path / 'outside.txt'}, outside the project); "
+        "loop_a (symlink loop through loop_b); loop_b (symlink loop through loop_a) "
+        "(`launchbay snapshot --dry-run` lists every file and why)\n" in out
+    ), out

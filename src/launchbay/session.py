@@ -105,6 +105,10 @@ class Session:
             )
             if on_progress:
                 on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")
+                if snapshot.unreadable:
+                    from .snapshot_report import skipped_line
+
+                    on_progress(skipped_line(snapshot.unreadable))
             properties: dict[str, Any] = git_properties(root)
             properties["launchbay.source_dir"] = str(root)
             if snapshot.unreadable:

@@ -14,6 +14,7 @@ Re-snapshotting an unchanged folder hashes nothing: like git's index, a cache of
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import marshal
@@ -247,6 +248,11 @@ def _link_target(root: Path, rel: str, path: str) -> tuple[str, str]:
     if not inside:
         return "", f"symlink to {written}, outside the project: skipped (its content is never copied)"
     if not os.path.exists(real):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "", f"symlink loop through {written}: skipped"
         return "", f"broken symlink to {written}: skipped"
     return os.path.relpath(real, os.path.dirname(os.path.join(root, rel))), ""
 
@@ -461,7 +467,7 @@ def _take_snapshot(
         try:
             digest, known = cache.digest(scan_.root, f)
         except OSError as exc:
-            scan_.unreadable.append((f.path, str(exc.strerror or exc)))
+            scan_.unreadable.append((f.path, f"unreadable: {exc.strerror or exc}"))
             continue
         if not known and not store.blobs.has(digest):
             store.blobs.put_file(scan_.root / f.path, digest)

@@ -37,6 +37,17 @@ def budget_report(root: Path, budget: Budget, entry: str = "", store: Path | Non
     return report
 
 
+def skipped_line(skipped: list[tuple[str, str]], shown: int = 5) -> str:
+    """What a submit says, on one line, of the files its snapshot left out unasked (unreadable files,
+    symlink loops, links out of the project): the first ``shown`` of them and why."""
+    named = "; ".join(f"{path} ({why.split(': skipped')[0]})" for path, why in skipped[:shown])
+    more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return (
+        f"{plural(len(skipped), 'file')} not in the snapshot, so not in the run: {named}{more} "
+        "(`launchbay snapshot --dry-run` lists every file and why)"
+    )
+
+
 def print_dry_run(root: Path, as_json: bool, store: str | None = None, out: TextIO = sys.stdout) -> int:
     """Print the dry run of ``root`` (the current folder is treated as where the run starts)."""
     from .config import find_store_dir, load_config
