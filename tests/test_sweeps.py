@@ -151,18 +151,34 @@ def test_max_duration_ends_the_sweep_and_stops_its_children(project: Path) -> No
 
 
 @pytest.mark.slow
-def test_a_killed_controller_fails_the_sweep_and_stops_its_children(project: Path) -> None:
+def test_a_killed_controller_fails_the_sweep_and_its_running_trials_finish(project: Path) -> None:
     write(project, "train.py", TRAIN)
     handle = sweep(
-        "train.py", {"lr": uniform(0.01, 0.1)}, primary_metric="loss", args=["--steps", "200", "--sleep", "0.1"]
+        "train.py", {"lr": uniform(0.01, 0.1)}, primary_metric="loss", args=["--steps", "30", "--sleep", "0.1"]
     )
-    wait_for(lambda: any(c.status.value == "Running" for c in handle.children()), timeout=30)
+    wait_for(lambda: [c.status.value for c in handle.children()] == ["Running", "Running"], timeout=30)
     pid = wait_for(lambda: handle.record().target_state.get("runner_pid"))
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid))
     record = handle.record()
     assert record.status.value == "Failed" and "died" in record.error["message"]  # type: ignore[index]
-    wait_for(lambda: all(c.status.value == "Canceled" for c in handle.children()), timeout=30)
+    wait_for(lambda: all(c.status.is_terminal() for c in handle.children()), timeout=30)
+    children = handle.children()  # kept for `launchbay sweep --resume`, which adopts them; none started since
+    assert len(children) == 2 and all(c.status.value == "Completed" for c in children)
+
+
+@pytest.mark.slow
+def test_canceling_a_sweep_whose_controller_died_stops_the_trials_it_left_running(cli: CLI, project: Path) -> None:
+    write(project, "train.py", TRAIN)
+    handle = sweep(
+        "train.py", {"lr": uniform(0.01, 0.1)}, primary_metric="loss", args=["--steps", "200", "--sleep", "0.1"]
+    )
+    wait_for(lambda: [c.status.value for c in handle.children()] == ["Running", "Running"], timeout=30)
+    pid = wait_for(lambda: handle.record().target_state.get("runner_pid"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid))
+    cli("cancel", handle.run_id, check=True)
+    assert [c.status.value for c in handle.children()] == ["Canceled", "Canceled"]
 
 
 @pytest.mark.slow

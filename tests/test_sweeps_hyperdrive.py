@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import CLI, pid_alive, wait_for, write
 from launchbay.sweeps import get_sweep
+from launchbay.sweeps.names import RETRY_TAG
 
 TRAIN = """
 import argparse, math, time
@@ -89,47 +91,136 @@ def test_a_12_run_yaml_sweep_runs_3_at_a_time_and_bandit_stops_the_bad_ones(cli:
     assert "stopped early" in listing and "Canceled" not in listing  # the record keeps status Canceled
 
 
+HELD_TRIAL = """
+import argparse, os, time
+from launchbay import Run
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, required=True)
+p.add_argument("--executions", required=True)
+p.add_argument("--hold", required=True)
+a = p.parse_args()
+with open(a.executions, "a") as f:  # outside the snapshot: one line an execution, as a side effect would be
+    f.write(f"{a.lr:g}\\n")
+run = Run.get_context()
+step = 0
+while True:  # logs until the test removes its hold file
+    run.log("loss", a.lr + 1.0 / (step + 1), step=step)
+    step += 1
+    if not os.path.exists(os.path.join(a.hold, f"{a.lr:g}")):
+        break
+    time.sleep(0.1)
+"""
+
+
 @pytest.mark.slow
-def test_a_sweep_whose_controller_was_killed_resumes_without_rerunning_finished_trials(cli: CLI, project: Path) -> None:
-    write(project, "train.py", TRAIN)
-    write(
-        project,
-        "sweep.yaml",
-        "sampling:\n  type: bayesian\n  seed: 1\n  parameter_space:\n"
-        "    - {name: lr, expression: loguniform, values: [0.001, 0.1]}\n"
-        "primary_metric_name: loss\nmax_total_runs: 6\nmax_concurrent_runs: 2\n",
+def test_a_resumed_sweep_adopts_its_running_trials_and_runs_again_only_the_one_that_died(
+    cli: CLI, project: Path, tmp_path: Path
+) -> None:
+    from launchbay.sweeps import GridSampling, choice, sweep
+
+    write(project, "train.py", HELD_TRIAL)
+    executions, hold = tmp_path / "executions.txt", tmp_path / "hold"
+    hold.mkdir()
+    lrs = ["1", "2", "3", "4", "5", "6"]
+    for lr in lrs:
+        (hold / lr).touch()
+    handle = sweep(
+        "train.py",
+        primary_metric="loss",
+        max_total_runs=6,
+        max_concurrent_runs=3,
+        sampling=GridSampling({"lr": choice(*map(int, lrs))}),
+        args=["--executions", str(executions), "--hold", str(hold)],
     )
-    out = cli("sweep", "sweep.yaml", "--json", "--detach", "--", "train.py", "--steps", "15", "--sleep", "0.1")
-    sweep_id = json.loads(out.stdout)["run_id"]
-    handle = get_sweep(sweep_id)
 
-    def midway() -> bool:
-        states = [c.status.value for c in handle.children()]
-        return states.count("Completed") >= 2 and "Running" in states
+    def started() -> list[str]:
+        return executions.read_text().split() if executions.exists() else []
 
-    wait_for(midway, timeout=60)
-    pid = wait_for(lambda: handle.record().target_state.get("runner_pid"))
-    os.kill(pid, signal.SIGKILL)  # as a machine restart would
-    wait_for(lambda: not pid_alive(pid))
-    assert handle.record().status.value == "Failed"
-    wait_for(lambda: all(c.status.is_terminal() for c in handle.children()))  # the orphans were stopped
-    before = {c.run_id: c for c in handle.children()}
-    finished = {rid for rid, c in before.items() if c.status.value == "Completed"}
-    cut_off = {rid for rid, c in before.items() if c.status.value == "Canceled"}
-    assert cut_off and len(before) < 6, [(c.status.value, c.error, c.tags) for c in before.values()]
-    resumed = cli("sweep", "--resume", sweep_id, timeout=120)
+    def trial(lr: str) -> Any:
+        return next(c for c in handle.children() if f"{float(c.spec['params']['lr']):g}" == lr)
+
+    first, second, third = wait_for(lambda: started() if len(started()) == 3 else None)
+    (hold / first).unlink()  # it completes; the controller starts a fourth trial in its slot
+    fourth = wait_for(lambda: started()[3] if len(started()) == 4 else None)
+    doomed = wait_for(lambda: (lambda r: r if r.target_state.get("child_pgid") else None)(trial(fourth)))
+    controller = wait_for(lambda: handle.record().target_state.get("runner_pid"))
+
+    os.kill(controller, signal.SIGKILL)  # as a machine restart would, but the trials' processes survive it ...
+    wait_for(lambda: not pid_alive(controller))
+    os.kill(doomed.target_state["runner_pid"], signal.SIGKILL)  # ... all but the fourth trial's
+    os.killpg(doomed.target_state["child_pgid"], signal.SIGKILL)
+    (hold / second).unlink()  # the second trial ends while no controller runs
+    wait_for(lambda: trial(second).status.value == "Completed")
+    assert handle.status == "Failed"
+    assert trial(third).status.value == "Running"  # the third one goes on with nobody watching
+
+    resumed = cli("sweep", "--resume", handle.run_id, "--detach")
     assert resumed.returncode == 0, resumed.stderr
-    assert handle.status == "Completed"
-    after = handle.children()
-    assert len(after) == 6 and all(c.status.value == "Completed" for c in after)
-    assert finished <= {c.run_id for c in after}  # finished trials were kept, not run again
-    retried = [c for c in after if "launchbay.sweep.retry_of" in c.tags]
-    assert {c.tags["launchbay.sweep.retry_of"] for c in retried} == cut_off
-    for c in retried:  # a cut-off trial runs again with the same parameters
-        assert c.spec["params"] == before[c.tags["launchbay.sweep.retry_of"]].spec["params"]
-    assert sorted(int(c.tags["launchbay.sweep.index"]) for c in after) == list(range(6))
-    again = cli("sweep", "--resume", sweep_id)
-    assert again.returncode == 2 and "only a sweep whose controller died" in again.stderr
+    for lr in lrs:
+        (hold / lr).unlink(missing_ok=True)
+    assert handle.wait(timeout=120) == "Completed"
+
+    # every trial's script ran once; only the one whose runner died ran again
+    assert Counter(started()) == {lr: 2 if lr == fourth else 1 for lr in lrs}
+    children = handle.children(include_retried=True)
+    assert len(children) == 7 and [c.tags.get(RETRY_TAG) for c in children].count(doomed.run_id) == 1
+    rows = handle.table()
+    assert sorted(r["index"] for r in rows) == list(range(6))
+    assert all(r["status"] == "Completed" and r["metric"] is not None for r in rows), rows
+    assert cli("sweep", "--resume", handle.run_id).returncode == 2  # a finished sweep is not resumed
+
+
+HELD_UNTIL_RELEASED = """
+import argparse, os, time
+from launchbay import Run
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, required=True)
+p.add_argument("--executions", required=True)
+p.add_argument("--hold", required=True)
+a = p.parse_args()
+with open(a.executions, "a") as f:
+    f.write(f"{a.lr:g}\\n")
+while os.path.exists(os.path.join(a.hold, f"{a.lr:g}")):  # nothing logged until the test lets it go
+    time.sleep(0.05)
+run = Run.get_context()
+for step in range(10**6 if a.lr > 1 else 3):  # the bad trial logs until a policy stops it
+    run.log("loss", a.lr, step=step)
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.slow
+def test_the_policy_judges_an_adopted_trial_as_it_would_have_before(cli: CLI, project: Path, tmp_path: Path) -> None:
+    from launchbay.sweeps import BanditPolicy, GridSampling, choice, sweep
+
+    write(project, "train.py", HELD_UNTIL_RELEASED)
+    executions, hold = tmp_path / "executions.txt", tmp_path / "hold"
+    hold.mkdir()
+    (hold / "0.01").touch()
+    (hold / "1000").touch()
+    handle = sweep(
+        "train.py",
+        primary_metric="loss",
+        max_total_runs=2,
+        max_concurrent_runs=2,
+        sampling=GridSampling({"lr": choice(0.01, 1000)}),
+        policy=BanditPolicy(slack_factor=0.2),
+        args=["--executions", str(executions), "--hold", str(hold)],
+    )
+    wait_for(lambda: executions.exists() and len(executions.read_text().split()) == 2)
+    controller = wait_for(lambda: handle.record().target_state.get("runner_pid"))
+    os.kill(controller, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(controller))
+    (hold / "0.01").unlink()  # the good trial ends while no controller runs
+    wait_for(lambda: "Completed" in [c.status.value for c in handle.children()])
+
+    assert cli("sweep", "--resume", handle.run_id, "--detach").returncode == 0
+    (hold / "1000").unlink()  # the bad one, adopted, starts logging
+    assert handle.wait(timeout=120) == "Completed"
+    by_lr = {float(r["params"]["lr"]): r for r in handle.table()}
+    assert by_lr[0.01]["status"] == "Completed"
+    assert by_lr[1000.0]["status"] == "stopped early" and "Bandit" in by_lr[1000.0]["early_termination"]
+    assert sorted(executions.read_text().split()) == ["0.01", "1000"]  # neither ran twice
 
 
 @pytest.mark.slow

@@ -248,9 +248,14 @@ class Session:
         self.store.end_run(record.pk, RunStatus.FAILED, {"message": reason, "traceback": tail})
 
     def cancel(self, ref: str | RunRecord, wait_s: float = 15.0) -> RunRecord:
-        """Stop the run's whole process tree; returns once the run is terminal (or ``wait_s`` passed)."""
+        """Stop the run's whole process tree; returns once the run is terminal (or ``wait_s`` passed).
+
+        A sweep's trials are stopped with it, also those a dead controller left running."""
         record = self.refresh(ref)
         if record.status.is_terminal():
+            if record.target_type == "sweep":  # its controller died; the trials it left run on for a resume
+                for child in self.store.children(record.run_id, unfinished=True):
+                    self.cancel(child, wait_s)
             return record
         target = self.target_for(record)
         target.cancel(record)

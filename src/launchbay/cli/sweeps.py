@@ -189,7 +189,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-dir", help="folder to snapshot (default: the project root)")
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="stop the sweep after this long")
     p.add_argument("--detach", action="store_true", help="return at once with the sweep id")
-    p.add_argument("--resume", metavar="SWEEP", help="continue a sweep whose controller died")
+    p.add_argument(
+        "--resume", metavar="SWEEP", help="continue a sweep whose controller died (adopts its running trials)"
+    )
 
 
 def _split_rest(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import runfolder as rf
 from ..errors import LaunchbayError
 from ..store import RunRecord, RunStore
 from ..targets.base import RunControl
@@ -35,7 +36,12 @@ class SweepControl:
         return runner_pid_alive(record, record.run_id)
 
     def force_stop(self, record: RunRecord) -> None:
-        """The controller is gone: stop the children it left running, so nothing runs unwatched."""
+        """The controller is gone. If the sweep was being canceled, stop the children it left running,
+        as the cancel asked. If it died on its own (killed, its machine restarted), leave its trials be:
+        each is a whole run with a runner of its own, and ``launchbay sweep --resume`` adopts those still
+        running instead of losing their progress and repeating their side effects."""
+        if not (record.run_dir / rf.CANCEL).exists():
+            return
         for run_id in self.store.children(record.run_id, unfinished=True):
             child = self.store.get_run(run_id)
             try:

@@ -65,9 +65,11 @@ class Controller:
     """Samples parameters, launches children, applies the policy, records the end.
 
     With ``resume`` it first adopts the children already in the store: finished trials
-    count as done, running ones are watched again, and trials that were cut off when
-    the controller died (Canceled without a policy's reason, or Failed because their
-    runner died) are run again with the same parameters."""
+    count as done (also those that ended while no controller ran), running ones are
+    watched and judged by the policy as before (a dead controller leaves them running,
+    see ``SweepControl.force_stop``), and only trials that died (Failed because their
+    runner died or stopped beating, or Canceled without a policy's reason) run again
+    with the same parameters."""
 
     def __init__(self, store_path: str, run_id: str, resume: bool = False) -> None:
         from ..config import load_config
@@ -410,7 +412,7 @@ class Controller:
 
 def trial_state(record: RunRecord) -> str:
     """running, completed, stopped (by the policy or the sweep's limit), failed, or interrupted
-    (cut off because the controller died: a resumed sweep runs it again)."""
+    (its runner died, or it was canceled without a reason: a resumed sweep runs it again)."""
     status = record.status
     if not status.is_terminal():
         return "running"

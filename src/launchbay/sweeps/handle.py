@@ -175,7 +175,8 @@ def get_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) -> Sw
 
 
 def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) -> SweepHandle:
-    """Continue a sweep whose controller died: finished trials stay, cut-off ones run again."""
+    """Continue a sweep whose controller died: finished trials stay, running ones are adopted
+    (their progress and side effects are not repeated), only those whose runner died run again."""
     from .controller import start_controller
 
     handle = get_sweep(run_id, store=store)
