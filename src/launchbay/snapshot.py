@@ -8,6 +8,9 @@ also re-include with ``!``); a ``.launchbayignore`` whose first line is
 ``.git``, ``.launchbay``, ``.ipynb_checkpoints``, ``__pycache__``, virtual environments,
 and ``outputs/`` and ``logs/`` at the top.
 
+A ``launchbay.toml`` (at any depth) is kept with its secret values replaced by ``***``
+(``secrets.redact_config``): runs, their staged copies and the store never hold the secret.
+
 Re-snapshotting an unchanged folder hashes nothing: like git's index, a cache of
 (size, mtime, inode) → SHA-256 per file is consulted before reading any file.
 """
@@ -28,7 +31,9 @@ from typing import Any, NamedTuple
 import pathspec
 
 from . import runfolder as rf
+from .config import CONFIG_FILE
 from .errors import SnapshotError
+from .secrets import redact_config
 from .snapshot_budget import Budget, budget_error
 from .snapshot_budget import human_bytes as human_bytes
 from .store import RunStore
@@ -37,6 +42,7 @@ IGNORE_FILES = (".launchbayignore", ".amlignore", ".gitignore")
 REPLACE_MARKER = "# launchbay: replace"
 ALWAYS_EXCLUDED = {".git", ".launchbay", ".ipynb_checkpoints", "__pycache__", ".hg", ".svn"}
 EXCLUDED_AT_ROOT = set(rf.KEPT)  # the run writes them
+_INDEX_VERSION = 2  # 2: a launchbay.toml's digest is of its redacted text
 
 
 @dataclass
@@ -301,6 +307,27 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _kept_instead(path: Path) -> bytes | None:
+    """What the snapshot keeps in place of the file: a launchbay.toml without its secrets (None: the file)."""
+    return redact_config(path.read_bytes()) if path.name == CONFIG_FILE else None
+
+
+def _digest(path: Path) -> str:
+    """The sha256 of what the snapshot keeps of ``path``."""
+    kept = _kept_instead(path)
+    return _hash_file(path) if kept is None else hashlib.sha256(kept).hexdigest()
+
+
+def _store_blob(store: RunStore, path: Path, digest: str) -> bool:
+    """Store what the snapshot keeps of ``path`` under ``digest``; False when it was there already."""
+    kept = _kept_instead(path)
+    if kept is None:
+        return store.blobs.put_file(path, digest)
+    had = store.blobs.has(digest)
+    store.blobs.put_bytes(kept)
+    return not had
+
+
 class _SnapshotIndex:
     """What the last snapshot of one source folder learned, kept in the store (like git's index):
     (size, mtime_ns, inode) → sha256 per file, and each folder's scan decisions."""
@@ -311,6 +338,8 @@ class _SnapshotIndex:
         data: Any = None
         try:
             data = marshal.loads(self.path.read_bytes())  # a private cache: fastest to load
+            if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
+                data = {}  # an older launchbay's: its launchbay.toml digest is of the file with its secrets
             self.entries: dict[str, list[Any]] = data["files"]
             self.dirs: dict[str, list[Any]] = data["dirs"]
         except (OSError, ValueError, KeyError, TypeError, EOFError):
@@ -332,7 +361,7 @@ class _SnapshotIndex:
         cached = self.entries.get(f.path)
         if cached and cached[0] == f.size and cached[1] == f.mtime_ns and cached[2] == f.inode:
             return str(cached[3]), True
-        digest = _hash_file(root / f.path)
+        digest = _digest(root / f.path)
         self.entries[f.path] = [f.size, f.mtime_ns, f.inode, digest]
         self.changed = True
         return digest, False
@@ -357,6 +386,7 @@ class _SnapshotIndex:
         # a name of its own: concurrent snapshots of one folder never share a temp file
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}")
         data = {
+            "version": _INDEX_VERSION,
             "files": self.entries,
             "dirs": self.dirs,
             "manifest": self.manifest,
@@ -391,14 +421,14 @@ class _SnapshotIndex:
         for f in files:
             if digests.get(f.path) in gone:
                 try:
-                    digest = _hash_file(root / f.path)  # the source may have changed since: hash again
+                    digest = _digest(root / f.path)  # the source may have changed since: hash again
                 except OSError:
                     self.entries.pop(f.path, None)  # unreadable now: the snapshot itself reports it
                     self.changed = True
                     continue
                 self.entries[f.path] = [f.size, f.mtime_ns, f.inode, digest]
                 self.changed = True
-                if store.blobs.put_file(root / f.path, digest):
+                if _store_blob(store, root / f.path, digest):
                     restored += 1
         self.verify_blobs(store, files)
         return restored
@@ -470,7 +500,7 @@ def _take_snapshot(
             scan_.unreadable.append((f.path, f"unreadable: {exc.strerror or exc}"))
             continue
         if not known and not store.blobs.has(digest):
-            store.blobs.put_file(scan_.root / f.path, digest)
+            _store_blob(store, scan_.root / f.path, digest)
             new_blobs += 1
             new_bytes += f.size
         entries.append({"path": f.path, "sha256": digest, "size": f.size, "mode": 0o755 if f.mode & 0o111 else 0o644})
