@@ -32,6 +32,9 @@ export interface IRun {
   name?: string | null;
   experiment: string;
   status: string;
+  /** What follows the status on its line: what a full disk kept out ("5,000 points not written: disk full"). */
+  status_detail?: string | null;
+  not_written?: { points: number; output_lines: number; reason: string } | null;
   target?: string | null;
   script?: string | null;
   arguments?: string[];

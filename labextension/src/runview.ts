@@ -125,6 +125,8 @@ export class RunView extends Widget {
     this._tensorboardLink.rel = 'noopener';
     header.appendChild(this._name);
     header.appendChild(this._status);
+    this._statusDetail = el('span', 'lb-run-status-detail');
+    header.appendChild(this._statusDetail);
     header.appendChild(this._cancel);
     header.appendChild(this._rerun);
     header.appendChild(this._tensorboard);
@@ -242,6 +244,7 @@ export class RunView extends Widget {
     this._status.className = `lb-run-status lb-status-${css}`;
     this._status.dataset.status = run.status;
     this._status.textContent = shown;
+    this._statusDetail.textContent = run.status_detail ? `— ${run.status_detail}` : '';
     this._cancel.style.display = isTerminal(run.status) ? 'none' : '';
     this.title.label = `Run ${run.run_id}`;
     this.title.caption = `${run.experiment} / ${run.name || run.run_id}: ${run.status}`;
@@ -593,6 +596,7 @@ export class RunView extends Widget {
   private _started = false;
   private _name: HTMLElement;
   private _status: HTMLSpanElement;
+  private _statusDetail: HTMLSpanElement;
   private _cancel: HTMLButtonElement;
   private _rerun: HTMLButtonElement;
   private _tensorboard: HTMLButtonElement;

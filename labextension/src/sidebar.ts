@@ -232,6 +232,9 @@ export class RunsSidebar extends Widget {
     const main = el('div', 'lb-run-main');
     const line1 = el('div', 'lb-run-line1');
     line1.appendChild(statusBadge(run.status, run.tags));
+    if (run.status_detail) {
+      line1.appendChild(el('span', 'lb-run-status-detail', `— ${run.status_detail}`));
+    }
     line1.appendChild(el('span', 'lb-run-name', run.name || run.run_id));
     const line2 = el('div', 'lb-run-line2');
     const exp = el('span', 'lb-run-experiment', run.experiment);

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import runfolder as rf
-from .journal_problems import note_problems
+from .journal_problems import note_output_lost, note_problems
 from .journal_reader import Piece, read_piece
 from .models import RunStatus
 from .store import RunRecord, RunStore, RunWriter, open_store, sealed
@@ -192,6 +192,8 @@ def _apply_event(store: RunStore, run: RunWriter, event: dict[str, Any]) -> None
         if not isinstance(facts, dict):
             raise ValueError("host facts are not an object")
         run.set(properties={**run.properties, **{f"launchbay.host.{k}": v for k, v in facts.items()}})
+    elif event_type == "output_not_written":  # the runner could not write all of the run's output (disk full)
+        run.set(properties=note_output_lost(run.properties, event))
     elif event_type == "snapshot_modified":
         # the run wrote into snapshot files in place: their blobs were set aside, so the
         # snapshot indexes (which trust known blobs) must be rebuilt

@@ -12,7 +12,8 @@ the connection's remote helper.
       runtime/  work/             the shipped runner; the staged snapshot (the run's cwd)
       journal/
         events.jsonl              status events, a JSON object a line; the last one says "final"
-        heartbeat                 the runner's last sign of life (a float, rewritten whole)
+        heartbeat                 the runner's last sign of life (a float, rewritten in place)
+        events.reserve            space a runner holds for its last events on a full disk
         *.jnl  *.bin              in-run records (append-only); *.lost: points not written
         sealed.series  sealed.records   an ended run's points, packed, and its other records:
                                   they replace the *.jnl/*.bin the store ingested (store/sealed.py)
@@ -44,6 +45,9 @@ FILES = "files"
 
 EVENTS = "events.jsonl"
 HEARTBEAT = "heartbeat"
+RESERVE = "events.reserve"  # in journal/: never read nor copied; the runner removes it at the run's end
+RESERVE_BYTES = 64 << 10  # a run's last events (a traceback included) many times over
+HEARTBEAT_BYTES = 32  # written in place: a full disk has no block for a new copy
 RUNNER_LOG = "runner.log"
 FAILED_RANK = "failed_rank.json"
 FAIL_REQUEST = "fail_request.json"
@@ -106,28 +110,84 @@ def event_line(fields: dict[str, Any]) -> str:
 
 
 class Journal:
-    """Appends events and keeps the heartbeat fresh, as the runner (and a sweep controller) does."""
+    """Appends events and keeps the heartbeat fresh, as the runner (and a sweep controller) does.
 
-    def __init__(self, run_dir: str) -> None:
+    A full disk (or any write error) never raises out of here: the runner would die of it and
+    the run read "runner process died". An event that cannot be written waits, in order, for
+    the next write; a line cut short is finished, not repeated. With ``reserve`` the journal
+    holds ``RESERVE_BYTES`` from the start and gives them up for the final event only, so the
+    run's end (and every event still waiting) is recorded on a disk that stays full."""
+
+    def __init__(self, run_dir: str, reserve: bool = False) -> None:
         self.dir = os.path.join(run_dir, JOURNAL)
         os.makedirs(self.dir, exist_ok=True)
-        self._events = open(os.path.join(self.dir, EVENTS), "a", encoding="utf-8")
+        self._fd = os.open(os.path.join(self.dir, EVENTS), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._unwritten = bytearray()
         self._lock = threading.Lock()
+        self._reserve = os.path.join(self.dir, RESERVE) if reserve and _hold(os.path.join(self.dir, RESERVE)) else ""
 
-    def event(self, **fields: Any) -> None:
-        line = event_line(fields)
+    def event(self, **fields: Any) -> bool:
+        """Append one event; False when it (or one before it) waits for space."""
+        line = event_line(fields).encode()
         with self._lock:
-            self._events.write(line)
-            self._events.flush()
+            self._unwritten += line
+            written = self._write_unwritten()
+            if fields.get("final") and self._reserve:
+                if not written:  # the space held for this moment: the run's end is recorded
+                    _release(self._reserve)
+                    written = self._write_unwritten()
+                if written:
+                    _release(self._reserve)
+                    self._reserve = ""
+            return written
 
-    def status(self, status: str, **fields: Any) -> None:
-        self.event(type="status", status=status, **fields)
+    def status(self, status: str, **fields: Any) -> bool:
+        return self.event(type="status", status=status, **fields)
+
+    def flush(self) -> bool:
+        """Write the events still waiting for space; True once none waits."""
+        with self._lock:
+            return self._write_unwritten()
+
+    def _write_unwritten(self) -> bool:
+        try:
+            while self._unwritten:
+                del self._unwritten[: os.write(self._fd, self._unwritten)]
+        except OSError:
+            return False
+        return True
 
     def heartbeat(self) -> None:
-        path = os.path.join(self.dir, HEARTBEAT)
-        with open(path + TMP, "w") as fh:
-            fh.write(repr(time.time()))
-        os.replace(path + TMP, path)
+        """The time, rewritten in place (padded to a fixed width): it needs no new block. Never raises."""
+        try:
+            fd = os.open(os.path.join(self.dir, HEARTBEAT), os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            os.pwrite(fd, repr(time.time()).encode().ljust(HEARTBEAT_BYTES), 0)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _hold(path: str) -> bool:
+    """Take ``RESERVE_BYTES`` of real blocks at ``path``: written, not sparse (a write is charged to
+    the disk at once, even where the file system allocates later)."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * RESERVE_BYTES)
+        return True
+    except OSError:
+        _release(path)
+        return False
+
+
+def _release(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def events_have_final(events: bytes) -> bool:
@@ -220,7 +280,7 @@ def scan(base: str, known: dict[str, list[Any]], folders: list[str], limit: int)
             dirs.sort()
             for name in sorted(files):
                 rel = os.path.relpath(os.path.join(parent, name), base).replace(os.sep, "/")
-                if not name.endswith(TMP) and rel != EVENTS_PATH:
+                if not name.endswith(TMP) and rel != EVENTS_PATH and name != RESERVE:
                     names.append(rel)
     if any(EVENTS_PATH.startswith(f.rstrip("/") + "/") for f in folders):
         names.append(EVENTS_PATH)

@@ -39,8 +39,10 @@ except ImportError:  # launchbay's own source tree
 
 try:  # part of the launchbay package, or flat files shipped next to this one
     from . import runner_procs as procs
+    from .runner_output import OutputLog
     from .runner_stage import Staged, recycle, stage_snapshot
 except ImportError:
+    from runner_output import OutputLog  # type: ignore[no-redef]
     from runner_stage import Staged, recycle, stage_snapshot  # type: ignore[no-redef]
 
     try:
@@ -51,6 +53,7 @@ except ImportError:
 __all__ = ["Journal", "Runner", "main", "stage_snapshot"]
 
 HEARTBEAT_INTERVAL_S = 2.0
+FINAL_EVENT_RETRY_S = 600.0  # how long a runner waits for space to record the run's end (its reserve used up)
 LIVE_INGEST_VAR = "LAUNCHBAY_LIVE_INGEST_S"  # local runs: how often the runner indexes its journal (0: never)
 LIVE_INGEST_S = 0.5
 SECRET_ARGS_VAR = "LAUNCHBAY_SECRET_ARGS"
@@ -127,7 +130,7 @@ class Runner:
         self.run_dir = os.path.abspath(run_dir)
         with open(os.path.join(self.run_dir, rf.RUNNER_CONFIG), encoding="utf-8") as fh:
             self.config: dict[str, Any] = json.load(fh)
-        self.journal = Journal(self.run_dir)
+        self.journal = Journal(self.run_dir, reserve=True)  # space held for the run's end, on a full disk too
         self.files_dir = os.path.join(self.run_dir, rf.FILES)
         self.work = os.path.join(self.run_dir, rf.WORK)
         self.child: subprocess.Popen[bytes] | None = None
@@ -172,26 +175,19 @@ class Runner:
             if procs is not None:  # orphans re-parented to us: collect their exit status
                 procs.reap(exclude=self.child.pid if self.child else None)
                 if record_tree and self.subreaper and now >= next_tree:  # for whoever finds this runner killed
-                    tree = procs.record_tree(tree_path, tree)
+                    try:
+                        tree = procs.record_tree(tree_path, tree)
+                    except OSError:  # disk full: the next pass tries again; cancel checks go on
+                        pass
                     next_tree = now + 1.0
             if now >= next_beat:
-                try:
-                    self.journal.heartbeat()
-                except OSError:  # disk full: the next beat tries again; cancel checks go on
-                    pass
+                self.journal.heartbeat()
+                self.journal.flush()  # events that waited for space
                 next_beat = now + HEARTBEAT_INTERVAL_S
             if os.path.exists(cancel_file):
                 self.request_cancel("Canceled by request.")
             if max_duration and now - started > float(max_duration):
                 self.request_cancel(f"Canceled: the run exceeded its maximum duration of {max_duration} s.")
-
-    def _tee(self, stream: Any, log: Any) -> None:
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            try:
-                log.write(chunk)
-                log.flush()
-            except OSError:  # disk full: keep draining, or the run would block on a full pipe
-                pass
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("Canceled by request."))
@@ -212,8 +208,12 @@ class Runner:
         if self.cancel_reason:
             return self._finish("Canceled", None, {"message": self.cancel_reason, "traceback": ""})
         cwd = os.path.join(self.work, self.config.get("working_dir") or ".")
-        os.makedirs(os.path.join(self.files_dir, rf.USER_LOGS), exist_ok=True)
         log_path = os.path.join(self.files_dir, rf.STD_LOG)
+        try:
+            os.makedirs(os.path.join(self.files_dir, rf.USER_LOGS), exist_ok=True)
+            log = OutputLog(log_path, self.journal)
+        except OSError as exc:
+            return self._finish("Failed", None, {"message": f"Could not create the run's log: {exc}", "traceback": ""})
         env = dict(os.environ)
         env.update(self.config.get("env") or {})
         env.update(
@@ -239,40 +239,38 @@ class Runner:
             command[0] = self.config.get("python") or sys.executable
         if self.config.get("distributed"):  # several ranks: distlaunch.py starts and watches them
             command = [self.config.get("python") or sys.executable, _distlaunch(), self.run_dir, "--", *command]
-        with open(log_path, "ab") as log:
-            try:
-                self.child = subprocess.Popen(
-                    command,
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_set_parent_death_signal,
-                )
-            except OSError as exc:
-                return self._finish(
-                    "Failed", None, {"message": f"Could not start {command[0]}: {exc}", "traceback": ""}
-                )
-            self.journal.status("Running", child_pgid=self.child.pid)
-            if self.cancel_reason:
-                self._stop_child()
-            tee = threading.Thread(target=self._tee, args=(self.child.stdout, log), daemon=True)
-            tee.start()
-            monitor = sysmon.Monitor(self.config, self.journal, self.child.pid)
-            live = livefiles.LiveFiles(cwd, self.files_dir).start()
-            hook = self.config.get("finish_hook")
-            if hook and _live_ingest_s() > 0:  # the store is on this machine: keep it caught up, not the readers
-                threading.Thread(target=self._ingest_while_running, args=(hook,), daemon=True).start()
-            code = self.child.wait()
-            _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
-            if procs is not None:  # and every other descendant (new sessions, double forks)
-                left = procs.stop_all(0.5)
-                if left:
-                    self.journal.event(type="descendants_stopped", count=left)
-            tee.join(timeout=5)  # the pipe ends once no descendant holds it
-            monitor.stop()
+        try:
+            self.child = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_set_parent_death_signal,
+            )
+        except OSError as exc:
+            return self._finish("Failed", None, {"message": f"Could not start {command[0]}: {exc}", "traceback": ""})
+        self.journal.status("Running", child_pgid=self.child.pid)
+        if self.cancel_reason:
+            self._stop_child()
+        tee = threading.Thread(target=log.tee, args=(self.child.stdout,), daemon=True)
+        tee.start()
+        monitor = sysmon.Monitor(self.config, self.journal, self.child.pid)
+        live = livefiles.LiveFiles(cwd, self.files_dir).start()
+        hook = self.config.get("finish_hook")
+        if hook and _live_ingest_s() > 0:  # the store is on this machine: keep it caught up, not the readers
+            threading.Thread(target=self._ingest_while_running, args=(hook,), daemon=True).start()
+        code = self.child.wait()
+        _killpg(self.child.pid, signal.SIGKILL)  # leftovers of the run's process group
+        if procs is not None:  # and every other descendant (new sessions, double forks)
+            left = procs.stop_all(0.5)
+            if left:
+                self.journal.event(type="descendants_stopped", count=left)
+        tee.join(timeout=5)  # the pipe ends once no descendant holds it
+        log.finish()
+        monitor.stop()
         self.journal.status("Finalizing")
         live.stop()  # the last pass over ./outputs and ./logs
         if self.cancel_reason:
@@ -306,7 +304,7 @@ class Runner:
                     # a round that used its whole budget left more to read: go on at once
                     pause = 0.0 if time.monotonic() - began >= READER_BUDGET_S else _live_ingest_s()
         except Exception as exc:  # readers and the final ingest do it instead
-            print(f"launchbay runner: live ingest stopped: {exc}", file=sys.stderr)
+            _say(f"launchbay runner: live ingest stopped: {exc}")
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
         spare = self.config.get("stage_spare")
@@ -315,7 +313,11 @@ class Runner:
             shutil.rmtree(self.work, ignore_errors=True)
         elif not recycle(self.work, self.staged, spare):
             shutil.rmtree(self.work, ignore_errors=True)
-        self.journal.status(status, exit_code=code, error=error, final=True)
+        recorded = self.journal.status(status, exit_code=code, error=error, final=True)
+        deadline = time.monotonic() + FINAL_EVENT_RETRY_S
+        while not recorded and time.monotonic() < deadline:  # still no space, even the reserve's: wait for some
+            time.sleep(1.0)
+            recorded = self.journal.flush()
         self._done.set()
         hook = self.config.get("finish_hook")
         if hook:
@@ -360,7 +362,15 @@ def _run_finish_hook(hook: dict[str, Any]) -> None:
 
         ingest_after_runner(hook["store"], hook["run_id"])
     except Exception as exc:  # the journal stays; any reader of the store ingests it later
-        print(f"launchbay runner: final ingest deferred: {exc}", file=sys.stderr)
+        _say(f"launchbay runner: final ingest deferred: {exc}")
+
+
+def _say(message: str) -> None:
+    """A line for runner.log, which may be on a full disk: never fatal."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -350,9 +350,20 @@ class Sampler:
         batch = [(PREFIX + name, float(value), self.step, ts) for name, value in sorted(values.items())]
         self.step += 1
         data = marshal.dumps(("m", batch))
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, _HEADER.pack(len(data)) + data)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            return
+        try:  # a record whole or not at all: a full disk loses this sample, never the ones after it
+            start, record = os.lseek(fd, 0, os.SEEK_END), _HEADER.pack(len(data)) + data
+            try:
+                whole = os.write(fd, record) == len(record)
+            except OSError:
+                whole = False
+            if not whole:
+                os.ftruncate(fd, start)
+        except OSError:
+            pass
         finally:
             os.close(fd)
 

@@ -36,6 +36,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             metric = f"{r.primary_metric['name']}={r.primary_metric['value']:.4g}"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
         status = shown_status(r.status.value, r.tags)
+        if r.status_detail:  # what a full disk kept out of the run
+            status += f" — {r.status_detail}"
         rows.append((r.run_id, r.name or "", r.experiment, status, r.target, started, duration(r.duration_s), metric))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

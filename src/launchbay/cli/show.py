@@ -38,6 +38,8 @@ def show_text(details: dict[str, Any]) -> str:
     status = details.get("status") or ""
     if details.get("exit_code") is not None:
         status += f" (exit code {details['exit_code']})"
+    if details.get("status_detail"):  # what a full disk kept out of the run
+        status += f" — {details['status_detail']}"
     fact("status", status)
     fact("experiment", details.get("experiment"))
     fact("target", details.get("target"))

@@ -54,6 +54,8 @@ def widget_frontend_likely() -> bool:
 def run_summary_text(handle: RunHandle) -> str:
     record = handle.record()
     lines = [f"Run {record.run_id} · {record.experiment} · {record.target} · {record.status.value}"]
+    if record.status_detail:  # what a full disk kept out of the run
+        lines[0] += f" — {record.status_detail}"
     if record.properties.get("launchbay.rerun_of"):
         lines[0] += f" · re-run of {record.properties['launchbay.rerun_of']}"
     for s in handle.metric_summaries(record=record):

@@ -49,6 +49,8 @@ def end_line(record: RunRecord, elapsed: float | None) -> str:
     line = f"launchbay: run {record.run_id} {record.status.value} after {elapsed_text(elapsed)}"
     if record.exit_code is not None:
         line += f" (exit code {record.exit_code})"
+    if record.status_detail:  # what a full disk kept out of the run
+        line += f" — {record.status_detail}"
     error = record.error or {}
     if record.status is not RunStatus.COMPLETED and error.get("message"):
         if not str(error.get("traceback") or "").startswith("Traceback"):

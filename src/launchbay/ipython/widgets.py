@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import numpy as np
 
+from ..journal_problems import status_detail
 from ..models import RunStatus
 from .logged_view import LoggedView
 from .plots import figure_png, series_figure
@@ -76,6 +77,15 @@ def stale_notice(run_id: str) -> str:
     )
 
 
+def _detail(record: RunRecord) -> str:
+    """What the status line says after the badge: what a full disk kept out of the run."""
+    detail = status_detail(record.properties)
+    if not detail:
+        return ""
+    style = "color:#b35900;font-weight:600"
+    return f' <span class="lb-widget-status-detail" style="{style}">— {html.escape(detail)}</span>'
+
+
 def header_html(record: RunRecord, elapsed: float | None, tick: int = 0) -> str:
     """Id, name, experiment, target, status, elapsed; the project root below; the stale notice while live."""
     name = f" <b>{html.escape(record.name)}</b>" if record.name else ""
@@ -86,7 +96,7 @@ def header_html(record: RunRecord, elapsed: float | None, tick: int = 0) -> str:
         project += f", runs in <code>{html.escape(where)}</code>"
     text = (
         f"<b>Run</b> <code>{html.escape(record.run_id)}</code>{name} &middot; {html.escape(record.experiment)} "
-        f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)} "
+        f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)}{_detail(record)} "
         f"&middot; {elapsed_text(elapsed)}"
     )
     rerun_of = record.properties.get("launchbay.rerun_of")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..journal_problems import not_written, status_detail
 from ..models import RunStatus, iso
 
 
@@ -42,6 +43,11 @@ class RunRecord:
     primary_metric: dict[str, Any] | None = None
 
     @property
+    def status_detail(self) -> str | None:
+        """What the status line says after the status: "5,000 points not written: disk full", or None."""
+        return status_detail(self.properties)
+
+    @property
     def duration_s(self) -> float | None:
         if self.started is None:
             return None
@@ -52,6 +58,8 @@ class RunRecord:
             "run_id": self.run_id,
             "name": self.name,
             "status": self.status.value,
+            "status_detail": self.status_detail,  # what could not be written (a full disk), or None
+            "not_written": not_written(self.properties),  # {points, output_lines, reason}, or None
             "experiment": self.experiment,
             "target": self.target,
             "target_type": self.target_type,

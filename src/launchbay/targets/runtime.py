@@ -29,6 +29,7 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay_runner.py": (_SRC / "runner.py").read_bytes(),
         "launchbay_runfolder.py": (_SRC / "runfolder.py").read_bytes(),
         "runner_procs.py": (_SRC / "runner_procs.py").read_bytes(),
+        "runner_output.py": (_SRC / "runner_output.py").read_bytes(),
         "runner_stage.py": (_SRC / "runner_stage.py").read_bytes(),
         "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),
         "launchbay_sysmon.py": (_SRC / "sysmon.py").read_bytes(),
