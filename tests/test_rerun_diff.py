@@ -77,6 +77,29 @@ def test_rerun_from_the_cli_takes_new_arguments_and_refuses_bad_input_before_rec
     assert len(cli.json("runs")) == runs_before  # type: ignore[arg-type]  # no run was recorded
 
 
+def test_rerun_options_mean_the_same_after_the_run_id_and_script_arguments_come_after_the_double_dash(
+    project: Path, cli: CLI
+) -> None:
+    write(project, "launchbay.toml", '[targets.second]\ntype = "local"\n')
+    write(project, "train.py", TRAIN)
+    first = cli.json("submit", "train.py", "--", "--lr", "0.1")["run_id"]  # type: ignore[index]
+
+    proc = cli("rerun", first, "-t", "second", "--", "--lr", "0.5", check=True)  # the README's order
+    assert "code version 1 args --lr 0.5" in proc.stdout
+    assert f"re-runs {first} on second" in proc.stderr
+    detached = json.loads(cli("rerun", first, "--detach", "--json", "-t", "second", check=True).stdout)
+    again = launchbay.get_run(detached["run_id"])
+    assert again.wait(timeout=120) == "Completed", again.get_log()
+    assert again.record().target == "second" and "args --lr 0.1" in again.get_log()  # the old arguments kept
+    runs_before = len(cli.json("runs"))  # type: ignore[arg-type]
+
+    typo = cli("rerun", first, "-t", "gpu-box")
+    assert typo.returncode == 2 and "Unknown target 'gpu-box'" in typo.stderr
+    loose = cli("rerun", first, "--lr", "0.5")
+    assert loose.returncode == 2 and f"launchbay rerun {first} -- --lr 0.5" in loose.stderr
+    assert len(cli.json("runs")) == runs_before  # type: ignore[arg-type]  # neither recorded a run
+
+
 def test_restore_writes_the_snapshot_files_exactly(project: Path, cli: CLI, tmp_path: Path) -> None:
     write(project, "train.py", TRAIN)
     write(project, "pkg/data.bin", "")

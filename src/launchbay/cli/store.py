@@ -95,10 +95,7 @@ def models_table(rows: list[dict[str, Any]]) -> str:
 # -- rerun, restore, diff -------------------------------------------------------------------------
 def cmd_rerun(args: argparse.Namespace) -> int:
     session = session_for(args)
-    arguments = None
-    if args.arguments:
-        arguments = args.arguments[1:] if args.arguments[0] == "--" else args.arguments
-    handle = session.rerun(args.run, target=args.target, arguments=arguments)
+    handle = session.rerun(args.run, target=args.target, arguments=args.arguments)
     if args.json and args.detach:
         _print_json({"run_id": handle.run_id, "rerun_of": session.store.resolve_run_id(args.run)})
         return 0
@@ -113,6 +110,46 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     else:
         print(f"launchbay: run {handle.run_id} {status}", file=sys.stderr)
     return 0 if status == "Completed" else 1
+
+
+def _rerun_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--target", help="another target (default: the run's own)")
+    parser.add_argument("--detach", action="store_true", help="return at once")
+
+
+class _RunThenOptions(argparse.Action):
+    """``rerun``'s words from the run id on: the id, rerun's own options (they mean there what they mean
+    before the id), then ``--`` and the script's new arguments. One REMAINDER positional takes them all,
+    the ``--`` included (argparse hands a positional before it the ``--``, and every word after the id
+    to a REMAINDER after it: ``rerun RUN -t gpu`` re-ran on the old target with ``-t gpu`` as arguments)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        words = list(values)
+        if not words or words[0] == "--":
+            parser.error("name the run to re-run: launchbay rerun RUN [-t TARGET] [--detach] [-- NEW ARGS]")
+        run, words = words[0], words[1:]
+        cut = words.index("--") if "--" in words else len(words)
+        options = argparse.ArgumentParser(  # SUPPRESS: what was given before the id stands unless repeated
+            prog=parser.prog,
+            usage=parser.format_usage()[7:].strip(),
+            add_help=False,
+            argument_default=argparse.SUPPRESS,
+        )
+        _rerun_options(options)
+        options.add_argument("--json", action="store_true")
+        options.add_argument("--store")
+        options.add_argument("-h", "--help", action="store_true")
+        found, loose = options.parse_known_args(words[:cut], namespace)
+        if getattr(found, "help", False):
+            parser.print_help()
+            parser.exit()
+        if loose:
+            parser.error(
+                f"{' '.join(loose)}: new arguments for the script go after --, "
+                f"e.g. launchbay rerun {run} -- {' '.join(loose)}"
+            )
+        namespace.run = run
+        namespace.arguments = words[cut + 1 :] if cut < len(words) else None
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -229,10 +266,15 @@ def register(sub: Any, add: Any) -> None:
             q.add_argument("--force", action="store_true", help="delete even if a run used it")
 
     p = add("rerun", cmd_rerun, "submit a run's exact snapshot again (-- NEW ARGS to change arguments)")
-    p.add_argument("run", help="the run (id or unique prefix)")
-    p.add_argument("-t", "--target", help="another target (default: the run's own)")
-    p.add_argument("--detach", action="store_true", help="return at once")
-    p.add_argument("arguments", nargs=argparse.REMAINDER, help="new arguments for the script (after --)")
+    _rerun_options(p)
+    p.add_argument(
+        "run",
+        nargs=argparse.REMAINDER,
+        action=_RunThenOptions,
+        metavar="RUN",
+        help="the run (id or unique prefix); rerun's options may follow it, the script's new arguments after --",
+    )
+    p.usage = "%(prog)s RUN [-t TARGET] [--detach] [--json] [--store STORE] [-- NEW ARGS]"
     p = add("restore", cmd_restore, "write a run's snapshot out as files")
     p.add_argument("run", help="the run (id or unique prefix)")
     p.add_argument("-o", "--output", required=True, help="a new (or empty) folder")
