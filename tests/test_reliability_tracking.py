@@ -64,14 +64,16 @@ good = [
     ("t_i64", torch.tensor(2**53, dtype=torch.int64)), ("t_i32", torch.tensor(-5, dtype=torch.int32)),
     ("t_u8", torch.tensor(200, dtype=torch.uint8)), ("t_bool", torch.tensor(True)),
     ("t_grad", (torch.ones(3, requires_grad=True) * 2).sum()), ("t_1elem", torch.tensor([4.5])),
+    ("str", "0.5"), ("str_int", " 42 "), ("int_2p70_plus1", 2**70 + 1), ("decimal_tenth", Decimal("0.1")),
+    ("fraction_third", Fraction(1, 3)), ("t_i64_big", torch.tensor(2**53 + 1, dtype=torch.int64)),
+    ("int_2p63_less1", 2**63 - 1), ("int_neg_2p63", -(2**63)), ("np_i64_max", np.int64(2**63 - 1)),
 ]
 for name, value in good:
     run.log(name, value, step=1)
     run.log(name, value, step=2**62)
 bad = [
-    ("str", "0.5"), ("none", None), ("array", np.zeros(3)), ("tensor", torch.ones(2)), ("list", [1.0]),
-    ("complex", 1j), ("int_2p70_plus1", 2**70 + 1), ("int_huge", 10**400), ("decimal_tenth", Decimal("0.1")),
-    ("fraction_third", Fraction(1, 3)), ("t_i64_big", torch.tensor(2**53 + 1, dtype=torch.int64)),
+    ("text", "abc"), ("none", None), ("array", np.zeros(3)), ("tensor", torch.ones(2)), ("list", [1.0]),
+    ("complex", 1j), ("int_huge", 10**400), ("bytes", b"1.5"),
 ]
 for name, value in bad:
     for _ in range(50):  # warned once per metric, not per call
@@ -88,35 +90,43 @@ run.flush(); run.log("big_step", 2.0)  # no step: counted on from the last, past
 run.log(np.str_("np_name"), 1.0); run.log(42, 1.0)  # names: text in the end
 """
 
-EXPECTED = {
-    "py_float": 0.1, "py_int": 7.0, "py_true": 1.0, "py_false": 0.0, "nan": math.nan, "inf": math.inf,
-    "ninf": -math.inf, "negzero": -0.0, "int_2p53": 2.0**53, "int_2p70": 2.0**70, "int_neg_2p70": -(2.0**70),
-    "decimal": 1.5, "fraction": 0.75, "decimal_nan": math.nan, "np_f16": 0.0999755859375,
-    "np_f32": 0.10000000149011612, "np_f64": 0.1, "np_mean": 1.5, "np_i8": -7.0, "np_u64": 2.0**63,
-    "np_i64": -(2.0**53), "np_bool": 1.0, "np_0d": 2.5, "np_0d_int": 3.0, "np_nan32": math.nan,
-    "np_negzero": -0.0, "t_f32": 0.10000000149011612, "t_f16": 0.0999755859375, "t_bf16": 0.10009765625,
-    "t_f64": 0.1, "t_i64": 2.0**53, "t_i32": -5.0, "t_u8": 200.0, "t_bool": 1.0, "t_grad": 6.0, "t_1elem": 4.5,
+INTEGERS = {
+    "py_int": 7, "py_true": 1, "py_false": 0, "int_2p53": 2**53, "np_i8": -7, "np_i64": -(2**53), "np_bool": 1,
+    "np_0d_int": 3, "t_i64": 2**53, "t_i32": -5, "t_u8": 200, "t_bool": 1, "t_i64_big": 2**53 + 1,
+    "int_2p63_less1": 2**63 - 1, "int_neg_2p63": -(2**63), "np_i64_max": 2**63 - 1,
 }  # fmt: skip
+EXACT_FLOATS = {
+    "py_float": 0.1, "nan": math.nan, "inf": math.inf, "ninf": -math.inf, "negzero": -0.0, "int_2p70": 2.0**70,
+    "int_neg_2p70": -(2.0**70), "decimal": 1.5, "fraction": 0.75, "decimal_nan": math.nan, "np_f16": 0.0999755859375,
+    "np_f32": 0.10000000149011612, "np_f64": 0.1, "np_mean": 1.5, "np_u64": 2.0**63, "np_0d": 2.5, "np_nan32": math.nan,
+    "np_negzero": -0.0, "t_f32": 0.10000000149011612, "t_f16": 0.0999755859375, "t_bf16": 0.10009765625,
+    "t_f64": 0.1, "t_grad": 6.0, "t_1elem": 4.5, "str": 0.5, "str_int": 42.0,
+}  # fmt: skip
+ROUNDED = {"int_2p70_plus1": 2.0**70, "decimal_tenth": 0.1, "fraction_third": 1 / 3}
 
 
-def test_every_value_is_stored_exactly_or_refused_with_one_warning_per_metric(project: Path) -> None:
+def test_every_number_is_stored_exactly_or_rounded_and_only_what_is_no_number_is_refused(project: Path) -> None:
     write(project, "values.py", VALUES_SCRIPT)
     handle = launchbay.submit("values.py")
     assert finished(handle) == "Completed", handle.get_log()
-    for name, expected in EXPECTED.items():
+    summaries = {s["name"]: s for s in handle.metric_summaries()}
+    for name, expected in {**INTEGERS, **EXACT_FLOATS, **ROUNDED}.items():
         steps, values = series(handle, name)
         assert steps == [1, 2**62], name
+        assert [type(v) for v in values] == [type(expected)] * 2, (name, values)  # ints stay ints
         assert [bits(v) for v in values] == [bits(expected)] * 2 or (
             math.isnan(expected) and all(map(math.isnan, values))
         ), (name, values)
+        assert values == [expected] * 2 or math.isnan(expected), (name, values)  # ints exactly, past 2**53 too
+        assert (summaries[name]["integer"], summaries[name]["rounded"]) == (name in INTEGERS, name in ROUNDED), name
     log = handle.get_log()
     properties = handle.record().properties
-    for name in ("str", "none", "array", "tensor", "list", "complex", "int_2p70_plus1", "int_huge"):
+    for name in ("text", "none", "array", "tensor", "list", "complex", "int_huge", "bytes"):
         assert log.count(f"metric {name!r}") == 1, (name, log)  # one warning, naming the metric
         assert properties[f"launchbay.refused.{name}"].startswith("50 points refused: "), name
         assert series(handle, name + "_ok") == ([0], [1.0])  # a bad value touches no other point
-    for name in ("decimal_tenth", "fraction_third", "t_i64_big"):
-        assert "has no exact float64" in properties[f"launchbay.refused.{name}"]
+    assert not any(f"launchbay.refused.{name}" in properties for name in (*INTEGERS, *EXACT_FLOATS, *ROUNDED))
+    assert "beyond the float64 range" in properties["launchbay.refused.int_huge"]
     for name in ("step_abc", "step_nan", "step_2p70", "step_half"):
         assert series(handle, name) == ([3], [2.0]), name  # only the bad step's point is refused
         assert properties[f"launchbay.refused.{name}"].startswith("1 points refused: step ")

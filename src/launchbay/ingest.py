@@ -160,6 +160,8 @@ def _apply(store: RunStore, run: RunWriter, pending: Piece) -> None:
         dropped = run.append_points(name, points)
         if dropped:
             pending.refuse(name, dropped, "a step without a number, counted on past 2**63 - 1")
+    if pending.rounded:  # after the points: their series exist
+        run.mark_rounded(sorted(pending.rounded))
     for kind, name, payload, ts in pending.records:
         if kind == "tag":
             run.set_tag(name, payload)

@@ -7,6 +7,8 @@ REST run details and the sidebar all say them without knowing about journals:
     launchbay.points_not_written   "disk full: 120 points not written"
     launchbay.output_not_written   "disk full: 301 lines of output not written"
     launchbay.refused.<metric>     "4 points refused: a str is not a number (...)"
+
+The refused points of all metrics are counted on the run's status line too (``status_detail``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def count_in(message: Any) -> int:
     return int(found.group()) if found else 0
 
 
+def refused_count(properties: dict[str, Any]) -> int:
+    """How many points the run logged that could not be stored (no number, or no int64 step), all metrics."""
+    return sum(count_in(v) for k, v in properties.items() if k.startswith(REFUSED))
+
+
 # -- what a full disk kept out: on the status line ------------------------------------------------
 def note_output_lost(properties: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     """``properties`` with the runner's ``output_not_written`` event (the run's totals so far)."""
@@ -67,14 +74,19 @@ def not_written(properties: dict[str, Any]) -> dict[str, Any] | None:
 
 def status_detail(properties: dict[str, Any]) -> str | None:
     """What follows the status on the run's status line, so a run that lost data to a full disk never
-    reads as a plain Completed: "5,000 points and 301 lines of output not written: disk full"."""
+    reads as a plain Completed: "5,000 points and 301 lines of output not written: disk full"; and the
+    points refused for not being numbers: "3 points refused"."""
+    details = []
     lost = not_written(properties)
-    if lost is None:
-        return None
-    parts = [f"{lost['points']:,} points"] if lost["points"] else []
-    if lost["output_lines"]:
-        parts.append(f"{lost['output_lines']:,} lines of output")
-    return f"{' and '.join(parts)} not written: {lost['reason']}"
+    if lost is not None:
+        parts = [f"{lost['points']:,} points"] if lost["points"] else []
+        if lost["output_lines"]:
+            parts.append(f"{lost['output_lines']:,} lines of output")
+        details.append(f"{' and '.join(parts)} not written: {lost['reason']}")
+    refused = refused_count(properties)
+    if refused:  # no number (or no int64 step): the launchbay.refused.<metric> properties say which and why
+        details.append(f"{refused:,} point{'' if refused == 1 else 's'} refused")
+    return "; ".join(details) or None
 
 
 def _reason_of(message: str) -> str:

@@ -1,9 +1,10 @@
 """Read a run's journal folder in bounded pieces, trusting nothing in it.
 
 Every record is checked before it reaches the store: a damaged, cut-short or unknown
-record is skipped and counted, a point whose value or step a float64/int64 cannot hold
-exactly is refused and counted under its metric. ``read_piece`` reads at most about
-``PIECE_BYTES`` of new journal bytes, so ingesting any backlog takes bounded memory.
+record is skipped and counted, a point whose value is no number (or whose step is no int64)
+is refused and counted under its metric, and a metric a value of which was rounded to a float64
+is noted. ``read_piece`` reads at most about ``PIECE_BYTES`` of new journal bytes, so ingesting
+any backlog takes bounded memory.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import marshal
 import operator
 import os
 from collections import defaultdict
+from collections.abc import Iterable
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
 from . import runfolder as rf
 from .store.sealed import replaced
-from .tracking.journalfmt import HEADER, MAX_RECORD, RECORD_KIND, decode, exact_step, exact_value
+from .tracking.journalfmt import HEADER, MAX_RECORD, RECORD_KIND, decode, exact_step, number
 
 PIECE_BYTES = 4 << 20
 _LEGACY_HEADER = 4
@@ -26,6 +29,7 @@ _bit_length = int.bit_length
 _first, _second, _third, _fourth = (operator.itemgetter(i) for i in range(4))
 _NUMBERS = frozenset({int, float})
 _STEPS = frozenset({int, type(None)})
+_int_type = frozenset({int}).__contains__
 
 
 class Piece:
@@ -36,6 +40,7 @@ class Piece:
         self.points: dict[str, list[tuple[str, Any, Any, float]]] = defaultdict(list)
         self.records: list[tuple[str, str, str, float]] = []  # kind, name, JSON payload, ts
         self.refused: dict[str, list[Any]] = {}  # metric -> [count, reason]
+        self.rounded: set[str] = set()  # metrics a value was stored rounded in
         self.events: list[dict[str, Any]] = []
         self.heartbeat: float | None = None
         self.unreadable = 0
@@ -187,6 +192,9 @@ def _take(payload: bytes, piece: Piece) -> None:
             counts, _ts = body
             for name, (count, reason) in counts.items():
                 piece.refuse(str(name), int(count), str(reason))
+        elif kind == "rounded":
+            names, _ts = body
+            piece.rounded.update(map(str, names))
         elif type(kind) is str and RECORD_KIND.match(kind):  # any (name, payload, ts) record kind
             name, value, ts = body
             text = value if kind == "tag" and type(value) is str else json.dumps(value, allow_nan=True)
@@ -216,15 +224,18 @@ def _take_points(batch: list[Any], piece: Piece) -> None:
         name, value, step, ts = point
         name = name if type(name) is str else str(name)
         try:
-            good = (name, exact_value(value), exact_step(step), float(ts))
+            stored, rounded = number(value)
+            good = (name, stored, exact_step(step), float(ts))
         except (TypeError, ValueError) as exc:
             piece.refuse(name, 1, str(exc))
             continue
         piece.points[name].append(good)
+        if rounded:
+            piece.rounded.add(name)
 
 
 def _plain_names(batch: list[Any]) -> set[str] | None:
-    """The batch's metric names when every point is (str, exact int/float, int64/None, float).
+    """The batch's metric names when every point is (str, float or int64, int64/None, float).
 
     Checked at C speed, one pass per field; None sends the batch through the one-by-one check."""
     names = set(map(_first, batch))
@@ -233,8 +244,12 @@ def _plain_names(batch: list[Any]) -> set[str] | None:
     value_types = set(map(type, map(_second, batch)))
     if not value_types <= _NUMBERS:
         return None
-    if int in value_types and (float in value_types or max(map(_bit_length, map(_second, batch))) > 53):
-        return None
+    if int in value_types:
+        ints: Iterable[int] = map(_second, batch)
+        if len(value_types) > 1:  # ints among floats: the ints alone
+            ints = compress(map(_second, batch), map(_int_type, map(type, map(_second, batch))))
+        if max(map(_bit_length, ints)) > 63:  # beyond int64 (and -2**63): one by one
+            return None
     step_types = set(map(type, map(_third, batch)))
     if not step_types <= _STEPS:
         return None

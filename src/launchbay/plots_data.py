@@ -14,12 +14,13 @@ def downsample_minmax(steps: Any, values: Any, buckets: int = 2000) -> tuple[np.
     """At most ``2 * buckets`` points (from 2 buckets up): each bucket of consecutive points keeps
     its min and its max (in their original order), so a one-point spike in a million stays
     visible; the first and the last point are always kept (the last is the value a live chart
-    is read for)."""
+    is read for). The values kept are those given (an integer series' stay int64)."""
     steps = np.asarray(steps)
-    values = np.asarray(values, dtype=np.float64)
+    kept = np.asarray(values)
+    values = kept.astype(np.float64, copy=False)
     n = len(values)
     if buckets <= 0 or n <= 2 * buckets:
-        return steps, values
+        return steps, kept
     size = -(-n // max(1, buckets - 1))  # ceil: points per bucket, leaving room for the first and last
     full = (n // size) * size
     body = values[:full].reshape(-1, size)
@@ -38,4 +39,4 @@ def downsample_minmax(steps: Any, values: Any, buckets: int = 2000) -> tuple[np.
         picks.append(np.array([full + int(np.argmin(tail)), full + int(np.argmax(tail))]))
     picks.append(np.array([0, n - 1]))
     index = np.unique(np.concatenate(picks))
-    return steps[index], values[index]
+    return steps[index], kept[index]

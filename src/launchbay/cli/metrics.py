@@ -2,13 +2,17 @@
 
 JSON shape, one key per name::
 
-    {"loss": {"kind": "scalar", "points": [{"step": 0, "value": 0.5, "ts": 1.7e9}, ...]},
+    {"loss": {"kind": "scalar", "points": [{"step": 0, "value": 0.5, "ts": 1.7e9}, ...],
+              "integer": false, "rounded": false},
      "pr":   {"kind": "rows",   "columns": {"p": [0.9, ...], "r": [0.8, ...]}},
      "t":    {"kind": "table",  "columns": {"a": [1, 2]}},
      "acc":  {"kind": "list",   "values": [0.1, 0.5]},
      "fig":  {"kind": "image",  "images": [{"step": 0, "file": "images/fig_1.png", "ts": 1.7e9}]}}
 
 Non-finite numbers are written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+A scalar's ``integer``: its values are ints, exactly as logged (an int64 each); ``rounded``: some
+value is the nearest float64 to what was logged (a Decimal, a numeric string, an int past 2**53
+among floats, ...), not that value itself. The text says both after a scalar's summary.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ def metrics_json(store: Any, record: Any, name: str | None = None) -> dict[str, 
     out: dict[str, Any] = {}
     for s in store.metric_summaries(record):
         if name in (None, s["name"]):
-            out[s["name"]] = {"kind": "scalar", "points": store.read_series(record, s["name"]).to_points()}
+            points = store.read_series(record, s["name"]).to_points()
+            out[s["name"]] = {"kind": "scalar", "points": points, "integer": s["integer"], "rounded": s["rounded"]}
     for entry in read_logged(store, record, [name] if name else None):
         key = entry.name if entry.name not in out else f"{entry.name} ({entry.kind})"
         data = entry.to_json()
@@ -66,7 +71,7 @@ def cmd_metrics(args: argparse.Namespace, session: Any, out: TextIO = sys.stdout
             points = count_text(s["count"], "point")
             out.write(
                 f"{s['name']} (scalar): {points}, last {_num(s['last'])} at step {s['last_step']}, "
-                f"min {_num(s['min'])}, max {_num(s['max'])}\n"
+                f"min {_num(s['min'])}, max {_num(s['max'])}{_kind_text(s)}\n"
             )
     for entry in read_logged(store, record, [args.name] if args.name else None):
         out.write(describe(entry, record.run_id) + "\n")
@@ -101,6 +106,15 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return "" if value is None else str(value)
+
+
+def _kind_text(summary: dict[str, Any]) -> str:
+    """What a scalar's values are, when not plain floats: exact integers, or rounded to float64."""
+    if summary.get("integer"):
+        return "; integers, exactly as logged (--json has every one)"
+    if summary.get("rounded"):
+        return "; rounded: some values are the nearest float64 to what was logged"
+    return ""
 
 
 def _num(value: float | None) -> str:

@@ -113,13 +113,15 @@ class _SeriesBuffer:
     """The points of one metric seen so far, grown by step.
 
     Kept in arrays that double when full, so a poll appends only what is new (copying a
-    10M-point buffer on every poll took 50-190 ms)."""
+    10M-point buffer on every poll took 50-190 ms). The values keep the series' type: int64 for
+    an integer series (exact), float64 once any value is a float; ``rounded`` as the store says."""
 
     def __init__(self, name: str, image: w.Image) -> None:
         self.name, self.image = name, image
         self._steps = np.zeros(0, dtype=np.int64)
         self._values = np.zeros(0, dtype=np.float64)
         self.count = 0
+        self.rounded = False
         self.drawn_count = -1
         self.last_draw = 0.0
 
@@ -133,10 +135,12 @@ class _SeriesBuffer:
 
     def append(self, steps: Any, values: Any) -> None:
         end = self.count + len(steps)
-        if end > len(self._steps):
-            size = max(end, 2 * len(self._steps), 1024)
+        values = np.asarray(values)
+        dtype = values.dtype if not self.count else np.result_type(self._values.dtype, values.dtype)
+        if end > len(self._steps) or dtype != self._values.dtype:
+            size = max(end, 2 * len(self._steps), 1024) if end > len(self._steps) else len(self._steps)
             self._steps = np.concatenate([self.steps, np.zeros(size - self.count, dtype=np.int64)])
-            self._values = np.concatenate([self.values, np.zeros(size - self.count, dtype=np.float64)])
+            self._values = np.concatenate([self.values.astype(dtype), np.zeros(size - self.count, dtype=dtype)])
         self._steps[self.count : end] = steps
         self._values[self.count : end] = values
         self.count = end
@@ -279,6 +283,7 @@ class RunWidget(w.VBox):
             after = int(buf.steps[-1]) if len(buf.steps) else None
             new = self.handle.series_since(name, after, record=record)
             buf.append(new.steps, new.values)
+            buf.rounded = new.rounded
         now = time.time()
         hidden = SystemGroup.wants(name) and not self._system.is_open  # drawn when the group is opened
         if len(buf.values) != buf.drawn_count and not hidden and (final or now - buf.last_draw >= REDRAW_S):
@@ -286,7 +291,8 @@ class RunWidget(w.VBox):
 
     @staticmethod
     def _draw(buf: _SeriesBuffer) -> None:
-        buf.image.value = figure_png(series_figure(buf.name, buf.steps, buf.values))
+        title = f"{buf.name} (rounded)" if buf.rounded else buf.name  # some values are the nearest float64
+        buf.image.value = figure_png(series_figure(title, buf.steps, buf.values))
         buf.image.layout.display = None  # a system plot stays hidden until it has a picture
         buf.drawn_count, buf.last_draw = len(buf.values), time.time()
 

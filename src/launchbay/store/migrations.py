@@ -76,6 +76,13 @@ MIGRATIONS: list[str] = [
     DROP INDEX runs_status;
     CREATE INDEX runs_status ON runs(status, created DESC, pk DESC);
     """,
+    # 5: integer series (store/series.py). A series with ints=1 holds int64 values, its chunks their bit
+    # patterns where a float64 series holds float64 bits; every series before is a float64 series.
+    # rounded=1: some value is the nearest float64 to what was logged (a Decimal, an int past 2**53, ...).
+    """
+    ALTER TABLE series ADD COLUMN ints INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE series ADD COLUMN rounded INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

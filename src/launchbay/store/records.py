@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..journal_problems import not_written, status_detail
+from ..journal_problems import not_written, refused_count, status_detail
 from ..models import RunStatus, iso
 
 
@@ -60,6 +60,7 @@ class RunRecord:
             "status": self.status.value,
             "status_detail": self.status_detail,  # what could not be written (a full disk), or None
             "not_written": not_written(self.properties),  # {points, output_lines, reason}, or None
+            "points_refused": refused_count(self.properties),  # logged values that were no number
             "experiment": self.experiment,
             "target": self.target,
             "target_type": self.target_type,

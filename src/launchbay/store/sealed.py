@@ -178,14 +178,16 @@ def _write_series(db: sqlite3.Connection, run_pk: int, journal: Path, sizes: dic
     entries = []
     with _aside(journal / SERIES) as out:
         writer = _ChunkWriter(out)
-        for series_id, name, count, last_step, last, lo, hi in db.execute(
-            "SELECT id, name, count, last_step, last, min, max FROM series WHERE run_pk=? ORDER BY id", (run_pk,)
+        for series_id, name, count, last_step, last, lo, hi, ints, rounded in db.execute(
+            "SELECT id, name, count, last_step, last, min, max, ints, rounded FROM series WHERE run_pk=? ORDER BY id",
+            (run_pk,),
         ).fetchall():
             rows = db.execute(
                 "SELECT n, first_step, last_step, steps, vals, ts, codec FROM chunks WHERE series_id=? ORDER BY id",
                 (series_id,),
             )
             summary = {"count": count, "last_step": last_step, "last": last, "min": lo, "max": hi}
+            summary |= {"ints": ints, "rounded": rounded}  # an integer series' chunks hold int64 bit patterns
             entries.append({"name": name, **summary, "chunks": writer.series(rows)})
         trailer = json.dumps({"replaces": sizes, "series": entries}).encode()
         out.write(trailer + _TRAILER.pack(len(trailer), MAGIC))
@@ -301,8 +303,11 @@ def adopt(db: sqlite3.Connection, run_pk: int, journal: Path, replace_chunks: bo
             [(series_id, n, first, last, SEALED, at, size) for n, first, last, at, size in entry["chunks"]],
         )
         db.execute(
-            "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
-            (entry["count"], entry["last_step"], entry["last"], entry["min"], entry["max"], series_id),
+            "UPDATE series SET count=?, last_step=?, last=?, min=?, max=?, ints=?, rounded=? WHERE id=?",
+            (
+                *(entry["count"], entry["last_step"], entry["last"], entry["min"], entry["max"]),
+                *(int(entry.get("ints") or 0), int(entry.get("rounded") or 0), series_id),  # none in older files
+            ),
         )
     size = _size(journal / SERIES)
     db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (run_pk, SERIES, size))

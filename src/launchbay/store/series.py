@@ -3,6 +3,12 @@
 A series is kept as chunks packed by the series codec (store/codec.py, its bytes) in the
 index, or, once its run has ended, in the run's ``journal/sealed.series`` (store/sealed.py)
 with the index pointing into it. The store's batch write calls ``append_series``.
+
+A series whose every value is an int (within int64) is an integer series (``series.ints``): its
+chunks hold the int64 values exactly, as their bit patterns in the codec's float64 value stream
+(the codec is lossless on 64-bit patterns), and it reads back as int64. Its first value that is not
+an int makes it a float series: its points so far are packed again as float64. A series any value
+of which was stored as a float64 that differs from what was logged is marked ``series.rounded``.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import operator
 import sqlite3
 from collections.abc import Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +26,23 @@ from .records import ChildRow, RunRecord
 
 _second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
 _STEP_LIMIT = 1 << 63
+_EXACT_FLOAT = 1 << 53  # every int up to this size is exactly a float64
+_INTS = frozenset({int, bool})
+REPACK_POINTS = 1 << 20  # points per chunk when an integer series is packed again as float64
 MERGE_BELOW = 1 << 16  # a last chunk smaller than this is merged with new points (few chunks read fast)
 
 
 class Series:
-    """One scalar metric: parallel NumPy arrays of steps, values and timestamps."""
+    """One scalar metric: parallel NumPy arrays of steps, values and timestamps.
 
-    def __init__(self, name: str, steps: Any, values: Any, timestamps: Any) -> None:
+    ``integer``: the values are int64 (every value logged was an int); ``rounded``: some value
+    is the nearest float64 to what was logged, not that value itself."""
+
+    def __init__(
+        self, name: str, steps: Any, values: Any, timestamps: Any, integer: bool = False, rounded: bool = False
+    ) -> None:
         self.name, self.steps, self.values, self.timestamps = name, steps, values, timestamps
+        self.integer, self.rounded = integer, rounded
 
     def __len__(self) -> int:
         return len(self.values)
@@ -43,11 +59,15 @@ class SeriesStore(StoreConnection):
 
     def metric_summaries(self, run: RunRecord) -> list[dict[str, Any]]:
         return [
-            {"name": n, "count": c, "last": last, "last_step": s, "min": lo, "max": hi}
-            for n, c, last, s, lo, hi in self.db.execute(
-                "SELECT name, count, last, last_step, min, max FROM series WHERE run_pk=? ORDER BY id", (run.pk,)
+            {
+                "name": n, "count": c, "last": last, "last_step": s, "min": lo, "max": hi,
+                "integer": bool(ints), "rounded": bool(rounded),
+            }
+            for n, c, last, s, lo, hi, ints, rounded in self.db.execute(
+                "SELECT name, count, last, last_step, min, max, ints, rounded FROM series WHERE run_pk=? ORDER BY id",
+                (run.pk,),
             )
-        ]
+        ]  # fmt: skip
 
     def last_values(self, runs: Sequence[RunRecord | ChildRow], name: str) -> dict[int, float | None]:
         """The last value of metric ``name`` of each run that has it, by run pk, in one query."""
@@ -92,7 +112,11 @@ def read_series(
     if after_step is not None:
         keep = steps > after_step
         steps, values, stamps = steps[keep], values[keep], stamps[keep]
-    return Series(name, steps, values, stamps)
+    flags = None if series_id is None else db.execute("SELECT ints, rounded FROM series WHERE id=?", (series_id,))
+    integer, rounded = (flags.fetchone() if flags is not None else None) or (0, 0)
+    if integer:
+        values = values.view("<i8")  # the bit patterns the chunks hold
+    return Series(name, steps, values, stamps, bool(integer), bool(rounded))
 
 
 def chunk_rows(db: sqlite3.Connection, series_id: int, after_step: int | None = None) -> list[tuple[Any, ...]]:
@@ -106,22 +130,32 @@ def chunk_rows(db: sqlite3.Connection, series_id: int, after_step: int | None = 
     return db.execute(sql, (series_id, after_step)).fetchall()
 
 
-def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[Any]) -> int:
+def append_series(
+    db: sqlite3.Connection, run_pk: int, name: str, points: list[Any], journal: Path | None = None
+) -> int:
     """The encoder: pack one series' new points into a chunk (merging with a small last chunk).
+    Values are ints (within int64) or floats; ``journal`` is the run's journal folder (where an
+    ended run's chunks lie, read when an integer series becomes a float series).
 
     Returns how many points could not be kept (steps counted on past 2**63 - 1)."""
     import numpy as np
 
     from . import codec
 
+    all_ints = set(map(type, map(_second, points))) <= _INTS
     row = db.execute(
-        "SELECT id, count, last_step, min, max FROM series WHERE run_pk=? AND name=?", (run_pk, name)
+        "SELECT id, count, last_step, min, max, ints FROM series WHERE run_pk=? AND name=?", (run_pk, name)
     ).fetchone()
     if row is None:
-        series_id = db.execute("INSERT INTO series(run_pk, name) VALUES (?,?)", (run_pk, name)).lastrowid
-        count, last_step, lo, hi = 0, None, None, None
+        series_id = db.execute(
+            "INSERT INTO series(run_pk, name, ints) VALUES (?,?,?)", (run_pk, name, int(all_ints))
+        ).lastrowid
+        count, last_step, lo, hi, integer = 0, None, None, None, all_ints
     else:
-        series_id, count, last_step, lo, hi = row
+        series_id, count, last_step, lo, hi, integer = row
+        if integer and not all_ints:
+            _as_floats(db, series_id, name, journal)
+            integer = False
     raw_steps = list(map(_third, points))
     dropped = 0
     if None in raw_steps:
@@ -137,7 +171,12 @@ def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[A
             if not points:
                 return dropped
     n = len(points)
-    values = np.fromiter(map(_second, points), dtype=np.float64, count=n)
+    if integer:
+        values = np.fromiter(map(_second, points), dtype=np.int64, count=n).view(np.float64)
+    else:
+        values, rounded = _float_values(list(map(_second, points)))
+        if rounded:
+            db.execute("UPDATE series SET rounded=1 WHERE id=?", (series_id,))
     stamps = np.fromiter(map(_fourth, points), dtype=np.float64, count=n)
     steps = np.array(raw_steps, dtype=np.int64)
     last_chunk = db.execute(
@@ -155,17 +194,61 @@ def append_series(db: sqlite3.Connection, run_pk: int, name: str, points: list[A
         (series_id, *codec.chunk_row(steps, values, stamps)),
     )
     new_values = values[-n:]
-    batch_lo, batch_hi = float(np.fmin.reduce(new_values)), float(np.fmax.reduce(new_values))  # NaN-blind, no warning
+    batch_lo: float | int
+    batch_hi: float | int
+    last: float | int
+    if integer:  # the summary columns are REAL: past 2**53 they hold the nearest float64
+        new_ints = new_values.view(np.int64)
+        batch_lo, batch_hi, last = int(new_ints.min()), int(new_ints.max()), int(new_ints[-1])
+    else:  # NaN-blind, no warning
+        batch_lo, batch_hi = float(np.fmin.reduce(new_values)), float(np.fmax.reduce(new_values))
+        last = float(values[-1])
     batch_last_step = int(steps[-n:].max())
     db.execute(
         "UPDATE series SET count=?, last_step=?, last=?, min=?, max=? WHERE id=?",
         (
             count + n,
             batch_last_step if last_step is None else max(last_step, batch_last_step),
-            float(values[-1]),
+            last,
             batch_lo if lo is None else min(lo, batch_lo),
             batch_hi if hi is None else max(hi, batch_hi),
             series_id,
         ),
     )
     return dropped
+
+
+def mark_rounded(db: sqlite3.Connection, run_pk: int, names: Sequence[str]) -> None:
+    """Mark series rounded: some value of theirs was stored as a float64 that is not what was logged."""
+    db.executemany("UPDATE series SET rounded=1 WHERE run_pk=? AND name=?", [(run_pk, name) for name in names])
+
+
+def _float_values(values: list[Any]) -> tuple[Any, bool]:
+    """Ints and floats as float64, and whether an int had no exact float64 (it is rounded then)."""
+    import numpy as np
+
+    out = np.fromiter(values, dtype=np.float64, count=len(values))
+    ints = list(compress(values, map(_INTS.__contains__, map(type, values))))
+    return out, bool(ints) and max(map(abs, ints)) > _EXACT_FLOAT and any(float(v) != v for v in ints)
+
+
+def _as_floats(db: sqlite3.Connection, series_id: int, name: str, journal: Path | None) -> None:
+    """An integer series becomes a float series: its points so far packed again as float64 (rounded
+    where an int has no exact float64), in the index."""
+    import numpy as np
+
+    from . import codec
+
+    series = read_series(db, series_id, name, None, journal)
+    ints = series.values
+    floats = ints.astype(np.float64)
+    big = ints[(ints > _EXACT_FLOAT) | (ints < -_EXACT_FLOAT)].tolist()
+    rounded = any(float(v) != v for v in big)
+    db.execute("DELETE FROM chunks WHERE series_id=?", (series_id,))
+    for at in range(0, len(floats), REPACK_POINTS):
+        part = slice(at, at + REPACK_POINTS)
+        db.execute(
+            "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts, codec) VALUES (?,?,?,?,?,?,?,?)",
+            (series_id, *codec.chunk_row(series.steps[part], floats[part], series.timestamps[part])),
+        )
+    db.execute("UPDATE series SET ints=0, rounded=MAX(rounded, ?) WHERE id=?", (int(rounded), series_id))

@@ -16,16 +16,18 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from .. import runfolder as rf
 from ..errors import RunNotFoundError
 from ..models import RunSpec, RunStatus
 from . import runfile
 from .guard import store_error
 from .runs import RunQueries
-from .series import append_series
+from .series import append_series, mark_rounded
 
 _ROW_COLUMNS = "run_id, status, heartbeat, target_state, properties"
 
@@ -33,12 +35,13 @@ _ROW_COLUMNS = "run_id, status, heartbeat, target_state, properties"
 class RunWriter:
     """The writes of one transaction to one run (get one from ``RunStore.write`` or ``Batch.run``)."""
 
-    def __init__(self, db: sqlite3.Connection, pk: int) -> None:
+    def __init__(self, db: sqlite3.Connection, pk: int, runs_dir: Path | None = None) -> None:
         self._db, self.pk = db, pk
         row = db.execute(f"SELECT {_ROW_COLUMNS} FROM runs WHERE pk=?", (pk,)).fetchone()
         if row is None:
             raise RunNotFoundError(f"No run with key {pk} in the store (was it removed?).")
         self.run_id: str = row[0]
+        self._journal = None if runs_dir is None else runs_dir / self.run_id / rf.JOURNAL
         self.status = RunStatus(row[1])  # as of this transaction, transitions included
         self.heartbeat: float | None = row[2]
         self._target_state: str | None = row[3]
@@ -87,9 +90,14 @@ class RunWriter:
 
     # -- what the run logged ---------------------------------------------------------------
     def append_points(self, name: str, points: list[Any]) -> int:
-        """Add metric points (``(name, value, step or None, ts)``); how many could not be kept."""
+        """Add metric points (``(name, value, step or None, ts)``, the value an int64 or a float); how many
+        could not be kept."""
         self._wrote = True
-        return append_series(self._db, self.pk, name, points)
+        return append_series(self._db, self.pk, name, points, self._journal)
+
+    def mark_rounded(self, names: Sequence[str]) -> None:
+        """Mark metrics rounded: a value of theirs was stored as a float64 other than what was logged."""
+        mark_rounded(self._db, self.pk, names)
 
     def add_record(self, kind: str, name: str, payload: str | None, ts: float | None) -> None:
         """Keep one record (a table, an image, a model, a warning...) with its JSON payload."""
@@ -133,14 +141,14 @@ def _dict(text: str | None) -> dict[str, Any]:
 class Batch:
     """Writes to several runs in one transaction (a bulk import); ``RunStore.write`` is the one-run case."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, db: sqlite3.Connection, runs_dir: Path | None = None) -> None:
+        self._db, self._runs_dir = db, runs_dir
         self._runs: dict[int, RunWriter] = {}
 
     def run(self, pk: int) -> RunWriter:
         """The writer of run ``pk`` in this batch."""
         if pk not in self._runs:
-            self._runs[pk] = RunWriter(self._db, pk)
+            self._runs[pk] = RunWriter(self._db, pk, self._runs_dir)
         return self._runs[pk]
 
     def _flush(self) -> None:
@@ -156,7 +164,7 @@ class RunWrites(RunQueries):
         """The batch write primitive: one transaction, committed (every run's row updated once) when the
         block ends, nothing written when it raises."""
         with self.transaction() as db:
-            batch = Batch(db)
+            batch = Batch(db, self.runs_dir)
             yield batch
             batch._flush()
 

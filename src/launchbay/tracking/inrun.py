@@ -7,9 +7,10 @@ Why it is fast: ``log`` only appends a tuple to a list. A daemon thread swaps th
 list out every 0.2 s and writes it, marshalled in one C call, as framed records of an
 append-only per-process journal file (format in ``journalfmt``). The store ingests
 those files. Values that are not plain ints/floats (NumPy scalars, PyTorch tensors,
-even on a GPU, Decimal, ...) are checked there, in the background and in batches, so
-the training step never waits for a device synchronisation; a value a float64 cannot
-hold exactly is refused with one warning per metric, never rounded silently.
+even on a GPU, Decimal, ...) are converted there, in the background and in batches, so
+the training step never waits for a device synchronisation: an int64 stays exact, anything
+else that converts to a float is kept as that float (a metric whose value it rounded is
+marked so), and only what cannot be a number is refused, with one warning per metric.
 
 What survives what: a final flush runs at exit, on exceptions, on SIGTERM (the handler
 is installed when this module is imported in the main thread of a run), in forked and
@@ -40,7 +41,7 @@ from typing import Any
 
 from launchbay import runfolder as rf  # absolute: shipped, this file is launchbay/_inrun.py
 
-from .journalfmt import MAX_POINTS_PER_RECORD, encode, exact_step, exact_value, plain, plain_batch, resolve_tensors
+from .journalfmt import MAX_POINTS_PER_RECORD, encode, exact_step, number, plain, plain_batch, resolve_tensors
 
 ENV_RUN_ID = "LAUNCHBAY_RUN_ID"
 ENV_JOURNAL_DIR = "LAUNCHBAY_JOURNAL_DIR"
@@ -223,6 +224,7 @@ class Run:
             return
         self.log = _fast_log(self._points, self._prefix, self._muted)  # type: ignore[method-assign]
         self._refused: dict[str, list[Any]] = {}
+        self._rounded: set[str] = set()  # metrics a value was rounded in since the last flush
         self._thread = threading.Thread(target=self._flush_loop, name="launchbay-flush", daemon=True)
         self._thread.start()
         if not self._at_exit:
@@ -367,6 +369,9 @@ class Run:
             if self._refused:
                 refused, self._refused = self._refused, {}
                 self._journal.write(marshal.dumps(("refused", (refused, time.time()))), 0)
+            if self._rounded:  # after the points: the store marks their series rounded
+                rounded, self._rounded = sorted(self._rounded), set()
+                self._journal.write(marshal.dumps(("rounded", (rounded, time.time()))), 0)
 
     def _busy_here(self) -> bool:
         return int(getattr(self._busy, "depth", 0)) > 0
@@ -388,14 +393,17 @@ class Run:
             raise deferred
 
     def _checked(self, batch: list[tuple[Any, Any, Any, float]]) -> list[tuple[str, Any, Any, float]]:
-        """The points a float64 value and an int64 step hold exactly; the others refused."""
+        """The points as numbers (an int64 exact, anything else a float) with int64 steps; the others refused."""
         values = list(map(_value_of, batch))
         resolve_tensors(values)
         out = []
         for (name, _, step, ts), value in zip(batch, values):
             name = name if type(name) is str else str(name)
             try:
-                out.append((name, exact_value(value), exact_step(step), ts))
+                stored, rounded = number(value)
+                out.append((name, stored, exact_step(step), ts))
+                if rounded:
+                    self._rounded.add(name)
             except Exception as exc:  # whatever an odd object raises refuses that point only
                 self._refuse(name, str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
         return out

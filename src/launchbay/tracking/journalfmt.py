@@ -12,9 +12,12 @@ so a reader can tell a damaged or half-written record from a good one and find t
 record by its magic. Files named ``*.bin`` hold the first format (a 4-byte length, then
 marshal) and are still read.
 
-A metric value is stored as a float64 and a step as an int64, exactly: anything else is
-refused with a reason (``exact_value``, ``exact_step``), never rounded silently; the writer
-checks whole batches at C speed first (``plain_batch``).
+A metric value is an int within int64, stored exactly (a series of only such ints is an
+integer series), or else whatever converts to a float (a numeric string, Decimal, Fraction,
+NumPy or PyTorch scalar, an int beyond int64), stored as that float64 and marked rounded when
+the float differs from what was logged (``number``); only what cannot be a number is refused,
+with a reason. A step is an int64, exactly (``exact_step``). The writer checks whole batches at
+C speed first (``plain_batch``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import re
 import struct
 import sys
 import zlib
+from collections.abc import Iterable
+from itertools import compress
 from typing import Any
 
 MAGIC = b"\xa7L"
@@ -39,6 +44,7 @@ RECORD_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # list, row, table, image, 
 _PLAIN_VALUES = frozenset({int, float})
 _PLAIN_STEPS = frozenset({int, type(None)})
 _bit_length = int.bit_length
+_int_type = frozenset({int}).__contains__  # of a value's type (C speed, for compress)
 _name_of, _value_of, _step_of = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 
 
@@ -82,16 +88,19 @@ def _next_magic(data: bytes | memoryview, start: int) -> int:
 # -- what a point may hold --------------------------------------------------------------------
 
 
-def exact_value(value: Any) -> float | int:
-    """``value`` as a float or int that a float64 holds exactly, or ValueError saying why not."""
+def number(value: Any) -> tuple[float | int, bool]:
+    """``value`` as a point's value, and whether it was rounded; ValueError saying why when it is no number.
+
+    An int (or bool, NumPy or PyTorch integer) within int64 stays that int; anything else that
+    converts to a float becomes that float, rounded when it differs from ``value``."""
     kind = type(value)
     if kind is float:
-        return value
-    if kind is int:
-        return _exact_int(value)
-    if kind is bool:
-        return int(value)
-    if isinstance(value, (str, bytes)):
+        return value, False
+    if kind is int or kind is bool:
+        return _integer(int(value))
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
         raise ValueError(f"a {kind.__name__} is not a number (use run.tag or run.log_row for text)")
     if value is None:
         raise ValueError("None is not a number (skip the call, or log float('nan'))")
@@ -104,7 +113,7 @@ def exact_value(value: Any) -> float | int:
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"a {kind.__name__} of more than one number (use run.log_list): {exc}") from None
         if type(value) in (float, int, bool):
-            return exact_value(value)
+            return number(value)
     if isinstance(value, complex):
         raise ValueError("a complex number is not a real number (log .real and .imag)")
     try:
@@ -113,20 +122,38 @@ def exact_value(value: Any) -> float | int:
         raise ValueError(f"{value!r} is beyond the float64 range") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"a {kind.__name__} is not a number ({exc})") from None
-    if math.isnan(as_float) or as_float == value:
-        return as_float
-    raise ValueError(f"{value!r} has no exact float64 (log float(value) to store it rounded)")
+    return as_float, _rounded(as_float, value)
 
 
-def _exact_int(value: int) -> float | int:
-    if -(1 << 53) <= value <= 1 << 53:
-        return value
+def _integer(value: int) -> tuple[float | int, bool]:
+    if -INT64 <= value < INT64:
+        return value, False
     try:
-        if float(value) == value:
-            return value
+        as_float = float(value)
     except OverflowError:
         raise ValueError(f"{value} is beyond the float64 range") from None
-    raise ValueError(f"{value} has no exact float64 (log float(value) to store it rounded)")
+    return as_float, as_float != value
+
+
+def _text(value: str) -> tuple[float, bool]:
+    """A numeric string ('1.5', '1e-3', 'nan'); exactness is judged in decimal."""
+    try:
+        as_float = float(value)
+    except ValueError:
+        raise ValueError(f"the str {value[:40]!r} is not a number (use run.tag or run.log_row for text)") from None
+    try:
+        from decimal import Decimal
+
+        return as_float, _rounded(as_float, Decimal(value.strip().replace("_", "")))
+    except ArithmeticError:  # decimal.InvalidOperation: a spelling float() takes and Decimal does not
+        return as_float, True
+
+
+def _rounded(as_float: float, value: Any) -> bool:
+    try:
+        return not (math.isnan(as_float) or bool(as_float == value))
+    except Exception:  # an odd object's comparison: say rounded rather than exact
+        return True
 
 
 def exact_step(step: Any) -> int | None:
@@ -168,7 +195,7 @@ def plain(value: Any) -> Any:
 
 
 def plain_batch(batch: list[tuple[Any, Any, Any, float]]) -> bool:
-    """Every point can be written as it is: str names, exact int/float values, int64/None steps.
+    """Every point can be written as it is: str names, float or int64 values, int64/None steps.
 
     Checked at C speed with map/set/max; anything else goes through ``Run._checked``."""
     try:
@@ -180,9 +207,10 @@ def plain_batch(batch: list[tuple[Any, Any, Any, float]]) -> bool:
     if not value_types <= _PLAIN_VALUES:
         return False
     if int in value_types:
-        if float in value_types:
-            return False  # ints among floats: checked one by one
-        if max(map(_bit_length, map(_value_of, batch))) > 53:
+        ints: Iterable[int] = map(_value_of, batch)
+        if len(value_types) > 1:  # ints among floats: the ints alone
+            ints = compress(map(_value_of, batch), map(_int_type, map(type, map(_value_of, batch))))
+        if max(map(_bit_length, ints)) > 63:  # beyond int64 (and -2**63) is checked one by one
             return False
     step_types = set(map(type, map(_step_of, batch)))
     if not step_types <= _PLAIN_STEPS:
@@ -197,7 +225,7 @@ def plain_batch(batch: list[tuple[Any, Any, Any, float]]) -> bool:
 def resolve_tensors(values: list[Any]) -> None:
     """Replace one-element floating-point tensors by floats in place: one transfer per device.
 
-    Integer and other tensors are left to ``exact_value`` (``.item()`` keeps big ints exact)."""
+    Integer and other tensors are left to ``number`` (``.item()`` keeps big ints exact)."""
     torch: Any = sys.modules.get("torch")
     tensor_type = getattr(torch, "Tensor", None)  # None while torch is still importing
     if tensor_type is None:
@@ -209,7 +237,7 @@ def resolve_tensors(values: list[Any]) -> None:
     for indices in by_device.values():
         try:
             stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
-        except Exception:  # odd tensors: exact_value takes them one .item() at a time
+        except Exception:  # odd tensors: number takes them one .item() at a time
             continue
         for i, resolved in zip(indices, stacked.cpu().tolist()):
             values[i] = resolved
