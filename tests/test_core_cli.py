@@ -146,6 +146,34 @@ def test_malformed_config_names_the_file(project: Path, cli: CLI) -> None:
     assert cli.json("runs") == []
 
 
+def test_a_malformed_config_leaves_the_commands_that_only_read_the_store_working_with_one_warning(
+    project: Path, cli: CLI
+) -> None:
+    write(project, "train.py", TRAIN)
+    run_id = cli.json("submit", "train.py")["run_id"]  # type: ignore[index]
+    write(project, "launchbay.toml", "[targets.box]\ntype = 'ssh'\nhost = \n")  # a value left out: line 3
+
+    for command in (["runs"], ["show", run_id], ["logs", run_id], ["metrics", run_id, "loss"]):
+        proc = cli(*command)
+        assert proc.returncode == 0, proc.stderr
+        warning = proc.stderr.splitlines()
+        assert len(warning) == 1 and warning[0].startswith("launchbay: warning:"), proc.stderr
+        assert f"{project / 'launchbay.toml'} is not valid TOML" in warning[0] and "line 3, column 8" in warning[0]
+    assert run_id in cli("runs").stdout and "done" in cli("logs", run_id).stdout
+    assert json.loads(cli("show", run_id, "--json").stdout)["status"] == "Completed"
+
+    for command in (
+        ["submit", "train.py"],
+        ["targets"],
+        ["sweep", "--param", "x=choice(1,2)", "--metric", "loss", "train.py"],
+        ["rerun", run_id],
+    ):
+        proc = cli(*command)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (command, proc.stderr)
+        assert proc.stderr.startswith("launchbay: error:") and "launchbay.toml is not valid TOML" in proc.stderr
+    assert len(cli.json("runs")) == 1  # type: ignore[arg-type]
+
+
 def test_max_duration_cancels_the_run(project: Path, cli: CLI) -> None:
     write(project, "slow.py", "import time\nprint('start', flush=True)\ntime.sleep(60)\n")
     proc = cli("submit", "--max-duration", "1", "slow.py")

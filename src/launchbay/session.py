@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace as _replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,18 +30,28 @@ def open_session(
     *,
     project: str | os.PathLike[str] | None = None,
     start: str | os.PathLike[str] | None = None,
+    on_config_error: Callable[[ConfigError], None] | None = None,
 ) -> Session:
     """The one way a front end (API, CLI, magics, server, sweeps, Azure ML layer) gets a session.
 
     The store is ``store`` if given, else ``LAUNCHBAY_STORE``, else the nearest ``.launchbay/`` at or
     above ``start`` (default: the current folder), created there on first use. The configuration is
     the launchbay.toml that applies to ``project`` (default: ``start``, else the current folder).
+    With ``on_config_error``, a launchbay.toml that cannot be used is handed to it and the session goes
+    on without one (what a command that only reads the store wants); without, it is raised.
     """
     from .config import find_store_dir
 
     here = Path(start).resolve() if start else None
     config_at = Path(project).resolve() if project else here
-    return Session(RunStore(find_store_dir(store, start=here)), load_config(config_at))
+    try:
+        config = load_config(config_at)
+    except ConfigError as exc:
+        if on_config_error is None:
+            raise
+        on_config_error(exc)
+        config = ProjectConfig()
+    return Session(RunStore(find_store_dir(store, start=here)), config)
 
 
 class Session:

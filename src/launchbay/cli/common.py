@@ -17,11 +17,22 @@ EXIT_ERROR = 2
 RUN_HELP = "run id, or a unique prefix of one"
 
 
+#: commands that only read what the store keeps: a launchbay.toml they cannot use is a warning, not an error
+READ_ONLY = frozenset({"runs", "show", "logs", "metrics", "files", "download", "diff", "restore", "models", "du"})
+
+
 def session(args: argparse.Namespace, source_dir: str | None = None) -> Session:
     """The session of ``--store`` (else LAUNCHBAY_STORE, else the nearest .launchbay/) and the project config."""
     from ..session import open_session
 
-    opened = open_session(getattr(args, "store", None), project=source_dir)
+    def warn(exc: Exception) -> None:
+        print(
+            f"launchbay: warning: {exc} (`launchbay {args.command}` only reads the store: it goes on without it.)",
+            file=sys.stderr,
+        )
+
+    read_only = getattr(args, "command", None) in READ_ONLY
+    opened = open_session(getattr(args, "store", None), project=source_dir, on_config_error=warn if read_only else None)
     OPENED.append(opened)  # closed by main() when the command is done
     return opened
 
