@@ -97,7 +97,7 @@ def test_a_bandit_policy_stops_clearly_bad_children_with_the_reason(project: Pat
     for lr in (0.01, 0.011):
         assert by_lr[lr]["status"] == "Completed" and by_lr[lr]["early_termination"] is None
     for lr in (100.0, 1000.0):
-        assert by_lr[lr]["status"] == "stopped early"
+        assert by_lr[lr]["status"] == "Canceled" and by_lr[lr]["stopped_early"]
         assert "Bandit" in by_lr[lr]["early_termination"]
     assert handle.best_run().run_id == by_lr[0.01]["run_id"]  # type: ignore[union-attr]
 
@@ -147,7 +147,7 @@ def test_max_duration_ends_the_sweep_and_stops_its_children(project: Path) -> No
     )
     assert handle.wait(timeout=60) == "Completed"
     rows = handle.table()
-    assert rows and all(r["status"] == "stopped early" and "limit" in r["early_termination"] for r in rows)
+    assert rows and all(r["stopped_early"] and "limit" in r["early_termination"] for r in rows)
 
 
 @pytest.mark.slow

@@ -79,8 +79,8 @@ def test_a_12_run_yaml_sweep_runs_3_at_a_time_and_bandit_stops_the_bad_ones(cli:
     assert len(children) == 12 and most_at_once(children) <= 3
     kids = cli.json("runs", "--parent", sweep_id)
     assert isinstance(kids, list) and len(kids) == 12
-    stopped = [k for k in kids if k["status"] == "stopped early"]
-    assert stopped and all("Bandit" in k["early_termination"] and k["run_status"] == "Canceled" for k in stopped)
+    stopped = [k for k in kids if k["stopped_early"]]
+    assert stopped and all("Bandit" in k["early_termination"] and k["status"] == "Canceled" for k in stopped)
     assert all(k["parameters"]["lr"] >= 1000 for k in stopped)  # only the bad learning rates
     values = [k["primary_metric"]["value"] for k in kids]
     assert values[0] == min(v for v in values if v is not None)  # best first
@@ -219,7 +219,7 @@ def test_the_policy_judges_an_adopted_trial_as_it_would_have_before(cli: CLI, pr
     assert handle.wait(timeout=120) == "Completed"
     by_lr = {float(r["params"]["lr"]): r for r in handle.table()}
     assert by_lr[0.01]["status"] == "Completed"
-    assert by_lr[1000.0]["status"] == "stopped early" and "Bandit" in by_lr[1000.0]["early_termination"]
+    assert by_lr[1000.0]["stopped_early"] and "Bandit" in by_lr[1000.0]["early_termination"]
     assert sorted(executions.read_text().split()) == ["0.01", "1000"]  # neither ran twice
 
 

@@ -43,11 +43,16 @@ _TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED
 EARLY_TERMINATION_TAG = "launchbay.early_termination"
 
 
+def stopped_early(status: str, tags: dict[str, str] | None) -> bool:
+    """Whether a sweep's policy (or time limit) stopped this run: Canceled with the early-termination tag."""
+    return str(status) == RunStatus.CANCELED.value and bool((tags or {}).get(EARLY_TERMINATION_TAG))
+
+
 def shown_status(status: str, tags: dict[str, str] | None) -> str:
-    """What to show a person: "stopped early" for a child a sweep stopped (its status stays Canceled)."""
-    if str(status) == RunStatus.CANCELED.value and (tags or {}).get(EARLY_TERMINATION_TAG):
-        return "stopped early"
-    return str(status)
+    """What to show a person: "stopped early" for a child a sweep stopped (its status stays Canceled).
+
+    Text and widgets only: JSON and the REST API carry the status and ``stopped_early`` apart."""
+    return "stopped early" if stopped_early(status, tags) else str(status)
 
 
 def iso(ts: float | None) -> str | None:

@@ -109,8 +109,7 @@ def _print_json_or_id(args: argparse.Namespace, run_id: str) -> None:
 
 def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
     """Print a line when a child starts, ends or is stopped, and when the best so far improves."""
-    from ..models import shown_status
-    from ..sweeps.handle import readable
+    from ..sweeps.handle import readable, shown
 
     config = handle.config()
     metric, maximize = config["primary_metric"], config["goal"] == "maximize"
@@ -127,11 +126,11 @@ def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
             if row["run_id"] not in started:
                 started.add(row["run_id"])
                 say(f"  {'started':13} {row['run_id']}  ({len(started)} of {total})  {params}")
-            if row["run_id"] in ended or row["status"] not in ("Completed", "Failed", "Canceled", "stopped early"):
+            if row["run_id"] in ended or row["status"] not in ("Completed", "Failed", "Canceled"):
                 continue
             ended.add(row["run_id"])
             value = row["metric"]
-            what = shown_status(row["status"], {})
+            what = shown(row)
             reason = f"  {row['early_termination']}" if row["early_termination"] else ""
             say(f"  {what.lower():13} {row['run_id']}  {metric}={readable(value)}{reason}")
             if row["status"] == "Completed" and value is not None and value == value:
@@ -158,6 +157,7 @@ def print_children(session: Any, parent: str, as_json: bool) -> int:
                     "run_id": r["run_id"],
                     "status": r["status"],
                     "run_status": r["run_status"],
+                    "stopped_early": r["stopped_early"],
                     "parameters": r["params"],
                     "primary_metric": {"name": table.metric, "value": r["metric"]},
                     "early_termination": r["early_termination"],

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LaunchbayError
 from ..handle import RunHandle
-from ..models import RunStatus, shown_status
+from ..models import RunStatus, stopped_early
 from ..store import RunRecord
 from ..store.records import ChildRow
 from .names import INDEX_TAG, RETRY_TAG, SWEEP_FILE, TERMINATION_TAG
@@ -40,7 +40,7 @@ class SweepTable(list):  # type: ignore[type-arg]
         out += [f"<th>{html.escape(h)}</th>" for h in heads]
         out.append("</tr>")
         for r in self:
-            cells = [r["run_id"], r["status"], *(readable(r["params"].get(p)) for p in self.params)]
+            cells = [r["run_id"], shown(r), *(readable(r["params"].get(p)) for p in self.params)]
             cells += [readable(r["metric"]), r["early_termination"] or ""]
             out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
         out.append("</table>")
@@ -49,11 +49,16 @@ class SweepTable(list):  # type: ignore[type-arg]
     def __str__(self) -> str:
         heads = ["run", "status", *self.params, self.metric]
         rows = [heads] + [
-            [r["run_id"], r["status"], *(readable(r["params"].get(p)) for p in self.params), readable(r["metric"])]
+            [r["run_id"], shown(r), *(readable(r["params"].get(p)) for p in self.params), readable(r["metric"])]
             for r in self
         ]
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(heads))]
         return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def shown(row: dict[str, Any]) -> str:
+    """A table row's status as a person reads it: "stopped early" for a child its policy stopped."""
+    return "stopped early" if row.get("stopped_early") else str(row["status"])
 
 
 class SweepHandle(RunHandle):
@@ -118,8 +123,9 @@ class SweepHandle(RunHandle):
         return list(self.table())
 
     def table(self) -> SweepTable:
-        """One row per child, best primary metric first: run_id, status ("stopped early" for a run the
-        policy stopped; run_status keeps Canceled), params, metric (last value), early_termination, index.
+        """One row per child, best primary metric first: run_id, status (one of ``RunStatus``; run_status
+        is the same), stopped_early (a policy or the time limit stopped it: Canceled), params, metric
+        (last value), early_termination (the reason), index. Only its text and HTML say "stopped early".
 
         Reads each child's status, params and tags only (``RunStore.child_rows``); unfinished
         children are caught up with their journals first, as ``children()`` does."""
@@ -141,8 +147,9 @@ class SweepHandle(RunHandle):
             rows.append(
                 {
                     "run_id": r.run_id,
-                    "status": shown_status(r.status.value, r.tags),
+                    "status": r.status.value,
                     "run_status": r.status.value,
+                    "stopped_early": stopped_early(r.status.value, r.tags),
                     "params": values,
                     "metric": last.get(r.pk),
                     "early_termination": r.tags.get(TERMINATION_TAG),
