@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from ..errors import LaunchbayError
 from ..logged import Logged, count_text, dumps, read_logged
 
 EXIT_ERROR = 2
@@ -43,6 +44,12 @@ def metrics_json(store: Any, record: Any, name: str | None = None) -> dict[str, 
     return out
 
 
+def _names(store: Any, record: Any, name: str | None) -> dict[str, Any]:
+    """The names ``metrics_json`` would give, without reading any point."""
+    found = [s["name"] for s in store.metric_summaries(record)] + [e.name for e in read_logged(store, record)]
+    return {n: None for n in found if name in (None, n)}
+
+
 def available(store: Any, record: Any) -> str:
     """``loss (scalar), pr (rows), fig (image)`` or ``nothing yet``."""
     names = [f"{s['name']} (scalar)" for s in store.metric_summaries(record)]
@@ -53,7 +60,8 @@ def available(store: Any, record: Any) -> str:
 def cmd_metrics(args: argparse.Namespace, session: Any, out: TextIO = sys.stdout) -> int:
     store = session.store
     record = session.refresh(store.resolve_run_id(args.run))
-    data = metrics_json(store, record, args.name)
+    # text shows summaries: the points themselves are read (and checked) for --json only
+    data = metrics_json(store, record, args.name) if args.json else _names(store, record, args.name)
     if args.name and not data:
         print(
             f"launchbay: run {record.run_id} has no metric {args.name!r}; it has: {available(store, record)}.",
@@ -66,16 +74,28 @@ def cmd_metrics(args: argparse.Namespace, session: Any, out: TextIO = sys.stdout
     if not data:
         out.write(f"Run {record.run_id} has logged no metrics yet.\n")
         return 0
+    damaged = 0
     for s in store.metric_summaries(record):
         if args.name in (None, s["name"]):
-            points = count_text(s["count"], "point")
-            out.write(
-                f"{s['name']} (scalar): {points}, last {_num(s['last'])} at step {s['last_step']}, "
-                f"min {_num(s['min'])}, max {_num(s['max'])}{_kind_text(s)}\n"
-            )
+            try:
+                store.verify_series(record, s["name"])  # a summary is never shown for points that are wrong
+            except LaunchbayError as exc:
+                print(f"launchbay: {exc}", file=sys.stderr)
+                damaged += 1
+                continue
+            out.write(scalar_text(s) + "\n")
     for entry in read_logged(store, record, [args.name] if args.name else None):
         out.write(describe(entry, record.run_id) + "\n")
-    return 0
+    return EXIT_ERROR if damaged else 0
+
+
+def scalar_text(summary: dict[str, Any]) -> str:
+    """A scalar's summary line: ``loss (scalar): 40 points, last 0.1 at step 39, min 0.1, max 4``."""
+    s, points = summary, count_text(summary["count"], "point")
+    return (
+        f"{s['name']} (scalar): {points}, last {_num(s['last'])} at step {s['last_step']}, "
+        f"min {_num(s['min'])}, max {_num(s['max'])}{_kind_text(s)}"
+    )
 
 
 def describe(entry: Logged, run_id: str) -> str:

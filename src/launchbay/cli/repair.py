@@ -9,6 +9,7 @@ from typing import Any
 
 #: the subcommands this module registers (``main`` builds only the group a command line needs)
 COMMANDS = ("store",)
+EXIT_LOST = 1  # the store was rebuilt, but some points could not be recovered
 
 
 def cmd_store_repair(args: argparse.Namespace) -> int:
@@ -19,10 +20,12 @@ def cmd_store_repair(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
+        return EXIT_LOST if report.points_lost else 0
     print(f"old index: {report.old_index}" + (f" (kept as {report.moved_to})" if report.moved_to else ""))
+    lost = f" ({report.points_lost:,} could not be recovered: see below)" if report.points_lost else ""
     print(
-        f"rebuilt from the run folders: {report.runs} runs, {report.points} metric points, {report.snapshots} snapshots"
+        f"rebuilt from the run folders: {report.runs} runs, {report.points} metric points{lost},"
+        f" {report.snapshots} snapshots"
     )
     if report.blobs_missing:
         print(
@@ -31,7 +34,7 @@ def cmd_store_repair(args: argparse.Namespace) -> int:
         )
     for problem in report.problems:
         print(f"! {problem}")
-    return 0
+    return EXIT_LOST if report.points_lost else 0
 
 
 def register(sub: Any, add: Any) -> None:

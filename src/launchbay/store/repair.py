@@ -7,7 +7,9 @@ next to it under a temporary name, then renamed into place in one step:
 * each run folder gives its run: ``run.json`` (written when the run was created),
   else the salvaged row, else ``runner.json`` (what the runner was told);
 * its journal is ingested again from the first byte: statuses, metrics, tags,
-  tables, images, files;
+  tables, images, files; an ended run's ``sealed.series`` is checked chunk by chunk first
+  (``sealed.mend``): every chunk that verifies is kept, what could not be recovered is named
+  (run, metric, points), and a damaged file is kept beside the new one, never deleted;
 * each run's snapshot is recorded when its manifest blob is still there; blobs
   that are gone are counted, and stored again from the source folder when its file
   there still has the same content.
@@ -45,6 +47,8 @@ class RepairReport:
     snapshots: int = 0
     blobs_missing: int = 0
     blobs_restored: int = 0
+    points_lost: int = 0  # metric points in damaged sealed files that no chunk could give back
+    kept_aside: list[str] = field(default_factory=list)  # damaged files kept for the user to check and delete
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +235,25 @@ def _folders(runs: Path) -> set[str]:
     return {e.name for e in os.scandir(runs) if e.is_dir() and runfile.looks_like_run(Path(e.path))}
 
 
+def _mend_sealed(run_dir: Path, data: dict[str, Any], report: RepairReport) -> None:
+    """Keep every verifiable chunk of the run's sealed series; note what was lost on the run itself."""
+    from .sealed import mend
+
+    try:
+        problems, lost, kept = mend(run_dir / rf.JOURNAL)
+    except OSError as exc:
+        report.problems.append(f"{run_dir.name}: its sealed series could not be checked ({exc}); left as it is")
+        return
+    report.problems += problems
+    report.points_lost += lost
+    if kept:
+        report.kept_aside.append(kept)
+        data["properties"] = {
+            **(data.get("properties") or {}),
+            "launchbay.repaired": f"store repair kept every chunk it could verify; {lost:,} metric points lost",
+        }
+
+
 def _rebuild(
     store: RunStore, root: Path, salvaged: dict[str, dict[str, Any]], report: RepairReport, ingest_run: Any
 ) -> set[str]:
@@ -244,6 +267,7 @@ def _rebuild(
             report.problems.append(f"{run_dir.name}: no run.json, runner.json or readable index row; left out")
             continue
         data["run_id"] = run_dir.name
+        _mend_sealed(run_dir, data, report)
         has_events = (run_dir / rf.EVENTS_PATH).is_file()
         old_status = (salvaged.get(run_dir.name) or {}).get("status")
         status = RunStatus.QUEUED.value if has_events or not old_status else str(old_status)

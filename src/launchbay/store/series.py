@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
+from ..errors import StoreDamagedError
 from .connection import StoreConnection
 from .records import ChildRow, RunRecord
 
@@ -99,6 +100,18 @@ class SeriesStore(StoreConnection):
         """A whole series (or the points after ``after_step``) from its packed chunks."""
         return read_series(self.db, self.series_id(run, name), name, after_step, run.run_dir / rf.JOURNAL)
 
+    def verify_series(self, run: RunRecord, name: str) -> None:
+        """Raise ``StoreDamagedError`` (naming the steps) when a chunk of the series fails its checksum."""
+        from . import codec
+
+        series_id = self.series_id(run, name)
+        rows = [] if series_id is None else chunk_rows(self.db, series_id)
+        journal = run.run_dir / rf.JOURNAL
+        try:
+            codec.rows_verify(rows, journal / rf.SEALED_SERIES)
+        except codec.CodecError as exc:
+            raise damaged_series(exc, name, journal, rows) from exc
+
 
 def read_series(
     db: sqlite3.Connection, series_id: int | None, name: str, after_step: int | None = None, journal: Path | None = None
@@ -108,7 +121,10 @@ def read_series(
     from . import codec
 
     rows = [] if series_id is None else chunk_rows(db, series_id, after_step)
-    steps, values, stamps = codec.rows_arrays(rows, None if journal is None else journal / rf.SEALED_SERIES)
+    try:
+        steps, values, stamps = codec.rows_arrays(rows, None if journal is None else journal / rf.SEALED_SERIES)
+    except codec.CodecError as exc:
+        raise damaged_series(exc, name, journal, rows) from exc
     if after_step is not None:
         keep = steps > after_step
         steps, values, stamps = steps[keep], values[keep], stamps[keep]
@@ -119,10 +135,28 @@ def read_series(
     return Series(name, steps, values, stamps, bool(integer), bool(rounded))
 
 
+def damaged_series(exc: Exception, name: str, journal: Path | None, rows: list[tuple[Any, ...]]) -> StoreDamagedError:
+    """One line naming the run, the series and the steps that cannot be read (never wrong numbers)."""
+    from .codec import ChunkDamagedError
+
+    run = f"Run {journal.parent.name}" if journal is not None else "A run"
+    if isinstance(exc, ChunkDamagedError):
+        steps = f"steps {exc.first}..{exc.last}" if exc.last is not None else f"from step {exc.first}"
+        where = f"{exc.points:,} points ({steps})"
+    else:
+        where = f"its {sum(int(row[0]) for row in rows):,} points"
+    reason = str(exc).removeprefix("a damaged series chunk ").strip("()")
+    return StoreDamagedError(
+        f"{run}: metric {name!r} is damaged on disk, {where} cannot be read ({reason}); its other metrics"
+        " and other runs read as usual. Restore the run folder from a backup, or run `launchbay store repair`:"
+        " it keeps every chunk it can verify and sets the damaged file aside."
+    )
+
+
 def chunk_rows(db: sqlite3.Connection, series_id: int, after_step: int | None = None) -> list[tuple[Any, ...]]:
     """A series' chunk rows in order, as ``codec.rows_arrays`` reads them (those past ``after_step``)."""
     sql = (
-        "SELECT n, first_step, steps, vals, ts, codec, file_at, file_size FROM chunks"
+        "SELECT n, first_step, steps, vals, ts, codec, file_at, file_size, last_step FROM chunks"
         " WHERE series_id=? AND last_step > ? ORDER BY id"
     )
     if after_step is None:  # every step, -2**63 included
