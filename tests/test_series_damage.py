@@ -229,3 +229,27 @@ def test_an_integer_series_found_again_by_its_frames_is_still_exact(cli: CLI, tm
     assert json.loads(cli("store", "repair", "--json").stdout)["points_lost"] == 0
     shown = json.loads(cli("metrics", record.run_id, "tokens", "--json", check=True).stdout)["tokens"]
     assert shown["integer"] is True and [p["value"] for p in shown["points"]] == counters
+
+
+def test_store_verify_finds_a_damaged_chunk_before_a_reader_does_and_aside_lists_what_repair_kept(  # type: ignore[no-untyped-def]
+    cli: CLI, two_runs
+) -> None:
+    store_dir, damaged, _ = two_runs
+    whole = cli("store", "verify")
+    assert whole.returncode == 0 and "2 runs, 3 series, 10800 points" in whole.stdout
+    path = series_file(store_dir, damaged)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x20
+    path.write_bytes(bytes(data))
+
+    report = json.loads(cli("store", "verify", "--json").stdout)
+    (line,) = report["damaged"]
+    assert damaged in line and "'loss'" in line
+    assert path.read_bytes() == bytes(data)  # verify writes nothing
+    assert cli("store", "aside").stdout.strip() == "store repair kept nothing aside"
+    cli("store", "repair")
+    assert cli("store", "verify").returncode == 0
+    kept = json.loads(cli("store", "aside", "--json").stdout)["files"]
+    assert any(sealed.DAMAGED in name for name in kept) and any("index.sqlite.old-" in name for name in kept)
+    cli("store", "aside", "--delete", check=True)
+    assert all(not Path(name).exists() for name in kept) and path.is_file()

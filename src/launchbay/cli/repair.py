@@ -1,4 +1,5 @@
-"""``launchbay store repair``: rebuild a damaged or lost index from the run folders."""
+"""``launchbay store repair|verify|aside``: rebuild a damaged or lost index from the run folders,
+check a store's index and every series' checksums, list (and delete) what repair kept aside."""
 
 from __future__ import annotations
 
@@ -37,10 +38,61 @@ def cmd_store_repair(args: argparse.Namespace) -> int:
     return EXIT_LOST if report.points_lost else 0
 
 
+def cmd_store_verify(args: argparse.Namespace) -> int:
+    from ..config import find_store_dir
+    from ..store import open_store
+    from ..store.verify import verify
+
+    with open_store(find_store_dir(getattr(args, "store", None))) as store:
+        report = verify(store)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        counts = f"{report.runs} runs, {report.series} series, {report.points} points"
+        print(f"checked: the index ({report.index}), {counts}")
+        for line in report.damaged:
+            print(f"! {line}")
+        if report.damaged:
+            print("`launchbay store repair` keeps every chunk that verifies and sets the damaged files aside")
+    return EXIT_LOST if report.damaged else 0
+
+
+def cmd_store_aside(args: argparse.Namespace) -> int:
+    from ..config import find_store_dir
+    from ..store.verify import kept_aside
+
+    files = kept_aside(find_store_dir(getattr(args, "store", None)))
+    if args.delete:
+        for path in files:
+            path.unlink(missing_ok=True)
+    if args.json:
+        json.dump({"files": [str(p) for p in files], "deleted": bool(args.delete)}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    verb = "deleted" if args.delete else "kept aside by store repair"
+    for path in files:
+        print(f"{verb}: {path}")
+    if not files:
+        print("store repair kept nothing aside")
+    elif not args.delete:
+        print("once you have checked the store: launchbay store aside --delete")
+    return 0
+
+
 def register(sub: Any, add: Any) -> None:
     store = sub.add_parser("store", help="look after the store itself")
     store_sub = store.add_subparsers(dest="store_command", required=True)
     p = store_sub.add_parser("repair", help="rebuild a damaged or missing index from the run folders")
     p.set_defaults(func=cmd_store_repair)
+    p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = store_sub.add_parser("verify", help="check the index and every metric chunk's checksum (writes nothing)")
+    p.set_defaults(func=cmd_store_verify)
+    p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = store_sub.add_parser("aside", help="the old indexes and damaged files store repair kept; --delete them")
+    p.set_defaults(func=cmd_store_aside)
+    p.add_argument("--delete", action="store_true", help="delete them (once you have checked the store)")
     p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
     p.add_argument("--json", action="store_true", help="machine-readable output")
