@@ -142,16 +142,28 @@ def test_an_image_whose_file_arrives_late_is_shown_once_it_is_there(run_id: str,
     assert bytes(gallery._picture.value).startswith(b"\x89PNG")
 
 
-def test_launchbay_metrics_magic_shows_every_kind(
-    run_id: str, project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from launchbay.ipython.tables import display_metrics
+def test_launchbay_metrics_magic_in_a_notebook_draws_every_kind_under_its_summary(run_id: str, project: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
 
-    display_metrics(run_id, [])
-    out = capsys.readouterr().out
-    assert out.count("<IPython.core.display.Image object>") == 4  # loss, grad, the list's plot, the latest image
-    assert out.count("<IPython.core.display.HTML object>") == 2  # the rows and the table
-    for line in ("pr (rows): 4 rows × 3 columns", "acc_per_epoch (list): 4 values", "samples (image): 3 images"):
-        assert line in out
-    display_metrics(run_id, ["nosuch"])
-    assert "has logged nothing named nosuch; it has: loss (scalar), grad (scalar), pr (rows)" in capsys.readouterr().out
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext launchbay"),
+        nbformat.v4.new_code_cell(f"%launchbay metrics {run_id}"),
+        nbformat.v4.new_code_cell(f"%launchbay metrics {run_id} nosuch"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    outputs = nb.cells[1].outputs
+    shown = [o.data for o in outputs if o.output_type == "display_data"]
+    assert sum("image/png" in d for d in shown) == 4  # loss, grad, the list's plot, the latest image
+    assert sum("text/html" in d for d in shown) == 2  # the rows and the table
+    text = "".join(o.get("text", "") for o in outputs)
+    for line in (
+        "loss (scalar): 4 points, last nan at step 3, min 0.333333, max 1\n",
+        "pr (rows): 4 rows × 3 columns\n",
+        "acc_per_epoch (list): 4 values; min -inf, max 0.75\n",
+        "samples (image): 3 images, latest (step 2): images/samples_3.png\n",
+    ):
+        assert line in text
+    missing = "".join(o.get("text", "") for o in nb.cells[2].outputs)
+    assert "has logged nothing named nosuch; it has: loss (scalar), grad (scalar), pr (rows)" in missing

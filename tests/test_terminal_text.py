@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pexpect
 
-from conftest import CLI
+from conftest import CLI, write
 from ipython_driver import run_cells
 
 PROMPT = r"In \[\d+\]: "
@@ -81,3 +81,31 @@ def test_no_wait_returns_at_once(project: Path) -> None:
     assert "never seen" not in out
     both = run_cells(project, "%%submit --wait --no-wait\nprint(1)")
     assert "UsageError: --wait and --no-wait contradict each other: give one." in both
+
+
+LOGS_A_FALLING_LOSS = """
+from launchbay import Run
+run = Run.get_context()
+for step in range(40):
+    run.log("loss", 4.0 / (step + 1), step=step)
+run.log_row("pr", threshold=0.5, precision=0.9)
+"""
+
+
+def test_metrics_magic_in_a_terminal_prints_summaries_and_a_sparkline_not_display_objects(
+    project: Path, cli: CLI
+) -> None:
+    write(project, "train.py", LOGS_A_FALLING_LOSS)
+    cli("submit", "--system-metrics-interval", "0", "train.py", check=True)
+    run_id = cli.json("runs")[0]["run_id"]  # type: ignore[index]
+    child = terminal_ipython(project)
+    child.sendline(f"%launchbay metrics {run_id}")
+    child.expect(PROMPT)
+    shown = child.before.replace("\r\n", "\n")
+    assert "<IPython.core.display" not in shown, shown
+    assert "loss (scalar): 40 points, last 0.1 at step 39, min 0.1, max 4\n" in shown, shown
+    spark = re.search(r"\n  ([ ▁▂▃▄▅▆▇█]+)\n", shown)
+    assert spark and len(spark.group(1)) == 40 and spark.group(1)[0] == "█" and spark.group(1)[-1] == "▁", shown
+    assert "pr (rows): 1 row × 2 columns\n  threshold  precision\n        0.5        0.9\n" in shown, shown
+    child.sendline("exit")
+    child.expect(pexpect.EOF)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import html
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LaunchbayError
 from .widgets import status_badge
+
+if TYPE_CHECKING:
+    from ..logged import Logged
 
 
 class Table:
@@ -76,11 +82,66 @@ def display_runs(argv: list[str]) -> Table:
     return Table(header, rows, cells)
 
 
+class Shown:
+    """A chart, picture or table where the front end shows one, and ``text`` where only text shows
+    (terminal IPython: a sparkline or the values, not ``<IPython.core.display.Image object>``).
+    ``rich`` (mime type -> data) is called only for a front end that takes more than text."""
+
+    def __init__(self, text: str, rich: Callable[[], dict[str, Any]]) -> None:
+        self.text, self.rich = text, rich
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        data: dict[str, Any] = {"text/plain": self.text}
+        if shell is not None and set(shell.display_formatter.active_types) - {"text/plain"}:
+            data.update(self.rich())
+        return data
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Any, width: int = 40) -> str:
+    """``values`` as at most ``width`` bars, each the mean of its share of the points; a share with
+    no finite value is a space."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        return ""
+    edges = np.linspace(0, len(v), min(width, len(v)) + 1).astype(np.int64)
+    means = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        part = v[lo:hi]
+        part = part[np.isfinite(part)]
+        means.append(part.mean() if len(part) else np.nan)
+    m = np.array(means)
+    finite = np.isfinite(m)
+    if not finite.any():
+        return " " * len(m)
+    low, high = m[finite].min(), m[finite].max()
+    span = (high - low) or 1.0
+    levels = np.round((np.where(finite, m, low) - low) / span * (len(SPARK) - 1)).astype(np.int64)
+    return "".join(SPARK[i] if ok else " " for i, ok in zip(levels, finite))
+
+
+def _spark_text(values: Any) -> str:
+    line = sparkline(values)
+    return f"  {line}" if line.strip() else "  (no finite value to draw)"
+
+
 def display_metrics(ref: str, names: list[str]) -> None:
-    from IPython.display import HTML, Image, display
+    """Each series' summary line and chart, each logged entry's summary and picture or table; a
+    terminal gets a sparkline, the values or the table as text in place of the picture."""
+    from IPython.display import Image, display
 
     from ..api import get_run
-    from ..cli.metrics import available, describe
+    from ..cli.metrics import available, describe, scalar_text
     from .logged_view import table_html
     from .plots import figure_png, series_figure
 
@@ -93,25 +154,33 @@ def display_metrics(ref: str, names: list[str]) -> None:
             f"Run {record.run_id} has logged nothing{' named ' + ', '.join(names) if names else ''}; it has: "
             f"{available(handle.session.store, record)}."
         )
+
+    def chart(name: str, steps: Any, values: Any, xlabel: str = "step") -> dict[str, Any]:
+        return {"image/png": figure_png(series_figure(name, steps, values, xlabel=xlabel))}
+
+    def picture(path: Path) -> dict[str, Any]:
+        data, _metadata = Image(data=path.read_bytes())._repr_mimebundle_()
+        return dict(data)
+
+    def table(entry: Logged) -> dict[str, Any]:
+        return {"text/html": table_html(entry)}
+
     for s in summaries:
         series = handle.series_since(s["name"], record=record)
-        display(Image(data=figure_png(series_figure(s["name"], series.steps, series.values))))
-        print(f"{s['name']}: {s['count']:,} points, last at step {s['last_step']}")
+        print(scalar_text(s))
+        display(Shown(_spark_text(series.values), partial(chart, s["name"], series.steps, series.values)))
     for entry in logged:
+        head, _, text = describe(entry, record.run_id).partition("\n")
+        print(head)
         if entry.kind == "image":
-            display(Image(data=handle.file_path(entry.images[-1]["file"], record=record).read_bytes()))
+            path = handle.file_path(entry.images[-1]["file"], record=record)
+            display(Shown(text, partial(picture, path)))
         elif entry.kind == "list":
             values = [float(v) if isinstance(v, (int, float)) else float("nan") for v in entry.values]
-            display(
-                Image(
-                    data=figure_png(
-                        series_figure(f"{entry.name} (list)", list(range(len(values))), values, xlabel="index")
-                    )
-                )
-            )
+            plot = partial(chart, f"{entry.name} (list)", list(range(len(values))), values, "index")
+            display(Shown(f"{text}\n{_spark_text(values)}", plot))
         else:
-            display(HTML(table_html(entry)))
-        print(describe(entry, record.run_id).split("\n")[0])
+            display(Shown(text, partial(table, entry)))
 
 
 def display_compare(refs: list[str]) -> Table:
