@@ -43,7 +43,7 @@ MODULES = {
     "azureml.core.compute_target": f"{_PKG}.compute",
     "azureml.core.authentication": f"{_PKG}.authentication",
     "azureml.core.model": f"{_PKG}.model",
-    "azureml.exceptions": f"{_PKG}.root",
+    "azureml.exceptions": f"{_PKG}.exceptions",
     "azureml.train": f"{_PKG}.root",
     "azureml.train.hyperdrive": f"{_PKG}.hyperdrive",
     "azureml.train.hyperdrive.parameter_expressions": f"{_PKG}.hyperdrive",

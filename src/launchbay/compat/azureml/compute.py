@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import UnknownTargetError
+from ...errors import TargetError, UnknownTargetError
 from .unsupported import module_getattr, not_supported
 
 _HOW = (
@@ -19,8 +19,8 @@ _HOW = (
 )
 
 
-class ComputeTargetException(Exception):
-    """v1's exception for a missing target (also raised for launchbay's unknown target)."""
+#: v1's exception for a target that is missing or misbehaves: launchbay's TargetError (azureml.exceptions has it too)
+ComputeTargetException = TargetError
 
 
 class ComputeTarget:
@@ -65,7 +65,7 @@ class ComputeTarget:
         return f"ComputeTarget(name={self.name!r}, type={self.type!r})"
 
 
-class _MissingTarget(ComputeTargetException, UnknownTargetError):
+class _MissingTarget(TargetError, UnknownTargetError):
     """v1 scripts catch ComputeTargetException to decide to create the cluster: keep that working."""
 
 

@@ -1,17 +1,14 @@
-"""The top of the ``azureml`` package (and ``azureml.train``, ``azureml.exceptions``)."""
+"""The top of the ``azureml`` package (and ``azureml.train``); v1's exception names are here too."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...errors import LaunchbayError
+from .exceptions import AzureMLException as AzureMLException
+from .exceptions import ProjectSystemException as ProjectSystemException
+from .exceptions import UserErrorException as UserErrorException
+from .exceptions import WebserviceException as WebserviceException
 from .unsupported import module_getattr
-
-#: v1's root exception; launchbay raises its own tree (LaunchbayError), caught by this name too
-AzureMLException = LaunchbayError
-UserErrorException = LaunchbayError
-WebserviceException = LaunchbayError
-ProjectSystemException = LaunchbayError
 
 
 def __getattr__(name: str) -> Any:

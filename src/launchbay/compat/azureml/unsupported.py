@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import NoReturn
 
 from ...errors import NotSupportedError
 
-_SEE = "See README.md, 'Migrating from Azure ML v1', for what the compatibility layer covers."
+#: what the layer covers, for a v1 name it does not: said in the message (pip users have no README)
+COVERED = (
+    "azureml.core (Workspace, Experiment, ScriptRunConfig, Environment, Run, Model, ComputeTarget), "
+    "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), azureml.widgets (RunDetails) "
+    "and azureml.exceptions"
+)
+LAUNCHBAY_WAY = (
+    "For the rest use launchbay itself: launchbay.submit('train.py', target='NAME', environment='NAME'), "
+    "launchbay.sweep(...), launchbay.get_run(ID); `launchbay --help` lists the commands."
+)
 
 #: v1 feature (module prefix or class name) → the launchbay alternative
 ALTERNATIVES = {
@@ -40,7 +50,8 @@ ALTERNATIVES = {
     "InferenceConfig": "Deployment is not part of launchbay; register the model and serve it yourself.",
     "Pipeline": "Pipelines are not part of launchbay; chain runs from Python with experiment.submit(...).",
     "Keyvault": "Keep secrets in environment variables; launchbay.toml can reference them as ${NAME}.",
-    "LinkedService": "Linked services are not part of launchbay.",
+    "LinkedService": "Linked services are not part of launchbay; reach other services from your script "
+    "with their own client libraries, credentials in environment variables (${NAME} in launchbay.toml).",
     "PrivateEndPointConfig": "launchbay has no cloud networking; targets are your own machines.",
 }
 
@@ -49,14 +60,27 @@ def module_message(name: str) -> str:
     for prefix in sorted(ALTERNATIVES, key=len, reverse=True):
         if name == prefix or name.startswith(prefix + "."):
             return f"{name} (Azure ML v1) is not available on launchbay. {ALTERNATIVES[prefix]}"
-    return f"{name} (Azure ML v1) is not covered by launchbay's compatibility layer. {_SEE}"
+    return (
+        f"{name} (Azure ML v1) is not covered by launchbay's compatibility layer, which has {COVERED}. {LAUNCHBAY_WAY}"
+    )
 
 
 def attribute_message(module: str, attr: str) -> str:
     hint = ALTERNATIVES.get(attr)
     if hint:
         return f"{module}.{attr} (Azure ML v1) is not available on launchbay. {hint}"
-    return f"{module}.{attr} (Azure ML v1) is not covered by launchbay's compatibility layer. {_SEE}"
+    what = f"{module}.{attr} (Azure ML v1) is not covered by launchbay's compatibility layer"
+    return f"{what}; {_has(module)}. {LAUNCHBAY_WAY}"
+
+
+def _has(module: str) -> str:
+    """What the v1 module ``module`` offers here: its names, or the layer's modules for one without a list."""
+    from . import MODULES
+
+    names = getattr(importlib.import_module(MODULES[module]), "__all__", None) if module in MODULES else None
+    if not names:
+        return f"the layer has {COVERED}"
+    return f"{module} has {', '.join(sorted(names))}"
 
 
 def module_getattr(module: str, attr: str) -> NoReturn:
