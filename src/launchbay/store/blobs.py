@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 class BlobStore:
@@ -19,6 +20,15 @@ class BlobStore:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
         return self.root / digest[:2] / digest[2:]
+
+    def local_path(self, digest: str) -> Path:
+        """A file on this machine holding the blob (hard-link it, mount its folder, send it).
+
+        For the folder store it is the blob itself; a remote store fills a local cache first."""
+        return self.path(digest)
+
+    def open(self, digest: str) -> BinaryIO:
+        return self.path(digest).open("rb")
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
