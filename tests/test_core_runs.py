@@ -46,6 +46,39 @@ def test_python_api_submit_wait_and_read_back(project: Path) -> None:
     assert [r.run_id for r in launchbay.runs(experiment="api")] == [handle.run_id]
 
 
+LOGS_A_LONG_SERIES = """
+import math
+from launchbay import Run
+run = Run.get_context()
+for i in range(300_000):
+    run.log("loss", math.exp(-i / 50_000) + math.sin(i) / 7, step=i)
+run.log("loss", float("nan"), step=300_000)
+run.log("loss", -math.inf, step=300_001)
+for i in range(1_000):
+    run.log("seen", 3 * i, step=i)
+run.log("final", 0.125)
+"""
+
+
+def test_get_metrics_gives_every_logged_value_of_a_long_series_exactly_in_the_v1_shape(project: Path) -> None:
+    import math
+
+    import numpy as np
+
+    write(project, "long.py", LOGS_A_LONG_SERIES)
+    handle = launchbay.submit("long.py", system_metrics_interval_s=0)
+    assert handle.wait(show_output=False) == "Completed"
+    metrics = handle.get_metrics()
+    logged = [math.exp(-i / 50_000) + math.sin(i) / 7 for i in range(300_000)] + [math.nan, -math.inf]
+    loss = metrics["loss"]
+    assert type(loss) is list and len(loss) == len(logged) and all(type(v) is float for v in loss)
+    assert np.array_equal(np.array(loss), np.array(logged), equal_nan=True)  # every bit, NaN and -inf too
+    assert metrics["seen"] == [3 * i for i in range(1_000)] and all(type(v) is int for v in metrics["seen"])
+    assert metrics["final"] == 0.125  # one point: the value itself, as in Azure ML v1
+    assert np.array_equal(handle.get_metric_series("loss").values, np.array(loss), equal_nan=True)
+    assert handle.get_metrics("seen") == {"seen": metrics["seen"]}
+
+
 def test_a_runner_killed_with_sigkill_becomes_failed_with_a_reason(project: Path) -> None:
     write(project, "slow.py", "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
     handle = launchbay.submit("slow.py")
