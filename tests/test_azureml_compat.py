@@ -378,6 +378,38 @@ def test_the_migration_notebook_runs_v1_cells_unchanged(tmp_path: Path, monkeypa
     assert "best loss" in text and "of 4 runs" in text
 
 
+@pytest.mark.slow
+def test_the_migration_notebook_shows_the_runs_log_once_where_its_widget_streams_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JupyterLab: RunDetails(run).show() streams the log in its widget; the same cell's
+    wait_for_completion(show_output=True) printed it again below."""
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    work = tmp_path / "nb"
+    work.mkdir()
+    source = Path(__file__).resolve().parent.parent / "notebooks" / "migrating-from-azureml-v1.ipynb"
+    shutil.copy(source, work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("LAUNCHBAY_WIDGETS", "1")  # as in JupyterLab: the widgets render
+    nb = nbformat.read(work / source.name, as_version=4)
+    submit = next(i for i, cell in enumerate(nb.cells) if "RunDetails(run).show()" in cell.source)
+    nb.cells = nb.cells[: submit + 1]
+    client = NotebookClient(
+        nb, timeout=180, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(work)}}
+    )
+    client.execute()
+    printed = "".join(out.get("text", "") for out in nb.cells[submit].outputs)
+    states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
+    in_widgets = "".join(out.get("text", "") for state in states for out in state["state"].get("outputs", []))
+    shown = printed + in_widgets
+    assert shown.count("epoch 0: loss 0.7000") == 1 and shown.count("epoch 9: loss 0.0282") == 1, (printed, in_widgets)
+    assert "epoch 9: loss 0.0282" in in_widgets  # the widget has the whole log when the cell ends
+
+
 SWEEP_TRAIN = """
     import argparse
     from azureml.core import Run

@@ -28,6 +28,7 @@ class Run:
         self.experiment = experiment
         self.id = run_id
         self._handle = launchbay.get_run(run_id, store=experiment.workspace._store)
+        self._live_view: tuple[Any, int | None] | None = None  # RunDetails(run).show()'s widget, and its cell
 
     # -- inside a run ------------------------------------------------------------------------------
     @classmethod
@@ -102,9 +103,23 @@ class Run:
     def wait_for_completion(
         self, show_output: bool = False, wait_post_processing: bool = False, raise_on_error: bool = True
     ) -> dict[str, Any]:
-        """Block until the run ends (streaming its log with ``show_output``); v1's details after."""
+        """Block until the run ends (streaming its log with ``show_output``); v1's details after.
+
+        Under the cell whose ``RunDetails(run).show()`` put the live widget up, the widget streams the
+        log: it is not printed again below it, and the widget shows all of it when this returns."""
+        from .widgets import cell_number
+
+        view, cell = self._live_view or (None, None)
+        if view is not None and cell == cell_number():
+            self._handle.wait()
+            view.wait_until_done(timeout=30)
+            show_output = False
         self._handle.wait_for_completion(show_output=show_output, raise_on_error=raise_on_error)
         return self.get_details()
+
+    def _shown_live(self, view: Any, cell: int | None) -> None:
+        """``RunDetails(run).show()`` displayed ``view``, a live widget of this run, under ``cell``."""
+        self._live_view = (view, cell)
 
     def cancel(self) -> None:
         self._handle.cancel()
