@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .distributed import DistributedLike, parse
@@ -29,11 +29,14 @@ def submit(
     env_vars: dict[str, str] | None = None,
     store: str | os.PathLike[str] | None = None,
     distributed: DistributedLike = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> RunHandle:
     """Run ``script`` (relative to the current folder) on ``target`` (default: launchbay.toml's
     ``[defaults] target``, else local); see ``launchbay.project`` for the root.
 
     Returns at once with a handle; ``handle.wait(show_output=True)`` streams the log.
+    ``on_progress(line)`` hears what the submit is doing meanwhile (an environment build, the snapshot),
+    the lines ``launchbay submit`` prints.
     """
     from .project import locate
 
@@ -54,7 +57,7 @@ def submit(
         env_vars=dict(env_vars or {}),
         distributed=_distributed_dict(distributed),
     )
-    return session.submit(spec, place.root)
+    return session.submit(spec, place.root, on_progress=on_progress)
 
 
 def _distributed_dict(value: DistributedLike) -> dict[str, Any] | None:

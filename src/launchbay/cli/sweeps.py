@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from ..errors import ConfigError
 
@@ -107,8 +107,9 @@ def _print_json_or_id(args: argparse.Namespace, run_id: str) -> None:
         print(run_id)
 
 
-def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
-    """Print a line when a child starts, ends or is stopped, and when the best so far improves."""
+def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5, out: TextIO | None = None) -> str:
+    """Print a line when a child starts, ends or is stopped, and when the best so far improves (on stderr,
+    or ``out``)."""
     from ..sweeps.handle import readable, shown
 
     config = handle.config()
@@ -117,7 +118,7 @@ def watch(handle: Any, quiet: bool = False, poll_s: float = 0.5) -> str:
     started: set[str] = set()
     ended: set[str] = set()
     best: float | None = None
-    say = (lambda _line: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    say = (lambda _line: None) if quiet else (lambda line: print(line, file=out or sys.stderr, flush=True))
     while True:
         status = handle.status
         rows = handle.table()

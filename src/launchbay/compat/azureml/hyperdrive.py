@@ -10,6 +10,7 @@ that outlives the notebook) and returns a :class:`HyperDriveRun`.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from ...errors import ConfigError
@@ -219,6 +220,17 @@ class HyperDriveRun(Run):
         import launchbay
 
         return launchbay.get_sweep(self.id, store=self.experiment.workspace._store)
+
+    def wait_for_completion(
+        self, show_output: bool = False, wait_post_processing: bool = False, raise_on_error: bool = True
+    ) -> dict[str, Any]:
+        """Block until the sweep ends; with ``show_output`` print each trial's start and end and the best
+        so far as they happen (the lines ``launchbay sweep`` prints). Ctrl-C stops the printing, not the sweep."""
+        if show_output:
+            from ...cli.sweeps import watch
+
+            watch(self.handle, out=sys.stdout)  # where v1 printed, and the notebook shows as output
+        return super().wait_for_completion(raise_on_error=raise_on_error)
 
     def get_best_run_by_primary_metric(
         self, include_failed: bool = True, include_canceled: bool = True, include_resume_from_runs: bool = True

@@ -22,6 +22,11 @@ from .unsupported import module_getattr, not_supported
 DEFAULT_MAX_RUN_S = 2592000  # v1's default: 30 days
 
 
+def say(message: str) -> None:
+    """What a submit does while the caller waits (an environment build): the lines ``launchbay submit`` prints."""
+    print(f"launchbay: {message}", flush=True)
+
+
 class PyTorchConfiguration:
     """``process_count`` is the total over all nodes, as in v1."""
 
@@ -248,7 +253,7 @@ class ScriptRunConfig:
 
         from .core import Run
 
-        handle = launchbay.submit(**self.launchbay_arguments(experiment, tags))
+        handle = launchbay.submit(**self.launchbay_arguments(experiment, tags), on_progress=say)
         return Run(experiment, handle.run_id)
 
 

@@ -21,7 +21,7 @@ class RunDetails:
         from IPython.display import display
 
         target = self._target()
-        show = _registered_display(target)
+        show = _registered_display(target) or _launchbay_display(target)
         if show is None:
             display(target)
             return
@@ -43,6 +43,17 @@ def _registered_display(obj: Any) -> Any:
         return get_ipython().display_formatter.ipython_display_formatter.lookup(obj)
     except (ImportError, AttributeError, KeyError):  # not in IPython, or nothing registered
         return None
+
+
+def _launchbay_display(obj: Any) -> Any:
+    """How the extension shows a handle, where it is not registered (plain Python): the text view there."""
+    from ...handle import RunHandle
+    from ...ipython.display import display_run, display_sweep
+    from ...sweeps.handle import SweepHandle
+
+    if isinstance(obj, SweepHandle):
+        return display_sweep
+    return display_run if isinstance(obj, RunHandle) else None
 
 
 def cell_number() -> int | None:
