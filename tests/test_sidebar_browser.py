@@ -459,3 +459,64 @@ def test_a_portal_link_opens_its_run_in_the_sidebar(page: Any, lab: Lab) -> None
     page.goto(f"{lab.url}/lab?launchbay-run={lab.second.run_id}")
     page.wait_for_selector(f'{VISIBLE} .lb-run-view[data-run-id="{lab.second.run_id}"]', timeout=90_000)
     shot(page, "portal-link")
+
+
+# The last `n` characters of an element's text are drawn inside its box (not cut off behind an ellipsis).
+END_SHOWN = """(e, n) => {
+  const text = e.textContent, box = e.getBoundingClientRect();
+  const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  let left = n;
+  for (const node of nodes.reverse()) {
+    for (let i = node.length - 1; i >= 0 && left > 0; i--, left--) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const r = range.getBoundingClientRect();
+      if (r.width === 0 || r.left < box.left - 0.5 || r.right > box.right + 0.5) return false;
+    }
+  }
+  return text.length >= n && left === 0;
+}"""
+
+
+def test_long_run_names_show_their_distinguishing_end_and_the_full_name_on_hover(page: Any, lab: Lab) -> None:
+    names = ["launchbay-quickstart-train-lr-0.1", "launchbay-quickstart-train-lr-0.001"]
+    handles = [lab.submit("hello.py", "print('hello')\n", experiment="sidebar", name=name) for name in names]
+    for handle in handles:
+        page.wait_for_selector(row(handle.run_id))
+    shot(page, "long-names")
+    for handle, name in zip(handles, names, strict=True):
+        shown = page.locator(f"{row(handle.run_id)} .lb-run-name")
+        width = shown.evaluate("e => e.getBoundingClientRect().width")
+        assert shown.evaluate(END_SHOWN, len("lr-0.001")), f"the end of {name!r} is visible ({width:.0f} px)"
+        assert shown.text_content() == name, "the whole name is in the row (the middle may be elided)"
+        assert shown.get_attribute("title") == name, "hovering the name shows it in full"
+    page.click(f"{row(handles[1].run_id)} .lb-run-name")  # the name still opens its run
+    page.wait_for_selector(f'{VISIBLE} .lb-run-view[data-run-id="{handles[1].run_id}"]')
+
+
+def test_comparing_two_runs_shows_their_tags_with_differences_marked(page: Any, lab: Lab) -> None:
+    from launchbay.store import open_store
+
+    store = open_store(lab.store)
+    for handle, tags in (
+        (lab.first, {"dataset": "v1", "owner": "maya"}),
+        (lab.second, {"dataset": "v2", "owner": "maya"}),
+    ):
+        for key, value in tags.items():
+            store.set_tag(store.get_run(handle.run_id).pk, key, value)
+    for handle in (lab.first, lab.second):
+        page.check(f"{row(handle.run_id)} .lb-run-select")
+    page.click(f"{SIDEBAR} .lb-compare")
+    view = f"{VISIBLE} .lb-compare-view"
+    page.wait_for_selector(f'{view} tr.lb-param[data-key="lr"]')
+    shot(page, "compare-tags")
+    dataset = page.locator(f'{view} tr.lb-tag[data-key="dataset"]')
+    assert dataset.locator("td").all_inner_texts() == ["v1", "v2"]
+    assert "lb-diff" in (dataset.get_attribute("class") or ""), "a tag that differs is marked like a parameter"
+    owner = page.locator(f'{view} tr.lb-tag[data-key="owner"]')
+    assert owner.locator("td").all_inner_texts() == ["maya", "maya"]
+    assert "lb-diff" not in (owner.get_attribute("class") or "")
+    assert page.locator(f"{view} tr.lb-compare-sep th").all_inner_texts() == ["Parameters", "Tags"]

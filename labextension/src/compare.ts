@@ -1,5 +1,5 @@
 /**
- * Compare runs: parameters side by side (differing rows highlighted), each
+ * Compare runs: parameters and tags side by side (differing rows highlighted), each
  * metric overlaid on one chart (a line per run), and the snapshot diff.
  */
 import { Widget } from '@lumino/widgets';
@@ -184,21 +184,27 @@ export class CompareView extends Widget {
       infoRow(pm, r => (r.primary_metric && r.primary_metric.name === pm ? formatValue(r.primary_metric.value) : ''));
     }
 
-    const sep = el('tr', 'lb-compare-sep');
-    const sepCell = el('th', '', 'Parameters');
-    sepCell.colSpan = runs.length + 1;
-    sep.appendChild(sepCell);
-    body.appendChild(sep);
+    const section = (title: string) => {
+      const sep = el('tr', 'lb-compare-sep');
+      const sepCell = el('th', '', title);
+      sepCell.colSpan = runs.length + 1;
+      sep.appendChild(sepCell);
+      body.appendChild(sep);
+    };
+    const none = (text: string) => {
+      const tr = el('tr');
+      const td = el('td', 'lb-none', text);
+      td.colSpan = runs.length + 1;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    };
+    section('Parameters');
 
     const params = result.params || { keys: [], differing: [] };
     const differing = new Set(params.differing || []);
     const keys = params.keys && params.keys.length ? params.keys : Array.from(new Set(runs.flatMap(r => Object.keys(r.params || {})))).sort();
     if (!keys.length) {
-      const tr = el('tr');
-      const td = el('td', 'lb-none', 'No parameters.');
-      td.colSpan = runs.length + 1;
-      tr.appendChild(td);
-      body.appendChild(tr);
+      none('No parameters.');
     }
     for (const key of keys) {
       const vals = runs.map(r => {
@@ -206,6 +212,17 @@ export class CompareView extends Widget {
         return key in p ? formatValue(p[key]) : '—';
       });
       addRow(key, vals, differing.has(key) ? 'lb-param lb-diff' : 'lb-param');
+    }
+
+    // Tags, marked where they differ as parameters are (a tag only some runs have differs too).
+    section('Tags');
+    const tagKeys = Array.from(new Set(runs.flatMap(r => Object.keys(r.tags || {})))).sort();
+    if (!tagKeys.length) {
+      none('No tags.');
+    }
+    for (const key of tagKeys) {
+      const vals = runs.map(r => (r.tags && key in r.tags ? String(r.tags[key]) : '—'));
+      addRow(key, vals, differs(vals) ? 'lb-tag lb-diff' : 'lb-tag');
     }
     table.appendChild(body);
     return table;

@@ -25,6 +25,24 @@ import {
 const PAGE = 50;
 const POLL_MS = 2000;
 
+/** How many of a name's last characters a narrow row always shows (`lr-0.001`, a run id's counter). */
+const NAME_TAIL = 10;
+
+/**
+ * A run's name that keeps its distinguishing end in view in a narrow row: the start gives way to an
+ * ellipsis in the middle ("launchbay-qu…-lr-0.001"); the full name is its tooltip. The tail's width is
+ * given in `ch` (the name is in the code font), so the head is cut exactly where the tail begins.
+ */
+export function runName(name: string): HTMLSpanElement {
+  const span = el('span', 'lb-run-name');
+  span.title = name;
+  const cut = Math.max(0, name.length - NAME_TAIL);
+  span.style.setProperty('--lb-name-tail', `${name.length - cut}ch`);
+  span.appendChild(el('span', 'lb-run-name-head', name.slice(0, cut)));
+  span.appendChild(el('span', 'lb-run-name-tail', name.slice(cut)));
+  return span;
+}
+
 export interface ISidebarOptions {
   openRun: (runId: string) => void;
   compare: (runIds: string[]) => void;
@@ -235,7 +253,7 @@ export class RunsSidebar extends Widget {
     if (run.status_detail) {
       line1.appendChild(el('span', 'lb-run-status-detail', `— ${run.status_detail}`));
     }
-    line1.appendChild(el('span', 'lb-run-name', run.name || run.run_id));
+    line1.appendChild(runName(run.name || run.run_id));
     const line2 = el('div', 'lb-run-line2');
     const exp = el('span', 'lb-run-experiment', run.experiment);
     exp.title = `Show only experiment ${run.experiment}`;
