@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -52,6 +53,18 @@ def test_magic_cli_api_and_sweeps_snapshot_the_same_project_root(repo: Path) -> 
     assert "ran" in cli("logs", cli_run).stdout  # the script ran from notebooks/, inside the repo's snapshot
     assert "Completed after" in out and f"(project {repo})" in out
     assert sweep.wait() == "Completed"
+
+
+def test_the_repositorys_notebooks_folder_is_its_own_project_not_the_whole_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart opens notebooks/ of this repository: its runs snapshot that folder, not the repo."""
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    report = json.loads(CLI(notebooks)("snapshot", "--dry-run", "--json", check=True).stdout)
+    taken = sorted(f["path"] for f in report["included"])
+    assert "quickstart.ipynb" in taken and "migrating-from-azureml-v1.ipynb" in taken, taken
+    assert len(taken) < 20 and not any(p.startswith(("src/", "tests/", "notebooks/")) for p in taken), taken
 
 
 def test_every_cli_option_has_help() -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from launchbay.store import open_store
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -29,12 +32,21 @@ def outputs_text(nb: nbformat.NotebookNode) -> str:
 
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    work = tmp_path / "quickstart"
+    repo = tmp_path / "repo"  # as the quickstart opens it: notebooks/ in a git work tree with more in it
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src").mkdir()
+    (repo / "src" / "big.py").write_text("# not the notebook's\n" * 1000)
+    work = repo / "notebooks"
     work.mkdir()
-    shutil.copy(NOTEBOOKS / "quickstart.ipynb", work)
+    for name in ("quickstart.ipynb", "launchbay.toml"):
+        shutil.copy(NOTEBOOKS / name, work)
     monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
     nb = execute(work / "quickstart.ipynb", work)
     text = outputs_text(nb)
+    with open_store(tmp_path / "store") as store:
+        runs = store.list_runs()
+    assert len(runs) == 3 and {r.properties["launchbay.source_dir"] for r in runs} == {str(work)}
+    assert {r.experiment for r in runs} == {"notebooks"}  # the notebook folder's project, not the repo's
     assert "Completed" in text
     assert "31 9" in text
     assert "Pulled into the notebook: total, biggest" in text
