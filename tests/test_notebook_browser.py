@@ -466,3 +466,71 @@ def test_a_widget_left_by_a_restarted_kernel_says_so_and_how_to_reattach(
     handle = launchbay.get_run(run_id, store=lab.store)
     assert handle.status == "Running", "the run itself goes on"
     handle.cancel()
+
+
+FIRST_PLOT_CELLS = [
+    "%load_ext launchbay",
+    """%%submit -e browser --name first-plot --max-duration 120
+import time
+from launchbay import Run
+
+run = Run.get_context()
+for step in range(300):
+    run.log("loss", 1.0 / (1 + step), step=step)
+    print(f"step {step}", flush=True)
+    time.sleep(0.2)""",
+]
+# Every <img> of a run widget that the page showed without a picture (a broken-image icon), seen as it
+# happens: an image whose load failed while it was on screen, or one on screen that has no picture.
+WATCH_BROKEN_IMAGES = """() => {
+  window.lbBrokenImages = [];
+  const note = (img, why) => {
+    if (img.closest('.lb-run-widget') && img.offsetParent !== null) {
+      window.lbBrokenImages.push(why + ' ' + img.className);
+    }
+  };
+  const failed = e => { if (e.target instanceof HTMLImageElement) note(e.target, 'failed'); };
+  document.addEventListener('error', failed, true);
+  const look = () => {
+    for (const img of document.querySelectorAll('.lb-run-widget img')) {
+      if (img.complete && img.naturalWidth === 0) note(img, 'empty');
+    }
+    requestAnimationFrame(look);
+  };
+  look();
+}"""
+# The Cancel button's label is shown whole: nothing of it is cut off by the button's own width.
+CANCEL_FITS = "b => b.scrollWidth <= b.clientWidth && b.getBoundingClientRect().width >= 60"
+
+
+def test_a_running_widget_shows_no_broken_image_and_a_whole_cancel_button(
+    open_notebook: Callable[..., NotebookPage], lab: Lab
+) -> None:
+    nb = open_notebook("first-plot", FIRST_PLOT_CELLS)
+    nb.page.set_viewport_size({"width": 1280, "height": 900})
+    nb.page.evaluate(WATCH_BROKEN_IMAGES)
+    nb.run_cell(0)
+    nb.run_cell(1)
+    widget = nb.widget()
+    widget.wait_for(timeout=60_000)
+    cancel = widget.locator(".lb-widget-cancel")
+    wait_for(lambda: nb.status() == "Running" and cancel.is_visible(), 60, "the run is running with its Cancel button")
+    nb.screenshot("running-1280")
+    wait_for(lambda: nb.plot_sources(), 60, "the loss plot appears")
+    wait_for(
+        lambda: widget.locator("img.lb-widget-plot").evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)"),
+        30,
+        "the loss plot is drawn",
+    )
+    assert nb.page.evaluate("window.lbBrokenImages") == [], "no broken-image icon before the first plot"
+    assert cancel.inner_text().strip() == "Cancel" and cancel.evaluate(CANCEL_FITS), "Cancel is readable at 1280 px"
+    nb.screenshot("plot-1280")
+
+    # A narrow notebook (a 700 px window): the header wraps, Cancel stays whole and on screen.
+    nb.page.set_viewport_size({"width": 700, "height": 900})
+    wait_for(lambda: cancel.evaluate(CANCEL_FITS), 10, "Cancel is readable in a narrow notebook")
+    box, panel = cancel.bounding_box(), nb.panel.bounding_box()
+    assert box is not None and panel is not None and box["x"] + box["width"] <= panel["x"] + panel["width"]
+    nb.screenshot("plot-700")
+    cancel.click()
+    wait_for(lambda: nb.status() == "Canceled", 30, "the run is canceled")

@@ -50,7 +50,8 @@ class _Gallery(w.VBox):
     def __init__(self, name: str, read: Any) -> None:
         self._read, self._shown = read, ""  # read(file) -> bytes | None
         self._images: list[dict[str, Any]] = []
-        self._picture = w.Image(format="png", layout=w.Layout(max_width="420px"))
+        # hidden until it has a picture (an image file not synced back yet): no broken-image icon
+        self._picture = w.Image(format="png", layout=w.Layout(max_width="420px", display="none"))
         self._caption = w.HTML()
         self._slider = w.IntSlider(min=0, max=0, description="step", layout=w.Layout(width="320px", display="none"))
         self._slider.observe(self._show, names="value")
@@ -82,6 +83,7 @@ class _Gallery(w.VBox):
             data = self._read(image["file"])
             if data is not None:
                 self._picture.value, self._shown = data, image["file"]
+                self._picture.layout.display = None
         latest = len(self._images) - 1
         self._caption.value = (
             f"<b>{html.escape(self.name)}</b> <small>step {image['step']} of {latest}"
@@ -134,7 +136,7 @@ class LoggedView(w.VBox):
     def _update_list(self, entry: Logged) -> None:
         image, drawn = self._list_plots.get(entry.name, (None, None))
         if image is None:
-            image = w.Image(format="png", layout=w.Layout(width="420px"))
+            image = w.Image(format="png", layout=w.Layout(width="420px", display="none"))  # until drawn
             image.add_class("lb-widget-list")
             self._lists.children = (*self._lists.children, image)
         elif drawn == entry.values:
@@ -142,4 +144,5 @@ class LoggedView(w.VBox):
         numbers = [float(v) if isinstance(v, (int, float)) else np.nan for v in entry.values]
         values = np.array(numbers, dtype=np.float64)
         image.value = figure_png(series_figure(f"{entry.name} (list)", np.arange(len(values)), values, xlabel="index"))
+        image.layout.display = None
         self._list_plots[entry.name] = (image, list(entry.values))

@@ -152,10 +152,11 @@ class RunWidget(w.VBox):
     def __init__(self, handle: RunHandle, pull_into: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.handle = handle
         self._pull_into = pull_into
-        self._header = w.HTML()
+        # The header takes the room left and wraps; Cancel keeps its natural width (it was squeezed to "C…").
+        self._header = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self._header.add_class("lb-widget-header")
         self._cancel = w.Button(
-            description="Cancel", button_style="danger", icon="stop", layout=w.Layout(width="100px")
+            description="Cancel", button_style="danger", icon="stop", layout=w.Layout(width="auto", flex="0 0 auto")
         )
         self._cancel.add_class("lb-widget-cancel")
         self._cancel.on_click(self._on_cancel)
@@ -272,7 +273,8 @@ class RunWidget(w.VBox):
         name = summary["name"]
         buf = self._series.get(name)
         if buf is None:
-            image = w.Image(format="png", layout=w.Layout(width="420px"))
+            # hidden until its first picture: an empty image shows as a broken-image icon
+            image = w.Image(format="png", layout=w.Layout(width="420px", display="none"))
             image.add_class("lb-widget-plot")
             buf = self._series[name] = _SeriesBuffer(name, image)
             if SystemGroup.wants(name):
@@ -293,7 +295,7 @@ class RunWidget(w.VBox):
     def _draw(buf: _SeriesBuffer) -> None:
         title = f"{buf.name} (rounded)" if buf.rounded else buf.name  # some values are the nearest float64
         buf.image.value = figure_png(series_figure(title, buf.steps, buf.values))
-        buf.image.layout.display = None  # a system plot stays hidden until it has a picture
+        buf.image.layout.display = None  # every plot stays hidden until it has a picture
         buf.drawn_count, buf.last_draw = len(buf.values), time.time()
 
     def _finish(self, record: RunRecord) -> None:
