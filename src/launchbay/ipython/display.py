@@ -11,6 +11,8 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from ..summary_text import run_summary_text
+
 if TYPE_CHECKING:
     from ..handle import RunHandle
     from ..sweeps.handle import SweepHandle
@@ -49,24 +51,6 @@ def widget_frontend_likely() -> bool:
     if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
         return False
     return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
-
-
-def run_summary_text(handle: RunHandle) -> str:
-    record = handle.record()
-    lines = [f"Run {record.run_id} · {record.experiment} · {record.target} · {record.status.value}"]
-    if record.status_detail:  # what a full disk kept out of the run
-        lines[0] += f" — {record.status_detail}"
-    if record.properties.get("launchbay.rerun_of"):
-        lines[0] += f" · re-run of {record.properties['launchbay.rerun_of']}"
-    for s in handle.metric_summaries(record=record):
-        lines.append(f"  {s['name']}: last {s['last']:.6g} (step {s['last_step']}, {s['count']} points)")
-    if record.status.is_terminal():
-        lines.append(f"  exit code {record.exit_code}")
-        if record.error:
-            lines.append(f"  error: {record.error.get('message')}")
-    else:
-        lines.append(f"  follow it with `%launchbay show {record.run_id}`")
-    return "\n".join(lines)
 
 
 def display_run(handle: RunHandle, pull_into: dict[str, Any] | None = None) -> Any:

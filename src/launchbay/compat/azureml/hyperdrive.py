@@ -227,7 +227,7 @@ class HyperDriveRun(Run):
         """Block until the sweep ends; with ``show_output`` print each trial's start and end and the best
         so far as they happen (the lines ``launchbay sweep`` prints). Ctrl-C stops the printing, not the sweep."""
         if show_output:
-            from ...cli.sweeps import watch
+            from ...sweeps.watch import watch
 
             watch(self.handle, out=sys.stdout)  # where v1 printed, and the notebook shows as output
         return super().wait_for_completion(raise_on_error=raise_on_error)

@@ -46,14 +46,16 @@ def _registered_display(obj: Any) -> Any:
 
 
 def _launchbay_display(obj: Any) -> Any:
-    """How the extension shows a handle, where it is not registered (plain Python): the text view there."""
+    """How a handle shows where the extension is not registered (plain Python): its text view."""
     from ...handle import RunHandle
-    from ...ipython.display import display_run, display_sweep
+    from ...summary_text import run_summary_text
     from ...sweeps.handle import SweepHandle
 
     if isinstance(obj, SweepHandle):
-        return display_sweep
-    return display_run if isinstance(obj, RunHandle) else None
+        return lambda sweep: print(sweep.table())
+    if isinstance(obj, RunHandle):
+        return lambda run: print(run_summary_text(run, follow="launchbay show"))
+    return None
 
 
 def cell_number() -> int | None:
