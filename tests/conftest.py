@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -244,40 +244,63 @@ def target_params(*kinds: str) -> list[object]:
     return [k if k == "local" else pytest.param(k, marks=getattr(pytest.mark, k.split("-")[0])) for k in kinds]
 
 
-TARGETS = target_params("local", "docker", "docker-tcp", "ssh", "ray", "slurm")
+# -- how each flavour is made: one row a target. A factory yields the configured target and cleans up after it;
+# ``scratch`` is a folder of the flavour's own (under the session's base temp folder).
+Flavour = Callable[[pytest.FixtureRequest, Path], Iterator[TargetUnderTest]]
+
+
+def _local(request: pytest.FixtureRequest, scratch: Path) -> Iterator[TargetUnderTest]:
+    yield TargetUnderTest("local", "local", None)
+
+
+def _docker(request: pytest.FixtureRequest, scratch: Path) -> Iterator[TargetUnderTest]:
+    """``docker`` mounts the run folder (local socket); ``docker-tcp`` reaches the same daemon as a remote one
+    over tcp://, so the run folder is copied into the container and back."""
+    kind = request.param
+    need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+    host = request.getfixturevalue("tcp_daemon") if kind == "docker-tcp" else None
+    yield TargetUnderTest(kind, "box", {"type": "docker", "image": BASE_IMAGE, "docker_host": host})
+    remove_containers(str(scratch.parent))
+
+
+def _ssh(request: pytest.FixtureRequest, scratch: Path) -> Iterator[TargetUnderTest]:
+    need_service(all(SSH_ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
+    yield TargetUnderTest("ssh", "gpu-box", ssh_settings(scratch / "remote"), scratch / "remote")
+    from launchbay.targets.ssh import close_connections
+
+    close_connections()
+
+
+def _ray(request: pytest.FixtureRequest, scratch: Path) -> Iterator[TargetUnderTest]:
+    need_service(ray_answers(), "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
+    yield TargetUnderTest("ray", "ray", {"type": "ray", "address": RAY_ADDRESS})
+
+
+def _slurm(request: pytest.FixtureRequest, scratch: Path) -> Iterator[TargetUnderTest]:
+    """shared_dir: the run folder is elsewhere, and sync copies it back."""
+    need_service(slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
+    settings = {"type": "slurm", "python": sys.executable, "shared_dir": str(scratch / "shared")}
+    yield TargetUnderTest("slurm", "cluster", settings, scratch / "shared")
+
+
+FLAVOURS: dict[str, Flavour] = {
+    "local": _local,
+    "docker": _docker,
+    "docker-tcp": _docker,
+    "ssh": _ssh,
+    "ray": _ray,
+    "slurm": _slurm,
+}
+TARGETS = target_params(*FLAVOURS)
 
 
 @pytest.fixture(scope="module", params=TARGETS)
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetUnderTest]:
-    """Each target in turn, once per module (one Ray head, one Slurm, one sshd shared by every test).
-
-    Docker twice: ``docker`` mounts the run folder (local socket), ``docker-tcp`` reaches the same daemon as a
-    remote one over tcp://, so the run folder is copied into the container and back."""
+    """Each target in turn, once per module (one Ray head, one Slurm, one sshd shared by every test)."""
     kind: str = request.param
-    scratch = tmp_path_factory.mktemp(f"{kind}-target")
-    if kind == "local":
-        yield TargetUnderTest(kind, "local", None)
-        return
-    if kind.startswith("docker"):
-        need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
-        host = request.getfixturevalue("tcp_daemon") if kind == "docker-tcp" else None
-        yield TargetUnderTest(kind, "box", {"type": "docker", "image": BASE_IMAGE, "docker_host": host})
-        remove_containers(str(tmp_path_factory.getbasetemp()))
-    elif kind == "ssh":
-        need_service(all(SSH_ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
-        yield TargetUnderTest(kind, "gpu-box", ssh_settings(scratch / "remote"), scratch / "remote")
-        from launchbay.targets.ssh import close_connections
-
-        close_connections()
-    elif kind == "ray":
-        need_service(ray_answers(), "Ray head (LAUNCHBAY_TEST_RAY_ADDRESS)")
-        yield TargetUnderTest(kind, "ray", {"type": "ray", "address": RAY_ADDRESS})
-    elif kind == "slurm":  # shared_dir: the run folder is elsewhere, and sync copies it back
-        need_service(slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
-        settings = {"type": "slurm", "python": sys.executable, "shared_dir": str(scratch / "shared")}
-        yield TargetUnderTest(kind, "cluster", settings, scratch / "shared")
-    else:
+    if kind not in FLAVOURS:
         raise ValueError(f"no such target kind in the tests: {kind}")
+    yield from FLAVOURS[kind](request, tmp_path_factory.mktemp(f"{kind}-target"))
 
 
 @pytest.fixture(scope="session")
