@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError, UnknownTargetError
+from .plugins import target_types
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,10 +100,8 @@ class ProjectConfig:
                 f"Add a [targets.{name}] section to launchbay.toml or pick a known one."
             ) from None
         if "type" not in section:
-            raise ConfigError(
-                f"[targets.{name}] in {self.path} has no 'type'; "
-                'set type = "local", "docker", "ssh", "ray" or "slurm".'
-            )
+            *most, last = (f'"{kind}"' for kind in target_types())
+            raise ConfigError(f"[targets.{name}] in {self.path} has no 'type'; set type = {', '.join(most)} or {last}.")
         return section
 
     def target_names(self) -> list[str]:

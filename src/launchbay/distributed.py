@@ -4,8 +4,9 @@ A distributed run starts its entry point as several cooperating processes (ranks
 The configuration travels with the run as a plain dict (``RunSpec.distributed``,
 recorded with the run, kept on a re-run); the compute side reads it in
 ``distlaunch.py``. Everything a target cannot give (more processes than it has
-CPUs, a node count on a single-machine target, no ``mpirun``) is refused here,
-in one line, before a run exists.
+CPUs, a node count on a single-machine target, no ``mpirun``) is refused in one
+line, before a run exists: each target's ``check_distributed`` hook asks the
+checks here for what applies to it (targets/base.py).
 
 Written forms: ``PyTorch(process_count_per_node=2, node_count=1)`` in Python,
 ``pytorch:2`` / ``pytorch:2x2`` (nodes x processes) / ``mpi:4`` / ``tensorflow:2+1``
@@ -27,9 +28,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .config import ProjectConfig
     from .models import RunSpec
+    from .targets.base import Target
 
-#: targets where node_count means nothing: one machine (Ray: Ray places the ranks, or they run in the job)
-SINGLE_MACHINE = frozenset({"local", "docker", "ssh", "ray"})
 _FORM = re.compile(r"^\s*(pytorch|torch|mpi|tensorflow|tf)\s*(?::\s*(.*))?$", re.IGNORECASE)
 _EXAMPLES = "pytorch:2, pytorch:2x2 (nodes x processes), mpi:4 or tensorflow:2+1 (workers + parameter servers)"
 
@@ -189,30 +189,32 @@ def resolve(spec: RunSpec, config: ProjectConfig) -> RunSpec:
     return replace(spec, distributed=parsed.to_dict() if parsed else None)
 
 
-def check_for_target(dist: Distributed, target_type: str, settings: dict[str, Any], target: str) -> None:
-    """One clear line for what the target cannot give; called before the run exists."""
-    if target_type in SINGLE_MACHINE and dist.node_count > 1:
-        if target_type == "ray":
-            where = "places its ranks itself (a Ray worker each, or all in the job)"
-        else:
-            where = "runs every process on one machine"
+def check_node_count(dist: Distributed, target: Target[Any, Any]) -> None:
+    """A node count is for targets that give a run several machines (``multi_node``)."""
+    if dist.node_count > 1 and not target.multi_node:
         raise ConfigError(
-            f"Target {target!r} ({target_type}) {where}; node_count = {dist.node_count} is for Slurm targets. "
-            f"Use e.g. {dist.kind}:{dist.world_size} for {dist.world_size} processes."
+            f"Target {target.name!r} ({target.type_name}) {target.places_ranks}; node_count = {dist.node_count} is "
+            f"for Slurm targets. Use e.g. {dist.kind}:{dist.world_size} for {dist.world_size} processes."
         )
-    if target_type == "local":
-        cpus = os.cpu_count() or 1
-        if dist.world_size > cpus:
-            raise ConfigError(
-                f"{dist.describe()} asks for {dist.world_size} processes, more than the {cpus} CPUs of this machine; "
-                f"use at most {cpus}."
-            )
-    if dist.kind == "mpi" and target_type in ("local", "slurm") and not settings.get("host"):
-        if shutil.which("mpirun") is None:
-            raise ConfigError(
-                "An MPI run needs `mpirun` and it is not installed here; install Open MPI "
-                "(Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev) and retry."
-            )
+
+
+def check_local_cpus(dist: Distributed) -> None:
+    """Ranks on this machine: no more processes than it has CPUs."""
+    cpus = os.cpu_count() or 1
+    if dist.world_size > cpus:
+        raise ConfigError(
+            f"{dist.describe()} asks for {dist.world_size} processes, more than the {cpus} CPUs of this machine; "
+            f"use at most {cpus}."
+        )
+
+
+def check_mpirun(dist: Distributed) -> None:
+    """An MPI run started from this machine needs ``mpirun`` here."""
+    if dist.kind == "mpi" and shutil.which("mpirun") is None:
+        raise ConfigError(
+            "An MPI run needs `mpirun` and it is not installed here; install Open MPI "
+            "(Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev) and retry."
+        )
 
 
 def check_slurm_capacity(dist: Distributed, nodes: list[tuple[str, int]], target: str) -> None:
@@ -232,80 +234,28 @@ def check_slurm_capacity(dist: Distributed, nodes: list[tuple[str, int]], target
         )
 
 
-def prepare(spec: RunSpec, target: Any, config: ProjectConfig) -> RunSpec:
+def check_cluster_cpus(dist: Distributed, cpus: float | None, how: str, where: str, address: str) -> None:
+    """Ray: refuse more processes than the CPUs where they would run (None: the dashboard did not say)."""
+    if cpus is not None and dist.world_size > cpus:
+        raise ConfigError(
+            f"{dist.describe()} runs {dist.world_size} processes {how}; {where} at {address} has "
+            f"{cpus:g} CPUs. Use at most {cpus:g} processes."
+        )
+
+
+def prepare(spec: RunSpec, target: Target[Any, Any], config: ProjectConfig) -> RunSpec:
     """Resolve the spec's distributed configuration and check the target can give it."""
     spec = resolve(spec, config)
     dist = from_spec(spec)
-    if dist is None:
-        return spec
-    kind = target.type_name
-    check_for_target(dist, kind, target.settings, target.name)
-    if kind == "slurm":
-        code, out, _ = target._slurm("sinfo", "-N", "-h", "-o", "%N %c")
-        nodes = {}
-        for line in out.splitlines() if code == 0 else []:
-            name, _, cpus = line.strip().partition(" ")
-            if cpus.strip().isdigit():
-                nodes[name] = int(cpus)
-        check_slurm_capacity(dist, sorted(nodes.items()), target.name)
-    elif kind == "ray":
-        largest, total = ray_cpus(target.address)
-        workers = launcher(kind, target.settings) == "ray"
-        cpus, where = (total, "the cluster") if workers else (largest, "its largest node")
-        if cpus is not None and workers:
-            cpus = cpus // float(target.settings.get("cpus_per_rank") or 1)
-        if cpus is not None and dist.world_size > cpus:
-            how = "as Ray workers" if workers else "in one Ray job on one node"
-            raise ConfigError(
-                f"{dist.describe()} runs {dist.world_size} processes {how}; {where} at {target.address} has "
-                f"{cpus:g} CPUs. Use at most {cpus:g} processes."
-            )
+    if dist is not None:
+        target.check_distributed(dist)
     return spec
 
 
-def ray_cpus(address: str) -> tuple[float | None, float | None]:
-    """The CPUs of the Ray cluster's largest node and of all its nodes (None when the dashboard does not say)."""
-    import json
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(address.rstrip("/") + "/api/cluster_status", timeout=5) as resp:
-            data = json.load(resp)
-        types = data["data"]["clusterStatus"]["loadMetricsReport"]["nodeTypes"]
-        largest = max(float(resources.get("CPU", 0)) for resources, _count in types)
-        return largest, sum(float(resources.get("CPU", 0)) * count for resources, count in types)
-    except Exception:  # an older or unreachable dashboard: the job's own start-up will say
-        return None, None
-
-
-def launcher(target_type: str, settings: dict[str, Any]) -> str:
-    """How the compute side starts the ranks: ``srun`` (Slurm), ``ray`` (one Ray worker per rank in a
-    placement group; the Ray target's ``ranks = "job"`` runs them in the job instead) or ``procs``
-    (child processes of the run)."""
-    if target_type == "slurm":
-        return "srun"
-    if target_type == "ray" and ray_ranks(settings) == "workers":
-        return "ray"
-    return "procs"
-
-
-def ray_ranks(settings: dict[str, Any]) -> str:
-    """The Ray target's ``ranks``: "workers" (default) or "job"."""
-    value = str(settings.get("ranks") or "workers")
-    if value not in ("workers", "job"):
-        raise ConfigError(f'The Ray target\'s ranks = {value!r}; use "workers" (a Ray worker per rank) or "job".')
-    return value
-
-
-def runner_entry(spec: RunSpec, target_type: str, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """What the compute side (distlaunch.py) reads from runner.json: the config and how to start ranks."""
-    dist = from_spec(spec)
-    if dist is None:
-        return None
-    entry = {**dist.to_dict(), "launcher": launcher(target_type, settings)}
-    if entry["launcher"] == "ray":
-        entry["cpus_per_rank"] = float(settings.get("cpus_per_rank") or 1)
-    return entry
+def runner_entry(dist: Distributed, launcher: str, **extra: Any) -> dict[str, Any]:
+    """What the compute side (distlaunch.py) reads from runner.json: the config, how to start ranks
+    (``launcher``: a target's ``rank_launcher``) and what that launcher needs besides (``extra``)."""
+    return {**dist.to_dict(), "launcher": launcher, **extra}
 
 
 def slurm_settings(settings: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any]:

@@ -39,6 +39,7 @@ RUN_RECORD = "run.json"
 CANCEL = "cancel"
 DESCENDANTS = "descendants"
 RUNTIME = "runtime"
+RUNNER_ENTRY = "launchbay_runner.py"  # the runner as shipped in runtime/: the one file every target starts
 WORK = "work"
 JOURNAL = "journal"
 FILES = "files"

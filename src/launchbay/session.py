@@ -98,7 +98,6 @@ class Session:
         config = self.config if source_dir is None else load_config(root)
         spec = self._with_azureml_alias(spec)
         target = make_target(spec.target, config, self.store)
-        target.progress = on_progress  # environment builds report through it
         spec = distributed.prepare(spec, target, config)
         target.preflight(spec)
         if spec.code is None:
@@ -125,7 +124,7 @@ class Session:
             if snapshot.unreadable:
                 properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
             record = self._record(spec, target, snapshot, properties)
-        return self._start(record, spec, target, snapshot)
+        return self._start(record, spec, target, snapshot, on_progress)  # environment builds report through it
 
     def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
         """Submit a past run's exact snapshot, environment and arguments again (see reproduce.py)."""
@@ -161,11 +160,18 @@ class Session:
             target_state=state,
         )
 
-    def _start(self, record: RunRecord, spec: RunSpec, target: Target, snapshot: Any) -> RunHandle:
+    def _start(
+        self,
+        record: RunRecord,
+        spec: RunSpec,
+        target: Target,
+        snapshot: Any,
+        progress: Callable[[str], None] | None = None,
+    ) -> RunHandle:
         from .handle import RunHandle
 
         try:
-            target.launch(record, spec, snapshot)
+            target.launch(record, spec, snapshot, progress)
         except BaseException:
             self.store.delete_run(record.run_id)
             raise
@@ -189,12 +195,13 @@ class Session:
 
     # -- keep records true -------------------------------------------------------------------
     def target_for(self, record: RunRecord) -> RunControl:
-        """The target a run was launched on, from the settings recorded with it (a sweep: its control)."""
-        if record.target_type == "sweep":
-            from .sweeps.control import SweepControl
+        """The target a run was launched on, from the settings recorded with it; a record that is control
+        on top of runs (a sweep) gets the control of its kind (``targets.make_control``)."""
+        from .targets import make_control, make_target
 
-            return SweepControl(self.store, self.target_for)
-        from .targets import make_target
+        control = make_control(record.target_type, self.store, self.target_for)
+        if control is not None:
+            return control
 
         settings = dict(record.target_state.get("target_settings") or {})
         if not settings:
@@ -262,9 +269,11 @@ class Session:
         """Stop the run's whole process tree; returns once the run is terminal (or ``wait_s`` passed).
 
         A sweep's trials are stopped with it, also those a dead controller left running."""
+        from .targets import control_kinds
+
         record = self.refresh(ref)
         if record.status.is_terminal():
-            if record.target_type == "sweep":  # its controller died; the trials it left run on for a resume
+            if record.target_type in control_kinds():  # its controller died; the runs it left run on for a resume
                 for child in self.store.children(record.run_id, unfinished=True):
                     self.cancel(child, wait_s)
             return record

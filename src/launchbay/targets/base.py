@@ -4,10 +4,16 @@
 
     environment = resolve once (the run's, else the target's)
     config      = RunnerConfig (what runner.json says)      state = the target's TargetState
+    plan        = the target's Plan (what prepare hands to start)
     prepare(launch)   build or find the environment, send the snapshot   (hook)
     secrets leave the config; runner.json is written into the local run folder
     start(launch)     start the runner, detached                          (hook)
     state is written once into the run's target_state
+
+What a target ships where launchbay is not installed (the runtime, the project's
+files) is one list, ``fileset.file_set``; a target only transports it. Distributed
+runs ask the target what it can give through ``multi_node``, ``rank_launcher`` and
+``check_distributed``.
 
 After the launch, ``mirror`` brings the run folder's new bytes back, ``alive``
 says whether the runner still runs, ``cancel`` asks it to stop and ``force_stop``
@@ -31,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from .. import runfolder as rf
 from .. import secrets
 from ..config import LAUNCHBAY_CANCEL_GRACE, LAUNCHBAY_HEARTBEAT_TIMEOUT, ProjectConfig
-from ..distributed import runner_entry
+from ..distributed import Distributed, check_node_count, from_spec, runner_entry
 from ..errors import ConfigError
 from ..models import RunSpec
 from ..store import RunRecord, RunStore
@@ -42,7 +48,6 @@ if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "runner.py"
-INRUN_SOURCE = Path(__file__).resolve().parent.parent / "tracking" / "inrun.py"
 
 
 @dataclass
@@ -87,11 +92,21 @@ class TargetState:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
+@dataclass
+class Plan:
+    """What ``prepare`` hands to ``start`` besides the config (remote paths, the files to send...).
+
+    Each target declares its own fields in a subclass, with defaults: the template makes
+    an empty one and ``prepare`` fills it in."""
+
+
 S = TypeVar("S", bound=TargetState)
+P = TypeVar("P", bound=Plan)
+Progress = Callable[[str], None]
 
 
 @dataclass
-class Launch(Generic[S]):
+class Launch(Generic[S, P]):
     """One run on its way: what the template resolved, and what the hooks fill in."""
 
     record: RunRecord
@@ -100,10 +115,16 @@ class Launch(Generic[S]):
     environment: EnvironmentSpec | None
     config: RunnerConfig
     state: S
+    plan: P
+    #: ``progress(message)`` shows what a long prepare (an environment build) is doing; None: nobody watches
+    progress: Progress | None = None
     #: variables the runner gets in its own environment, never in a file (set before ``start``)
     secret_env: dict[str, str] = field(default_factory=dict)
-    #: what ``prepare`` hands to ``start`` besides the config (remote paths, a package...)
-    plan: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, message: str) -> None:
+        """Tell whoever watches the submit what the launch is doing now (nothing when nobody does)."""
+        if self.progress is not None:
+            self.progress(message)
 
 
 class RunControl(Protocol):
@@ -116,17 +137,24 @@ class RunControl(Protocol):
     def describe(self, record: RunRecord) -> dict[str, Any]: ...
 
 
-class Target(ABC, Generic[S]):
-    """A place runs execute. Subclasses set ``type_name`` and ``state_type`` and implement the hooks."""
+class Target(ABC, Generic[S, P]):
+    """A place runs execute. Subclasses set ``type_name``, ``state_type`` and ``plan_type`` and implement the hooks.
+
+    A new type is one module with such a subclass, and a row of the ``launchbay.targets``
+    entry-point group naming it (targets/__init__.py)."""
 
     type_name: ClassVar[str]
     #: the target's typed ``target_state``: TargetState, or a subclass with the target's own fields
     state_type: type[S]
+    #: what its ``prepare`` hands to its ``start``: Plan, or a subclass with the target's own fields
+    plan_type: type[P]
     #: how the run's python finds the cell bootstrap: the real module locally,
     #: the shipped copy (runtime/launchbay_cell.py) everywhere else
     cell_module: ClassVar[str] = "launchbay_cell"
-    #: set by Session.submit: ``progress(message)`` shows what a long prepare (an environment build) is doing
-    progress: Callable[[str], None] | None = None
+    #: can one run get several machines (a distributed run's ``node_count > 1``)? Slurm's can
+    multi_node: ClassVar[bool] = False
+    #: how a single-machine target places a distributed run's ranks, for the refusal of ``node_count > 1``
+    places_ranks: ClassVar[str] = "runs every process on one machine"
     #: set by a sweep controller, which indexes each child's journal as the child ends: a local
     #: runner then skips its own final ingest (an interpreter's worth of imports a trial)
     ingested_by_watcher: bool = False
@@ -135,11 +163,14 @@ class Target(ABC, Generic[S]):
         self.name, self.settings, self.store, self.config = name, settings, store, config
 
     # -- the template method ----------------------------------------------------------
-    def launch(self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None) -> None:
+    def launch(
+        self, record: RunRecord, spec: RunSpec, snapshot: Snapshot | None, progress: Progress | None = None
+    ) -> None:
+        """Start ``record``'s run; ``progress(message)``, when given, hears what a long prepare is doing."""
         config = self.runner_config(record, spec, snapshot)
         hidden = secrets.hide_in_command(config.command, len(spec.arguments))
         environment = self.environment(spec, record)
-        launch: Launch[S] = Launch(record, spec, snapshot, environment, config, self.state_type())
+        launch = Launch(record, spec, snapshot, environment, config, self.state_type(), self.plan_type(), progress)
         if environment is not None:  # the run's own variables win over its environment's
             config.env = {**environment.env_vars, **config.env}
         with _heartbeat_while(self.store, record.pk, LAUNCHBAY_HEARTBEAT_TIMEOUT.get() / 3):  # a long build lives
@@ -186,8 +217,25 @@ class Target(ABC, Generic[S]):
             system_metrics_interval_s=self.system_metrics_interval(spec),
             snapshot=self.snapshot_location(record, snapshot),
             created=time.time(),
-            distributed=runner_entry(spec, self.type_name, self.settings),
+            distributed=self.distributed_entry(spec),
         )
+
+    # -- distributed runs ---------------------------------------------------------------------
+    @property
+    def rank_launcher(self) -> str:
+        """How the compute side (distlaunch.py) starts a distributed run's ranks: ``procs`` (child
+        processes of the run; the default), ``srun`` (Slurm) or ``ray`` (a Ray worker per rank)."""
+        return "procs"
+
+    def check_distributed(self, dist: Distributed) -> None:
+        """One clear line for what this target cannot give ``dist``, before the run exists.
+        Default: a node count only a multi-node target can give. Targets add their own checks."""
+        check_node_count(dist, self)
+
+    def distributed_entry(self, spec: RunSpec) -> dict[str, Any] | None:
+        """What the compute side (distlaunch.py) reads from runner.json: the configuration and its launcher."""
+        dist = from_spec(spec)
+        return runner_entry(dist, self.rank_launcher) if dist is not None else None
 
     def system_metrics_interval(self, spec: RunSpec) -> float:
         """The run's own interval, else the target's ``system_metrics_interval``, else 5 s; 0 = off."""
@@ -214,7 +262,7 @@ class Target(ABC, Generic[S]):
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         if snapshot is None:
             return {}
-        return {"manifest": str(self.store.blobs.path(snapshot.id)), "blobs": str(self.store.blobs.root)}
+        return {"manifest": str(self.store.blobs.local_path(snapshot.id)), "blobs": str(self.store.blobs.root)}
 
     @staticmethod
     def write_runner_config(run_dir: Path, config: RunnerConfig) -> None:
@@ -227,11 +275,11 @@ class Target(ABC, Generic[S]):
     def preflight(self, spec: RunSpec) -> None:  # noqa: B027 - an optional hook
         """Fail fast, before the snapshot and the run record exist (host unreachable...). Default: nothing."""
 
-    def prepare(self, launch: Launch[S]) -> None:  # noqa: B027 - an optional hook
+    def prepare(self, launch: Launch[S, P]) -> None:  # noqa: B027 - an optional hook
         """Build or find ``launch.environment``, send the snapshot, finish ``launch.config``. Default: nothing."""
 
     @abstractmethod
-    def start(self, launch: Launch[S]) -> None:
+    def start(self, launch: Launch[S, P]) -> None:
         """Start the runner, detached, with ``launch.secret_env``; fill ``launch.state``; return once it is on
         its way. runner.json is in the local run folder already."""
 

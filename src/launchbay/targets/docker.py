@@ -24,8 +24,9 @@ from .. import runfolder as rf
 from ..errors import ConfigError, LaunchbayError, TargetError
 from ..runfolder import has_final_event
 from ..store import RunRecord
-from .base import Launch, RunnerConfig, Target, TargetState
+from .base import Launch, Plan, RunnerConfig, Target, TargetState
 from .dockerapi import DEFAULT_SOCKET, api_message, device_requests, docker_client, parse_mounts
+from .fileset import blob_name, file_set
 from .mirror import DockerArchive, mirror
 from .runtime import RUNTIME_DIR, write_runtime
 
@@ -54,9 +55,10 @@ class DockerState(TargetState):
     container_name: str | None = None
 
 
-class DockerTarget(Target[DockerState]):
+class DockerTarget(Target[DockerState, Plan]):
     type_name = "docker"
     state_type = DockerState
+    plan_type = Plan
 
     # -- settings ---------------------------------------------------------------------------
     def docker_host(self, record: RunRecord | None = None) -> str:
@@ -85,9 +87,9 @@ class DockerTarget(Target[DockerState]):
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         if snapshot is None:
             return {}
-        return {"manifest": f"{BLOB_MOUNT}/{snapshot.id[:2]}/{snapshot.id[2:]}", "blobs": BLOB_MOUNT}
+        return {"manifest": f"{BLOB_MOUNT}/{blob_name(snapshot.id)}", "blobs": BLOB_MOUNT}
 
-    def prepare(self, launch: Launch[DockerState]) -> None:
+    def prepare(self, launch: Launch[DockerState, Plan]) -> None:
         """The image: the target's, or the environment's (built once per hash); the runtime into the run folder."""
         from ..environments.cache import copy_build_log
         from ..environments.image import ENV_PYTHON, ensure_image, image_python, require_image
@@ -100,7 +102,7 @@ class DockerTarget(Target[DockerState]):
         if env is not None:
             env = env.with_image(env.image or (str(image) if image else None))
             if env.needs_build:
-                built = ensure_image(client, env, self.store.root, where, self.progress)
+                built = ensure_image(client, env, self.store.root, where, launch.progress)
                 image, python = built.tag, ENV_PYTHON
                 copy_build_log(built.log, launch.record.run_dir)
                 state.environment = built.state()
@@ -126,14 +128,14 @@ class DockerTarget(Target[DockerState]):
         launch.config.python = python
         state.image, state.docker_host, state.transfer = str(image), where, self.transfer()
 
-    def container_options(self, launch: Launch[DockerState]) -> dict[str, Any]:
+    def container_options(self, launch: Launch[DockerState, Plan]) -> dict[str, Any]:
         """Everything ``containers.run`` gets (kept apart so a test can read what is sent)."""
         record, state = launch.record, launch.state
         network = str(self.settings.get("network") or "none")
         runner_python = str(self.settings.get("python") or "python3")
         options: dict[str, Any] = {
             "image": state.image,
-            "command": [runner_python, f"{RUN_MOUNT}/{RUNTIME_DIR}/launchbay_runner.py", RUN_MOUNT],
+            "command": [runner_python, f"{RUN_MOUNT}/{RUNTIME_DIR}/{rf.RUNNER_ENTRY}", RUN_MOUNT],
             "name": f"launchbay-{record.run_id}",
             "detach": True,
             "init": True,
@@ -162,7 +164,7 @@ class DockerTarget(Target[DockerState]):
             options["shm_size"] = DISTRIBUTED_SHM_SIZE
         return options
 
-    def start(self, launch: Launch[DockerState]) -> None:
+    def start(self, launch: Launch[DockerState, Plan]) -> None:
         from docker.errors import DockerException
 
         record = launch.record
@@ -224,22 +226,20 @@ class DockerTarget(Target[DockerState]):
 
             for folder in ("launchbay", "launchbay/run", f"launchbay/run/{rf.JOURNAL}", "launchbay/blobs"):
                 add_dir(folder)
-            made = set()
             for path in sorted(record.run_dir.rglob("*")):
                 rel = path.relative_to(record.run_dir).as_posix()
                 if path.is_dir():
                     add_dir(f"launchbay/run/{rel}")
                 elif path.is_file():
                     add_file(f"launchbay/run/{rel}", path)
-            snapshot = config.snapshot.get("manifest")
-            if snapshot and record.snapshot_id:
-                digests = [record.snapshot_id]
-                digests += [f["sha256"] for f in self.store.snapshot_manifest(record.snapshot_id)["files"]]
-                for digest in dict.fromkeys(digests):
-                    if digest[:2] not in made:
-                        add_dir(f"launchbay/blobs/{digest[:2]}")
-                        made.add(digest[:2])
-                    add_file(f"launchbay/blobs/{digest[:2]}/{digest[2:]}", self.store.blobs.path(digest))
+            if config.snapshot.get("manifest") and record.snapshot_id:  # the runtime is in the run folder already
+                made = set()
+                for name, blob in file_set(self.store, record.snapshot_id).blob_files(self.store).items():
+                    folder = name.rpartition("/")[0]
+                    if folder not in made:
+                        add_dir(f"launchbay/blobs/{folder}")
+                        made.add(folder)
+                    add_file(f"launchbay/blobs/{name}", blob)
         return buf.getvalue()
 
     def _pull(self, container: Any, record: RunRecord, final: bool) -> None:

@@ -13,11 +13,12 @@ from typing import Any
 
 from .. import forkserver
 from .. import runfolder as rf
+from ..distributed import Distributed, check_local_cpus, check_mpirun
 from ..errors import ConfigError, TargetError
 from ..models import RunSpec
 from ..runner_procs import kill_recorded
 from ..store import RunRecord
-from .base import RUNNER_SOURCE, Launch, RunnerConfig, Target, TargetState
+from .base import RUNNER_SOURCE, Launch, Plan, RunnerConfig, Target, TargetState
 from .runtime import RUNTIME_DIR, write_runtime
 
 
@@ -92,9 +93,10 @@ def spawn_detached(command: list[str], run_dir: Path, env: dict[str, str], what:
     proc.wait()  # it forks itself away at once; this reaps the intermediate
 
 
-class LocalTarget(Target[TargetState]):
+class LocalTarget(Target[TargetState, Plan]):
     type_name = "local"
     state_type = TargetState
+    plan_type = Plan
     cell_module = "launchbay.cellrunner"
 
     def python(self) -> str:
@@ -112,7 +114,13 @@ class LocalTarget(Target[TargetState]):
             f"set python in [targets.{self.name}]{where} to an existing one, e.g. {sys.executable!r}, or remove it."
         )
 
-    def prepare(self, launch: Launch[TargetState]) -> None:
+    def check_distributed(self, dist: Distributed) -> None:
+        """One machine: the node count, its CPUs, and ``mpirun`` here for an MPI run."""
+        super().check_distributed(dist)
+        check_local_cpus(dist)
+        check_mpirun(dist)
+
+    def prepare(self, launch: Launch[TargetState, Plan]) -> None:
         """The environment's venv (built once per hash); reusable staged copies; the finish hook."""
         record, config = launch.record, launch.config
         config.python = self.python()
@@ -120,7 +128,7 @@ class LocalTarget(Target[TargetState]):
             from ..environments.cache import copy_build_log
             from ..environments.venv import ensure_venv
 
-            local = ensure_venv(self.store.root, launch.environment, self.progress)
+            local = ensure_venv(self.store.root, launch.environment, launch.progress)
             if Path(local.python) != Path(sys.executable):
                 use_shipped_runtime(record.run_dir, config)
             config.python = local.python
@@ -134,7 +142,7 @@ class LocalTarget(Target[TargetState]):
         if not self.ingested_by_watcher:
             config.finish_hook = {"store": str(self.store.root), "run_id": record.run_id}
 
-    def start(self, launch: Launch[TargetState]) -> None:
+    def start(self, launch: Launch[TargetState, Plan]) -> None:
         run_dir = launch.record.run_dir
         env = with_launchbay_path({**os.environ, **launch.secret_env})
         (run_dir / rf.JOURNAL).mkdir(parents=True, exist_ok=True)

@@ -24,26 +24,29 @@ import json
 import os
 import shlex
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import runfolder as rf
-from ..errors import TargetError
+from ..distributed import Distributed, check_cluster_cpus
+from ..errors import ConfigError, TargetError
+from ..models import RunSpec
 from ..runfolder import has_final_event
 from ..snapshot import human_bytes
 from ..store import RunRecord
-from .base import Launch, RunnerConfig, Target, TargetState
+from .base import Launch, Plan, RunnerConfig, Target, TargetState
+from .fileset import FileSet, file_set
 from .mirror import RayLog, apply, locked, mirror
-from .rayjobs import JobsAPI, parse_bytes
+from .rayjobs import JobsAPI, cluster_cpus, parse_bytes
 from .rayship import RENAMED
-from .runtime import RUNTIME_DIR, runtime_files
+from .runtime import RUNTIME_DIR
 
 #: the dashboard refuses request bodies over this size (HTTP 413), so packages too
 PACKAGE_LIMIT = 100 * 1024 * 1024
 _SHIPPER = Path(__file__).resolve().parent / "rayship.py"
+_JOB_ENTRY = f"{RUNTIME_DIR}/launchbay_rayjob.py"  # rayship.py, as the job's entry point in its working_dir
 _RUNNING = {"PENDING", "RUNNING"}
-_File = tuple[str, str, int, int]  # path in the project, blob digest, size, mode
 
 
 @dataclass
@@ -54,16 +57,60 @@ class RayState(TargetState):
     ray_address: str | None = None
 
 
-class RayTarget(Target[RayState]):
+@dataclass
+class RayPlan(Plan):
+    """What the job is submitted with: Ray's runtime_env, and the files its working_dir holds."""
+
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+    files: FileSet = field(default_factory=lambda: FileSet({}))
+
+
+def ray_ranks(settings: dict[str, Any]) -> str:
+    """The Ray target's ``ranks``: "workers" (default) or "job"."""
+    value = str(settings.get("ranks") or "workers")
+    if value not in ("workers", "job"):
+        raise ConfigError(f'The Ray target\'s ranks = {value!r}; use "workers" (a Ray worker per rank) or "job".')
+    return value
+
+
+class RayTarget(Target[RayState, RayPlan]):
     type_name = "ray"
     state_type = RayState
+    plan_type = RayPlan
+    places_ranks = "places its ranks itself (a Ray worker each, or all in the job)"
 
     @property
     def address(self) -> str:
         return str(self.settings.get("address") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265")
 
+    # -- distributed runs -------------------------------------------------------------------------
+    @property
+    def rank_launcher(self) -> str:
+        """``ray``: a Ray worker per rank in a placement group; ``ranks = "job"`` runs them in the job."""
+        return "ray" if ray_ranks(self.settings) == "workers" else "procs"
+
+    def cpus_per_rank(self) -> float:
+        return float(self.settings.get("cpus_per_rank") or 1)
+
+    def distributed_entry(self, spec: RunSpec) -> dict[str, Any] | None:
+        entry = super().distributed_entry(spec)
+        if entry is not None and entry["launcher"] == "ray":
+            entry["cpus_per_rank"] = self.cpus_per_rank()
+        return entry
+
+    def check_distributed(self, dist: Distributed) -> None:
+        """The node count, then no more ranks than the CPUs they would run on (as the dashboard tells)."""
+        super().check_distributed(dist)
+        largest, total = cluster_cpus(self.address)
+        workers = self.rank_launcher == "ray"
+        cpus, where = (total, "the cluster") if workers else (largest, "its largest node")
+        if cpus is not None and workers:
+            cpus = cpus // self.cpus_per_rank()
+        how = "as Ray workers" if workers else "in one Ray job on one node"
+        check_cluster_cpus(dist, cpus, how, where, self.address)
+
     # -- launch ---------------------------------------------------------------------------------
-    def prepare(self, launch: Launch[RayState]) -> None:
+    def prepare(self, launch: Launch[RayState, RayPlan]) -> None:
         """The run's environment becomes Ray's runtime_env (Ray installs the packages on the node);
         the project, the runtime and runner.json travel in the job's working_dir."""
         JobsAPI(self.address).version()  # fail fast, with our message, before building anything
@@ -79,24 +126,22 @@ class RayTarget(Target[RayState]):
         if env_vars:
             runtime_env["env_vars"] = env_vars
         runtime_env.update(dict(self.settings.get("runtime_env") or {}))
-        record = launch.record
-        manifest = self.store.snapshot_manifest(record.snapshot_id) if record.snapshot_id else {"files": []}
-        files = [(e["path"], e["sha256"], int(e["size"]), int(e.get("mode", 0o644))) for e in manifest["files"]]
+        files = file_set(self.store, launch.record.snapshot_id)
         config.snapshot = {}  # the project is already in work/ of the job's working_dir (removed at the end)
-        config.snapshot_links = manifest.get("links") or []  # made by the runner in work/
+        config.snapshot_links = list(files.links)  # made by the runner in work/
         config.pythonpath = [RUNTIME_DIR]
         # Ray's stop_job kills every process of the job 3 s after SIGTERM:
         # the run must be stopped, and its end shipped, before that.
         config.cancel_grace_s = min(float(config.cancel_grace_s), 2.0)
-        launch.plan.update(runtime_env=runtime_env, files=files)
+        launch.plan.runtime_env, launch.plan.files = runtime_env, files
 
-    def start(self, launch: Launch[RayState]) -> None:
+    def start(self, launch: Launch[RayState, RayPlan]) -> None:
         record, secret_env = launch.record, launch.secret_env
         api = JobsAPI(self.address)
         package = record.run_dir / rf.RAY_PACKAGE
         try:
-            self._build_package(package, launch.config, launch.plan["files"])
-            runtime_env = dict(launch.plan["runtime_env"], working_dir=api.upload_package(package))
+            self._build_package(package, launch.config, launch.plan.files)
+            runtime_env = dict(launch.plan.runtime_env, working_dir=api.upload_package(package))
             if secret_env:
                 runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **secret_env}
             job_id = self._submit(api, record, runtime_env)
@@ -104,30 +149,31 @@ class RayTarget(Target[RayState]):
             package.unlink(missing_ok=True)
         launch.state.ray_job_id, launch.state.ray_address = job_id, self.address
 
-    def _build_package(self, package: Path, config: RunnerConfig, files: list[_File]) -> None:
+    def _build_package(self, package: Path, config: RunnerConfig, files: FileSet) -> None:
         """The job's working_dir as one zip; over Ray's limit is our error, naming the biggest files."""
         renamed: dict[str, str] = {}  # Ray's unpacker skips names with a backslash: rayship.py renames them back
         with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            for rel, digest, _size, mode in files:
-                arcname = f"{rf.WORK}/{rel}"
+            for file in files.project:
+                arcname = file.rel
                 if "\\" in arcname:
                     shipped = f"{RUNTIME_DIR}/renamed/{len(renamed)}"
                     renamed[shipped], arcname = arcname, shipped
-                info = zipfile.ZipInfo.from_file(self.store.blobs.path(digest), arcname=arcname)
-                info.external_attr = ((0o755 if mode & 0o111 else 0o644) | 0o100000) << 16
+                blob = self.store.blobs.local_path(file.digest)
+                info = zipfile.ZipInfo.from_file(blob, arcname=arcname)
+                info.external_attr = ((0o755 if file.executable else 0o644) | 0o100000) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
-                with open(self.store.blobs.path(digest), "rb") as src, zf.open(info, "w") as dest:
+                with open(blob, "rb") as src, zf.open(info, "w") as dest:
                     while block := src.read(1 << 20):
                         dest.write(block)
-            for rel, data in runtime_files().items():
-                zf.writestr(f"{RUNTIME_DIR}/{rel}", data)
-            zf.write(_SHIPPER, f"{RUNTIME_DIR}/launchbay_rayjob.py")
+            for rel, data in files.runtime_files().items():
+                zf.writestr(rel, data)
+            zf.write(_SHIPPER, _JOB_ENTRY)
             zf.writestr(f"{RUNTIME_DIR}/{RENAMED}", json.dumps(renamed))
             zf.writestr(rf.RUNNER_CONFIG, config.to_text())
         size = package.stat().st_size
         if size >= PACKAGE_LIMIT:
-            biggest = sorted(files, key=lambda f: -f[2])[:5]
-            names = ", ".join(f"{rel} ({human_bytes(n)})" for rel, _, n, _ in biggest)
+            biggest = sorted(files.project, key=lambda f: -f.size)[:5]
+            names = ", ".join(f"{f.path} ({human_bytes(f.size)})" for f in biggest)
             raise TargetError(
                 f"The run's package for Ray is {human_bytes(size)} compressed, over the {human_bytes(PACKAGE_LIMIT)} "
                 f"that Ray's Jobs API accepts. Largest files: {names}. Leave big data out of the snapshot (a line "
@@ -137,7 +183,7 @@ class RayTarget(Target[RayState]):
     def _submit(self, api: JobsAPI, record: RunRecord, runtime_env: dict[str, Any]) -> str:
         python = str(self.settings.get("python") or "python")
         request: dict[str, Any] = {
-            "entrypoint": f"{shlex.quote(python)} {RUNTIME_DIR}/launchbay_rayjob.py .",
+            "entrypoint": f"{shlex.quote(python)} {_JOB_ENTRY} .",
             "submission_id": f"launchbay-{record.run_id}",
             "runtime_env": runtime_env,
             "metadata": {"launchbay_run_id": record.run_id, "launchbay_experiment": record.experiment},

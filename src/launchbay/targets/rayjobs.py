@@ -1,4 +1,4 @@
-"""Ray's Jobs REST API, in plain HTTP (stdlib only, no Ray import), and the sizes its settings take.
+"""Ray's Jobs REST API, in plain HTTP (stdlib only, no Ray import), the cluster's CPUs and the sizes its settings take.
 
 Why not Ray's SDK: importing it takes 3-6 s, paid on every ``launchbay show`` of a
 Ray run. The package upload is the same ``PUT /api/packages/gcs/...`` the SDK makes.
@@ -103,3 +103,15 @@ class JobsAPI:
 
     def stop(self, job_id: str) -> bool:
         return bool((self._call("POST", f"/api/jobs/{job_id}/stop") or {}).get("stopped"))
+
+
+def cluster_cpus(address: str) -> tuple[float | None, float | None]:
+    """The CPUs of the Ray cluster's largest node and of all its nodes (None when the dashboard does not say)."""
+    try:
+        with urllib.request.urlopen(address.rstrip("/") + "/api/cluster_status", timeout=5) as resp:
+            data = json.load(resp)
+        types = data["data"]["clusterStatus"]["loadMetricsReport"]["nodeTypes"]
+        largest = max(float(resources.get("CPU", 0)) for resources, _count in types)
+        return largest, sum(float(resources.get("CPU", 0)) * count for resources, count in types)
+    except Exception:  # an older or unreachable dashboard: the job's own start-up will say
+        return None, None

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     run_dir = os.path.abspath(args[0] if args else ".")
     restore_names(run_dir)
-    runner = os.path.join(run_dir, rf.RUNTIME, "launchbay_runner.py")
+    runner = os.path.join(run_dir, rf.RUNTIME, rf.RUNNER_ENTRY)
     shipper = Shipper(run_dir)
     proc = subprocess.Popen(
         [sys.executable, runner, run_dir],

@@ -1,20 +1,23 @@
-"""The files shipped next to a run on targets where launchbay is not installed.
+"""The runtime: the files shipped next to a run on targets where launchbay is not installed.
 
 ``runtime/launchbay_runner.py`` (the runner, with ``launchbay_runfolder.py``,
 ``launchbay_sysmon.py`` and ``launchbay_livefiles.py`` that it imports), ``runtime/launchbay_cell.py`` (the
-cell bootstrap) and a stub ``runtime/launchbay/`` package whose ``Run`` is the
-real in-run API, so ``from launchbay import Run`` works in the run's code.
+cell bootstrap), a stub ``runtime/launchbay/`` package whose ``Run`` is the
+real in-run API, so ``from launchbay import Run`` works in the run's code, and one
+folder for each row of the ``launchbay.runtime`` entry-point group (plugins.py: the
+Azure ML layer's ``azureml_alias``, say), which the runner puts on the run's path when
+the run asks for it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..compat.azureml.alias import alias_files
-from ..runfolder import RUNTIME
+from .. import plugins
+from .. import runfolder as rf
 
 _SRC = Path(__file__).resolve().parent.parent
-RUNTIME_DIR = RUNTIME
+RUNTIME_DIR = rf.RUNTIME
 
 _STUB_INIT = '''"""launchbay's in-run API, shipped with the run (launchbay itself is not installed here)."""
 from ._inrun import Run
@@ -25,8 +28,8 @@ __all__ = ["Run"]
 
 def runtime_files() -> dict[str, bytes]:
     """Relative path → content of everything a remote runner needs."""
-    return {
-        "launchbay_runner.py": (_SRC / "runner.py").read_bytes(),
+    files = {
+        rf.RUNNER_ENTRY: (_SRC / "runner.py").read_bytes(),
         "launchbay_runfolder.py": (_SRC / "runfolder.py").read_bytes(),
         "runner_procs.py": (_SRC / "runner_procs.py").read_bytes(),
         "runner_output.py": (_SRC / "runner_output.py").read_bytes(),
@@ -40,8 +43,11 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay/_inrun.py": (_SRC / "tracking" / "inrun.py").read_bytes(),
         "launchbay/journalfmt.py": (_SRC / "tracking" / "journalfmt.py").read_bytes(),
         "launchbay/runfolder.py": (_SRC / "runfolder.py").read_bytes(),
-        **{f"azureml_alias/{rel}": text.encode() for rel, text in alias_files().items()},
     }
+    for folder, reference in plugins.rows(plugins.RUNTIME).items():
+        extra: dict[str, str] = plugins.load(reference)()
+        files.update({f"{folder}/{rel}": text.encode() for rel, text in extra.items()})
+    return files
 
 
 def write_runtime(run_dir: Path) -> Path:

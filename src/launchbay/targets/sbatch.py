@@ -88,7 +88,7 @@ def render_sbatch(
         "# metrics and outputs in the run folder; with several nodes, start tasks with srun.",
         f"RUN_DIR={quoted_dir}",
         'cd "$RUN_DIR" || exit 1',
-        f'exec {shlex.quote(python)} "$RUN_DIR/{rf.RUNTIME}/launchbay_runner.py" "$RUN_DIR"',
+        f'exec {shlex.quote(python)} "$RUN_DIR/{rf.RUNTIME}/{rf.RUNNER_ENTRY}" "$RUN_DIR"',
         "",
     ]
     return "\n".join(header + body)

@@ -22,16 +22,17 @@ from __future__ import annotations
 import json
 import posixpath
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import runfolder as rf
-from ..distributed import slurm_settings
+from ..distributed import Distributed, check_mpirun, check_slurm_capacity, slurm_settings
 from ..errors import ConfigError, TargetError
 from ..runner import HEARTBEAT_INTERVAL_S
 from ..store import RunRecord
-from .base import Launch, Target, TargetState
-from .runtime import RUNTIME_DIR, runtime_files
+from .base import Launch, Plan, Target, TargetState
+from .fileset import file_set
+from .runtime import RUNTIME_DIR
 from .sbatch import SCRIPT_NAME, render_sbatch
 from .slurmsite import Files, Here, Login
 from .sshconn import SSHHost
@@ -65,9 +66,37 @@ class SlurmState(TargetState):
     remote_run_dir: str | None = None  # the same folder, for the SSH copy-back
 
 
-class SlurmTarget(Target[SlurmState]):
+@dataclass
+class SlurmPlan(Plan):
+    """The interpreter on the nodes, and what goes into the run folder they see."""
+
+    python: str = "python3"
+    files: Files = field(default_factory=dict)
+    executable: set[str] = field(default_factory=set)
+
+
+class SlurmTarget(Target[SlurmState, SlurmPlan]):
     type_name = "slurm"
     state_type = SlurmState
+    plan_type = SlurmPlan
+    multi_node = True
+
+    @property
+    def rank_launcher(self) -> str:
+        return "srun"
+
+    def check_distributed(self, dist: Distributed) -> None:
+        """``mpirun`` where the job is submitted from this machine; no more nodes or tasks than sinfo shows."""
+        super().check_distributed(dist)
+        if not self.settings.get("host"):
+            check_mpirun(dist)
+        code, out, _ = self._slurm("sinfo", "-N", "-h", "-o", "%N %c")
+        nodes = {}
+        for line in out.splitlines() if code == 0 else []:
+            name, _, cpus = line.strip().partition(" ")
+            if cpus.strip().isdigit():
+                nodes[name] = int(cpus)
+        check_slurm_capacity(dist, sorted(nodes.items()), self.name)
 
     def site(self) -> Here:
         if not self.settings.get("host"):
@@ -115,10 +144,10 @@ class SlurmTarget(Target[SlurmState]):
             shared = self.site().home() + shared[1:]
         return posixpath.join(shared, record.run_id)
 
-    def prepare(self, launch: Launch[SlurmState]) -> None:
+    def prepare(self, launch: Launch[SlurmState, SlurmPlan]) -> None:
         """Where the run folder goes; an environment's interpreter (building one on the cluster is not done)."""
-        record, config, environment = launch.record, launch.config, launch.environment
-        launch.plan["python"] = str(self.settings.get("python") or "python3")
+        record, config, environment, plan = launch.record, launch.config, launch.environment, launch.plan
+        plan.python = str(self.settings.get("python") or "python3")
         if environment is not None:
             if environment.needs_build:
                 raise ConfigError(
@@ -127,39 +156,34 @@ class SlurmTarget(Target[SlurmState]):
                     f"in [targets.{self.name}] (or user_managed = true with python = ... in the environment)."
                 )
             if environment.python:
-                launch.plan["python"] = environment.python
+                plan.python = environment.python
         remote = launch.state.slurm_run_dir = self.remote_dir(record)
         config.pythonpath = [RUNTIME_DIR]
-        files: Files = {f"{RUNTIME_DIR}/{rel}": data for rel, data in runtime_files().items()}
-        executable: set[str] = set()
-        if remote != str(record.run_dir):
+        elsewhere = remote != str(record.run_dir)  # else the runner stages the project from the store's blobs
+        files = file_set(self.store, record.snapshot_id if elsewhere else None)
+        plan.files = {**files.runtime_files(), **files.project_files(self.store)}
+        plan.executable = files.executable()
+        if elsewhere:
             config.snapshot = {}  # the project goes straight into the run folder's work/
-            if record.snapshot_id:
-                manifest = self.store.snapshot_manifest(record.snapshot_id)
-                for entry in manifest["files"]:
-                    files[f"{rf.WORK}/{entry['path']}"] = self.store.blobs.path(entry["sha256"])
-                    if entry.get("mode", 0o644) & 0o111:
-                        executable.add(f"{rf.WORK}/{entry['path']}")
-                config.snapshot_links = manifest.get("links") or []  # made by the runner in work/
-        launch.plan.update(files=files, executable=executable)
+            config.snapshot_links = list(files.links)  # made by the runner in work/
 
-    def start(self, launch: Launch[SlurmState]) -> None:
+    def start(self, launch: Launch[SlurmState, SlurmPlan]) -> None:
         record, config, state = launch.record, launch.config, launch.state
         site, remote = self.site(), str(state.slurm_run_dir)
         direct = remote == str(record.run_dir)
         script = render_sbatch(
             run_id=record.run_id,
             run_dir=remote,
-            python=launch.plan["python"],
+            python=launch.plan.python,
             settings=slurm_settings(self.settings, config.distributed),
             target=self.name,
         )
-        files: Files = launch.plan["files"]
+        files = launch.plan.files
         files[rf.RUNNER_CONFIG] = config.to_text().encode()
         files[SCRIPT_NAME] = script.encode()
         files[f"{rf.JOURNAL}/.keep"] = b""  # sbatch writes journal/slurm-<id>.out; the folder must exist
         try:
-            site.put(remote, files, launch.plan["executable"])
+            site.put(remote, files, launch.plan.executable)
         except (OSError, TargetError) as exc:
             raise TargetError(f"Cannot write the run folder {remote} ({exc}); check shared_dir.") from exc
         if not direct:  # a local copy, for `launchbay show`

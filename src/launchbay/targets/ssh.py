@@ -17,7 +17,6 @@ any process can re-attach and catch up without losing a line.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import shlex
@@ -32,9 +31,9 @@ from ..errors import EnvironmentBuildError, TargetError, UnknownEnvironmentError
 from ..models import RunSpec
 from ..store import RunRecord
 from . import sshscripts
-from .base import Launch, Target, TargetState
+from .base import Launch, Plan, Target, TargetState
+from .fileset import blob_name, file_set
 from .mirror import SSHFolder, mirror
-from .runtime import runtime_files
 from .sshconn import RemotePythonError, SSHConnectionLost, SSHHost
 from .sshconn import close_connections as close_connections  # the pool lives in sshconn; kept importable here
 
@@ -52,14 +51,6 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def _runtime() -> tuple[str, dict[str, bytes]]:
-    files = runtime_files()
-    digest = hashlib.sha256()
-    for rel in sorted(files):
-        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
-    return digest.hexdigest()[:16], files
-
-
 @dataclass
 class SSHState(TargetState):
     """Recorded with an SSH run: where it runs on the host, and how to reach its runner."""
@@ -74,9 +65,21 @@ class SSHState(TargetState):
     container_id: str | None = None
 
 
-class SSHTarget(Target[SSHState]):
+@dataclass
+class SSHPlan(Plan):
+    """What the probe found on the host, for the start: the workdir, the shipped runner, the login's ids."""
+
+    work: str = ""
+    runner: str = ""
+    python: str = ""
+    uid: str | None = None
+    image: str | None = None  # the environment's, with docker = true and no image setting
+
+
+class SSHTarget(Target[SSHState, SSHPlan]):
     type_name = "ssh"
     state_type = SSHState
+    plan_type = SSHPlan
 
     # -- settings -----------------------------------------------------------------------------------
     def _setting(self, key: str, default: Any = None) -> Any:
@@ -97,12 +100,13 @@ class SSHTarget(Target[SSHState]):
 
     # -- probe -------------------------------------------------------------------------------------------
     def probe(
-        self, digests: Sequence[str] = (), runtime: Sequence[str] = (), gpus: bool = False, docker: bool = False
+        self, blobs: Sequence[str] = (), runtime: Sequence[str] = (), gpus: bool = False, docker: bool = False
     ) -> dict[str, Any]:
-        """Ask the host for its python, workdir and missing blobs; raise a clear error when unusable."""
+        """Ask the host for its python, workdir and missing blobs (by ``blob_name``); raise a clear error
+        when unusable."""
         args = {
             "workdir": str(self._setting("workdir", DEFAULT_WORKDIR)),
-            "digests": list(digests),
+            "blobs": list(blobs),
             "runtime": list(runtime),
             "gpus": gpus,
             "docker": docker,
@@ -150,26 +154,21 @@ class SSHTarget(Target[SSHState]):
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         return {}  # filled in by prepare(), once the remote workdir is known
 
-    def prepare(self, launch: Launch[SSHState]) -> None:
+    def prepare(self, launch: Launch[SSHState, SSHPlan]) -> None:
         """Probe the host and send the blobs it lacks (the runtime too, once per version); build the environment."""
         record, config, state, env = launch.record, launch.config, launch.state, launch.environment
         self._check_settings(env)
-        blobs: dict[str, Path] = {}
         snapshot_id = record.snapshot_id
-        if snapshot_id:
-            manifest = self.store.snapshot_manifest(snapshot_id)
-            blobs = {entry["sha256"]: self.store.blobs.path(entry["sha256"]) for entry in manifest["files"]}
-            blobs[snapshot_id] = self.store.blobs.path(snapshot_id)
-        runtime_hash, runtime = _runtime()
-        runtime_rel = {f"runtime/{runtime_hash}/{rel}": data for rel, data in runtime.items()}
+        files = file_set(self.store, snapshot_id)
+        blobs: dict[str, Path] = files.blob_files(self.store)
+        runtime_hash = files.runtime_hash()
+        runtime_rel = {f"runtime/{runtime_hash}/{rel}": data for rel, data in files.runtime.items()}
         info = self.probe(sorted(blobs), sorted(runtime_rel), docker=self.docker)
         self._check_docker(info)
         work = info["workdir"]
         missing = info["missing"]
         started = time.time()
-        sent = self.remote.do(
-            lambda c: c.upload_files(f"{work}/blobs", {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing}, blobs=True)
-        )
+        sent = self.remote.do(lambda c: c.upload_files(f"{work}/blobs", {n: blobs[n] for n in missing}, blobs=True))
         runtime_sent = 0
         if info["runtime_missing"]:
             need = {rel: runtime_rel[rel] for rel in info["runtime_missing"]}
@@ -177,17 +176,14 @@ class SSHTarget(Target[SSHState]):
         run_dir = f"{work}/runs/{record.run_id}"
         config.snapshot = {}
         if snapshot_id:
-            config.snapshot = {
-                "manifest": f"{work}/blobs/{snapshot_id[:2]}/{snapshot_id[2:]}",
-                "blobs": f"{work}/blobs",
-            }
+            config.snapshot = {"manifest": f"{work}/blobs/{blob_name(snapshot_id)}", "blobs": f"{work}/blobs"}
         config.pythonpath = [f"{work}/runtime/{runtime_hash}"]
         config.python = "python3" if self.docker else info["executable"]
         if env is not None and not self.docker:
             config.python = self._materialise(launch, env, work, info)
-        launch.plan.update(
+        launch.plan = SSHPlan(
             work=work,
-            runner=f"{work}/runtime/{runtime_hash}/launchbay_runner.py",
+            runner=f"{work}/runtime/{runtime_hash}/{rf.RUNNER_ENTRY}",
             python=info["executable"],
             uid=info.get("uid"),
             image=env.image if env is not None else None,
@@ -202,7 +198,9 @@ class SSHTarget(Target[SSHState]):
             "seconds": round(time.time() - started, 3),
         }
 
-    def _materialise(self, launch: Launch[SSHState], env: EnvironmentSpec, work: str, info: dict[str, Any]) -> str:
+    def _materialise(
+        self, launch: Launch[SSHState, SSHPlan], env: EnvironmentSpec, work: str, info: dict[str, Any]
+    ) -> str:
         """The environment's interpreter on the host: a venv under ``<workdir>/envs/<hash>``, built once."""
         if env.user_managed:
             python = env.python or info["executable"]
@@ -226,8 +224,7 @@ class SSHTarget(Target[SSHState]):
             "python": env.python,
             "uv": env.installer != "pip",
         }
-        if self.progress:
-            self.progress(f"environment {env.label}: checking on {self.where()}")
+        launch.report(f"environment {env.label}: checking on {self.where()}")
         result: dict[str, Any] = self.remote.do(lambda c: c.call(sshscripts.BUILD_ENV, args, timeout=None)[0])
         if result.get("error"):
             lines = "\n".join(f"  {ln}" for ln in result.get("log_tail", []))
@@ -235,8 +232,8 @@ class SSHTarget(Target[SSHState]):
                 f"Environment {env.label} failed to build on {self.where()}: {result['error']} Fix its package list "
                 f"and submit again. Last lines of {args['folder']}/build.log:\n{lines}"
             )
-        if self.progress and result["built"]:
-            self.progress(f"environment {env.label}: built on {self.where()} in {result['seconds']:.1f} s")
+        if result["built"]:
+            launch.report(f"environment {env.label}: built on {self.where()} in {result['seconds']:.1f} s")
         launch.state.environment = {
             "name": env.name,
             "hash": env.hash,
@@ -247,7 +244,7 @@ class SSHTarget(Target[SSHState]):
         }
         return str(result["python"])
 
-    def start(self, launch: Launch[SSHState]) -> None:
+    def start(self, launch: Launch[SSHState, SSHPlan]) -> None:
         record, plan, state, secret_env = launch.record, launch.plan, launch.state, launch.secret_env
         run_dir = str(state.remote_run_dir)
         request: dict[str, Any] = {
@@ -268,22 +265,22 @@ class SSHTarget(Target[SSHState]):
                 "--network",
                 str(self._setting("network", "host")),
                 "-v",
-                f"{plan['work']}:{plan['work']}",
+                f"{plan.work}:{plan.work}",
                 "-w",
                 run_dir,
                 "-e",
                 f"HOME={run_dir}",
             ]
-            if plan.get("uid"):
-                argv += ["--user", plan["uid"]]
+            if plan.uid:
+                argv += ["--user", plan.uid]
             if _truthy(self._setting("gpus", False)):
                 argv += ["--gpus", "all"]
             for key in sorted(secret_env):
                 argv += ["-e", key]  # the value comes from docker's own environment, not its argv
-            argv += [str(self._setting("image") or plan["image"]), "python3", plan["runner"], run_dir]
+            argv += [str(self._setting("image") or plan.image), "python3", plan.runner, run_dir]
             request.update(argv=argv, wait=True)
         else:
-            request.update(argv=[plan["python"], plan["runner"], run_dir], wait=False)
+            request.update(argv=[plan.python, plan.runner, run_dir], wait=False)
         try:
             answer: dict[str, Any] = self.remote.do(lambda c: c.call(sshscripts.START, request)[0])
         except SSHConnectionLost:

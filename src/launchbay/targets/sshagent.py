@@ -54,7 +54,7 @@ while True:
 MISSING = r"""
 import os
 base = args["base"]
-result = [d for d in args["digests"] if not os.path.isfile(os.path.join(base, d[:2], d[2:]))]
+result = [name for name in args["names"] if not os.path.isfile(os.path.join(base, name))]
 """
 
 # Each file lands through a temp name and a rename, so a transfer cut short never leaves a

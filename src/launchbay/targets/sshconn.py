@@ -10,7 +10,7 @@ asked for or stored (keys come from ``identity_file`` or the SSH agent).
 
     conn = SSHConnection("gpu-box", 22, "me", identity_file="~/.ssh/id_ed25519")  # one of your own
     rc, out, err = conn.run("nvidia-smi -L", check=False)
-    conn.upload_blobs("/home/me/.launchbay-remote/blobs", {digest: path})
+    conn.upload_blobs("/home/me/.launchbay-remote/blobs", {blob_name(digest): path})  # fileset.blob_name
     result, payload = conn.call(code, args)   # python run by the connection's remote helper
     conn.close()
 
@@ -399,9 +399,9 @@ class SSHConnection:
         return reply.get("result"), payload
 
     # -- files (through the agent) ----------------------------------------------------------------
-    def missing_blobs(self, blob_dir: str, digests: Iterable[str]) -> list[str]:
-        """Which of ``digests`` the remote blob folder (``blob_dir/ab/cdef...``) lacks."""
-        result, _ = self.call(MISSING, {"base": blob_dir, "digests": sorted(set(digests))})
+    def missing_blobs(self, blob_dir: str, names: Iterable[str]) -> list[str]:
+        """Which of ``names`` (blobs by their name in the folder, ``fileset.blob_name``) ``blob_dir`` lacks."""
+        result, _ = self.call(MISSING, {"base": blob_dir, "names": sorted(set(names))})
         return list(result)
 
     def upload_files(
@@ -442,9 +442,9 @@ class SSHConnection:
         return sent
 
     def upload_blobs(self, blob_dir: str, blobs: dict[str, Path]) -> tuple[int, int]:
-        """Send the blobs (digest → local file) the remote folder lacks: (blobs sent, bytes sent)."""
+        """Send the blobs (name in the folder → local file) the remote folder lacks: (blobs sent, bytes sent)."""
         missing = self.missing_blobs(blob_dir, blobs)
-        sent = self.upload_files(blob_dir, {f"{d[:2]}/{d[2:]}": blobs[d] for d in missing}, blobs=True)
+        sent = self.upload_files(blob_dir, {name: blobs[name] for name in missing}, blobs=True)
         return len(missing), sent
 
 

@@ -15,7 +15,7 @@ try:
 except OSError as exc:
     info["workdir_error"] = str(exc)
 blobs = os.path.join(work, "blobs")
-info["missing"] = [d for d in args["digests"] if not os.path.isfile(os.path.join(blobs, d[:2], d[2:]))]
+info["missing"] = [name for name in args["blobs"] if not os.path.isfile(os.path.join(blobs, name))]
 info["uv"] = shutil.which("uv")
 info["runtime_missing"] = [r for r in args["runtime"] if not os.path.isfile(os.path.join(work, r))]
 if args["gpus"]:
