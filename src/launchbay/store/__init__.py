@@ -1,17 +1,28 @@
-"""The run-history store (SQLite index + blob folder)."""
+"""The run-history store: the ``Store`` contract (base.py), its backends, and ``open_store(uri)``.
+
+The embedded backend (sqlite.py: SQLite index + blob folder) opens bare paths and ``file:`` URIs;
+other schemes come from the ``launchbay.stores`` entry-point group (registry.py).
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from ..config import find_store_dir
+from .base import Store
+from .batch import Batch, RunWriter
+from .blobs import BlobStore
 from .records import RunRecord
-from .sqlite import RunStore, RunWriter, Series
+from .registry import ENTRY_POINT_GROUP, StoreBackend, escaped_error, open_store
+from .sqlite import RunStore, Series
 
-__all__ = ["RunRecord", "RunStore", "RunWriter", "Series", "open_store"]
-
-
-def open_store(path: str | os.PathLike[str] | None = None) -> RunStore:
-    """The store at ``path``, LAUNCHBAY_STORE, or the nearest ancestor .launchbay/."""
-    return RunStore(Path(find_store_dir(path)))
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Batch",
+    "BlobStore",
+    "RunRecord",
+    "RunStore",
+    "RunWriter",
+    "Series",
+    "Store",
+    "StoreBackend",
+    "escaped_error",
+    "open_store",
+]

@@ -1,4 +1,9 @@
-"""Content-addressed blob folder: ``blobs/ab/cdef...`` named by SHA-256."""
+"""Blobs: write-once content named by its SHA-256, behind one interface (``BlobStore``).
+
+``FolderBlobs`` is the embedded store's ``blobs/ab/cdef...`` folder. A store elsewhere (an object
+store) subclasses ``CachedBlobs`` (store/blobcache.py): ``local_path`` fills a content-addressed
+local cache first. Nothing outside ``store/`` builds a blob's path: it asks ``local_path``.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,88 @@ import hashlib
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 
-class BlobStore:
+def check_digest(digest: str) -> str:
+    """``digest`` if it is a SHA-256 in hex (a name that can never leave the blob folder)."""
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    return digest
+
+
+class BlobStore(ABC):
+    """Write-once blobs named by their SHA-256: what every backend's blob side provides."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the blobs are, as a message names it (a folder, a bucket URL)."""
+
+    @abstractmethod
+    def has(self, digest: str) -> bool: ...
+
+    @abstractmethod
+    def put_file(self, source: Path, digest: str) -> bool:
+        """Store ``source`` (whose SHA-256 is ``digest``); False when it was already there."""
+
+    @abstractmethod
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; its digest."""
+
+    @abstractmethod
+    def read_bytes(self, digest: str) -> bytes: ...
+
+    @abstractmethod
+    def open(self, digest: str) -> BinaryIO: ...
+
+    @abstractmethod
+    def local_path(self, digest: str) -> Path:
+        """A read-only file on this machine holding the blob (to hard-link, mount or send)."""
+
+    @abstractmethod
+    def local_folder(self, digests: Iterable[str]) -> Path:
+        """A folder on this machine laid out ``ab/cdef...`` holding at least these blobs: where a runner on
+        this machine (or a container mounting it) reads a snapshot from."""
+
+    @abstractmethod
+    def missing(self, digests: set[str], complete: dict[str, int]) -> set[str]:
+        """The digests whose blob is gone. ``complete`` is the caller's memo between calls (updated in
+        place) that lets a backend skip what it checked before; a backend may ignore it."""
+
+    @abstractmethod
+    def sizes(self) -> Iterator[tuple[str, int]]:
+        """Every stored blob's digest and size (``gc``, ``du``)."""
+
+    @abstractmethod
+    def remove(self, digest: str) -> None:
+        """Delete a blob (``gc`` only, under the collector lock); nothing when it is gone."""
+
+    def unchanged(self, mtimes: dict[str, int]) -> bool:
+        """Whether nothing was added or deleted since ``missing`` filled ``mtimes``: a backend that
+        cannot tell cheaply says False, and the caller asks ``missing``."""
+        return False
+
+    def forget_modified(self) -> list[Path]:
+        """Drop the copies of blobs a run modified in place (only a folder that runs hard-link into has any)."""
+        return []
+
+
+class FolderBlobs(BlobStore):
     """Write-once files named by their SHA-256; writes are atomic (temp file + rename)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def path(self, digest: str) -> Path:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-            raise ValueError(f"not a sha256 digest: {digest!r}")
+        check_digest(digest)
         return self.root / digest[:2] / digest[2:]
 
     def local_path(self, digest: str) -> Path:
@@ -29,6 +103,9 @@ class BlobStore:
 
     def open(self, digest: str) -> BinaryIO:
         return self.path(digest).open("rb")
+
+    def local_folder(self, digests: Iterable[str]) -> Path:
+        return self.root  # every blob is in it already
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
@@ -112,3 +189,17 @@ class BlobStore:
 
     def read_bytes(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()
+
+    def sizes(self) -> Iterator[tuple[str, int]]:
+        if not self.root.is_dir():
+            return
+        for sub in os.scandir(self.root):
+            if not sub.is_dir() or len(sub.name) != 2:
+                continue
+            for entry in os.scandir(sub.path):
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                yield sub.name + entry.name, entry.stat().st_size
+
+    def remove(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)

@@ -1,7 +1,10 @@
 """The store's SQLite connection: one per thread, write transactions, schema migration, ``close()``.
 
-Every part of ``RunStore`` (runs, writes, series, files, models) builds on this class; nothing
-outside ``store/`` opens a connection or runs SQL.
+Every part of ``RunStore`` (runs, writes, series, models) builds on this class, the SQLite half of
+``Store`` (base.py); nothing outside ``store/`` opens a connection or runs SQL. The store folder
+(``root``) is this backend's business: it holds the index, the blob folder, the run folders, and
+launchbay's local cache (``cache_dir`` is the folder itself, so ``envs/`` and ``cache/`` stay where
+they always were).
 """
 
 from __future__ import annotations
@@ -11,38 +14,47 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from ..errors import LaunchbayError, StoreDamagedError, StoreError
 from . import runfile
-from .blobs import BlobStore
-from .guard import REPAIR_HINT, connect, store_error
+from .base import Store
+from .blobs import BlobStore, FolderBlobs
+from .gclock import blob_collector, blob_writer
+from .guard import REPAIR_HINT, GuardedConnection, connect, store_error
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 60_000
-_S = TypeVar("_S", bound="StoreConnection")
 
 
-class StoreConnection:
+class StoreConnection(Store):
     """The index file, the blob folder and the run folders of one ``.launchbay/``."""
 
-    def __init__(self, root: Path, *, index_name: str = "index.sqlite", rebuilding: bool = False) -> None:
-        """``rebuilding`` (``launchbay store repair`` only): an empty index next to run folders is expected."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        index_name: str = "index.sqlite",
+        rebuilding: bool = False,
+        blobs: BlobStore | None = None,
+    ) -> None:
+        """``rebuilding`` (``launchbay store repair`` only): an empty index next to run folders is expected.
+        ``blobs``: another blob store than the folder's own ``blobs/`` (the index does not care where)."""
         self.root = root
         self.index_path = root / index_name
-        self.blobs = BlobStore(root / "blobs")
+        self.blobs = blobs if blobs is not None else FolderBlobs(root / "blobs")
         self.runs_dir = root / "runs"
+        self.cache_dir = root
         self._local = threading.local()
-        self._conns: dict[threading.Thread, sqlite3.Connection] = {}  # every thread's, so close() closes all
+        self._conns: dict[threading.Thread, GuardedConnection] = {}  # every thread's, so close() closes all
         self._conns_lock = threading.Lock()
         self._rebuilding = rebuilding
         self._migrate()
 
     # -- connection and transactions -------------------------------------------------
     @property
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> GuardedConnection:
         """This thread's connection (SQLite connections are not shared between threads)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -62,24 +74,35 @@ class StoreConnection:
         for conn in conns.values():
             conn.close()
 
+    @property
+    def uri(self) -> str:
+        """The folder's path: what ``open_store`` takes as it is (and what older runners understand)."""
+        return str(self.root)
+
+    def index_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob(self.index_path.name + "*") if p.is_file())
+
+    def failure(self, exc: BaseException) -> LaunchbayError:
+        return store_error(exc, self.root)
+
+    def writing_blobs(self) -> AbstractContextManager[None]:
+        return blob_writer(self.root)
+
+    def collecting_blobs(self) -> AbstractContextManager[None]:
+        return blob_collector(self.root)
+
     def checkpoint_into_one_file(self) -> None:
         """Leave WAL mode, so that everything is in the index file itself (``store repair`` renames it)."""
         self.db.execute("PRAGMA journal_mode=DELETE")
 
-    def __enter__(self: _S) -> _S:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[GuardedConnection]:
         """One write transaction (BEGIN IMMEDIATE: writers queue instead of failing)."""
         db = self.db
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             try:
-                sqlite3.Connection.execute(db, "BEGIN IMMEDIATE")
+                sqlite3.Connection.execute(db, db.dialect.begin_write)
                 break
             except sqlite3.OperationalError as exc:
                 # SQLite can answer "locked" at once (WAL recovery by another process) instead of waiting
@@ -107,7 +130,7 @@ class StoreConnection:
             raise store_error(exc, self.root) from exc
         if not self._rebuilding and (not self.index_path.exists() or self.index_path.stat().st_size == 0):
             self._refuse_empty_index()  # before SQLite writes a header into it
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        version = self.db.dialect.schema_version(self.db)
         if version > SCHEMA_VERSION:
             self.close()
             raise StoreError(
@@ -118,14 +141,14 @@ class StoreConnection:
             return
         try:
             with self.transaction() as db:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
+                version = db.dialect.schema_version(db)
                 if version == 0 and not self._rebuilding:
                     self._refuse_empty_index()
                 for number in range(version, SCHEMA_VERSION):
                     for statement in MIGRATIONS[number].split(";"):
                         if statement.strip():
                             db.execute(statement)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.dialect.set_schema_version(db, SCHEMA_VERSION)
         except BaseException:
             self.close()  # the caller never gets this store: leave no connection behind
             raise

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiskFullError, LaunchbayError, StoreDamagedError, StoreError
+from .dialect import SQLITE, Dialect
 
 REPAIR_HINT = "Rebuild it from the run folders with `launchbay store repair`."
 _DAMAGED = ("malformed", "not a database", "database corrupt", "file is encrypted", "disk image")
-_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 LOW_SPACE_BYTES = 1 << 20  # an I/O error with less free than this is a full disk
 
 
@@ -54,7 +55,7 @@ def store_error(exc: BaseException, root: Path) -> LaunchbayError:
     lowered = message.lower()
     index = root / "index.sqlite"
     if isinstance(exc, OSError):
-        if exc.errno in _FULL_ERRNOS:
+        if exc.errno in FULL_ERRNOS:
             return disk_full_error(root, exc.strerror or message)
         why = exc.strerror or message
         return StoreError(f"Cannot use the store at {root}: {why}. Check the path and its permissions.")
@@ -109,6 +110,7 @@ class GuardedConnection(sqlite3.Connection):
     """An index connection whose failures are launchbay errors (see the module docstring)."""
 
     root: Path = Path(".")
+    dialect: Dialect = SQLITE
 
     def _cursor(self) -> GuardedCursor:
         cur = self.cursor(GuardedCursor)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreDamagedError
-from .sqlite import RunStore
+from .base import Store
 
 
 def file_sha256(path: Path) -> str:
@@ -23,7 +23,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def put_files(store: RunStore, files: list[tuple[str, Path]], **extra: Any) -> tuple[str, list[dict[str, Any]]]:
+def put_files(store: Store, files: list[tuple[str, Path]], **extra: Any) -> tuple[str, list[dict[str, Any]]]:
     """Store ``(relative path, local file)`` pairs as blobs plus a manifest; (manifest id, entries)."""
     entries = []
     for rel, path in sorted(files):
@@ -35,18 +35,18 @@ def put_files(store: RunStore, files: list[tuple[str, Path]], **extra: Any) -> t
     return store.blobs.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()), entries
 
 
-def read_manifest(store: RunStore, manifest_id: str) -> dict[str, Any]:
+def read_manifest(store: Store, manifest_id: str) -> dict[str, Any]:
     return dict(json.loads(store.blobs.read_bytes(manifest_id)))
 
 
-def missing_blobs(store: RunStore, manifest_id: str) -> list[str]:
+def missing_blobs(store: Store, manifest_id: str) -> list[str]:
     """What of a manifest is gone from the store: ``["manifest"]`` or the paths whose blobs are."""
     if not store.blobs.has(manifest_id):
         return ["manifest"]
     return [f["path"] for f in read_manifest(store, manifest_id)["files"] if not store.blobs.has(f["sha256"])]
 
 
-def referenced_blobs(store: RunStore, manifest_id: str) -> set[str]:
+def referenced_blobs(store: Store, manifest_id: str) -> set[str]:
     """The manifest's own blob and every file blob it names (those present)."""
     if not store.blobs.has(manifest_id):
         return set()
@@ -65,7 +65,7 @@ def outside(entries: list[dict[str, Any]], dest: Path) -> list[str]:
 
 
 def write_files(
-    store: RunStore, entries: list[dict[str, Any]], dest: Path, what: str = "A manifest in the store"
+    store: Store, entries: list[dict[str, Any]], dest: Path, what: str = "A manifest in the store"
 ) -> list[Path]:
     """Write manifest entries under ``dest`` (copies, never links: the files are the user's).
 
@@ -82,7 +82,7 @@ def write_files(
     for entry in entries:
         target = (root / entry["path"]).resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(store.blobs.path(entry["sha256"]), target)
+        shutil.copyfile(store.blobs.local_path(entry["sha256"]), target)
         os.chmod(target, 0o755 if entry.get("mode", 0o644) & 0o111 else 0o644)
         written.append(target)
     return written

@@ -73,9 +73,9 @@ class ModelRows(StoreConnection):
                     return None
             model = db.execute("SELECT id, next_version FROM models WHERE name=?", (version.name,)).fetchone()
             if model is None:
-                model_id = db.execute(
-                    "INSERT INTO models(name, created, next_version) VALUES (?,?,1)", (version.name, time.time())
-                ).lastrowid
+                model_id = db.dialect.insert_id(
+                    db, "INSERT INTO models(name, created, next_version) VALUES (?,?,1)", (version.name, time.time())
+                )
                 number = 1
             else:
                 model_id, number = model

@@ -148,11 +148,11 @@ def _insert(store: RunStore, data: dict[str, Any], status: str) -> int:
         pk = insert_run_row(db, row, status)
         assert pk is not None
         db.executemany(
-            "INSERT OR REPLACE INTO tags(run_pk, key, value) VALUES (?,?,?)",
+            db.dialect.upsert("tags", ("run_pk", "key", "value"), ("run_pk", "key")),
             [(pk, k, str(v)) for k, v in (data.get("tags") or {}).items()],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO params(run_pk, key, value) VALUES (?,?,?)",
+            db.dialect.upsert("params", ("run_pk", "key", "value"), ("run_pk", "key")),
             [
                 (pk, k, v if isinstance(v, (int, float, str)) else json.dumps(v))
                 for k, v in (data.get("params") or {}).items()

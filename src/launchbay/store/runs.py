@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import RunNotFoundError
@@ -27,15 +24,6 @@ _MAX_VARIABLES = 30_000  # bound parameters a statement may have (SQLite's defau
 
 class RunQueries(StoreConnection):
     """The read side of runs; every query a front end, a sweep or ingest needs has a name here."""
-
-    def new_run_id(self, experiment: str) -> str:
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", experiment).strip("-")[:24] or "run"
-        return f"{slug}_{int(time.time())}_{secrets.token_hex(3)}"
-
-    def run_dir(self, run_id: str) -> Path:
-        if not _SAFE_ID.match(run_id):
-            raise RunNotFoundError(f"{run_id!r} is not a valid run id.")
-        return self.runs_dir / run_id
 
     def resolve_run_id(self, ref: str) -> str:
         """An exact run id, or a unique prefix of one."""
@@ -151,7 +139,7 @@ class RunQueries(StoreConnection):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.created DESC, r.pk DESC"
         if limit is not None or offset:
-            sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
+            sql += self.db.dialect.page(limit, offset)
         pks = [row[0] for row in self.db.execute(sql, args)]
         by_pk: dict[int, RunRecord] = {}
         for first in range(0, len(pks), _MAX_VARIABLES):
@@ -190,7 +178,7 @@ class RunQueries(StoreConnection):
             if bound:
                 pk_list = f"SELECT run_pk FROM series WHERE name = ? AND last {op} ?"
                 probe = (  # the covering index, not the table: SQLite would pick UNIQUE(run_pk, name)'s
-                    "SELECT 1 FROM series s INDEXED BY series_run_name_last"
+                    f"SELECT 1 FROM {self.db.dialect.indexed_by('series s', 'series_run_name_last')}"
                     f" WHERE s.run_pk = r.pk AND s.name = ? AND s.last {op} ?"
                 )
                 lists.append((pk_list, probe, [*bound]))
@@ -208,7 +196,7 @@ class RunQueries(StoreConnection):
             elif paged or sizes[rarest] <= _LOOKUP_BELOW:
                 terms.append(f"EXISTS ({probe})")
             else:
-                terms.append(f"+r.pk IN ({pk_list})")
+                terms.append(f"{self.db.dialect.not_indexed('r.pk')} IN ({pk_list})")
             args.extend(a)
         return terms, args
 
@@ -300,7 +288,8 @@ class RunQueries(StoreConnection):
         """A sweep's children for its table, oldest first: status, params and tags only (a
         1,000-trial table reads in a few ms, not the ~80 ms of 1,000 whole records)."""
         rows = self.db.execute(
-            "SELECT pk, run_id, status, json_extract(spec, '$.params') FROM runs WHERE parent_run_id=? ORDER BY pk",
+            f"SELECT pk, run_id, status, {self.db.dialect.json_field('spec', 'params')} FROM runs"
+            " WHERE parent_run_id=? ORDER BY pk",
             (parent_run_id,),
         ).fetchall()
         children = {
@@ -353,9 +342,6 @@ class RunQueries(StoreConnection):
         return int(row[0])
 
     # -- snapshots --------------------------------------------------------------------
-    def snapshot_manifest(self, snapshot_id: str) -> dict[str, Any]:
-        return json.loads(self.blobs.read_bytes(snapshot_id))
-
     def used_snapshot_ids(self) -> list[str]:
         """Every snapshot a run in the index refers to."""
         return [

@@ -31,7 +31,6 @@ import json
 import marshal
 import mmap
 import os
-import sqlite3
 import struct
 import time
 import zlib
@@ -43,6 +42,7 @@ from .. import runfolder as rf
 from ..tracking.journalfmt import decode as decode_record
 from ..tracking.journalfmt import encode as encode_record
 from .codec import CodecError
+from .dialect import Db
 
 SERIES = rf.SEALED_SERIES
 RECORDS = rf.SEALED_RECORDS
@@ -210,7 +210,7 @@ def _is_points(payload: bytes) -> bool:
     return bool(kind == "m" and type(body) is list)
 
 
-def _write_series(db: sqlite3.Connection, run_pk: int, journal: Path, sizes: dict[str, int]) -> None:
+def _write_series(db: Db, run_pk: int, journal: Path, sizes: dict[str, int]) -> None:
     """Every series of the run, then the trailer (which commits the file)."""
     entries = []
     with _aside(journal / SERIES) as out:
@@ -347,7 +347,7 @@ def adopt_rebuilt(db_store: Any, record: Any) -> bool:
         return adopt(db, record.pk, journal, replace_chunks=False)
 
 
-def adopt(db: sqlite3.Connection, run_pk: int, journal: Path, replace_chunks: bool) -> bool:
+def adopt(db: Db, run_pk: int, journal: Path, replace_chunks: bool) -> bool:
     """Point the run's series at ``sealed.series`` (inside the caller's transaction).
 
     ``replace_chunks``: the index holds exactly the sealed points (sealing): its chunks go. Otherwise
@@ -360,7 +360,9 @@ def adopt(db: sqlite3.Connection, run_pk: int, journal: Path, replace_chunks: bo
     for entry in trailer["series"]:
         row = db.execute("SELECT id FROM series WHERE run_pk=? AND name=?", (run_pk, entry["name"])).fetchone()
         if row is None:
-            series_id = db.execute("INSERT INTO series(run_pk, name) VALUES (?,?)", (run_pk, entry["name"])).lastrowid
+            series_id = db.dialect.insert_id(
+                db, "INSERT INTO series(run_pk, name) VALUES (?,?)", (run_pk, entry["name"])
+            )
         else:
             series_id = row[0]
         if replace_chunks:
@@ -378,13 +380,15 @@ def adopt(db: sqlite3.Connection, run_pk: int, journal: Path, replace_chunks: bo
             ),
         )
     size = _size(journal / SERIES)
-    db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (run_pk, SERIES, size))
+    set_offset = db.dialect.upsert("offsets", ("run_pk", "file", "pos"), ("run_pk", "file"))
+    db.execute(set_offset, (run_pk, SERIES, size))
     records = _size(journal / RECORDS)
     if replace_chunks:  # those records are in the index already
-        db.execute("INSERT OR REPLACE INTO offsets(run_pk, file, pos) VALUES (?,?,?)", (run_pk, RECORDS, records))
+        db.execute(set_offset, (run_pk, RECORDS, records))
     for name, sealed_size in trailer["replaces"].items():  # what those bytes held is in the index now
         db.execute(
-            "UPDATE offsets SET pos=MAX(pos, ?) WHERE run_pk=? AND file=?", (int(sealed_size), run_pk, str(name))
+            f"UPDATE offsets SET pos={db.dialect.greatest('pos', '?')} WHERE run_pk=? AND file=?",
+            (int(sealed_size), run_pk, str(name)),
         )
     return True
 

@@ -14,7 +14,6 @@ of which was stored as a float64 that differs from what was logged is marked ``s
 from __future__ import annotations
 
 import operator
-import sqlite3
 from collections.abc import Sequence
 from itertools import compress
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from .. import runfolder as rf
 from ..errors import StoreDamagedError
 from .connection import StoreConnection
+from .dialect import Db
 from .records import ChildRow, RunRecord
 
 _second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
@@ -114,7 +114,7 @@ class SeriesStore(StoreConnection):
 
 
 def read_series(
-    db: sqlite3.Connection, series_id: int | None, name: str, after_step: int | None = None, journal: Path | None = None
+    db: Db, series_id: int | None, name: str, after_step: int | None = None, journal: Path | None = None
 ) -> Series:
     """The decoder: a series' chunks (or those after ``after_step``) as NumPy arrays; ``journal``
     is the run's journal folder, where an ended run's chunks lie (``sealed.series``)."""
@@ -153,7 +153,7 @@ def damaged_series(exc: Exception, name: str, journal: Path | None, rows: list[t
     )
 
 
-def chunk_rows(db: sqlite3.Connection, series_id: int, after_step: int | None = None) -> list[tuple[Any, ...]]:
+def chunk_rows(db: Db, series_id: int, after_step: int | None = None) -> list[tuple[Any, ...]]:
     """A series' chunk rows in order, as ``codec.rows_arrays`` reads them (those past ``after_step``)."""
     sql = (
         "SELECT n, first_step, steps, vals, ts, codec, file_at, file_size, last_step FROM chunks"
@@ -164,9 +164,7 @@ def chunk_rows(db: sqlite3.Connection, series_id: int, after_step: int | None = 
     return db.execute(sql, (series_id, after_step)).fetchall()
 
 
-def append_series(
-    db: sqlite3.Connection, run_pk: int, name: str, points: list[Any], journal: Path | None = None
-) -> int:
+def append_series(db: Db, run_pk: int, name: str, points: list[Any], journal: Path | None = None) -> int:
     """The encoder: pack one series' new points into a chunk (merging with a small last chunk).
     Values are ints (within int64) or floats; ``journal`` is the run's journal folder (where an
     ended run's chunks lie, read when an integer series becomes a float series).
@@ -181,9 +179,9 @@ def append_series(
         "SELECT id, count, last_step, min, max, ints FROM series WHERE run_pk=? AND name=?", (run_pk, name)
     ).fetchone()
     if row is None:
-        series_id = db.execute(
-            "INSERT INTO series(run_pk, name, ints) VALUES (?,?,?)", (run_pk, name, int(all_ints))
-        ).lastrowid
+        series_id = db.dialect.insert_id(
+            db, "INSERT INTO series(run_pk, name, ints) VALUES (?,?,?)", (run_pk, name, int(all_ints))
+        )
         count, last_step, lo, hi, integer = 0, None, None, None, all_ints
     else:
         series_id, count, last_step, lo, hi, integer = row
@@ -252,7 +250,7 @@ def append_series(
     return dropped
 
 
-def mark_rounded(db: sqlite3.Connection, run_pk: int, names: Sequence[str]) -> None:
+def mark_rounded(db: Db, run_pk: int, names: Sequence[str]) -> None:
     """Mark series rounded: some value of theirs was stored as a float64 that is not what was logged."""
     db.executemany("UPDATE series SET rounded=1 WHERE run_pk=? AND name=?", [(run_pk, name) for name in names])
 
@@ -266,7 +264,7 @@ def _float_values(values: list[Any]) -> tuple[Any, bool]:
     return out, bool(ints) and max(map(abs, ints)) > _EXACT_FLOAT and any(float(v) != v for v in ints)
 
 
-def _as_floats(db: sqlite3.Connection, series_id: int, name: str, journal: Path | None) -> None:
+def _as_floats(db: Db, series_id: int, name: str, journal: Path | None) -> None:
     """An integer series becomes a float series: its points so far packed again as float64 (rounded
     where an int has no exact float64), in the index."""
     import numpy as np
@@ -285,4 +283,6 @@ def _as_floats(db: sqlite3.Connection, series_id: int, name: str, journal: Path 
             "INSERT INTO chunks(series_id, n, first_step, last_step, steps, vals, ts, codec) VALUES (?,?,?,?,?,?,?,?)",
             (series_id, *codec.chunk_row(series.steps[part], floats[part], series.timestamps[part])),
         )
-    db.execute("UPDATE series SET ints=0, rounded=MAX(rounded, ?) WHERE id=?", (int(rounded), series_id))
+    db.execute(
+        f"UPDATE series SET ints=0, rounded={db.dialect.greatest('rounded', '?')} WHERE id=?", (int(rounded), series_id)
+    )

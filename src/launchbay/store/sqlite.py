@@ -5,30 +5,60 @@ Layout of ``.launchbay/``::
     index.sqlite          runs, experiments, tags, params, metric series, chunks
     blobs/ab/cdef...      content-addressed files (snapshot files and manifests)
     runs/<run_id>/        runner.json, journal/, files/ (outputs, logs, user_logs)
+    envs/, cache/         launchbay's local cache (``cache_dir`` is this folder)
 
-``RunStore`` is put together from one class per job, each in its own module:
+``RunStore`` fills ``Store`` (base.py) with one class per job, each in its own module:
 
     connection.py   the per-thread connection, write transactions, migrations, ``close()``
     runs.py         reading runs: get, list, filter, children, records, snapshots in use
-    writes.py       the batch write primitive ``write`` and the guarded status ``transition``
+    writes.py       the batch write primitive ``batch`` and the writer's hooks
     series.py       metric series: the chunk encoder and decoder
     model_rows.py   the model registry's rows
-    files.py        a run's files and log
+    sealed.py       an ended run's points, packed once into its run folder
 
-Nothing outside ``store/`` runs SQL: every query and write has a named method here.
+Nothing outside ``store/`` runs SQL: every query and write has a named method here. The few forms
+only SQLite has go through the connection's dialect (dialect.py).
 """
 
 from __future__ import annotations
 
-from .files import RunFiles, inside
+import sqlite3
+from pathlib import Path
+
+from ..config import find_store_dir
+from ..errors import LaunchbayError
+from . import sealed
+from .files import inside
+from .guard import FULL_ERRNOS, store_error
 from .model_rows import ModelRows
+from .records import RunRecord
+from .registry import StoreBackend
 from .series import Series, SeriesStore
-from .writes import RunWriter, RunWrites
+from .writes import RunWrites
 
-__all__ = ["RunStore", "RunWriter", "Series", "inside"]
+__all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows, RunFiles):
-    """All reads and writes of run history go through here (CLI, API, server, ingest, sweeps, registry).
+class RunStore(RunWrites, SeriesStore, ModelRows):
+    """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""
+
+    def seal(self, record: RunRecord) -> bool:
+        return sealed.seal(self, record)
+
+    def adopt_rebuilt(self, record: RunRecord) -> bool:
+        return sealed.adopt_rebuilt(self, record)
+
+
+class FolderBackend(StoreBackend):
+    """``file:`` URIs and bare paths: the embedded store in that folder, as launchbay always opened it."""
+
+    def open(self, location: str | None, start: Path | None = None) -> RunStore:
+        return RunStore(find_store_dir(location, start=start))
+
+    def error(self, exc: BaseException, location: str | None) -> LaunchbayError | None:
+        """SQLite's errors and a full disk (any other ``OSError`` is not the store's)."""
+        if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS or isinstance(exc, sqlite3.Error):
+            return store_error(exc, find_store_dir(location))
+        return None
