@@ -51,7 +51,7 @@ def _opt_str(raw: str) -> str | None:
 
 
 LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
-    "LAUNCHBAY_STORE", _opt_str, None, "Path of the store folder (overrides discovery)."
+    "LAUNCHBAY_STORE", _opt_str, None, "The store: a folder path or a store URI (overrides discovery)."
 )
 LAUNCHBAY_HEARTBEAT_TIMEOUT = EnvVar(
     "LAUNCHBAY_HEARTBEAT_TIMEOUT",
@@ -201,15 +201,29 @@ def expand_env(value: Any, path: Path, where: str = "") -> Any:
 
 
 def find_store_dir(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:
-    """Where the store lives: explicit > LAUNCHBAY_STORE > nearest ancestor .launchbay > cwd."""
+    """Where the store lives: explicit > LAUNCHBAY_STORE > nearest ancestor .launchbay > cwd.
+
+    A ``file:`` URI names the same folder as its path (``store.open_store`` takes other schemes)."""
     if explicit:
-        return Path(explicit).expanduser().resolve()
+        return Path(_file_path(os.fspath(explicit))).expanduser().resolve()
     env = LAUNCHBAY_STORE.get()
     if env:
-        return Path(env).expanduser().resolve()
+        return Path(_file_path(env)).expanduser().resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / STORE_DIRNAME
         if candidate.is_dir():
             return candidate
     return here / STORE_DIRNAME
+
+
+def _file_path(location: str) -> str:
+    """``file:///a/b`` and ``file:a/b`` -> their path (percent-escapes decoded); anything else as it is."""
+    if not location.lower().startswith("file:"):
+        return location
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(location)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(f"The store {location!r} names another host; a file: store is a folder on this machine.")
+    return unquote(parts.path)

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from .errors import LaunchbayError
-from .store import RunRecord, RunStore
+from .store import RunRecord, Store
 
 DIFF_MAX_FILE_BYTES = 200 * 1024
 DIFF_MAX_TOTAL_CHARS = 2_000_000
@@ -19,7 +19,7 @@ _LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", 
 _MISSING = object()
 
 
-def snapshot_diff(store: RunStore, first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
+def snapshot_diff(store: Store, first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
     """File-by-file diff of two runs' snapshots (first → second): text files unified,
     binary or large files by size and SHA-256."""
     old, new = _manifest(store, first.snapshot_id), _manifest(store, second.snapshot_id)
@@ -51,7 +51,7 @@ def snapshot_diff(store: RunStore, first: RunRecord, second: RunRecord) -> list[
     return out
 
 
-def _manifest(store: RunStore, snapshot_id: str | None) -> dict[str, dict[str, Any]]:
+def _manifest(store: Store, snapshot_id: str | None) -> dict[str, dict[str, Any]]:
     if not snapshot_id:
         return {}
     try:
@@ -61,7 +61,7 @@ def _manifest(store: RunStore, snapshot_id: str | None) -> dict[str, dict[str, A
     return {f["path"]: f for f in manifest.get("files", [])}
 
 
-def _text(store: RunStore, entry: dict[str, Any] | None) -> str | None | bool:
+def _text(store: Store, entry: dict[str, Any] | None) -> str | None | bool:
     """The file's text, None when absent, False when binary or too large to diff."""
     if entry is None:
         return None
@@ -128,7 +128,7 @@ def lower_is_better(name: str) -> bool:
     return any(word in lowered for word in _LOWER_IS_BETTER)
 
 
-def metric_rows(store: RunStore, first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
+def metric_rows(store: Store, first: RunRecord, second: RunRecord) -> list[dict[str, Any]]:
     """Final and best value of each scalar metric of either run."""
     summaries = [{s["name"]: s for s in store.metric_summaries(r)} for r in (first, second)]
     names = list(dict.fromkeys([*summaries[0], *summaries[1]]))
@@ -147,7 +147,7 @@ def _num(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
 
 
-def diff_runs(store: RunStore, first: RunRecord, second: RunRecord) -> dict[str, Any]:
+def diff_runs(store: Store, first: RunRecord, second: RunRecord) -> dict[str, Any]:
     """Everything ``launchbay diff A B --json`` prints."""
     return {
         "a": first.run_id,

@@ -39,7 +39,7 @@ class RunHandle:
 
     # -- (de)serialise so any process can re-attach -------------------------------------------
     def to_dict(self) -> dict[str, str]:
-        return {"run_id": self.run_id, "store": str(self._session.store.root)}
+        return {"run_id": self.run_id, "store": self._session.store.uri}
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> RunHandle:

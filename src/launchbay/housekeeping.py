@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .environments.cache import envs_root
 from .errors import ConfigError, LaunchbayError
 from .models import RunStatus
 from .registry import ModelRegistry
-from .store import RunRecord, RunStore
-from .store.gclock import blob_collector
+from .store import RunRecord, Store
 from .store.manifests import referenced_blobs
 
 if TYPE_CHECKING:
@@ -76,12 +76,12 @@ def select_runs(
     return list(chosen.values()), skipped
 
 
-def remove_run(store: RunStore, record: RunRecord) -> bool:
+def remove_run(store: Store, record: RunRecord) -> bool:
     """Delete a finished run's rows and folder; False if it was gone or is not finished."""
     return store.remove_finished_run(record.pk)
 
 
-def needed_blobs(store: RunStore) -> set[str]:
+def needed_blobs(store: Store) -> set[str]:
     """Every blob a kept run's snapshot or a model version refers to."""
     needed: set[str] = set()
     for snapshot_id in store.used_snapshot_ids():
@@ -91,46 +91,32 @@ def needed_blobs(store: RunStore) -> set[str]:
     return needed
 
 
-def _all_blobs(store: RunStore) -> list[tuple[str, Path, int]]:
-    out: list[tuple[str, Path, int]] = []
-    root = store.blobs.root
-    if not root.is_dir():
-        return out
-    for sub in os.scandir(root):
-        if not sub.is_dir() or len(sub.name) != 2:
-            continue
-        for entry in os.scandir(sub.path):
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                continue
-            out.append((sub.name + entry.name, Path(entry.path), entry.stat().st_size))
-    return out
-
-
-def collect_garbage(store: RunStore, dry_run: bool = False) -> dict[str, Any]:
+def collect_garbage(store: Store, dry_run: bool = False) -> dict[str, Any]:
     """Remove blobs nothing kept refers to (``dry_run``: only say which and how much)."""
-    with blob_collector(store.root):
+    with store.collecting_blobs():
         needed = needed_blobs(store)
-        garbage = [(d, p, size) for d, p, size in _all_blobs(store) if d not in needed]
+        garbage = [(d, size) for d, size in store.blobs.sizes() if d not in needed]
         if not dry_run:
-            for _digest, path, _size in garbage:
-                path.unlink(missing_ok=True)
+            for digest, _size in garbage:
+                store.blobs.remove(digest)
             if garbage:
+                from .snapshot import forget_snapshot_indexes
+
                 # snapshot indexes remember which blobs are stored: make the next snapshot check again
-                for index in (store.root / "cache").glob("snapshot-index-*"):
-                    index.unlink(missing_ok=True)
+                forget_snapshot_indexes(store)
             store.forget_unused_snapshots()
     names = _orphan_names(store) if dry_run else {}
     return {
         "dry_run": dry_run,
         "blobs": len(garbage),
-        "bytes": sum(size for _, _, size in garbage),
+        "bytes": sum(size for _, size in garbage),
         "kept_blobs": len(needed),
-        "removed": [d for d, _, _ in garbage],
-        "details": [{"sha256": d, "bytes": size, "what": names.get(d, "unreferenced blob")} for d, _, size in garbage],
+        "removed": [d for d, _ in garbage],
+        "details": [{"sha256": d, "bytes": size, "what": names.get(d, "unreferenced blob")} for d, size in garbage],
     }
 
 
-def _orphan_names(store: RunStore) -> dict[str, str]:
+def _orphan_names(store: Store) -> dict[str, str]:
     """What the blobs of snapshots no run refers to any more were: ``snapshot ab12cd: train.py``."""
     out: dict[str, str] = {}
     for snapshot_id in store.unused_snapshot_ids():
@@ -153,9 +139,9 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def disk_usage(store: RunStore) -> dict[str, Any]:
+def disk_usage(store: Store) -> dict[str, Any]:
     """Sizes by experiment, and of runs, snapshots, environments, models and blobs."""
-    sizes = {d: size for d, _, size in _all_blobs(store)}
+    sizes = dict(store.blobs.sizes())
     experiments: dict[str, dict[str, int]] = {}
     runs_bytes = 0
     snapshot_ids: set[str] = set()
@@ -174,10 +160,10 @@ def disk_usage(store: RunStore) -> dict[str, Any]:
     manifests = ModelRegistry(store).manifests()
     for manifest in manifests:
         model_blobs |= referenced_blobs(store, manifest)
-    envs = store.root / "envs"
+    envs = envs_root(store.cache_dir)
     needed = snap_blobs | model_blobs
     return {
-        "store": str(store.root),
+        "store": store.uri,
         "experiments": [{"name": k, **v} for k, v in sorted(experiments.items(), key=lambda kv: -kv[1]["bytes"])],
         "runs": {"count": sum(v["runs"] for v in experiments.values()), "bytes": runs_bytes},
         "snapshots": {"count": len(snapshot_ids), "bytes": sum(sizes.get(d, 0) for d in snap_blobs)},
@@ -191,5 +177,5 @@ def disk_usage(store: RunStore) -> dict[str, Any]:
             "bytes": sum(sizes.values()),
             "unreferenced_bytes": sum(s for d, s in sizes.items() if d not in needed),
         },
-        "index_bytes": sum(p.stat().st_size for p in store.root.glob("index.sqlite*") if p.is_file()),
+        "index_bytes": store.index_bytes(),
     }

@@ -19,7 +19,7 @@ from . import runfolder as rf
 from .journal_problems import note_output_lost, note_problems
 from .journal_reader import Piece, read_piece
 from .models import RunStatus
-from .store import RunRecord, RunStore, RunWriter, open_store, sealed
+from .store import RunRecord, RunWriter, Store, open_store
 
 
 @contextmanager
@@ -63,7 +63,7 @@ def live_ingester(journal: str) -> Iterator[None]:
 LIVE_SKIP_BYTES = 1 << 20  # a reader leaves a backlog larger than this to the live ingester
 
 
-def _left_to_the_runner(store: RunStore, record: RunRecord) -> bool:
+def _left_to_the_runner(store: Store, record: RunRecord) -> bool:
     """A reader's look leaves this run to its runner: the runner ingests it live and the journal has
     more than ``LIVE_SKIP_BYTES`` unread (a script logging fast). A smaller backlog the reader reads
     itself, so a look right after a status change or a few points still shows them."""
@@ -96,7 +96,7 @@ def _live_ingester_on(record: RunRecord) -> bool:
         os.close(fd)
 
 
-def ingest_run(store: RunStore, record: RunRecord, wait: bool = True, live: bool = False) -> bool:
+def ingest_run(store: Store, record: RunRecord, wait: bool = True, live: bool = False) -> bool:
     """Index whatever the run's journal gained; True when anything changed.
 
     With ``wait=False`` (a reader: a widget's poll, the sidebar, the CLI) a reader that finds
@@ -113,13 +113,13 @@ def ingest_run(store: RunStore, record: RunRecord, wait: bool = True, live: bool
             return False
         changed = _ingest_locked(store, record, None if wait else time.monotonic() + READER_BUDGET_S)
         if store.journal_position(record.pk)[2].is_terminal():
-            sealed.seal(store, record)  # ended by a cancel or the failure check: kept once all the same
+            store.seal(record)  # ended by a cancel or the failure check: kept once all the same
     if changed:
         _register_models(store, record.run_id)
     return changed
 
 
-def _register_models(store: RunStore, run_id: str, ending: bool = False) -> None:
+def _register_models(store: Store, run_id: str, ending: bool = False) -> None:
     """Models the run registered from inside (``Run.register_model``), once it has ended
     (``ending``: its final event is read and about to be applied, every file is in)."""
     from .registry import MODEL_RECORD, ModelRegistry
@@ -130,10 +130,10 @@ def _register_models(store: RunStore, run_id: str, ending: bool = False) -> None
     ModelRegistry(store).register_pending(store.get_run(run_id), ending=ending)
 
 
-def _ingest_locked(store: RunStore, record: RunRecord, deadline: float | None = None) -> bool:
+def _ingest_locked(store: Store, record: RunRecord, deadline: float | None = None) -> bool:
     """Apply the journal piece by piece (bounded memory), each piece in one transaction, until
     it is all in (or ``deadline``, a monotonic time, has passed)."""
-    changed, conflicts = sealed.adopt_rebuilt(store, record), 0
+    changed, conflicts = store.adopt_rebuilt(record), 0
     journal = record.run_dir / rf.JOURNAL
     while conflicts < 20:
         known, heartbeat, status = store.journal_position(record.pk)
@@ -141,7 +141,7 @@ def _ingest_locked(store: RunStore, record: RunRecord, deadline: float | None = 
         if piece.empty() or (not piece.offsets and piece.heartbeat == heartbeat):
             return changed
         if piece.ends and piece.events and not status.is_terminal():
-            sealed.seal(store, record)  # every record is in: kept once before anyone sees the run ended
+            store.seal(record)  # every record is in: kept once before anyone sees the run ended
             _register_models(store, record.run_id, ending=True)  # a waiter that sees the end finds them
         with store.write(record.pk) as run:
             if not run.claim_offsets(piece.offsets):
@@ -154,7 +154,7 @@ def _ingest_locked(store: RunStore, record: RunRecord, deadline: float | None = 
     return changed
 
 
-def _apply(store: RunStore, run: RunWriter, pending: Piece) -> None:
+def _apply(store: Store, run: RunWriter, pending: Piece) -> None:
     """One journal piece onto the run, inside the batch ``run`` (one transaction)."""
     for name, points in pending.points.items():
         dropped = run.append_points(name, points)
@@ -179,7 +179,7 @@ def _apply(store: RunStore, run: RunWriter, pending: Piece) -> None:
         run.set(properties=properties)
 
 
-def _apply_event(store: RunStore, run: RunWriter, event: dict[str, Any]) -> None:
+def _apply_event(store: Store, run: RunWriter, event: dict[str, Any]) -> None:
     """One runner event onto the run (a status event is ignored once the run is terminal)."""
     event_type = event.get("type")
     if event_type == "runner":
@@ -199,8 +199,9 @@ def _apply_event(store: RunStore, run: RunWriter, event: dict[str, Any]) -> None
     elif event_type == "snapshot_modified":
         # the run wrote into snapshot files in place: their blobs were set aside, so the
         # snapshot indexes (which trust known blobs) must be rebuilt
-        for index in (store.root / "cache").glob("snapshot-index-*"):
-            index.unlink(missing_ok=True)
+        from .snapshot import forget_snapshot_indexes
+
+        forget_snapshot_indexes(store)
         store.blobs.forget_modified()
         run.add_record("warning", "snapshot_modified", json.dumps(event.get("files")), float(event["ts"]))
     elif event_type == "status" and not run.status.is_terminal():

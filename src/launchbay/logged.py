@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .store import RunRecord, RunStore
+    from .store import RunRecord, Store
 
 KINDS = ("image", "table", "rows", "list")
 _RECORD_KINDS = {"image": "image", "table": "table", "row": "rows", "list": "list"}
@@ -66,7 +66,7 @@ def count_text(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def read_logged(store: RunStore, run: RunRecord, names: list[str] | None = None) -> list[Logged]:
+def read_logged(store: Store, run: RunRecord, names: list[str] | None = None) -> list[Logged]:
     """The run's logged data, one entry per (name, kind), in the order first logged."""
     out: dict[tuple[str, str], Logged] = {}
     for record_kind, name, payload, ts in store.read_records(run):
@@ -98,7 +98,7 @@ def _append_row(entry: Logged, row: dict[str, Any]) -> None:
         column.extend([None] * (n + 1 - len(column)))
 
 
-def logged_version(store: RunStore, run: RunRecord) -> int:
+def logged_version(store: Store, run: RunRecord) -> int:
     """Changes whenever the run logs anything of these kinds (cheap: one indexed query)."""
     return store.last_record_id(run)
 
@@ -123,7 +123,7 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     return json.dumps(strict_json(value), indent=indent, default=str, allow_nan=False)
 
 
-def logged_payload(store: RunStore, run: RunRecord, since: int | None = None, max_rows: int = 1000) -> dict[str, Any]:
+def logged_payload(store: Store, run: RunRecord, since: int | None = None, max_rows: int = 1000) -> dict[str, Any]:
     """What the REST API serves: every entry (tables cut to their last ``max_rows`` rows), or
     ``changed: false`` alone when nothing was logged since ``version`` ``since``."""
     version = logged_version(store, run)

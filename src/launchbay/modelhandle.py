@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from .registry import MODEL_USE, ModelRegistry, ModelVersion
-from .store import RunStore, open_store
+from .store import Store, open_store
 
 
 class Model:
     """One version of a registered model. ``.path`` is a read-only local copy; ``.download(dir)`` a copy of yours."""
 
-    def __init__(self, version: ModelVersion, store: RunStore) -> None:
+    def __init__(self, version: ModelVersion, store: Store) -> None:
         self._version = version
         self._store = store
         self.name, self.version = version.name, version.version

@@ -19,8 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import ConfigError, LaunchbayError, ModelNotFoundError
-from .store import RunRecord, RunStore
-from .store.gclock import blob_writer
+from .store import RunRecord, Store
 from .store.manifests import put_files, read_manifest, write_files
 from .store.model_rows import ModelVersion
 
@@ -60,7 +59,7 @@ def clean_relpath(path: str) -> str:
 class ModelRegistry:
     """Reads and writes models and their versions in one store."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     # -- register -------------------------------------------------------------------------------
@@ -85,7 +84,7 @@ class ModelRegistry:
         metrics = self._metrics(record, at)
         env = record.target_state.get("environment") or {}
         env_hash = env.get("hash") if isinstance(env, dict) else None
-        with blob_writer(self.store.root):
+        with self.store.writing_blobs():
             manifest_id, entries = put_files(self.store, pairs, kind=kind, name=Path(rel).name)
             number = self.store.add_model_version(
                 record,
@@ -203,7 +202,7 @@ class ModelRegistry:
 
     def local_path(self, version: ModelVersion) -> Path:
         """A read-only copy in the store's cache (made once), for loading without a download."""
-        cache = self.store.root / "cache" / "models" / version.name / str(version.version)
+        cache = self.store.cache_dir / "cache" / "models" / version.name / str(version.version)
         done = cache / ".complete"
         if not done.exists():
             path = self.download(version, cache)
@@ -226,7 +225,7 @@ class ModelRegistry:
         self.store.delete_model_version(name, version)
         import shutil
 
-        shutil.rmtree(self.store.root / "cache" / "models" / name / str(version), ignore_errors=True)
+        shutil.rmtree(self.store.cache_dir / "cache" / "models" / name / str(version), ignore_errors=True)
         return found
 
     # -- in-run registrations ---------------------------------------------------------------------

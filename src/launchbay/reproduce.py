@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import distributed, secrets
 from .errors import ConfigError, SubmitError, UnknownEnvironmentError
 from .models import RunSpec
-from .store import RunRecord, RunStore
+from .store import RunRecord, Store
 from .store.manifests import missing_blobs, outside, read_manifest, write_files
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ RERUN_OF = "launchbay.rerun_of"
 def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequence[str] | None = None) -> RunHandle:
     """Submit run ``ref`` again; raises (naming what is missing) before anything is recorded."""
     from .snapshot import Snapshot
-    from .store.gclock import blob_writer
     from .targets import make_target
 
     store = session.store
@@ -72,21 +71,21 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         manifest,
     )
     properties = {**old.properties, RERUN_OF: old.run_id}
-    with blob_writer(store.root):  # no gc between the check above and the run row
+    with store.writing_blobs():  # no gc between the check above and the run row
         if missing_blobs(store, old.snapshot_id):
             check_snapshot(store, old)
         record = session._record(spec, target_obj, snapshot, properties)
     return session._start(record, spec, target_obj, snapshot)
 
 
-def check_snapshot(store: RunStore, old: RunRecord) -> None:
+def check_snapshot(store: Store, old: RunRecord) -> None:
     if not old.snapshot_id:
         raise SubmitError(f"Run {old.run_id} has no snapshot, so it cannot be re-run or restored.")
     missing = missing_blobs(store, old.snapshot_id)
     if missing == ["manifest"]:
         raise SubmitError(
             f"Cannot use run {old.run_id}'s snapshot {old.snapshot_id[:12]}: its manifest blob is gone from "
-            f"{store.blobs.root}; nothing was submitted."
+            f"{store.blobs.location}; nothing was submitted."
         )
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
@@ -114,7 +113,7 @@ def same_environment(session: Session, old: RunRecord) -> str | None:
             current = None
         if current is not None and current.hash == wanted:
             return str(name)
-    spec_file = env_dir(session.store.root, wanted) / "spec.json"
+    spec_file = env_dir(session.store.cache_dir, wanted) / "spec.json"
     try:
         data = json.loads(spec_file.read_text())
     except (OSError, ValueError):
@@ -131,7 +130,7 @@ def same_environment(session: Session, old: RunRecord) -> str | None:
     )
 
 
-def restore(store: RunStore, ref: str, dest: str | Path) -> list[Path]:
+def restore(store: Store, ref: str, dest: str | Path) -> list[Path]:
     """Write run ``ref``'s snapshot as files into ``dest`` (a new or empty folder): every file or,
     when one cannot be written, none (an empty folder is left empty, a new one is not made)."""
     old = store.get_run(ref)

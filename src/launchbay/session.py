@@ -18,7 +18,7 @@ from .config import (
 )
 from .errors import ConfigError, LaunchbayError, SubmitError
 from .models import RunSpec, RunStatus
-from .store import RunRecord, RunStore, open_store
+from .store import RunRecord, Store, open_store
 
 if TYPE_CHECKING:
     from .handle import RunHandle
@@ -34,14 +34,12 @@ def open_session(
 ) -> Session:
     """The one way a front end (API, CLI, magics, server, sweeps, Azure ML layer) gets a session.
 
-    The store is ``store`` if given, else ``LAUNCHBAY_STORE``, else the nearest ``.launchbay/`` at or
-    above ``start`` (default: the current folder), created there on first use. The configuration is
-    the launchbay.toml that applies to ``project`` (default: ``start``, else the current folder).
+    The store is ``store`` (a folder or a store URI) if given, else ``LAUNCHBAY_STORE``, else the nearest
+    ``.launchbay/`` at or above ``start`` (default: the current folder), created there on first use. The
+    configuration is the launchbay.toml that applies to ``project`` (default: ``start``, else the current folder).
     With ``on_config_error``, a launchbay.toml that cannot be used is handed to it and the session goes
     on without one (what a command that only reads the store wants); without, it is raised.
     """
-    from .config import find_store_dir
-
     here = Path(start).resolve() if start else None
     config_at = Path(project).resolve() if project else here
     try:
@@ -51,13 +49,13 @@ def open_session(
             raise
         on_config_error(exc)
         config = ProjectConfig()
-    return Session(RunStore(find_store_dir(store, start=here)), config)
+    return Session(open_store(store, start=here), config)
 
 
 class Session:
     """A store plus the project configuration; everything that changes runs goes through here."""
 
-    def __init__(self, store: RunStore | None = None, config: ProjectConfig | None = None) -> None:
+    def __init__(self, store: Store | None = None, config: ProjectConfig | None = None) -> None:
         self.store = store or open_store()
         self.config = config or load_config()
 
@@ -90,7 +88,6 @@ class Session:
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
         from .snapshot_budget import Budget
-        from .store.gclock import blob_writer
         from .targets import make_target
 
         _check_max_duration(spec.max_duration_s)
@@ -104,7 +101,7 @@ class Session:
             self._check_script(root, spec)
         budget = Budget.from_config(config.snapshot)
         entry = spec.working_dir.rstrip("/") + "/" if spec.code is not None else f"{spec.working_dir}/{spec.script}"
-        with blob_writer(self.store.root):  # held until the run row refers to the snapshot
+        with self.store.writing_blobs():  # held until the run row refers to the snapshot
             snapshot = take_snapshot(
                 self.store,
                 root,
@@ -133,10 +130,8 @@ class Session:
         return rerun(self, ref, target=target, arguments=arguments)
 
     def _launch(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunHandle:
-        from .store.gclock import blob_writer
-
         spec = self._with_azureml_alias(spec)
-        with blob_writer(self.store.root):  # gc keeps the snapshot's blobs until the run row exists
+        with self.store.writing_blobs():  # gc keeps the snapshot's blobs until the run row exists
             record = self._record(spec, target, snapshot, properties)
         return self._start(record, spec, target, snapshot)
 

@@ -36,7 +36,7 @@ from .errors import SnapshotError
 from .secrets import redact_config
 from .snapshot_budget import Budget, budget_error
 from .snapshot_budget import human_bytes as human_bytes
-from .store import RunStore
+from .store import Store
 
 IGNORE_FILES = (".launchbayignore", ".amlignore", ".gitignore")
 REPLACE_MARKER = "# launchbay: replace"
@@ -318,7 +318,7 @@ def _digest(path: Path) -> str:
     return _hash_file(path) if kept is None else hashlib.sha256(kept).hexdigest()
 
 
-def _store_blob(store: RunStore, path: Path, digest: str) -> bool:
+def _store_blob(store: Store, path: Path, digest: str) -> bool:
     """Store what the snapshot keeps of ``path`` under ``digest``; False when it was there already."""
     kept = _kept_instead(path)
     if kept is None:
@@ -328,13 +328,19 @@ def _store_blob(store: RunStore, path: Path, digest: str) -> bool:
     return not had
 
 
-class _SnapshotIndex:
-    """What the last snapshot of one source folder learned, kept in the store (like git's index):
-    (size, mtime_ns, inode) → sha256 per file, and each folder's scan decisions."""
+def forget_snapshot_indexes(store: Store) -> None:
+    """Make the next snapshot of every folder check its blobs again (some were removed or set aside)."""
+    for index in (store.cache_dir / "cache").glob("snapshot-index-*"):
+        index.unlink(missing_ok=True)
 
-    def __init__(self, store: RunStore, root: Path) -> None:
+
+class _SnapshotIndex:
+    """What the last snapshot of one source folder learned, kept in the store's local cache (like git's
+    index): (size, mtime_ns, inode) → sha256 per file, and each folder's scan decisions."""
+
+    def __init__(self, store: Store, root: Path) -> None:
         key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
-        self.path = store.root / "cache" / f"snapshot-index-{key}.marshal"
+        self.path = store.cache_dir / "cache" / f"snapshot-index-{key}.marshal"
         data: Any = None
         try:
             data = marshal.loads(self.path.read_bytes())  # a private cache: fastest to load
@@ -408,7 +414,7 @@ class _SnapshotIndex:
                 out[f.path] = str(cached[3])
         return out
 
-    def restore_missing(self, store: RunStore, root: Path, files: list[FileEntry]) -> int:
+    def restore_missing(self, store: Store, root: Path, files: list[FileEntry]) -> int:
         """Store again the blobs of ``files`` that were deleted from the store; how many were.
 
         Quick when nothing was deleted: one stat per blob folder, compared with the mtimes
@@ -433,13 +439,13 @@ class _SnapshotIndex:
         self.verify_blobs(store, files)
         return restored
 
-    def verify_blobs(self, store: RunStore, files: list[FileEntry]) -> None:
+    def verify_blobs(self, store: Store, files: list[FileEntry]) -> None:
         """Record whether every blob ``files`` need is in the store (and the folders' mtimes)."""
         self.blobs_ok = not store.blobs.missing(set(self._digests(files).values()), self.blob_dirs)
 
 
 def take_snapshot(
-    store: RunStore,
+    store: Store,
     root: Path,
     *,
     max_bytes: int,
@@ -451,16 +457,14 @@ def take_snapshot(
 
     ``entry`` (the run's script, or its working folder with a trailing ``/``) is never
     suggested for leaving out when the snapshot is over budget."""
-    from .store.gclock import blob_writer
-
-    with blob_writer(store.root):  # gc must not drop blobs this snapshot's index says are stored
+    with store.writing_blobs():  # gc must not drop blobs this snapshot's index says are stored
         return _take_snapshot(
             store, root, max_bytes=max_bytes, max_files=max_files, extra_files=extra_files, entry=entry
         )
 
 
 def _take_snapshot(
-    store: RunStore,
+    store: Store,
     root: Path,
     *,
     max_bytes: int,
@@ -469,7 +473,7 @@ def _take_snapshot(
     entry: str,
 ) -> Snapshot:
     cache = _SnapshotIndex(store, root.resolve())
-    scan_ = scan(root, skip=(store.root,), dir_cache=cache.dirs)
+    scan_ = scan(root, skip=(store.cache_dir,), dir_cache=cache.dirs)  # never the store's own folder
     budget = Budget(max_bytes, max_files)
     if budget.exceeded_by(scan_.files):
         raise budget_error(scan_.root, scan_.files, budget, entry)

@@ -7,8 +7,6 @@ everything else inside their commands, so ``launchbay runs`` starts about as fas
 from __future__ import annotations
 
 import argparse
-import errno
-import sqlite3
 import sys
 from typing import Any, NoReturn
 
@@ -78,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         return 0
-    except (OSError, sqlite3.Error) as exc:  # the store's disk is full or its index damaged: one line
-        from ..config import find_store_dir
-        from ..store.guard import store_error
+    except Exception as exc:  # the store's disk is full or its index damaged: one line, said by the store
+        from ..store import escaped_error
 
-        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        error = escaped_error(exc, getattr(args, "store", None))
+        if error is None:
             raise
-        print(f"launchbay: error: {store_error(exc, find_store_dir(getattr(args, 'store', None)))}", file=sys.stderr)
+        print(f"launchbay: error: {error}", file=sys.stderr)
         return EXIT_ERROR
 
 

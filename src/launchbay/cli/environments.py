@@ -107,7 +107,7 @@ def _list(session: Any, args: argparse.Namespace, print_json: Any) -> int:
 
     declared = _declared(session)
     images = _docker_images(session)
-    store_root = session.store.root
+    store_root = session.store.cache_dir
     rows: list[dict[str, Any]] = []
     for name, spec in declared.items():
         rows.append(
@@ -165,12 +165,12 @@ def _show(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     from ..environments.cache import env_dir
 
     spec = _find(session, args.name)
-    folder = env_dir(session.store.root, spec.hash)
+    folder = env_dir(session.store.cache_dir, spec.hash)
     data = spec.to_json()
     images = _docker_images(session)
     data["docker_images"] = None if images is None else _tags_for(session, spec, images)
     data.update(
-        venv=_venv_state(session.store.root, spec),
+        venv=_venv_state(session.store.cache_dir, spec),
         folder=str(folder),
         build_log=str(folder / "build.log") if (folder / "build.log").is_file() else None,
         image_build_log=str(folder / "image-build.log") if (folder / "image-build.log").is_file() else None,
@@ -227,7 +227,7 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
         built = ensure_image(
             target.client(ping=True),
             spec.with_image(str(base) if base else None),
-            session.store.root,
+            session.store.cache_dir,
             target.docker_host(),
             progress,
         )
@@ -235,7 +235,7 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
     else:
         from ..environments.venv import ensure_venv
 
-        result = ensure_venv(session.store.root, spec, progress).state()
+        result = ensure_venv(session.store.cache_dir, spec, progress).state()
     if as_json:
         print_json(result)
     else:
@@ -263,7 +263,7 @@ def _prune(session: Any, args: argparse.Namespace, print_json: Any) -> int:
         for spec in _declared(session).values():
             keep |= _image_hashes(session, spec)
     removed: list[dict[str, Any]] = []
-    root = envs_root(session.store.root)
+    root = envs_root(session.store.cache_dir)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name in keep or is_locked(folder / ".lock") or is_locked(folder / ".image.lock"):
             continue

@@ -1,7 +1,7 @@
 """launchbay's Jupyter server extension: the REST API the JupyterLab sidebar reads.
 
 Enabled by ``pip install`` (etc/jupyter/jupyter_server_config.d/launchbay.json).
-The store is ``c.LaunchbayServer.store`` if set, else ``LAUNCHBAY_STORE``, else the
+The store (a folder or a store URI) is ``c.LaunchbayServer.store`` if set, else ``LAUNCHBAY_STORE``, else the
 nearest ``.launchbay/`` at or above the server's root directory.
 """
 
@@ -18,13 +18,14 @@ __all__ = ["LaunchbayServer", "LaunchbayService"]
 
 
 class LaunchbayServer(Configurable):
-    """Settings of the launchbay server extension (``--LaunchbayServer.store=PATH``)."""
+    """Settings of the launchbay server extension (``--LaunchbayServer.store=PATH_OR_URI``)."""
 
     store = Unicode(
         None,
         allow_none=True,
         config=True,
-        help="Store folder to serve (default: LAUNCHBAY_STORE, else the nearest .launchbay/ above root_dir).",
+        help="Store to serve, a folder or a store URI (default: LAUNCHBAY_STORE, else the nearest .launchbay/"
+        " above root_dir).",
     )
 
 

@@ -235,7 +235,7 @@ def sweep(
     )
     try:
         (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
-        start_controller(session.store.root, record, secret_arguments=hidden_args)
+        start_controller(session.store.uri, record, secret_arguments=hidden_args)
     except BaseException:
         session.store.delete_run(record.run_id)
         raise

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import runfolder as rf
 from ..errors import LaunchbayError
-from ..store import RunRecord, RunStore
+from ..store import RunRecord, Store
 from ..targets.base import RunControl
 from ..targets.local import runner_pid_alive, stop_runner
 
@@ -23,7 +23,7 @@ class SweepControl:
 
     type_name = "sweep"
 
-    def __init__(self, store: RunStore, control_for: Callable[[RunRecord], RunControl]) -> None:
+    def __init__(self, store: Store, control_for: Callable[[RunRecord], RunControl]) -> None:
         self.store, self.control_for = store, control_for
 
     def mirror(self, record: RunRecord) -> None:

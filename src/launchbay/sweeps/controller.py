@@ -46,13 +46,14 @@ def snapshot_from_id(store: Any, snapshot_id: str, source_dir: str | None) -> An
 
 
 def start_controller(
-    store_root: Path, record: RunRecord, resume: bool = False, secret_arguments: dict[str, str] | None = None
+    store_uri: str, record: RunRecord, resume: bool = False, secret_arguments: dict[str, str] | None = None
 ) -> None:
     """Start the controller detached (double fork, new session): it outlives the submitter.
+    It opens the store from ``store_uri`` (``store.uri``).
 
     ``secret_arguments`` (index → real value of an argument sweep.json holds as ***) travel
     in its environment, never in the store."""
-    command = [sys.executable, "-m", "launchbay.sweeps.controller", "--detach", str(store_root), record.run_id]
+    command = [sys.executable, "-m", "launchbay.sweeps.controller", "--detach", store_uri, record.run_id]
     if resume:
         command.append("--resume")
     env = dict(os.environ)

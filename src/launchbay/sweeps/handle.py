@@ -207,5 +207,5 @@ def resume_sweep(run_id: str, *, store: str | os.PathLike[str] | None = None) ->
     # the new controller records its own pid and heartbeats
     if not session.store.reopen_run(record.pk, heartbeat=time.time(), target_state=state):
         raise LaunchbayError(f"Sweep {record.run_id} changed meanwhile; nothing to resume.")
-    start_controller(session.store.root, session.store.get_run(record.run_id), resume=True)
+    start_controller(session.store.uri, session.store.get_run(record.run_id), resume=True)
     return handle

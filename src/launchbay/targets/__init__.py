@@ -18,13 +18,13 @@ from .. import plugins
 from ..config import ProjectConfig
 from ..errors import ConfigError
 from ..plugins import target_types
-from ..store import RunRecord, RunStore
+from ..store import RunRecord, Store
 from .base import RunControl, Target
 
 __all__ = ["RunControl", "Target", "control_kinds", "make_control", "make_target", "target_types"]
 
 
-def make_target(name: str, config: ProjectConfig, store: RunStore) -> Target[Any, Any]:
+def make_target(name: str, config: ProjectConfig, store: Store) -> Target[Any, Any]:
     """The target called ``name`` in the project's configuration (imports its module lazily)."""
     settings = config.target(name)
     kind = str(settings["type"])
@@ -47,9 +47,7 @@ def control_kinds() -> list[str]:
     return list(plugins.rows(plugins.CONTROLS))
 
 
-def make_control(
-    kind: str | None, store: RunStore, control_for: Callable[[RunRecord], RunControl]
-) -> RunControl | None:
+def make_control(kind: str | None, store: Store, control_for: Callable[[RunRecord], RunControl]) -> RunControl | None:
     """The control of a ``kind`` record, or None when ``kind`` is a target type; ``control_for`` finds a child's."""
     if not kind or plugins.own(plugins.TARGETS, kind) is not None:  # a built-in target: no metadata read
         return None

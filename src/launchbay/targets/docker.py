@@ -102,7 +102,7 @@ class DockerTarget(Target[DockerState, Plan]):
         if env is not None:
             env = env.with_image(env.image or (str(image) if image else None))
             if env.needs_build:
-                built = ensure_image(client, env, self.store.root, where, launch.progress)
+                built = ensure_image(client, env, self.store.cache_dir, where, launch.progress)
                 image, python = built.tag, ENV_PYTHON
                 copy_build_log(built.log, launch.record.run_dir)
                 state.environment = built.state()
@@ -144,7 +144,7 @@ class DockerTarget(Target[DockerState, Plan]):
             "user": self.user(),
             "working_dir": RUN_MOUNT,
             "environment": dict(launch.secret_env),
-            "labels": {LABEL_RUN: record.run_id, LABEL_STORE: str(self.store.root)},
+            "labels": {LABEL_RUN: record.run_id, LABEL_STORE: str(self.store.cache_dir)},
         }
         if self.transfer() == "mount":
             volumes = {
@@ -192,7 +192,7 @@ class DockerTarget(Target[DockerState, Plan]):
 
         try:
             exited = client.containers.list(
-                all=True, filters={"label": f"{LABEL_STORE}={self.store.root}", "status": "exited"}
+                all=True, filters={"label": f"{LABEL_STORE}={self.store.cache_dir}", "status": "exited"}
             )
             for container in exited:
                 run_id = container.labels.get(LABEL_RUN, "")

@@ -128,7 +128,7 @@ class LocalTarget(Target[TargetState, Plan]):
             from ..environments.cache import copy_build_log
             from ..environments.venv import ensure_venv
 
-            local = ensure_venv(self.store.root, launch.environment, launch.progress)
+            local = ensure_venv(self.store.cache_dir, launch.environment, launch.progress)
             if Path(local.python) != Path(sys.executable):
                 use_shipped_runtime(record.run_dir, config)
             config.python = local.python
@@ -137,10 +137,10 @@ class LocalTarget(Target[TargetState, Plan]):
         source = str(record.properties.get("launchbay.source_dir") or "")
         key = hashlib.sha1(source.encode()).hexdigest()[:16]
         # a finished run's untouched copies, reused by the next run of this folder (runner_stage.py)
-        config.stage_spare = str(self.store.root / "cache" / "stage" / key)
+        config.stage_spare = str(self.store.cache_dir / "cache" / "stage" / key)
         config.record_descendants = True  # so force_stop can find them if the runner is killed
         if not self.ingested_by_watcher:
-            config.finish_hook = {"store": str(self.store.root), "run_id": record.run_id}
+            config.finish_hook = {"store": self.store.uri, "run_id": record.run_id}
 
     def start(self, launch: Launch[TargetState, Plan]) -> None:
         run_dir = launch.record.run_dir

@@ -139,7 +139,7 @@ class Workspace:
         return {
             "name": self.name,
             "location": self.location,
-            "store": str(self.session().store.root),
+            "store": self.session().store.uri,
             "subscriptionId": self.subscription_id,
             "resourceGroup": self.resource_group,
         }
