@@ -1,0 +1,253 @@
+"""The store contract (``launchbay.store.Store``), run once per backend that exists.
+
+Each row of ``BACKENDS`` opens a store; every test here holds for every row. Today: the embedded
+store (SQLite index, folder blobs), and the same index over an in-memory remote blob store read
+through the local cache (``CachedBlobs``), which proves the blob seam. A new backend (PostgreSQL,
+S3) is one more row. The store folders have quotes, a space and a newline in their path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from launchbay.errors import RunNotFoundError, StoreError
+from launchbay.models import RunSpec, RunStatus
+from launchbay.store import ENTRY_POINT_GROUP, RunRecord, RunStore, Store, open_store
+from launchbay.store.blobcache import CachedBlobs
+from launchbay.store.model_rows import ModelVersion
+from launchbay.store.repair import repair
+
+
+class MemoryBlobs(CachedBlobs):
+    """A remote blob store that lives in a dict: every read goes through the local cache."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        super().__init__(cache_dir)
+        self.remote: dict[str, bytes] = {}
+
+    @property
+    def location(self) -> str:
+        return "memory:"
+
+    def _exists(self, digest: str) -> bool:
+        return digest in self.remote
+
+    def _upload(self, digest: str, source: Path) -> None:
+        self.remote[digest] = source.read_bytes()
+
+    def _download(self, digest: str, dest: Path) -> None:
+        dest.write_bytes(self.remote[digest])
+
+    def _list(self) -> Iterator[tuple[str, int]]:
+        return iter([(d, len(data)) for d, data in self.remote.items()])
+
+    def _delete(self, digest: str) -> None:
+        self.remote.pop(digest, None)
+
+
+def _folder(root: Path) -> Store:
+    return RunStore(root)
+
+
+def _memory_blobs(root: Path) -> Store:
+    return RunStore(root, blobs=MemoryBlobs(root / "cache" / "blobs"))
+
+
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite+folder": _folder, "sqlite+memory-blobs": _memory_blobs}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    root = tmp_path / 'it\'s a "store"\nwith a newline' / ".launchbay"
+    make = BACKENDS[request.param]
+    return lambda: make(root)
+
+
+@pytest.fixture
+def store(opener: Callable[[], Store]) -> Iterator[Store]:
+    with opener() as opened:
+        yield opened
+
+
+def new_run(store: Store, experiment: str = "exp", **params: object) -> RunRecord:
+    spec = RunSpec(script="train.py", experiment=experiment, params=dict(params), tags={"team": "a"})
+    return store.create_run(spec, target_type="local", snapshot_id=None, properties={})
+
+
+def test_create_get_list_and_filter(store: Store) -> None:
+    first = new_run(store, "alpha", lr=0.1)
+    second = new_run(store, "beta", lr=0.01)
+    third = new_run(store, "alpha", lr=0.01)
+    assert store.get_run(first.run_id).run_id == first.run_id
+    assert store.resolve_run_id(second.run_id) == second.run_id
+    assert (store.run_dir(first.run_id) / "run.json").is_file()
+    assert {r.run_id for r in store.list_runs()} == {first.run_id, second.run_id, third.run_id}
+    assert [r.run_id for r in store.list_runs(experiment="alpha")] == [third.run_id, first.run_id]
+    assert [r.run_id for r in store.list_runs(param=("lr", 0.01))] == [third.run_id, second.run_id]
+    assert store.count_runs(experiment="alpha") == 2
+    assert store.list_runs(limit=1, offset=1)[0].run_id == second.run_id
+    store.end_run(second.pk, RunStatus.COMPLETED)
+    assert [r.run_id for r in store.list_runs(status="Completed")] == [second.run_id]
+    assert store.statuses([first.run_id, second.run_id]) == {
+        first.run_id: RunStatus.QUEUED,
+        second.run_id: RunStatus.COMPLETED,
+    }
+    assert dict(store.experiments()) == {"alpha": 2, "beta": 1}
+    assert store.get_run(first.run_id).tags == {"team": "a"}
+    with pytest.raises(RunNotFoundError):
+        store.get_run("no-such-run")
+
+
+def test_a_batch_is_all_or_nothing(store: Store) -> None:
+    one, two = new_run(store), new_run(store)
+    with pytest.raises(RuntimeError), store.batch() as batch:
+        batch.run(one.pk).set_tag("k", "v")
+        batch.run(two.pk).transition(RunStatus.RUNNING, started=time.time())
+        batch.run(two.pk).append_points("loss", [("loss", 1.0, 0, time.time())])
+        raise RuntimeError("half-way")
+    assert "k" not in store.get_run(one.run_id).tags
+    assert store.get_run(two.run_id).status is RunStatus.QUEUED
+    assert store.series_count(two.run_id, "loss") == 0
+    with store.batch() as batch:
+        batch.run(one.pk).set_tag("k", "v")
+        batch.run(two.pk).transition(RunStatus.RUNNING, started=time.time())
+    assert store.get_run(one.run_id).tags["k"] == "v"
+    assert store.get_run(two.run_id).status is RunStatus.RUNNING
+
+
+def test_a_terminal_status_is_never_left(store: Store) -> None:
+    run = new_run(store)
+    assert store.end_run(run.pk, RunStatus.CANCELED)
+    assert not store.end_run(run.pk, RunStatus.FAILED)
+    assert not store.update_run(run.pk, status=RunStatus.RUNNING.value)
+    with store.write(run.pk) as writer:
+        assert not writer.transition(RunStatus.COMPLETED, exit_code=0)
+        assert not writer.reopen()  # only a Failed run is queued again
+    record = store.get_run(run.run_id)
+    assert record.status is RunStatus.CANCELED and record.exit_code is None
+    failed = new_run(store)
+    store.end_run(failed.pk, RunStatus.FAILED, {"message": "died", "traceback": ""})
+    assert store.reopen_run(failed.pk)
+    assert store.get_run(failed.run_id).status is RunStatus.QUEUED
+
+
+def test_journal_offsets_are_claimed_once(store: Store) -> None:
+    run = new_run(store)
+    with store.write(run.pk) as writer:
+        assert writer.claim_offsets({"events.jnl": (0, 120)})
+    with store.write(run.pk) as writer:  # a second reader of the same bytes
+        assert not writer.claim_offsets({"events.jnl": (0, 120)})
+    with store.write(run.pk) as writer:
+        assert writer.claim_offsets({"events.jnl": (120, 200)})
+    assert store.journal_position(run.pk)[0] == {"events.jnl": 200}
+
+
+def test_series_append_and_read_after_a_step(store: Store) -> None:
+    run = new_run(store)
+    now = time.time()
+    with store.write(run.pk) as writer:
+        writer.append_points("loss", [("loss", 1.0 / (i + 1), i, now) for i in range(10)])
+    with store.write(run.pk) as writer:
+        writer.append_points("loss", [("loss", 0.01, None, now)])  # no step: the next one
+        writer.append_points("count", [("count", 2**60 + 1, 0, now)])
+    record = store.get_run(run.run_id)
+    series = store.read_series(record, "loss")
+    assert series.steps.tolist() == list(range(11))
+    assert series.values.tolist()[-1] == 0.01
+    assert store.read_series(record, "loss", after_step=7).steps.tolist() == [8, 9, 10]
+    assert store.read_series(record, "count").values.tolist() == [2**60 + 1]  # an int series stays exact
+    summary = {s["name"]: s for s in store.metric_summaries(record)}
+    assert summary["loss"]["count"] == 11 and summary["loss"]["min"] == 0.01
+    assert store.series_count(run.run_id, "loss") == 11
+    assert store.last_values([record], "loss") == {record.pk: 0.01}
+    assert store.point_count() == 12
+    store.verify_series(record, "loss")
+
+
+def test_model_versions_are_numbered_and_registered_once(store: Store) -> None:
+    run = new_run(store)
+    manifest = store.blobs.put_bytes(b'{"files": []}')
+
+    def version(path: str) -> ModelVersion:
+        return ModelVersion("clf", 0, run.run_id, run.experiment, path, "file", manifest, 1, 3)
+
+    assert store.add_model_version(run, version("a.pkl"), "record:1") == 1
+    assert store.add_model_version(run, version("a.pkl"), "record:1") is None  # the same record again
+    assert store.add_model_version(run, version("b.pkl"), None) == 2
+    latest = store.model_version("clf")
+    assert latest is not None and latest.version == 2 and latest.path == "b.pkl"
+    assert [v.ref for v in store.model_versions(run_id=run.run_id)] == ["clf:1", "clf:2"]
+    store.delete_model_version("clf", 1)
+    assert [v.version for v in store.model_versions(name="clf")] == [2]
+    assert store.model_manifests() == [manifest]
+
+
+def test_blobs_round_trip_through_the_interface(store: Store, tmp_path: Path) -> None:
+    data = b"print('hello')\n"
+    digest = store.blobs.put_bytes(data)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert store.blobs.has(digest) and store.blobs.read_bytes(digest) == data
+    with store.blobs.open(digest) as fh:
+        assert fh.read() == data
+    assert store.blobs.local_path(digest).read_bytes() == data
+    folder = store.blobs.local_folder([digest])
+    assert (folder / digest[:2] / digest[2:]).read_bytes() == data  # the layout a runner reads
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * 10_000)
+    other = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert store.blobs.put_file(source, other) and not store.blobs.put_file(source, other)
+    assert dict(store.blobs.sizes()) == {digest: len(data), other: 10_000}
+    assert store.blobs.missing({digest, other, "0" * 64}, {}) == {"0" * 64}
+    store.blobs.remove(other)
+    assert not store.blobs.has(other)
+    manifest = store.blobs.put_bytes(b'{"files": [], "id": 1}')
+    assert store.snapshot_manifest(manifest) == {"files": [], "id": 1}
+
+
+def test_repair_rebuilds_the_index_from_run_folders(opener: Callable[[], Store]) -> None:
+    with opener() as store:
+        kept = new_run(store, lr=0.5)
+        store.end_run(kept.pk, RunStatus.COMPLETED)
+        root = store.runs_dir.parent
+    repair(root)
+    with opener() as store:
+        record = store.get_run(kept.run_id)
+        assert record.status is RunStatus.COMPLETED and record.params == {"lr": 0.5}
+
+
+def test_a_store_scheme_registered_through_the_entry_point_group_opens_by_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "throwaway_store.py").write_text(
+        "from pathlib import Path\n"
+        "from launchbay.store import RunStore, StoreBackend\n\n"
+        "class Backend(StoreBackend):\n"
+        "    def open(self, location, start=None):\n"
+        "        return RunStore(Path(location.removeprefix('throwaway://')))\n"
+    )
+    dist = plugin / "throwaway_store-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-store\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nthrowaway = throwaway_store:Backend\n")
+    monkeypatch.syspath_prepend(str(plugin))
+    importlib.invalidate_caches()
+    folder = tmp_path / "thrown away"
+    with open_store(f"throwaway://{folder}") as store:
+        assert isinstance(store, RunStore) and store.runs_dir == folder / "runs"
+        run_id = new_run(store).run_id
+    with open_store(folder.as_uri()) as store:  # file: is the folder itself
+        assert store.get_run(run_id).run_id == run_id
+    with open_store(folder) as store:  # and so is a bare path
+        assert store.get_run(run_id).run_id == run_id
+    sys.modules.pop("throwaway_store", None)
+    with pytest.raises(StoreError, match=r"No store backend for nosuch: .*throwaway:"):
+        open_store("nosuch://somewhere")
