@@ -28,7 +28,6 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .config import ProjectConfig
     from .models import RunSpec
-    from .targets.base import Target
 
 _FORM = re.compile(r"^\s*(pytorch|torch|mpi|tensorflow|tf)\s*(?::\s*(.*))?$", re.IGNORECASE)
 _EXAMPLES = "pytorch:2, pytorch:2x2 (nodes x processes), mpi:4 or tensorflow:2+1 (workers + parameter servers)"
@@ -189,11 +188,12 @@ def resolve(spec: RunSpec, config: ProjectConfig) -> RunSpec:
     return replace(spec, distributed=parsed.to_dict() if parsed else None)
 
 
-def check_node_count(dist: Distributed, target: Target[Any, Any]) -> None:
-    """A node count is for targets that give a run several machines (``multi_node``)."""
-    if dist.node_count > 1 and not target.multi_node:
+def check_node_count(dist: Distributed, target: str, target_type: str, places_ranks: str) -> None:
+    """A node count is for targets that give a run several machines; ``target`` (of ``target_type``)
+    is not one: it ``places_ranks`` (a target's words for how it does)."""
+    if dist.node_count > 1:
         raise ConfigError(
-            f"Target {target.name!r} ({target.type_name}) {target.places_ranks}; node_count = {dist.node_count} is "
+            f"Target {target!r} ({target_type}) {places_ranks}; node_count = {dist.node_count} is "
             f"for Slurm targets. Use e.g. {dist.kind}:{dist.world_size} for {dist.world_size} processes."
         )
 
@@ -243,8 +243,8 @@ def check_cluster_cpus(dist: Distributed, cpus: float | None, how: str, where: s
         )
 
 
-def prepare(spec: RunSpec, target: Target[Any, Any], config: ProjectConfig) -> RunSpec:
-    """Resolve the spec's distributed configuration and check the target can give it."""
+def prepare(spec: RunSpec, target: Any, config: ProjectConfig) -> RunSpec:
+    """Resolve the spec's distributed configuration and check the target (``targets.base.Target``) can give it."""
     spec = resolve(spec, config)
     dist = from_spec(spec)
     if dist is not None:

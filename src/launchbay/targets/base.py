@@ -230,7 +230,8 @@ class Target(ABC, Generic[S, P]):
     def check_distributed(self, dist: Distributed) -> None:
         """One clear line for what this target cannot give ``dist``, before the run exists.
         Default: a node count only a multi-node target can give. Targets add their own checks."""
-        check_node_count(dist, self)
+        if not self.multi_node:
+            check_node_count(dist, self.name, self.type_name, self.places_ranks)
 
     def distributed_entry(self, spec: RunSpec) -> dict[str, Any] | None:
         """What the compute side (distlaunch.py) reads from runner.json: the configuration and its launcher."""
