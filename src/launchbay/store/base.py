@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import LaunchbayError, RunNotFoundError
 from ..models import RunSpec, RunStatus
@@ -35,11 +35,7 @@ from . import runfile
 from .batch import Batch, RunWriter
 from .blobs import BlobStore
 from .files import RunFiles
-from .records import ChildRow, RunRecord
-
-if TYPE_CHECKING:
-    from .model_rows import ModelVersion
-    from .series import Series
+from .records import ChildRow, ModelVersion, RunRecord, Series
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _S = TypeVar("_S", bound="Store")

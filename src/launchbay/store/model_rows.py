@@ -4,60 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import iso
 from .connection import StoreConnection
-from .records import RunRecord
+from .records import ModelVersion, RunRecord
 
 _COLUMNS = (
     "m.name, v.version, v.run_id, v.experiment, v.path, v.kind, v.manifest, v.files, v.bytes, v.tags,"
     " v.description, v.metrics, v.environment_hash, v.snapshot_id, v.created"
 )
 _FROM = "FROM model_versions v JOIN models m ON m.id=v.model_id"
-
-
-@dataclass
-class ModelVersion:
-    name: str
-    version: int
-    run_id: str | None
-    experiment: str | None
-    path: str
-    kind: str  # "file" or "folder"
-    manifest: str
-    files: int
-    bytes: int
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    environment_hash: str | None = None
-    snapshot_id: str | None = None
-    created: float = 0.0
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "run_id": self.run_id,
-            "experiment": self.experiment,
-            "path": self.path,
-            "kind": self.kind,
-            "files": self.files,
-            "bytes": self.bytes,
-            "tags": self.tags,
-            "description": self.description,
-            "metrics": self.metrics,
-            "environment_hash": self.environment_hash,
-            "snapshot_id": self.snapshot_id,
-            "manifest": self.manifest,
-            "created": iso(self.created),
-        }
 
 
 class ModelRows(StoreConnection):

@@ -1,4 +1,5 @@
-"""RunRecord: a run as the store knows it, and its JSON form (``show --json``)."""
+"""What the store hands out, whatever its backend: ``RunRecord`` (a run, and its JSON form for
+``show --json``), ``ChildRow``, ``Series`` (one metric as NumPy arrays) and ``ModelVersion``."""
 
 from __future__ import annotations
 
@@ -98,3 +99,67 @@ class ChildRow:
     status: RunStatus
     params: dict[str, Any]  # the values the trial was given, as the sampler gave them
     tags: dict[str, str]
+
+
+class Series:
+    """One scalar metric: parallel NumPy arrays of steps, values and timestamps.
+
+    ``integer``: the values are int64 (every value logged was an int); ``rounded``: some value
+    is the nearest float64 to what was logged, not that value itself."""
+
+    def __init__(
+        self, name: str, steps: Any, values: Any, timestamps: Any, integer: bool = False, rounded: bool = False
+    ) -> None:
+        self.name, self.steps, self.values, self.timestamps = name, steps, values, timestamps
+        self.integer, self.rounded = integer, rounded
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_points(self) -> list[dict[str, Any]]:
+        return [
+            {"step": s, "value": v, "ts": t}
+            for s, v, t in zip(self.steps.tolist(), self.values.tolist(), self.timestamps.tolist())
+        ]
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: int
+    run_id: str | None
+    experiment: str | None
+    path: str
+    kind: str  # "file" or "folder"
+    manifest: str
+    files: int
+    bytes: int
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    environment_hash: str | None = None
+    snapshot_id: str | None = None
+    created: float = 0.0
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "path": self.path,
+            "kind": self.kind,
+            "files": self.files,
+            "bytes": self.bytes,
+            "tags": self.tags,
+            "description": self.description,
+            "metrics": self.metrics,
+            "environment_hash": self.environment_hash,
+            "snapshot_id": self.snapshot_id,
+            "manifest": self.manifest,
+            "created": iso(self.created),
+        }

@@ -23,7 +23,7 @@ from .. import runfolder as rf
 from ..errors import StoreDamagedError
 from .connection import StoreConnection
 from .dialect import Db
-from .records import ChildRow, RunRecord
+from .records import ChildRow, RunRecord, Series
 
 _second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
 _STEP_LIMIT = 1 << 63
@@ -31,28 +31,6 @@ _EXACT_FLOAT = 1 << 53  # every int up to this size is exactly a float64
 _INTS = frozenset({int, bool})
 REPACK_POINTS = 1 << 20  # points per chunk when an integer series is packed again as float64
 MERGE_BELOW = 1 << 16  # a last chunk smaller than this is merged with new points (few chunks read fast)
-
-
-class Series:
-    """One scalar metric: parallel NumPy arrays of steps, values and timestamps.
-
-    ``integer``: the values are int64 (every value logged was an int); ``rounded``: some value
-    is the nearest float64 to what was logged, not that value itself."""
-
-    def __init__(
-        self, name: str, steps: Any, values: Any, timestamps: Any, integer: bool = False, rounded: bool = False
-    ) -> None:
-        self.name, self.steps, self.values, self.timestamps = name, steps, values, timestamps
-        self.integer, self.rounded = integer, rounded
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def to_points(self) -> list[dict[str, Any]]:
-        return [
-            {"step": s, "value": v, "ts": t}
-            for s, v, t in zip(self.steps.tolist(), self.values.tolist(), self.timestamps.tolist())
-        ]
 
 
 class SeriesStore(StoreConnection):

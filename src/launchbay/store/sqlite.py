@@ -31,9 +31,9 @@ from . import sealed
 from .files import inside
 from .guard import FULL_ERRNOS, store_error
 from .model_rows import ModelRows
-from .records import RunRecord
+from .records import RunRecord, Series
 from .registry import StoreBackend
-from .series import Series, SeriesStore
+from .series import SeriesStore
 from .writes import RunWrites
 
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
