@@ -7,11 +7,11 @@ those indexes existed.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-import launchbay.store.connection as connection
 import launchbay.store.runs as runs
 from launchbay.models import RunSpec, RunStatus
 from launchbay.store import RunStore, open_store
@@ -73,17 +73,26 @@ def test_runs_list_newest_first_filter_by_param_and_metric_page_and_find_a_sweep
     check_listing(store, fill(store, 40))
 
 
-def test_a_store_written_before_the_listing_indexes_is_migrated_and_lists_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_store_written_before_the_listing_indexes_is_migrated_and_lists_the_same(tmp_path: Path) -> None:
     number = next(i for i, m in enumerate(MIGRATIONS) if "runs_newest" in m)
-    with monkeypatch.context() as old:  # the launchbay before those indexes writes the store
-        old.setattr(connection, "MIGRATIONS", MIGRATIONS[:number])
-        old.setattr(connection, "SCHEMA_VERSION", number)
-        store = new_store(tmp_path / "store")
-        ids = fill(store, 40)
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == number
-        store.close()
+    store = new_store(tmp_path / "store")
+    ids = fill(store, 40)
+    store.close()
+    # the store as the launchbay before those indexes left it: schema `number`, its indexes, no later columns
+    db = sqlite3.connect(tmp_path / "store" / "index.sqlite")
+    db.executescript(
+        """
+        DROP INDEX runs_newest; DROP INDEX runs_parent; DROP INDEX series_name_last_run;
+        DROP INDEX series_run_name_last; DROP INDEX runs_status;
+        CREATE INDEX series_name_last ON series(name, last);
+        CREATE INDEX runs_created ON runs(created DESC);
+        CREATE INDEX runs_status ON runs(status);
+        ALTER TABLE series DROP COLUMN ints;
+        ALTER TABLE series DROP COLUMN rounded;
+        """
+    )
+    db.execute(f"PRAGMA user_version={number}")
+    db.close()
     store = open_store(tmp_path / "store")
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     check_listing(store, ids)

@@ -263,7 +263,15 @@ class Target(ABC, Generic[S, P]):
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
         if snapshot is None:
             return {}
-        return {"manifest": str(self.store.blobs.local_path(snapshot.id)), "blobs": str(self.store.blobs.root)}
+        return {"manifest": str(self.store.blobs.local_path(snapshot.id)), "blobs": str(self.blob_folder(snapshot.id))}
+
+    def blob_folder(self, snapshot_id: str | None) -> Path:
+        """A folder on this machine holding the snapshot's blobs, laid out as the runner stages from it
+        (the store's own folder for the embedded store; a filled cache for a remote one)."""
+        if snapshot_id is None:
+            return self.store.blobs.local_folder(())
+        manifest = self.store.snapshot_manifest(snapshot_id)
+        return self.store.blobs.local_folder([snapshot_id, *(entry["sha256"] for entry in manifest.get("files") or [])])
 
     @staticmethod
     def write_runner_config(run_dir: Path, config: RunnerConfig) -> None:

@@ -149,7 +149,7 @@ class DockerTarget(Target[DockerState, Plan]):
         if self.transfer() == "mount":
             volumes = {
                 str(record.run_dir.resolve()): {"bind": RUN_MOUNT, "mode": "rw"},
-                str(self.store.blobs.root.resolve()): {"bind": BLOB_MOUNT, "mode": "ro"},
+                str(self.blob_folder(record.snapshot_id).resolve()): {"bind": BLOB_MOUNT, "mode": "ro"},
             }
             volumes.update(parse_mounts(self.settings.get("mounts")))
             options["volumes"] = volumes
