@@ -23,6 +23,7 @@ import conftest
 import launchbay
 from conftest import CLI, SSH_ENV, free_port, need_service, ssh_settings, toml_table, write
 from launchbay.errors import TargetError
+from launchbay.targets.sshconn import load_asyncssh
 
 pytestmark = pytest.mark.ssh
 
@@ -220,7 +221,7 @@ def test_an_unknown_host_key_is_refused_before_anything_is_recorded(
 
 
 def test_a_changed_host_key_is_refused_as_changed(ssh_project: Path, remote_dir: Path, tmp_path: Path) -> None:
-    import asyncssh
+    asyncssh = load_asyncssh()
 
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
     forged = tmp_path / "known_hosts"

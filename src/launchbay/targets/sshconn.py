@@ -37,6 +37,7 @@ import os
 import shlex
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,17 @@ from .sshagent import AGENT, CHUNK, MISSING, UNPACK, Agent
 
 T = TypeVar("T")
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+def load_asyncssh() -> Any:
+    """asyncssh, imported without the warning cryptography 51+ gives when asyncssh loads its DSA
+    support (cryptography's deprecation, not the user's: launchbay never asks for DSA keys; a user
+    whose key or host is DSA still gets asyncssh's own error). Without this, every first SSH
+    connection printed a CryptographyDeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DSA is deprecated", category=UserWarning)
+        import asyncssh
+    return asyncssh
 
 
 class SSHConnectionLost(TargetError):
@@ -140,7 +152,7 @@ class SSHConnection:
 
     # -- connect and explain failures ------------------------------------------------------
     async def _connect(self) -> Any:
-        import asyncssh
+        asyncssh = load_asyncssh()
 
         if self.identity_file and not os.path.isfile(self.identity_file):
             raise TargetError(
@@ -199,7 +211,7 @@ class SSHConnection:
 
     async def _host_key_error(self) -> TargetError:
         """Unknown or changed host key: say which, show the fingerprint, say how to accept it."""
-        import asyncssh
+        asyncssh = load_asyncssh()
 
         try:
             key = await asyncio.wait_for(asyncssh.get_server_host_key(self.host, self.port), self.connect_timeout)
@@ -282,7 +294,7 @@ class SSHConnection:
         return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     async def _run(self, command: str, data: bytes | IO[bytes] | None) -> tuple[int, bytes, bytes]:
-        import asyncssh
+        asyncssh = load_asyncssh()
 
         conn = self._conn
         if conn is None:
