@@ -138,3 +138,114 @@ def test_front_ends_reach_a_handle_through_its_public_methods() -> None:
                 if not (isinstance(node.value, ast.Name) and node.value.id == "self"):
                     reaching.append(f"{name}:{node.lineno}")
     assert reaching == []
+
+
+# -- the layers, counting imports made inside functions too ---------------------------------------
+#: bottom to top; a module belongs to the last row whose prefix names it. A new module gets a row here.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "plain parts and what ships with a run",
+        (
+            "errors", "models", "config", "secrets", "runfolder", "plugins", "journal_problems", "plots_data",
+            "runner_stage", "runner_procs", "runner_output", "cellrunner", "gitinfo", "project", "tracking",
+            "livefiles", "sysmon", "tboard", "distlaunch", "rayranks",
+        ),
+    ),
+    (
+        "the store and what it keeps",
+        (
+            "store", "environments", "snapshot", "snapshot_budget", "snapshot_report", "registry", "diffing",
+            "logged", "journal_reader", "distributed",
+        ),
+    ),
+    ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets")),
+    ("sessions and handles", ("session", "handle", "reproduce", "api", "summary_text")),
+    ("control on top of runs", ("sweeps",)),
+    ("the Azure ML v1 layer", ("compat",)),
+    ("front ends", ("ipython", "cli", "server", "__main__")),
+]  # fmt: skip
+
+
+def _layer(module: str) -> int:
+    if module == "launchbay":
+        return len(LAYERS)  # the package's face: lazy public names and the IPython/Jupyter hooks
+    rest = module.split(".", 1)[1]
+    found = [i for i, (_, prefixes) in enumerate(LAYERS) for p in prefixes if rest == p or rest.startswith(p + ".")]
+    assert found, f"{module} has no layer: give it a row in LAYERS"
+    return found[-1]
+
+
+def _with_entry_points_cut(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``launchbay/__init__``'s own deferred imports are its entry points (the IPython and Jupyter hooks),
+    which nothing imports back through; a module may still use the package's lazy public names."""
+    return {**graph, **{entry: set() for entry in ENTRY_POINTS}}
+
+
+def test_one_circle_is_left_session_and_handle_counting_imports_inside_functions() -> None:
+    """A session hands out handles for the runs it starts, and a handle acts through its session (a handle
+    unpickled in another process opens its session again from the store's URI). That pair is one idea in two
+    files; every other module stays out of it: re-runs and sweeps launch through ``Session.launch``, a model
+    reaches its run through its session."""
+    assert cycles(_with_entry_points_cut(import_graph(deferred=True))) == [["launchbay.handle", "launchbay.session"]]
+
+
+def test_no_circle_inside_the_azure_ml_layer() -> None:
+    graph = import_graph(deferred=True)
+    compat = {m: {t for t in targets if t.startswith("launchbay.compat")} for m, targets in graph.items()}
+    assert [c for c in cycles(compat) if any(m.startswith("launchbay.compat") for m in c)] == []
+
+
+def test_few_imports_run_from_a_lower_layer_up() -> None:
+    """Counting imports inside functions. The one left: the Azure ML in-run ``Run`` imports
+    ``launchbay.Run`` through the package's face, because the same file is shipped into runs where
+    ``launchbay`` is the small in-run stub."""
+    graph = import_graph(deferred=True)
+    upward = sorted((m, t) for m, targets in graph.items() for t in targets if _layer(t) > _layer(m))
+    assert upward == [("launchbay.compat.azureml.inrun", "launchbay")]
+    assert len(upward) <= 5
+
+
+#: stdlib-only files that run on targets without launchbay: the runner stages from a blob folder laid out
+#: as ``store.blobs.blob_name`` says (the contract suite's staging scenarios hold them to it)
+SHIPPED_WITH_A_RUN = ("launchbay.runner_stage",)
+
+
+def _core_sources() -> list[tuple[str, Path]]:
+    return [(name, path) for name, (path, _) in _modules().items() if not name.startswith("launchbay.store")]
+
+
+def test_no_sqlite3_import_outside_the_store() -> None:
+    """The store maps its own driver's errors; nothing above it knows which database it is."""
+    importing = []
+    for name, path in _core_sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(n == "sqlite3" or n.startswith("sqlite3.") for n in names):
+                importing.append(f"{name}:{node.lineno}")
+    assert importing == []
+
+
+def test_no_blob_path_is_built_outside_the_store() -> None:
+    """The blob folder's ``ab/cdef…`` layout is spelled once, ``store.blobs.blob_name``; targets ask the blob
+    store for a file (``local_path``) or a folder (``local_folder``) instead."""
+    building = [
+        f"{name}:{n}"
+        for name, path in _core_sources()
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "[:2]" in line and "[2:]" in line and name not in SHIPPED_WITH_A_RUN
+    ]
+    assert building == []
+
+
+def test_store_root_is_the_folder_backends_business() -> None:
+    """What is launchbay's local cache (environments, stage, snapshot indexes) is ``store.cache_dir``."""
+    reading = []
+    for name, path in _core_sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "root":
+                owner = ast.unparse(node.value)
+                if owner == "store" or owner.endswith(".store"):
+                    reading.append(f"{name}:{node.lineno}: {owner}.root")
+    assert reading == []

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from launchbay.errors import RunNotFoundError, StoreError
+from launchbay.ingest import ingest_run
 from launchbay.models import RunSpec, RunStatus
 from launchbay.store import ENTRY_POINT_GROUP, RunRecord, RunStore, Store, open_store
 from launchbay.store.blobcache import CachedBlobs
@@ -216,7 +217,7 @@ def test_repair_rebuilds_the_index_from_run_folders(opener: Callable[[], Store])
         kept = new_run(store, lr=0.5)
         store.end_run(kept.pk, RunStatus.COMPLETED)
         root = store.runs_dir.parent
-    repair(root)
+    repair(root, replay=ingest_run)
     with opener() as store:
         record = store.get_run(kept.run_id)
         assert record.status is RunStatus.COMPLETED and record.params == {"lr": 0.5}

@@ -35,9 +35,9 @@ _LAZY = {
     "submit": ("launchbay.api", "submit"),
     "get_run": ("launchbay.api", "get_run"),
     "runs": ("launchbay.api", "runs"),
-    "get_model": ("launchbay.modelhandle", "get_model"),
-    "models": ("launchbay.modelhandle", "models"),
-    "Model": ("launchbay.modelhandle", "Model"),
+    "get_model": ("launchbay.api", "get_model"),
+    "models": ("launchbay.api", "models"),
+    "Model": ("launchbay.handle", "Model"),
     "sweep": ("launchbay.sweeps", "sweep"),
     "get_sweep": ("launchbay.sweeps", "get_sweep"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
@@ -50,11 +50,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .api import get_run, runs, submit
+    from .api import get_model, get_run, models, runs, submit
     from .distributed import Mpi, PyTorch, TensorFlow
     from .errors import LaunchbayError
-    from .handle import RunHandle
-    from .modelhandle import Model, get_model, models
+    from .handle import Model, RunHandle
     from .models import RunSpec, RunStatus
     from .sweeps import get_sweep, sweep
     from .tracking.inrun import Run

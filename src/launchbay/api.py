@@ -1,4 +1,4 @@
-"""The Python API: ``submit``, ``get_run``, ``runs``."""
+"""The Python API: ``submit``, ``get_run``, ``runs``, ``get_model``, ``models``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .distributed import DistributedLike, parse
-from .handle import RunHandle
+from .handle import Model, RunHandle
 from .models import RunSpec
 from .session import open_session
 from .store import RunRecord
@@ -81,3 +81,24 @@ def runs(
 ) -> list[RunRecord]:
     """Run records, newest first (non-terminal ones caught up with their journals)."""
     return open_session(store).runs(experiment=experiment, status=status, limit=limit)
+
+
+def get_model(name: str, version: int | None = None, *, store: str | os.PathLike[str] | None = None) -> Model:
+    """The latest version of model ``name`` (or ``version``); ``name`` may also be ``NAME:VERSION``."""
+    from .config import ProjectConfig
+    from .registry import ModelRegistry, parse_ref
+    from .session import Session
+    from .store import open_store
+
+    parsed, ref_version = parse_ref(name)
+    session = Session(open_store(store), ProjectConfig())  # a model needs no launchbay.toml (runs load theirs)
+    return Model(ModelRegistry(session.store).get(parsed, version or ref_version), session)
+
+
+def models(*, store: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Every registered model: its latest version's details and how many versions it has."""
+    from .registry import ModelRegistry
+    from .store import open_store
+
+    with open_store(store) as opened:
+        return ModelRegistry(opened).models()

@@ -285,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m launchbay.forkserver ADDRESS", file=sys.stderr)
         return 2
-    from .runner import _daemonize
+    from .runner import daemonize
 
-    _daemonize()  # the starter reaps the first fork at once
+    daemonize()  # the starter reaps the first fork at once
     try:
         idle_s = float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE_S)
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import sys
@@ -15,7 +16,7 @@ from .models import RunStatus
 from .store import RunRecord, Series
 
 if TYPE_CHECKING:
-    from .modelhandle import Model
+    from .registry import ModelVersion
     from .session import Session
 
 
@@ -226,18 +227,79 @@ class RunHandle:
         self, name: str, path: str, *, tags: dict[str, Any] | None = None, description: str | None = None
     ) -> Model:
         """Register the run's file or folder ``path`` (e.g. ``outputs/model.pt``) as the next version of ``name``."""
-        from .modelhandle import Model
-        from .registry import ModelRegistry
-
-        store = self._session.store
-        version = ModelRegistry(store).register(self.record(), name, path, tags=tags, description=description)
-        return Model(version, store)
+        return self._session.register_model(self.run_id, name, path, tags=tags, description=description)
 
     def rerun(self, target: str | None = None, arguments: list[str] | tuple[str, ...] | None = None) -> RunHandle:
         """Submit this run's exact snapshot again, with its environment and arguments unless overridden."""
-        from .reproduce import rerun
+        return self._session.rerun(self.run_id, target=target, arguments=None if arguments is None else list(arguments))
 
-        return rerun(self._session, self.run_id, target=target, arguments=arguments)
+
+class Model:
+    """One version of a registered model. ``.path`` is a read-only local copy; ``.download(dir)`` a copy of yours.
+
+    It lives beside ``RunHandle`` because it is the same kind of thing: a handle on what the store keeps,
+    reached through a session (a model's run is ``session``'s run)."""
+
+    def __init__(self, version: ModelVersion, session: Session) -> None:
+        self._version = version
+        self._session = session
+        self.name, self.version = version.name, version.version
+        self.run_id, self.tags, self.metrics = version.run_id, version.tags, version.metrics
+        self.description = version.description
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, version={self.version}, run_id={self.run_id!r})"
+
+    @classmethod
+    def register(
+        cls,
+        run: RunHandle | str,
+        name: str,
+        path: str,
+        *,
+        tags: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> Model:
+        """Register ``path`` of a finished run (a RunHandle or a run id) as the next version of ``name``."""
+        from .session import open_session
+
+        session = open_session() if isinstance(run, str) else run.session
+        run_id = run if isinstance(run, str) else run.run_id
+        return session.register_model(run_id, name, path, tags=tags, description=description)
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self._version.to_dict()
+
+    @property
+    def path(self) -> Path:
+        """The model file (or folder) in the store's cache, written once; do not modify it."""
+        from .registry import ModelRegistry
+
+        self._note_use()
+        return ModelRegistry(self._session.store).local_path(self._version)
+
+    def download(self, target_dir: str | os.PathLike[str] = ".") -> Path:
+        """Write the model's file (or folder) into ``target_dir``; returns its path there."""
+        from .registry import ModelRegistry
+
+        self._note_use()
+        return ModelRegistry(self._session.store).download(self._version, Path(target_dir))
+
+    def _note_use(self) -> None:
+        """Inside a run, record that this run loaded this version (``models delete`` then asks --force)."""
+        if not os.environ.get("LAUNCHBAY_RUN_ID"):
+            return
+        from .registry import MODEL_USE
+        from .tracking.inrun import Run
+
+        run = Run.get_context()
+        if not run.offline:
+            run._record(MODEL_USE, self._version.ref, {"name": self.name, "version": self.version})
 
 
 def _read_pulled(files_dir: Path) -> tuple[dict[str, Any], list[str], dict[str, str]]:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import distributed, secrets
+from . import secrets
 from .errors import ConfigError, SubmitError, UnknownEnvironmentError
 from .models import RunSpec
 from .store import RunRecord, Store
@@ -34,7 +34,6 @@ RERUN_OF = "launchbay.rerun_of"
 def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequence[str] | None = None) -> RunHandle:
     """Submit run ``ref`` again; raises (naming what is missing) before anything is recorded."""
     from .snapshot import Snapshot
-    from .targets import make_target
 
     store = session.store
     old = store.get_run(ref)
@@ -54,9 +53,7 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         arguments=spec.arguments if arguments is None else tuple(str(a) for a in arguments),
         tags={**spec.tags, RERUN_OF: old.run_id},
     )
-    target_obj = make_target(spec.target, session.config, store)
-    spec = distributed.prepare(spec, target_obj, session.config)  # a distributed run stays distributed
-    target_obj.preflight(spec)
+    spec, target_obj = session.check(spec)  # a distributed run stays distributed
     assert old.snapshot_id is not None
     manifest = read_manifest(store, old.snapshot_id)
     files = manifest["files"]
@@ -71,11 +68,12 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         manifest,
     )
     properties = {**old.properties, RERUN_OF: old.run_id}
-    with store.writing_blobs():  # no gc between the check above and the run row
-        if missing_blobs(store, old.snapshot_id):
+
+    def still_whole() -> None:  # no gc between the check above and the run row
+        if missing_blobs(store, snapshot.id):
             check_snapshot(store, old)
-        record = session._record(spec, target_obj, snapshot, properties)
-    return session._start(record, spec, target_obj, snapshot)
+
+    return session.launch(spec, snapshot, properties, target=target_obj, before_record=still_whole)
 
 
 def check_snapshot(store: Store, old: RunRecord) -> None:

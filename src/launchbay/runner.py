@@ -336,14 +336,8 @@ def _azureml_alias(run_dir: str, env: dict[str, str]) -> list[str]:
     """Runs submitted through launchbay.compat.azureml get a small ``azureml`` package on their path."""
     if env.get("LAUNCHBAY_AZUREML_COMPAT") != "1":
         return []
-    shipped = os.path.join(run_dir, rf.RUNTIME, "azureml_alias")
-    if os.path.isdir(shipped):
-        return [shipped]
-    try:
-        from launchbay.compat.azureml.alias import write_alias  # type: ignore[import-not-found]
-    except ImportError:
-        return []
-    return [write_alias(os.path.join(run_dir, "azureml_alias"))]
+    shipped = os.path.join(run_dir, rf.RUNTIME, "azureml_alias")  # the target ships it (runtime.extra_files)
+    return [shipped] if os.path.isdir(shipped) else []
 
 
 def _v1_fail_request(journal_dir: str) -> str | None:
@@ -380,7 +374,7 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def _daemonize() -> None:
+def daemonize() -> None:
     """Detach from the submitter: double fork, new session, so no zombie is left behind."""
     if os.fork() > 0:
         os._exit(0)
@@ -397,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: runner.py [--detach] RUN_DIR", file=sys.stderr)
         return 2
     if detach:
-        _daemonize()
+        daemonize()
     return Runner(args[0]).run()
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace as _replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import runfolder as rf
 from .config import (
@@ -21,7 +21,8 @@ from .models import RunSpec, RunStatus
 from .store import RunRecord, Store, open_store
 
 if TYPE_CHECKING:
-    from .handle import RunHandle
+    from .handle import Model, RunHandle
+    from .snapshot import Snapshot
     from .targets import RunControl, Target
 
 
@@ -75,6 +76,34 @@ class Session:
         self.close()
 
     # -- submit -------------------------------------------------------------------------------
+    def target(self, name: str | None = None) -> Target[Any, Any]:
+        """The target ``name`` (default: ``default_target``) as this session's launchbay.toml defines it;
+        an unknown name is one ``ConfigError`` that lists the targets defined."""
+        from .targets import make_target
+
+        return make_target(self.default_target(name), self.config, self.store)
+
+    def check(
+        self, spec: RunSpec, root: str | os.PathLike[str] | None = None, config: ProjectConfig | None = None
+    ) -> Checked:
+        """Everything a run needs that can be checked before it is recorded: the maximum duration, the
+        target and its preflight (host, image, distributed settings), and, with ``root``, the script.
+        ``config`` is the launchbay.toml that applies (default: the session's). Returns the spec as it will
+        run (the Azure ML alias, distributed settings filled in) and its target."""
+        from . import distributed
+        from .targets import make_target
+
+        _check_max_duration(spec.max_duration_s)
+        spec = self._with_azureml_alias(spec)
+        config = config or self.config
+
+        target = make_target(spec.target, config, self.store)
+        spec = distributed.prepare(spec, target, config)
+        target.preflight(spec)
+        if root is not None and spec.code is None:
+            check_script(Path(root), spec)
+        return Checked(spec, target)
+
     def submit(
         self,
         spec: RunSpec,
@@ -84,21 +113,13 @@ class Session:
         on_progress: Any = None,
     ) -> RunHandle:
         """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
-        from . import distributed
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
         from .snapshot_budget import Budget
-        from .targets import make_target
 
-        _check_max_duration(spec.max_duration_s)
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
-        spec = self._with_azureml_alias(spec)
-        target = make_target(spec.target, config, self.store)
-        spec = distributed.prepare(spec, target, config)
-        target.preflight(spec)
-        if spec.code is None:
-            self._check_script(root, spec)
+        spec, target = self.check(spec, root, config)
         budget = Budget.from_config(config.snapshot)
         entry = spec.working_dir.rstrip("/") + "/" if spec.code is not None else f"{spec.working_dir}/{spec.script}"
         with self.store.writing_blobs():  # held until the run row refers to the snapshot
@@ -123,19 +144,71 @@ class Session:
             record = self._record(spec, target, snapshot, properties)
         return self._start(record, spec, target, snapshot, on_progress)  # environment builds report through it
 
+    def launch(
+        self,
+        spec: RunSpec,
+        snapshot: Snapshot,
+        properties: dict[str, Any],
+        *,
+        target: Target[Any, Any] | None = None,
+        progress: Callable[[str], None] | None = None,
+        before_record: Callable[[], None] | None = None,
+    ) -> RunHandle:
+        """Record a run of ``spec`` on a snapshot already in the store, and start it: what a re-run and a
+        sweep's trials share with a submit. ``target`` is the one ``check`` returned (else made from the
+        spec); ``progress`` hears the target's long work (an environment build); ``before_record`` runs
+        under the blob lock just before the run row is written (a re-run checks there that ``gc`` left its
+        old snapshot whole). A launch that fails leaves no run behind."""
+        spec = self._with_azureml_alias(spec)
+        target = target or self.target(spec.target)
+        with self.store.writing_blobs():  # gc keeps the snapshot's blobs until the run row exists
+            if before_record is not None:
+                before_record()
+            record = self._record(spec, target, snapshot, properties)
+        return self._start(record, spec, target, snapshot, progress)
+
     def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
         """Submit a past run's exact snapshot, environment and arguments again (see reproduce.py)."""
         from .reproduce import rerun
 
         return rerun(self, ref, target=target, arguments=arguments)
 
-    def _launch(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunHandle:
-        spec = self._with_azureml_alias(spec)
-        with self.store.writing_blobs():  # gc keeps the snapshot's blobs until the run row exists
-            record = self._record(spec, target, snapshot, properties)
-        return self._start(record, spec, target, snapshot)
+    def register_model(
+        self,
+        run: str | RunRecord,
+        name: str,
+        path: str,
+        *,
+        tags: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> Model:
+        """Register the run's file or folder ``path`` (e.g. ``outputs/model.pt``) as the next version of
+        ``name``; the run is caught up with its journal first, so its last files count."""
+        from .handle import Model
+        from .registry import ModelRegistry
 
-    def _record(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunRecord:
+        record = self.refresh(run if isinstance(run, RunRecord) else self.store.resolve_run_id(run))
+        version = ModelRegistry(self.store).register(record, name, path, tags=tags, description=description)
+        return Model(version, self)
+
+    def _start(
+        self,
+        record: RunRecord,
+        spec: RunSpec,
+        target: Target[Any, Any],
+        snapshot: Snapshot,
+        progress: Callable[[str], None] | None,
+    ) -> RunHandle:
+        from .handle import RunHandle
+
+        try:
+            target.launch(record, spec, snapshot, progress)
+        except BaseException:
+            self.store.delete_run(record.run_id)
+            raise
+        return RunHandle(record.run_id, self)
+
+    def _record(self, spec: RunSpec, target: Target[Any, Any], snapshot: Any, properties: dict[str, Any]) -> RunRecord:
         from . import secrets
 
         stored_spec = RunSpec.from_json(
@@ -155,38 +228,11 @@ class Session:
             target_state=state,
         )
 
-    def _start(
-        self,
-        record: RunRecord,
-        spec: RunSpec,
-        target: Target,
-        snapshot: Any,
-        progress: Callable[[str], None] | None = None,
-    ) -> RunHandle:
-        from .handle import RunHandle
-
-        try:
-            target.launch(record, spec, snapshot, progress)
-        except BaseException:
-            self.store.delete_run(record.run_id)
-            raise
-        return RunHandle(record.run_id, self)
-
     def _with_azureml_alias(self, spec: RunSpec) -> RunSpec:
         """With the Azure ML v1 layer on, the run gets ``azureml.core.Run`` on its path too."""
         if self.config.azureml_compat or _azureml_layer_on():
             return _replace(spec, env_vars={**spec.env_vars, "LAUNCHBAY_AZUREML_COMPAT": "1"})
         return spec
-
-    @staticmethod
-    def _check_script(root: Path, spec: RunSpec) -> None:
-        if not spec.script:
-            raise SubmitError("No script given; pass the script to run, e.g. `launchbay submit train.py`.")
-        script = root / spec.working_dir / spec.script
-        if not script.is_file():
-            raise SubmitError(
-                f"No script {spec.script!r} in {root / spec.working_dir}; check the name or pass --source-dir."
-            )
 
     # -- keep records true -------------------------------------------------------------------
     def target_for(self, record: RunRecord) -> RunControl:
@@ -285,6 +331,24 @@ class Session:
             reason = "Canceled by request (the runner did not answer; its processes were killed)."
             self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})
         return self.store.get_run(record.run_id)
+
+
+class Checked(NamedTuple):
+    """What ``Session.check`` hands back: the spec as it will run, and the target it runs on."""
+
+    spec: RunSpec
+    target: Target[Any, Any]
+
+
+def check_script(root: Path, spec: RunSpec) -> None:
+    """The script a run names is a file in the submitted folder (a cell run has none to check)."""
+    if not spec.script:
+        raise SubmitError("No script given; pass the script to run, e.g. `launchbay submit train.py`.")
+    script = root / spec.working_dir / spec.script
+    if not script.is_file():
+        raise SubmitError(
+            f"No script {spec.script!r} in {root / spec.working_dir}; check the name or pass --source-dir."
+        )
 
 
 def _check_max_duration(seconds: float | None) -> None:

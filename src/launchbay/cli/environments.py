@@ -214,10 +214,9 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
 
     if args.target:
         from ..environments.image import ensure_image
-        from ..targets import make_target
         from ..targets.docker import DockerTarget
 
-        target = make_target(args.target, session.config, session.store)
+        target = session.target(args.target)
         if not isinstance(target, DockerTarget):
             raise ConfigError(
                 f"Target {args.target!r} is of type {target.type_name}; --target takes a docker target "

@@ -34,13 +34,11 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from ..targets import make_target
-
     session = session_for(args)
     rows = []
     for name in session.config.target_names():
         try:
-            target = make_target(name, session.config, session.store)
+            target = session.target(name)
             info = {"name": name, "type": target.type_name, **target.check()}
         except LaunchbayError as exc:
             info = {

@@ -15,9 +15,10 @@ EXIT_LOST = 1  # the store was rebuilt, but some points could not be recovered
 
 def cmd_store_repair(args: argparse.Namespace) -> int:
     from ..config import find_store_dir
+    from ..ingest import ingest_run
     from ..store.repair import repair
 
-    report = repair(find_store_dir(args.store))
+    report = repair(find_store_dir(args.store), replay=ingest_run)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -227,10 +227,9 @@ class LaunchbayMagics(Magics):
 
     @staticmethod
     def _check_versions(session: Any, target_name: str) -> None:
-        from ..targets import make_target
         from .cells import check_python_version
 
-        target = make_target(target_name, session.config, session.store)
+        target = session.target(target_name)
         if target.type_name == "local":
             return
         info = target.check()

@@ -11,7 +11,7 @@ from .tables import Table
 
 def display_models() -> Table:
     """Every registered model as a table: latest version, how many versions, producing run."""
-    from ..modelhandle import models
+    from ..api import models
     from ..snapshot import human_bytes
 
     rows, cells = [], []

@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def blob_name(digest: str) -> str:
+    """Where a blob folder keeps ``digest``: the folder store's layout, and that of every folder a
+    runner stages from (a remote host's blob cache, the blobs bind-mounted into a container)."""
+    return f"{digest[:2]}/{digest[2:]}"
+
+
 def check_digest(digest: str) -> str:
     """``digest`` if it is a SHA-256 in hex (a name that can never leave the blob folder)."""
     if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
@@ -93,7 +99,7 @@ class FolderBlobs(BlobStore):
 
     def path(self, digest: str) -> Path:
         check_digest(digest)
-        return self.root / digest[:2] / digest[2:]
+        return self.root / blob_name(digest)
 
     def local_path(self, digest: str) -> Path:
         """A file on this machine holding the blob (hard-link it, mount its folder, send it).

@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,12 @@ from ..errors import LaunchbayError, StoreError
 from ..models import RunStatus
 from . import runfile
 from .guard import store_error
+from .records import RunRecord
 from .sqlite import RunStore
 from .writes import insert_run_row
+
+#: reads one run's journal into a store (``ingest.ingest_run``)
+Replay = Callable[[RunStore, RunRecord], Any]
 
 INDEX = "index.sqlite"
 
@@ -189,10 +194,10 @@ def _snapshot(store: RunStore, data: dict[str, Any], report: RepairReport, seen:
     report.snapshots += 1
 
 
-def repair(root: Path) -> RepairReport:
-    """Rebuild ``root``'s index from its run folders; see the module docstring."""
-    from ..ingest import ingest_run
-
+def repair(root: Path, replay: Replay) -> RepairReport:
+    """Rebuild ``root``'s index from its run folders; see the module docstring. ``replay(store, record)``
+    reads a run's journal into the new index (``ingest.ingest_run``: the store does not know the journal's
+    events, the layer above it does)."""
     root = Path(root)
     if not (root / "runs").is_dir() and not (root / INDEX).exists():
         raise StoreError(f"{root} is not a launchbay store (no runs/ folder, no index); check --store.")
@@ -206,7 +211,7 @@ def repair(root: Path) -> RepairReport:
             (root / (tmp_name + suffix)).unlink(missing_ok=True)
         try:
             with RunStore(root, index_name=tmp_name, rebuilding=True) as new:
-                seen = _rebuild(new, root, salvaged, report, ingest_run)
+                seen = _rebuild(new, root, salvaged, report, replay)
                 new.checkpoint_into_one_file()  # before the rename
         except OSError as exc:
             raise store_error(exc, root) from exc
@@ -255,7 +260,7 @@ def _mend_sealed(run_dir: Path, data: dict[str, Any], report: RepairReport) -> N
 
 
 def _rebuild(
-    store: RunStore, root: Path, salvaged: dict[str, dict[str, Any]], report: RepairReport, ingest_run: Any
+    store: RunStore, root: Path, salvaged: dict[str, dict[str, Any]], report: RepairReport, replay: Replay
 ) -> set[str]:
     """Index every run folder; returns the names of the folders it saw."""
     names = _folders(store.runs_dir)
@@ -275,7 +280,7 @@ def _rebuild(
             _insert(store, data, status)
             _snapshot(store, data, report, seen_snapshots)
             record = store.get_run(run_dir.name)
-            ingest_run(store, record)
+            replay(store, record)
         except LaunchbayError as exc:
             report.problems.append(f"{run_dir.name}: {exc}")
             continue

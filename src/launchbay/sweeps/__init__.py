@@ -7,13 +7,9 @@ notebook or terminal that started it has closed.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from ..errors import ConfigError
-from ..secrets import redact_arguments
 
 __all__ = [
     "BanditPolicy",
@@ -126,117 +122,31 @@ def sweep(
     secret-looking names: the sweep's configuration is kept in the store). Nothing is recorded
     on a bad input.
     """
-    from ..gitinfo import git_properties
     from ..models import RunSpec
-    from ..snapshot import take_snapshot
-    from ..targets import make_target
-    from .controller import start_controller
-    from .handle import SweepHandle
-    from .names import SWEEP_FILE
-    from .policy import NoTerminationPolicy
-    from .sampling import RandomSampling
-
-    goal = goal.lower()
-    if goal not in ("minimize", "maximize"):
-        raise ConfigError(f"goal must be 'minimize' or 'maximize', not {goal!r}.")
-    if isinstance(sampling, str):  # sampling="bayesian" with a space
-        from .sampling import make_sampling
-
-        if space is None:
-            raise ConfigError(f"sampling={sampling!r} needs a space, e.g. {{'lr': loguniform(1e-4, 1e-1)}}.")
-        sampling, space = make_sampling(sampling, space), None
-    if sampling is not None and space is not None:
-        raise ConfigError("Give the sweep either a space or a sampling (which holds its own space), not both.")
-    if sampling is None:
-        if space is None:
-            raise ConfigError("Give the sweep a space, e.g. {'lr': loguniform(1e-4, 1e-1)}, or a sampling.")
-        sampling = RandomSampling(space)
-    from .. import secrets
-
-    hidden = sorted(k for k in env_vars or {} if secrets.is_secret(k))
-    if hidden:
-        raise ConfigError(
-            f"The sweep's env_vars {', '.join(hidden)} look secret and would be written into the store; "
-            "give them to the target's environment instead."
-        )
-    if max_total_runs < 1 or max_concurrent_runs < 1:
-        raise ConfigError("max_total_runs and max_concurrent_runs must be at least 1.")
-    policy = policy or NoTerminationPolicy()
     from ..project import locate
-
-    place = locate(source_dir)  # the one project-root rule (launchbay.project)
-    source = place.root
-    working_dir = place.working_dir if working_dir is None else working_dir
     from ..session import open_session
+    from .starting import launch_sweep, parse_settings, plan_sweep
 
-    session = open_session(store, project=source)
-    target = session.default_target(target)
-    child_spec = RunSpec(
+    settings = parse_settings(
+        primary_metric, goal, space, sampling, policy, max_total_runs, max_concurrent_runs, env_vars
+    )
+    place = locate(source_dir)  # the one project-root rule (launchbay.project)
+    session = open_session(store, project=place.root)
+    child = RunSpec(
         script=script,
         arguments=tuple(str(a) for a in args),
-        target=target,
+        target=session.default_target(target),
         environment=environment,
-        working_dir=working_dir,
+        working_dir=place.working_dir if working_dir is None else working_dir,
         code=code,
     )
-    make_target(target, session.config, session.store).preflight(child_spec)
-    if code is None:
-        session._check_script(source, child_spec)
-    budget = session.config.snapshot
-    from ..config import LAUNCHBAY_SNAPSHOT_MAX_BYTES, LAUNCHBAY_SNAPSHOT_MAX_FILES
-
-    snapshot = take_snapshot(
-        session.store,
-        source,
-        max_bytes=int(budget.get("max_bytes", LAUNCHBAY_SNAPSHOT_MAX_BYTES.get())),
-        max_files=int(budget.get("max_files", LAUNCHBAY_SNAPSHOT_MAX_FILES.get())),
+    plan = plan_sweep(
+        session,
+        settings,
+        child,
+        place.root,
+        experiment=experiment or place.experiment,
+        max_duration_s=max_duration_s,
         extra_files=extra_files,
     )
-    real_arguments = [str(a) for a in args]
-    arguments = redact_arguments(real_arguments)  # what the store keeps; the controller gets the real ones
-    hidden_args = {str(i): a for i, (a, shown) in enumerate(zip(real_arguments, arguments)) if a != shown}
-    config: dict[str, Any] = {
-        "primary_metric": primary_metric,
-        "goal": goal,
-        "max_total_runs": int(max_total_runs),
-        "max_concurrent_runs": int(max_concurrent_runs),
-        "max_duration_s": max_duration_s,
-        "target": target,
-        "arguments": arguments,
-        "sampling": sampling.to_json(),
-        "policy": policy.to_json(),
-        "env_vars": {str(k): str(v) for k, v in (env_vars or {}).items()},
-    }
-    params = {
-        "primary_metric": primary_metric,
-        "goal": goal,
-        "max_total_runs": int(max_total_runs),
-        "max_concurrent_runs": int(max_concurrent_runs),
-        "sampling": sampling.kind,
-        "policy": repr(policy),
-        **{f"space.{k}": str(v) for k, v in sampling.space.items()},
-    }
-    spec = RunSpec(
-        script=script,
-        arguments=tuple(arguments),
-        target="sweep",
-        experiment=experiment or place.experiment,
-        name=f"sweep {'cell' if code is not None else script}",
-        environment=environment,
-        working_dir=working_dir,
-        code=code,
-        tags={"launchbay.type": "sweep"},
-        params=params,
-    )
-    properties: dict[str, Any] = {**git_properties(source), "launchbay.source_dir": str(source)}
-    state = {"target_settings": {"type": "sweep"}, "child_target": target}
-    record = session.store.create_run(
-        spec, target_type="sweep", snapshot_id=snapshot.id, properties=properties, target_state=state
-    )
-    try:
-        (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
-        start_controller(session.store.uri, record, secret_arguments=hidden_args)
-    except BaseException:
-        session.store.delete_run(record.run_id)
-        raise
-    return SweepHandle(record.run_id, session)
+    return launch_sweep(session, plan)

@@ -23,7 +23,7 @@ from .. import runfolder as rf
 from ..errors import LaunchbayError
 from ..models import RunSpec, RunStatus
 from ..runfolder import Journal
-from ..runner import HEARTBEAT_INTERVAL_S, _daemonize
+from ..runner import HEARTBEAT_INTERVAL_S, daemonize
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
 from .names import INDEX_TAG, PARAMS_ENV, RETRY_TAG, SWEEP_FILE, SWEEP_TAG, TERMINATION_TAG
@@ -134,8 +134,6 @@ class Controller:
 
     # -- children ------------------------------------------------------------------------------
     def _launch(self, params: dict[str, Any], index: int, retry_of: str | None = None) -> str:
-        from ..targets import make_target
-
         args = list(self.config.get("arguments") or [])
         for name, value in params.items():
             args += [f"--{name}", str(value)]
@@ -156,13 +154,13 @@ class Controller:
             env_vars={**self.config.get("env_vars", {}), PARAMS_ENV: json.dumps(params)},
             parent_run_id=self.record.run_id,
         )
-        target = make_target(spec.target, self.session.config, self.store)
+        target = self.session.target(spec.target)
         target.ingested_by_watcher = True  # this loop indexes the child's end (_ended_journals)
         if self._snapshot is None:
             source = self.record.properties.get("launchbay.source_dir")
             self._snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
         properties = {k: v for k, v in self.record.properties.items() if not k.startswith("launchbay.sweep")}
-        handle = self.session._launch(spec, target, self._snapshot, properties)
+        handle = self.session.launch(spec, self._snapshot, properties, target=target)
         self.journal.event(type="child", run_id=handle.run_id, index=index, params=params)
         return handle.run_id
 
@@ -435,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m launchbay.sweeps.controller [--detach] [--resume] STORE RUN_ID", file=sys.stderr)
         return 2
     if detach:
-        _daemonize()
+        daemonize()
     controller = Controller(args[0], args[1], resume=resume)
     try:
         return controller.run()

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .sobol import MAX_DIMENSIONS, sobol_point
-from .space import Expression, _quantise, check_space
+from .space import Expression, check_space, quantise
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class BayesianSampling(Sampling):
         for name, e in self.space.items():
             value = asked.params[name]
             if e.kind.startswith("q"):
-                value = _quantise(value, e.args[2])
+                value = quantise(value, e.args[2])
             out[name] = value
         return out
 

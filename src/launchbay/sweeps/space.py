@@ -24,7 +24,7 @@ LOG_KINDS = frozenset({"loguniform", "qloguniform", "lognormal", "qlognormal"})
 _NORMAL = NormalDist()
 
 
-def _quantise(x: float, q: float) -> float:
+def quantise(x: float, q: float) -> float:
     value = round(x / q) * q
     return int(value) if isinstance(q, int) else round(value, 12)
 
@@ -53,7 +53,7 @@ class Expression:
                 x = math.exp(x)
         else:
             raise ConfigError(f"Unknown parameter expression {kind!r}; use one of {', '.join(EXPRESSIONS)}.")
-        return _quantise(x, a[2]) if kind.startswith("q") else x
+        return quantise(x, a[2]) if kind.startswith("q") else x
 
     def sample(self, rng: random.Random) -> Any:
         return self.from_unit(rng.random())

@@ -20,12 +20,10 @@ from typing import Any
 
 from .. import runfolder as rf
 from ..store import RunStore
+from ..store.blobs import blob_name
 from .runtime import runtime_files
 
-
-def blob_name(digest: str) -> str:
-    """Where a blob folder the runner stages from keeps ``digest`` (the folder store's layout too)."""
-    return f"{digest[:2]}/{digest[2:]}"
+__all__ = ["FileSet", "ProjectFile", "blob_name", "file_set"]
 
 
 @dataclass(frozen=True)

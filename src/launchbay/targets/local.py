@@ -19,7 +19,7 @@ from ..models import RunSpec
 from ..runner_procs import kill_recorded
 from ..store import RunRecord
 from .base import RUNNER_SOURCE, Launch, Plan, RunnerConfig, Target, TargetState
-from .runtime import RUNTIME_DIR, write_runtime
+from .runtime import RUNTIME_DIR, WANTS_EXTRAS, write_runtime
 
 
 def process_alive(pid: int, must_contain: str | None = None, start: int | None = None) -> bool:
@@ -134,6 +134,8 @@ class LocalTarget(Target[TargetState, Plan]):
             config.python = local.python
             copy_build_log(local.log, record.run_dir)
             launch.state.environment = local.state()
+        if Path(config.python) == Path(sys.executable) and launch.spec.env_vars.get(WANTS_EXTRAS):
+            write_runtime(record.run_dir, extras_only=True)  # the Azure ML alias: the runner puts it on the path
         source = str(record.properties.get("launchbay.source_dir") or "")
         key = hashlib.sha1(source.encode()).hexdigest()[:16]
         # a finished run's untouched copies, reused by the next run of this folder (runner_stage.py)

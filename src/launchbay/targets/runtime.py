@@ -18,6 +18,8 @@ from .. import runfolder as rf
 
 _SRC = Path(__file__).resolve().parent.parent
 RUNTIME_DIR = rf.RUNTIME
+#: the variable a run that asks for the runtime extras carries (the Azure ML layer sets it)
+WANTS_EXTRAS = "LAUNCHBAY_AZUREML_COMPAT"
 
 _STUB_INIT = '''"""launchbay's in-run API, shipped with the run (launchbay itself is not installed here)."""
 from ._inrun import Run
@@ -44,16 +46,24 @@ def runtime_files() -> dict[str, bytes]:
         "launchbay/journalfmt.py": (_SRC / "tracking" / "journalfmt.py").read_bytes(),
         "launchbay/runfolder.py": (_SRC / "runfolder.py").read_bytes(),
     }
+    files.update(extra_files())
+    return files
+
+
+def extra_files() -> dict[str, bytes]:
+    """The ``launchbay.runtime`` rows' folders alone: what a runner running from the installed package
+    (a local run in launchbay's own interpreter) still needs next to the run."""
+    files: dict[str, bytes] = {}
     for folder, reference in plugins.rows(plugins.RUNTIME).items():
         extra: dict[str, str] = plugins.load(reference)()
         files.update({f"{folder}/{rel}": text.encode() for rel, text in extra.items()})
     return files
 
 
-def write_runtime(run_dir: Path) -> Path:
-    """Write the runtime into ``run_dir/runtime`` and return that folder."""
+def write_runtime(run_dir: Path, extras_only: bool = False) -> Path:
+    """Write the runtime (or only its extras) into ``run_dir/runtime`` and return that folder."""
     root = run_dir / RUNTIME_DIR
-    for rel, data in runtime_files().items():
+    for rel, data in (extra_files() if extras_only else runtime_files()).items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

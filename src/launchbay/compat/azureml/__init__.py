@@ -22,37 +22,10 @@ from types import ModuleType
 from typing import Any
 
 from ...errors import ConfigError, NotSupportedError
+from .modules import MODULES
 
 #: the environment variable the runner sees on runs submitted through this layer
 ENV_FLAG = "LAUNCHBAY_AZUREML_COMPAT"
-
-_PKG = __name__
-#: v1 module name → the launchbay module that implements it
-MODULES = {
-    "azureml": f"{_PKG}.root",
-    "azureml.core": f"{_PKG}.core",
-    "azureml.core.run": f"{_PKG}.core",
-    "azureml.core.script_run": f"{_PKG}.core",
-    "azureml.core.workspace": f"{_PKG}.workspace",
-    "azureml.core.experiment": f"{_PKG}.workspace",
-    "azureml.core.script_run_config": f"{_PKG}.runconfig",
-    "azureml.core.runconfig": f"{_PKG}.runconfig",
-    "azureml.core.environment": f"{_PKG}.environment",
-    "azureml.core.conda_dependencies": f"{_PKG}.environment",
-    "azureml.core.compute": f"{_PKG}.compute",
-    "azureml.core.compute_target": f"{_PKG}.compute",
-    "azureml.core.authentication": f"{_PKG}.authentication",
-    "azureml.core.model": f"{_PKG}.model",
-    "azureml.exceptions": f"{_PKG}.exceptions",
-    "azureml.train": f"{_PKG}.root",
-    "azureml.train.hyperdrive": f"{_PKG}.hyperdrive",
-    "azureml.train.hyperdrive.parameter_expressions": f"{_PKG}.hyperdrive",
-    "azureml.train.hyperdrive.sampling": f"{_PKG}.hyperdrive",
-    "azureml.train.hyperdrive.policy": f"{_PKG}.hyperdrive",
-    "azureml.train.hyperdrive.runconfig": f"{_PKG}.hyperdrive",
-    "azureml.train.hyperdrive.run": f"{_PKG}.hyperdrive",
-    "azureml.widgets": f"{_PKG}.widgets",
-}
 
 
 class _AliasLoader(importlib.abc.Loader):

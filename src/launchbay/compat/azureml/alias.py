@@ -1,7 +1,8 @@
 """The small ``azureml`` package put on the path of runs submitted through the v1 layer.
 
-Standard library only: the runner imports this (as ``launchbay_azureml_alias`` where it is
-shipped flat) to write the package into the run folder. Its ``Run`` is ``inrun.py``.
+Standard library only. Registered as a ``launchbay.runtime`` extra (pyproject.toml): every target
+ships these files as ``runtime/azureml_alias/``, which the runner puts on the path of a run that
+asks for it. Its ``Run`` is ``inrun.py``.
 """
 
 from __future__ import annotations
@@ -39,13 +40,3 @@ def alias_files(inrun_source: str | None = None) -> dict[str, str]:
         "azureml/core/__init__.py": _CORE_INIT,
         "azureml/core/run.py": inrun_source,
     }
-
-
-def write_alias(folder: str, files: dict[str, str] | None = None) -> str:
-    """Write the package under ``folder`` (put ``folder`` on PYTHONPATH) and return ``folder``."""
-    for rel, text in (files or alias_files()).items():
-        path = os.path.join(folder, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as out:
-            out.write(text)
-    return folder

@@ -11,7 +11,6 @@ def submit_runconfig(args: argparse.Namespace) -> Any:
     """Submit the file's script, arguments, target, environment and distribution; returns the RunHandle.
 
     ``-t``, ``-e``, ``--max-duration`` and arguments after ``--`` override the file."""
-    from .runconfig_file import script_run_config
     from .workspace import Experiment, Workspace
 
     config = script_run_config(args.runconfig)
@@ -34,3 +33,24 @@ def submit_runconfig(args: argparse.Namespace) -> Any:
     from ...api import submit
 
     return submit(**kwargs)
+
+
+def script_run_config(path: str) -> Any:
+    """What ``launchbay submit --runconfig FILE`` submits: the file's script, arguments, target, ..."""
+    from .runconfig import RunConfiguration, ScriptRunConfig
+
+    config = RunConfiguration.load(path)
+    distributed: Any = None
+    framework, communicator = config.framework.lower(), config.communicator.lower()
+    if framework == "pytorch" or communicator in ("nccl", "gloo", "pytorch"):
+        distributed = config.pytorch
+    elif framework == "tensorflow" or communicator == "parameterserver":
+        distributed = config.tensorflow
+    elif communicator in ("intelmpi", "openmpi", "mpi"):
+        distributed = config.mpi
+    return ScriptRunConfig(
+        source_directory=getattr(config, "_source_directory", "."),
+        run_config=config,
+        distributed_job_config=distributed,
+        max_run_duration_seconds=config.max_run_duration_seconds,
+    )

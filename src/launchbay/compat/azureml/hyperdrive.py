@@ -17,7 +17,7 @@ from ...errors import ConfigError
 from ...sweeps import policy as _policy
 from ...sweeps import space as _space
 from . import ENV_FLAG
-from .core import Run
+from .run import Run
 from .unsupported import module_getattr, not_supported
 
 # -- parameter expressions (v1 signatures) ------------------------------------------------------
@@ -187,12 +187,12 @@ class HyperDriveConfig:
         self.policy = policy
 
     def _submit_to(self, experiment: Any, tags: dict[str, str]) -> HyperDriveRun:
-        import launchbay
+        from ...sweeps import sweep
 
         child = self.run_config.launchbay_arguments(experiment, tags)
         if child.pop("distributed", None) is not None:
             not_supported("A distributed configuration in a HyperDrive sweep", "Sweep single-process trials.")
-        handle = launchbay.sweep(
+        handle = sweep(
             child["script"],
             sampling=self.hyperparameter_sampling.to_launchbay(),
             primary_metric=self.primary_metric_name,
@@ -217,9 +217,9 @@ class HyperDriveRun(Run):
 
     @property
     def handle(self) -> Any:
-        import launchbay
+        from ...sweeps import get_sweep
 
-        return launchbay.get_sweep(self.id, store=self.experiment.workspace._store)
+        return get_sweep(self.id, store=self.experiment.workspace._store)
 
     def wait_for_completion(
         self, show_output: bool = False, wait_post_processing: bool = False, raise_on_error: bool = True

@@ -29,7 +29,7 @@ class Model:
         properties: Any = None,
         run_id: str | None = None,
     ) -> None:
-        import launchbay
+        from ...api import get_model
 
         if id and not name:
             name, _, ref_version = str(id).partition(":")
@@ -37,7 +37,7 @@ class Model:
         if not name:
             raise ConfigError("Model(ws, name=...) needs the model's name.")
         self.workspace = workspace
-        self._model = launchbay.get_model(name, version, store=getattr(workspace, "_store", None))
+        self._model = get_model(name, version, store=getattr(workspace, "_store", None))
         self.name, self.version = self._model.name, self._model.version
         self.id = f"{self.name}:{self.version}"
         self.run_id = self._model.run_id
@@ -76,9 +76,9 @@ class Model:
 
     @staticmethod
     def list(workspace: Any, name: str | None = None, **kwargs: Any) -> list[Model]:
-        import launchbay
+        from ...api import models
 
-        rows = launchbay.models(store=getattr(workspace, "_store", None))
+        rows = models(store=getattr(workspace, "_store", None))
         return [Model(workspace, row["name"]) for row in rows if name in (None, row["name"])]
 
     @classmethod
@@ -87,10 +87,10 @@ class Model:
 
     @staticmethod
     def get_model_path(model_name: str, version: int | None = None, _workspace: Any = None) -> str:
-        import launchbay
+        from ...api import get_model
 
         store = getattr(_workspace, "_store", None)
-        return str(launchbay.get_model(model_name, version, store=store).path)
+        return str(get_model(model_name, version, store=store).path)
 
     def download(self, target_dir: str = ".", exist_ok: bool = False, exists_ok: bool | None = None) -> str:
         target = Path(target_dir)

@@ -38,11 +38,11 @@ class PyTorchConfiguration:
         self.node_count = node_count
 
     def to_launchbay(self) -> Any:
-        import launchbay
+        from ...distributed import PyTorch
 
         nodes = max(1, int(self.node_count or 1))
         per_node = max(1, int(self.process_count or nodes) // nodes)
-        return launchbay.PyTorch(process_count_per_node=per_node, node_count=nodes)
+        return PyTorch(process_count_per_node=per_node, node_count=nodes)
 
 
 class MpiConfiguration:
@@ -51,11 +51,9 @@ class MpiConfiguration:
         self.node_count = node_count
 
     def to_launchbay(self) -> Any:
-        import launchbay
+        from ...distributed import Mpi
 
-        return launchbay.Mpi(
-            process_count_per_node=int(self.process_count_per_node), node_count=int(self.node_count or 1)
-        )
+        return Mpi(process_count_per_node=int(self.process_count_per_node), node_count=int(self.node_count or 1))
 
 
 class TensorflowConfiguration:
@@ -64,11 +62,9 @@ class TensorflowConfiguration:
         self.parameter_server_count = parameter_server_count
 
     def to_launchbay(self) -> Any:
-        import launchbay
+        from ...distributed import TensorFlow
 
-        return launchbay.TensorFlow(
-            worker_count=int(self.worker_count), parameter_server_count=int(self.parameter_server_count)
-        )
+        return TensorFlow(worker_count=int(self.worker_count), parameter_server_count=int(self.parameter_server_count))
 
 
 class DockerConfiguration:
@@ -134,9 +130,31 @@ class RunConfiguration:
     @staticmethod
     def load(path: str, name: str | None = None) -> RunConfiguration:
         """Read a v1 ``.runconfig`` YAML file (``.azureml/NAME.runconfig``)."""
-        from .runconfig_file import load_runconfig
+        from .runconfig_file import file_environment, read_runconfig
 
-        return load_runconfig(path, name)
+        data, base = read_runconfig(path, name)
+        config = RunConfiguration(script=data.get("script"), arguments=[str(a) for a in data.get("arguments") or []])
+        config.target = str(data.get("target") or "local")
+        config.framework = str(data.get("framework") or "Python")
+        config.communicator = str(data.get("communicator") or "None")
+        config.node_count = int(data.get("nodeCount") or 1)
+        if data.get("maxRunDurationSeconds"):
+            config.max_run_duration_seconds = int(data["maxRunDurationSeconds"])
+        environment = file_environment(data, base)
+        if environment is not None:
+            config.environment = environment
+        mpi, torch, tf = data.get("mpi") or {}, data.get("pyTorch") or {}, data.get("tensorflow") or {}
+        config.mpi = MpiConfiguration(int(mpi.get("processCountPerNode") or 1), config.node_count)
+        config.pytorch = PyTorchConfiguration(
+            str(torch.get("communicationBackend") or "Nccl"),
+            torch.get("processCount") or int(mpi.get("processCountPerNode") or 1) * config.node_count,
+            config.node_count,
+        )
+        config.tensorflow = TensorflowConfiguration(
+            int(tf.get("workerCount") or 1), int(tf.get("parameterServerCount") or 1)
+        )
+        config._source_directory = str(base)  # type: ignore[attr-defined]
+        return config
 
     def save(self, path: str | None = None, name: str | None = None, separate_environment_yaml: bool = False) -> None:
         not_supported("RunConfiguration.save", "Keep the settings in Python, or in launchbay.toml.")
@@ -249,11 +267,10 @@ class ScriptRunConfig:
         return kwargs
 
     def _submit_to(self, experiment: Any, tags: dict[str, str]) -> Any:
-        import launchbay
+        from ...api import submit
+        from .run import Run
 
-        from .core import Run
-
-        handle = launchbay.submit(**self.launchbay_arguments(experiment, tags), on_progress=say)
+        handle = submit(**self.launchbay_arguments(experiment, tags), on_progress=say)
         return Run(experiment, handle.run_id)
 
 

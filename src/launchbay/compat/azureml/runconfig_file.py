@@ -1,4 +1,4 @@
-"""v1 ``.runconfig`` YAML files (``.azureml/NAME.runconfig``) → a ScriptRunConfig.
+"""v1 ``.runconfig`` YAML files (``.azureml/NAME.runconfig``), read for ``RunConfiguration.load``.
 
 Read: ``script``, ``arguments``, ``target``, ``framework``/``communicator``, ``nodeCount``,
 ``maxRunDurationSeconds``, ``environment`` (``python.userManagedDependencies``,
@@ -14,13 +14,6 @@ from typing import Any
 
 from ...errors import ConfigError
 from .environment import CondaDependencies, Environment
-from .runconfig import (
-    MpiConfiguration,
-    PyTorchConfiguration,
-    RunConfiguration,
-    ScriptRunConfig,
-    TensorflowConfiguration,
-)
 
 
 def _find(path: str, name: str | None) -> Path:
@@ -73,47 +66,13 @@ def _environment(data: dict[str, Any], base: Path) -> Environment:
     return env
 
 
-def load_runconfig(path: str, name: str | None = None) -> RunConfiguration:
+def read_runconfig(path: str, name: str | None = None) -> tuple[dict[str, Any], Path]:
+    """The file's settings and the folder its paths are relative to (the project, above ``.azureml/``)."""
     found = _find(path, name)
-    data = _read_yaml(found)
     base = found.parent.parent if found.parent.name == ".azureml" else found.parent
-    config = RunConfiguration(script=data.get("script"), arguments=[str(a) for a in data.get("arguments") or []])
-    config.target = str(data.get("target") or "local")
-    config.framework = str(data.get("framework") or "Python")
-    config.communicator = str(data.get("communicator") or "None")
-    config.node_count = int(data.get("nodeCount") or 1)
-    if data.get("maxRunDurationSeconds"):
-        config.max_run_duration_seconds = int(data["maxRunDurationSeconds"])
-    if isinstance(data.get("environment"), dict):
-        config.environment = _environment(data["environment"], base)
-    mpi, torch, tf = data.get("mpi") or {}, data.get("pyTorch") or {}, data.get("tensorflow") or {}
-    config.mpi = MpiConfiguration(int(mpi.get("processCountPerNode") or 1), config.node_count)
-    config.pytorch = PyTorchConfiguration(
-        str(torch.get("communicationBackend") or "Nccl"),
-        torch.get("processCount") or int(mpi.get("processCountPerNode") or 1) * config.node_count,
-        config.node_count,
-    )
-    config.tensorflow = TensorflowConfiguration(
-        int(tf.get("workerCount") or 1), int(tf.get("parameterServerCount") or 1)
-    )
-    config._source_directory = str(base)  # type: ignore[attr-defined]
-    return config
+    return _read_yaml(found), base
 
 
-def script_run_config(path: str) -> ScriptRunConfig:
-    """What ``launchbay submit --runconfig FILE`` submits: the file's script, arguments, target, ..."""
-    config = load_runconfig(path)
-    distributed: Any = None
-    framework, communicator = config.framework.lower(), config.communicator.lower()
-    if framework == "pytorch" or communicator in ("nccl", "gloo", "pytorch"):
-        distributed = config.pytorch
-    elif framework == "tensorflow" or communicator == "parameterserver":
-        distributed = config.tensorflow
-    elif communicator in ("intelmpi", "openmpi", "mpi"):
-        distributed = config.mpi
-    return ScriptRunConfig(
-        source_directory=getattr(config, "_source_directory", "."),
-        run_config=config,
-        distributed_job_config=distributed,
-        max_run_duration_seconds=config.max_run_duration_seconds,
-    )
+def file_environment(data: dict[str, Any], base: Path) -> Environment | None:
+    """The file's ``environment`` section as an Environment (None when it has none)."""
+    return _environment(data["environment"], base) if isinstance(data.get("environment"), dict) else None

@@ -75,7 +75,7 @@ def attribute_message(module: str, attr: str) -> str:
 
 def _has(module: str) -> str:
     """What the v1 module ``module`` offers here: its names, or the layer's modules for one without a list."""
-    from . import MODULES
+    from .modules import MODULES
 
     names = getattr(importlib.import_module(MODULES[module]), "__all__", None) if module in MODULES else None
     if not names:

@@ -184,7 +184,7 @@ class Experiment:
         self, type: str | None = None, tags: Any = None, properties: Any = None, include_children: bool = False
     ) -> Iterator[Any]:
         """Runs of this experiment, newest first."""
-        from .core import Run
+        from .run import Run
 
         for record in self.workspace.session().runs(experiment=self.name, limit=None):
             if include_children or not record.parent_run_id:
