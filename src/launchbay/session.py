@@ -97,6 +97,7 @@ class Session:
         target = make_target(spec.target, config, self.store)
         spec = distributed.prepare(spec, target, config)
         target.preflight(spec)
+        spec, inputs = self._data_inputs(spec, target, config, on_progress)
         if spec.code is None:
             self._check_script(root, spec)
         budget = Budget.from_config(config.snapshot)
@@ -109,6 +110,7 @@ class Session:
                 max_files=budget.max_files,
                 extra_files=extra_files,
                 entry=entry,
+                leave_out=tuple(i.location for i in inputs),
             )
             if on_progress:
                 on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")
@@ -121,6 +123,7 @@ class Session:
             if snapshot.unreadable:
                 properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
             record = self._record(spec, target, snapshot, properties)
+            self._record_inputs(record, inputs)
         return self._start(record, spec, target, snapshot, on_progress)  # environment builds report through it
 
     def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
@@ -135,14 +138,34 @@ class Session:
             record = self._record(spec, target, snapshot, properties)
         return self._start(record, spec, target, snapshot)
 
+    def _data_inputs(
+        self, spec: RunSpec, target: Target, config: ProjectConfig, progress: Callable[[str], None] | None
+    ) -> tuple[RunSpec, list[Any]]:
+        """The run's data inputs (its own and launchbay.toml's), checked and hashed before it is written."""
+        from .data.runs import run_inputs
+
+        return run_inputs(self.store, config, spec, target, progress)
+
+    def _record_inputs(self, record: RunRecord, inputs: list[Any]) -> None:
+        """The run's lineage; nothing of the run is left when it cannot be written."""
+        from .data.runs import record_inputs
+
+        try:
+            record_inputs(self.store, record, inputs)
+        except BaseException:
+            self.store.delete_run(record.run_id)
+            raise
+
     def _record(self, spec: RunSpec, target: Target, snapshot: Any, properties: dict[str, Any]) -> RunRecord:
         from . import secrets
+        from .data.runs import stored_inputs
 
         stored_spec = RunSpec.from_json(
             {
                 **spec.to_json(),
                 "env_vars": secrets.redact(dict(spec.env_vars)),
                 "arguments": secrets.redact_arguments(spec.arguments),
+                "inputs": stored_inputs(spec.inputs),
             }
         )
         raw = target.config.raw_targets.get(target.name)  # "${VAR}" references, not their values

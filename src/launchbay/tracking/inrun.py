@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import json
 import marshal
 import operator
 import os
@@ -241,6 +242,16 @@ class Run:
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._start()
+
+    @property
+    def input_datasets(self) -> dict[str, str]:
+        """The run's data inputs by name: each one's path here (``--input NAME=SOURCE``), also in
+        ``$LAUNCHBAY_INPUT_<NAME>``. Empty for an offline run or a run without inputs."""
+        try:
+            found = json.loads(os.environ.get("LAUNCHBAY_INPUTS") or "{}")
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
     # -- the hot path ------------------------------------------------------
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
