@@ -138,3 +138,31 @@ def test_url_credentials_reach_the_run_but_no_file_of_the_store(
         if path.is_file():
             data = path.read_bytes()
             assert b"pa55-secret" not in data and b"tok-secret-9" not in data, path
+
+
+def test_submit_magics_take_the_same_inputs(project: Path) -> None:
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    write(project, "read.py", READ)
+    data = data_folder(project / "data")
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "launchbay")
+        cell = shell.run_cell_magic(
+            "submit",
+            "--no-widget --no-wait --input train=data",
+            "import os\nprint(os.listdir(os.environ['LAUNCHBAY_INPUT_TRAIN']))\n",
+        )
+        line = shell.run_line_magic("submit", "--no-widget --no-wait --input 'train=data/a.txt:download' read.py")
+        try:
+            shell.run_line_magic("submit", "--no-widget --no-wait --input train=missing read.py")
+            raise AssertionError("a missing input was taken")
+        except UsageError as exc:
+            assert "does not exist" in str(exc)
+    finally:
+        InteractiveShell.clear_instance()
+    assert cell.wait(timeout=60) == "Completed" and "'a.txt'" in cell.get_log() and "'sub'" in cell.get_log()
+    assert line.wait(timeout=60) == "Completed"
+    assert inputs_seen(line.get_log())["train"]["sha"] == {"a.txt": sha(data / "a.txt")}
+    assert line.get_details()["inputs"][0]["mode"] == "download"
