@@ -21,7 +21,7 @@ import pytest
 import launchbay
 from conftest import TargetUnderTest, target_params, toml_table, write
 
-pytestmark = pytest.mark.parametrize("target", target_params("local", "docker", "ssh"), indirect=True)
+pytestmark = pytest.mark.parametrize("target", target_params("local", "docker", "ssh", "slurm"), indirect=True)
 
 #: targets that copy data to their side (and so count bytes sent); the others read it in place
 SENDS = ("ssh", "slurm")
