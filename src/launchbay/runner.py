@@ -40,11 +40,11 @@ except ImportError:  # launchbay's own source tree
 
 try:  # part of the launchbay package, or flat files shipped next to this one
     from . import runner_procs as procs
-    from .runner_inputs import prepare_inputs, remove_copies
+    from .runner_inputs import prepare_inputs, remove_copies, substitute
     from .runner_output import OutputLog
     from .runner_stage import Staged, recycle, stage_snapshot
 except ImportError:
-    from runner_inputs import prepare_inputs, remove_copies  # type: ignore[no-redef]
+    from runner_inputs import prepare_inputs, remove_copies, substitute  # type: ignore[no-redef]
     from runner_output import OutputLog  # type: ignore[no-redef]
     from runner_stage import Staged, recycle, stage_snapshot  # type: ignore[no-redef]
 
@@ -245,6 +245,8 @@ class Runner:
             for index, value in json.loads(hidden).items():
                 if int(index) < len(command):
                     command[int(index)] = value
+        if input_env:
+            command = substitute(command, input_env)  # an Azure ML v1 dataset argument: its input's path
         if command and command[0] == "{python}":
             command[0] = self.config.get("python") or sys.executable
         if self.config.get("distributed"):  # several ranks: distlaunch.py starts and watches them

@@ -56,3 +56,18 @@ def _private_copy(source: str, dest: str) -> str:
 
 def remove_copies(run_dir: str) -> None:
     shutil.rmtree(os.path.join(run_dir, INPUTS_DIR), ignore_errors=True)
+
+
+#: what an Azure ML v1 run's arguments say for a dataset input (``ds.as_named_input("x").as_mount()``)
+PLACEHOLDER = "DatasetConsumptionConfig:"
+
+
+def substitute(command: list[str], env: dict[str, str]) -> list[str]:
+    """Each ``DatasetConsumptionConfig:NAME`` argument replaced by that input's path."""
+    paths = json.loads(env.get(INPUTS_VAR) or "{}")
+    out = []
+    for arg in command:
+        if arg.startswith(PLACEHOLDER) and arg[len(PLACEHOLDER) :] in paths:
+            arg = paths[arg[len(PLACEHOLDER) :]]
+        out.append(arg)
+    return out

@@ -236,8 +236,8 @@ class Target(ABC, Generic[S, P]):
         """One clear line, before the run exists, when this target cannot give the run its inputs."""
         if spec.inputs and not self.data_inputs:
             raise ConfigError(
-                f"Target {self.name!r} ({self.type_name}) does not take data inputs yet; "
-                "run on a local or docker target, or copy the data to the host and pass its path as an argument."
+                f"Target {self.name!r} ({self.type_name}) does not take data inputs yet; run on a local, docker, "
+                "ssh or slurm target, or put the data where its nodes see it and pass that path as an argument."
             )
 
     def deliver_inputs(self, launch: Launch[S, P]) -> dict[str, tuple[str, int]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ... import runfolder as rf
 from .compute import ComputeTarget
+from .dataset import Dataset
 from .environment import Environment
 from .model import Model
 from .runconfig import RunConfiguration, ScriptRunConfig
@@ -237,6 +238,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ComputeTarget",
+    "Dataset",
     "Environment",
     "Experiment",
     "Model",
