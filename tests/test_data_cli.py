@@ -9,6 +9,7 @@ lists the data behind a model; ``data gc`` frees cached downloads no recent run 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -100,3 +101,44 @@ def test_a_url_dataset_is_downloaded_once_and_gc_frees_what_no_recent_run_used(
     assert isinstance(freed, dict) and freed["entries"] == 1 and freed["bytes"] > 8000 and freed["kept"] == 1
     text = cli("data", "list", check=True).stdout
     assert "ref" in text and "16.4 KB" in text and "tmp" not in text
+
+
+MAKE = """
+    import json, os
+    from launchbay import Run
+    run = Run.get_context()
+    os.makedirs("outputs/features", exist_ok=True)
+    for i in range(3):
+        open(f"outputs/features/part{i}.txt", "w").write(f"feature {i}\\n")
+    os.makedirs("scratch", exist_ok=True)
+    json.dump({"rows": 3}, open("scratch/stats.json", "w"))
+    run.register_dataset("stats", "scratch/stats.json", description="row counts")
+"""
+
+
+def test_what_a_run_writes_becomes_a_dataset_version_with_its_lineage(project: Path, cli: CLI) -> None:
+    write(project, "make.py", MAKE)
+    refused = cli("submit", "--output", "features=elsewhere", "make.py")
+    assert refused.returncode != 0 and "must be inside outputs/" in refused.stderr
+    made = cli("submit", "--json", "--output", "features=outputs/features", "make.py", check=True)
+    run_id = json.loads(made.stdout)["run_id"]
+    features = cli.json("data", "show", "features:1")
+    assert isinstance(features, dict) and features["files"] == 3 and features["run_id"] == run_id
+    stats = cli.json("data", "show", "stats:1")
+    assert isinstance(stats, dict) and stats["kind"] == "file" and stats["description"] == "row counts"
+    assert cli.json("data", "lineage", "features") == {
+        "dataset": "features",
+        "version": 1,
+        "hash": features["hash"],
+        "runs": [run_id],
+        "models": [],
+    }
+    details = cli.json("show", run_id)
+    assert isinstance(details, dict) and details["inputs"] == []
+    assert sorted((o["name"], o["mode"], o["files"]) for o in details["outputs"]) == [
+        ("features", "output", 3),
+        ("stats", "output", 1),
+    ]
+    write(project, "read.py", "import os\nprint(sorted(os.listdir(os.environ['LAUNCHBAY_INPUT_F'])))\n")
+    again = cli("submit", "--input", "f=dataset:features", "read.py", check=True)  # the next step reads it
+    assert "['part0.txt', 'part1.txt', 'part2.txt']" in again.stdout

@@ -144,6 +144,7 @@ class LaunchbayMagics(Magics):
         action="append",
         help="data for the run (repeatable): NAME=SOURCE[:mount|:download], SOURCE a path, URL or dataset:NAME[:V]",
     )
+    @argument("--output", action="append", help="NAME=PATH (inside outputs/): a dataset version once the run completes")
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -158,6 +159,7 @@ class LaunchbayMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _submit(self, args: argparse.Namespace, cell: str | None) -> Any:
+        from ..data.outputs import outputs_argument
         from ..data.runs import inputs_argument
         from ..models import RunSpec
         from ..project import locate
@@ -213,6 +215,7 @@ class LaunchbayMagics(Magics):
             system_metrics_interval_s=args.system_metrics_interval,
             distributed=_distributed(args.distributed),
             inputs=inputs_argument([_unquote(v) for v in args.input or []]),
+            outputs=outputs_argument([_unquote(v) for v in args.output or []]),
         )
         handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
         use_widget = self.defaults.widget and not args.no_widget

@@ -361,6 +361,27 @@ class Run:
         plain_tags = {str(k): str(_plain(v)) for k, v in (tags or {}).items()}
         self._record("model", str(name), {"path": rel, "tags": plain_tags, "description": description})
 
+    def register_dataset(self, name: str, path: str, description: str | None = None) -> None:
+        """Make ``path`` (a file or folder the run wrote, e.g. ``outputs/features``) the next version of
+        dataset ``name`` once the run has completed and its files are kept (``launchbay data show NAME``)."""
+        rel = _safe_relpath(path)
+        if self.offline:
+            print(f"[launchbay offline] register dataset {name} from {rel}")
+            return
+        in_files = os.path.exists(os.path.join(self._files_dir or "", rel))
+        if not in_files and not os.path.exists(rel):
+            raise FileNotFoundError(
+                f"register_dataset({name!r}): the run has not written {rel!r} (paths are relative to the "
+                "run's working folder, e.g. outputs/features); write it first."
+            )
+        if rel.split("/", 1)[0] not in rf.KEPT and not in_files:  # outside ./outputs and ./logs: a copy now
+            dest = self._file_dest(rel)
+            if os.path.isdir(rel):
+                shutil.copytree(rel, dest, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(rel, dest)
+        self._record("dataset_output", str(name), {"path": rel, "description": description})
+
     def flush(self) -> None:
         """Write everything logged so far to the journal (also runs at exit)."""
         if self.offline or self._journal is None or self._busy_here():
