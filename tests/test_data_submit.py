@@ -166,3 +166,21 @@ def test_submit_magics_take_the_same_inputs(project: Path) -> None:
     assert line.wait(timeout=60) == "Completed"
     assert inputs_seen(line.get_log())["train"]["sha"] == {"a.txt": sha(data / "a.txt")}
     assert line.get_details()["inputs"][0]["mode"] == "download"
+
+
+def test_a_rerun_reads_the_same_data_version_or_says_it_changed(project: Path, cli: CLI) -> None:
+    write(project, "read.py", READ)
+    data = data_folder(project / "data")
+    first = launchbay.submit("read.py", inputs={"train": "data"})
+    assert first.wait(timeout=60) == "Completed"
+    again = first.rerun()
+    assert again.wait(timeout=60) == "Completed"
+    assert inputs_seen(again.get_log()) == inputs_seen(first.get_log())
+    assert again.get_details()["inputs"][0]["version"] == first.get_details()["inputs"][0]["version"]
+    (data / "a.txt").write_text("changed\n")
+    proc = cli("rerun", first.run_id)
+    assert (
+        proc.returncode != 0
+        and "Input 'train' of run" in proc.stderr
+        and "changed since that run read it" in proc.stderr
+    )

@@ -57,6 +57,11 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
     target_obj = make_target(spec.target, session.config, store)
     spec = distributed.prepare(spec, target_obj, session.config)  # a distributed run stays distributed
     target_obj.preflight(spec)
+    from .data.runs import same_inputs
+
+    inputs = same_inputs(store, old.run_id)  # the very versions the run read, checked where they are
+    if inputs:
+        target_obj.check_inputs(spec)
     assert old.snapshot_id is not None
     manifest = read_manifest(store, old.snapshot_id)
     files = manifest["files"]
@@ -75,6 +80,7 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         if missing_blobs(store, old.snapshot_id):
             check_snapshot(store, old)
         record = session._record(spec, target_obj, snapshot, properties)
+        session._record_inputs(record, inputs)
     return session._start(record, spec, target_obj, snapshot)
 
 

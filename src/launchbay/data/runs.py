@@ -66,3 +66,27 @@ def inputs_argument(values: list[str] | None) -> dict[str, str]:
 
 
 __all__ = ["inputs_argument", "record_inputs", "run_inputs", "stored_inputs"]
+
+
+def same_inputs(store: Store, run_id: str, say: Callable[[str], None] | None = None) -> list[ResolvedInput]:
+    """A re-run's inputs: the versions the first run read, each checked where it is; one line (no run
+    written) when one of them changed or is gone since."""
+    from ..errors import DataInputError
+    from .hashing import hash_source
+    from .manifest import Manifest
+
+    out = []
+    for item in store.run_inputs(run_id):
+        location = Path(str(item.location))
+        current = hash_source(store.cache_dir, location, item.name, say=say, skip=(store.cache_dir,))
+        if current.version != item.hash:
+            raise DataInputError(
+                f"Input {item.name!r} of run {run_id} ({item.source}) changed since that run read it "
+                f"(version {item.hash[:12]}, now {current.version[:12]}); "
+                "submit the script again to use the data as it is."
+            )
+        manifest = Manifest.from_bytes(store.blobs.read_bytes(item.hash))
+        out.append(
+            ResolvedInput(item.name, item.source, item.mode, location, manifest, item.dataset, item.dataset_version)
+        )
+    return out
