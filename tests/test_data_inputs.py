@@ -156,3 +156,24 @@ def test_url_credentials_are_masked_wherever_a_url_is_shown() -> None:
     assert redact_url("https://user:hunter2@host/a.csv") == "https://user:***@host/a.csv"
     shown = redact_url("https://host/a.csv?X-Amz-Signature=abc123&token=t0k&part=1")
     assert "abc123" not in shown and "t0k" not in shown and "part=1" in shown
+
+
+def test_progress_tells_files_bytes_and_rate_at_most_once_a_second() -> None:
+    from launchbay.data.progress import Progress
+
+    heard: list[tuple[float, str]] = []
+    progress = Progress(lambda line: heard.append((time.monotonic(), line)), "hashing input 'train'")
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:
+        progress.add(1, 1_000_000)
+        time.sleep(0.001)
+    progress.done()
+    assert 2 <= len(heard) <= 4
+    assert all(b[0] - a[0] >= 0.99 for a, b in zip(heard, heard[1:-1]))  # the closing line may follow at once
+    assert "hashing input 'train':" in heard[0][1] and " files, " in heard[0][1] and "MB/s)" in heard[0][1]
+    assert heard[-1][1].endswith(", done")
+    quiet: list[str] = []
+    short = Progress(quiet.append, "hashing")
+    short.add(5, 500)
+    short.done()
+    assert quiet == []  # work that ends within the first second says nothing
