@@ -370,3 +370,64 @@ def pids_with(token: str) -> list[int]:
         if pid_alive(int(entry)):
             found.append(int(entry))
     return found
+
+
+DATA_SERVER = r"""
+import hashlib, http.server, sys, time
+FILES = {"/ref.csv": b"a,b\n1,2\n" * 1000, "/other.bin": bytes(range(256)) * 64}
+GETS = []
+class Handler(http.server.BaseHTTPRequestHandler):
+    def _answer(self, body):
+        if self.path.startswith("/slow"):
+            time.sleep(60)  # accepts, never answers: a timeout
+        path = self.path.split("?")[0]
+        data = FILES.get(path)
+        if data is None:
+            self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
+        self.end_headers()
+        if body:
+            print("GET", path, flush=True)
+            self.wfile.write(data)
+    def do_GET(self): self._answer(True)
+    def do_HEAD(self): self._answer(False)
+    def log_message(self, *a): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class DataServer:
+    """A real HTTP server in a subprocess: /ref.csv and /other.bin with an MD5 ETag, 404 elsewhere,
+    /slow... never answers. ``gets()`` is how many full downloads it served so far."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", DATA_SERVER], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log: list[str] = []
+        import threading
+
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._log.append(line.strip())
+
+    def gets(self, path: str = "/ref.csv") -> int:
+        return sum(1 for line in self._log if line == f"GET {path}")
+
+
+@pytest.fixture(scope="session")
+def data_server() -> Iterator[DataServer]:
+    server = DataServer()
+    yield server
+    server.proc.kill()
+    server.proc.wait()
+    assert server.proc.stdout is not None
+    server.proc.stdout.close()

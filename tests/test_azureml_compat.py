@@ -181,9 +181,72 @@ def test_what_launchbay_does_not_have_raises_one_clear_error(project: Path) -> N
     assert len(messages) == 5
     assert "Pipelines are not part of launchbay" in messages[0]
     assert "AutoML is not part of launchbay" in messages[1] and "sweep" in messages[1]
-    assert "read it by path" in messages[2]
+    assert "Dataset.File.from_files(path)" in messages[2]
     assert 'type = "ssh"' in messages[3]
     assert "Unknown target 'cpu-cluster'" in messages[4]
+
+
+DATA_TRAIN = """
+    import argparse, hashlib, json, os
+    from azureml.core import Run
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data")
+    parser.add_argument("--ref")
+    args = parser.parse_args()
+    run = Run.get_context()
+    with open(os.path.join(args.data, "digits.csv"), "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    writable = True
+    try:
+        open(os.path.join(args.ref, "labels.txt"), "a").write("mine")
+    except OSError:
+        writable = False
+    print("SEEN " + json.dumps({"data": args.data, "inputs": run.input_datasets, "sha": digest,
+                                "ref_files": sorted(os.listdir(args.ref)), "ref_writable": writable}))
+"""
+
+DATA_CONTROL = """
+    import json
+    from azureml.core import Dataset, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    digits = Dataset.File.from_files("data/digits")
+    labels = Dataset.File.from_files(path="data/labels").register(ws, "labels", description="the labels")
+    labels = Dataset.get_by_name(ws, "labels")
+    config = ScriptRunConfig(
+        source_directory="code",
+        script="train.py",
+        arguments=["--data", digits.as_named_input("train").as_mount(),
+                   "--ref", labels.as_named_input("ref").as_download()],
+        compute_target="local",
+    )
+    run = Experiment(ws, "v1-data").submit(config)
+    run.wait_for_completion(show_output=True)
+    print("RESULT " + json.dumps({"status": run.get_status(), "id": run.id, "datasets": sorted(ws.datasets)}))
+"""
+
+
+def test_v1_file_datasets_reach_the_script_as_mounted_and_downloaded_paths(project: Path, cli) -> None:  # noqa: ANN001
+    import hashlib
+
+    write(project, "control.py", OPT_IN + textwrap.dedent(DATA_CONTROL))
+    write(project / "code", "train.py", DATA_TRAIN)
+    write(project / "data" / "digits", "digits.csv", "pixel,label\n0,7\n")
+    write(project / "data" / "labels", "labels.txt", "seven\n")
+    result = run_control(project)
+    assert result["status"] == "Completed", result["stdout"]
+    assert result["datasets"] == ["labels"]
+    seen = json.loads(next(ln for ln in result["stdout"].splitlines() if ln.startswith("SEEN "))[5:])
+    assert seen["data"] == str(project / "data" / "digits") == seen["inputs"]["train"]  # a mount: read in place
+    assert seen["sha"] == hashlib.sha256(b"pixel,label\n0,7\n").hexdigest()
+    assert seen["ref_files"] == ["labels.txt"] and seen["ref_writable"]  # a download: the run's own copy
+    assert (project / "data" / "labels" / "labels.txt").read_text() == "seven\n"
+    details = cli.json("show", result["id"])
+    assert {i["name"]: (i["mode"], i["dataset"]) for i in details["inputs"]} == {
+        "ref": ("download", "labels"),
+        "train": ("mount", None),
+    }
 
 
 def test_an_environment_neither_curated_nor_declared_is_one_clear_error(project: Path) -> None:
@@ -375,6 +438,7 @@ def test_the_migration_notebook_runs_v1_cells_unchanged(tmp_path: Path, monkeypa
     assert "Completed 0.0282 [0.91, 0.87, 0.95]" in text
     assert "outputs/model.txt" in text
     assert "day1-model 1 True" in text
+    assert "read 100 rows; same path: True" in text and "Completed 100" in text  # a file dataset, mounted
     assert "best loss" in text and "of 4 runs" in text
 
 

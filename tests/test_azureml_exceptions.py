@@ -105,7 +105,7 @@ def test_a_v1_name_the_layer_lacks_names_what_it_has_and_the_launchbay_way(v1: N
         assert "README" not in text  # pip users have no README to look in
         assert "launchbay.submit(" in text
     assert "azureml.core (Workspace, Experiment" in module_text and "azureml.train.hyperdrive" in module_text
-    assert "azureml.core has ComputeTarget, Environment, Experiment" in name_text
+    assert "azureml.core has ComputeTarget, Dataset, Environment, Experiment" in name_text
     assert "azureml.exceptions has " in exception_text and "ComputeTargetException" in exception_text
 
 

@@ -23,6 +23,7 @@ from launchbay.models import RunSpec, RunStatus
 from launchbay.store import ENTRY_POINT_GROUP, RunRecord, RunStore, Store, open_store
 from launchbay.store.blobcache import CachedBlobs
 from launchbay.store.model_rows import ModelVersion
+from launchbay.store.records import DatasetVersion, RunInput
 from launchbay.store.repair import repair
 
 
@@ -188,6 +189,48 @@ def test_model_versions_are_numbered_and_registered_once(store: Store) -> None:
     store.delete_model_version("clf", 1)
     assert [v.version for v in store.model_versions(name="clf")] == [2]
     assert store.model_manifests() == [manifest]
+
+
+def test_dataset_versions_are_numbered_by_content(store: Store) -> None:
+    def version(digest: str, files: int = 3) -> DatasetVersion:
+        return DatasetVersion("mnist", 0, digest, "folder", "/data/mnist", "/data/mnist", files, 300)
+
+    a, b = "a" * 64, "b" * 64
+    assert store.add_dataset_version(version(a)) == (1, True)
+    assert store.add_dataset_version(version(a)) == (1, False)  # the same content is the same version
+    assert store.add_dataset_version(version(b, files=4)) == (2, True)
+    latest = store.dataset_version("mnist")
+    assert latest is not None and (latest.version, latest.hash, latest.files) == (2, b, 4)
+    first = store.dataset_version("mnist", 1)
+    assert first is not None and first.hash == a and first.created > 0
+    assert store.dataset_version("mnist", 3) is None and store.dataset_version("cifar") is None
+    assert [v.ref for v in store.dataset_versions()] == ["mnist:1", "mnist:2"]
+    store.delete_dataset_version("mnist", 1)
+    assert [v.ref for v in store.dataset_versions("mnist")] == ["mnist:2"]
+    assert store.add_dataset_version(version(a)) == (3, True)  # numbers are never given out twice
+    store.delete_dataset_version("mnist", 2)
+    store.delete_dataset_version("mnist", 3)
+    assert store.dataset_versions() == []
+
+
+def test_run_inputs_are_the_lineage_of_a_run(store: Store) -> None:
+    run, other = new_run(store), new_run(store)
+    digest = "c" * 64
+    train = RunInput("train", "./data/train", digest, "folder", "mount", 3, 300, 0, "/data/train", "mnist", 1)
+    store.add_run_inputs(run.run_id, [train, RunInput("ref", "https://h/ref.csv", "d" * 64, "file", "download", 1, 9)])
+    store.add_run_inputs(other.run_id, [RunInput("x", "dataset:mnist", digest, "folder", "mount", 3, 300)])
+    assert [i.name for i in store.run_inputs(run.run_id)] == ["ref", "train"]
+    store.set_input_bytes_sent(run.run_id, "train", 300)
+    got = {i.name: i for i in store.run_inputs(run.run_id)}
+    assert got["train"].bytes_sent == 300 and got["train"].dataset == "mnist" and got["train"].dataset_version == 1
+    assert got["ref"].to_dict()["version"] == "d" * 64 and got["ref"].mode == "download"
+    assert store.runs_with_data(digest) == [run.run_id, other.run_id]
+    assert set(store.data_manifests()) == {digest, "d" * 64}
+    store.end_run(other.pk, RunStatus.COMPLETED)
+    assert store.remove_finished_run(other.pk)
+    assert store.runs_with_data(digest) == [run.run_id]  # a removed run's lineage goes with it
+    with pytest.raises(StoreError):  # one name twice: nothing of the batch is written
+        store.add_run_inputs(other.run_id, [train, train])
 
 
 def test_blobs_round_trip_through_the_interface(store: Store, tmp_path: Path) -> None:

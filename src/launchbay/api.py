@@ -29,6 +29,8 @@ def submit(
     env_vars: dict[str, str] | None = None,
     store: str | os.PathLike[str] | None = None,
     distributed: DistributedLike = None,
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, str] | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> RunHandle:
     """Run ``script`` (relative to the current folder) on ``target`` (default: launchbay.toml's
@@ -36,7 +38,9 @@ def submit(
 
     Returns at once with a handle; ``handle.wait(show_output=True)`` streams the log.
     ``on_progress(line)`` hears what the submit is doing meanwhile (an environment build, the snapshot),
-    the lines ``launchbay submit`` prints.
+    the lines ``launchbay submit`` prints. ``inputs={"train": "./data/train", "ref": "https://...:download"}``
+    gives the run data (a path, URL or ``dataset:NAME[:VERSION]``), in ``$LAUNCHBAY_INPUT_<NAME>``;
+    ``outputs={"features": "outputs/features"}`` makes what it writes there a dataset version once it completes.
     """
     from .project import locate
 
@@ -56,8 +60,23 @@ def submit(
         params=dict(params or {}),
         env_vars=dict(env_vars or {}),
         distributed=_distributed_dict(distributed),
+        inputs=_inputs_dict(inputs),
+        outputs=_outputs_dict(outputs),
     )
     return session.submit(spec, place.root, on_progress=on_progress)
+
+
+def _inputs_dict(inputs: dict[str, Any] | None) -> dict[str, str]:
+    """``{"train": "./data/train"}`` (a value may be an Azure ML layer Dataset) as the spec's mapping."""
+    from .data.spec import from_mapping
+
+    return {s.name: s.source + ("" if s.mode == "mount" else f":{s.mode}") for s in from_mapping(inputs or {})}
+
+
+def _outputs_dict(outputs: dict[str, str] | None) -> dict[str, str]:
+    from .data.outputs import outputs_argument
+
+    return outputs_argument([f"{name}={path}" for name, path in (outputs or {}).items()])
 
 
 def _distributed_dict(value: DistributedLike) -> dict[str, Any] | None:

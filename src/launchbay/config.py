@@ -67,6 +67,12 @@ LAUNCHBAY_CANCEL_GRACE = EnvVar(
     3.0,
     "Seconds a canceled run gets after SIGTERM before SIGKILL.",
 )
+LAUNCHBAY_DATA_TIMEOUT = EnvVar(
+    "LAUNCHBAY_DATA_TIMEOUT",
+    float,
+    30.0,
+    "Seconds a data input's server (an http(s) URL) may stay silent before the submit is refused.",
+)
 
 CONFIG_FILE = "launchbay.toml"
 STORE_DIRNAME = ".launchbay"
@@ -82,6 +88,8 @@ class ProjectConfig:
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     snapshot: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: ``[inputs.NAME]`` tables: data every run of the project gets unless it names its own (data/spec.py)
+    inputs: dict[str, Any] = field(default_factory=dict)
     #: ``azureml_compat = true``: Azure ML v1 code runs on launchbay (see launchbay.compat.azureml)
     azureml_compat: bool = False
     #: target sections as written, ``${VAR}`` references unexpanded (what a run records)
@@ -140,7 +148,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         data = _read_toml(path).get("tool", {}).get("launchbay", {})
     raw_targets = data.get("targets", {})
     data = expand_env(data, path)
-    for section in ("targets", "environments", "snapshot", "defaults"):
+    for section in ("targets", "environments", "snapshot", "defaults", "inputs"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise ConfigError(f"'{section}' in {path} must be a table, e.g. [{section}.NAME].")
@@ -155,6 +163,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         environments=dict(data.get("environments", {})),
         snapshot=dict(data.get("snapshot", {})),
         defaults=dict(data.get("defaults", {})),
+        inputs=dict(data.get("inputs", {})),
         azureml_compat=_flag(data, "azureml_compat", path),
         raw_targets=dict(raw_targets) if isinstance(raw_targets, dict) else {},
     )

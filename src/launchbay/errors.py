@@ -8,10 +8,12 @@
     │   └── SnapshotTooLargeError
     ├── StoreError
     │   ├── RunNotFoundError
-    │   │   └── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
+    │   │   ├── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
+    │   │   └── DatasetNotFoundError  (an unknown dataset or version: a 404 too)
     │   ├── StoreDamagedError  the index is damaged or missing: `launchbay store repair`
     │   └── DiskFullError      the disk holding the store is full
     ├── SubmitError            the run could not be started (missing script, pickling, ...)
+    │   └── DataInputError     an input (--input NAME=SOURCE) cannot be read, hashed or fetched
     ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
     ├── EnvironmentBuildError
     └── NotSupportedError      an Azure ML v1 feature launchbay does not have (names the alternative)
@@ -76,6 +78,14 @@ class EnvironmentBuildError(LaunchbayError):
 
 class ModelNotFoundError(RunNotFoundError):
     """No model, or no such version of it, in the registry."""
+
+
+class DataInputError(SubmitError):
+    """A data input cannot be used: a missing or unreadable path, a URL that fails, a bad NAME=SOURCE."""
+
+
+class DatasetNotFoundError(RunNotFoundError):
+    """A named dataset, or a version of one, that the store does not have."""
 
 
 class NotSupportedError(LaunchbayError, ImportError):

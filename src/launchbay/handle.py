@@ -92,6 +92,9 @@ class RunHandle:
     def get_details(self) -> dict[str, Any]:
         record = self.record()
         details = record.to_dict()
+        data = self._session.store.run_inputs(record.run_id, None)  # its lineage: what it read, what it made
+        details["inputs"] = [i.to_dict() for i in data if i.direction == "input"]
+        details["outputs"] = [i.to_dict() for i in data if i.direction == "output"]
         details.update(self._session.target_for(record).describe(record))
         return details
 

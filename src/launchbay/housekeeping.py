@@ -82,8 +82,8 @@ def remove_run(store: Store, record: RunRecord) -> bool:
 
 
 def needed_blobs(store: Store) -> set[str]:
-    """Every blob a kept run's snapshot or a model version refers to."""
-    needed: set[str] = set()
+    """Every blob a kept run's snapshot or a model version refers to, and every data version's manifest."""
+    needed: set[str] = set(store.data_manifests())  # a data version's files are where they are: no blobs
     for snapshot_id in store.used_snapshot_ids():
         needed |= referenced_blobs(store, snapshot_id)
     for manifest in ModelRegistry(store).manifests():
@@ -178,4 +178,17 @@ def disk_usage(store: Store) -> dict[str, Any]:
             "unreferenced_bytes": sum(s for d, s in sizes.items() if d not in needed),
         },
         "index_bytes": store.index_bytes(),
+        "data": _data_usage(store),
+    }
+
+
+def _data_usage(store: Store) -> dict[str, Any]:
+    """Named dataset versions (their files stay where they are) and this machine's download cache."""
+    from .data.caches import url_cache
+
+    cache = url_cache(store)
+    return {
+        "versions": len(store.dataset_versions()),
+        "cached_downloads": sum(1 for p in cache.iterdir() if p.is_dir()) if cache.is_dir() else 0,
+        "cache_bytes": _tree_size(cache) if cache.is_dir() else 0,
     }

@@ -116,7 +116,24 @@ def ingest_run(store: Store, record: RunRecord, wait: bool = True, live: bool = 
             store.seal(record)  # ended by a cancel or the failure check: kept once all the same
     if changed:
         _register_models(store, record.run_id)
+        _register_outputs(store, record.run_id)
     return changed
+
+
+def _register_outputs(store: Store, run_id: str, ending: bool = False) -> None:
+    """The dataset versions a completed run made (``--output``, ``Run.register_dataset``), once
+    (``ending``: its final event says Completed and is about to be applied, every file is in)."""
+    from dataclasses import replace
+
+    from .models import RunStatus
+
+    record = store.get_run(run_id)
+    if not (record.status.is_terminal() or ending):
+        return
+    if record.spec.get("outputs") or store.has_records(run_id, "dataset_output"):
+        from .data.outputs import register_outputs
+
+        register_outputs(store, replace(record, status=RunStatus.COMPLETED) if ending else record)
 
 
 def _register_models(store: Store, run_id: str, ending: bool = False) -> None:
@@ -143,6 +160,8 @@ def _ingest_locked(store: Store, record: RunRecord, deadline: float | None = Non
         if piece.ends and piece.events and not status.is_terminal():
             store.seal(record)  # every record is in: kept once before anyone sees the run ended
             _register_models(store, record.run_id, ending=True)  # a waiter that sees the end finds them
+            if any(e.get("final") and e.get("status") == "Completed" for e in piece.events):
+                _register_outputs(store, record.run_id, ending=True)
         with store.write(record.pk) as run:
             if not run.claim_offsets(piece.offsets):
                 conflicts += 1

@@ -89,6 +89,10 @@ class RunSpec:
     parent_run_id: str | None = None
     #: a distributed launch (see distributed.py), as a plain dict: {"kind": "pytorch", ...}
     distributed: dict[str, Any] | None = None
+    #: data inputs: name -> "SOURCE[:mount|:download]" (data/spec.py), resolved before the run is written
+    inputs: dict[str, str] = field(default_factory=dict)
+    #: outputs made datasets once the run completes: name -> path inside outputs/ (data/outputs.py)
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -54,6 +54,11 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         tags={**spec.tags, RERUN_OF: old.run_id},
     )
     spec, target_obj = session.check(spec)  # a distributed run stays distributed
+    from .data.runs import same_inputs
+
+    inputs = same_inputs(store, old.run_id)  # the very versions the run read, checked where they are
+    if inputs:
+        target_obj.check_inputs(spec)
     assert old.snapshot_id is not None
     manifest = read_manifest(store, old.snapshot_id)
     files = manifest["files"]
@@ -73,7 +78,7 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         if missing_blobs(store, snapshot.id):
             check_snapshot(store, old)
 
-    return session.launch(spec, snapshot, properties, target=target_obj, before_record=still_whole)
+    return session.launch(spec, snapshot, properties, target=target_obj, before_record=still_whole, inputs=inputs)
 
 
 def check_snapshot(store: Store, old: RunRecord) -> None:

@@ -4,7 +4,8 @@ Standard library only (Python 3.9+): it is shipped with the snapshot to
 containers, SSH hosts and cluster nodes. Usage: ``python runner.py RUN_DIR``,
 where ``RUN_DIR/runner.json`` says what to run. The runner
 
-1. stages the snapshot into ``RUN_DIR/work`` as private copies (runner_stage.py),
+1. stages the snapshot into ``RUN_DIR/work`` as private copies (runner_stage.py), and
+   tells the run where its data inputs are (runner_inputs.py),
 2. starts the entry point as a child in its own process group, tees its output
    into ``RUN_DIR/files/user_logs/std_log.txt``,
 3. appends status events to ``RUN_DIR/journal/events.jsonl`` and a heartbeat,
@@ -39,9 +40,11 @@ except ImportError:  # launchbay's own source tree
 
 try:  # part of the launchbay package, or flat files shipped next to this one
     from . import runner_procs as procs
+    from .runner_inputs import prepare_inputs, remove_copies, substitute
     from .runner_output import OutputLog
     from .runner_stage import Staged, recycle, stage_snapshot
 except ImportError:
+    from runner_inputs import prepare_inputs, remove_copies, substitute  # type: ignore[no-redef]
     from runner_output import OutputLog  # type: ignore[no-redef]
     from runner_stage import Staged, recycle, stage_snapshot  # type: ignore[no-redef]
 
@@ -205,6 +208,12 @@ class Runner:
             self.staged = stage_snapshot(self.config, self.work)
         except Exception as exc:
             return self._finish("Failed", None, {"message": f"Could not stage the snapshot: {exc}", "traceback": ""})
+        try:
+            input_env = prepare_inputs(self.config, self.run_dir)
+        except Exception as exc:
+            return self._finish(
+                "Failed", None, {"message": f"Could not prepare the data inputs: {exc}", "traceback": ""}
+            )
         if self.cancel_reason:
             return self._finish("Canceled", None, {"message": self.cancel_reason, "traceback": ""})
         cwd = os.path.join(self.work, self.config.get("working_dir") or ".")
@@ -216,6 +225,7 @@ class Runner:
             return self._finish("Failed", None, {"message": f"Could not create the run's log: {exc}", "traceback": ""})
         env = dict(os.environ)
         env.update(self.config.get("env") or {})
+        env.update(input_env)
         env.update(
             LAUNCHBAY_RUN_ID=self.config["run_id"],
             LAUNCHBAY_EXPERIMENT=self.config.get("experiment", ""),
@@ -235,6 +245,8 @@ class Runner:
             for index, value in json.loads(hidden).items():
                 if int(index) < len(command):
                     command[int(index)] = value
+        if input_env:
+            command = substitute(command, input_env)  # an Azure ML v1 dataset argument: its input's path
         if command and command[0] == "{python}":
             command[0] = self.config.get("python") or sys.executable
         if self.config.get("distributed"):  # several ranks: distlaunch.py starts and watches them
@@ -307,6 +319,7 @@ class Runner:
             _say(f"launchbay runner: live ingest stopped: {exc}")
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
+        remove_copies(self.run_dir)  # the private copies of download inputs
         spare = self.config.get("stage_spare")
         # recycled only once every process of the run is gone (the subreaper stopped them)
         if not (spare and self.subreaper and self.staged is not None and not procs.descendants()):

@@ -120,6 +120,7 @@ class Session:
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
         spec, target = self.check(spec, root, config)
+        spec, inputs = self._data_inputs(spec, target, config, on_progress)
         budget = Budget.from_config(config.snapshot)
         entry = spec.working_dir.rstrip("/") + "/" if spec.code is not None else f"{spec.working_dir}/{spec.script}"
         with self.store.writing_blobs():  # held until the run row refers to the snapshot
@@ -130,6 +131,7 @@ class Session:
                 max_files=budget.max_files,
                 extra_files=extra_files,
                 entry=entry,
+                leave_out=tuple(i.location for i in inputs),
             )
             if on_progress:
                 on_progress(f"snapshot {snapshot.id[:12]}: {snapshot.files} files, {snapshot.new_blobs} new")
@@ -142,6 +144,7 @@ class Session:
             if snapshot.unreadable:
                 properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
             record = self._record(spec, target, snapshot, properties)
+            self._record_inputs(record, inputs)
         return self._start(record, spec, target, snapshot, on_progress)  # environment builds report through it
 
     def launch(
@@ -153,18 +156,22 @@ class Session:
         target: Target[Any, Any] | None = None,
         progress: Callable[[str], None] | None = None,
         before_record: Callable[[], None] | None = None,
+        inputs: list[Any] | None = None,
     ) -> RunHandle:
         """Record a run of ``spec`` on a snapshot already in the store, and start it: what a re-run and a
         sweep's trials share with a submit. ``target`` is the one ``check`` returned (else made from the
         spec); ``progress`` hears the target's long work (an environment build); ``before_record`` runs
         under the blob lock just before the run row is written (a re-run checks there that ``gc`` left its
-        old snapshot whole). A launch that fails leaves no run behind."""
+        old snapshot whole); ``inputs`` are the data versions the run reads (its lineage). A launch that
+        fails leaves no run behind."""
         spec = self._with_azureml_alias(spec)
         target = target or self.target(spec.target)
         with self.store.writing_blobs():  # gc keeps the snapshot's blobs until the run row exists
             if before_record is not None:
                 before_record()
             record = self._record(spec, target, snapshot, properties)
+            if inputs:
+                self._record_inputs(record, inputs)
         return self._start(record, spec, target, snapshot, progress)
 
     def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
@@ -208,14 +215,34 @@ class Session:
             raise
         return RunHandle(record.run_id, self)
 
+    def _data_inputs(
+        self, spec: RunSpec, target: Target[Any, Any], config: ProjectConfig, progress: Callable[[str], None] | None
+    ) -> tuple[RunSpec, list[Any]]:
+        """The run's data inputs (its own and launchbay.toml's), checked and hashed before it is written."""
+        from .data.runs import run_inputs
+
+        return run_inputs(self.store, config, spec, target, progress)
+
+    def _record_inputs(self, record: RunRecord, inputs: list[Any]) -> None:
+        """The run's lineage; nothing of the run is left when it cannot be written."""
+        from .data.runs import record_inputs
+
+        try:
+            record_inputs(self.store, record, inputs)
+        except BaseException:
+            self.store.delete_run(record.run_id)
+            raise
+
     def _record(self, spec: RunSpec, target: Target[Any, Any], snapshot: Any, properties: dict[str, Any]) -> RunRecord:
         from . import secrets
+        from .data.runs import stored_inputs
 
         stored_spec = RunSpec.from_json(
             {
                 **spec.to_json(),
                 "env_vars": secrets.redact(dict(spec.env_vars)),
                 "arguments": secrets.redact_arguments(spec.arguments),
+                "inputs": stored_inputs(spec.inputs),
             }
         )
         raw = target.config.raw_targets.get(target.name)  # "${VAR}" references, not their values

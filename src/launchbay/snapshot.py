@@ -238,6 +238,10 @@ def _list_folder(
             if explain:
                 result.excluded.append((rel, why))
             continue
+        if entry.path in skipped:  # a data input inside the project: it reaches the run another way
+            if explain:
+                result.excluded.append((rel, "a data input"))
+            continue
         if _add_file(result, rel, entry.path, why or "included", explain):
             files.append(entry.name)
     return files, subdirs
@@ -452,14 +456,22 @@ def take_snapshot(
     max_files: int,
     extra_files: dict[str, str | bytes] | None = None,
     entry: str = "",
+    leave_out: tuple[Path, ...] = (),
 ) -> Snapshot:
     """Snapshot ``root`` into the store; the budget is checked before anything is written.
 
     ``entry`` (the run's script, or its working folder with a trailing ``/``) is never
-    suggested for leaving out when the snapshot is over budget."""
+    suggested for leaving out when the snapshot is over budget. ``leave_out``: files and
+    folders that reach the run another way (its data inputs), never part of the snapshot."""
     with store.writing_blobs():  # gc must not drop blobs this snapshot's index says are stored
         return _take_snapshot(
-            store, root, max_bytes=max_bytes, max_files=max_files, extra_files=extra_files, entry=entry
+            store,
+            root,
+            max_bytes=max_bytes,
+            max_files=max_files,
+            extra_files=extra_files,
+            entry=entry,
+            leave_out=leave_out,
         )
 
 
@@ -471,9 +483,12 @@ def _take_snapshot(
     max_files: int,
     extra_files: dict[str, str | bytes] | None,
     entry: str,
+    leave_out: tuple[Path, ...] = (),
 ) -> Snapshot:
     cache = _SnapshotIndex(store, root.resolve())
-    scan_ = scan(root, skip=(store.cache_dir,), dir_cache=cache.dirs)  # never the store's own folder
+    # never the store's own folder; a folder's remembered listing does not know what else is left out
+    dir_cache = None if leave_out else cache.dirs
+    scan_ = scan(root, skip=(store.cache_dir, *leave_out), dir_cache=dir_cache)
     budget = Budget(max_bytes, max_files)
     if budget.exceeded_by(scan_.files):
         raise budget_error(scan_.root, scan_.files, budget, entry)

@@ -77,8 +77,22 @@ def show_text(details: dict[str, Any]) -> str:
     if snapshot.get("id"):
         size = f", {snapshot['files']} files, {snapshot['bytes']:,} bytes" if snapshot.get("files") is not None else ""
         lines.append(f"{'snapshot':12} {snapshot['id'][:16]}{size}")
+    for section in ("inputs", "outputs"):
+        if details.get(section):
+            lines.append(f"{section}:")
+            lines.extend(_data_line(i) for i in details[section])
     for key, value in details.items():
         if key.startswith("rendered_"):
             lines.append(f"{key}:")
             lines.extend("  " + line for line in str(value).splitlines())
     return "\n".join(lines)
+
+
+def _data_line(item: dict[str, Any]) -> str:
+    """``  train: ./data/train (dataset mnist:2) version 3f2a..., 3 files, 1,024 bytes, mount, 0 bytes sent``"""
+    named = f" (dataset {item['dataset']}:{item['dataset_version']})" if item.get("dataset") else ""
+    sent = f", {item['bytes_sent']:,} bytes sent" if item.get("bytes_sent") else ""
+    return (
+        f"  {item['name']}: {item['source']}{named} version {str(item['version'])[:12]}, "
+        f"{item['files']:,} files, {item['bytes']:,} bytes, {item['mode']}{sent}"
+    )

@@ -47,11 +47,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     name, version = parse_ref(args.model)
     if action == "show":
         versions = [registry.get(name, version)] if version else registry.versions(name)
+        data = {v.ref: store.run_inputs(v.run_id) if v.run_id else [] for v in versions}  # the data behind each
         if args.json:
-            _print_json(versions[0].to_dict() if version else [v.to_dict() for v in versions])
+            shown = [{**v.to_dict(), "inputs": [i.to_dict() for i in data[v.ref]]} for v in versions]
+            _print_json(shown[0] if version else shown)
             return 0
         for v in versions:
             print(f"{v.name}:{v.version}  {v.kind} {v.path} from run {v.run_id}  ({v.files} files, {human(v.bytes)})")
+            for i in data[v.ref]:
+                named = f"dataset {i.dataset}:{i.dataset_version}, " if i.dataset else ""
+                print(f"    {'data':12} {i.name}: {i.source} ({named}version {i.hash[:12]})")
             metrics = ", ".join(f"{k}={val:.6g}" for k, val in v.metrics.items())
             for label, value in (
                 ("created", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created))),
@@ -238,6 +243,10 @@ def cmd_du(args: argparse.Namespace) -> int:
     blobs = usage["blobs"]
     free = human(blobs["unreferenced_bytes"])
     print(f"  blobs         {blobs['count']:>6}  {human(blobs['bytes']):>10}  ({free} gc can free)")
+    data = usage["data"]
+    print(
+        f"  data cache    {data['cached_downloads']:>6}  {human(data['cache_bytes']):>10}  (downloads; `data gc` frees)"
+    )
     print(f"  index                 {human(usage['index_bytes']):>10}")
     if usage["experiments"]:
         print("By experiment:")

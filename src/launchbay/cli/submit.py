@@ -15,6 +15,8 @@ COMMANDS = ("submit",)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from ..data.outputs import outputs_argument
+    from ..data.runs import inputs_argument
     from ..handle import RunHandle
     from ..models import RunSpec
     from ..project import locate
@@ -42,6 +44,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         system_metrics_interval_s=args.system_metrics_interval,
         tags=dict(t.split("=", 1) if "=" in t else (t, "") for t in args.tag or []),
         distributed=_distributed(args.distributed),
+        inputs=inputs_argument(args.input),
+        outputs=outputs_argument(args.output),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
     handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
@@ -104,3 +108,16 @@ def register(sub: Any, add: Any) -> None:
         "--system-metrics-interval", type=float, metavar="SECONDS", help="seconds between CPU/GPU samples; 0 = off"
     )
     p.add_argument("--distributed", metavar="KIND:N", help="several ranks: pytorch:2, pytorch:2x2, mpi:4, tf:2+1")
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="NAME=SOURCE",
+        help="data for the run (repeatable): a path, http(s) URL or dataset:NAME[:VERSION], then :mount "
+        "(read-only, the default) or :download (a private copy); the run finds it in $LAUNCHBAY_INPUT_<NAME>",
+    )
+    p.add_argument(
+        "--output",
+        action="append",
+        metavar="NAME=PATH",
+        help="make what the run writes at PATH (inside outputs/) the next version of dataset NAME once it completes",
+    )

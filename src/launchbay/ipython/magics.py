@@ -7,6 +7,8 @@ Examples::
     model = train(data)
 
     %submit train.py --lr 0.1
+    %%submit --input train=./data/train --input ref=https://example.org/ref.csv:download
+    %launchbay data list
     %launchbay runs
     %launchbay show RUN_ID
     %config Submit.target = "docker"
@@ -137,6 +139,12 @@ class LaunchbayMagics(Magics):
     @argument("--sweep", help="run the cell as a sweep: sweep.yaml, or inline 'lr=loguniform(1e-4,1e-1) metric=loss'")
     @argument("--system-metrics-interval", type=float, help="seconds between CPU/GPU samples; 0 = off")
     @argument("--distributed", help="several ranks: pytorch:2, pytorch:2x2 (nodes x processes), mpi:4, tf:2+1")
+    @argument(
+        "--input",
+        action="append",
+        help="data for the run (repeatable): NAME=SOURCE[:mount|:download], SOURCE a path, URL or dataset:NAME[:V]",
+    )
+    @argument("--output", action="append", help="NAME=PATH (inside outputs/): a dataset version once the run completes")
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -151,6 +159,8 @@ class LaunchbayMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _submit(self, args: argparse.Namespace, cell: str | None) -> Any:
+        from ..data.outputs import outputs_argument
+        from ..data.runs import inputs_argument
         from ..models import RunSpec
         from ..project import locate
         from ..session import open_session
@@ -204,6 +214,8 @@ class LaunchbayMagics(Magics):
             max_duration_s=args.max_duration,
             system_metrics_interval_s=args.system_metrics_interval,
             distributed=_distributed(args.distributed),
+            inputs=inputs_argument([_unquote(v) for v in args.input or []]),
+            outputs=outputs_argument([_unquote(v) for v in args.output or []]),
         )
         handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
         use_widget = self.defaults.widget and not args.no_widget

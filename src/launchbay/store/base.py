@@ -35,7 +35,7 @@ from . import runfile
 from .batch import Batch, RunWriter
 from .blobs import BlobStore
 from .files import RunFiles
-from .records import ChildRow, ModelVersion, RunRecord, Series
+from .records import ChildRow, DatasetVersion, ModelVersion, RunInput, RunRecord, Series
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _S = TypeVar("_S", bound="Store")
@@ -349,3 +349,41 @@ class Store(RunFiles, ABC):
         self, run: RunRecord, kind: str, error_kind: str
     ) -> list[tuple[int, str, str, float | None]]:
         """The run's ``kind`` records neither registered yet nor answered by an ``error_kind`` record."""
+
+    # -- data: named datasets, their versions, and each run's inputs (launchbay/data/) -------------------
+    @abstractmethod
+    def add_dataset_version(self, version: DatasetVersion) -> tuple[int, bool]:
+        """Record ``version`` (its ``version`` field is ignored) as its dataset's next number, or find the
+        version of that dataset with the same hash: (its number, whether it is new)."""
+
+    @abstractmethod
+    def dataset_version(self, name: str, version: int | None = None) -> DatasetVersion | None:
+        """One version of a dataset (the latest when ``version`` is None), or None."""
+
+    @abstractmethod
+    def dataset_versions(self, name: str | None = None) -> list[DatasetVersion]:
+        """Versions by dataset name and number: all, or one dataset's."""
+
+    @abstractmethod
+    def delete_dataset_version(self, name: str, version: int) -> None:
+        """Forget a version (the dataset too with its last one); the caller checks lineage first."""
+
+    @abstractmethod
+    def add_run_inputs(self, run_id: str, inputs: list[RunInput]) -> None:
+        """Record a run's inputs (and outputs), all or none."""
+
+    @abstractmethod
+    def run_inputs(self, run_id: str, direction: str | None = "input") -> list[RunInput]:
+        """A run's inputs by name ("output": the versions it made; None: both)."""
+
+    @abstractmethod
+    def set_input_bytes_sent(self, run_id: str, name: str, bytes_sent: int) -> None:
+        """How many data bytes the run's target moved for input ``name``."""
+
+    @abstractmethod
+    def runs_with_data(self, version_hash: str) -> list[str]:
+        """The runs still in the store that read or made the data version ``version_hash``, oldest first."""
+
+    @abstractmethod
+    def data_manifests(self) -> list[str]:
+        """The manifest blob of every dataset version and run input (what ``gc`` must keep)."""

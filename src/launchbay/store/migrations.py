@@ -83,6 +83,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE series ADD COLUMN ints INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE series ADD COLUMN rounded INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: data inputs (launchbay/data/). A dataset's versions are numbered per name; ``hash`` is the SHA-256 of
+    # the version's manifest (also its blob), so the same content is one version of a dataset. ``run_inputs``
+    # is a run's lineage: what it read (or, direction 'output', made), by content hash, whatever the source.
+    # Plain SQL (no WITHOUT ROWID, no SQLite-only types) so another engine runs it as written.
+    """
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, description TEXT, created REAL NOT NULL,
+        next_version INTEGER NOT NULL DEFAULT 1);
+    CREATE TABLE dataset_versions (
+        id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL REFERENCES datasets(id), version INTEGER NOT NULL,
+        hash TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, location TEXT, files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL, description TEXT, run_id TEXT, created REAL NOT NULL,
+        UNIQUE (dataset_id, version), UNIQUE (dataset_id, hash));
+    CREATE INDEX dataset_versions_hash ON dataset_versions(hash);
+    CREATE TABLE run_inputs (
+        run_pk INTEGER NOT NULL, name TEXT NOT NULL, direction TEXT NOT NULL, source TEXT NOT NULL,
+        hash TEXT NOT NULL, kind TEXT NOT NULL, mode TEXT NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        bytes_sent INTEGER NOT NULL DEFAULT 0, location TEXT, dataset TEXT, dataset_version INTEGER,
+        PRIMARY KEY (run_pk, direction, name));
+    CREATE INDEX run_inputs_hash ON run_inputs(hash);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,5 +1,6 @@
 """What the store hands out, whatever its backend: ``RunRecord`` (a run, and its JSON form for
-``show --json``), ``ChildRow``, ``Series`` (one metric as NumPy arrays) and ``ModelVersion``."""
+``show --json``), ``ChildRow``, ``Series`` (one metric as NumPy arrays), ``ModelVersion``,
+``DatasetVersion`` and ``RunInput``."""
 
 from __future__ import annotations
 
@@ -162,4 +163,73 @@ class ModelVersion:
             "snapshot_id": self.snapshot_id,
             "manifest": self.manifest,
             "created": iso(self.created),
+        }
+
+
+@dataclass
+class DatasetVersion:
+    """One version of a named dataset: ``hash`` is its manifest's SHA-256 (the manifest's blob)."""
+
+    name: str
+    version: int
+    hash: str
+    kind: str  # "file" or "folder"
+    source: str  # where it came from, credentials masked
+    location: str | None  # where its files are on this machine (a folder, a file, a download cache)
+    files: int
+    bytes: int
+    description: str | None = None
+    run_id: str | None = None  # the run whose output it is (``--output``), else None
+    created: float = 0.0
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "kind": self.kind,
+            "source": self.source,
+            "location": self.location,
+            "files": self.files,
+            "bytes": self.bytes,
+            "description": self.description,
+            "run_id": self.run_id,
+            "created": iso(self.created),
+        }
+
+
+@dataclass
+class RunInput:
+    """One data input of a run (``direction`` "input"), or a dataset version it made ("output")."""
+
+    name: str
+    source: str  # as the user gave it, credentials masked
+    hash: str  # the version: its manifest's SHA-256
+    kind: str
+    mode: str  # "mount" or "download" ("output" for an output)
+    files: int
+    bytes: int
+    bytes_sent: int = 0  # data bytes this run moved to its target
+    location: str | None = None
+    dataset: str | None = None
+    dataset_version: int | None = None
+    direction: str = "input"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``show --json`` lists under ``inputs`` (and ``outputs``)."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "version": self.hash,
+            "files": self.files,
+            "bytes": self.bytes,
+            "bytes_sent": self.bytes_sent,
+            "mode": self.mode,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "dataset_version": self.dataset_version,
         }

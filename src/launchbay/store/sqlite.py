@@ -14,6 +14,7 @@ Layout of ``.launchbay/``::
     writes.py       the batch write primitive ``batch`` and the writer's hooks
     series.py       metric series: the chunk encoder and decoder
     model_rows.py   the model registry's rows
+    data_rows.py    datasets, their versions and each run's inputs
     sealed.py       an ended run's points, packed once into its run folder
 
 Nothing outside ``store/`` runs SQL: every query and write has a named method here. The few forms
@@ -28,6 +29,7 @@ from pathlib import Path
 from ..config import find_store_dir
 from ..errors import LaunchbayError
 from . import sealed
+from .data_rows import DataRows
 from .files import inside
 from .guard import FULL_ERRNOS, store_error
 from .model_rows import ModelRows
@@ -39,7 +41,7 @@ from .writes import RunWrites
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows):
+class RunStore(RunWrites, SeriesStore, ModelRows, DataRows):
     """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""

@@ -191,7 +191,7 @@ def insert_run_row(db: Db, run: dict[str, Any], status: str) -> int:
 
 
 def _delete_rows(db: Db, pk: int) -> None:
-    for table in ("tags", "params", "records", "offsets"):
+    for table in ("tags", "params", "records", "offsets", "run_inputs"):
         db.execute(f"DELETE FROM {table} WHERE run_pk=?", (pk,))
     db.execute("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE run_pk=?)", (pk,))
     db.execute("DELETE FROM series WHERE run_pk=?", (pk,))

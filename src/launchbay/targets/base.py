@@ -41,6 +41,7 @@ from ..distributed import Distributed, check_node_count, from_spec, runner_entry
 from ..errors import ConfigError
 from ..models import RunSpec
 from ..store import RunRecord, RunStore
+from ..store.records import RunInput
 from ..sysmon import DEFAULT_INTERVAL_S as DEFAULT_SYSTEM_METRICS_INTERVAL_S
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class RunnerConfig:
     stage_spare: str | None = None  # local: a folder of reusable staged copies (runner_stage.py)
     record_descendants: bool | None = None  # local: so force_stop can find them if the runner is killed
     finish_hook: dict[str, str] | None = None  # local: the store to ingest into as the run ends
+    #: data inputs as delivered: name, env (LAUNCHBAY_INPUT_<NAME>), path on the compute side, mode
+    inputs: list[dict[str, str]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != []}
@@ -120,6 +123,8 @@ class Launch(Generic[S, P]):
     progress: Progress | None = None
     #: variables the runner gets in its own environment, never in a file (set before ``start``)
     secret_env: dict[str, str] = field(default_factory=dict)
+    #: the run's data inputs, as recorded in the store (data/): ``deliver_inputs`` puts them in reach
+    inputs: list[RunInput] = field(default_factory=list)
 
     def report(self, message: str) -> None:
         """Tell whoever watches the submit what the launch is doing now (nothing when nobody does)."""
@@ -173,8 +178,11 @@ class Target(ABC, Generic[S, P]):
         launch = Launch(record, spec, snapshot, environment, config, self.state_type(), self.plan_type(), progress)
         if environment is not None:  # the run's own variables win over its environment's
             config.env = {**environment.env_vars, **config.env}
+        launch.inputs = self.store.run_inputs(record.run_id)
         with _heartbeat_while(self.store, record.pk, LAUNCHBAY_HEARTBEAT_TIMEOUT.get() / 3):  # a long build lives
             self.prepare(launch)
+            if launch.inputs:
+                self._deliver(launch)
         # secret variables (the environment's and the run's) travel with the runner, never in runner.json
         config.env, env_secrets = secrets.split(config.env)
         launch.secret_env = {**env_secrets, **secrets.split(dict(spec.env_vars))[1]}
@@ -219,6 +227,37 @@ class Target(ABC, Generic[S, P]):
             created=time.time(),
             distributed=self.distributed_entry(spec),
         )
+
+    # -- data inputs (data/) -----------------------------------------------------------------------
+    #: can this target deliver data inputs? (Targets that cannot are refused before the run is written.)
+    data_inputs: ClassVar[bool] = False
+
+    def check_inputs(self, spec: RunSpec) -> None:
+        """One clear line, before the run exists, when this target cannot give the run its inputs."""
+        if spec.inputs and not self.data_inputs:
+            raise ConfigError(
+                f"Target {self.name!r} ({self.type_name}) does not take data inputs yet; run on a local, docker, "
+                "ssh or slurm target, or put the data where its nodes see it and pass that path as an argument."
+            )
+
+    def deliver_inputs(self, launch: Launch[S, P]) -> dict[str, tuple[str, int]]:
+        """Put each input within the runner's reach: name -> (its path on the compute side, data bytes
+        moved). Default (the runner is on this machine): the files where they are, nothing moved."""
+        return {i.name: (str(i.location), 0) for i in launch.inputs}
+
+    def _deliver(self, launch: Launch[S, P]) -> None:
+        from ..data.spec import env_var
+
+        delivered = self.deliver_inputs(launch)
+        launch.config.inputs = [
+            {"name": i.name, "env": env_var(i.name), "path": delivered[i.name][0], "mode": i.mode}
+            for i in launch.inputs
+        ]
+        for i in launch.inputs:
+            sent = delivered[i.name][1]
+            if sent:
+                self.store.set_input_bytes_sent(launch.record.run_id, i.name, sent)
+                i.bytes_sent = sent
 
     # -- distributed runs ---------------------------------------------------------------------
     @property

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import runfolder as rf
 from ..errors import ConfigError, LaunchbayError, TargetError
+from ..models import RunSpec
 from ..runfolder import has_final_event
 from ..store import RunRecord
+from ..store.records import RunInput
 from .base import Launch, Plan, RunnerConfig, Target, TargetState
 from .dockerapi import DEFAULT_SOCKET, api_message, device_requests, docker_client, parse_mounts
 from .fileset import blob_name, file_set
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 RUN_MOUNT = "/launchbay/run"
 BLOB_MOUNT = "/launchbay/blobs"
+INPUT_MOUNT = "/launchbay/inputs"  # each data input, bind-mounted read-only at INPUT_MOUNT/NAME
 LABEL_RUN = "launchbay.run_id"
 LABEL_STORE = "launchbay.store"
 LIVE_STATES = ("created", "running", "restarting", "paused")
@@ -59,6 +62,7 @@ class DockerTarget(Target[DockerState, Plan]):
     type_name = "docker"
     state_type = DockerState
     plan_type = Plan
+    data_inputs = True
 
     # -- settings ---------------------------------------------------------------------------
     def docker_host(self, record: RunRecord | None = None) -> str:
@@ -82,6 +86,25 @@ class DockerTarget(Target[DockerState, Plan]):
 
     def user(self) -> str:
         return str(self.settings.get("user") or f"{os.getuid()}:{os.getgid()}")
+
+    # -- data inputs: bind-mounted read-only, never copied ------------------------------------------
+    def check_inputs(self, spec: RunSpec) -> None:
+        super().check_inputs(spec)
+        if spec.inputs and self.transfer() == "copy":
+            raise ConfigError(
+                f"Target {self.name!r} reaches a remote Docker daemon ({self.docker_host()}), where data inputs "
+                'are not delivered yet; use a daemon on this machine (transfer = "mount") or an ssh target.'
+            )
+
+    def deliver_inputs(self, launch: Launch[DockerState, Plan]) -> dict[str, tuple[str, int]]:
+        return {i.name: (self._input_mount(i)[1], 0) for i in launch.inputs}
+
+    @staticmethod
+    def _input_mount(item: RunInput) -> tuple[str, str]:
+        """(the file or folder on this machine, where the container sees it): a file keeps its name."""
+        location = Path(str(item.location)).resolve()
+        inside = f"{INPUT_MOUNT}/{item.name}"
+        return str(location), inside if item.kind == "folder" else f"{inside}/{location.name}"
 
     # -- launch -------------------------------------------------------------------------------
     def snapshot_location(self, record: RunRecord, snapshot: Snapshot | None) -> dict[str, str]:
@@ -151,6 +174,9 @@ class DockerTarget(Target[DockerState, Plan]):
                 str(record.run_dir.resolve()): {"bind": RUN_MOUNT, "mode": "rw"},
                 str(self.blob_folder(record.snapshot_id).resolve()): {"bind": BLOB_MOUNT, "mode": "ro"},
             }
+            for item in launch.inputs:  # read-only: a write fails with "Read-only file system"
+                source, inside = self._input_mount(item)
+                volumes[source] = {"bind": inside, "mode": "ro"}
             volumes.update(parse_mounts(self.settings.get("mounts")))
             options["volumes"] = volumes
         elif self.settings.get("mounts"):

@@ -98,6 +98,7 @@ class LocalTarget(Target[TargetState, Plan]):
     state_type = TargetState
     plan_type = Plan
     cell_module = "launchbay.cellrunner"
+    data_inputs = True  # read where they are: no copy for a mount (the runner copies a download)
 
     def python(self) -> str:
         return str(self.settings.get("python") or sys.executable)

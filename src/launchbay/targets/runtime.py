@@ -36,6 +36,7 @@ def runtime_files() -> dict[str, bytes]:
         "runner_procs.py": (_SRC / "runner_procs.py").read_bytes(),
         "runner_output.py": (_SRC / "runner_output.py").read_bytes(),
         "runner_stage.py": (_SRC / "runner_stage.py").read_bytes(),
+        "runner_inputs.py": (_SRC / "runner_inputs.py").read_bytes(),
         "launchbay_cell.py": (_SRC / "cellrunner.py").read_bytes(),
         "launchbay_sysmon.py": (_SRC / "sysmon.py").read_bytes(),
         "launchbay_livefiles.py": (_SRC / "livefiles.py").read_bytes(),

@@ -130,6 +130,28 @@ class SlurmTarget(Target[SlurmState, SlurmPlan]):
             return out.split()[0], ""
         return None, ""
 
+    # -- data inputs: a cache on the shared file system, which every node of a job sees ----------
+    data_inputs = True
+
+    def data_cache(self) -> str | None:
+        """``data_cache``, else ``<shared_dir>/data-cache``; None (read in place) without a shared_dir or host."""
+        shared = self.settings.get("shared_dir") or (DEFAULT_REMOTE_DIR if self.settings.get("host") else None)
+        cache = self.settings.get("data_cache") or (posixpath.join(str(shared), "data-cache") if shared else None)
+        return str(cache) if cache else None
+
+    def deliver_inputs(self, launch: Launch[SlurmState, SlurmPlan]) -> dict[str, tuple[str, int]]:
+        """Each input complete in the shared cache, sent over the login node's connection (``host``) or
+        copied here; without a shared folder the nodes see this machine's files, which are read in place."""
+        from .sshdata import deliver, here
+
+        cache = self.data_cache()
+        if cache is None:
+            return super().deliver_inputs(launch)
+        host = self.settings.get("host")
+        connection = SSHHost.from_settings(self.name, self.settings).do if host else here
+        where = str(host or cache)
+        return {i.name: deliver(self.store, connection, cache, i, where, launch.progress) for i in launch.inputs}
+
     # -- launch ---------------------------------------------------------------------------------
     def remote_dir(self, record: RunRecord) -> str:
         """The run folder as the compute nodes see it."""

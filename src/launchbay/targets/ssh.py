@@ -7,6 +7,9 @@ Remote layout under ``workdir`` (default ``~/.launchbay-remote``)::
     envs/<hash>/venv        an environment (``env = "NAME"``), built on the host once
     runs/<run_id>/          runner.json, journal/, files/ (as in the local store)
 
+Data inputs go to a cache of their own (``data_cache``, default ``~/.cache/launchbay/data``),
+shared by every workdir of the host: see sshdata.py.
+
 A submit is three requests to the connection's remote helper (sshconn's agent): a
 probe (interpreter, workdir, which blobs are missing), the upload of the missing
 blobs, and the start of the runner in a session of its own (``setsid``; or
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 DEFAULT_WORKDIR = "~/.launchbay-remote"
+DEFAULT_DATA_CACHE = "~/.cache/launchbay/data"
 ALIVE_CACHE_S = 3.0
 
 _alive: dict[str, float] = {}  # run id -> when its runner was last seen alive
@@ -80,6 +84,7 @@ class SSHTarget(Target[SSHState, SSHPlan]):
     type_name = "ssh"
     state_type = SSHState
     plan_type = SSHPlan
+    data_inputs = True  # a cache on the host that receives only what it lacks (sshdata.py)
 
     # -- settings -----------------------------------------------------------------------------------
     def _setting(self, key: str, default: Any = None) -> Any:
@@ -97,6 +102,19 @@ class SSHTarget(Target[SSHState, SSHPlan]):
 
     def where(self) -> str:
         return self.remote.where
+
+    def data_cache(self) -> str:
+        """Where the host keeps data inputs: ``data_cache`` in the target's settings."""
+        return str(self._setting("data_cache", DEFAULT_DATA_CACHE))
+
+    def deliver_inputs(self, launch: Launch[SSHState, SSHPlan]) -> dict[str, tuple[str, int]]:
+        """Each input's version complete and intact in the host's cache (only missing files are sent)."""
+        from .sshdata import deliver
+
+        return {
+            i.name: deliver(self.store, self.remote.do, self.data_cache(), i, self.where(), launch.progress)
+            for i in launch.inputs
+        }
 
     # -- probe -------------------------------------------------------------------------------------------
     def probe(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import json
 import marshal
 import operator
 import os
@@ -242,6 +243,16 @@ class Run:
         self._stop = threading.Event()
         self._start()
 
+    @property
+    def input_datasets(self) -> dict[str, str]:
+        """The run's data inputs by name: each one's path here (``--input NAME=SOURCE``), also in
+        ``$LAUNCHBAY_INPUT_<NAME>``. Empty for an offline run or a run without inputs."""
+        try:
+            found = json.loads(os.environ.get("LAUNCHBAY_INPUTS") or "{}")
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
     # -- the hot path ------------------------------------------------------
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
         """Log one value of a scalar metric (a float, int, NumPy scalar or 0-d tensor).
@@ -349,6 +360,27 @@ class Run:
         self.flush()  # the metrics logged so far are the version's metrics
         plain_tags = {str(k): str(_plain(v)) for k, v in (tags or {}).items()}
         self._record("model", str(name), {"path": rel, "tags": plain_tags, "description": description})
+
+    def register_dataset(self, name: str, path: str, description: str | None = None) -> None:
+        """Make ``path`` (a file or folder the run wrote, e.g. ``outputs/features``) the next version of
+        dataset ``name`` once the run has completed and its files are kept (``launchbay data show NAME``)."""
+        rel = _safe_relpath(path)
+        if self.offline:
+            print(f"[launchbay offline] register dataset {name} from {rel}")
+            return
+        in_files = os.path.exists(os.path.join(self._files_dir or "", rel))
+        if not in_files and not os.path.exists(rel):
+            raise FileNotFoundError(
+                f"register_dataset({name!r}): the run has not written {rel!r} (paths are relative to the "
+                "run's working folder, e.g. outputs/features); write it first."
+            )
+        if rel.split("/", 1)[0] not in rf.KEPT and not in_files:  # outside ./outputs and ./logs: a copy now
+            dest = self._file_dest(rel)
+            if os.path.isdir(rel):
+                shutil.copytree(rel, dest, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(rel, dest)
+        self._record("dataset_output", str(name), {"path": rel, "description": description})
 
     def flush(self) -> None:
         """Write everything logged so far to the journal (also runs at exit)."""

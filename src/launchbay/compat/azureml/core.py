@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .compute import ComputeTarget
+from .dataset import Dataset
 from .environment import Environment
 from .model import Model
 from .run import Run, ScriptRun
@@ -24,6 +25,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ComputeTarget",
+    "Dataset",
     "Environment",
     "Experiment",
     "Model",

@@ -85,6 +85,11 @@ class Run:
     def log_accuracy_table(self, name: str, value: Any, description: str = "") -> None:
         self._inner.log_table(self._prefix + name, value if isinstance(value, dict) else {"table": value})
 
+    @property
+    def input_datasets(self) -> dict[str, str]:
+        """Each named input's path here (v1: ``run.input_datasets["train"]`` of an ``as_mount``/``as_download``)."""
+        return dict(getattr(self._inner, "input_datasets", None) or {})
+
     # -- tags, properties, files ---------------------------------------------------------------------
     def tag(self, key: str, value: Any = None) -> None:
         self._tags[str(key)] = "" if value is None else str(value)

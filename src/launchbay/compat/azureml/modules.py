@@ -19,6 +19,7 @@ MODULES = {
     "azureml.core.compute_target": f"{_PKG}.compute",
     "azureml.core.authentication": f"{_PKG}.authentication",
     "azureml.core.model": f"{_PKG}.model",
+    "azureml.core.dataset": f"{_PKG}.dataset",
     "azureml.exceptions": f"{_PKG}.exceptions",
     "azureml.train": f"{_PKG}.root",
     "azureml.train.hyperdrive": f"{_PKG}.hyperdrive",

@@ -264,6 +264,12 @@ class ScriptRunConfig:
         distributed = self.distributed()
         if distributed is not None:
             kwargs["distributed"] = distributed
+        if not self.command:
+            from .dataset import consumption_inputs
+
+            inputs = consumption_inputs(self.arguments)  # each reaches the script as its path (the runner's part)
+            if inputs:
+                kwargs["inputs"] = inputs
         return kwargs
 
     def _submit_to(self, experiment: Any, tags: dict[str, str]) -> Any:

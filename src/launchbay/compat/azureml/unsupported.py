@@ -9,7 +9,7 @@ from ...errors import NotSupportedError
 
 #: what the layer covers, for a v1 name it does not: said in the message (pip users have no README)
 COVERED = (
-    "azureml.core (Workspace, Experiment, ScriptRunConfig, Environment, Run, Model, ComputeTarget), "
+    "azureml.core (Workspace, Experiment, ScriptRunConfig, Environment, Run, Model, ComputeTarget, Dataset), "
     "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), azureml.widgets (RunDetails) "
     "and azureml.exceptions"
 )
@@ -27,12 +27,11 @@ ALTERNATIVES = {
     "azureml.pipeline": "Pipelines are not part of launchbay; chain runs from Python "
     "(run = experiment.submit(config); run.wait_for_completion(); then the next submit), "
     "passing files with run.download_file.",
-    "azureml.data": "Datasets and datastores are not part of launchbay; keep data in the project folder, "
-    "or mount it on the target (Docker `mounts`, a path on the SSH host or cluster) and read it by path.",
-    "azureml.core.dataset": "Datasets are not part of launchbay; read data by path "
-    "(in the project folder or mounted on the target).",
-    "azureml.core.datastore": "Datastores are not part of launchbay; read data by path "
-    "(in the project folder or mounted on the target).",
+    "azureml.data": "azureml.data (datastores, tabular datasets) is not covered; name files with "
+    "azureml.core.Dataset.File.from_files(path) (a folder, file or URL) or Dataset.get_by_name(ws, NAME), "
+    "or give a run data with launchbay's --input NAME=SOURCE.",
+    "azureml.core.datastore": "Datastores are not part of launchbay; name the files with "
+    "Dataset.File.from_files(path) (a folder, file or URL) instead.",
     "azureml.core.webservice": "Deployment is not part of launchbay; register the model "
     "(run.register_model) and serve it with the tool of your choice.",
     "azureml.core.image": "Deployment images are not part of launchbay; register the model "
@@ -42,10 +41,8 @@ ALTERNATIVES = {
     "azureml.contrib": "azureml.contrib is not covered; use launchbay's target types (local, docker, ssh, ray, slurm).",
     "azureml.tensorboard": "Use `launchbay tensorboard RUN` to look at a run's ./logs with TensorBoard.",
     "azureml.mlflow": "launchbay keeps metrics itself: run.log(...) in the run, run.get_metrics() afterwards.",
-    "Dataset": "Datasets are not part of launchbay; read data by path "
-    "(in the project folder or mounted on the target).",
-    "Datastore": "Datastores are not part of launchbay; read data by path "
-    "(in the project folder or mounted on the target).",
+    "Datastore": "Datastores are not part of launchbay; name the files with "
+    "Dataset.File.from_files(path) (a folder, file or URL) instead.",
     "Webservice": "Deployment is not part of launchbay; register the model (run.register_model) and serve it yourself.",
     "InferenceConfig": "Deployment is not part of launchbay; register the model and serve it yourself.",
     "Pipeline": "Pipelines are not part of launchbay; chain runs from Python with experiment.submit(...).",

@@ -16,8 +16,8 @@ from typing import Any
 from .unsupported import module_getattr, not_supported
 
 _DATA = (
-    "Keep data in the project folder, or mount it on the target (Docker `mounts`, a path on the SSH host "
-    "or cluster), and read it by path."
+    "Name the data with Dataset.File.from_files(path) (a folder, file or URL) or Dataset.get_by_name(ws, NAME), "
+    "and pass .as_named_input('x').as_mount() in ScriptRunConfig(arguments=[...])."
 )
 
 
@@ -153,7 +153,11 @@ class Workspace:
 
     @property
     def datasets(self) -> dict[str, Any]:
-        not_supported("Workspace.datasets", _DATA)
+        """Each named dataset's latest version (``launchbay data list``)."""
+        from .dataset import FileDataset
+
+        latest = {v.name: v for v in self.session().store.dataset_versions()}
+        return {n: FileDataset(f"dataset:{n}:{v.version}", n, v.version) for n, v in sorted(latest.items())}
 
     def get_mlflow_tracking_uri(self) -> str:
         not_supported("Workspace.get_mlflow_tracking_uri", "launchbay keeps metrics itself: run.get_metrics().")

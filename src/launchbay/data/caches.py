@@ -1,0 +1,46 @@
+"""Housekeeping of this machine's data caches (``launchbay data gc``): URL downloads no recent run used.
+
+A cached download is kept while a dataset version lives in it, while a queued or running run reads it,
+and while a run created in the last ``keep_days`` read it; everything else is freed. Inputs read in
+place (a local folder) have no cache to free.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+
+
+def url_cache(store: Store) -> Path:
+    return store.cache_dir / "cache" / "data-urls"
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def collect(store: Store, *, keep_days: float = 7.0, dry_run: bool = False) -> dict[str, Any]:
+    root = url_cache(store)
+    if not root.is_dir():
+        return {"entries": 0, "bytes": 0, "kept": 0, "freed": []}
+    needed: set[str] = {str(v.location) for v in store.dataset_versions() if v.location}
+    since = time.time() - keep_days * 86400
+    for record in store.list_runs(limit=None, details=False):
+        if record.status.is_terminal() and record.created < since:
+            continue
+        needed.update(str(i.location) for i in store.run_inputs(record.run_id) if i.location)
+    freed: list[str] = []
+    total = kept = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if any(n == str(folder) or n.startswith(str(folder) + "/") for n in needed):
+            kept += 1
+            continue
+        total += _size(folder)
+        freed.append(folder.name)
+        if not dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
+    return {"entries": len(freed), "bytes": total, "kept": kept, "freed": freed}

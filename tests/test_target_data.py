@@ -1,0 +1,157 @@
+"""The target contract's data scenarios, on every target that delivers data inputs (the ``target`` fixture).
+
+A run reads its input and gets the same bytes (checked by hash); the input cannot be changed through a
+read-only view where the target gives one (Docker's read-only bind mount); a host cache that a run
+changed (an SSH host, where the login may be root) is detected and mended before the next run; a
+second run of an unchanged input sends nothing; one changed file sends that file only; a missing
+source is refused before any run is written. The local target reads the source where it is, so it
+never sends anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import launchbay
+from conftest import TargetUnderTest, target_params, toml_table, write
+
+pytestmark = pytest.mark.parametrize("target", target_params("local", "docker", "ssh", "slurm"), indirect=True)
+
+#: targets that copy data to their side (and so count bytes sent); the others read it in place
+SENDS = ("ssh", "slurm")
+#: targets whose runs see the input through a read-only view
+READ_ONLY = ("docker",)
+#: targets whose cache a run may change, mended before the next run uses it
+MENDED = ("ssh", "slurm")
+
+READ = """
+    import hashlib, json, os, sys
+    path = os.environ["LAUNCHBAY_INPUT_TRAIN"]
+    sums = {}
+    for folder, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(folder, name)
+            sums[os.path.relpath(full, path)] = hashlib.sha256(open(full, "rb").read()).hexdigest()
+    print("SUMS", json.dumps(sums, sort_keys=True), flush=True)
+    if "--write" in sys.argv:
+        try:
+            with open(os.path.join(path, "a.bin"), "ab") as fh:
+                fh.write(b"changed by the run")
+            print("WRITE OK", flush=True)
+        except OSError as exc:
+            print("WRITE FAILED", exc, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project (with its store beside it) and its data: three files, one in a folder with a hostile name."""
+    root = tmp_path_factory.mktemp("data-contract") / "proj"
+    root.mkdir()
+    if target.kind in SENDS:  # a host cache of this module's own, so the first run sends everything
+        assert target.settings is not None
+        settings = {**target.settings, "data_cache": str(root.parent / "host cache")}
+        (root / "launchbay.toml").write_text(toml_table(target.name, settings))
+    else:
+        target.configure(root)
+    write(root, "read.py", READ)
+    data = root.parent / "data"
+    (data / 'it\'s a "sub" folder').mkdir(parents=True)
+    (data / "a.bin").write_bytes(os.urandom(200_000))
+    (data / "b.txt").write_text("bee\n")
+    (data / 'it\'s a "sub" folder' / "c.csv").write_text("x,y\n1,2\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("LAUNCHBAY_STORE", str(root.parent / "store"))
+        yield root
+
+
+def run_with_data(target: TargetUnderTest, folder: Path, *args: str) -> launchbay.RunHandle:
+    handle = launchbay.submit(
+        "read.py", list(args), target=target.name, source_dir=folder, inputs={"train": str(folder.parent / "data")}
+    )
+    assert handle.wait(timeout=180) == "Completed", handle.record().error
+    return handle
+
+
+def sums_seen(handle: launchbay.RunHandle) -> dict[str, str]:
+    line = next(line for line in handle.get_log().splitlines() if line.startswith("SUMS "))
+    found: dict[str, str] = json.loads(line[5:])
+    return found
+
+
+def sums_of(data: Path) -> dict[str, str]:
+    return {
+        p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(data.rglob("*"))
+        if p.is_file()
+    }
+
+
+def bytes_sent(handle: launchbay.RunHandle) -> int:
+    [item] = handle.get_details()["inputs"]
+    return int(item["bytes_sent"])
+
+
+def test_the_run_reads_the_same_bytes(target: TargetUnderTest, folder: Path) -> None:
+    handle = run_with_data(target, folder)
+    assert sums_seen(handle) == sums_of(folder.parent / "data")
+    expected = 200_000 + 4 + 8 if target.kind in SENDS else 0
+    assert bytes_sent(handle) == expected
+
+
+def test_a_second_run_of_unchanged_data_sends_nothing(target: TargetUnderTest, folder: Path) -> None:
+    run_with_data(target, folder)
+    again = run_with_data(target, folder)
+    assert bytes_sent(again) == 0
+    assert sums_seen(again) == sums_of(folder.parent / "data")
+
+
+def test_one_changed_file_sends_that_file_only(target: TargetUnderTest, folder: Path) -> None:
+    data = folder.parent / "data"
+    run_with_data(target, folder)
+    (data / "b.txt").write_text("bee, changed\n")
+    past = os.stat(data / "a.bin").st_mtime - 5  # not just written: the size/mtime cache may trust it
+    os.utime(data / "b.txt", (past, past))
+    handle = run_with_data(target, folder)
+    assert sums_seen(handle) == sums_of(data)
+    assert bytes_sent(handle) == (len("bee, changed\n") if target.kind in SENDS else 0)
+
+
+def test_the_input_cannot_be_changed_through_a_read_only_view(target: TargetUnderTest, folder: Path) -> None:
+    if target.kind not in READ_ONLY:
+        why = (
+            "its cache is mended instead (see the next test)"
+            if target.kind in MENDED
+            else "it reads the source in place"
+        )
+        pytest.skip(f"{target.kind} gives no read-only view: {why}")
+    before = sums_of(folder.parent / "data")
+    handle = run_with_data(target, folder, "--write")
+    assert "WRITE FAILED" in handle.get_log() and "Read-only file system" in handle.get_log()
+    assert sums_of(folder.parent / "data") == before
+
+
+def test_a_changed_cache_is_mended_before_the_next_run(target: TargetUnderTest, folder: Path) -> None:
+    if target.kind not in MENDED:
+        pytest.skip(f"{target.kind} keeps no cache of its own")
+    data = folder.parent / "data"
+    run_with_data(target, folder)
+    changed = run_with_data(target, folder, "--write")
+    assert "WRITE OK" in changed.get_log()  # the test host's login is root: read-only files do not stop it
+    after = run_with_data(target, folder)
+    assert sums_seen(after) == sums_of(data)  # never served changed
+    assert bytes_sent(after) == (data / "a.bin").stat().st_size  # only the changed file is sent again
+
+
+def test_a_missing_source_is_refused_before_any_run_is_written(target: TargetUnderTest, folder: Path) -> None:
+    before = len(launchbay.runs(limit=None))
+    with pytest.raises(launchbay.LaunchbayError, match="does not exist"):
+        launchbay.submit("read.py", target=target.name, source_dir=folder, inputs={"train": "/no/such/data"})
+    assert len(launchbay.runs(limit=None)) == before
