@@ -19,16 +19,16 @@ from pathlib import Path
 
 from ..errors import LaunchbayError, StoreDamagedError, StoreError
 from . import runfile
-from .base import Store
 from .blobs import BlobStore, FolderBlobs
 from .gclock import blob_collector, blob_writer
 from .guard import REPAIR_HINT, GuardedConnection, connect, store_error
 from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .sqlindex import SqlIndex
 
 BUSY_TIMEOUT_MS = 60_000
 
 
-class StoreConnection(Store):
+class StoreConnection(SqlIndex):
     """The index file, the blob folder and the run folders of one ``.launchbay/``."""
 
     def __init__(

@@ -8,8 +8,8 @@ from typing import Any
 
 from ..errors import RunNotFoundError
 from ..models import RunStatus
-from .connection import StoreConnection
 from .records import ChildRow, RunRecord, loads
+from .sqlindex import SqlIndex
 
 _RUN_COLUMNS = (
     "r.pk, r.run_id, e.name, r.name, r.status, r.target, r.target_type, r.script, r.arguments, "
@@ -22,7 +22,7 @@ _LOOKUP_BELOW = 2_000  # a filter matching at most this many runs is looked up r
 _MAX_VARIABLES = 30_000  # bound parameters a statement may have (SQLite's default limit is 32,766)
 
 
-class RunQueries(StoreConnection):
+class RunQueries(SqlIndex):
     """The read side of runs; every query a front end, a sweep or ingest needs has a name here."""
 
     def resolve_run_id(self, ref: str) -> str:
@@ -40,7 +40,7 @@ class RunQueries(StoreConnection):
             if len(rows) > 1:
                 raise RunNotFoundError(f"{ref!r} matches several runs; give more of the run id.")
         raise RunNotFoundError(
-            f"No run {ref!r} in the store at {self.root}. List runs with `launchbay runs`"
+            f"No run {ref!r} in the store at {self.uri}. List runs with `launchbay runs`"
             " (or pass --store / LAUNCHBAY_STORE for another store)."
         )
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..config import find_store_dir
 from ..errors import LaunchbayError
 from . import sealed
+from .connection import StoreConnection
 from .files import inside
 from .guard import FULL_ERRNOS, store_error
 from .model_rows import ModelRows
@@ -39,7 +40,7 @@ from .writes import RunWrites
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows):
+class RunStore(RunWrites, SeriesStore, ModelRows, StoreConnection):
     """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""
