@@ -15,6 +15,7 @@ from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
     ProjectConfig,
     load_config,
+    user_name,
 )
 from .errors import ConfigError, LaunchbayError, SubmitError
 from .models import RunSpec, RunStatus
@@ -153,6 +154,7 @@ class Session:
             snapshot_id=snapshot.id,
             properties=properties,
             target_state=state,
+            created_by=user_name(self.config),
         )
 
     def _start(
@@ -244,10 +246,17 @@ class Session:
         return record
 
     def runs(
-        self, *, experiment: str | None = None, status: str | None = None, limit: int | None = 100
+        self,
+        *,
+        experiment: str | None = None,
+        status: str | None = None,
+        limit: int | None = 100,
+        user: str | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, unfinished ones caught up first (a status filter applies after that)."""
-        records = [self.refresh(r) for r in self.store.list_runs(experiment=experiment, status=status, limit=limit)]
+        """Runs newest first, unfinished ones caught up first (a status filter applies after that);
+        ``user``: only the runs that person made (``created_by``)."""
+        listed = self.store.list_runs(experiment=experiment, status=status, limit=limit, user=user)
+        records = [self.refresh(r) for r in listed]
         if status:
             wanted = RunStatus.parse(status)
             records = [r for r in records if r.status is wanted]

@@ -145,9 +145,8 @@ class StoreConnection(SqlIndex):
                 if version == 0 and not self._rebuilding:
                     self._refuse_empty_index()
                 for number in range(version, SCHEMA_VERSION):
-                    for statement in MIGRATIONS[number].split(";"):
-                        if statement.strip():
-                            db.execute(statement)
+                    for statement in db.dialect.statements(MIGRATIONS[number]):
+                        db.execute(statement)
                 db.dialect.set_schema_version(db, SCHEMA_VERSION)
         except BaseException:
             self.close()  # the caller never gets this store: leave no connection behind

@@ -1,4 +1,8 @@
-"""Numbered schema migrations; the store refuses a newer schema with a clear message."""
+"""Numbered schema migrations; the store refuses a newer schema with a clear message.
+
+The same list serves every SQL backend: written in SQLite's types, rendered for PostgreSQL by
+pgdialect.py's rules. Append only: a migration, once released, is never edited or renumbered.
+"""
 
 from __future__ import annotations
 
@@ -82,6 +86,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE series ADD COLUMN ints INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE series ADD COLUMN rounded INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 6: who made a run (a team store's runs come from several people): the configured [user] name, else
+    # the login name; runs made before have none. A listing of one person's runs comes from the index.
+    """
+    ALTER TABLE runs ADD COLUMN created_by TEXT;
+    CREATE INDEX runs_created_by ON runs(created_by, created DESC, pk DESC);
     """,
 ]
 

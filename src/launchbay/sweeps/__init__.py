@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..config import user_name
 from ..errors import ConfigError
 from ..secrets import redact_arguments
 
@@ -231,7 +232,12 @@ def sweep(
     properties: dict[str, Any] = {**git_properties(source), "launchbay.source_dir": str(source)}
     state = {"target_settings": {"type": "sweep"}, "child_target": target}
     record = session.store.create_run(
-        spec, target_type="sweep", snapshot_id=snapshot.id, properties=properties, target_state=state
+        spec,
+        target_type="sweep",
+        snapshot_id=snapshot.id,
+        properties=properties,
+        target_state=state,
+        created_by=user_name(session.config),
     )
     try:
         (record.run_dir / SWEEP_FILE).write_text(json.dumps(config, indent=1))
