@@ -242,6 +242,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
 
             blobs = open_blobs(self._blobs_url, self.root, s3) if self._blobs_url else FolderBlobs(self.root / "blobs")
         self.blobs = blobs
+        self.migrated_from = 0  # the schema version the database had when this opened it
         self._local = threading.local()
         self._conns: dict[threading.Thread, PgDb] = {}
         self._conns_lock = threading.Lock()
@@ -346,7 +347,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
     # -- schema ------------------------------------------------------------------------------------
     def _migrate(self, migrate: bool) -> None:
         try:
-            version = self.db.dialect.schema_version(self.db)
+            version = self.migrated_from = self.db.dialect.schema_version(self.db)
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"The team store {self.url.where} has schema version {version}, newer than this launchbay"
@@ -389,7 +390,7 @@ class PostgresStore(PostgresConnection):
 class PostgresBackend(StoreBackend):
     """``postgresql://`` and ``postgres://`` URIs: the team store."""
 
-    def open(self, location: str | None, start: Path | None = None) -> PostgresStore:
+    def open(self, location: str | None, start: Path | None = None, *, migrate: bool = False) -> PostgresStore:
         """The team store at ``location``; blobs, password, cache folder and S3 settings from the URL,
         else LAUNCHBAY_BLOBS, else launchbay.toml's ``[store]`` and ``[s3]``."""
         assert location
@@ -404,6 +405,7 @@ class PostgresBackend(StoreBackend):
             cache_dir=Path(str(cache)) if cache else None,
             password=section.get("password") or None,
             s3=config.s3,
+            migrate=migrate,
         )
 
     def error(self, exc: BaseException, location: str | None) -> LaunchbayError | None:
