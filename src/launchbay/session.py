@@ -214,6 +214,8 @@ class Session:
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
             return record
+        if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
+            return record  # a team store's run made on another machine: that one ingests and judges it
         from .ingest import ingest_run
 
         target = self.target_for(record)

@@ -50,6 +50,9 @@ class Store(RunFiles, ABC):
     runs_dir: Path
     #: launchbay's local cache on this machine (environments, stage, snapshot indexes, model checkouts)
     cache_dir: Path
+    #: several machines use the store (a team store): a run whose folder is elsewhere is judged (ingested,
+    #: found dead) only by the machine that has its folder
+    shared: bool = False
 
     @property
     @abstractmethod
@@ -283,6 +286,10 @@ class Store(RunFiles, ABC):
     @abstractmethod
     def add_snapshot(self, snapshot_id: str, files: int, size: int, source_dir: str) -> bool:
         """Record a snapshot; False when the same content was recorded before."""
+
+    def file_manifests(self) -> list[str]:
+        """Manifests of run files kept in the blob store (a team store's ended runs): ``gc`` keeps them."""
+        return []
 
     @abstractmethod
     def used_snapshot_ids(self) -> list[str]:

@@ -38,9 +38,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from .. import runfolder as rf
 from ..errors import LaunchbayError, StoreError
+from . import runfile
 from .blobs import BlobStore, FolderBlobs
 from .dialect import Dialect
+from .files import RunFiles
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .model_rows import ModelRows
 from .pgdialect import POSTGRES
@@ -50,6 +53,7 @@ from .series import SeriesStore
 from .writes import RunWrites
 
 _GC_LOCK = 7461727  # the blob collector's advisory lock (shared: writers; exclusive: gc)
+FILES_MANIFEST = "launchbay.files_manifest"  # an ended run's property: the manifest of its files
 TEAM_MARK = "team-store.json"  # in the local folder: it belongs to a team store (``store repair`` refuses it)
 _OWN_OPTIONS = ("blobs", "cache")
 CONNECT_TIMEOUT_S = 10
@@ -290,7 +294,16 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
 
     @property
     def uri(self) -> str:
-        return self.url.uri(self._blobs_url, self.root)
+        from .remote import S3Blobs
+
+        blobs: str | None
+        if isinstance(self.blobs, S3Blobs):
+            blobs = self.blobs.reopen_url()
+        elif isinstance(self.blobs, FolderBlobs):
+            blobs = str(self.blobs.root)
+        else:
+            blobs = self._blobs_url
+        return self.url.uri(blobs, self.root)
 
     def index_bytes(self) -> int:
         return 0  # the index lives in the database server
@@ -378,10 +391,51 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
 
 
 class PostgresStore(PostgresConnection):
-    """The team store (see the module docstring). Close it when done (``close()``, or ``with``)."""
+    """The team store (see the module docstring). Close it when done (``close()``, or ``with``).
+
+    A run's folder is on the machine that made it (where its journal is written and ingested from).
+    Once the run has ended, ``seal`` puts its files (outputs, logs) into the blob store with a
+    manifest its row names; on every other machine, ``files_dir`` fills the run's local folder from
+    that manifest on first use, so files, logs and downloads read the same everywhere."""
+
+    shared = True
 
     def seal(self, record: RunRecord) -> bool:
-        return False  # an ended run's points stay in the index: every client reads them there
+        """An ended run's files into the blob store, once (its points stay in the index, where every
+        client reads them); whether anything changed."""
+        from .manifests import put_files
+
+        if not self.is_local(record) or self.get_run(record.run_id).properties.get(FILES_MANIFEST):
+            return False
+        root = record.run_dir / rf.FILES
+        names = RunFiles.file_names(self, record)
+        with self.writing_blobs():
+            manifest, _ = put_files(self, [(name, root / name) for name in names], run_id=record.run_id)
+            with self.write(record.pk) as run:
+                properties = run.properties
+                if properties.get(FILES_MANIFEST):
+                    return False
+                run.set(properties={**properties, FILES_MANIFEST: manifest})
+        return True
+
+    def is_local(self, run: RunRecord) -> bool:
+        """Whether the run was made from this machine (its folder, with ``run.json``, is here)."""
+        return (run.run_dir / runfile.RUN_FILE).is_file()
+
+    def files_dir(self, run: RunRecord) -> Path:
+        local = run.run_dir / rf.FILES
+        manifest = run.properties.get(FILES_MANIFEST)
+        if manifest and not self.is_local(run) and not (run.run_dir / f".files-{manifest[:16]}").exists():
+            from .manifests import read_manifest, write_files
+
+            write_files(self, read_manifest(self, manifest)["files"], local, f"Run {run.run_id}'s file list")
+            (run.run_dir / f".files-{manifest[:16]}").touch()
+        return local
+
+    def file_manifests(self) -> list[str]:
+        column = self.db.dialect.json_field("properties", FILES_MANIFEST)
+        rows = self.db.execute(f"SELECT {column} FROM runs WHERE {column} IS NOT NULL").fetchall()
+        return [json.loads(value) for (value,) in rows]
 
     def adopt_rebuilt(self, record: RunRecord) -> bool:
         return False

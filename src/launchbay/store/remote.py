@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..errors import StoreError
 from .blobcache import CachedBlobs
@@ -45,12 +45,19 @@ class S3Blobs(CachedBlobs):
         if not parts.netloc:
             raise StoreError(f"The blob store {url!r} names no bucket; write s3://BUCKET/PREFIX.")
         self.bucket, self.prefix = parts.netloc, parts.path.strip("/")
-        self.settings = settings
+        # ?endpoint=...&region=... (what ``reopen_url`` writes) unless [s3] says otherwise; keys never
+        self.settings = {**{k: v for k, v in parse_qsl(parts.query) if k in ("endpoint", "region")}, **settings}
         self._client: Any = None
 
     @property
     def location(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def reopen_url(self) -> str:
+        """The bucket with its endpoint and region (never its keys): how another process (a run's
+        runner, a sweep controller) finds the same blobs; it takes the keys from its environment."""
+        query = {k: str(self.settings[k]) for k in ("endpoint", "region") if self.settings.get(k)}
+        return self.location + (f"?{urlencode(query)}" if query else "")
 
     def _key(self, digest: str) -> str:
         return f"{self.prefix}/blobs/{digest[:2]}/{digest[2:]}".lstrip("/")

@@ -1,0 +1,158 @@
+"""Two people, two project folders, one team store (PostgreSQL + S3): each sees the other's runs.
+
+Alice and Bob each have a project folder whose launchbay.toml names the same team store (the
+index in the test PostgreSQL, blobs in moto's S3 *emulator*) and their own ``[user] name``; each
+has a local folder of their own (``[store] cache``), as two machines would, so nothing reaches
+Bob from Alice's disk: her runs' metrics come from PostgreSQL and her files from the bucket. The
+password comes from PGPASSFILE and the S3 keys from ``${ENV}`` references; neither is in a file.
+They submit local runs from the CLI and the Python API and read each other's runs, metrics and
+files through both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import PG_PASSFILE
+
+TRAIN = """
+from launchbay import Run
+import os
+run = Run.get_context()
+for step in range(5):
+    run.log("loss", 1.0 / (step + 1) + {offset}, step=step)
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/result.txt", "w") as fh:
+    fh.write("made by {who}\\n")
+print("hello from {who}")
+"""
+
+
+class Person:
+    def __init__(self, name: str, base: Path, store: str, blobs: str, s3: dict[str, str]) -> None:
+        self.name = name
+        self.folder = base / f"{name}-project"
+        self.folder.mkdir()
+        cache = base / f"{name}-machine"
+        (self.folder / "launchbay.toml").write_text(
+            textwrap.dedent(
+                f"""
+                [store]
+                url = {json.dumps(store)}
+                blobs = {json.dumps(blobs)}
+                cache = {json.dumps(str(cache))}
+
+                [s3]
+                endpoint = {json.dumps(s3["endpoint"])}
+                region = "us-east-1"
+                access_key_id = "${{TEAM_S3_KEY_ID}}"
+                secret_access_key = "${{TEAM_S3_SECRET}}"
+
+                [user]
+                name = "{name}"
+                """
+            )
+        )
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUNCHBAY_", "AWS_", "PG"))}
+        self.env.update(
+            PGPASSFILE=PG_PASSFILE,
+            TEAM_S3_KEY_ID=s3["access_key_id"],
+            TEAM_S3_SECRET=s3["secret_access_key"],
+        )
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "launchbay", *args],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, f"launchbay {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json"))
+
+    def python(self, code: str) -> Any:
+        """``code`` in a fresh Python in the project folder; what it prints last, as JSON."""
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_two_people_on_one_team_store_see_each_others_runs_metrics_and_files(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    blobs, s3 = team_s3
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    bob = Person("bob", tmp_path, team_pg, blobs, s3)
+    (alice.folder / "train.py").write_text(TRAIN.format(offset=0, who="alice"))
+    (bob.folder / "train.py").write_text(TRAIN.format(offset=10, who="bob"))
+
+    # Alice submits from the CLI and waits; Bob from the Python API
+    alice.cli("submit", "-e", "shared", "train.py")
+    alice_run = alice.json("runs")[0]
+    assert alice_run["status"] == "Completed" and alice_run["created_by"] == "alice"
+    bob_run = bob.python(
+        """
+        import json, launchbay
+        handle = launchbay.submit("train.py", experiment="shared")
+        print(json.dumps({"status": handle.wait(), "run_id": handle.run_id}))
+        """
+    )
+    assert bob_run["status"] == "Completed"
+
+    # each lists both runs, knows who made which, and filters by person
+    for person in (alice, bob):
+        listed = {r["run_id"]: r["created_by"] for r in person.json("runs")}
+        assert listed == {alice_run["run_id"]: "alice", bob_run["run_id"]: "bob"}
+    assert [r["run_id"] for r in bob.json("runs", "--user", "alice")] == [alice_run["run_id"]]
+    assert [r["run_id"] for r in bob.json("runs", "--mine")] == [bob_run["run_id"]]
+    table = bob.cli("runs").splitlines()
+    assert table[0].split()[:4] == ["RUN", "NAME", "EXPERIMENT", "USER"]
+    assert any(line.startswith(alice_run["run_id"]) and " alice " in line for line in table)
+
+    # Bob reads Alice's metrics, files and log (from PostgreSQL and the bucket, not her disk)
+    metrics = bob.json("metrics", alice_run["run_id"])
+    assert json.dumps(metrics).count("loss") >= 1
+    files = [f["name"] for f in bob.json("files", alice_run["run_id"])]
+    assert "outputs/result.txt" in files
+    out = tmp_path / "from-alice.txt"
+    bob.cli("download", alice_run["run_id"], "outputs/result.txt", "-o", str(out))
+    assert out.read_text() == "made by alice\n"
+    log = bob.cli("logs", alice_run["run_id"])
+    assert "hello from alice" in log and "live ingest stopped" not in log
+    assert not (tmp_path / "bob-machine" / "runs" / alice_run["run_id"] / "run.json").exists()
+
+    # and Alice reads Bob's through the Python API
+    seen = alice.python(
+        f"""
+        import json, launchbay
+        run = launchbay.get_run({bob_run["run_id"]!r})
+        print(json.dumps({{
+            "loss": run.get_metrics()["loss"],
+            "files": run.get_file_names(),
+            "by": run.get_details().get("created_by"),
+        }}))
+        """
+    )
+    assert seen["loss"] == [10 + 1.0 / (s + 1) for s in range(5)]
+    assert "outputs/result.txt" in seen["files"] and seen["by"] == "bob"
