@@ -10,6 +10,7 @@ away or restarts, and two ingesters of one run.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -227,3 +228,75 @@ def test_a_restart_of_postgresql_loses_nothing_and_the_store_goes_on(team_pg: st
             assert writer.claim_offsets({"events.jnl": (10, 20)})
             writer.append_points("loss", [("loss", 2.0, 1, time.time())])
         assert store.read_series(record, "loss").values.tolist() == [1.0, 2.0]
+
+
+class LateForwarder:
+    """A TCP port that refuses connections until ``open()``, then relays them to ``upstream``: an
+    S3 service that is unreachable for a while, then back."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream, self.port = upstream, free_port()
+        self._server: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+
+    def open(self) -> None:
+        server = socket.create_server(("127.0.0.1", self.port))
+        server.settimeout(0.2)
+        self._server = server
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self) -> None:
+        while self._server is not None:
+            try:
+                client, _ = self._server.accept()
+            except (TimeoutError, OSError):
+                continue
+            upstream = socket.create_connection(self.upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with src, dst:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def test_an_upload_while_s3_is_unreachable_is_retried_with_backoff_until_it_is_back(
+    team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, settings = team_s3
+    endpoint = settings["endpoint"].removeprefix("http://")
+    host, port = endpoint.split(":")
+    away = LateForwarder((host, int(port)))
+    blobs = S3Blobs(url, tmp_path / "cache", {**settings, "endpoint": f"http://127.0.0.1:{away.port}"})
+    done: list[str] = []
+    began = time.monotonic()
+    upload = threading.Thread(target=lambda: done.append(blobs.put_bytes(b"kept through an outage")))
+    upload.start()
+    time.sleep(3)  # the service is away for 3 s: connection refused, again and again
+    assert not done
+    away.open()
+    try:
+        upload.join(60)
+        assert done and time.monotonic() - began >= 3
+        direct = S3Blobs(url, tmp_path / "other-machine", settings)
+        assert direct.read_bytes(done[0]) == b"kept through an outage"  # whole, from the bucket itself
+    finally:
+        away.close()

@@ -16,16 +16,19 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import PG_PASSFILE
+from launchbay.models import RunStatus
 
 TRAIN = """
 from launchbay import Run
 import os
+import time
 run = Run.get_context()
 for step in range(5):
     run.log("loss", 1.0 / (step + 1) + {offset}, step=step)
@@ -156,3 +159,83 @@ def test_two_people_on_one_team_store_see_each_others_runs_metrics_and_files(
     )
     assert seen["loss"] == [10 + 1.0 / (s + 1) for s in range(5)]
     assert "outputs/result.txt" in seen["files"] and seen["by"] == "bob"
+
+
+SLOW_TRAIN = """
+import time
+from launchbay import Run
+run = Run.get_context()
+for step in range(400):
+    run.log("loss", float(step), step=step)
+    time.sleep(0.01)
+print("done")
+"""
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_while_runs_are_running_loses_and_doubles_nothing(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """``pg_ctl -m fast restart`` while four runs log: they keep running (their journals buffer
+    what the store cannot take meanwhile), ingest resumes when it is back, and every run ends
+    Completed with each of its 400 points exactly once."""
+    from test_team_store import restart_postgres
+
+    blobs, s3 = team_s3
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    (alice.folder / "train.py").write_text(SLOW_TRAIN)
+    run_ids = [alice.cli("submit", "--detach", "train.py").split()[-1] for _ in range(4)]
+    time.sleep(0.5)
+    before = {r["run_id"]: r["status"] for r in alice.json("runs")}
+    assert sum(not RunStatus(status).is_terminal() for status in before.values()) >= 2, before  # still running
+    restart_postgres(os.environ["LAUNCHBAY_TEST_PG_DATA"])
+    ended = alice.python(
+        f"""
+        import json, launchbay
+        out = {{}}
+        for run_id in {run_ids!r}:
+            handle = launchbay.get_run(run_id)
+            status = handle.wait(timeout=120)
+            series = handle._session.store.read_series(handle.record(), "loss")
+            out[run_id] = [status, series.steps.tolist()]
+        print(json.dumps(out))
+        """
+    )
+    for run_id in run_ids:
+        status, steps = ended[run_id]
+        assert status == "Completed"
+        assert steps == list(range(400)), f"{run_id}: {len(steps)} points"
+
+
+def test_a_read_only_role_lists_runs_and_gets_one_line_for_submit_cancel_and_rm(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from conftest import PG_READER_URL, pg_schema_url
+
+    blobs, s3 = team_s3
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    (alice.folder / "train.py").write_text(TRAIN.format(offset=0, who="alice"))
+    (alice.folder / "slow.py").write_text(SLOW_TRAIN.replace("range(400)", "range(100_000)"))
+    alice.cli("submit", "train.py")
+    run_id = alice.json("runs")[0]["run_id"]
+    running = alice.cli("submit", "--detach", "slow.py").split()[-1]
+    schema = team_pg.rsplit("%3D", 1)[1]
+    viewer = Person("viewer", tmp_path, pg_schema_url(PG_READER_URL, schema), blobs, s3)
+    (viewer.folder / "train.py").write_text(TRAIN.format(offset=0, who="viewer"))
+    assert {r["run_id"] for r in viewer.json("runs")} == {run_id, running}
+    assert "outputs/result.txt" in [f["name"] for f in viewer.json("files", run_id)]
+    for command in (["submit", "train.py"], ["cancel", running], ["rm", run_id]):
+        done = subprocess.run(
+            [sys.executable, "-m", "launchbay", *command],
+            cwd=viewer.folder,
+            env=viewer.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode != 0, command
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert "lb_reader may only read" in lines[0], (command, lines[0])
+    assert {r["run_id"] for r in alice.json("runs")} == {run_id, running}  # nothing changed
+    assert alice.cli("cancel", running).split()[-1] == "Canceled"  # its owner may

@@ -10,7 +10,8 @@
     │   ├── RunNotFoundError
     │   │   └── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
     │   ├── StoreDamagedError  the index is damaged or missing: `launchbay store repair`
-    │   └── DiskFullError      the disk holding the store is full
+    │   ├── DiskFullError      the disk holding the store is full
+    │   └── StoreUnavailableError  a team store's server cannot be reached (for now: waiting goes on)
     ├── SubmitError            the run could not be started (missing script, pickling, ...)
     ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
     ├── EnvironmentBuildError
@@ -60,6 +61,11 @@ class StoreDamagedError(StoreError):
 
 class DiskFullError(StoreError):
     """The disk holding the store (or a run's folder) has no space left."""
+
+
+class StoreUnavailableError(StoreError):
+    """A team store's database cannot be reached (down, restarting, the network): nothing was written,
+    and runs keep their journals until it is back; a wait goes on through it."""
 
 
 class SubmitError(LaunchbayError):

@@ -85,6 +85,7 @@ class Session:
         on_progress: Any = None,
     ) -> RunHandle:
         """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
+        self.store.check_writable()  # a read-only team store role: one line, before any blob is uploaded
         from . import distributed
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
@@ -283,6 +284,13 @@ class Session:
                 for child in self.store.children(record.run_id, unfinished=True):
                     self.cancel(child, wait_s)
             return record
+        if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
+            self.store.check_writable()
+            who = f"{record.created_by}'s" if record.created_by else "another"
+            raise SubmitError(
+                f"Run {record.run_id} runs from {who} machine: only that machine can stop its processes."
+                f" Run `launchbay cancel {record.run_id}` there."
+            )
         target = self.target_for(record)
         target.cancel(record)
         deadline = time.time() + wait_s

@@ -287,6 +287,9 @@ class Store(RunFiles, ABC):
     def add_snapshot(self, snapshot_id: str, files: int, size: int, source_dir: str) -> bool:
         """Record a snapshot; False when the same content was recorded before."""
 
+    def check_writable(self) -> None:
+        """Raise the store's one-line error when this client may only read it (a read-only team store role)."""
+
     def file_manifests(self) -> list[str]:
         """Manifests of run files kept in the blob store (a team store's ended runs): ``gc`` keeps them."""
         return []

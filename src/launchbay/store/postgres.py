@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .. import runfolder as rf
-from ..errors import LaunchbayError, StoreError
+from ..errors import LaunchbayError, StoreError, StoreUnavailableError
 from . import runfile
 from .blobs import BlobStore, FolderBlobs
 from .dialect import Dialect
@@ -162,7 +162,7 @@ def pg_error(exc: BaseException, where: str, user: str | None = None) -> Launchb
                 f"PostgreSQL refused the login of {role} to {where} ({message}). Give the password in PGPASSWORD,"
                 " a ~/.pgpass line (or PGPASSFILE), or a ${ENV} reference in [store] url; never in the file itself."
             )
-        return StoreError(
+        return StoreUnavailableError(
             f"Cannot reach the team store {where} ({message}). Check that PostgreSQL is running and reachable;"
             " nothing was written, and runs keep their journals until it is back."
         )
@@ -177,11 +177,19 @@ class PgDb:
     def __init__(self, store: PostgresConnection) -> None:
         self._store = store
         self.conn = store.connect()
+        self.writing = False  # inside ``transaction()``: a lost connection is an error, never replaced
 
     def _run(self, many: bool, sql: str, parameters: Any) -> Any:
         psycopg = _driver()
+        if self.writing and (self.conn.closed or self.conn.broken):  # never a new connection mid-transaction
+            raise StoreUnavailableError(
+                f"The team store {self._store.url.where} went away mid-transaction;"
+                " nothing of it was written. Try again once it is back."
+            )
+        if self.conn.closed or self.conn.broken:  # lost earlier (a restart): a new one, or the error saying why
+            self.reconnect()
         for attempt in (0, 1):
-            idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            idle = not self.writing and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             try:
                 cur = self.conn.cursor()
                 if many:
@@ -320,12 +328,14 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
         if db.conn.broken or db.conn.closed:
             db.reconnect()
         try:
+            db.writing = True
             with db.conn.transaction():
                 db.execute(db.dialect.begin_write)
                 yield db
         except psycopg.Error as exc:
             raise self.failure(exc) from exc
         finally:
+            db.writing = False
             if db.conn.broken or db.conn.closed:
                 db.close()
                 self._forget(db)
@@ -417,6 +427,16 @@ class PostgresStore(PostgresConnection):
                     return False
                 run.set(properties={**properties, FILES_MANIFEST: manifest})
         return True
+
+    def check_writable(self) -> None:
+        """One query: may this role change runs? (A read-only role learns it before anything is uploaded.)"""
+        allowed = self.db.execute("SELECT has_table_privilege(current_user, 'runs', 'INSERT, UPDATE')").fetchone()
+        if not allowed[0]:
+            raise StoreError(
+                f"The PostgreSQL role {self.url.user or 'of this login'} may only read the team store"
+                f" {self.url.where}; nothing was written. Ask the store's owner to GRANT it INSERT, UPDATE,"
+                " DELETE, or use a role that may write."
+            )
 
     def is_local(self, run: RunRecord) -> bool:
         """Whether the run was made from this machine (its folder, with ``run.json``, is here)."""
