@@ -426,14 +426,14 @@ def team_pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     monkeypatch.setenv("PGPASSFILE", PG_PASSFILE)
     schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(PG_URL, passfile=PG_PASSFILE, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO lb_reader")
         conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO lb_reader")
     try:
         yield pg_schema_url(PG_URL, schema)
     finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        with psycopg.connect(PG_URL, passfile=PG_PASSFILE, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 

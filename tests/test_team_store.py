@@ -300,3 +300,54 @@ def test_an_upload_while_s3_is_unreachable_is_retried_with_backoff_until_it_is_b
         assert direct.read_bytes(done[0]) == b"kept through an outage"  # whole, from the bucket itself
     finally:
         away.close()
+
+
+def test_launchbay_toml_names_the_team_store_and_its_password_is_an_env_reference_never_written(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = next(line.split(":")[4] for line in Path(PG_PASSFILE).read_text().splitlines() if ":lb:" in line)
+    monkeypatch.delenv("PGPASSFILE")
+    monkeypatch.delenv("LAUNCHBAY_STORE", raising=False)
+    monkeypatch.setenv("LB_PG_PASSWORD", password)
+    blobs, s3 = team_s3
+    monkeypatch.setenv("TEAM_S3_SECRET", s3["secret_access_key"])
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "launchbay.toml").write_text(
+        f'[store]\nurl = "{team_pg}"\nblobs = "{blobs}"\npassword = "${{LB_PG_PASSWORD}}"\n'
+        f'cache = "{tmp_path / "local"}"\n\n[s3]\nendpoint = "{s3["endpoint"]}"\nregion = "us-east-1"\n'
+        f'access_key_id = "{s3["access_key_id"]}"\nsecret_access_key = "${{TEAM_S3_SECRET}}"\n'
+    )
+    with open_store(start=project) as store:
+        assert isinstance(store, PostgresStore) and isinstance(store.blobs, S3Blobs)
+        run = new_run(store)
+        digest = store.blobs.put_bytes(b"through [s3]")
+        assert password not in store.uri
+    assert S3Blobs(blobs, tmp_path / "elsewhere", s3).read_bytes(digest) == b"through [s3]"
+    for path in [*(tmp_path / "local").rglob("*"), project / "launchbay.toml"]:
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+    assert run.created_by  # the login name: no [user] name here
+
+
+def test_the_environment_alone_names_a_team_store_and_its_bucket(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LAUNCHBAY_STORE and LAUNCHBAY_BLOBS, with boto3's own AWS_* variables for the endpoint and keys."""
+    blobs, s3 = team_s3
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("LAUNCHBAY_STORE", team_pg)
+    monkeypatch.setenv("LAUNCHBAY_BLOBS", blobs)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3["secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("LAUNCHBAY_USER", "robin")
+    with open_store() as store:
+        assert isinstance(store, PostgresStore) and store.blobs.location == blobs
+        assert store.root.is_relative_to(tmp_path / "xdg" / "launchbay" / "team")
+        digest = store.blobs.put_bytes(b"through AWS_*")
+        run = new_run(store)
+        assert [r.run_id for r in store.list_runs(user="robin")] == [run.run_id]
+    assert S3Blobs(blobs, tmp_path / "elsewhere", s3).read_bytes(digest) == b"through AWS_*"
