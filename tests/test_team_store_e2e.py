@@ -40,7 +40,7 @@ print("hello from {who}")
 
 
 class Person:
-    def __init__(self, name: str, base: Path, store: str, blobs: str, s3: dict[str, str]) -> None:
+    def __init__(self, name: str, base: Path, store: str, blobs: str, s3: dict[str, str], extra: str = "") -> None:
         self.name = name
         self.folder = base / f"{name}-project"
         self.folder.mkdir()
@@ -63,6 +63,7 @@ class Person:
                 name = "{name}"
                 """
             )
+            + extra
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUNCHBAY_", "AWS_", "PG"))}
         self.env.update(
@@ -239,3 +240,36 @@ def test_a_read_only_role_lists_runs_and_gets_one_line_for_submit_cancel_and_rm(
         assert "lb_reader may only read" in lines[0], (command, lines[0])
     assert {r["run_id"] for r in alice.json("runs")} == {run_id, running}  # nothing changed
     assert alice.cli("cancel", running).split()[-1] == "Canceled"  # its owner may
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_docker_run_on_the_team_store_is_read_from_another_machine(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """The run folder is mounted into the container; the journal is ingested on Bob's machine, his
+    files go to the bucket at the end, and Alice reads metrics and files without his disk."""
+    from conftest import BASE_IMAGE, docker_ready, need_service, remove_containers
+
+    need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+    blobs, s3 = team_s3
+    box = f'\n[targets.box]\ntype = "docker"\nimage = "{BASE_IMAGE}"\n'
+    bob = Person("bob", tmp_path, team_pg, blobs, s3, extra=box)
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    (bob.folder / "train.py").write_text(TRAIN.format(offset=10, who="bob in docker"))
+    try:
+        bob.cli("submit", "-t", "box", "train.py")
+    finally:
+        remove_containers(str(tmp_path))
+    run = bob.json("runs")[0]
+    assert run["status"] == "Completed" and run["target"] == "box" and run["created_by"] == "bob"
+    out = tmp_path / "from-bob.txt"
+    alice.cli("download", run["run_id"], "outputs/result.txt", "-o", str(out))
+    assert out.read_text() == "made by bob in docker\n"
+    seen = alice.python(
+        f"""
+        import json, launchbay
+        print(json.dumps(launchbay.get_run({run["run_id"]!r}).get_metrics()["loss"]))
+        """
+    )
+    assert seen == [10 + 1.0 / (s + 1) for s in range(5)]
