@@ -31,6 +31,8 @@ SERVICE_FIXTURES = {
     "ssh_project": "ssh",
     "ray_head": "ray",
     "slurm": "slurm",
+    "team_pg": "postgres",
+    "team_s3": "s3",
 }
 
 
@@ -431,3 +433,81 @@ def data_server() -> Iterator[DataServer]:
     server.proc.wait()
     assert server.proc.stdout is not None
     server.proc.stdout.close()
+
+
+# -- the team store's engines: PostgreSQL (a throwaway cluster) and S3 (moto's server, an emulator) ----------
+PG_URL = os.environ.get("LAUNCHBAY_TEST_PG", "")
+PG_READER_URL = os.environ.get("LAUNCHBAY_TEST_PG_READER", "")
+PG_PASSFILE = os.environ.get("LAUNCHBAY_TEST_PGPASSFILE", "")
+S3_ENV = {k: os.environ.get(f"LAUNCHBAY_TEST_S3_{k}", "") for k in ("ENDPOINT", "BUCKET", "KEY_ID", "SECRET")}
+
+
+def pg_answers() -> bool:
+    """The test PostgreSQL takes a login as its ``lb`` role (password from the pgpass file)."""
+    if not (PG_URL and PG_PASSFILE):
+        return False
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_URL, passfile=PG_PASSFILE, connect_timeout=5) as conn:
+            return bool(conn.execute("SELECT 1").fetchone())
+    except psycopg.Error:
+        return False
+
+
+def s3_answers() -> bool:
+    """The S3 emulator (moto's server) answers and has the test bucket."""
+    if not all(S3_ENV.values()):
+        return False
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{S3_ENV['ENDPOINT']}/{S3_ENV['BUCKET']}", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def pg_schema_url(url: str, schema: str) -> str:
+    """``url`` with its search path set to ``schema`` (each test has a schema of its own)."""
+    from urllib.parse import quote
+
+    return f"{url}?options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def team_pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty schema in the test PostgreSQL (owned by ``lb``, readable by ``lb_reader``): its URL.
+
+    The password comes from the services' pgpass file through PGPASSFILE, as a user's ~/.pgpass would."""
+    need_service(pg_answers(), "The test PostgreSQL (LAUNCHBAY_TEST_PG, LAUNCHBAY_TEST_PGPASSFILE)")
+    import secrets
+
+    import psycopg
+
+    monkeypatch.setenv("PGPASSFILE", PG_PASSFILE)
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, passfile=PG_PASSFILE, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO lb_reader")
+        conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO lb_reader")
+    try:
+        yield pg_schema_url(PG_URL, schema)
+    finally:
+        with psycopg.connect(PG_URL, passfile=PG_PASSFILE, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def team_s3() -> tuple[str, dict[str, str]]:
+    """A fresh prefix in the S3 emulator's test bucket: its ``s3://`` URL and the ``[s3]`` settings."""
+    need_service(s3_answers(), "The S3 emulator, moto's server (LAUNCHBAY_TEST_S3_*)")
+    import secrets
+
+    settings = {
+        "endpoint": S3_ENV["ENDPOINT"],
+        "access_key_id": S3_ENV["KEY_ID"],
+        "secret_access_key": S3_ENV["SECRET"],
+        "region": "us-east-1",
+    }
+    return f"s3://{S3_ENV['BUCKET']}/t-{secrets.token_hex(6)}", settings

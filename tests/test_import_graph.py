@@ -147,8 +147,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "plain parts and what ships with a run",
         (
             "errors", "models", "config", "secrets", "runfolder", "plugins", "journal_problems", "plots_data",
-            "runner_stage", "runner_procs", "runner_output", "runner_inputs", "cellrunner", "gitinfo", "project", "tracking",
-            "livefiles", "sysmon", "tboard", "distlaunch", "rayranks",
+            "runner_stage", "runner_procs", "runner_output", "runner_inputs", "cellrunner", "gitinfo", "project",
+            "tracking", "livefiles", "sysmon", "tboard", "distlaunch", "rayranks",
         ),
     ),
     (

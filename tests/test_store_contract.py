@@ -1,9 +1,12 @@
 """The store contract (``launchbay.store.Store``), run once per backend that exists.
 
-Each row of ``BACKENDS`` opens a store; every test here holds for every row. Today: the embedded
-store (SQLite index, folder blobs), and the same index over an in-memory remote blob store read
-through the local cache (``CachedBlobs``), which proves the blob seam. A new backend (PostgreSQL,
-S3) is one more row. The store folders have quotes, a space and a newline in their path.
+Each row of ``BACKENDS`` opens a store; every test here holds for every row: the embedded store
+(SQLite index, folder blobs); the same index over an in-memory remote blob store read through the
+local cache (``CachedBlobs``), which proves the blob seam; SQLite over S3 blobs; and the team
+store, PostgreSQL (a throwaway cluster, a schema per test) with folder blobs and with S3 blobs.
+S3 here is moto's standalone server, an S3 *emulator* spoken to over real HTTP by boto3 (no real
+S3-compatible server installs on these machines). The store folders (the team store's local
+folder too) have quotes, a space and a newline in their path.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from launchbay.models import RunSpec, RunStatus
 from launchbay.store import ENTRY_POINT_GROUP, RunRecord, RunStore, Store, open_store
 from launchbay.store.blobcache import CachedBlobs
 from launchbay.store.model_rows import ModelVersion
+from launchbay.store.postgres import PostgresStore
 from launchbay.store.records import DatasetVersion, RunInput
+from launchbay.store.remote import S3Blobs
 from launchbay.store.repair import repair
 
 
@@ -54,22 +59,48 @@ class MemoryBlobs(CachedBlobs):
         self.remote.pop(digest, None)
 
 
-def _folder(root: Path) -> Store:
+Opener = Callable[[Path, pytest.FixtureRequest], Store]
+
+
+def _folder(root: Path, request: pytest.FixtureRequest) -> Store:
     return RunStore(root)
 
 
-def _memory_blobs(root: Path) -> Store:
+def _memory_blobs(root: Path, request: pytest.FixtureRequest) -> Store:
     return RunStore(root, blobs=MemoryBlobs(root / "cache" / "blobs"))
 
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite+folder": _folder, "sqlite+memory-blobs": _memory_blobs}
+def _s3(root: Path, request: pytest.FixtureRequest) -> S3Blobs:
+    url, settings = request.getfixturevalue("team_s3")
+    return S3Blobs(url, root / "cache" / "blobs", settings)
+
+
+def _sqlite_s3(root: Path, request: pytest.FixtureRequest) -> Store:
+    return RunStore(root, blobs=_s3(root, request))
+
+
+def _pg_folder(root: Path, request: pytest.FixtureRequest) -> Store:
+    return PostgresStore(request.getfixturevalue("team_pg"), cache_dir=root)
+
+
+def _pg_s3(root: Path, request: pytest.FixtureRequest) -> Store:
+    return PostgresStore(request.getfixturevalue("team_pg"), cache_dir=root, blobs=_s3(root, request))
+
+
+BACKENDS: dict[str, Opener] = {
+    "sqlite+folder": _folder,
+    "sqlite+memory-blobs": _memory_blobs,
+    "sqlite+s3": _sqlite_s3,
+    "postgres+folder": _pg_folder,
+    "postgres+s3": _pg_s3,
+}
 
 
 @pytest.fixture(params=list(BACKENDS))
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
     root = tmp_path / 'it\'s a "store"\nwith a newline' / ".launchbay"
     make = BACKENDS[request.param]
-    return lambda: make(root)
+    return lambda: make(root, request)
 
 
 @pytest.fixture
@@ -256,11 +287,19 @@ def test_blobs_round_trip_through_the_interface(store: Store, tmp_path: Path) ->
 
 
 def test_repair_rebuilds_the_index_from_run_folders(opener: Callable[[], Store]) -> None:
+    """The embedded index is rebuilt from its run folders; a team store's is PostgreSQL's (run folders
+    are spread over machines), so repair refuses its local folder in one line and changes nothing."""
     with opener() as store:
         kept = new_run(store, lr=0.5)
         store.end_run(kept.pk, RunStatus.COMPLETED)
         root = store.runs_dir.parent
-    repair(root, replay=ingest_run)
+        team = isinstance(store, PostgresStore)
+    if team:
+        with pytest.raises(StoreError, match=r"team store postgresql://.*PostgreSQL backups"):
+            repair(root, replay=ingest_run)
+        assert not (root / "index.sqlite").exists()
+    else:
+        repair(root, replay=ingest_run)
     with opener() as store:
         record = store.get_run(kept.run_id)
         assert record.status is RunStatus.COMPLETED and record.params == {"lr": 0.5}

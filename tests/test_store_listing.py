@@ -89,6 +89,9 @@ def test_a_store_written_before_the_listing_indexes_is_migrated_and_lists_the_sa
         CREATE INDEX runs_status ON runs(status);
         ALTER TABLE series DROP COLUMN ints;
         ALTER TABLE series DROP COLUMN rounded;
+        DROP INDEX runs_created_by;
+        ALTER TABLE runs DROP COLUMN created_by;
+        DROP TABLE run_inputs; DROP TABLE dataset_versions; DROP TABLE datasets;
         """
     )
     db.execute(f"PRAGMA user_version={number}")

@@ -2,9 +2,9 @@
 # Start real engines for launchbay's integration tests on a bare Debian
 # machine (root, no systemd, loopback only):
 #
-#   scripts/services/start.sh [docker|sshd|slurm|ray|all]...   (default: all)
+#   scripts/services/start.sh [docker|sshd|slurm|ray|postgres|s3|all]...   (default: all)
 #   source "${LAUNCHBAY_SERVICES_DIR:-/tmp/launchbay-services}/env.sh"
-#   scripts/services/stop.sh  [docker|sshd|slurm|ray|all]...
+#   scripts/services/stop.sh  [docker|sshd|slurm|ray|postgres|s3|all]...
 #
 # Idempotent: a service whose recorded PID is alive is left as is (only its
 # env.sh lines and a cheap smoke check are redone). Missing apt packages are
@@ -392,6 +392,115 @@ record_ray_pids() {
     pid="$(pgrep -n -f '/raylet .*--gcs-address=127.0.0.1:6379' || true)"
     [[ -z "$pid" ]] || record_pid ray-raylet "$pid"
 }
+
+# -------------------------------------------------------------- postgres ---
+
+# A throwaway PostgreSQL 15 cluster (Debian's packages; the package's own
+# cluster is never started): owned by the postgres user, in a folder it can
+# enter, listening on 127.0.0.1 and on a socket in that folder only. The
+# superuser logs in over the socket (trust); over TCP every role needs its
+# password (scram-sha-256), so the team-store tests exercise PGPASSFILE the
+# way a user's ~/.pgpass works. Roles: lb (owns the launchbay database) and
+# lb_reader (read-only grants, given per schema by the tests).
+PG_PORT=55432
+PG_BIN=/usr/lib/postgresql/15/bin
+
+start_postgres() {
+    local d="$SERVICES_DIR/postgres" data
+    ensure_apt postgresql
+    data="$d/data"
+    mkdir -p "$d"
+    chown postgres:postgres "$d"
+    chmod 700 "$d"
+    if [[ ! -s "$data/PG_VERSION" ]]; then
+        log "postgres: initdb $data"
+        runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres \
+            --auth-local=trust --auth-host=scram-sha-256 >"$d/initdb.log" 2>&1 ||
+            {
+                show_logs "$d/initdb.log"
+                die "postgres: initdb failed"
+            }
+    fi
+    # our own cluster's postmaster (after a restart in a fault test it is a new process)
+    [[ ! -s "$data/postmaster.pid" ]] ||
+        record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
+    if pid_alive postgres postgres; then
+        log "postgres: already running (pid $(<"$(pid_file postgres)"))"
+    else
+        # -w: pg_ctl returns once the server accepts connections
+        if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$d/postgres.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $d -c max_connections=300" start >&2; then
+            show_logs "$d/postgres.log"
+            die "postgres did not start"
+        fi
+        record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
+    fi
+    pg_admin -v ON_ERROR_STOP=1 -q <<'SQL' || die "postgres: creating the test roles failed"
+SELECT 'CREATE ROLE lb LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lb') \gexec
+SELECT 'CREATE ROLE lb_reader LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lb_reader') \gexec
+SELECT 'CREATE DATABASE launchbay OWNER lb' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'launchbay') \gexec
+SQL
+    # The passwords are throwaway ones of this loopback-only cluster; they
+    # live in a pgpass file (mode 600), never on a command line or in a URL.
+    [[ -s "$d/pgpass" ]] || {
+        umask 077
+        printf '127.0.0.1:%s:*:lb:%s\n127.0.0.1:%s:*:lb_reader:%s\n' \
+            "$PG_PORT" "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
+            "$PG_PORT" "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" >"$d/pgpass"
+    }
+    local role pw
+    for role in lb lb_reader; do
+        pw="$(awk -F: -v r="$role" '$4 == r { print $5 }' "$d/pgpass")"
+        printf "ALTER ROLE %s PASSWORD '%s';\n" "$role" "$pw" | pg_admin -q -v ON_ERROR_STOP=1 ||
+            die "postgres: setting the $role password failed"
+    done
+    env_set postgres "LAUNCHBAY_TEST_PG=postgresql://lb@127.0.0.1:$PG_PORT/launchbay" \
+        "LAUNCHBAY_TEST_PG_READER=postgresql://lb_reader@127.0.0.1:$PG_PORT/launchbay" \
+        "LAUNCHBAY_TEST_PGPASSFILE=$d/pgpass" "LAUNCHBAY_TEST_PG_DATA=$data"
+    verify_postgres "$d"
+}
+
+pg_admin() {
+    runuser -u postgres -- psql -X -h "$SERVICES_DIR/postgres" -p "$PG_PORT" -U postgres -d postgres "$@"
+}
+
+verify_postgres() {
+    local out
+    out="$(PGPASSFILE="$1/pgpass" psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U lb -d launchbay \
+        -c 'SELECT 1' 2>&1)" || die "postgres: login as lb failed: $out"
+    [[ "$out" == 1 ]] || die "postgres: unexpected output '$out'"
+}
+
+# -------------------------------------------------------------------- s3 ---
+
+# moto's standalone server: an S3 *emulator* over real HTTP (no MinIO,
+# SeaweedFS or Garage installs from the registries here). It keeps objects in
+# memory, so a restart empties it; the bucket is made again on every start.
+S3_PORT=55900
+S3_BUCKET=launchbay-test
+
+start_s3() {
+    local d="$SERVICES_DIR/s3" venv="${LAUNCHBAY_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.venv}"
+    mkdir -p "$d"
+    [[ -x "$venv/bin/moto_server" ]] || die "s3: $venv/bin/moto_server missing (pip install 'moto[server]' into LAUNCHBAY_VENV)"
+    if pid_alive s3 moto_server; then
+        log "s3: moto_server already running (pid $(<"$(pid_file s3)"))"
+    else
+        spawn s3 "$d/moto.log" "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
+        if ! wait_until -p s3 30 "moto_server on 127.0.0.1:$S3_PORT" s3_answers; then
+            show_logs "$d/moto.log"
+            die "moto_server did not become ready"
+        fi
+    fi
+    curl -fsS --noproxy '*' -m 5 -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET" >/dev/null ||
+        die "s3: creating bucket $S3_BUCKET failed"
+    # moto accepts any keys; these are what boto3 signs with
+    env_set s3 "LAUNCHBAY_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT" \
+        "LAUNCHBAY_TEST_S3_BUCKET=$S3_BUCKET" LAUNCHBAY_TEST_S3_KEY_ID=testing \
+        LAUNCHBAY_TEST_S3_SECRET=testing
+}
+
+s3_answers() { curl -fsS --noproxy '*' -m 2 "http://127.0.0.1:$S3_PORT/" >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------ main ---
 

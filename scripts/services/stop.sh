@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop what scripts/services/start.sh started:
 #
-#   scripts/services/stop.sh [docker|sshd|slurm|ray|all]...   (default: all)
+#   scripts/services/stop.sh [docker|sshd|slurm|ray|postgres|s3|all]...   (default: all)
 #
 # Only PIDs recorded in $LAUNCHBAY_SERVICES_DIR/*.pid are signalled (plus
 # `ray stop` for Ray, which has no single parent process). An engine that
@@ -69,6 +69,36 @@ stop_ray() {
         kill_recorded ray gcs_server 5
     fi
     env_clear ray
+}
+
+stop_postgres() {
+    # The postmaster's PID (from postmaster.pid at start): SIGTERM is a
+    # "smart" shutdown, which waits for clients; SIGINT is "fast" (rolls back
+    # open transactions, disconnects): what a stop of a test cluster wants.
+    # A test that restarts the cluster (pg_ctl restart: the fault the team
+    # store must survive) leaves a new postmaster: take its PID from our own
+    # cluster's postmaster.pid, never from a process search.
+    local f pid i data="$SERVICES_DIR/postgres/data"
+    f="$(pid_file postgres)"
+    if [[ -f "$f" && -s "$data/postmaster.pid" ]]; then
+        record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
+    fi
+    if pid_alive postgres postgres; then
+        pid="$(<"$f")"
+        log "stopping postgres (pid $pid, fast shutdown)"
+        kill -INT "$pid" 2>/dev/null || true
+        for ((i = 0; i < 300; i++)); do
+            proc_running "$pid" || break
+            sleep 0.1
+        done
+    fi
+    kill_recorded postgres postgres 5
+    env_clear postgres
+}
+
+stop_s3() {
+    kill_recorded s3 moto_server
+    env_clear s3
 }
 
 main() {

@@ -53,6 +53,15 @@ def _opt_str(raw: str) -> str | None:
 LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_STORE", _opt_str, None, "The store: a folder path or a store URI (overrides discovery)."
 )
+LAUNCHBAY_BLOBS: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_BLOBS",
+    _opt_str,
+    None,
+    "Where the store keeps blobs: a folder or s3://bucket/prefix (overrides [store] blobs in launchbay.toml).",
+)
+LAUNCHBAY_USER: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_USER", _opt_str, None, "Who makes runs (created_by): overrides [user] name and the login name."
+)
 LAUNCHBAY_HEARTBEAT_TIMEOUT = EnvVar(
     "LAUNCHBAY_HEARTBEAT_TIMEOUT",
     float,
@@ -94,6 +103,13 @@ class ProjectConfig:
     azureml_compat: bool = False
     #: target sections as written, ``${VAR}`` references unexpanded (what a run records)
     raw_targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[store]``: ``url`` (a folder or ``postgresql://...``), ``blobs`` (a folder or ``s3://...``),
+    #: ``password`` (a ``${ENV}`` reference), ``cache`` (the team store's local folder)
+    store: dict[str, Any] = field(default_factory=dict)
+    #: ``[s3]``: ``endpoint``, ``region``, ``access_key_id``, ``secret_access_key`` (``${ENV}`` references)
+    s3: dict[str, Any] = field(default_factory=dict)
+    #: ``[user]``: ``name`` (what runs record as ``created_by``; default: the login name)
+    user: dict[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> dict[str, Any]:
         if name == "local" and "local" not in self.targets:
@@ -148,7 +164,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         data = _read_toml(path).get("tool", {}).get("launchbay", {})
     raw_targets = data.get("targets", {})
     data = expand_env(data, path)
-    for section in ("targets", "environments", "snapshot", "defaults", "inputs"):
+    for section in ("targets", "environments", "snapshot", "defaults", "inputs", "store", "s3", "user"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise ConfigError(f"'{section}' in {path} must be a table, e.g. [{section}.NAME].")
@@ -166,7 +182,23 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         inputs=dict(data.get("inputs", {})),
         azureml_compat=_flag(data, "azureml_compat", path),
         raw_targets=dict(raw_targets) if isinstance(raw_targets, dict) else {},
+        store=dict(data.get("store", {})),
+        s3=dict(data.get("s3", {})),
+        user=dict(data.get("user", {})),
     )
+
+
+def user_name(config: ProjectConfig | None = None) -> str:
+    """Who makes a run (its ``created_by``): LAUNCHBAY_USER, else ``[user] name``, else the login name."""
+    explicit = LAUNCHBAY_USER.get() or (config.user.get("name") if config else None)
+    if explicit:
+        return str(explicit)
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container with an unknown uid)
+        return f"uid{os.getuid()}"
 
 
 def _flag(data: dict[str, Any], key: str, path: Path) -> bool:

@@ -11,7 +11,8 @@
     │   │   ├── ModelNotFoundError  (a "not found" like a run's: a 404 in the REST API)
     │   │   └── DatasetNotFoundError  (an unknown dataset or version: a 404 too)
     │   ├── StoreDamagedError  the index is damaged or missing: `launchbay store repair`
-    │   └── DiskFullError      the disk holding the store is full
+    │   ├── DiskFullError      the disk holding the store is full
+    │   └── StoreUnavailableError  a team store's server cannot be reached (for now: waiting goes on)
     ├── SubmitError            the run could not be started (missing script, pickling, ...)
     │   └── DataInputError     an input (--input NAME=SOURCE) cannot be read, hashed or fetched
     ├── TargetError            a compute target misbehaved (unreachable host, daemon down)
@@ -62,6 +63,11 @@ class StoreDamagedError(StoreError):
 
 class DiskFullError(StoreError):
     """The disk holding the store (or a run's folder) has no space left."""
+
+
+class StoreUnavailableError(StoreError):
+    """A team store's database cannot be reached (down, restarting, the network): nothing was written,
+    and runs keep their journals until it is back; a wait goes on through it."""
 
 
 class SubmitError(LaunchbayError):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import runfolder as rf
+from .errors import StoreUnavailableError
 from .logged import Logged, logged_version, read_logged
 from .models import RunStatus
 from .store import RunRecord, Series
@@ -111,7 +112,13 @@ class RunHandle:
         offset = 0
         deadline = None if timeout is None else time.time() + timeout
         while True:
-            record = self.record()
+            try:
+                record = self.record()
+            except StoreUnavailableError:  # a team store's server is away (a restart): the run goes on
+                if deadline is not None and time.time() > deadline:
+                    raise
+                time.sleep(max(poll_s, 1.0))
+                continue
             if show_output:
                 while True:
                     data, offset = self.read_log(offset, record=record)

@@ -82,11 +82,12 @@ def remove_run(store: Store, record: RunRecord) -> bool:
 
 
 def needed_blobs(store: Store) -> set[str]:
-    """Every blob a kept run's snapshot or a model version refers to, and every data version's manifest."""
+    """Every blob a kept run's snapshot, a model version or a run's kept files (a team store's) refers to,
+    and every data version's manifest."""
     needed: set[str] = set(store.data_manifests())  # a data version's files are where they are: no blobs
     for snapshot_id in store.used_snapshot_ids():
         needed |= referenced_blobs(store, snapshot_id)
-    for manifest in ModelRegistry(store).manifests():
+    for manifest in [*ModelRegistry(store).manifests(), *store.file_manifests()]:
         needed |= referenced_blobs(store, manifest)
     return needed
 

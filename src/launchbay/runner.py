@@ -301,6 +301,7 @@ class Runner:
         look (a script logging ~0.5M points/s made each widget poll spend its whole 0.25 s
         reader budget ingesting); a reader that finds this ingesting skips. Never fatal."""
         try:
+            from launchbay.errors import StoreUnavailableError  # type: ignore[import-not-found]
             from launchbay.ingest import READER_BUDGET_S, ingest_run, live_ingester  # type: ignore[import-not-found]
             from launchbay.store import open_store  # type: ignore[import-not-found]
 
@@ -312,7 +313,11 @@ class Runner:
                 pause = _live_ingest_s()
                 while not self._done.wait(pause):
                     began = time.monotonic()
-                    ingest_run(store, store.get_run(hook["run_id"]), wait=False, live=True)
+                    try:
+                        ingest_run(store, store.get_run(hook["run_id"]), wait=False, live=True)
+                    except StoreUnavailableError:  # a team store's server is away: the journal keeps it all
+                        pause = 1.0
+                        continue
                     # a round that used its whole budget left more to read: go on at once
                     pause = 0.0 if time.monotonic() - began >= READER_BUDGET_S else _live_ingest_s()
         except Exception as exc:  # readers and the final ingest do it instead

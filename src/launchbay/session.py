@@ -15,6 +15,7 @@ from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
     ProjectConfig,
     load_config,
+    user_name,
 )
 from .errors import ConfigError, LaunchbayError, SubmitError
 from .models import RunSpec, RunStatus
@@ -113,6 +114,7 @@ class Session:
         on_progress: Any = None,
     ) -> RunHandle:
         """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
+        self.store.check_writable()  # a read-only team store role: one line, before any blob is uploaded
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
         from .snapshot_budget import Budget
@@ -253,6 +255,7 @@ class Session:
             snapshot_id=snapshot.id,
             properties=properties,
             target_state=state,
+            created_by=user_name(self.config),
         )
 
     def _with_azureml_alias(self, spec: RunSpec) -> RunSpec:
@@ -285,6 +288,8 @@ class Session:
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
             return record
+        if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
+            return record  # a team store's run made on another machine: that one ingests and judges it
         from .ingest import ingest_run
 
         target = self.target_for(record)
@@ -317,10 +322,17 @@ class Session:
         return record
 
     def runs(
-        self, *, experiment: str | None = None, status: str | None = None, limit: int | None = 100
+        self,
+        *,
+        experiment: str | None = None,
+        status: str | None = None,
+        limit: int | None = 100,
+        user: str | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, unfinished ones caught up first (a status filter applies after that)."""
-        records = [self.refresh(r) for r in self.store.list_runs(experiment=experiment, status=status, limit=limit)]
+        """Runs newest first, unfinished ones caught up first (a status filter applies after that);
+        ``user``: only the runs that person made (``created_by``)."""
+        listed = self.store.list_runs(experiment=experiment, status=status, limit=limit, user=user)
+        records = [self.refresh(r) for r in listed]
         if status:
             wanted = RunStatus.parse(status)
             records = [r for r in records if r.status is wanted]
@@ -345,6 +357,13 @@ class Session:
                 for child in self.store.children(record.run_id, unfinished=True):
                     self.cancel(child, wait_s)
             return record
+        if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
+            self.store.check_writable()
+            who = f"{record.created_by}'s" if record.created_by else "another"
+            raise SubmitError(
+                f"Run {record.run_id} runs from {who} machine: only that machine can stop its processes."
+                f" Run `launchbay cancel {record.run_id}` there."
+            )
         target = self.target_for(record)
         target.cancel(record)
         deadline = time.time() + wait_s

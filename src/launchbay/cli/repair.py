@@ -59,6 +59,26 @@ def cmd_store_verify(args: argparse.Namespace) -> int:
     return EXIT_LOST if report.damaged else 0
 
 
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    """A team store is migrated on purpose, by one person (older clients are then refused with one
+    line telling them to upgrade); the embedded store migrates itself when it is opened."""
+    from ..config import LAUNCHBAY_STORE
+    from ..store import open_store
+    from ..store.postgres import PostgresBackend
+    from ..store.registry import backend_for, configured_store
+
+    location = getattr(args, "store", None) or LAUNCHBAY_STORE.get() or configured_store(None)
+    if not isinstance(backend_for(location), PostgresBackend):
+        with open_store(location):
+            print("the embedded store is up to date (it migrates itself when it is opened)")
+        return 0
+    assert location is not None
+    with PostgresBackend().open(location, migrate=True) as store:
+        before, after = store.migrated_from, store.schema_version()
+    print(f"{store.url.where}: schema {before} -> {after}" if before != after else f"{store.url.where}: up to date")
+    return 0
+
+
 def cmd_store_aside(args: argparse.Namespace) -> int:
     from ..config import find_store_dir
     from ..store.verify import kept_aside
@@ -92,6 +112,11 @@ def register(sub: Any, add: Any) -> None:
     p.set_defaults(func=cmd_store_verify)
     p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = store_sub.add_parser("migrate", help="bring a team store's schema up to this launchbay's (once, for everyone)")
+    p.set_defaults(func=cmd_store_migrate)
+    p.add_argument(
+        "--store", default=argparse.SUPPRESS, help="the team store's URL (default: LAUNCHBAY_STORE, [store] url)"
+    )
     p = store_sub.add_parser("aside", help="the old indexes and damaged files store repair kept; --delete them")
     p.set_defaults(func=cmd_store_aside)
     p.add_argument("--delete", action="store_true", help="delete them (once you have checked the store)")

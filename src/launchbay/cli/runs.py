@@ -22,14 +22,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
         from .sweeps import print_children
 
         return print_children(session, args.parent, args.json)
-    records = session.runs(experiment=args.experiment, status=args.status, limit=args.limit)
+    from ..config import user_name
+
+    user = user_name(session.config) if args.mine else args.user
+    records = session.runs(experiment=args.experiment, status=args.status, limit=args.limit, user=user)
     if args.json:
         print_json([r.to_dict() for r in records])
         return 0
     if not records:
         print("No runs yet. Submit one with `launchbay submit script.py`.")
         return 0
-    rows = [("RUN", "NAME", "EXPERIMENT", "STATUS", "TARGET", "STARTED", "DURATION", "METRIC")]
+    rows = [("RUN", "NAME", "EXPERIMENT", "USER", "STATUS", "TARGET", "STARTED", "DURATION", "METRIC")]
     for r in records:
         metric = ""
         if r.primary_metric:
@@ -38,7 +41,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         status = shown_status(r.status.value, r.tags)
         if r.status_detail:  # what a full disk kept out of the run
             status += f" — {r.status_detail}"
-        rows.append((r.run_id, r.name or "", r.experiment, status, r.target, started, duration(r.duration_s), metric))
+        who = r.created_by or ""
+        rows.append(
+            (r.run_id, r.name or "", r.experiment, who, status, r.target, started, duration(r.duration_s), metric)
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -108,6 +114,9 @@ def register(sub: Any, add: Any) -> None:
     p.add_argument("--status", help="only runs with this status, e.g. Running or Failed")
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     p.add_argument("--parent", metavar="SWEEP", help="a sweep's runs with their parameters, best first")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--mine", action="store_true", help="only the runs I made ([user] name, else my login name)")
+    who.add_argument("--user", metavar="NAME", help="only the runs NAME made (a team store's colleague)")
     p = add("show", cmd_show, "details of a run")
     p.add_argument("run", help=RUN_HELP)
     p = add("logs", cmd_logs, "a run's output", json_flag=False)

@@ -43,6 +43,7 @@ def show_text(details: dict[str, Any]) -> str:
     fact("status", status)
     fact("experiment", details.get("experiment"))
     fact("target", details.get("target"))
+    fact("created by", details.get("created_by"))
     script = str(details.get("script") or "")
     arguments = [str(a) for a in details.get("arguments") or []]
     if script.endswith(".launchbay/cell.py"):

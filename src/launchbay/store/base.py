@@ -50,6 +50,9 @@ class Store(RunFiles, ABC):
     runs_dir: Path
     #: launchbay's local cache on this machine (environments, stage, snapshot indexes, model checkouts)
     cache_dir: Path
+    #: several machines use the store (a team store): a run whose folder is elsewhere is judged (ingested,
+    #: found dead) only by the machine that has its folder
+    shared: bool = False
 
     @property
     @abstractmethod
@@ -113,6 +116,7 @@ class Store(RunFiles, ABC):
         metric_above: tuple[str, float] | None = None,
         updated_since: float | None = None,
         parent: str | None = None,
+        user: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
         details: bool = True,
@@ -217,12 +221,17 @@ class Store(RunFiles, ABC):
         properties: dict[str, Any],
         run_id: str | None = None,
         target_state: dict[str, Any] | None = None,
+        created_by: str | None = None,
     ) -> RunRecord:
         """Make the run's folder (with ``run.json``, what ``store repair`` rebuilds it from), then record it Queued.
 
         A generated id claims its folder with an exclusive mkdir (6 hex digits can repeat within
-        a second), and is drawn again if the index has it already."""
+        a second), and is drawn again if the index has it already. ``created_by``: who makes it
+        (default: LAUNCHBAY_USER, else the login name; a session passes ``[user] name``)."""
+        from ..config import user_name
+
         given = run_id
+        created_by = created_by or user_name()
         now = time.time()
         while True:
             run_id = given or self.new_run_id(spec.experiment)
@@ -236,7 +245,7 @@ class Store(RunFiles, ABC):
                 raise self.failure(exc) from exc
             try:
                 state = target_state or {}
-                described = runfile.describe(spec, run_id, target_type, snapshot_id, properties, state, now)
+                described = runfile.describe(spec, run_id, target_type, snapshot_id, properties, state, now, created_by)
                 runfile.write(run_dir, described)
                 if self._insert_run(described):
                     return self.get_run(run_id)
@@ -277,6 +286,13 @@ class Store(RunFiles, ABC):
     @abstractmethod
     def add_snapshot(self, snapshot_id: str, files: int, size: int, source_dir: str) -> bool:
         """Record a snapshot; False when the same content was recorded before."""
+
+    def check_writable(self) -> None:
+        """Raise the store's one-line error when this client may only read it (a read-only team store role)."""
+
+    def file_manifests(self) -> list[str]:
+        """Manifests of run files kept in the blob store (a team store's ended runs): ``gc`` keeps them."""
+        return []
 
     @abstractmethod
     def used_snapshot_ids(self) -> list[str]:

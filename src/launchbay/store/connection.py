@@ -19,16 +19,16 @@ from pathlib import Path
 
 from ..errors import LaunchbayError, StoreDamagedError, StoreError
 from . import runfile
-from .base import Store
 from .blobs import BlobStore, FolderBlobs
 from .gclock import blob_collector, blob_writer
 from .guard import REPAIR_HINT, GuardedConnection, connect, store_error
 from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .sqlindex import SqlIndex
 
 BUSY_TIMEOUT_MS = 60_000
 
 
-class StoreConnection(Store):
+class StoreConnection(SqlIndex):
     """The index file, the blob folder and the run folders of one ``.launchbay/``."""
 
     def __init__(
@@ -145,9 +145,8 @@ class StoreConnection(Store):
                 if version == 0 and not self._rebuilding:
                     self._refuse_empty_index()
                 for number in range(version, SCHEMA_VERSION):
-                    for statement in MIGRATIONS[number].split(";"):
-                        if statement.strip():
-                            db.execute(statement)
+                    for statement in db.dialect.statements(MIGRATIONS[number]):
+                        db.execute(statement)
                 db.dialect.set_schema_version(db, SCHEMA_VERSION)
         except BaseException:
             self.close()  # the caller never gets this store: leave no connection behind

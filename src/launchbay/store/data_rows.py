@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .connection import StoreConnection
 from .records import DatasetVersion, RunInput
+from .sqlindex import SqlIndex
 
 _VERSION_COLUMNS = (
     "d.name, v.version, v.hash, v.kind, v.source, v.location, v.files, v.bytes, v.description, v.run_id, v.created"
@@ -17,7 +17,7 @@ _INPUT_COLUMNS = (
 )
 
 
-class DataRows(StoreConnection):
+class DataRows(SqlIndex):
     """Reading and writing datasets and run inputs; a version's manifest is a blob ``gc`` keeps."""
 
     def add_dataset_version(self, version: DatasetVersion) -> tuple[int, bool]:

@@ -71,6 +71,21 @@ class Dialect(ABC):
         """The LIMIT/OFFSET clause of a page (``limit`` None: every row after ``offset``)."""
         return (f" LIMIT {int(limit)}" if limit is not None else "") + f" OFFSET {int(offset)}"
 
+    #: the case-insensitive LIKE of a text search (SQLite's LIKE is one)
+    like: str = "LIKE"
+
+    def param_value(self, value: Any) -> Any:
+        """A run parameter's value (an int, float or str) as the params table keeps and compares it."""
+        return value
+
+    def as_text(self, expression: str) -> str:
+        """``expression`` (a params value) as text, for a text search."""
+        return expression
+
+    def statements(self, migration: str) -> list[str]:
+        """The statements of one numbered migration (migrations.py), in this engine's spelling."""
+        return [statement for statement in migration.split(";") if statement.strip()]
+
 
 def _values(columns: Sequence[str]) -> str:
     return f"({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"

@@ -1,4 +1,8 @@
-"""Numbered schema migrations; the store refuses a newer schema with a clear message."""
+"""Numbered schema migrations; the store refuses a newer schema with a clear message.
+
+The same list serves every SQL backend: written in SQLite's types, rendered for PostgreSQL by
+pgdialect.py's rules. Append only: a migration, once released, is never edited or renumbered.
+"""
 
 from __future__ import annotations
 
@@ -103,6 +107,12 @@ MIGRATIONS: list[str] = [
         bytes_sent INTEGER NOT NULL DEFAULT 0, location TEXT, dataset TEXT, dataset_version INTEGER,
         PRIMARY KEY (run_pk, direction, name));
     CREATE INDEX run_inputs_hash ON run_inputs(hash);
+    """,
+    # 7: who made a run (a team store's runs come from several people): the configured [user] name, else
+    # the login name; runs made before have none. A listing of one person's runs comes from the index.
+    """
+    ALTER TABLE runs ADD COLUMN created_by TEXT;
+    CREATE INDEX runs_created_by ON runs(created_by, created DESC, pk DESC);
     """,
 ]
 

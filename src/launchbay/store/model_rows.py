@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
-from .connection import StoreConnection
 from .records import ModelVersion, RunRecord
+from .sqlindex import SqlIndex
 
 _COLUMNS = (
     "m.name, v.version, v.run_id, v.experiment, v.path, v.kind, v.manifest, v.files, v.bytes, v.tags,"
@@ -16,7 +16,7 @@ _COLUMNS = (
 _FROM = "FROM model_versions v JOIN models m ON m.id=v.model_id"
 
 
-class ModelRows(StoreConnection):
+class ModelRows(SqlIndex):
     """Reading and writing model versions; a version's files are blobs, kept by ``gc`` while it exists."""
 
     def add_model_version(self, record: RunRecord, version: ModelVersion, source: str | None) -> int | None:

@@ -43,6 +43,8 @@ class RunRecord:
     params: dict[str, Any] = field(default_factory=dict)
     snapshot: dict[str, Any] | None = None
     primary_metric: dict[str, Any] | None = None
+    #: who made the run (``[user] name``, else the login name); None for runs made before launchbay kept it
+    created_by: str | None = None
 
     @property
     def status_detail(self) -> str | None:
@@ -64,6 +66,7 @@ class RunRecord:
             "not_written": not_written(self.properties),  # {points, output_lines, reason}, or None
             "points_refused": refused_count(self.properties),  # logged values that were no number
             "experiment": self.experiment,
+            "created_by": self.created_by,
             "target": self.target,
             "target_type": self.target_type,
             "script": self.script,

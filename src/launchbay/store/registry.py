@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "launchbay.stores"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_BUILT_IN = {"file": "launchbay.store.sqlite:FolderBackend"}
+_BUILT_IN = {
+    "file": "launchbay.store.sqlite:FolderBackend",
+    "postgresql": "launchbay.store.postgres:PostgresBackend",
+    "postgres": "launchbay.store.postgres:PostgresBackend",
+}
 
 
 class StoreBackend(ABC):
@@ -93,8 +97,30 @@ def _load(scheme: str, reference: str) -> StoreBackend:
 def open_store(uri: str | os.PathLike[str] | None = None, *, start: str | os.PathLike[str] | None = None) -> Store:
     """The store at ``uri``, else ``LAUNCHBAY_STORE``, else the nearest ``.launchbay/`` at or above
     ``start`` (default: the current folder), created there on first use."""
-    location = str(uri) if uri else LAUNCHBAY_STORE.get()
-    return backend_for(location).open(location, Path(start).resolve() if start else None)
+    here = Path(start).resolve() if start else None
+    location = str(uri) if uri else LAUNCHBAY_STORE.get() or configured_store(here)
+    return backend_for(location).open(location, here)
+
+
+def configured_store(start: Path | None) -> str | None:
+    """``[store] url`` of the project's launchbay.toml (a relative folder is the project's), or None.
+
+    A launchbay.toml that cannot be read names no store here: the session that loads it says why
+    (and a command that only reads the store goes on, as it does without a team store)."""
+    from ..config import load_config
+    from ..errors import ConfigError
+
+    try:
+        config = load_config(start)
+    except ConfigError:
+        return None
+    url = config.store.get("url")
+    if not url:
+        return None
+    url = str(url)
+    if not scheme_of(url) and config.root is not None and not Path(url).expanduser().is_absolute():
+        return str(config.root / url)
+    return url
 
 
 def escaped_error(exc: BaseException, uri: str | None) -> LaunchbayError | None:

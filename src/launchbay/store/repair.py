@@ -199,6 +199,14 @@ def repair(root: Path, replay: Replay) -> RepairReport:
     reads a run's journal into the new index (``ingest.ingest_run``: the store does not know the journal's
     events, the layer above it does)."""
     root = Path(root)
+    team = root / "team-store.json"
+    if team.exists():
+        where = json.loads(team.read_text()).get("store", "a team store")
+        raise StoreError(
+            f"{root} is this machine's folder of the team store {where}, whose index is PostgreSQL's and is"
+            " not rebuilt from run folders (those of other machines are elsewhere); nothing was changed."
+            " Restore a damaged database from its PostgreSQL backups (pg_dump, pg_basebackup)."
+        )
     if not (root / "runs").is_dir() and not (root / INDEX).exists():
         raise StoreError(f"{root} is not a launchbay store (no runs/ folder, no index); check --store.")
     with open(root / ".repair.lock", "w") as lock:

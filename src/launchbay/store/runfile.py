@@ -26,6 +26,7 @@ def describe(
     properties: dict[str, Any],
     target_state: dict[str, Any],
     created: float,
+    created_by: str | None = None,
 ) -> dict[str, Any]:
     return {
         "version": 1,
@@ -45,6 +46,7 @@ def describe(
         "parent_run_id": spec.parent_run_id,
         "tags": {k: str(v) for k, v in spec.tags.items()},
         "params": dict(spec.params),
+        "created_by": created_by,
     }
 
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from ..errors import RunNotFoundError
 from ..models import RunStatus
-from .connection import StoreConnection
 from .records import ChildRow, RunRecord, loads
+from .sqlindex import SqlIndex
 
 _RUN_COLUMNS = (
     "r.pk, r.run_id, e.name, r.name, r.status, r.target, r.target_type, r.script, r.arguments, "
     "r.snapshot_id, r.environment, r.created, r.started, r.ended, r.updated, r.exit_code, r.error, "
-    "r.heartbeat, r.properties, r.spec, r.target_state, r.parent_run_id"
+    "r.heartbeat, r.properties, r.spec, r.target_state, r.parent_run_id, r.created_by"
 )
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal())
@@ -22,7 +22,7 @@ _LOOKUP_BELOW = 2_000  # a filter matching at most this many runs is looked up r
 _MAX_VARIABLES = 30_000  # bound parameters a statement may have (SQLite's default limit is 32,766)
 
 
-class RunQueries(StoreConnection):
+class RunQueries(SqlIndex):
     """The read side of runs; every query a front end, a sweep or ingest needs has a name here."""
 
     def resolve_run_id(self, ref: str) -> str:
@@ -40,7 +40,7 @@ class RunQueries(StoreConnection):
             if len(rows) > 1:
                 raise RunNotFoundError(f"{ref!r} matches several runs; give more of the run id.")
         raise RunNotFoundError(
-            f"No run {ref!r} in the store at {self.root}. List runs with `launchbay runs`"
+            f"No run {ref!r} in the store at {self.uri}. List runs with `launchbay runs`"
             " (or pass --store / LAUNCHBAY_STORE for another store)."
         )
 
@@ -78,6 +78,7 @@ class RunQueries(StoreConnection):
             target_state=loads(row[20], {}),
             parent_run_id=row[21],
             run_dir=self.runs_dir / row[1],
+            created_by=row[22],
         )
 
     def _attach_details(self, records: list[RunRecord]) -> None:
@@ -120,16 +121,19 @@ class RunQueries(StoreConnection):
         metric_above: tuple[str, float] | None = None,
         updated_since: float | None = None,
         parent: str | None = None,
+        user: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
         details: bool = True,
     ) -> list[RunRecord]:
-        """Runs newest first, filtered in SQL.
+        """Runs newest first, filtered in SQL (``user``: those ``created_by`` that name).
 
         Two steps, so that a page of a 100,000-run store reads only that page's run rows: the
         matching run pks, in order, from indexes alone, then those runs' rows. A filter by a param
         or a metric is planned by how many runs each one matches (``_pk_terms``)."""
-        where, args = self._filters(experiment, status, text, None, None, None, updated_since, parent)
+        where, args = self._filters(experiment, status, text, None, None, None, updated_since, parent, user)
+        if param:
+            param = (param[0], self.db.dialect.param_value(param[1]))
         terms, term_args = self._pk_terms(param, metric_below, metric_above, paged=limit is not None)
         where, args = where + terms, args + term_args
         sql = "SELECT r.pk FROM runs r"
@@ -185,7 +189,7 @@ class RunQueries(StoreConnection):
         if not lists:
             return [], []
         sizes = [  # counted up to the threshold only: a common value is not counted through
-            self.db.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT {_LOOKUP_BELOW + 1})", a).fetchone()[0]
+            self.db.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT {_LOOKUP_BELOW + 1}) AS found", a).fetchone()[0]
             for sql, _, a in lists
         ]
         rarest = min(range(len(lists)), key=sizes.__getitem__)
@@ -209,8 +213,8 @@ class RunQueries(StoreConnection):
             sql += " WHERE " + " AND ".join(where)
         return int(self.db.execute(sql, args).fetchone()[0])
 
-    @staticmethod
     def _filters(
+        self,
         experiment: str | None = None,
         status: str | None = None,
         text: str | None = None,
@@ -219,6 +223,7 @@ class RunQueries(StoreConnection):
         metric_above: tuple[str, float] | None = None,
         updated_since: float | None = None,
         parent: str | None = None,
+        user: str | None = None,
     ) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         args: list[Any] = []
@@ -228,16 +233,18 @@ class RunQueries(StoreConnection):
         if status:
             where.append("r.status = ?")
             args.append(RunStatus.parse(status).value)
+        dialect = self.db.dialect
         if text:
+            like = dialect.like
             where.append(
-                "(r.run_id LIKE ? OR r.name LIKE ? OR r.script LIKE ? OR e.name LIKE ? OR r.target LIKE ?"
-                " OR r.pk IN (SELECT run_pk FROM tags WHERE key LIKE ? OR value LIKE ?)"
-                " OR r.pk IN (SELECT run_pk FROM params WHERE key LIKE ? OR value LIKE ?))"
+                f"(r.run_id {like} ? OR r.name {like} ? OR r.script {like} ? OR e.name {like} ? OR r.target {like} ?"
+                f" OR r.pk IN (SELECT run_pk FROM tags WHERE key {like} ? OR value {like} ?)"
+                f" OR r.pk IN (SELECT run_pk FROM params WHERE key {like} ? OR {dialect.as_text('value')} {like} ?))"
             )
             args.extend([f"%{text}%"] * 9)
         if param:
             where.append("r.pk IN (SELECT run_pk FROM params WHERE key = ? AND value = ?)")
-            args.extend(param)
+            args.extend((param[0], dialect.param_value(param[1])))
         if metric_below:
             where.append("r.pk IN (SELECT run_pk FROM series WHERE name = ? AND last < ?)")
             args.extend(metric_below)
@@ -250,6 +257,9 @@ class RunQueries(StoreConnection):
         if parent is not None:  # a sweep's trials
             where.append("r.parent_run_id = ?")
             args.append(parent)
+        if user is not None:
+            where.append("r.created_by = ?")
+            args.append(user)
         return where, args
 
     def statuses(self, run_ids: list[str]) -> dict[str, RunStatus]:

@@ -21,9 +21,9 @@ from typing import Any
 
 from .. import runfolder as rf
 from ..errors import StoreDamagedError
-from .connection import StoreConnection
 from .dialect import Db
 from .records import ChildRow, RunRecord, Series
+from .sqlindex import SqlIndex
 
 _second, _third, _fourth = (operator.itemgetter(i) for i in range(1, 4))
 _STEP_LIMIT = 1 << 63
@@ -33,7 +33,7 @@ REPACK_POINTS = 1 << 20  # points per chunk when an integer series is packed aga
 MERGE_BELOW = 1 << 16  # a last chunk smaller than this is merged with new points (few chunks read fast)
 
 
-class SeriesStore(StoreConnection):
+class SeriesStore(SqlIndex):
     """Reading a run's metric series (writing goes through ``RunStore.write``)."""
 
     def metric_summaries(self, run: RunRecord) -> list[dict[str, Any]]:

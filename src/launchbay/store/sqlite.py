@@ -26,9 +26,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..config import find_store_dir
-from ..errors import LaunchbayError
+from ..config import LAUNCHBAY_BLOBS, ProjectConfig, find_project_root, find_store_dir, load_config
+from ..errors import ConfigError, LaunchbayError
 from . import sealed
+from .connection import StoreConnection
 from .data_rows import DataRows
 from .files import inside
 from .guard import FULL_ERRNOS, store_error
@@ -41,7 +42,7 @@ from .writes import RunWrites
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows, DataRows):
+class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, StoreConnection):
     """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""
@@ -57,7 +58,21 @@ class FolderBackend(StoreBackend):
     """``file:`` URIs and bare paths: the embedded store in that folder, as launchbay always opened it."""
 
     def open(self, location: str | None, start: Path | None = None) -> RunStore:
-        return RunStore(find_store_dir(location, start=start))
+        """The folder's index; its blobs in the folder, or where LAUNCHBAY_BLOBS / ``[store] blobs`` say."""
+        root = find_store_dir(location, start=start)
+        blobs = LAUNCHBAY_BLOBS.get()
+        s3: dict[str, object] = {}
+        if blobs is None and find_project_root(start or Path.cwd()) is not None:
+            try:
+                config = load_config(start)
+            except ConfigError:  # the session says why; the folder's own blobs meanwhile
+                config = ProjectConfig()
+            blobs, s3 = config.store.get("blobs"), config.s3
+        if not blobs:
+            return RunStore(root)
+        from .remote import open_blobs
+
+        return RunStore(root, blobs=open_blobs(str(blobs), root, s3))
 
     def error(self, exc: BaseException, location: str | None) -> LaunchbayError | None:
         """SQLite's errors and a full disk (any other ``OSError`` is not the store's)."""

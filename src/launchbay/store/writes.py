@@ -111,7 +111,7 @@ class RunWrites(RunQueries):
             db.executemany(
                 db.dialect.upsert("params", _KEY_VALUE, _KEY),
                 [
-                    (pk, k, v if isinstance(v, (int, float, str)) else json.dumps(v))
+                    (pk, k, db.dialect.param_value(v if isinstance(v, (int, float, str)) else json.dumps(v)))
                     for k, v in described["params"].items()
                 ],
             )
@@ -167,7 +167,7 @@ def insert_run_row(db: Db, run: dict[str, Any], status: str) -> int:
         db,
         "INSERT INTO runs(run_id, experiment_id, name, status, target, target_type, script, arguments,"
         " snapshot_id, environment, created, updated, heartbeat, properties, spec, target_state,"
-        " parent_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " parent_run_id, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             run["run_id"],
             experiment_id(db, run["experiment"]),
@@ -186,6 +186,7 @@ def insert_run_row(db: Db, run: dict[str, Any], status: str) -> int:
             json.dumps(run.get("spec") or {}),
             json.dumps(run.get("target_state") or {}),
             run.get("parent_run_id"),
+            run.get("created_by"),
         ),
     )
 

@@ -168,6 +168,7 @@ def plan_sweep(
 
 def launch_sweep(session: Session, plan: SweepPlan) -> SweepHandle:
     """Record the sweep and start its controller, detached: it outlives this process."""
+    from ..config import user_name
     from .controller import start_controller
     from .handle import SweepHandle
     from .names import SWEEP_FILE
@@ -178,6 +179,7 @@ def launch_sweep(session: Session, plan: SweepPlan) -> SweepHandle:
         snapshot_id=plan.snapshot.id,
         properties=plan.properties,
         target_state=plan.state,
+        created_by=user_name(session.config),
     )
     try:
         (record.run_dir / SWEEP_FILE).write_text(json.dumps(plan.config, indent=1))
