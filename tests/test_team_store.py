@@ -351,3 +351,16 @@ def test_the_environment_alone_names_a_team_store_and_its_bucket(
         run = new_run(store)
         assert [r.run_id for r in store.list_runs(user="robin")] == [run.run_id]
     assert S3Blobs(blobs, tmp_path / "elsewhere", s3).read_bytes(digest) == b"through AWS_*"
+
+
+def test_the_embedded_store_commands_say_in_one_line_that_a_team_store_is_not_theirs(
+    team_pg: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LAUNCHBAY_STORE": team_pg}
+    for command in (["store", "repair"], ["store", "verify"], ["store", "aside"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "launchbay", *command], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "is a team store" in done.stderr
+    assert not any(tmp_path.iterdir())  # no folder named after the URL

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -491,17 +490,3 @@ class PostgresBackend(StoreBackend):
             return None
         url = TeamUrl(location) if location else None
         return pg_error(exc, url.where if url else "postgresql", url.user if url else None)
-
-
-def wait_for_server(store: PostgresStore, timeout_s: float) -> None:
-    """Poll until the server answers a read again (after a restart); raise its last error after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            store.db.execute("SELECT 1").fetchone()
-            return
-        except StoreError:
-            if time.monotonic() > deadline:
-                raise
-            store.close()
-            time.sleep(0.2)
