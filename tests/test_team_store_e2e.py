@@ -161,6 +161,20 @@ def test_two_people_on_one_team_store_see_each_others_runs_metrics_and_files(
     assert seen["loss"] == [10 + 1.0 / (s + 1) for s in range(5)]
     assert "outputs/result.txt" in seen["files"] and seen["by"] == "bob"
 
+    # removing a colleague's run asks for --force; a whole experiment's rm leaves theirs alone
+    refused = subprocess.run(
+        [sys.executable, "-m", "launchbay", "rm", alice_run["run_id"]],
+        cwd=bob.folder,
+        env=bob.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "made by alice, not by you (bob): pass --force" in refused.stderr
+    assert "Left 1 unfinished or other people's run(s) alone" in bob.cli("rm", "--experiment", "shared", "--dry-run")
+    bob.cli("rm", "--force", alice_run["run_id"])
+    assert [r["run_id"] for r in alice.json("runs")] == [bob_run["run_id"]]
+
 
 SLOW_TRAIN = """
 import time
