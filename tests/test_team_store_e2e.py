@@ -287,3 +287,25 @@ def test_a_docker_run_on_the_team_store_is_read_from_another_machine(
         """
     )
     assert seen == [10 + 1.0 / (s + 1) for s in range(5)]
+
+
+@pytest.mark.slow
+def test_a_detached_local_run_reaches_the_team_store_with_nobody_watching(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Alice submits with --detach and looks no more: her run's runner keeps the team store caught
+    up as it runs and at its end (its ingest uploads the files once the final event is in), so Bob,
+    whose machine cannot ingest it, sees it end and reads its files."""
+    blobs, s3 = team_s3
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    bob = Person("bob", tmp_path, team_pg, blobs, s3)
+    (alice.folder / "train.py").write_text(TRAIN.format(offset=0, who="alice, unwatched"))
+    run_id = alice.cli("submit", "--detach", "train.py").split()[-1]
+    deadline = time.monotonic() + 90
+    while (status := bob.json("show", run_id)["status"]) != "Completed":
+        assert time.monotonic() < deadline and not RunStatus(status).is_terminal(), status
+        time.sleep(0.5)
+    out = tmp_path / "unwatched.txt"
+    bob.cli("download", run_id, "outputs/result.txt", "-o", str(out))
+    assert out.read_text() == "made by alice, unwatched\n"
+    assert "loss" in json.dumps(bob.json("metrics", run_id))

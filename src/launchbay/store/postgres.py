@@ -54,7 +54,7 @@ from .writes import RunWrites
 _GC_LOCK = 7461727  # the blob collector's advisory lock (shared: writers; exclusive: gc)
 FILES_MANIFEST = "launchbay.files_manifest"  # an ended run's property: the manifest of its files
 TEAM_MARK = "team-store.json"  # in the local folder: it belongs to a team store (``store repair`` refuses it)
-_OWN_OPTIONS = ("blobs", "cache")
+_OWN_OPTIONS = ("blobs", "cache", "project")
 CONNECT_TIMEOUT_S = 10
 
 
@@ -100,13 +100,17 @@ class TeamUrl:
         schema = f" (schema {self.schema})" if self.schema else ""
         return f"postgresql://{self.user + '@' if self.user else ''}{self.host}:{self.port}/{self.database}{schema}"
 
-    def uri(self, blobs: str | None, cache: Path) -> str:
-        """The URL another process reopens this store from: no password, blobs and cache folder named."""
+    def uri(self, blobs: str | None, cache: Path, project: Path | None = None) -> str:
+        """The URL another process reopens this store from: no password, blobs and cache folder named,
+        and the project whose launchbay.toml gives ``[store] password`` and ``[s3]`` (their ``${ENV}``
+        references are read again there, from that process's environment: no secret is written)."""
         parts = urlsplit(self.conninfo)
         query = parse_qsl(parts.query, keep_blank_values=True)
         if blobs:
             query.append(("blobs", blobs))
         query.append(("cache", str(cache)))
+        if project is not None:
+            query.append(("project", str(project)))
         return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
@@ -236,6 +240,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
         migrate: bool = False,
         password: str | None = None,
         s3: dict[str, Any] | None = None,
+        project: Path | None = None,
     ) -> None:
         """``url``: ``postgresql://...`` (see the module docstring); ``blobs``: the blob store (default:
         the folder ``blobs`` of the URL, else ``cache_dir/blobs``); ``migrate``: bring an older schema
@@ -248,6 +253,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
         self.cache_dir = self.root
         self.runs_dir = self.root / "runs"
         self._blobs_url = self.url.own.get("blobs") or blobs_url
+        self._project = project
         if blobs is None:
             from .remote import open_blobs
 
@@ -310,7 +316,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
             blobs = str(self.blobs.root)
         else:
             blobs = self._blobs_url
-        return self.url.uri(blobs, self.root)
+        return self.url.uri(blobs, self.root, self._project)
 
     def index_bytes(self) -> int:
         return 0  # the index lives in the database server
@@ -469,7 +475,8 @@ class PostgresBackend(StoreBackend):
         assert location
         from ..config import LAUNCHBAY_BLOBS, load_config
 
-        config = load_config(start)
+        named = TeamUrl(location).own.get("project")
+        config = load_config(Path(named) if named and start is None else start)
         section = config.store
         cache = section.get("cache")
         return PostgresStore(
@@ -479,6 +486,7 @@ class PostgresBackend(StoreBackend):
             password=section.get("password") or None,
             s3=config.s3,
             migrate=migrate,
+            project=config.root,
         )
 
     def error(self, exc: BaseException, location: str | None) -> LaunchbayError | None:
