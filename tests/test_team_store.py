@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from conftest import PG_PASSFILE, PG_READER_URL, free_port, pg_schema_url
-from launchbay.errors import StoreError
+from launchbay.errors import StoreError, StoreUnavailableError
 from launchbay.models import RunSpec, RunStatus
 from launchbay.store import RunRecord, Store, open_store
 from launchbay.store.migrations import SCHEMA_VERSION
@@ -406,3 +406,10 @@ def test_sixteen_processes_ingesting_sixteen_runs_at_once_lose_no_point_and_see_
         assert not any(errors), errors
         for run in runs:
             assert store.read_series(store.get_run(run.run_id), "loss").steps.tolist() == list(range(20_000))
+
+
+def test_a_database_that_does_not_exist_is_one_line_that_is_not_waited_for(team_pg: str, tmp_path: Path) -> None:
+    missing = team_pg.split("?")[0].rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(StoreError, match=r"no_such_database.*does not exist.*createdb") as caught:
+        PostgresStore(missing, cache_dir=tmp_path)
+    assert not isinstance(caught.value, StoreUnavailableError)  # a wait would never end

@@ -163,7 +163,13 @@ def pg_error(exc: BaseException, where: str, user: str | None = None) -> Launchb
         if "password" in lowered or "authentication" in lowered:
             return StoreError(
                 f"PostgreSQL refused the login of {role} to {where} ({message}). Give the password in PGPASSWORD,"
-                " a ~/.pgpass line (or PGPASSFILE), or a ${ENV} reference in [store] url; never in the file itself."
+                " a ~/.pgpass line (or PGPASSFILE), or a ${ENV} reference in [store] password or url; never in"
+                " the file itself."
+            )
+        if "does not exist" in lowered:  # the database or the role: waiting will not bring it
+            return StoreError(
+                f"The team store {where} cannot be used: {message}. Create it (createdb, CREATE ROLE) or fix"
+                " [store] url / LAUNCHBAY_STORE."
             )
         return StoreUnavailableError(
             f"Cannot reach the team store {where} ({message}). Check that PostgreSQL is running and reachable;"
