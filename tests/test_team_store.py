@@ -413,3 +413,25 @@ def test_a_database_that_does_not_exist_is_one_line_that_is_not_waited_for(team_
     with pytest.raises(StoreError, match=r"no_such_database.*does not exist.*createdb") as caught:
         PostgresStore(missing, cache_dir=tmp_path)
     assert not isinstance(caught.value, StoreUnavailableError)  # a wait would never end
+
+
+def test_an_ended_runs_files_go_to_the_bucket_once_gc_keeps_them_and_another_machine_reads_them(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from launchbay.housekeeping import collect_garbage
+
+    blobs, s3 = team_s3
+    with PostgresStore(team_pg, blobs_url=blobs, cache_dir=tmp_path / "mine", s3=s3) as store:
+        run = new_run(store)
+        (run.run_dir / "files" / "outputs").mkdir(parents=True)
+        (run.run_dir / "files" / "outputs" / "model.txt").write_text("weights")
+        store.end_run(run.pk, RunStatus.COMPLETED)
+        assert store.seal(store.get_run(run.run_id))  # what ingest does once the run's final event is in
+        assert not store.seal(store.get_run(run.run_id))  # once only: the manifest is recorded already
+        report = collect_garbage(store)
+        assert report["blobs"] == 0 and report["kept_blobs"] == 2  # the manifest and the file
+    with PostgresStore(team_pg, blobs_url=blobs, cache_dir=tmp_path / "theirs", s3=s3) as other:
+        record = other.get_run(run.run_id)
+        assert other.file_names(record) == ["outputs/model.txt"]
+        assert other.file_path(record, "outputs/model.txt").read_text() == "weights"
+        assert not other.is_local(record) and not other.seal(record)  # only its own machine seals it
