@@ -9,8 +9,10 @@ spelled for PostgreSQL by its dialect (pgdialect.py). What differs is here:
   psycopg's, every driver error mapped to a launchbay error (``pg_error``) that says what to do; a
   read on a connection the server dropped (a restart) reconnects once, a write says so and writes
   nothing (the run's journal keeps what it was to ingest);
-- writes queue on one advisory lock (the dialect's ``begin_write``), as SQLite's writers queue on
-  BEGIN IMMEDIATE; readers never wait;
+- a batch (every change to one run: ingest, tags, a status) waits for that run's row lock only, so
+  runs ingest side by side; what reads then writes across runs (a new run and its experiment, model
+  numbers, removing a run) queues on one advisory lock (the dialect's ``begin_write``), as SQLite's
+  writers queue on BEGIN IMMEDIATE; readers never wait (MVCC);
 - the password is never part of ``uri`` (runs and sweep controllers reopen the store from it): it
   comes from ``PGPASSWORD``, ``~/.pgpass`` (``PGPASSFILE``) or a ``${ENV}`` reference in the URL
   of launchbay.toml, and stays in this process's memory;
@@ -40,6 +42,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from .. import runfolder as rf
 from ..errors import LaunchbayError, StoreError, StoreUnavailableError
 from . import runfile
+from .batch import Batch
 from .blobs import BlobStore, FolderBlobs
 from .dialect import Dialect
 from .files import RunFiles
@@ -49,7 +52,7 @@ from .pgdialect import POSTGRES
 from .records import RunRecord
 from .registry import StoreBackend
 from .series import SeriesStore
-from .writes import RunWrites
+from .writes import RunWrites, SqliteBatch
 
 _GC_LOCK = 7461727  # the blob collector's advisory lock (shared: writers; exclusive: gc)
 FILES_MANIFEST = "launchbay.files_manifest"  # an ended run's property: the manifest of its files
@@ -330,10 +333,24 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
     def failure(self, exc: BaseException) -> LaunchbayError:
         return pg_error(exc, self.url.where, self.url.user)
 
-    @contextmanager
-    def transaction(self) -> Iterator[PgDb]:
+    def transaction(self) -> AbstractContextManager[PgDb]:
         """One write transaction: it waits for the writers' lock (``begin_write``), commits when the
         block ends, rolls back when it raises; a dropped connection writes nothing and is replaced."""
+        return self._transaction(whole_store=True)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """The batch write primitive, as the embedded store's, with one difference: a batch changes one
+        run's rows only (ingest, a tag, a status), so it waits for that run's row lock (the writer reads
+        the row FOR UPDATE), not for the whole store's writers: runs ingest side by side. What reads then
+        writes across runs (a new run's experiment, model numbers, removing a run) keeps the store's lock."""
+        with self._transaction(whole_store=False) as db:
+            batch = SqliteBatch(db, self.runs_dir)
+            yield batch
+            batch.flush()
+
+    @contextmanager
+    def _transaction(self, whole_store: bool) -> Iterator[PgDb]:
         psycopg = _driver()
         db = self.db
         if db.conn.broken or db.conn.closed:
@@ -341,7 +358,8 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows):
         try:
             db.writing = True
             with db.conn.transaction():
-                db.execute(db.dialect.begin_write)
+                if whole_store:
+                    db.execute(db.dialect.begin_write)
                 yield db
         except psycopg.Error as exc:
             raise self.failure(exc) from exc
