@@ -94,7 +94,12 @@ BACKENDS: dict[str, Opener] = {
 }
 
 
-@pytest.fixture(params=list(BACKENDS))
+SERVICES = {"sqlite+s3": ["s3"], "postgres+folder": ["postgres"], "postgres+s3": ["postgres", "s3"]}
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=[getattr(pytest.mark, m) for m in SERVICES.get(name, [])]) for name in BACKENDS]
+)
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
     root = tmp_path / 'it\'s a "store"\nwith a newline' / ".launchbay"
     make = BACKENDS[request.param]
