@@ -292,6 +292,9 @@ def test_runs_are_listed_newest_first_with_filters_and_pages(api: Api, store_run
     assert (api.error("runs", params={"limit": 0}))[0] == 400
     code, message = api.error("runs", params={"status": "Sleeping"})
     assert code == 400 and "Completed" in message
+    me = first["created_by"]  # who made them: [user] name, else the login name
+    assert me and api.get("runs", params={"user": me})["total"] == page["total"] + 1  # and the failed one
+    assert api.get("runs", params={"user": f"not-{me}"}) == {"runs": [], "total": 0}
 
 
 def test_experiments_and_targets(api: Api) -> None:

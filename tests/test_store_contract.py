@@ -96,7 +96,12 @@ BACKENDS: dict[str, Opener] = {
 }
 
 
-@pytest.fixture(params=list(BACKENDS))
+SERVICES = {"sqlite+s3": ["s3"], "postgres+folder": ["postgres"], "postgres+s3": ["postgres", "s3"]}
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=[getattr(pytest.mark, m) for m in SERVICES.get(name, [])]) for name in BACKENDS]
+)
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
     root = tmp_path / 'it\'s a "store"\nwith a newline' / ".launchbay"
     make = BACKENDS[request.param]
@@ -202,6 +207,35 @@ def test_series_append_and_read_after_a_step(store: Store) -> None:
     assert store.last_values([record], "loss") == {record.pk: 0.01}
     assert store.point_count() == 12
     store.verify_series(record, "loss")
+
+
+def test_a_sweeps_children_their_rows_and_text_search(store: Store) -> None:
+    sweep = new_run(store, "hp")
+    trials = []
+    for lr in (0.1, 0.01, 0.001):
+        spec = RunSpec(script="train.py", experiment="hp", params={"lr": lr, "opt": "Adam"}, parent_run_id=sweep.run_id)
+        trials.append(store.create_run(spec, target_type="local", snapshot_id=None, properties={}))
+    store.set_tag(trials[0].pk, "best", "yes")
+    store.end_run(trials[1].pk, RunStatus.COMPLETED)
+    assert store.children(sweep.run_id) == [t.run_id for t in trials]
+    assert store.children(sweep.run_id, unfinished=True, newest_first=True) == [trials[2].run_id, trials[0].run_id]
+    rows = store.child_rows(sweep.run_id)
+    assert [(r.run_id, r.status, r.params, r.tags) for r in rows] == [
+        (trials[0].run_id, RunStatus.QUEUED, {"lr": 0.1, "opt": "Adam"}, {"best": "yes"}),
+        (trials[1].run_id, RunStatus.COMPLETED, {"lr": 0.01, "opt": "Adam"}, {}),
+        (trials[2].run_id, RunStatus.QUEUED, {"lr": 0.001, "opt": "Adam"}, {}),
+    ]
+    assert [r.run_id for r in store.list_runs(parent=sweep.run_id)] == [t.run_id for t in reversed(trials)]
+    assert {r.run_id for r in store.list_runs(text="ADAM")} == {t.run_id for t in trials}  # any case
+    assert [r.run_id for r in store.list_runs(text="0.001")] == [trials[2].run_id]  # a param's value
+    now = time.time()
+    with store.batch() as batch:
+        for i, trial in enumerate(trials):
+            batch.run(trial.pk).append_points("acc", [("acc", 0.5 + i / 10, 0, now)])
+    assert store.last_values(rows, "acc") == {t.pk: 0.5 + i / 10 for i, t in enumerate(trials)}
+    assert [r.run_id for r in store.list_runs(metric_above=("acc", 0.65))] == [trials[2].run_id]
+    assert store.get_run(trials[0].run_id).primary_metric == {"name": "acc", "value": 0.5, "step": 0}
+    assert store.get_run(trials[0].run_id).created_by  # who made it: LAUNCHBAY_USER, else the login name
 
 
 def test_model_versions_are_numbered_and_registered_once(store: Store) -> None:

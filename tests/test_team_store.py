@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from conftest import PG_PASSFILE, PG_READER_URL, free_port, pg_schema_url
-from launchbay.errors import StoreError
+from launchbay.errors import StoreError, StoreUnavailableError
 from launchbay.models import RunSpec, RunStatus
 from launchbay.store import RunRecord, Store, open_store
 from launchbay.store.migrations import SCHEMA_VERSION
@@ -351,3 +351,87 @@ def test_the_environment_alone_names_a_team_store_and_its_bucket(
         run = new_run(store)
         assert [r.run_id for r in store.list_runs(user="robin")] == [run.run_id]
     assert S3Blobs(blobs, tmp_path / "elsewhere", s3).read_bytes(digest) == b"through AWS_*"
+
+
+def test_the_embedded_store_commands_say_in_one_line_that_a_team_store_is_not_theirs(
+    team_pg: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LAUNCHBAY_STORE": team_pg}
+    for command in (["store", "repair"], ["store", "verify"], ["store", "aside"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "launchbay", *command], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "is a team store" in done.stderr
+    assert not any(tmp_path.iterdir())  # no folder named after the URL
+
+
+INGESTER = """
+import sys
+from launchbay.ingest import ingest_run
+from launchbay.store import open_store
+with open_store(sys.argv[1]) as store:
+    ingest_run(store, store.get_run(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_sixteen_processes_ingesting_sixteen_runs_at_once_lose_no_point_and_see_no_lock_error(
+    team_pg: str, tmp_path: Path
+) -> None:
+    """Each run's journal (4 frames of 5,000 points) is ingested by its own process, and a second
+    process per run races the first for the same bytes (on one machine the ingest lock orders the
+    two; across machines the journal offsets do, as the eight-clients test shows): 32 writers at
+    once, every point kept once, no lock error."""
+    import marshal
+    import struct
+
+    with PostgresStore(team_pg, cache_dir=tmp_path) as store:
+        runs = [new_run(store) for _ in range(16)]
+        now = time.time()
+        for run in runs:
+            journal = run.run_dir / "journal"
+            journal.mkdir(parents=True, exist_ok=True)
+            with open(journal / "p1.bin", "wb") as fh:
+                for start in range(0, 20_000, 5_000):
+                    data = marshal.dumps(("m", [("loss", i * 0.5, i, now) for i in range(start, start + 5_000)]))
+                    fh.write(struct.pack("<I", len(data)) + data)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", INGESTER, store.uri, run.run_id], stderr=subprocess.PIPE)
+            for run in runs
+            for _ in range(2)
+        ]
+        errors = [p.communicate(timeout=240)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0] * 32, errors
+        assert not any(errors), errors
+        for run in runs:
+            assert store.read_series(store.get_run(run.run_id), "loss").steps.tolist() == list(range(20_000))
+
+
+def test_a_database_that_does_not_exist_is_one_line_that_is_not_waited_for(team_pg: str, tmp_path: Path) -> None:
+    missing = team_pg.split("?")[0].rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(StoreError, match=r"no_such_database.*does not exist.*createdb") as caught:
+        PostgresStore(missing, cache_dir=tmp_path)
+    assert not isinstance(caught.value, StoreUnavailableError)  # a wait would never end
+
+
+def test_an_ended_runs_files_go_to_the_bucket_once_gc_keeps_them_and_another_machine_reads_them(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from launchbay.housekeeping import collect_garbage
+
+    blobs, s3 = team_s3
+    with PostgresStore(team_pg, blobs_url=blobs, cache_dir=tmp_path / "mine", s3=s3) as store:
+        run = new_run(store)
+        (run.run_dir / "files" / "outputs").mkdir(parents=True)
+        (run.run_dir / "files" / "outputs" / "model.txt").write_text("weights")
+        store.end_run(run.pk, RunStatus.COMPLETED)
+        assert store.seal(store.get_run(run.run_id))  # what ingest does once the run's final event is in
+        assert not store.seal(store.get_run(run.run_id))  # once only: the manifest is recorded already
+        report = collect_garbage(store)
+        assert report["blobs"] == 0 and report["kept_blobs"] == 2  # the manifest and the file
+    with PostgresStore(team_pg, blobs_url=blobs, cache_dir=tmp_path / "theirs", s3=s3) as other:
+        record = other.get_run(run.run_id)
+        assert other.file_names(record) == ["outputs/model.txt"]
+        assert other.file_path(record, "outputs/model.txt").read_text() == "weights"
+        assert not other.is_local(record) and not other.seal(record)  # only its own machine seals it

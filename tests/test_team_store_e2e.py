@@ -40,11 +40,13 @@ print("hello from {who}")
 
 
 class Person:
-    def __init__(self, name: str, base: Path, store: str, blobs: str, s3: dict[str, str], extra: str = "") -> None:
+    def __init__(
+        self, name: str, base: Path, store: str, blobs: str, s3: dict[str, str], extra: str = "", machine: str = ""
+    ) -> None:
         self.name = name
         self.folder = base / f"{name}-project"
         self.folder.mkdir()
-        cache = base / f"{name}-machine"
+        cache = base / f"{machine or name}-machine"
         (self.folder / "launchbay.toml").write_text(
             textwrap.dedent(
                 f"""
@@ -161,6 +163,20 @@ def test_two_people_on_one_team_store_see_each_others_runs_metrics_and_files(
     assert seen["loss"] == [10 + 1.0 / (s + 1) for s in range(5)]
     assert "outputs/result.txt" in seen["files"] and seen["by"] == "bob"
 
+    # removing a colleague's run asks for --force; a whole experiment's rm leaves theirs alone
+    refused = subprocess.run(
+        [sys.executable, "-m", "launchbay", "rm", alice_run["run_id"]],
+        cwd=bob.folder,
+        env=bob.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "made by alice, not by you (bob): pass --force" in refused.stderr
+    assert "Left 1 unfinished or other people's run(s) alone" in bob.cli("rm", "--experiment", "shared", "--dry-run")
+    bob.cli("rm", "--force", alice_run["run_id"])
+    assert [r["run_id"] for r in alice.json("runs")] == [bob_run["run_id"]]
+
 
 SLOW_TRAIN = """
 import time
@@ -273,3 +289,50 @@ def test_a_docker_run_on_the_team_store_is_read_from_another_machine(
         """
     )
     assert seen == [10 + 1.0 / (s + 1) for s in range(5)]
+
+
+@pytest.mark.slow
+def test_a_detached_local_run_reaches_the_team_store_with_nobody_watching(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Alice submits with --detach and looks no more: her run's runner keeps the team store caught
+    up as it runs and at its end (its ingest uploads the files once the final event is in), so Bob,
+    whose machine cannot ingest it, sees it end and reads its files."""
+    blobs, s3 = team_s3
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    bob = Person("bob", tmp_path, team_pg, blobs, s3)
+    (alice.folder / "train.py").write_text(TRAIN.format(offset=0, who="alice, unwatched"))
+    run_id = alice.cli("submit", "--detach", "train.py").split()[-1]
+    deadline = time.monotonic() + 90
+    while (status := bob.json("show", run_id)["status"]) != "Completed":
+        assert time.monotonic() < deadline and not RunStatus(status).is_terminal(), status
+        time.sleep(0.5)
+    out = tmp_path / "unwatched.txt"
+    bob.cli("download", run_id, "outputs/result.txt", "-o", str(out))
+    assert out.read_text() == "made by alice, unwatched\n"
+    assert "loss" in json.dumps(bob.json("metrics", run_id))
+
+
+@pytest.mark.slow
+def test_cancelling_a_colleagues_run_on_the_same_machine_asks_for_force_and_records_who(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Alice and Bob share one machine's folder of the team store (a shared GPU box): Bob may stop
+    Alice's run only with --force, and the run then says he did."""
+    blobs, s3 = team_s3
+    alice = Person("alice", tmp_path, team_pg, blobs, s3, machine="gpu-box")
+    bob = Person("bob", tmp_path, team_pg, blobs, s3, machine="gpu-box")
+    (alice.folder / "slow.py").write_text(SLOW_TRAIN.replace("range(400)", "range(100_000)"))
+    run_id = alice.cli("submit", "--detach", "slow.py").split()[-1]
+    refused = subprocess.run(
+        [sys.executable, "-m", "launchbay", "cancel", run_id],
+        cwd=bob.folder,
+        env=bob.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "made by alice, not by you (bob): pass --force to cancel" in refused.stderr
+    assert bob.cli("cancel", "--force", run_id).split()[-1] == "Canceled"
+    shown = alice.json("show", run_id)
+    assert shown["status"] == "Canceled" and shown["tags"]["launchbay.canceled_by"] == "bob"

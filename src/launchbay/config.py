@@ -59,6 +59,12 @@ LAUNCHBAY_BLOBS: EnvVar[str | None] = EnvVar(
     None,
     "Where the store keeps blobs: a folder or s3://bucket/prefix (overrides [store] blobs in launchbay.toml).",
 )
+LAUNCHBAY_ALLOW_NETWORK_FS = EnvVar(
+    "LAUNCHBAY_ALLOW_NETWORK_FS",
+    lambda raw: raw.strip().lower() not in ("0", "false", "no"),
+    False,
+    "1: open an embedded store on a network file system anyway (only one machine may use it).",
+)
 LAUNCHBAY_USER: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_USER", _opt_str, None, "Who makes runs (created_by): overrides [user] name and the login name."
 )

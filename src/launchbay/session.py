@@ -345,6 +345,26 @@ class Session:
             tail = "\n".join(runner_log.read_text(errors="replace").strip().splitlines()[-20:])
         self.store.end_run(record.pk, RunStatus.FAILED, {"message": reason, "traceback": tail})
 
+    def someone_elses(self, record: RunRecord, force: bool, verb: str) -> bool:
+        """Whether ``record`` is another person's run on a team store, which ``verb`` ("cancel", "remove")
+        may touch only with ``force`` (raises ConfigError saying so without it); with it, the run
+        records who did it (tag ``launchbay.canceled_by`` / ``launchbay.removed_by``)."""
+        if not self.someone_elses_quietly(record):
+            return False
+        me = user_name(self.config)
+        if not force:
+            raise ConfigError(
+                f"Run {record.run_id} was made by {record.created_by}, not by you ({me}): pass --force to {verb} it"
+                f" anyway (the run records that {me} did)."
+            )
+        self.store.set_tag(record.pk, {"cancel": "launchbay.canceled_by"}.get(verb, f"launchbay.{verb}d_by"), me)
+        return True
+
+    def someone_elses_quietly(self, record: RunRecord) -> bool:
+        """Whether ``record`` was made by someone else on a team store (on the embedded store every run is
+        the user's own, whatever name made it)."""
+        return self.store.shared and bool(record.created_by) and record.created_by != user_name(self.config)
+
     def cancel(self, ref: str | RunRecord, wait_s: float = 15.0) -> RunRecord:
         """Stop the run's whole process tree; returns once the run is terminal (or ``wait_s`` passed).
 

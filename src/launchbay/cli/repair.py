@@ -14,11 +14,10 @@ EXIT_LOST = 1  # the store was rebuilt, but some points could not be recovered
 
 
 def cmd_store_repair(args: argparse.Namespace) -> int:
-    from ..config import find_store_dir
     from ..ingest import ingest_run
     from ..store.repair import repair
 
-    report = repair(find_store_dir(args.store), replay=ingest_run)
+    report = repair(_embedded(args.store), replay=ingest_run)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -40,11 +39,10 @@ def cmd_store_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_store_verify(args: argparse.Namespace) -> int:
-    from ..config import find_store_dir
     from ..store import open_store
     from ..store.verify import verify
 
-    with open_store(find_store_dir(getattr(args, "store", None))) as store:
+    with open_store(_embedded(getattr(args, "store", None))) as store:
         report = verify(store)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
@@ -80,10 +78,9 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_store_aside(args: argparse.Namespace) -> int:
-    from ..config import find_store_dir
     from ..store.verify import kept_aside
 
-    files = kept_aside(find_store_dir(getattr(args, "store", None)))
+    files = kept_aside(_embedded(getattr(args, "store", None)))
     if args.delete:
         for path in files:
             path.unlink(missing_ok=True)
@@ -99,6 +96,21 @@ def cmd_store_aside(args: argparse.Namespace) -> int:
     elif not args.delete:
         print("once you have checked the store: launchbay store aside --delete")
     return 0
+
+
+def _embedded(store: str | None) -> Any:
+    """The embedded store's folder these commands work on; a team store's URL is one line saying why not."""
+    from ..config import LAUNCHBAY_STORE, find_store_dir
+    from ..errors import ConfigError
+    from ..store.registry import configured_store, scheme_of
+
+    location = store or LAUNCHBAY_STORE.get() or configured_store(None)
+    if location and scheme_of(location) not in ("", "file") and "://" in location:
+        raise ConfigError(
+            f"{location.split('?')[0]} is a team store: repair, verify and aside work on an embedded store's"
+            " folder (a team store's index is PostgreSQL's: check and keep it with PostgreSQL's own tools)."
+        )
+    return find_store_dir(location)
 
 
 def register(sub: Any, add: Any) -> None:

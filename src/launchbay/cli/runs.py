@@ -86,7 +86,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     session = session_for(args)
-    record = session.cancel(session.store.resolve_run_id(args.run))
+    found = session.store.get_run(args.run)
+    if not found.status.is_terminal():
+        session.store.check_writable()  # a read-only role hears that first
+        session.someone_elses(found, args.force, "cancel")
+    record = session.cancel(found.run_id)
     print(f"{record.run_id} {record.status.value}")
     return 0
 
@@ -127,6 +131,7 @@ def register(sub: Any, add: Any) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("name", nargs="?", help="only this metric")
     p = add("cancel", cmd_cancel, "cancel a run", json_flag=False)
+    p.add_argument("--force", action="store_true", help="cancel it even if someone else made it (it records you did)")
     p.add_argument("run", help=RUN_HELP)
     p = add("files", cmd_files, "a run's files")
     p.add_argument("run", help=RUN_HELP)

@@ -190,6 +190,15 @@ def cmd_rm(args: argparse.Namespace) -> int:
     chosen, skipped = select_runs(
         session, args.runs, experiment=args.experiment, older_than=args.older_than, status=args.status
     )
+    session.store.check_writable()  # a read-only role hears that first
+    if args.runs:  # named runs: another person's asks for --force
+        for record in chosen:
+            if not args.dry_run:
+                session.someone_elses(record, args.force, "remove")
+    elif not args.force:  # a whole experiment or age: only my own runs, unless --force
+        others = [r for r in chosen if session.someone_elses_quietly(r)]
+        chosen = [r for r in chosen if r not in others]
+        skipped = [*skipped, *others]
     removed = [] if args.dry_run else [r.run_id for r in chosen if remove_run(session.store, r)]
     if args.json:
         _print_json(
@@ -204,7 +213,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
     names = [r.run_id for r in chosen] if args.dry_run else removed
     print(f"{verb} {len(names)} run(s)" + (": " + ", ".join(names) if names else "."))
     if skipped:
-        print(f"Left {len(skipped)} unfinished run(s) alone: {', '.join(r.run_id for r in skipped)}")
+        print(
+            f"Left {len(skipped)} unfinished or other people's run(s) alone (--force removes the finished ones"
+            f" of others): {', '.join(r.run_id for r in skipped)}"
+        )
     if names and not args.dry_run:
         print("Their files that nothing else needs are freed by `launchbay gc`.")
     return 0
@@ -297,6 +309,7 @@ def register(sub: Any, add: Any) -> None:
     p.add_argument("--older-than", metavar="AGE", help="e.g. 30d, 12h")
     p.add_argument("--status", help="e.g. Failed")
     p.add_argument("--dry-run", action="store_true", help="only say which runs")
+    p.add_argument("--force", action="store_true", help="also other people's runs (a team store)")
     p = add("gc", cmd_gc, "remove blobs no kept run or model version needs")
     p.add_argument("--dry-run", action="store_true", help="only say what and how much")
     add("du", cmd_du, "store sizes by experiment, runs, snapshots, environments, models")

@@ -117,6 +117,7 @@ class RunsHandler(BaseHandler):
                 experiment=self.get_argument("experiment", None),
                 status=self.get_argument("status", None),
                 q=self.get_argument("q", None),
+                user=self.get_argument("user", None),
                 limit=self._int("limit", 50, 1, 1000),
                 offset=self._int("offset", 0, 0),
             )

@@ -94,10 +94,16 @@ class LaunchbayService:
         q: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        user: str | None = None,
     ) -> dict[str, Any]:
-        """One page of runs, newest first, and how many match the filters in all."""
+        """One page of runs, newest first, and how many match the filters in all (``user``: one person's)."""
         self.refresh_active()
-        filters: dict[str, Any] = {"experiment": experiment or None, "status": status or None, "text": q or None}
+        filters: dict[str, Any] = {
+            "experiment": experiment or None,
+            "status": status or None,
+            "text": q or None,
+            "user": user or None,
+        }
         records = self.store.list_runs(**filters, limit=limit, offset=offset)
         return {"runs": [run_dict(r) for r in records], "total": self.store.count_runs(**filters)}
 

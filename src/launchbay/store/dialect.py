@@ -73,6 +73,8 @@ class Dialect(ABC):
 
     #: the case-insensitive LIKE of a text search (SQLite's LIKE is one)
     like: str = "LIKE"
+    #: what follows a SELECT of the run row a write is about to change: SQLite's one writer needs nothing
+    for_update: str = ""
 
     def param_value(self, value: Any) -> Any:
         """A run parameter's value (an int, float or str) as the params table keeps and compares it."""

@@ -35,11 +35,13 @@ def _values(columns: Sequence[str]) -> str:
 
 
 class PostgresDialect(Dialect):
-    # one writer at a time, as SQLite's BEGIN IMMEDIATE: the read-then-write rules of the SQL modules
-    # (journal offsets claimed once, the next model version, an experiment made on first use) hold as
-    # they do on SQLite; readers never wait (MVCC). Taken inside the transaction, freed by its end.
+    # the store's writers' lock, as SQLite's BEGIN IMMEDIATE, for what reads then writes across runs (the
+    # next model version, an experiment made on first use, removing a run); a batch of one run's changes
+    # (journal offsets claimed once with their points) waits on that run's row instead (``for_update``).
+    # Readers never wait (MVCC). Taken inside the transaction, freed by its end.
     begin_write = "SELECT pg_advisory_xact_lock(7461726)"
     like = "ILIKE"
+    for_update = " FOR UPDATE"  # a batch's run row: its writers queue on it (postgres.py, batch)
 
     def upsert(self, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         rest = [c for c in columns if c not in key]

@@ -9,8 +9,10 @@ spelled for PostgreSQL by its dialect (pgdialect.py). What differs is here:
   psycopg's, every driver error mapped to a launchbay error (``pg_error``) that says what to do; a
   read on a connection the server dropped (a restart) reconnects once, a write says so and writes
   nothing (the run's journal keeps what it was to ingest);
-- writes queue on one advisory lock (the dialect's ``begin_write``), as SQLite's writers queue on
-  BEGIN IMMEDIATE; readers never wait;
+- a batch (every change to one run: ingest, tags, a status) waits for that run's row lock only, so
+  runs ingest side by side; what reads then writes across runs (a new run and its experiment, model
+  numbers, removing a run) queues on one advisory lock (the dialect's ``begin_write``), as SQLite's
+  writers queue on BEGIN IMMEDIATE; readers never wait (MVCC);
 - the password is never part of ``uri`` (runs and sweep controllers reopen the store from it): it
   comes from ``PGPASSWORD``, ``~/.pgpass`` (``PGPASSFILE``) or a ``${ENV}`` reference in the URL
   of launchbay.toml, and stays in this process's memory;
@@ -30,7 +32,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -41,6 +42,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from .. import runfolder as rf
 from ..errors import LaunchbayError, StoreError, StoreUnavailableError
 from . import runfile
+from .batch import Batch
 from .blobs import BlobStore, FolderBlobs
 from .data_rows import DataRows
 from .dialect import Dialect
@@ -51,12 +53,12 @@ from .pgdialect import POSTGRES
 from .records import RunRecord
 from .registry import StoreBackend
 from .series import SeriesStore
-from .writes import RunWrites
+from .writes import RunWrites, SqliteBatch
 
 _GC_LOCK = 7461727  # the blob collector's advisory lock (shared: writers; exclusive: gc)
 FILES_MANIFEST = "launchbay.files_manifest"  # an ended run's property: the manifest of its files
 TEAM_MARK = "team-store.json"  # in the local folder: it belongs to a team store (``store repair`` refuses it)
-_OWN_OPTIONS = ("blobs", "cache")
+_OWN_OPTIONS = ("blobs", "cache", "project")
 CONNECT_TIMEOUT_S = 10
 
 
@@ -102,13 +104,17 @@ class TeamUrl:
         schema = f" (schema {self.schema})" if self.schema else ""
         return f"postgresql://{self.user + '@' if self.user else ''}{self.host}:{self.port}/{self.database}{schema}"
 
-    def uri(self, blobs: str | None, cache: Path) -> str:
-        """The URL another process reopens this store from: no password, blobs and cache folder named."""
+    def uri(self, blobs: str | None, cache: Path, project: Path | None = None) -> str:
+        """The URL another process reopens this store from: no password, blobs and cache folder named,
+        and the project whose launchbay.toml gives ``[store] password`` and ``[s3]`` (their ``${ENV}``
+        references are read again there, from that process's environment: no secret is written)."""
         parts = urlsplit(self.conninfo)
         query = parse_qsl(parts.query, keep_blank_values=True)
         if blobs:
             query.append(("blobs", blobs))
         query.append(("cache", str(cache)))
+        if project is not None:
+            query.append(("project", str(project)))
         return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
@@ -161,7 +167,13 @@ def pg_error(exc: BaseException, where: str, user: str | None = None) -> Launchb
         if "password" in lowered or "authentication" in lowered:
             return StoreError(
                 f"PostgreSQL refused the login of {role} to {where} ({message}). Give the password in PGPASSWORD,"
-                " a ~/.pgpass line (or PGPASSFILE), or a ${ENV} reference in [store] url; never in the file itself."
+                " a ~/.pgpass line (or PGPASSFILE), or a ${ENV} reference in [store] password or url; never in"
+                " the file itself."
+            )
+        if "does not exist" in lowered:  # the database or the role: waiting will not bring it
+            return StoreError(
+                f"The team store {where} cannot be used: {message}. Create it (createdb, CREATE ROLE) or fix"
+                " [store] url / LAUNCHBAY_STORE."
             )
         return StoreUnavailableError(
             f"Cannot reach the team store {where} ({message}). Check that PostgreSQL is running and reachable;"
@@ -238,6 +250,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
         migrate: bool = False,
         password: str | None = None,
         s3: dict[str, Any] | None = None,
+        project: Path | None = None,
     ) -> None:
         """``url``: ``postgresql://...`` (see the module docstring); ``blobs``: the blob store (default:
         the folder ``blobs`` of the URL, else ``cache_dir/blobs``); ``migrate``: bring an older schema
@@ -250,6 +263,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
         self.cache_dir = self.root
         self.runs_dir = self.root / "runs"
         self._blobs_url = self.url.own.get("blobs") or blobs_url
+        self._project = project
         if blobs is None:
             from .remote import open_blobs
 
@@ -312,7 +326,7 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
             blobs = str(self.blobs.root)
         else:
             blobs = self._blobs_url
-        return self.url.uri(blobs, self.root)
+        return self.url.uri(blobs, self.root, self._project)
 
     def index_bytes(self) -> int:
         return 0  # the index lives in the database server
@@ -320,10 +334,24 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
     def failure(self, exc: BaseException) -> LaunchbayError:
         return pg_error(exc, self.url.where, self.url.user)
 
-    @contextmanager
-    def transaction(self) -> Iterator[PgDb]:
+    def transaction(self) -> AbstractContextManager[PgDb]:
         """One write transaction: it waits for the writers' lock (``begin_write``), commits when the
         block ends, rolls back when it raises; a dropped connection writes nothing and is replaced."""
+        return self._transaction(whole_store=True)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """The batch write primitive, as the embedded store's, with one difference: a batch changes one
+        run's rows only (ingest, a tag, a status), so it waits for that run's row lock (the writer reads
+        the row FOR UPDATE), not for the whole store's writers: runs ingest side by side. What reads then
+        writes across runs (a new run's experiment, model numbers, removing a run) keeps the store's lock."""
+        with self._transaction(whole_store=False) as db:
+            batch = SqliteBatch(db, self.runs_dir)
+            yield batch
+            batch.flush()
+
+    @contextmanager
+    def _transaction(self, whole_store: bool) -> Iterator[PgDb]:
         psycopg = _driver()
         db = self.db
         if db.conn.broken or db.conn.closed:
@@ -331,7 +359,8 @@ class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
         try:
             db.writing = True
             with db.conn.transaction():
-                db.execute(db.dialect.begin_write)
+                if whole_store:
+                    db.execute(db.dialect.begin_write)
                 yield db
         except psycopg.Error as exc:
             raise self.failure(exc) from exc
@@ -471,7 +500,8 @@ class PostgresBackend(StoreBackend):
         assert location
         from ..config import LAUNCHBAY_BLOBS, load_config
 
-        config = load_config(start)
+        named = TeamUrl(location).own.get("project")
+        config = load_config(Path(named) if named and start is None else start)
         section = config.store
         cache = section.get("cache")
         return PostgresStore(
@@ -481,6 +511,7 @@ class PostgresBackend(StoreBackend):
             password=section.get("password") or None,
             s3=config.s3,
             migrate=migrate,
+            project=config.root,
         )
 
     def error(self, exc: BaseException, location: str | None) -> LaunchbayError | None:
@@ -492,17 +523,3 @@ class PostgresBackend(StoreBackend):
             return None
         url = TeamUrl(location) if location else None
         return pg_error(exc, url.where if url else "postgresql", url.user if url else None)
-
-
-def wait_for_server(store: PostgresStore, timeout_s: float) -> None:
-    """Poll until the server answers a read again (after a restart); raise its last error after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            store.db.execute("SELECT 1").fetchone()
-            return
-        except StoreError:
-            if time.monotonic() > deadline:
-                raise
-            store.close()
-            time.sleep(0.2)

@@ -34,6 +34,7 @@ from .data_rows import DataRows
 from .files import inside
 from .guard import FULL_ERRNOS, store_error
 from .model_rows import ModelRows
+from .netfs import refuse_network_fs
 from .records import RunRecord, Series
 from .registry import StoreBackend
 from .series import SeriesStore
@@ -60,6 +61,7 @@ class FolderBackend(StoreBackend):
     def open(self, location: str | None, start: Path | None = None) -> RunStore:
         """The folder's index; its blobs in the folder, or where LAUNCHBAY_BLOBS / ``[store] blobs`` say."""
         root = find_store_dir(location, start=start)
+        refuse_network_fs(root)
         blobs = LAUNCHBAY_BLOBS.get()
         s3: dict[str, object] = {}
         if blobs is None and find_project_root(start or Path.cwd()) is not None:

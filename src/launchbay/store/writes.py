@@ -35,7 +35,7 @@ class SqliteRunWriter(RunWriter):
 
     def __init__(self, db: Db, pk: int, runs_dir: Path | None = None) -> None:
         self._db = db
-        row = db.execute(f"SELECT {_ROW_COLUMNS} FROM runs WHERE pk=?", (pk,)).fetchone()
+        row = db.execute(f"SELECT {_ROW_COLUMNS} FROM runs WHERE pk=?{db.dialect.for_update}", (pk,)).fetchone()
         if row is None:
             raise RunNotFoundError(f"No run with key {pk} in the store (was it removed?).")
         super().__init__(pk, row[0], RunStatus(row[1]), row[2], row[3], row[4])
@@ -121,13 +121,14 @@ class RunWrites(RunQueries):
         """Remove a run that never started (used to undo a failed launch)."""
         record = self.get_run(run_id)
         with self.transaction() as db:
+            db.execute(f"SELECT 1 FROM runs WHERE pk=?{db.dialect.for_update}", (record.pk,))  # its writers first
             _delete_rows(db, record.pk)
         shutil.rmtree(record.run_dir, ignore_errors=True)
 
     def remove_finished_run(self, pk: int) -> bool:
         """Delete a finished run's rows and folder; False if it was gone or is not finished."""
         with self.transaction() as db:
-            row = db.execute("SELECT status, run_id FROM runs WHERE pk=?", (pk,)).fetchone()
+            row = db.execute(f"SELECT status, run_id FROM runs WHERE pk=?{db.dialect.for_update}", (pk,)).fetchone()
             if row is None or not RunStatus(row[0]).is_terminal():
                 return False
             _delete_rows(db, pk)
