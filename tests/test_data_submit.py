@@ -184,3 +184,17 @@ def test_a_rerun_reads_the_same_data_version_or_says_it_changed(project: Path, c
         and "Input 'train' of run" in proc.stderr
         and "changed since that run read it" in proc.stderr
     )
+
+
+def test_store_repair_rebuilds_a_runs_data_lineage(project: Path, cli: CLI, tmp_path: Path) -> None:
+    write(project, "read.py", READ)
+    data_folder(project / "data")
+    handle = launchbay.submit("read.py", inputs={"train": "data"})
+    assert handle.wait(timeout=60) == "Completed"
+    before = handle.get_details()["inputs"]
+    (tmp_path / "store" / "index.sqlite").unlink()  # the index is lost; the run folders are the truth
+    for extra in ("index.sqlite-wal", "index.sqlite-shm"):
+        (tmp_path / "store" / extra).unlink(missing_ok=True)
+    cli("store", "repair", check=True)
+    details = cli.json("show", handle.run_id)
+    assert isinstance(details, dict) and details["inputs"] == before
