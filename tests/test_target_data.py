@@ -155,3 +155,21 @@ def test_a_missing_source_is_refused_before_any_run_is_written(target: TargetUnd
     with pytest.raises(launchbay.LaunchbayError, match="does not exist"):
         launchbay.submit("read.py", target=target.name, source_dir=folder, inputs={"train": "/no/such/data"})
     assert len(launchbay.runs(limit=None)) == before
+
+
+def test_a_large_input_arrives_whole(target: TargetUnderTest, folder: Path, tmp_path: Path) -> None:
+    """Past 64 MB an SSH send also goes over a second connection: every file still arrives once, intact."""
+    if target.kind not in SENDS:
+        pytest.skip(f"{target.kind} reads the source in place")
+    big = tmp_path / "big"
+    for i in range(3):
+        path = big / f"part{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(30 << 20))
+        os.utime(path, (os.stat(path).st_mtime - 5, os.stat(path).st_mtime - 5))
+    handle = launchbay.submit(
+        "read.py", target=target.name, source_dir=folder, inputs={"train": str(big)}, system_metrics_interval_s=0
+    )
+    assert handle.wait(timeout=300) == "Completed", handle.record().error
+    assert sums_seen(handle) == sums_of(big)
+    assert bytes_sent(handle) == 3 * (30 << 20)

@@ -121,6 +121,10 @@ def manifest_of(store: Store, item: RunInput) -> Manifest:
     return Manifest.from_bytes(store.blobs.read_bytes(item.hash))
 
 
+PARALLEL_BYTES = 64 << 20  # a send this large also goes over a second connection (the link idles less)
+BATCH_BYTES = 32 << 20  # each batch lands atomically: a cut send resumes with what is still missing
+
+
 def deliver(
     store: Store,
     connection: Callable[[Callable[[Any], Any]], Any],
@@ -128,8 +132,11 @@ def deliver(
     item: RunInput,
     where: str,
     say: Callable[[str], None] | None = None,
+    second: Callable[[], Any] | None = None,
 ) -> tuple[str, int]:
-    """Make ``item``'s version complete in the host's cache: (its path there, data bytes sent)."""
+    """Make ``item``'s version complete in the host's cache: (its path there, data bytes sent).
+
+    ``second()``, when given, opens another connection to the host; a large send uses it alongside."""
     manifest = manifest_of(store, item)
     files = [[f.path, f.size, f.sha256] for f in manifest.files]
     args = {"cache": cache, "version": item.hash, "files": files}
@@ -137,35 +144,71 @@ def deliver(
     sent = 0
     if not state["complete"]:
         location = Path(str(item.location))
-        sources = {
-            f.sha256: (location / f.path if manifest.kind == "folder" else location, f.size) for f in manifest.files
-        }
-        progress = Progress(say, f"sending input {item.name!r} to {where}")
-        objects = f"{state['cache']}/objects"
-        batch: dict[str, Path] = {}
-        size = 0
-
-        def send() -> None:
-            nonlocal sent, size
-            files = dict(batch)
-            connection(lambda c: c.upload_files(objects, files, blobs=True))
-            progress.add(len(files), size)
-            sent += size
-            batch.clear()
-            size = 0
-
+        folder = manifest.kind == "folder"
+        sources = {f.sha256: (location / f.path if folder else location, f.size) for f in manifest.files}
+        batches: list[tuple[dict[str, Path], int]] = [({}, 0)]
         for digest in state["missing"]:
             path, nbytes = sources[digest]
-            batch[blob_name(digest)] = path
-            size += nbytes
-            if size >= 32 << 20:  # each batch lands atomically: a cut send resumes with what is missing
-                send()
-        if batch:
-            send()
+            if batches[-1][1] >= BATCH_BYTES:
+                batches.append(({}, 0))
+            batches[-1][0][blob_name(digest)] = path
+            batches[-1] = (batches[-1][0], batches[-1][1] + nbytes)
+        batches = [b for b in batches if b[0]]
+        sent = sum(size for _, size in batches)
+        progress = Progress(say, f"sending input {item.name!r} to {where}")
+        _send(connection, f"{state['cache']}/objects", batches, progress, second if sent >= PARALLEL_BYTES else None)
         connection(lambda c: c.call(LINK, args)[0])
         progress.done()
     tree = str(state["tree"])
     return (tree if manifest.kind == "folder" else f"{tree}/{manifest.files[0].path}"), sent
+
+
+def _send(
+    connection: Callable[[Callable[[Any], Any]], Any],
+    objects: str,
+    batches: list[tuple[dict[str, Path], int]],
+    progress: Progress,
+    second: Callable[[], Any] | None,
+) -> None:
+    """Send the batches over the pooled connection, and over a second one alongside when given."""
+    import threading
+
+    pending = list(reversed(batches))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work(send: Callable[[dict[str, Path]], Any]) -> None:
+        while not failures:
+            with lock:
+                if not pending:
+                    return
+                files, size = pending.pop()
+            try:
+                send(files)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+                failures.append(exc)
+                return
+            progress.add(len(files), size)
+
+    helper = None
+    if second is not None and len(batches) > 1:
+        try:
+            extra = second()
+        except Exception:  # noqa: BLE001 - a second connection only speeds things up
+            extra = None
+        if extra is not None:
+            helper = threading.Thread(
+                target=work, args=(lambda f: extra.upload_files(objects, f, blobs=True),), daemon=True
+            )
+            helper.start()
+    try:
+        work(lambda f: connection(lambda c: c.upload_files(objects, f, blobs=True)))
+    finally:
+        if helper is not None:
+            helper.join()
+            extra.close()
+    if failures:
+        raise failures[0]
 
 
 class HereConnection:
