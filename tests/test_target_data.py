@@ -173,3 +173,35 @@ def test_a_large_input_arrives_whole(target: TargetUnderTest, folder: Path, tmp_
     assert handle.wait(timeout=300) == "Completed", handle.record().error
     assert sums_seen(handle) == sums_of(big)
     assert bytes_sent(handle) == 3 * (30 << 20)
+
+
+def data_gc(folder: Path, *args: str) -> dict[str, object]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "launchbay", "data", "gc", "--json", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found: dict[str, object] = json.loads(proc.stdout)
+    return found
+
+
+def test_data_gc_frees_a_host_cache_but_never_what_recent_runs_read(target: TargetUnderTest, folder: Path) -> None:
+    if target.kind not in SENDS:
+        pytest.skip(f"{target.kind} keeps no cache of its own")
+    run_with_data(target, folder)
+    kept = data_gc(folder, "--target", target.name)  # every run here is recent: nothing goes
+    assert kept["versions"] == [] and kept["objects"] == 0
+    would = data_gc(folder, "--target", target.name, "--keep-days", "0", "--dry-run")
+    assert isinstance(would["versions"], list) and would["versions"] and int(would["bytes"]) > 0  # type: ignore[call-overload]
+    freed = data_gc(folder, "--target", target.name, "--keep-days", "0")
+    assert freed["versions"] == would["versions"] and freed["bytes"] == would["bytes"]
+    again = run_with_data(target, folder)  # the next run sends the data again, whole
+    assert sums_seen(again) == sums_of(folder.parent / "data")
+    assert bytes_sent(again) == sum(p.stat().st_size for p in (folder.parent / "data").rglob("*") if p.is_file())

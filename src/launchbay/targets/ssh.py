@@ -118,6 +118,11 @@ class SSHTarget(Target[SSHState, SSHPlan]):
             for i in launch.inputs
         }
 
+    def collect_data(self, keep: set[str], dry_run: bool = False) -> dict[str, Any] | None:
+        from .sshdata import collect
+
+        return collect(self.remote.do, self.data_cache(), keep, dry_run)
+
     def _extra(self) -> SSHConnection:
         """A connection of its own (not the pool's), for a large data send alongside the pooled one."""
         r = self.remote

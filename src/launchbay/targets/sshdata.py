@@ -245,3 +245,56 @@ class HereConnection:
 
 def here(action: Callable[[Any], Any]) -> Any:
     return action(HereConnection())
+
+
+# Free the versions not in ``keep`` and every object no version links any more (its link count is 1).
+COLLECT = r"""
+import os, shutil
+cache = os.path.abspath(os.path.expanduser(args["cache"]))
+keep, dry = set(args["keep"]), args["dry_run"]
+versions = os.path.join(cache, "versions")
+gone, unlinked = [], {}
+for name in sorted(os.listdir(versions)) if os.path.isdir(versions) else []:
+    tree = os.path.join(versions, name)
+    if name in keep or not os.path.isdir(tree) or ".tmp-" in name:
+        continue
+    gone.append(name)
+    for folder, _, files in os.walk(tree):  # the links this version holds, by inode
+        for file in files:
+            try:
+                ino = os.lstat(os.path.join(folder, file)).st_ino
+            except OSError:
+                continue
+            unlinked[ino] = unlinked.get(ino, 0) + 1
+    if not dry:
+        try:
+            os.unlink(tree + ".complete")
+        except OSError:
+            pass
+        shutil.rmtree(tree, ignore_errors=True)
+freed = dropped = 0
+for folder, _, files in os.walk(os.path.join(cache, "objects")):
+    for file in files:
+        path = os.path.join(folder, file)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        links = st.st_nlink - (unlinked.get(st.st_ino, 0) if dry else 0)
+        if links <= 1:  # no version links it any more
+            freed += st.st_size
+            dropped += 1
+            if not dry:
+                os.unlink(path)
+result = {"cache": cache, "versions": gone, "objects": dropped, "bytes": freed}
+"""
+
+
+def collect(
+    connection: Callable[[Callable[[Any], Any]], Any], cache: str, keep: set[str], dry_run: bool
+) -> dict[str, Any]:
+    """Free a host cache's versions not in ``keep`` and the objects only they held."""
+    found: dict[str, Any] = connection(
+        lambda c: c.call(COLLECT, {"cache": cache, "keep": sorted(keep), "dry_run": dry_run})[0]
+    )
+    return found
