@@ -205,3 +205,43 @@ def test_data_gc_frees_a_host_cache_but_never_what_recent_runs_read(target: Targ
     again = run_with_data(target, folder)  # the next run sends the data again, whole
     assert sums_seen(again) == sums_of(folder.parent / "data")
     assert bytes_sent(again) == sum(p.stat().st_size for p in (folder.parent / "data").rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs as the host's data cache (mount needs root: CI runs as root; the test sshd is this machine)."""
+    import subprocess
+
+    from conftest import need_service
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    need_service(done.returncode == 0, f"mounting a tmpfs ({done.stderr.decode().strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_cache_disk_is_one_line_naming_host_and_path_and_leaves_nothing_half_sent(
+    target: TargetUnderTest, folder: Path, small_disk: Path, tmp_path: Path
+) -> None:
+    if target.kind != "ssh":
+        pytest.skip("the SSH host's cache")
+    assert target.settings is not None
+    project = tmp_path / "full"
+    project.mkdir()
+    write(project, "read.py", READ)
+    (project / "launchbay.toml").write_text(toml_table(target.name, {**target.settings, "data_cache": str(small_disk)}))
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(4):
+        (big / f"part{i}.bin").write_bytes(os.urandom(3 << 20))
+    before = len(launchbay.runs(limit=None))
+    with pytest.raises(launchbay.LaunchbayError) as caught:
+        launchbay.submit("read.py", target=target.name, source_dir=project, inputs={"train": str(big)})
+    message = str(caught.value)
+    assert f"The data cache {small_disk} on" in message and "is full" in message and "\n" not in message
+    assert len(launchbay.runs(limit=None)) == before  # no run is left behind
+    assert not [p for p in small_disk.rglob("*") if ".tmp-" in p.name]  # the half-sent files are gone

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..data.manifest import Manifest
 from ..data.progress import Progress
+from ..errors import TargetError
 from ..store import Store
 from ..store.records import RunInput
 from .fileset import blob_name
@@ -106,7 +107,10 @@ for path, size, digest in args["files"]:
     except OSError:
         pass
     if not os.path.exists(full):
-        os.link(obj, full)
+        try:
+            os.link(obj, full)
+        except FileExistsError:  # another submit of the same version linked it first
+            pass
     st = os.lstat(full)
     stats.append([path, st.st_size, st.st_mtime_ns, st.st_ino])
 tmp = "%s.complete.tmp-%d" % (tree, os.getpid())
@@ -114,6 +118,22 @@ with open(tmp, "w") as fh:
     json.dump(stats, fh)
 os.replace(tmp, tree + ".complete")
 result = tree
+"""
+
+
+# After a send that failed (a full disk): the temporary files of half-sent objects go.
+CLEAN = r"""
+import os
+removed = 0
+for folder, _, files in os.walk(os.path.join(args["cache"], "objects")):
+    for name in files:
+        if ".tmp-" in name:
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+result = removed
 """
 
 
@@ -156,7 +176,19 @@ def deliver(
         batches = [b for b in batches if b[0]]
         sent = sum(size for _, size in batches)
         progress = Progress(say, f"sending input {item.name!r} to {where}")
-        _send(connection, f"{state['cache']}/objects", batches, progress, second if sent >= PARALLEL_BYTES else None)
+        try:
+            _send(
+                connection, f"{state['cache']}/objects", batches, progress, second if sent >= PARALLEL_BYTES else None
+            )
+        except Exception as exc:
+            if "No space left" not in str(exc) and "Errno 28" not in str(exc):
+                raise
+            connection(lambda c: c.call(CLEAN, {"cache": state["cache"]})[0])
+            raise TargetError(
+                f"The data cache {state['cache']} on {where} is full (no space left on its disk) while sending input "
+                f"{item.name!r}; the half-sent files were removed. Free space there (launchbay data gc --target ...) "
+                "or set data_cache to a folder on a larger disk."
+            ) from None
         connection(lambda c: c.call(LINK, args)[0])
         progress.done()
     tree = str(state["tree"])
