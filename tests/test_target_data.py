@@ -21,14 +21,16 @@ import pytest
 import launchbay
 from conftest import TargetUnderTest, target_params, toml_table, write
 
-pytestmark = pytest.mark.parametrize("target", target_params("local", "docker", "ssh", "slurm"), indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "target", target_params("local", "docker", "docker-tcp", "ssh", "slurm"), indirect=True
+)
 
 #: targets that copy data to their side (and so count bytes sent); the others read it in place
-SENDS = ("ssh", "slurm")
+SENDS = ("docker-tcp", "ssh", "slurm")
 #: targets whose runs see the input through a read-only view
-READ_ONLY = ("docker",)
+READ_ONLY = ("docker", "docker-tcp")
 #: targets whose cache a run may change, mended before the next run uses it
-MENDED = ("ssh", "slurm")
+MENDED = ("ssh", "slurm")  # docker-tcp's volumes are mounted read-only: nothing to mend
 
 READ = """
     import hashlib, json, os, sys
@@ -70,6 +72,12 @@ def folder(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) ->
         patch.chdir(root)
         patch.setenv("LAUNCHBAY_STORE", str(root.parent / "store"))
         yield root
+    if target.kind == "docker-tcp":  # the daemon's data volumes this module's store made
+        import docker
+
+        client = docker.from_env()
+        for volume in client.volumes.list(filters={"label": f"launchbay.store={(root.parent / 'store').resolve()}"}):
+            volume.remove(force=True)
 
 
 def run_with_data(target: TargetUnderTest, folder: Path, *args: str) -> launchbay.RunHandle:
@@ -140,7 +148,8 @@ def test_the_input_cannot_be_changed_through_a_read_only_view(target: TargetUnde
 
 def test_a_changed_cache_is_mended_before_the_next_run(target: TargetUnderTest, folder: Path) -> None:
     if target.kind not in MENDED:
-        pytest.skip(f"{target.kind} keeps no cache of its own")
+        why = "its volumes are mounted read-only" if target.kind in READ_ONLY else "it keeps no cache of its own"
+        pytest.skip(f"{target.kind}: nothing to mend, {why}")
     data = folder.parent / "data"
     run_with_data(target, folder)
     changed = run_with_data(target, folder, "--write")
