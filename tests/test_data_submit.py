@@ -184,3 +184,35 @@ def test_a_rerun_reads_the_same_data_version_or_says_it_changed(project: Path, c
         and "Input 'train' of run" in proc.stderr
         and "changed since that run read it" in proc.stderr
     )
+
+
+def test_store_repair_rebuilds_a_runs_data_lineage(project: Path, cli: CLI, tmp_path: Path) -> None:
+    write(project, "read.py", READ)
+    data_folder(project / "data")
+    handle = launchbay.submit("read.py", inputs={"train": "data"})
+    assert handle.wait(timeout=60) == "Completed"
+    before = handle.get_details()["inputs"]
+    (tmp_path / "store" / "index.sqlite").unlink()  # the index is lost; the run folders are the truth
+    for extra in ("index.sqlite-wal", "index.sqlite-shm"):
+        (tmp_path / "store" / extra).unlink(missing_ok=True)
+    cli("store", "repair", check=True)
+    details = cli.json("show", handle.run_id)
+    assert isinstance(details, dict) and details["inputs"] == before
+
+
+def test_the_run_widget_shows_the_data_a_run_read_and_made(project: Path) -> None:
+    from launchbay.ipython.widgets import RunWidget
+
+    write(project, "make.py", "import os\nos.makedirs('outputs/sums')\nopen('outputs/sums/x', 'w').write('1')\n")
+    data_folder(project / "data")
+    handle = launchbay.submit("make.py", inputs={"train": "data"}, outputs={"sums": "outputs/sums"})
+    widget = RunWidget(handle)
+    try:
+        assert widget.wait_until_done(60)
+        header = widget._header.value
+    finally:
+        widget.close()
+    assert handle.status == "Completed", handle.get_log()
+    version = handle.get_details()["inputs"][0]["version"]
+    assert "data: <b>train</b>" in header and version[:12] in header and "2 files, 14 B" in header
+    assert "&rarr; <b>sums</b> (sums:1)" in header  # what it made, once it completed

@@ -45,7 +45,7 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = outputs_text(nb)
     with open_store(tmp_path / "store") as store:
         runs = store.list_runs()
-    assert len(runs) == 3 and {r.properties["launchbay.source_dir"] for r in runs} == {str(work)}
+    assert len(runs) == 4 and {r.properties["launchbay.source_dir"] for r in runs} == {str(work)}
     assert {r.experiment for r in runs} == {"notebooks"}  # the notebook folder's project, not the repo's
     assert "Completed" in text
     assert "31 9" in text
@@ -53,6 +53,8 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the comparison draws the loss of both runs"
     assert "step 0: loss 1.000" in text
+    assert "read 300 rows from 3 files" in text  # a data input, read in place
+    assert "digits:1  (new version 1; 3 files" in text and "is the version the run read" in text
     # No widget renders under nbclient/nbconvert: the first %%submit cell keeps the run's log as text.
     first = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%submit"))
     streamed = "".join(o.get("text", "") for o in first.outputs)

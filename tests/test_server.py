@@ -620,3 +620,23 @@ def test_the_store_comes_from_launchbay_store_when_not_configured(
     (tmp_path / "sub").mkdir()
     assert LaunchbayService.open(None, tmp_path / "sub").store.root == (tmp_path / ".launchbay").resolve()
     assert os.path.isdir(tmp_path / ".launchbay")
+
+
+def test_run_details_list_the_data_a_run_read_with_its_version(api: Api, store_runs: dict[str, Any]) -> None:
+    """The sidebar's run view shows each input's source, version, files, bytes and mode."""
+    project: Path = store_runs["project"]
+    data = project.parent / "server-data"
+    data.mkdir(exist_ok=True)
+    (data / "a.csv").write_text("x\n1\n")
+    handle = launchbay.submit("fail.py", store=store_runs["store"], source_dir=project, inputs={"train": str(data)})
+    handle.wait(timeout=60)
+    run = api.get("runs", handle.run_id)
+    [item] = run["inputs"]
+    assert (item["name"], item["source"], item["files"], item["bytes"], item["mode"]) == (
+        "train",
+        str(data),
+        1,
+        4,
+        "mount",
+    )
+    assert len(item["version"]) == 64 and run["outputs"] == []

@@ -21,14 +21,16 @@ import pytest
 import launchbay
 from conftest import TargetUnderTest, target_params, toml_table, write
 
-pytestmark = pytest.mark.parametrize("target", target_params("local", "docker", "ssh", "slurm"), indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "target", target_params("local", "docker", "docker-tcp", "ssh", "slurm"), indirect=True
+)
 
 #: targets that copy data to their side (and so count bytes sent); the others read it in place
-SENDS = ("ssh", "slurm")
+SENDS = ("docker-tcp", "ssh", "slurm")
 #: targets whose runs see the input through a read-only view
-READ_ONLY = ("docker",)
+READ_ONLY = ("docker", "docker-tcp")
 #: targets whose cache a run may change, mended before the next run uses it
-MENDED = ("ssh", "slurm")
+MENDED = ("ssh", "slurm")  # docker-tcp's volumes are mounted read-only: nothing to mend
 
 READ = """
     import hashlib, json, os, sys
@@ -70,6 +72,12 @@ def folder(target: TargetUnderTest, tmp_path_factory: pytest.TempPathFactory) ->
         patch.chdir(root)
         patch.setenv("LAUNCHBAY_STORE", str(root.parent / "store"))
         yield root
+    if target.kind == "docker-tcp":  # the daemon's data volumes this module's store made
+        import docker
+
+        client = docker.from_env()
+        for volume in client.volumes.list(filters={"label": f"launchbay.store={(root.parent / 'store').resolve()}"}):
+            volume.remove(force=True)
 
 
 def run_with_data(target: TargetUnderTest, folder: Path, *args: str) -> launchbay.RunHandle:
@@ -140,7 +148,8 @@ def test_the_input_cannot_be_changed_through_a_read_only_view(target: TargetUnde
 
 def test_a_changed_cache_is_mended_before_the_next_run(target: TargetUnderTest, folder: Path) -> None:
     if target.kind not in MENDED:
-        pytest.skip(f"{target.kind} keeps no cache of its own")
+        why = "its volumes are mounted read-only" if target.kind in READ_ONLY else "it keeps no cache of its own"
+        pytest.skip(f"{target.kind}: nothing to mend, {why}")
     data = folder.parent / "data"
     run_with_data(target, folder)
     changed = run_with_data(target, folder, "--write")
@@ -155,3 +164,93 @@ def test_a_missing_source_is_refused_before_any_run_is_written(target: TargetUnd
     with pytest.raises(launchbay.LaunchbayError, match="does not exist"):
         launchbay.submit("read.py", target=target.name, source_dir=folder, inputs={"train": "/no/such/data"})
     assert len(launchbay.runs(limit=None)) == before
+
+
+def test_a_large_input_arrives_whole(target: TargetUnderTest, folder: Path, tmp_path: Path) -> None:
+    """Past 64 MB an SSH send also goes over a second connection: every file still arrives once, intact."""
+    if target.kind not in SENDS:
+        pytest.skip(f"{target.kind} reads the source in place")
+    big = tmp_path / "big"
+    for i in range(3):
+        path = big / f"part{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(30 << 20))
+        os.utime(path, (os.stat(path).st_mtime - 5, os.stat(path).st_mtime - 5))
+    handle = launchbay.submit(
+        "read.py", target=target.name, source_dir=folder, inputs={"train": str(big)}, system_metrics_interval_s=0
+    )
+    assert handle.wait(timeout=300) == "Completed", handle.record().error
+    assert sums_seen(handle) == sums_of(big)
+    assert bytes_sent(handle) == 3 * (30 << 20)
+
+
+def data_gc(folder: Path, *args: str) -> dict[str, object]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "launchbay", "data", "gc", "--json", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found: dict[str, object] = json.loads(proc.stdout)
+    return found
+
+
+def test_data_gc_frees_a_host_cache_but_never_what_recent_runs_read(target: TargetUnderTest, folder: Path) -> None:
+    if target.kind not in SENDS:
+        pytest.skip(f"{target.kind} keeps no cache of its own")
+    run_with_data(target, folder)
+    kept = data_gc(folder, "--target", target.name)  # every run here is recent: nothing goes
+    assert kept["versions"] == [] and kept["objects"] == 0
+    would = data_gc(folder, "--target", target.name, "--keep-days", "0", "--dry-run")
+    assert isinstance(would["versions"], list) and would["versions"] and int(would["bytes"]) > 0  # type: ignore[call-overload]
+    freed = data_gc(folder, "--target", target.name, "--keep-days", "0")
+    assert freed["versions"] == would["versions"] and freed["bytes"] == would["bytes"]
+    again = run_with_data(target, folder)  # the next run sends the data again, whole
+    assert sums_seen(again) == sums_of(folder.parent / "data")
+    assert bytes_sent(again) == sum(p.stat().st_size for p in (folder.parent / "data").rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs as the host's data cache (mount needs root: CI runs as root; the test sshd is this machine)."""
+    import subprocess
+
+    from conftest import need_service
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    need_service(done.returncode == 0, f"mounting a tmpfs ({done.stderr.decode().strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_cache_disk_is_one_line_naming_host_and_path_and_leaves_nothing_half_sent(
+    target: TargetUnderTest, folder: Path, small_disk: Path, tmp_path: Path
+) -> None:
+    if target.kind != "ssh":
+        pytest.skip("the SSH host's cache")
+    assert target.settings is not None
+    project = tmp_path / "full"
+    project.mkdir()
+    write(project, "read.py", READ)
+    (project / "launchbay.toml").write_text(toml_table(target.name, {**target.settings, "data_cache": str(small_disk)}))
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(4):
+        (big / f"part{i}.bin").write_bytes(os.urandom(3 << 20))
+    before = len(launchbay.runs(limit=None))
+    with pytest.raises(launchbay.LaunchbayError) as caught:
+        launchbay.submit("read.py", target=target.name, source_dir=project, inputs={"train": str(big)})
+    message = str(caught.value)
+    assert f"The data cache {small_disk} on" in message and "is full" in message and "\n" not in message
+    assert len(launchbay.runs(limit=None)) == before  # no run is left behind
+    assert not [p for p in small_disk.rglob("*") if ".tmp-" in p.name]  # the half-sent files are gone

@@ -27,6 +27,18 @@ export interface IRunError {
   traceback?: string | null;
 }
 
+export interface IDataItem {
+  name: string;
+  source: string;
+  version: string;
+  files: number;
+  bytes: number;
+  bytes_sent: number;
+  mode: string;
+  dataset?: string | null;
+  dataset_version?: number | null;
+}
+
 export interface IRun {
   run_id: string;
   name?: string | null;
@@ -50,6 +62,10 @@ export interface IRun {
   params?: { [key: string]: any };
   properties?: { [key: string]: any };
   snapshot?: { id?: string | null; files?: number | null; bytes?: number | null } | null;
+  /** The data the run read, each with its version (the hash of its files); detail only. */
+  inputs?: IDataItem[];
+  /** The dataset versions the run made (--output, run.register_dataset); detail only. */
+  outputs?: IDataItem[];
   primary_metric?: { name: string; value: number | null } | null;
   environment?: any;
   spec?: any;

@@ -171,6 +171,8 @@ export class RunView extends Widget {
     this._environment = envSec.body;
     const snapSec = section('Snapshot', 'lb-snapshot-section', false);
     this._snapshot = snapSec.body;
+    const dataSec = section('Data (inputs and outputs)', 'lb-data-section', false);
+    this._data = dataSec.body;
     const specSec = section('Run spec', 'lb-spec-section', false);
     this._spec = specSec.body;
 
@@ -189,6 +191,7 @@ export class RunView extends Widget {
       propsSec.details,
       envSec.details,
       snapSec.details,
+      dataSec.details,
       specSec.details
     ]) {
       this.node.appendChild(n);
@@ -316,6 +319,15 @@ export class RunView extends Widget {
       this._snapshot,
       kvTable({ id: snap.id, files: snap.files, size: formatBytes(snap.bytes ?? null) }, 'lb-snapshot')
     );
+    const data: { [key: string]: string } = {};
+    for (const item of [...(run.inputs || []), ...(run.outputs || [])]) {
+      const named = item.dataset ? ` (${item.dataset}:${item.dataset_version})` : '';
+      const arrow = item.mode === 'output' ? '→ ' : '';
+      data[`${arrow}${item.name}`] =
+        `${item.source}${named} · version ${item.version.slice(0, 12)} · ${item.files} files, ` +
+        `${formatBytes(item.bytes)} · ${item.mode}`;
+    }
+    this._replace(this._data, kvTable(data, 'lb-data', false));
     if (run.spec) {
       this._replace(this._spec, el('pre', 'lb-spec', JSON.stringify(run.spec, null, 2)));
     } else {
@@ -628,5 +640,6 @@ export class RunView extends Widget {
   private _properties: HTMLDivElement;
   private _environment: HTMLDivElement;
   private _snapshot: HTMLDivElement;
+  private _data: HTMLDivElement;
   private _spec: HTMLDivElement;
 }

@@ -38,6 +38,7 @@ def register(sub: Any, add: Any) -> None:
     q.add_argument("name", help="NAME (its latest version) or NAME:VERSION")
     q = sub_add("gc", "free cached downloads no recent run used (never one a queued or running run needs)")
     q.add_argument("--keep-days", type=float, default=7.0, help="keep what a run used this recently (default 7)")
+    q.add_argument("-t", "--target", help="free the data cache of this target (an SSH host, a Slurm shared folder)")
     q.add_argument("--dry-run", action="store_true", help="only say what would be freed")
 
 
@@ -156,13 +157,23 @@ def _lineage(session: Any, args: argparse.Namespace) -> int:
 
 
 def _gc(session: Any, args: argparse.Namespace) -> int:
-    from ..data.caches import collect
+    from ..data.caches import collect, collect_target
 
+    verb = "Would free" if args.dry_run else "Freed"
+    if args.target:
+        done = collect_target(session, args.target, keep_days=args.keep_days, dry_run=args.dry_run)
+        if _json(args):
+            print_json(done)
+        else:
+            print(
+                f"{verb} {len(done['versions'])} versions, {done['objects']:,} files, {human(done['bytes'])} "
+                f"in {done['cache']} ({args.target}); kept {done['kept']} versions recent or live runs use."
+            )
+        return 0
     freed = collect(session.store, keep_days=args.keep_days, dry_run=args.dry_run)
     if _json(args):
         print_json(freed)
         return 0
-    verb = "Would free" if args.dry_run else "Freed"
     print(f"{verb} {freed['entries']} cached downloads, {human(freed['bytes'])}.")
     return 0
 

@@ -44,3 +44,23 @@ def collect(store: Store, *, keep_days: float = 7.0, dry_run: bool = False) -> d
         if not dry_run:
             shutil.rmtree(folder, ignore_errors=True)
     return {"entries": len(freed), "bytes": total, "kept": kept, "freed": freed}
+
+
+def collect_target(session: Any, name: str, *, keep_days: float = 7.0, dry_run: bool = False) -> dict[str, Any]:
+    """Free target ``name``'s data cache of versions that no queued or running run there needs and no
+    run there read in the last ``keep_days``."""
+    from ..errors import ConfigError
+    from ..targets import make_target
+
+    store = session.store
+    target = make_target(name, session.config, store)
+    since = time.time() - keep_days * 86400
+    keep: set[str] = set()
+    for record in store.list_runs(limit=None, details=False):
+        if record.target != name or (record.status.is_terminal() and record.created < since):
+            continue
+        keep.update(i.hash for i in store.run_inputs(record.run_id))
+    found = target.collect_data(keep, dry_run)
+    if found is None:
+        raise ConfigError(f"Target {name!r} ({target.type_name}) keeps no data cache: it reads inputs in place.")
+    return {"target": name, **found, "kept": len(keep)}

@@ -83,6 +83,9 @@ def _register(store: Store, record: RunRecord, name: str, path: str, description
             "output",
         )
         store.add_run_inputs(record.run_id, [item])
+        from .runs import keep_in_run_file
+
+        keep_in_run_file(store, record, [item])
     except LaunchbayError as exc:
         message = f"dataset {name!r} was not made from {path}: {exc}"
         store.set_tag(record.pk, "launchbay.dataset_error", message)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..config import ProjectConfig
 from ..models import RunSpec
 from ..store import RunRecord, Store
+from ..store.records import RunInput
 from .resolve import ResolvedInput, absolute, resolve
 from .spec import InputSpec, from_config, merge, parse_input
 from .urls import redact_url
@@ -50,7 +51,19 @@ def record_inputs(store: Store, record: RunRecord, inputs: list[ResolvedInput]) 
         return
     for item in inputs:
         store.blobs.put_bytes(item.manifest.to_bytes())
-    store.add_run_inputs(record.run_id, [item.record() for item in inputs])
+    rows = [item.record() for item in inputs]
+    store.add_run_inputs(record.run_id, rows)
+    keep_in_run_file(store, record, rows)
+
+
+def keep_in_run_file(store: Store, record: RunRecord, rows: list[RunInput]) -> None:
+    """The lineage in run.json too, so ``launchbay store repair`` rebuilds it with the run."""
+    from dataclasses import asdict
+
+    from ..store import runfile
+
+    kept = (runfile.read(record.run_dir) or {}).get("data") or []
+    runfile.update(record.run_dir, data=[*kept, *(asdict(r) for r in rows)])
 
 
 def stored_inputs(inputs: dict[str, str]) -> dict[str, str]:

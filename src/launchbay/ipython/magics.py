@@ -68,6 +68,7 @@ LAUNCHBAY_COMMANDS = {
     "snapshot": ("[DIR] [--dry-run]", "what a run would get, and why"),
     "targets": ("", "targets and whether they are reachable"),
     "env": ("list|show|build|prune", "environments"),
+    "data": ("add|list|show|rm|lineage|gc", "named datasets, their versions and the runs that read them"),
     "sweep": ("SCRIPT --param P --metric M", "start a sweep"),
     "diff": ("RUN_A RUN_B", "parameters, environments, metrics (overlaid) and code of two runs"),
     "models": ("[list|show|download|delete] ...", "registered models (a table)"),

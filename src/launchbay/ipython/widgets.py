@@ -19,6 +19,7 @@ import numpy as np
 
 from ..journal_problems import status_detail
 from ..models import RunStatus
+from ..snapshot_budget import human_bytes
 from .logged_view import LoggedView
 from .plots import figure_png, series_figure
 from .run_extras import SystemGroup, TensorBoardLink
@@ -86,8 +87,24 @@ def _detail(record: RunRecord) -> str:
     return f' <span class="lb-widget-status-detail" style="{style}">— {html.escape(detail)}</span>'
 
 
-def header_html(record: RunRecord, elapsed: float | None, tick: int = 0) -> str:
-    """Id, name, experiment, target, status, elapsed; the project root below; the stale notice while live."""
+def data_html(inputs: list[Any]) -> str:
+    """The run's data inputs (and outputs) with their versions, one short line; nothing without any."""
+    if not inputs:
+        return ""
+    parts = []
+    for i in inputs:
+        named = f" ({html.escape(str(i.dataset))}:{i.dataset_version})" if i.dataset else ""
+        arrow = "&rarr; " if i.direction == "output" else ""
+        parts.append(
+            f"{arrow}<b>{html.escape(i.name)}</b>{named} <code>{html.escape(i.hash[:12])}</code> "
+            f"{i.files:,} files, {human_bytes(i.bytes)}"
+        )
+    return f'<div class="lb-widget-data" style="font-size:85%;color:#666">data: {" &middot; ".join(parts)}</div>'
+
+
+def header_html(record: RunRecord, elapsed: float | None, tick: int = 0, inputs: list[Any] | None = None) -> str:
+    """Id, name, experiment, target, status, elapsed; the project root and the data below; the stale notice
+    while live."""
     name = f" <b>{html.escape(record.name)}</b>" if record.name else ""
     root = record.properties.get("launchbay.source_dir") or ""
     where = record.spec.get("working_dir") or "."
@@ -104,6 +121,7 @@ def header_html(record: RunRecord, elapsed: float | None, tick: int = 0) -> str:
         text += f" &middot; re-run of <code>{html.escape(str(rerun_of))}</code>"
     if project:
         text += f'<div class="lb-widget-project" style="font-size:85%;color:#666">{project}</div>'
+    text += data_html(inputs or [])
     if not record.status.is_terminal():
         text += f'<span data-tick="{tick}"></span>' + stale_notice(record.run_id)
     return text
@@ -152,6 +170,7 @@ class RunWidget(w.VBox):
     def __init__(self, handle: RunHandle, pull_into: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.handle = handle
         self._pull_into = pull_into
+        self._data: list[Any] | None = None  # the run's data inputs and outputs (store.run_inputs)
         # The header takes the room left and wraps; Cancel keeps its natural width (it was squeezed to "C…").
         self._header = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self._header.add_class("lb-widget-header")
@@ -255,7 +274,12 @@ class RunWidget(w.VBox):
     # -- updates -------------------------------------------------------------------------
     def _update(self, record: RunRecord, final: bool = False) -> None:
         self._tick += 1
-        self._header.value = header_html(record, self._elapsed(record), self._tick)
+        if self._data is None or final:
+            try:  # a run's inputs never change; its outputs come at its end
+                self._data = self.handle.session.store.run_inputs(record.run_id, None)
+            except Exception:  # noqa: BLE001 - the header goes on without them
+                self._data = []
+        self._header.value = header_html(record, self._elapsed(record), self._tick, self._data)
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
         while True:
             with self._log_lock:

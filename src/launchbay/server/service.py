@@ -111,7 +111,12 @@ class LaunchbayService:
         return {"experiments": [{"name": name, "runs": count} for name, count in self.store.experiments()]}
 
     def run(self, run_id: str) -> dict[str, Any]:
-        return run_dict(self._run(run_id), detail=True)
+        record = self._run(run_id)
+        data = run_dict(record, detail=True)
+        lineage = self.store.run_inputs(record.run_id, None)  # what it read and made, with their versions
+        data["inputs"] = [i.to_dict() for i in lineage if i.direction == "input"]
+        data["outputs"] = [i.to_dict() for i in lineage if i.direction == "output"]
+        return data
 
     def log(self, run_id: str, offset: int = 0, rank: int = 0) -> dict[str, Any]:
         """Log text after byte ``offset`` (a distributed run's ``rank``: its own log); a chunk never

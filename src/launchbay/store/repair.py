@@ -267,6 +267,15 @@ def _mend_sealed(run_dir: Path, data: dict[str, Any], report: RepairReport) -> N
         }
 
 
+def _lineage(store: RunStore, data: dict[str, Any]) -> None:
+    """The run's data inputs and outputs, as run.json keeps them."""
+    from .records import RunInput
+
+    rows = [RunInput(**row) for row in data.get("data") or [] if isinstance(row, dict)]
+    if rows:
+        store.add_run_inputs(str(data["run_id"]), rows)
+
+
 def _rebuild(
     store: RunStore, root: Path, salvaged: dict[str, dict[str, Any]], report: RepairReport, replay: Replay
 ) -> set[str]:
@@ -286,6 +295,7 @@ def _rebuild(
         status = RunStatus.QUEUED.value if has_events or not old_status else str(old_status)
         try:
             _insert(store, data, status)
+            _lineage(store, data)
             _snapshot(store, data, report, seen_snapshots)
             record = store.get_run(run_dir.name)
             replay(store, record)

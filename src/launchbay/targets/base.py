@@ -245,6 +245,11 @@ class Target(ABC, Generic[S, P]):
         moved). Default (the runner is on this machine): the files where they are, nothing moved."""
         return {i.name: (str(i.location), 0) for i in launch.inputs}
 
+    def collect_data(self, keep: set[str], dry_run: bool = False) -> dict[str, Any] | None:
+        """Free the data versions this target's cache holds that are not in ``keep`` (``launchbay data gc
+        --target``): {"cache", "versions", "objects", "bytes"}; None for a target without a cache."""
+        return None
+
     def _deliver(self, launch: Launch[S, P]) -> None:
         from ..data.spec import env_var
 

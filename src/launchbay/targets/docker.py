@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import runfolder as rf
 from ..errors import ConfigError, LaunchbayError, TargetError
-from ..models import RunSpec
 from ..runfolder import has_final_event
 from ..store import RunRecord
 from ..store.records import RunInput
@@ -88,16 +87,27 @@ class DockerTarget(Target[DockerState, Plan]):
         return str(self.settings.get("user") or f"{os.getuid()}:{os.getgid()}")
 
     # -- data inputs: bind-mounted read-only, never copied ------------------------------------------
-    def check_inputs(self, spec: RunSpec) -> None:
-        super().check_inputs(spec)
-        if spec.inputs and self.transfer() == "copy":
-            raise ConfigError(
-                f"Target {self.name!r} reaches a remote Docker daemon ({self.docker_host()}), where data inputs "
-                'are not delivered yet; use a daemon on this machine (transfer = "mount") or an ssh target.'
-            )
-
     def deliver_inputs(self, launch: Launch[DockerState, Plan]) -> dict[str, tuple[str, int]]:
-        return {i.name: (self._input_mount(i)[1], 0) for i in launch.inputs}
+        """A local daemon bind-mounts each input where it is; a remote one gets a volume per version
+        (dockerdata.py), filled once and mounted read-only."""
+        if self.transfer() == "mount":
+            return {i.name: (self._input_mount(i)[1], 0) for i in launch.inputs}
+        from .dockerdata import fill_volume, path_inside
+
+        client, image, user = self.client(), str(launch.state.image), self.user()
+        return {
+            i.name: (path_inside(self.store, i), fill_volume(client, self.store, i, image, user, launch.progress))
+            for i in launch.inputs
+        }
+
+    def collect_data(self, keep: set[str], dry_run: bool = False) -> dict[str, Any] | None:
+        if self.transfer() == "mount":
+            return None  # inputs are read where they are
+        from .dockerdata import collect_volumes
+
+        client = self.client()
+        self._reap(client)  # the containers of ended runs go first: only live runs keep a volume in use
+        return collect_volumes(client, self.store, self.docker_host(), keep, dry_run)
 
     @staticmethod
     def _input_mount(item: RunInput) -> tuple[str, str]:
@@ -179,8 +189,13 @@ class DockerTarget(Target[DockerState, Plan]):
                 volumes[source] = {"bind": inside, "mode": "ro"}
             volumes.update(parse_mounts(self.settings.get("mounts")))
             options["volumes"] = volumes
-        elif self.settings.get("mounts"):
-            options["volumes"] = parse_mounts(self.settings.get("mounts"))
+        else:
+            from .dockerdata import volume_mounts
+
+            volumes = volume_mounts(launch.inputs)  # each input's volume, read-only
+            volumes.update(parse_mounts(self.settings.get("mounts")))
+            if volumes:
+                options["volumes"] = volumes
         requests = device_requests(self.settings.get("gpus"))
         if requests:
             options["device_requests"] = requests

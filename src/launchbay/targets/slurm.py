@@ -152,6 +152,15 @@ class SlurmTarget(Target[SlurmState, SlurmPlan]):
         where = str(host or cache)
         return {i.name: deliver(self.store, connection, cache, i, where, launch.progress) for i in launch.inputs}
 
+    def collect_data(self, keep: set[str], dry_run: bool = False) -> dict[str, Any] | None:
+        from .sshdata import collect, here
+
+        cache = self.data_cache()
+        if cache is None:
+            return None
+        connection = SSHHost.from_settings(self.name, self.settings).do if self.settings.get("host") else here
+        return collect(connection, cache, keep, dry_run)
+
     # -- launch ---------------------------------------------------------------------------------
     def remote_dir(self, record: RunRecord) -> str:
         """The run folder as the compute nodes see it."""

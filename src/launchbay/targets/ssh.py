@@ -37,7 +37,7 @@ from . import sshscripts
 from .base import Launch, Plan, Target, TargetState
 from .fileset import blob_name, file_set
 from .mirror import SSHFolder, mirror
-from .sshconn import RemotePythonError, SSHConnectionLost, SSHHost
+from .sshconn import RemotePythonError, SSHConnection, SSHConnectionLost, SSHHost
 from .sshconn import close_connections as close_connections  # the pool lives in sshconn; kept importable here
 
 if TYPE_CHECKING:
@@ -112,9 +112,23 @@ class SSHTarget(Target[SSHState, SSHPlan]):
         from .sshdata import deliver
 
         return {
-            i.name: deliver(self.store, self.remote.do, self.data_cache(), i, self.where(), launch.progress)
+            i.name: deliver(
+                self.store, self.remote.do, self.data_cache(), i, self.where(), launch.progress, self._extra
+            )
             for i in launch.inputs
         }
+
+    def collect_data(self, keep: set[str], dry_run: bool = False) -> dict[str, Any] | None:
+        from .sshdata import collect
+
+        return collect(self.remote.do, self.data_cache(), keep, dry_run)
+
+    def _extra(self) -> SSHConnection:
+        """A connection of its own (not the pool's), for a large data send alongside the pooled one."""
+        r = self.remote
+        return SSHConnection(
+            r.host, r.port, r.user, r.identity_file, r.known_hosts, python=r.python, connect_timeout=r.connect_timeout
+        )
 
     # -- probe -------------------------------------------------------------------------------------------
     def probe(

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..data.manifest import Manifest
 from ..data.progress import Progress
+from ..errors import TargetError
 from ..store import Store
 from ..store.records import RunInput
 from .fileset import blob_name
@@ -106,7 +107,10 @@ for path, size, digest in args["files"]:
     except OSError:
         pass
     if not os.path.exists(full):
-        os.link(obj, full)
+        try:
+            os.link(obj, full)
+        except FileExistsError:  # another submit of the same version linked it first
+            pass
     st = os.lstat(full)
     stats.append([path, st.st_size, st.st_mtime_ns, st.st_ino])
 tmp = "%s.complete.tmp-%d" % (tree, os.getpid())
@@ -117,8 +121,28 @@ result = tree
 """
 
 
+# After a send that failed (a full disk): the temporary files of half-sent objects go.
+CLEAN = r"""
+import os
+removed = 0
+for folder, _, files in os.walk(os.path.join(args["cache"], "objects")):
+    for name in files:
+        if ".tmp-" in name:
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+result = removed
+"""
+
+
 def manifest_of(store: Store, item: RunInput) -> Manifest:
     return Manifest.from_bytes(store.blobs.read_bytes(item.hash))
+
+
+PARALLEL_BYTES = 64 << 20  # a send this large also goes over a second connection (the link idles less)
+BATCH_BYTES = 32 << 20  # each batch lands atomically: a cut send resumes with what is still missing
 
 
 def deliver(
@@ -128,8 +152,11 @@ def deliver(
     item: RunInput,
     where: str,
     say: Callable[[str], None] | None = None,
+    second: Callable[[], Any] | None = None,
 ) -> tuple[str, int]:
-    """Make ``item``'s version complete in the host's cache: (its path there, data bytes sent)."""
+    """Make ``item``'s version complete in the host's cache: (its path there, data bytes sent).
+
+    ``second()``, when given, opens another connection to the host; a large send uses it alongside."""
     manifest = manifest_of(store, item)
     files = [[f.path, f.size, f.sha256] for f in manifest.files]
     args = {"cache": cache, "version": item.hash, "files": files}
@@ -137,35 +164,83 @@ def deliver(
     sent = 0
     if not state["complete"]:
         location = Path(str(item.location))
-        sources = {
-            f.sha256: (location / f.path if manifest.kind == "folder" else location, f.size) for f in manifest.files
-        }
-        progress = Progress(say, f"sending input {item.name!r} to {where}")
-        objects = f"{state['cache']}/objects"
-        batch: dict[str, Path] = {}
-        size = 0
-
-        def send() -> None:
-            nonlocal sent, size
-            files = dict(batch)
-            connection(lambda c: c.upload_files(objects, files, blobs=True))
-            progress.add(len(files), size)
-            sent += size
-            batch.clear()
-            size = 0
-
+        folder = manifest.kind == "folder"
+        sources = {f.sha256: (location / f.path if folder else location, f.size) for f in manifest.files}
+        batches: list[tuple[dict[str, Path], int]] = [({}, 0)]
         for digest in state["missing"]:
             path, nbytes = sources[digest]
-            batch[blob_name(digest)] = path
-            size += nbytes
-            if size >= 32 << 20:  # each batch lands atomically: a cut send resumes with what is missing
-                send()
-        if batch:
-            send()
+            if batches[-1][1] >= BATCH_BYTES:
+                batches.append(({}, 0))
+            batches[-1][0][blob_name(digest)] = path
+            batches[-1] = (batches[-1][0], batches[-1][1] + nbytes)
+        batches = [b for b in batches if b[0]]
+        sent = sum(size for _, size in batches)
+        progress = Progress(say, f"sending input {item.name!r} to {where}")
+        try:
+            _send(
+                connection, f"{state['cache']}/objects", batches, progress, second if sent >= PARALLEL_BYTES else None
+            )
+        except Exception as exc:
+            if "No space left" not in str(exc) and "Errno 28" not in str(exc):
+                raise
+            connection(lambda c: c.call(CLEAN, {"cache": state["cache"]})[0])
+            raise TargetError(
+                f"The data cache {state['cache']} on {where} is full (no space left on its disk) while sending input "
+                f"{item.name!r}; the half-sent files were removed. Free space there (launchbay data gc --target ...) "
+                "or set data_cache to a folder on a larger disk."
+            ) from None
         connection(lambda c: c.call(LINK, args)[0])
         progress.done()
     tree = str(state["tree"])
     return (tree if manifest.kind == "folder" else f"{tree}/{manifest.files[0].path}"), sent
+
+
+def _send(
+    connection: Callable[[Callable[[Any], Any]], Any],
+    objects: str,
+    batches: list[tuple[dict[str, Path], int]],
+    progress: Progress,
+    second: Callable[[], Any] | None,
+) -> None:
+    """Send the batches over the pooled connection, and over a second one alongside when given."""
+    import threading
+
+    pending = list(reversed(batches))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work(send: Callable[[dict[str, Path]], Any]) -> None:
+        while not failures:
+            with lock:
+                if not pending:
+                    return
+                files, size = pending.pop()
+            try:
+                send(files)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+                failures.append(exc)
+                return
+            progress.add(len(files), size)
+
+    helper = None
+    if second is not None and len(batches) > 1:
+        try:
+            extra = second()
+        except Exception:  # noqa: BLE001 - a second connection only speeds things up
+            extra = None
+        if extra is not None:
+            helper = threading.Thread(
+                target=work, args=(lambda f: extra.upload_files(objects, f, blobs=True),), daemon=True
+            )
+            helper.start()
+    try:
+        work(lambda f: connection(lambda c: c.upload_files(objects, f, blobs=True)))
+    finally:
+        if helper is not None:
+            helper.join()
+            extra.close()
+    if failures:
+        raise failures[0]
 
 
 class HereConnection:
@@ -202,3 +277,56 @@ class HereConnection:
 
 def here(action: Callable[[Any], Any]) -> Any:
     return action(HereConnection())
+
+
+# Free the versions not in ``keep`` and every object no version links any more (its link count is 1).
+COLLECT = r"""
+import os, shutil
+cache = os.path.abspath(os.path.expanduser(args["cache"]))
+keep, dry = set(args["keep"]), args["dry_run"]
+versions = os.path.join(cache, "versions")
+gone, unlinked = [], {}
+for name in sorted(os.listdir(versions)) if os.path.isdir(versions) else []:
+    tree = os.path.join(versions, name)
+    if name in keep or not os.path.isdir(tree) or ".tmp-" in name:
+        continue
+    gone.append(name)
+    for folder, _, files in os.walk(tree):  # the links this version holds, by inode
+        for file in files:
+            try:
+                ino = os.lstat(os.path.join(folder, file)).st_ino
+            except OSError:
+                continue
+            unlinked[ino] = unlinked.get(ino, 0) + 1
+    if not dry:
+        try:
+            os.unlink(tree + ".complete")
+        except OSError:
+            pass
+        shutil.rmtree(tree, ignore_errors=True)
+freed = dropped = 0
+for folder, _, files in os.walk(os.path.join(cache, "objects")):
+    for file in files:
+        path = os.path.join(folder, file)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        links = st.st_nlink - (unlinked.get(st.st_ino, 0) if dry else 0)
+        if links <= 1:  # no version links it any more
+            freed += st.st_size
+            dropped += 1
+            if not dry:
+                os.unlink(path)
+result = {"cache": cache, "versions": gone, "objects": dropped, "bytes": freed}
+"""
+
+
+def collect(
+    connection: Callable[[Callable[[Any], Any]], Any], cache: str, keep: set[str], dry_run: bool
+) -> dict[str, Any]:
+    """Free a host cache's versions not in ``keep`` and the objects only they held."""
+    found: dict[str, Any] = connection(
+        lambda c: c.call(COLLECT, {"cache": cache, "keep": sorted(keep), "dry_run": dry_run})[0]
+    )
+    return found
