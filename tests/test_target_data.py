@@ -254,3 +254,22 @@ def test_a_full_cache_disk_is_one_line_naming_host_and_path_and_leaves_nothing_h
     assert f"The data cache {small_disk} on" in message and "is full" in message and "\n" not in message
     assert len(launchbay.runs(limit=None)) == before  # no run is left behind
     assert not [p for p in small_disk.rglob("*") if ".tmp-" in p.name]  # the half-sent files are gone
+
+
+def test_a_send_cut_short_resumes_and_a_partial_version_is_never_used(target: TargetUnderTest, folder: Path) -> None:
+    """What a dropped connection leaves: some objects arrived, the version's stamp was never written."""
+    if target.kind not in ("ssh", "slurm"):
+        pytest.skip(f"{target.kind} keeps no host cache")
+    data = folder.parent / "data"
+    run_with_data(target, folder)
+    cache = folder.parent / "host cache"
+    stamps = list((cache / "versions").glob("*.complete"))
+    assert stamps
+    for stamp in stamps:
+        stamp.unlink()  # the send "was cut" before the version was complete
+    big = data / "a.bin"
+    digest = hashlib.sha256(big.read_bytes()).hexdigest()
+    (cache / "objects" / digest[:2] / digest[2:]).unlink()  # and its largest file never arrived
+    again = run_with_data(target, folder)
+    assert sums_seen(again) == sums_of(data)
+    assert bytes_sent(again) == big.stat().st_size  # only what was missing

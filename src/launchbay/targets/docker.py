@@ -106,6 +106,13 @@ class DockerTarget(Target[DockerState, Plan]):
         from .dockerdata import collect_volumes
 
         client = self.client()
+        for container in client.containers.list(filters={"label": f"{LABEL_STORE}={self.store.cache_dir}"}):
+            try:  # a run that has recorded its end: its container is about to exit
+                ended = has_final_event(self.store.get_run(container.labels.get(LABEL_RUN, "")).run_dir)
+            except LaunchbayError:
+                ended = True
+            if ended:
+                self._wait_exit(container)
         self._reap(client)  # the containers of ended runs go first: only live runs keep a volume in use
         return collect_volumes(client, self.store, self.docker_host(), keep, dry_run)
 

@@ -202,7 +202,8 @@ def collect_volumes(client: Any, store: Store, where: str, keep: set[str], dry_r
 
     kept = {VOLUME_PREFIX + h[:40] for h in keep}
     gone, freed = [], 0
-    for volume in client.volumes.list(filters={"label": f"{STORE_LABEL}={store.cache_dir}"}):
+    volumes = client.volumes.list(filters={"label": f"{STORE_LABEL}={store.cache_dir}"})
+    for volume in sorted(volumes, key=lambda v: str((v.attrs.get("Labels") or {}).get(LABEL) or v.name)):
         if volume.name in kept or client.containers.list(all=True, filters={"volume": volume.name}):
             continue  # wanted, or a container (a live run) still mounts it
         if not dry_run:
