@@ -114,7 +114,6 @@ def test_a_bad_input_is_one_line_and_writes_no_run(project: Path, cli: CLI, data
         "train=pipe": "neither a file nor a folder",
         f"ref={data_server.url}/gone.csv": "gone.csv answered 404",
         "train=dataset:mnist": "No dataset named 'mnist'",
-        "train=s3://bucket/prefix": "s3:// sources are not supported",
     }
     for value, message in cases.items():
         proc = cli("submit", "--input", value, "read.py")

@@ -68,7 +68,9 @@ def _add(session: Any, args: argparse.Namespace) -> int:
     from ..data import datasets
 
     say = None if _json(args) else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
-    version, new = datasets.add(session.store, args.name, args.source, description=args.description, say=say)
+    version, new = datasets.add(
+        session.store, args.name, args.source, description=args.description, say=say, s3=session.config.s3
+    )
     if _json(args):
         print_json({**version.to_dict(), "new": new})
     else:

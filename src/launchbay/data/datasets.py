@@ -28,13 +28,15 @@ def add(
     base: Path | None = None,
     run_id: str | None = None,
     say: Callable[[str], None] | None = None,
+    s3: dict[str, Any] | None = None,
 ) -> tuple[DatasetVersion, bool]:
-    """Make ``source`` a version of dataset ``name``: (the version, whether it is a new one)."""
+    """Make ``source`` a version of dataset ``name``: (the version, whether it is a new one); ``s3`` is
+    launchbay.toml's ``[s3]``, for an ``s3://`` source."""
     check_name(name, "data add")
     if source.startswith("dataset:"):
         raise DataInputError("A dataset's source is a path or a URL, not another dataset.")
     spec = absolute(InputSpec(name, source), base or Path.cwd())
-    resolved = resolve(store, spec, say)
+    resolved = resolve(store, spec, say, s3)
     manifest = resolved.manifest
     with store.writing_blobs():
         store.blobs.put_bytes(manifest.to_bytes())

@@ -12,12 +12,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataInputError, DatasetNotFoundError
 from ..store import Store
 from ..store.records import DatasetVersion, RunInput
 from .hashing import hash_source
 from .manifest import Manifest, differences
+from .s3 import fetch_s3
 from .spec import InputSpec
 from .urls import fetch_url, redact_url
 
@@ -70,8 +72,9 @@ def absolute(spec: InputSpec, base: Path) -> InputSpec:
     return InputSpec(spec.name, str(path if path.is_absolute() else (base / path)), spec.mode)
 
 
-def resolve(store: Store, spec: InputSpec, say: Say | None = None) -> ResolvedInput:
-    """Check and hash (or fetch) one input; a ``DataInputError`` in one line when it cannot be used."""
+def resolve(store: Store, spec: InputSpec, say: Say | None = None, s3: dict[str, Any] | None = None) -> ResolvedInput:
+    """Check and hash (or fetch) one input; a ``DataInputError`` in one line when it cannot be used.
+    ``s3``: launchbay.toml's ``[s3]`` settings, for ``s3://`` sources."""
     kind = spec.kind
     if kind == "path":
         path = Path(spec.source)
@@ -81,16 +84,14 @@ def resolve(store: Store, spec: InputSpec, say: Say | None = None) -> ResolvedIn
         fetched = fetch_url(store.cache_dir, spec.source, spec.name, say=say)
         return ResolvedInput(spec.name, redact_url(spec.source), spec.mode, fetched.path, fetched.manifest)
     if kind == "s3":
-        raise DataInputError(
-            f"Input {spec.name!r}: s3:// sources are not supported by this launchbay yet; "
-            f"copy the data here first (aws s3 sync {redact_url(spec.source)} ./data) and pass the folder."
-        )
+        fetched = fetch_s3(store.cache_dir, spec.source, spec.name, settings=s3, say=say)
+        return ResolvedInput(spec.name, spec.source, spec.mode, fetched.path, fetched.manifest)
     version = find_version(store, spec.source)
     return ResolvedInput(
         spec.name,
         spec.source,
         spec.mode,
-        checked_location(store, version, spec.name, say),
+        checked_location(store, version, spec.name, say, s3),
         Manifest.from_bytes(store.blobs.read_bytes(version.hash)),
         version.name,
         version.version,
@@ -118,7 +119,9 @@ def find_version(store: Store, ref: str) -> DatasetVersion:
     raise DatasetNotFoundError(f"No dataset named {name!r}{hint}; add it with `launchbay data add {name} PATH_OR_URL`.")
 
 
-def checked_location(store: Store, version: DatasetVersion, name: str, say: Say | None) -> Path:
+def checked_location(
+    store: Store, version: DatasetVersion, name: str, say: Say | None, s3: dict[str, Any] | None = None
+) -> Path:
     """Where a named version's files are, checked against its manifest: a version is never served changed."""
     if not version.location:
         raise DataInputError(f"Dataset {version.ref} has no files on this machine.")
@@ -126,6 +129,8 @@ def checked_location(store: Store, version: DatasetVersion, name: str, say: Say 
     if version.source.lower().startswith(("http://", "https://")) and not location.exists():
         fetched = fetch_url(store.cache_dir, version.source, name, say=say)  # the cache was cleared
         location = fetched.path
+    if version.source.lower().startswith("s3://") and not location.exists():
+        location = fetch_s3(store.cache_dir, version.source, name, settings=s3, say=say).path
     current = hash_source(store.cache_dir, location, name, say=say, skip=(store.cache_dir,))
     if current.version != version.hash:
         wanted = Manifest.from_bytes(store.blobs.read_bytes(version.hash))

@@ -38,7 +38,7 @@ def run_inputs(
         return spec, []
     spec = replace(spec, inputs={s.name: _text(s) for s in specs})
     target.check_inputs(spec)
-    return spec, [resolve(store, s, say) for s in specs]
+    return spec, [resolve(store, s, say, config.s3) for s in specs]
 
 
 def _text(spec: InputSpec) -> str:

@@ -36,6 +36,25 @@ def open_blobs(location: str, cache_dir: Path, s3: dict[str, Any] | None = None)
     return FolderBlobs(Path(_file_path(location)).expanduser().resolve())
 
 
+def s3_client(settings: dict[str, Any], what: str, attempts: int = 3) -> Any:
+    """boto3's S3 client for ``[s3]``'s ``endpoint``, ``region``, ``access_key_id`` and ``secret_access_key``
+    (each left out falls back to boto3's own: the ``AWS_*`` variables, ``~/.aws``); ``what`` names the
+    feature in the one line a missing boto3 gives."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise StoreError(f"{what} need boto3: pip install 'launchbay[team]' (or boto3).") from exc
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.get("endpoint") or None,
+        region_name=settings.get("region") or None,
+        aws_access_key_id=settings.get("access_key_id") or None,
+        aws_secret_access_key=settings.get("secret_access_key") or None,
+        config=Config(retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+    )
+
+
 class S3Blobs(CachedBlobs):
     """Write-once blobs in a bucket; every read goes through the cache folder on this machine."""
 
@@ -66,21 +85,8 @@ class S3Blobs(CachedBlobs):
     def client(self) -> Any:
         """boto3's client, made on first use (opening a store with S3 blobs costs nothing until then)."""
         if self._client is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError as exc:
-                raise StoreError("S3 blobs need boto3: pip install 'launchbay[team]' (or boto3).") from exc
-            s = self.settings
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=s.get("endpoint") or None,
-                region_name=s.get("region") or None,
-                aws_access_key_id=s.get("access_key_id") or None,
-                aws_secret_access_key=s.get("secret_access_key") or None,
-                # one attempt per call here: _retry holds the backoff (and says what it waited for)
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60),
-            )
+            # one attempt per call here: _retry holds the backoff (and says what it waited for)
+            self._client = s3_client(self.settings, "S3 blobs", attempts=1)
         return self._client
 
     def _retry(self, what: str, call: Callable[[], _T]) -> _T:
