@@ -22,15 +22,15 @@ import launchbay
 from conftest import TargetUnderTest, target_params, toml_table, write
 
 pytestmark = pytest.mark.parametrize(
-    "target", target_params("local", "docker", "docker-tcp", "ssh", "slurm"), indirect=True
+    "target", target_params("local", "docker", "docker-tcp", "ssh", "slurm", "ray"), indirect=True
 )
 
 #: targets that copy data to their side (and so count bytes sent); the others read it in place
-SENDS = ("docker-tcp", "ssh", "slurm")
+SENDS = ("docker-tcp", "ssh", "slurm", "ray")
 #: targets whose runs see the input through a read-only view
 READ_ONLY = ("docker", "docker-tcp")
 #: targets whose cache a run may change, mended before the next run uses it
-MENDED = ("ssh", "slurm")  # docker-tcp's volumes are mounted read-only: nothing to mend
+MENDED = ("ssh", "slurm", "ray")  # docker-tcp's volumes are mounted read-only: nothing to mend
 
 READ = """
     import hashlib, json, os, sys
@@ -258,7 +258,7 @@ def test_a_full_cache_disk_is_one_line_naming_host_and_path_and_leaves_nothing_h
 
 def test_a_send_cut_short_resumes_and_a_partial_version_is_never_used(target: TargetUnderTest, folder: Path) -> None:
     """What a dropped connection leaves: some objects arrived, the version's stamp was never written."""
-    if target.kind not in ("ssh", "slurm"):
+    if target.kind not in ("ssh", "slurm", "ray"):
         pytest.skip(f"{target.kind} keeps no host cache")
     data = folder.parent / "data"
     run_with_data(target, folder)

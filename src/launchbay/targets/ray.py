@@ -83,6 +83,43 @@ class RayTarget(Target[RayState, RayPlan]):
     def address(self) -> str:
         return str(self.settings.get("address") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265")
 
+    # -- data inputs: a folder every node sees, or, for a cluster on this machine, the files in place ---
+    #: Ray's own ``working_dir`` upload is capped in size and sent again with every job, so data goes
+    #: beside it: into ``data_cache`` (a shared file system every node mounts) with the SSH target's
+    #: cache protocol, copied here; a cluster whose head is on this machine reads the files in place.
+    data_inputs = True
+
+    def data_cache(self) -> str | None:
+        cache = self.settings.get("data_cache")
+        return str(cache) if cache else None
+
+    def cluster_is_here(self) -> bool:
+        from urllib.parse import urlsplit
+
+        return (urlsplit(self.address).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+    def check_inputs(self, spec: RunSpec) -> None:
+        if spec.inputs and self.data_cache() is None and not self.cluster_is_here():
+            raise ConfigError(
+                f"Target {self.name!r} (ray, {self.address}) needs data_cache = a folder every Ray node sees "
+                "(a shared file system) to take data inputs; set it in launchbay.toml."
+            )
+
+    def deliver_inputs(self, launch: Launch[RayState, RayPlan]) -> dict[str, tuple[str, int]]:
+        """Each input complete in ``data_cache`` (copied here, checked by SHA-256), else in place."""
+        from .sshdata import deliver, here
+
+        cache = self.data_cache()
+        if cache is None:
+            return super().deliver_inputs(launch)
+        return {i.name: deliver(self.store, here, cache, i, cache, launch.progress) for i in launch.inputs}
+
+    def collect_data(self, keep: set[str], dry_run: bool = False) -> dict[str, Any] | None:
+        from .sshdata import collect, here
+
+        cache = self.data_cache()
+        return None if cache is None else collect(here, cache, keep, dry_run)
+
     # -- distributed runs -------------------------------------------------------------------------
     @property
     def rank_launcher(self) -> str:
