@@ -63,6 +63,7 @@ LAUNCHBAY_COMMANDS = {
     "cancel": ("RUN", "stop the run and its processes"),
     "files": ("RUN", "the run's files"),
     "download": ("RUN PATH [-o OUT]", "copy one of the run's files here"),
+    "init": ("[--target TYPE --host H] [--force]", "write a starter launchbay.toml here"),
     "snapshot": ("[DIR] [--dry-run]", "what a run would get, and why"),
     "targets": ("", "targets and whether they are reachable"),
     "env": ("list|show|build|prune", "environments"),
