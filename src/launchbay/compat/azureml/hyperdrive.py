@@ -190,6 +190,8 @@ class HyperDriveConfig:
         from ...sweeps import sweep
 
         child = self.run_config.launchbay_arguments(experiment, tags)
+        if "command" in child:
+            not_supported("A command in a HyperDrive sweep", "Sweep a script: ScriptRunConfig(script='train.py').")
         if child.pop("distributed", None) is not None:
             not_supported("A distributed configuration in a HyperDrive sweep", "Sweep single-process trials.")
         handle = sweep(
