@@ -169,8 +169,10 @@ class HyperDriveConfig:
         pipeline: Any = None,
         debug_flag: Any = None,
     ) -> None:
-        if estimator is not None or pipeline is not None:
-            not_supported("HyperDriveConfig(estimator=/pipeline=)", "Give run_config=ScriptRunConfig(...) instead.")
+        if pipeline is not None:
+            not_supported("HyperDriveConfig(pipeline=)", "Give run_config=ScriptRunConfig(...) instead.")
+        if estimator is not None and run_config is None:  # v1's older form: the estimator's ScriptRunConfig
+            run_config = estimator.script_run_config
         if run_config is None:
             raise ConfigError("HyperDriveConfig needs run_config=ScriptRunConfig(...): the script each trial runs.")
         if resume_from is not None:
