@@ -160,3 +160,24 @@ def test_a_v1_script_run_config_with_a_command_list_or_string_runs_it(project: P
     assert result["metrics"] == [{"v1_child": 5}, {"v1_child": 5}]
     assert "v1 command got x" in result["logs"][0]
     assert "v1 command got from-a-string\n" in result["logs"][1] and "after" in result["logs"][1]
+
+
+def test_submit_magic_runs_a_command_and_a_cell_under_one(project: Path) -> None:
+    """``%submit --command "..."`` runs a command; ``%%submit --command "... @cell"`` runs the cell as the
+    script file the command names (here under ``sh -c``, as torchrun would take it)."""
+    from ipython_driver import run_cells
+
+    write(project, "run.sh", RUN_SH)
+    out = run_cells(
+        project,
+        '%submit --command "bash run.sh from-the-line-magic"',
+        '%%submit --command "python @cell cell-arg && echo after-the-cell"\n'
+        "import sys\nfrom launchbay import Run\nRun.get_context().log('cell', 1)\nprint('cell got', sys.argv[1:])",
+        '%%submit --command "bash run.sh"\nprint("never")',
+    )
+    assert "shell got: from-the-line-magic" in out and "child logged" in out
+    assert "cell got ['cell-arg']" in out and "after-the-cell" in out, out
+    assert "put @cell where it goes" in out and "never" not in out.split("put @cell")[1]
+    runs = launchbay.runs()
+    assert [r.status.value for r in runs] == ["Completed", "Completed"]
+    assert launchbay.get_run(runs[0].run_id).get_metrics() == {"cell": 1}

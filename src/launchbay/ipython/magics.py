@@ -138,6 +138,11 @@ class LaunchbayMagics(Magics):
     @argument("--sweep", help="run the cell as a sweep: sweep.yaml, or inline 'lr=loguniform(1e-4,1e-1) metric=loss'")
     @argument("--system-metrics-interval", type=float, help="seconds between CPU/GPU samples; 0 = off")
     @argument("--distributed", help="several ranks: pytorch:2, pytorch:2x2 (nodes x processes), mpi:4, tf:2+1")
+    @argument(
+        "--command",
+        help='run a command (by /bin/sh) instead: --command "bash run.sh x"; on a cell, @cell is the cell as a '
+        'script file: --command "torchrun --nproc-per-node 2 @cell"',
+    )
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -156,7 +161,6 @@ class LaunchbayMagics(Magics):
         from ..project import locate
         from ..session import open_session
         from .cells import CELL_FILE, NOTEBOOK_NAMES_FILE, PUSH_FILE, check_syntax, notebook_names, pickle_pushed
-        from .display import display_run, mark_shown
 
         place = locate(args.source_dir)
         root, working_dir = place.root, place.working_dir
@@ -165,6 +169,8 @@ class LaunchbayMagics(Magics):
         push, pull = _split_names(args.push), _split_names(args.pull)
         extra: dict[str, str | bytes] = {}
         prefix = "" if working_dir == "." else working_dir + "/"
+        if args.command:
+            return self._submit_command(args, cell, session, place, target, extra)
         if cell is not None:
             if args.script:
                 raise UsageError("%%submit runs the cell; give a script only to the line magic %submit.")
@@ -207,6 +213,12 @@ class LaunchbayMagics(Magics):
             distributed=_distributed(args.distributed),
         )
         handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
+        return self._show_submitted(args, handle, target, root)
+
+    def _show_submitted(self, args: argparse.Namespace, handle: Any, target: str, root: Any) -> Any:
+        """The widget (or the text form) of a run just submitted; the handle is the cell's value."""
+        from .display import display_run, mark_shown
+
         use_widget = self.defaults.widget and not args.no_widget
         if use_widget:
             from .display import widget_frontend_likely
@@ -225,6 +237,44 @@ class LaunchbayMagics(Magics):
             follow_run(handle, pull_into=self.user_ns)
         mark_shown(handle)  # shown already; still `run = _`
         return handle
+
+    def _submit_command(
+        self, args: argparse.Namespace, cell: str | None, session: Any, place: Any, target: str, extra: dict[str, Any]
+    ) -> Any:
+        """``--command``: the command runs (by ``/bin/sh -c``); a cell becomes the script file ``@cell`` names
+        (``@``, not ``{cell}``: IPython puts the value of ``{name}`` into a magic's line before it gets here)."""
+        from ..models import RunSpec, as_command
+        from .cells import CELL_FILE, check_syntax
+
+        command = _unquote(args.command)
+        if args.script or args.push or args.pull or args.sweep:
+            raise UsageError("--command runs the command alone: leave out the script, --push/--pull and --sweep.")
+        if cell is not None:
+            if "@cell" not in command:
+                raise UsageError(
+                    "%%submit --command runs the cell as a file: put @cell where it goes, e.g. "
+                    '%%submit --command "torchrun --nproc-per-node 2 @cell".'
+                )
+            check_syntax(cell)
+            prefix = "" if place.working_dir == "." else place.working_dir + "/"
+            extra[prefix + CELL_FILE] = cell
+            command = command.replace("@cell", shlex.quote(CELL_FILE))
+        words = as_command(command)
+        spec = RunSpec(
+            script=words[0],
+            arguments=tuple(words[1:]),
+            command=True,
+            target=target,
+            experiment=args.experiment or self.defaults.experiment or place.experiment,
+            name=_unquote(args.name) or None,
+            environment=args.env or self.defaults.environment or None,
+            working_dir=place.working_dir,
+            max_duration_s=args.max_duration,
+            system_metrics_interval_s=args.system_metrics_interval,
+            distributed=_distributed(args.distributed),
+        )
+        handle = session.submit(spec, place.root, extra_files=extra, on_progress=_progress)
+        return self._show_submitted(args, handle, target, place.root)
 
     @staticmethod
     def _check_versions(session: Any, target_name: str) -> None:
