@@ -440,6 +440,7 @@ def test_the_migration_notebook_runs_v1_cells_unchanged(tmp_path: Path, monkeypa
     assert "day1-model 1 True" in text
     assert "read 100 rows; same path: True" in text and "Completed 100" in text  # a file dataset, mounted
     assert "best loss" in text and "of 4 runs" in text
+    assert "estimator Completed 0.0282" in text  # v1's Estimator, submitted as the ScriptRunConfig above was
 
 
 @pytest.mark.slow

@@ -148,7 +148,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "errors", "models", "config", "secrets", "runfolder", "plugins", "journal_problems", "plots_data",
             "runner_stage", "runner_procs", "runner_output", "runner_inputs", "cellrunner", "gitinfo", "project",
-            "tracking", "livefiles", "sysmon", "tboard", "distlaunch", "rayranks",
+            "tracking", "livefiles", "sysmon", "tboard", "distlaunch", "rayranks", "scaffold",
         ),
     ),
     (

@@ -5,7 +5,9 @@ is one in the run; secret variables and arguments reach the script and no file; 
 new session is stopped at its end; a failing script fails with its error; cancel stops the whole process tree;
 ``max_duration_s`` cancels; a run outlives the process that submitted it and is re-attached by id; hostile
 source folders, script names and arguments (spaces, quotes, ``$HOME``, backticks, newlines, a leading dash)
-reach the script unchanged. What only one target does lives in that target's own test file.
+reach the script unchanged. A command (``bash run.sh ARGS``) runs in the same snapshot with its log, and its
+Python children find ``python`` to be the run's interpreter, log metrics and leave outputs; cancel stops a
+command's whole tree too. What only one target does lives in that target's own test file.
 """
 
 from __future__ import annotations
@@ -237,3 +239,57 @@ def test_hostile_arguments_reach_the_script_unchanged(hostile: launchbay.RunHand
     got = hostile.download_file("outputs/the args.json", tmp_path / "args.json")
     assert json.loads(got.read_text()) == HOSTILE_ARGS
     assert hostile.get_details()["arguments"] == HOSTILE_ARGS
+
+
+RUN_SH = """
+    set -e
+    echo "bash got $# arguments"
+    python child.py "$@"
+    echo "command done"
+"""
+
+CHILD = """
+    import json, os, sys
+    from launchbay import Run  # the in-run API, in a Python child of the command
+    run = Run.get_context()
+    run.log("from_child", 7)
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/child.json", "w") as fh:
+        json.dump(sys.argv[1:], fh)
+    same = sys.executable == os.environ["LAUNCHBAY_PYTHON"]
+    print("child args", json.dumps(sys.argv[1:]), "python is the run's:", same)
+"""
+
+COMMAND_ARGS = ["x", "a b", "it's", "$HOME", "`id`", "line1\nline2", ""]
+
+
+def test_a_command_runs_with_the_snapshot_log_metrics_and_outputs(
+    target: TargetUnderTest, project: Path, tmp_path: Path
+) -> None:
+    target.configure(project)
+    write(project, "run.sh", RUN_SH)
+    write(project, "child.py", CHILD)
+    handle = launchbay.submit(command=["bash", "run.sh", *COMMAND_ARGS], target=target.name, source_dir=project)
+    assert handle.wait(timeout=180) == "Completed", handle.record().error
+    log = handle.get_log()
+    assert f"bash got {len(COMMAND_ARGS)} arguments" in log and "command done" in log
+    assert f"child args {json.dumps(COMMAND_ARGS)} python is the run's: True" in log
+    assert handle.get_metrics()["from_child"] == 7
+    got = handle.download_file("outputs/child.json", tmp_path / "child.json")
+    assert json.loads(got.read_text()) == COMMAND_ARGS
+    details = handle.get_details()
+    assert (details["script"], details["arguments"]) == ("bash", ["run.sh", *COMMAND_ARGS])
+
+
+def test_cancel_stops_a_commands_whole_process_tree(target: TargetUnderTest, project: Path) -> None:
+    """``sh -c`` runs tree.py, whose child and grandchild (in a session of its own) carry the token too."""
+    target.configure(project)
+    write(project, "tree.py", TREE)
+    token = f"lbcmdtree-{uuid.uuid4().hex}"
+    handle = launchbay.submit(command=f"python tree.py {token}; sleep 300", target=target.name, source_dir=project)
+    wait_for(lambda: "up" in handle.get_log(), timeout=120)
+    wait_for(lambda: len(pids_with(token)) >= 3, timeout=30)
+    wait_for(lambda: handle.status == "Running")
+    assert handle.cancel() == "Canceled"
+    wait_for(lambda: pids_with(token) == [], timeout=30)
+    wait_for(lambda: pids_with(handle.run_id) == [], timeout=30)

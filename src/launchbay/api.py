@@ -14,7 +14,7 @@ from .store import RunRecord
 
 
 def submit(
-    script: str,
+    script: str | None = None,
     args: Sequence[str] = (),
     *,
     target: str | None = None,
@@ -32,6 +32,7 @@ def submit(
     inputs: dict[str, Any] | None = None,
     outputs: dict[str, str] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    command: str | Sequence[str] | None = None,
 ) -> RunHandle:
     """Run ``script`` (relative to the current folder) on ``target`` (default: launchbay.toml's
     ``[defaults] target``, else local); see ``launchbay.project`` for the root.
@@ -41,14 +42,24 @@ def submit(
     the lines ``launchbay submit`` prints. ``inputs={"train": "./data/train", "ref": "https://...:download"}``
     gives the run data (a path, URL or ``dataset:NAME[:VERSION]``), in ``$LAUNCHBAY_INPUT_<NAME>``;
     ``outputs={"features": "outputs/features"}`` makes what it writes there a dataset version once it completes.
+
+    ``command=["bash", "run.sh", "x"]`` (or a string, run by ``/bin/sh -c``) runs a command instead of a
+    script, with the same snapshot, environment, logs, metrics, cancel and distributed settings; in it,
+    ``python`` is the run's interpreter and ``from launchbay import Run`` works in Python children.
     """
+    from .errors import ConfigError
+    from .models import as_command
     from .project import locate
+
+    if (script is None) == (command is None):
+        raise ConfigError("Pass a script (launchbay.submit('train.py')) or a command (command=['bash', 'run.sh']).")
+    words = as_command(command) if command is not None else (script or "", *(str(a) for a in args))
 
     place = locate(source_dir)
     session = open_session(store, project=place.root)
     spec = RunSpec(
-        script=script,
-        arguments=tuple(str(a) for a in args),
+        script=words[0],
+        arguments=tuple(words[1:]) + (tuple(str(a) for a in args) if command is not None else ()),
         target=session.default_target(target),
         experiment=experiment or place.experiment,
         name=name,
@@ -62,6 +73,7 @@ def submit(
         distributed=_distributed_dict(distributed),
         inputs=_inputs_dict(inputs),
         outputs=_outputs_dict(outputs),
+        command=command is not None,
     )
     return session.submit(spec, place.root, on_progress=on_progress)
 

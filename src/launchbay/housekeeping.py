@@ -185,11 +185,11 @@ def disk_usage(store: Store) -> dict[str, Any]:
 
 def _data_usage(store: Store) -> dict[str, Any]:
     """Named dataset versions (their files stay where they are) and this machine's download cache."""
-    from .data.caches import url_cache
+    from .data.caches import download_caches
 
-    cache = url_cache(store)
+    caches = [c for c in download_caches(store) if c.is_dir()]
     return {
         "versions": len(store.dataset_versions()),
-        "cached_downloads": sum(1 for p in cache.iterdir() if p.is_dir()) if cache.is_dir() else 0,
-        "cache_bytes": _tree_size(cache) if cache.is_dir() else 0,
+        "cached_downloads": sum(1 for cache in caches for p in cache.iterdir() if p.is_dir()),
+        "cache_bytes": sum(_tree_size(cache) for cache in caches),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,8 +67,10 @@ def iso(ts: float | None) -> str | None:
 class RunSpec:
     """What to run, where, with what: everything a target needs to start the runner.
 
-    ``entry`` is a script path relative to the working directory inside the snapshot,
-    or ``None`` with ``code`` set for a notebook cell.
+    ``script`` is a script path relative to the working directory inside the snapshot,
+    or ``None`` with ``code`` set for a notebook cell. With ``command`` true, ``script`` is a
+    program (``bash``, ``./run.sh``, ``torchrun``) and ``arguments`` its arguments, started as
+    they are instead of under the run's Python (see ``as_command``).
     """
 
     script: str | None
@@ -93,6 +96,14 @@ class RunSpec:
     inputs: dict[str, str] = field(default_factory=dict)
     #: outputs made datasets once the run completes: name -> path inside outputs/ (data/outputs.py)
     outputs: dict[str, str] = field(default_factory=dict)
+    #: True: ``script`` is a program run as it is (``bash run.sh x``), not a Python script (added in JSON
+    #: as ``"command": true``; a spec written before it reads as a script run)
+    command: bool = False
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """What runs: the program and its arguments of a command, the script and its arguments otherwise."""
+        return (self.script or "", *self.arguments)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -108,3 +119,18 @@ class RunSpec:
             data[key] = tuple(data.get(key) or ())
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def as_command(command: str | Sequence[str]) -> tuple[str, ...]:
+    """A run's command as the words it runs: a list as it is, a string through ``/bin/sh -c`` (so ``&&``,
+    pipes, ``$VAR`` and quotes mean what they mean in a shell)."""
+    from .errors import ConfigError
+
+    if isinstance(command, str):
+        if not command.strip():
+            raise ConfigError("The command is empty; pass e.g. command=['bash', 'run.sh'] or 'bash run.sh'.")
+        return ("/bin/sh", "-c", command)
+    words = tuple(str(w) for w in command)
+    if not words or not words[0]:
+        raise ConfigError("The command is empty; pass e.g. command=['bash', 'run.sh'] or 'bash run.sh'.")
+    return words

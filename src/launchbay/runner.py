@@ -141,6 +141,7 @@ class Runner:
         self._done = threading.Event()
         self.staged: Staged | None = None  # the snapshot copies in ``work``, for recycling
         self.subreaper = False
+        self.shims: str | None = None  # a command's python shims (_put_python_first)
 
     def request_cancel(self, reason: str) -> None:
         if self.cancel_reason is None:
@@ -247,8 +248,11 @@ class Runner:
                     command[int(index)] = value
         if input_env:
             command = substitute(command, input_env)  # an Azure ML v1 dataset argument: its input's path
+        python = self.config.get("python") or sys.executable
         if command and command[0] == "{python}":
-            command[0] = self.config.get("python") or sys.executable
+            command[0] = python
+        elif command:  # a command (bash run.sh, torchrun ...): its `python` is the run's, as an activated venv's
+            self.shims = _put_python_first(env, python)
         if self.config.get("distributed"):  # several ranks: distlaunch.py starts and watches them
             command = [self.config.get("python") or sys.executable, _distlaunch(), self.run_dir, "--", *command]
         try:
@@ -325,6 +329,8 @@ class Runner:
 
     def _finish(self, status: str, code: int | None, error: dict[str, str] | None) -> int:
         remove_copies(self.run_dir)  # the private copies of download inputs
+        if self.shims:
+            shutil.rmtree(self.shims, ignore_errors=True)
         spare = self.config.get("stage_spare")
         # recycled only once every process of the run is gone (the subreaper stopped them)
         if not (spare and self.subreaper and self.staged is not None and not procs.descendants()):
@@ -341,6 +347,36 @@ class Runner:
         if hook:
             _run_finish_hook(hook)
         return 0 if status == "Completed" else 1
+
+
+def _put_python_first(env: dict[str, str], python: str) -> str | None:
+    """A command's ``python`` and ``python3`` are the run's interpreter (as in an activated virtual
+    environment, also on an image that has only ``python3``): small shims in a folder put first on PATH,
+    which is returned (to remove at the end). ``$LAUNCHBAY_PYTHON`` names the interpreter; the in-run API
+    is on PYTHONPATH already, so ``from launchbay import Run`` works in every Python child."""
+    import tempfile
+
+    found = python if os.sep in python else shutil.which(python, path=env.get("PATH"))
+    if not found:
+        return None
+    env["LAUNCHBAY_PYTHON"] = found
+    try:
+        folder = tempfile.mkdtemp(prefix="launchbay-python-")
+        for name in ("python", "python3"):  # exec, not a link: a venv's python must be started by its own path
+            shim = os.path.join(folder, name)
+            with open(shim, "w") as fh:
+                fh.write(f'#!/bin/sh\nexec {_sh_quote(found)} "$@"\n')
+            os.chmod(shim, 0o755)
+    except OSError:  # no temporary folder: the interpreter's own folder first
+        folder, made = os.path.dirname(found), None
+    else:
+        made = folder
+    env["PATH"] = os.pathsep.join([folder, *[p for p in env.get("PATH", "").split(os.pathsep) if p]])
+    return made
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def _live_ingest_s() -> float:

@@ -100,8 +100,10 @@ class Session:
 
         target = make_target(spec.target, config, self.store)
         spec = distributed.prepare(spec, target, config)
+        if root is not None and spec.command:
+            spec = local_program(Path(root), spec)
         target.preflight(spec)
-        if root is not None and spec.code is None:
+        if root is not None and spec.code is None and not spec.command:
             check_script(Path(root), spec)
         return Checked(spec, target)
 
@@ -124,7 +126,8 @@ class Session:
         spec, target = self.check(spec, root, config)
         spec, inputs = self._data_inputs(spec, target, config, on_progress)
         budget = Budget.from_config(config.snapshot)
-        entry = spec.working_dir.rstrip("/") + "/" if spec.code is not None else f"{spec.working_dir}/{spec.script}"
+        in_folder = spec.code is not None or spec.command  # the folder the run starts in, not one file of it
+        entry = spec.working_dir.rstrip("/") + "/" if in_folder else f"{spec.working_dir}/{spec.script}"
         with self.store.writing_blobs():  # held until the run row refers to the snapshot
             snapshot = take_snapshot(
                 self.store,
@@ -415,6 +418,23 @@ def check_script(root: Path, spec: RunSpec) -> None:
         raise SubmitError(
             f"No script {spec.script!r} in {root / spec.working_dir}; check the name or pass --source-dir."
         )
+
+
+def local_program(root: Path, spec: RunSpec) -> RunSpec:
+    """A command whose program is a file of the submitted folder (``run.sh``) runs that file (``./run.sh``),
+    not a program of that name on the target's PATH; other programs are found on the target's PATH."""
+    program = spec.script or ""
+    if not program:
+        raise SubmitError("No command given; pass e.g. `launchbay submit -- bash run.sh`.")
+    path = root / spec.working_dir / program
+    if not path.is_file():
+        return spec
+    if not os.access(path, os.X_OK):
+        raise SubmitError(
+            f"{program} in {root / spec.working_dir} is not executable: `chmod +x {program}`, "
+            f"or name its interpreter (`launchbay submit -- bash {program}`)."
+        )
+    return _replace(spec, script=f"./{program}") if "/" not in program else spec
 
 
 def _check_max_duration(seconds: float | None) -> None:

@@ -163,7 +163,9 @@ def _gc(session: Any, args: argparse.Namespace) -> int:
 
     verb = "Would free" if args.dry_run else "Freed"
     if args.target:
-        done = collect_target(session, args.target, keep_days=args.keep_days, dry_run=args.dry_run)
+        done = collect_target(
+            session.store, session.target(args.target), keep_days=args.keep_days, dry_run=args.dry_run
+        )
         if _json(args):
             print_json(done)
         else:

@@ -11,7 +11,7 @@ from .common import print_json
 from .common import session as session_for
 
 #: the subcommands this module registers (``main`` builds only the group a command line needs)
-COMMANDS = ("snapshot", "targets")
+COMMANDS = ("init", "snapshot", "targets")
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -58,7 +58,52 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starter launchbay.toml (and a .launchbayignore with notes, when there is none) here."""
+    from ..config import CONFIG_FILE
+    from ..scaffold import IGNORE_FILE, IGNORE_TEXT, launchbay_toml
+
+    folder = Path(args.dir or ".").resolve()
+    path = folder / CONFIG_FILE
+    if path.exists() and not args.force:
+        raise LaunchbayError(f"{path} exists; `launchbay init --force` replaces it (its settings are lost).")
+    options = {k: getattr(args, k) for k in ("host", "user", "port", "identity_file", "image", "address", "partition")}
+    text = launchbay_toml(args.target, options, args.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    written = [str(path)]
+    ignore = folder / IGNORE_FILE
+    if not ignore.exists():
+        ignore.write_text(IGNORE_TEXT)
+        written.append(str(ignore))
+    from ..config import load_config
+
+    default = load_config(folder).defaults.get("target")
+    if args.json:
+        print_json({"written": written, "target": default})
+    else:
+        print(f"launchbay: wrote {' and '.join(written)}; runs go to {default!r} unless they name a target.")
+    return 0
+
+
 def register(sub: Any, add: Any) -> None:
+    p = add("init", cmd_init, "write a starter launchbay.toml: the local target, examples of every other")
+    p.add_argument("dir", nargs="?", help="the project folder (default: here)")
+    p.add_argument(
+        "--target",
+        default="local",
+        choices=["local", "docker", "ssh", "ray", "slurm"],
+        help="the target to write active and make the default (default: local)",
+    )
+    p.add_argument("--name", help="the target's name (default: the host's first label, else the example's)")
+    p.add_argument("--host", help="ssh: the machine; slurm: a login node to submit through")
+    p.add_argument("--user", help="ssh: the login name (default: ssh's)")
+    p.add_argument("--port", type=int, help="ssh: the port (default 22)")
+    p.add_argument("--identity-file", dest="identity_file", help="ssh: the private key (default: the SSH agent's)")
+    p.add_argument("--image", help="docker: the image runs start in")
+    p.add_argument("--address", help="ray: the Jobs API address")
+    p.add_argument("--partition", help="slurm: the partition")
+    p.add_argument("--force", action="store_true", help="replace an existing launchbay.toml")
     p = add("snapshot", cmd_snapshot, "snapshot a folder (or --dry-run to see what would be taken)")
     p.add_argument("dir", nargs="?", help="folder to snapshot (default: the project root a submit from here takes)")
     p.add_argument("--dry-run", action="store_true", help="list what would be taken and why; exit 1 if over the budget")

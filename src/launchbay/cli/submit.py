@@ -26,7 +26,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
         return follow_submitted(args, submit_runconfig(args))
     if not args.script:
-        raise LaunchbayError("Name the script to run, e.g. `launchbay submit train.py -- --lr 0.1`.")
+        raise LaunchbayError(
+            "Name the script to run, e.g. `launchbay submit train.py -- --lr 0.1`, or a command: "
+            "`launchbay submit -- bash run.sh`."
+        )
     place = locate(args.source_dir)
     session = session_for(args, str(place.root))
     arguments = list(args.arguments)
@@ -34,6 +37,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         arguments = arguments[1:]
     spec = RunSpec(
         script=args.script,
+        command=not args.script.endswith(".py"),  # a .py name that is no file stays a script: "No script ..."
         arguments=tuple(arguments),
         target=session.default_target(args.target),
         experiment=args.experiment or place.experiment,
@@ -85,9 +89,14 @@ def _distributed(text: str | None) -> dict[str, Any] | None:
 
 
 def register(sub: Any, add: Any) -> None:
-    p = add("submit", cmd_submit, "submit a script as a run")
-    p.add_argument("script", nargs="?", help="the script to run, relative to the current folder")
-    p.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments for the script (after --)")
+    p = add("submit", cmd_submit, "submit a script (or any command: launchbay submit -- bash run.sh) as a run")
+    p.add_argument(
+        "script",
+        nargs="?",
+        help="the script to run, relative to the current folder; a first word that is not a .py file is a "
+        "command (bash, ./run.sh, torchrun), run as it is with the run's python first on PATH",
+    )
+    p.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments for the script or command (after --)")
     p.add_argument("--runconfig", metavar="FILE", help="submit what an Azure ML v1 .runconfig YAML file describes")
     p.add_argument(
         "-t",

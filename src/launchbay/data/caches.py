@@ -19,13 +19,18 @@ def url_cache(store: Store) -> Path:
     return store.cache_dir / "cache" / "data-urls"
 
 
+def download_caches(store: Store) -> list[Path]:
+    """This machine's download caches: http(s) URLs (urls.py) and S3 prefixes (s3.py)."""
+    return [url_cache(store), store.cache_dir / "cache" / "data-s3"]
+
+
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def collect(store: Store, *, keep_days: float = 7.0, dry_run: bool = False) -> dict[str, Any]:
-    root = url_cache(store)
-    if not root.is_dir():
+    folders = sorted(p for root in download_caches(store) if root.is_dir() for p in root.iterdir() if p.is_dir())
+    if not folders:
         return {"entries": 0, "bytes": 0, "kept": 0, "freed": []}
     needed: set[str] = {str(v.location) for v in store.dataset_versions() if v.location}
     since = time.time() - keep_days * 86400
@@ -35,7 +40,7 @@ def collect(store: Store, *, keep_days: float = 7.0, dry_run: bool = False) -> d
         needed.update(str(i.location) for i in store.run_inputs(record.run_id) if i.location)
     freed: list[str] = []
     total = kept = 0
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in folders:
         if any(n == str(folder) or n.startswith(str(folder) + "/") for n in needed):
             kept += 1
             continue
@@ -46,14 +51,12 @@ def collect(store: Store, *, keep_days: float = 7.0, dry_run: bool = False) -> d
     return {"entries": len(freed), "bytes": total, "kept": kept, "freed": freed}
 
 
-def collect_target(session: Any, name: str, *, keep_days: float = 7.0, dry_run: bool = False) -> dict[str, Any]:
-    """Free target ``name``'s data cache of versions that no queued or running run there needs and no
-    run there read in the last ``keep_days``."""
+def collect_target(store: Store, target: Any, *, keep_days: float = 7.0, dry_run: bool = False) -> dict[str, Any]:
+    """Free ``target``'s data cache (``session.target(name)``) of versions that no queued or running run
+    there needs and no run there read in the last ``keep_days``."""
     from ..errors import ConfigError
-    from ..targets import make_target
 
-    store = session.store
-    target = make_target(name, session.config, store)
+    name = target.name
     since = time.time() - keep_days * 86400
     keep: set[str] = set()
     for record in store.list_runs(limit=None, details=False):

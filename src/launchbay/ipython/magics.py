@@ -65,6 +65,7 @@ LAUNCHBAY_COMMANDS = {
     "cancel": ("RUN", "stop the run and its processes"),
     "files": ("RUN", "the run's files"),
     "download": ("RUN PATH [-o OUT]", "copy one of the run's files here"),
+    "init": ("[--target TYPE --host H] [--force]", "write a starter launchbay.toml here"),
     "snapshot": ("[DIR] [--dry-run]", "what a run would get, and why"),
     "targets": ("", "targets and whether they are reachable"),
     "env": ("list|show|build|prune", "environments"),
@@ -146,6 +147,11 @@ class LaunchbayMagics(Magics):
         help="data for the run (repeatable): NAME=SOURCE[:mount|:download], SOURCE a path, URL or dataset:NAME[:V]",
     )
     @argument("--output", action="append", help="NAME=PATH (inside outputs/): a dataset version once the run completes")
+    @argument(
+        "--command",
+        help='run a command (by /bin/sh) instead: --command "bash run.sh x"; on a cell, @cell is the cell as a '
+        'script file: --command "torchrun --nproc-per-node 2 @cell"',
+    )
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -166,7 +172,6 @@ class LaunchbayMagics(Magics):
         from ..project import locate
         from ..session import open_session
         from .cells import CELL_FILE, NOTEBOOK_NAMES_FILE, PUSH_FILE, check_syntax, notebook_names, pickle_pushed
-        from .display import display_run, mark_shown
 
         place = locate(args.source_dir)
         root, working_dir = place.root, place.working_dir
@@ -175,6 +180,8 @@ class LaunchbayMagics(Magics):
         push, pull = _split_names(args.push), _split_names(args.pull)
         extra: dict[str, str | bytes] = {}
         prefix = "" if working_dir == "." else working_dir + "/"
+        if args.command:
+            return self._submit_command(args, cell, session, place, target, extra)
         if cell is not None:
             if args.script:
                 raise UsageError("%%submit runs the cell; give a script only to the line magic %submit.")
@@ -219,6 +226,12 @@ class LaunchbayMagics(Magics):
             outputs=outputs_argument([_unquote(v) for v in args.output or []]),
         )
         handle = session.submit(spec, root, extra_files=extra, on_progress=_progress)
+        return self._show_submitted(args, handle, target, root)
+
+    def _show_submitted(self, args: argparse.Namespace, handle: Any, target: str, root: Any) -> Any:
+        """The widget (or the text form) of a run just submitted; the handle is the cell's value."""
+        from .display import display_run, mark_shown
+
         use_widget = self.defaults.widget and not args.no_widget
         if use_widget:
             from .display import widget_frontend_likely
@@ -237,6 +250,44 @@ class LaunchbayMagics(Magics):
             follow_run(handle, pull_into=self.user_ns)
         mark_shown(handle)  # shown already; still `run = _`
         return handle
+
+    def _submit_command(
+        self, args: argparse.Namespace, cell: str | None, session: Any, place: Any, target: str, extra: dict[str, Any]
+    ) -> Any:
+        """``--command``: the command runs (by ``/bin/sh -c``); a cell becomes the script file ``@cell`` names
+        (``@``, not ``{cell}``: IPython puts the value of ``{name}`` into a magic's line before it gets here)."""
+        from ..models import RunSpec, as_command
+        from .cells import CELL_FILE, check_syntax
+
+        command = _unquote(args.command)
+        if args.script or args.push or args.pull or args.sweep:
+            raise UsageError("--command runs the command alone: leave out the script, --push/--pull and --sweep.")
+        if cell is not None:
+            if "@cell" not in command:
+                raise UsageError(
+                    "%%submit --command runs the cell as a file: put @cell where it goes, e.g. "
+                    '%%submit --command "torchrun --nproc-per-node 2 @cell".'
+                )
+            check_syntax(cell)
+            prefix = "" if place.working_dir == "." else place.working_dir + "/"
+            extra[prefix + CELL_FILE] = cell
+            command = command.replace("@cell", shlex.quote(CELL_FILE))
+        words = as_command(command)
+        spec = RunSpec(
+            script=words[0],
+            arguments=tuple(words[1:]),
+            command=True,
+            target=target,
+            experiment=args.experiment or self.defaults.experiment or place.experiment,
+            name=_unquote(args.name) or None,
+            environment=args.env or self.defaults.environment or None,
+            working_dir=place.working_dir,
+            max_duration_s=args.max_duration,
+            system_metrics_interval_s=args.system_metrics_interval,
+            distributed=_distributed(args.distributed),
+        )
+        handle = session.submit(spec, place.root, extra_files=extra, on_progress=_progress)
+        return self._show_submitted(args, handle, target, place.root)
 
     @staticmethod
     def _check_versions(session: Any, target_name: str) -> None:

@@ -71,6 +71,7 @@ class RunRecord:
             "target_type": self.target_type,
             "script": self.script,
             "arguments": self.arguments,
+            "command": bool((self.spec or {}).get("command")),  # script + arguments are a command, run as it is
             "environment": self.environment,
             "exit_code": self.exit_code,
             "error": self.error,

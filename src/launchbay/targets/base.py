@@ -300,6 +300,8 @@ class Target(ABC, Generic[S, P]):
     def command(self, spec: RunSpec) -> list[str]:
         if spec.code is not None:
             return ["{python}", "-m", self.cell_module, spec.script or ".launchbay/cell.py", *spec.arguments]
+        if spec.command:  # the runner finds the program on PATH, the run's interpreter's folder first
+            return list(spec.argv)
         script = spec.script or ""
         # "-x.py" after the interpreter would be read as its option, not as the script
         return ["{python}", f"./{script}" if script.startswith("-") else script, *spec.arguments]

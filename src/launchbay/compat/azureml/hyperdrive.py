@@ -169,8 +169,10 @@ class HyperDriveConfig:
         pipeline: Any = None,
         debug_flag: Any = None,
     ) -> None:
-        if estimator is not None or pipeline is not None:
-            not_supported("HyperDriveConfig(estimator=/pipeline=)", "Give run_config=ScriptRunConfig(...) instead.")
+        if pipeline is not None:
+            not_supported("HyperDriveConfig(pipeline=)", "Give run_config=ScriptRunConfig(...) instead.")
+        if estimator is not None and run_config is None:  # v1's older form: the estimator's ScriptRunConfig
+            run_config = estimator.script_run_config
         if run_config is None:
             raise ConfigError("HyperDriveConfig needs run_config=ScriptRunConfig(...): the script each trial runs.")
         if resume_from is not None:
@@ -190,6 +192,8 @@ class HyperDriveConfig:
         from ...sweeps import sweep
 
         child = self.run_config.launchbay_arguments(experiment, tags)
+        if "command" in child:
+            not_supported("A command in a HyperDrive sweep", "Sweep a script: ScriptRunConfig(script='train.py').")
         if child.pop("distributed", None) is not None:
             not_supported("A distributed configuration in a HyperDrive sweep", "Sweep single-process trials.")
         handle = sweep(

@@ -199,17 +199,48 @@ class ScriptRunConfig:
 
     # -- launchbay -----------------------------------------------------------------------------------------
     def script_and_arguments(self) -> tuple[str, list[str]]:
+        """The script and its arguments; for a command, its program and arguments (``is_command`` says which).
+
+        A command ``python X.py ARGS`` (a list, or a string with no shell syntax) is the script run
+        ``X.py ARGS``; any other list runs as it is, any other string under ``/bin/sh -c`` (as v1 ran it)."""
         if self.command:
-            tokens = shlex.split(self.command) if isinstance(self.command, str) else [str(t) for t in self.command]
-            if len(tokens) >= 2 and Path(tokens[0]).name.startswith("python") and tokens[1].endswith(".py"):
+            tokens = self._python_script()
+            if tokens is not None:
                 return tokens[1], tokens[2:]
-            raise ConfigError(
-                f"launchbay runs Python scripts; the command {tokens!r} is not `python SCRIPT.py ARGS`. "
-                "Put the work in a script and pass script='x.py', arguments=[...]."
-            )
+            from ...models import as_command
+
+            if isinstance(self.command, str):
+                if self.arguments:
+                    raise ConfigError(
+                        f"ScriptRunConfig(command={self.command!r}, arguments=...): a command string is run by "
+                        "/bin/sh as written; put the arguments in it, or pass command as a list."
+                    )
+                words = as_command(self.command)
+            else:
+                words = as_command([str(t) for t in self.command])
+            return words[0], [*words[1:], *(str(a) for a in self.arguments)]
         if not self.script:
-            raise ConfigError("ScriptRunConfig needs script='train.py' (or command=['python', 'train.py', ...]).")
+            raise ConfigError("ScriptRunConfig needs script='train.py' (or command=['bash', 'run.sh', ...]).")
         return self.script, [str(a) for a in self.arguments]
+
+    def is_command(self) -> bool:
+        """Is this a command run (``command=['bash', 'run.sh']``) rather than a Python script?"""
+        return bool(self.command) and self._python_script() is None
+
+    def _python_script(self) -> list[str] | None:
+        """The command's words when it is ``python X.py ARGS`` (run as the script ``X.py``), else None."""
+        if isinstance(self.command, str):
+            if any(c in self.command for c in "|&;<>()$`*?~\n"):
+                return None
+            try:
+                tokens = shlex.split(self.command)
+            except ValueError:
+                return None
+        else:
+            tokens = [str(t) for t in self.command or []]
+        if len(tokens) >= 2 and Path(tokens[0]).name.startswith("python") and tokens[1].endswith(".py"):
+            return tokens
+        return None
 
     def target_name(self, session: Any) -> str:
         target = self.run_config.target
@@ -250,8 +281,7 @@ class ScriptRunConfig:
         session = experiment.workspace.session()
         script, args = self.script_and_arguments()
         kwargs: dict[str, Any] = {
-            "script": script,
-            "args": args,
+            **({"command": [script, *args]} if self.is_command() else {"script": script, "args": args}),
             "target": self.target_name(session),
             "experiment": experiment.name,
             "source_dir": self.source_directory,

@@ -10,8 +10,9 @@ from ...errors import NotSupportedError
 #: what the layer covers, for a v1 name it does not: said in the message (pip users have no README)
 COVERED = (
     "azureml.core (Workspace, Experiment, ScriptRunConfig, Environment, Run, Model, ComputeTarget, Dataset), "
-    "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), azureml.widgets (RunDetails) "
-    "and azureml.exceptions"
+    "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), the estimators "
+    "(azureml.train.estimator.Estimator, azureml.train.dnn.PyTorch/TensorFlow/Chainer, "
+    "azureml.train.sklearn.SKLearn), azureml.widgets (RunDetails) and azureml.exceptions"
 )
 LAUNCHBAY_WAY = (
     "For the rest use launchbay itself: launchbay.submit('train.py', target='NAME', environment='NAME'), "
