@@ -243,6 +243,11 @@ class RunHandle:
         """Submit this run's exact snapshot again, with its environment and arguments unless overridden."""
         return self._session.rerun(self.run_id, target=target, arguments=None if arguments is None else list(arguments))
 
+    def resume(self, target: str | None = None) -> RunHandle:
+        """A new run that goes on from this one's ``outputs/`` (given to it as the input ``checkpoint``:
+        ``$LAUNCHBAY_INPUT_CHECKPOINT``), with the same snapshot, environment and arguments."""
+        return self._session.resume(self.run_id, target=target)
+
 
 class Model:
     """One version of a registered model. ``.path`` is a read-only local copy; ``.download(dir)`` a copy of yours.

@@ -29,14 +29,28 @@ if TYPE_CHECKING:
     from .session import Session
 
 RERUN_OF = "launchbay.rerun_of"
+RESUME_OF = "launchbay.resume_of"
+#: the input a resumed run gets: the outputs/ its first run left (``$LAUNCHBAY_INPUT_CHECKPOINT``)
+CHECKPOINT = "checkpoint"
 
 
-def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequence[str] | None = None) -> RunHandle:
-    """Submit run ``ref`` again; raises (naming what is missing) before anything is recorded."""
+def rerun(
+    session: Session,
+    ref: str,
+    target: str | None = None,
+    arguments: Sequence[str] | None = None,
+    resume: bool = False,
+) -> RunHandle:
+    """Submit run ``ref`` again; raises (naming what is missing) before anything is recorded.
+
+    ``resume``: go on from where it stopped: the new run gets the old run's ``outputs/`` as the input
+    ``checkpoint`` (``$LAUNCHBAY_INPUT_CHECKPOINT``), and records ``launchbay.resume_of``."""
     from .snapshot import Snapshot
 
     store = session.store
     old = store.get_run(ref)
+    link = RESUME_OF if resume else RERUN_OF
+    checkpoint = _checkpoint_of(session, old) if resume else None
     check_snapshot(store, old)
     spec = RunSpec.from_json(old.spec)
     if arguments is None and any(secrets.REDACTED in a for a in spec.arguments):
@@ -51,12 +65,20 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         env_vars=env_vars,
         environment=same_environment(session, old),
         arguments=spec.arguments if arguments is None else tuple(str(a) for a in arguments),
-        tags={**spec.tags, RERUN_OF: old.run_id},
+        tags={**{k: v for k, v in spec.tags.items() if k not in (RERUN_OF, RESUME_OF)}, link: old.run_id},
     )
+    if checkpoint is not None:
+        spec = replace(spec, inputs={**spec.inputs, CHECKPOINT: str(checkpoint)})
     spec, target_obj = session.check(spec)  # a distributed run stays distributed
     from .data.runs import same_inputs
 
     inputs = same_inputs(store, old.run_id)  # the very versions the run read, checked where they are
+    if checkpoint is not None:
+        from .data.resolve import resolve
+        from .data.spec import InputSpec
+
+        inputs = [i for i in inputs if i.name != CHECKPOINT]  # a resumed run's own checkpoint: the newer one
+        inputs.append(resolve(store, InputSpec(CHECKPOINT, str(checkpoint))))
     if inputs:
         target_obj.check_inputs(spec)
     assert old.snapshot_id is not None
@@ -72,13 +94,33 @@ def rerun(session: Session, ref: str, target: str | None = None, arguments: Sequ
         [],
         manifest,
     )
-    properties = {**old.properties, RERUN_OF: old.run_id}
+    properties = {k: v for k, v in old.properties.items() if k not in (RERUN_OF, RESUME_OF)}
+    properties[link] = old.run_id
 
     def still_whole() -> None:  # no gc between the check above and the run row
         if missing_blobs(store, snapshot.id):
             check_snapshot(store, old)
 
     return session.launch(spec, snapshot, properties, target=target_obj, before_record=still_whole, inputs=inputs)
+
+
+def _checkpoint_of(session: Session, old: RunRecord) -> Path:
+    """The outputs/ a run left, to resume from: the run must have ended, and left something there."""
+    from . import runfolder as rf
+
+    old = session.refresh(old)
+    if not old.status.is_terminal():
+        raise SubmitError(
+            f"Run {old.run_id} is still {old.status.value}; cancel it first (launchbay cancel {old.run_id}), "
+            "then resume it from what it wrote."
+        )
+    outputs = session.store.files_dir(old) / rf.OUTPUTS
+    if not outputs.is_dir() or not any(p.is_file() for p in outputs.rglob("*")):
+        raise SubmitError(
+            f"Run {old.run_id} left nothing in outputs/ to resume from; a run resumes from the checkpoints "
+            "it writes there (outputs/ckpt.pt, say). Use launchbay rerun to start it over."
+        )
+    return outputs
 
 
 def check_snapshot(store: Store, old: RunRecord) -> None:

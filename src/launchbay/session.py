@@ -185,6 +185,13 @@ class Session:
 
         return rerun(self, ref, target=target, arguments=arguments)
 
+    def resume(self, ref: str, target: str | None = None) -> RunHandle:
+        """Go on from where a stopped run left off: its snapshot, environment and arguments again, with
+        its ``outputs/`` as the input ``checkpoint`` (``$LAUNCHBAY_INPUT_CHECKPOINT``); see reproduce.py."""
+        from .reproduce import rerun
+
+        return rerun(self, ref, target=target, resume=True)
+
     def register_model(
         self,
         run: str | RunRecord,

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .common import session as session_for
 
 #: the subcommands this module registers (``main`` builds only the group a command line needs)
-COMMANDS = ("models", "rerun", "restore", "diff", "rm", "gc", "du")
+COMMANDS = ("models", "rerun", "resume", "restore", "diff", "rm", "gc", "du")
 
 
 def _print_json(data: Any) -> None:
@@ -109,6 +109,26 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         return 0
     if not args.json:
         print(f"launchbay: run {handle.run_id} re-runs {args.run} on {handle.record().target}", file=sys.stderr)
+    status = handle.wait(show_output=not args.json)
+    if args.json:
+        _print_json({"run_id": handle.run_id, "status": status})
+    else:
+        print(f"launchbay: run {handle.run_id} {status}", file=sys.stderr)
+    return 0 if status == "Completed" else 1
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    session = session_for(args)
+    handle = session.resume(args.run, target=args.target)
+    old = session.store.resolve_run_id(args.run)
+    if args.json and args.detach:
+        _print_json({"run_id": handle.run_id, "resume_of": old})
+        return 0
+    if args.detach:
+        print(handle.run_id)
+        return 0
+    if not args.json:
+        print(f"launchbay: run {handle.run_id} resumes {old} on {handle.record().target}", file=sys.stderr)
     status = handle.wait(show_output=not args.json)
     if args.json:
         _print_json({"run_id": handle.run_id, "status": status})
@@ -296,6 +316,9 @@ def register(sub: Any, add: Any) -> None:
         help="the run (id or unique prefix); rerun's options may follow it, the script's new arguments after --",
     )
     p.usage = "%(prog)s RUN [-t TARGET] [--detach] [--json] [--store STORE] [-- NEW ARGS]"
+    p = add("resume", cmd_resume, "go on from a stopped run: its outputs/ become the input checkpoint")
+    _rerun_options(p)
+    p.add_argument("run", help="the run (id or unique prefix); it must have ended")
     p = add("restore", cmd_restore, "write a run's snapshot out as files")
     p.add_argument("run", help="the run (id or unique prefix)")
     p.add_argument("-o", "--output", required=True, help="a new (or empty) folder")
