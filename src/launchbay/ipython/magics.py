@@ -74,6 +74,7 @@ LAUNCHBAY_COMMANDS = {
     "diff": ("RUN_A RUN_B", "parameters, environments, metrics (overlaid) and code of two runs"),
     "models": ("[list|show|download|delete] ...", "registered models (a table)"),
     "rerun": ("RUN [-t TARGET] [-- ARGS]", "submit the run's exact snapshot again"),
+    "resume": ("RUN [-t TARGET]", "go on from a stopped run: its outputs/ become the input checkpoint"),
     "restore": ("RUN -o DIR", "write the run's snapshot out as files"),
     "rm": ("RUN... | --experiment E --older-than 30d --status S", "remove finished runs"),
     "gc": ("[--dry-run]", "remove blobs nothing refers to"),
