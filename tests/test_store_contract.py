@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,6 +243,50 @@ def test_dataset_versions_are_numbered_by_content(store: Store) -> None:
     store.delete_dataset_version("mnist", 2)
     store.delete_dataset_version("mnist", 3)
     assert store.dataset_versions() == []
+
+
+def test_a_queue_gives_each_free_slot_once_in_order(store: Store, opener: Callable[[], Store]) -> None:
+    """A target with 2 slots: the first two runs take them at once, the rest wait in order (priority
+    first); a slot frees when its run ends; claims from several connections never give one slot twice."""
+
+    def enqueue(run: RunRecord, priority: int = 0, claimer: str = "me") -> bool:
+        kw = {"target": "gpu", "experiment": "exp", "target_limit": 2, "experiment_limit": None}
+        return store.enqueue(run.pk, priority=priority, claimer=claimer, **kw)  # type: ignore[arg-type]
+
+    runs = [new_run(store) for _ in range(6)]
+    assert [enqueue(r) for r in runs[:3]] == [True, True, False]
+    store.queue_started(runs[0].pk)
+    store.queue_started(runs[1].pk)
+    assert enqueue(runs[3], priority=5) is False
+    assert enqueue(runs[4]) is False and enqueue(runs[5]) is False
+    assert [e.run_id for e in store.queue_entries("gpu")] == [runs[i].run_id for i in (3, 2, 4, 5)]
+    assert [e.position for e in store.queue_entries()] == [1, 2, 3, 4]
+    assert store.claim_queued("me") == []  # both slots are held
+    assert store.move_to_top(runs[5].pk) and not store.move_to_top(runs[0].pk)
+    assert store.dequeue(runs[4].pk) and not store.dequeue(runs[0].pk)  # a waiting run leaves; a held one stays
+    store.end_run(runs[0].pk, RunStatus.COMPLETED)
+    assert store.claim_queued("me") == [runs[5].run_id]  # the one moved to the top
+    assert store.release_claims(["me"]) == 1  # its claimer died before starting it: back in line, at its place
+    assert store.queue_claimers() == []
+    assert [e.run_id for e in store.queue_entries()][0] == runs[5].run_id
+
+    claimed: list[str] = []
+    store.end_run(runs[1].pk, RunStatus.FAILED)  # now 2 slots are free, 3 runs wait: 8 claimers race for them
+
+    def claim(n: int) -> None:
+        with opener() as other:
+            claimed.extend(other.claim_queued(f"claimer-{n}"))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted([runs[5].run_id, runs[3].run_id])
+    assert store.queue_waiting() == 3  # two claimed (not started yet), one waiting
+    for run_id in claimed:
+        store.queue_started(store.get_run(run_id).pk)
+    assert [e.run_id for e in store.queue_entries()] == [runs[2].run_id]
 
 
 def test_run_inputs_are_the_lineage_of_a_run(store: Store) -> None:

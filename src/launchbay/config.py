@@ -110,6 +110,8 @@ class ProjectConfig:
     s3: dict[str, Any] = field(default_factory=dict)
     #: ``[user]``: ``name`` (what runs record as ``created_by``; default: the login name)
     user: dict[str, Any] = field(default_factory=dict)
+    #: ``[experiments.NAME]`` tables: ``max_concurrent_runs`` (queueing.py)
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def target(self, name: str) -> dict[str, Any]:
         if name == "local" and "local" not in self.targets:
@@ -164,11 +166,11 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         data = _read_toml(path).get("tool", {}).get("launchbay", {})
     raw_targets = data.get("targets", {})
     data = expand_env(data, path)
-    for section in ("targets", "environments", "snapshot", "defaults", "inputs", "store", "s3", "user"):
+    for section in ("targets", "environments", "snapshot", "defaults", "inputs", "store", "s3", "user", "experiments"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise ConfigError(f"'{section}' in {path} must be a table, e.g. [{section}.NAME].")
-    for kind in ("targets", "environments"):
+    for kind in ("targets", "environments", "experiments"):
         for name, value in data.get(kind, {}).items():
             if not isinstance(value, dict):
                 raise ConfigError(f"[{kind}.{name}] in {path} must be a table of settings.")
@@ -185,6 +187,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         store=dict(data.get("store", {})),
         s3=dict(data.get("s3", {})),
         user=dict(data.get("user", {})),
+        experiments=dict(data.get("experiments", {})),
     )
 
 

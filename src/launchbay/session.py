@@ -10,6 +10,7 @@ from dataclasses import replace as _replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import queueing
 from . import runfolder as rf
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
@@ -101,6 +102,7 @@ class Session:
         target = make_target(spec.target, config, self.store)
         spec = distributed.prepare(spec, target, config)
         target.preflight(spec)
+        queueing.limits(config, spec)  # a bad max_concurrent_runs: one line, nothing recorded
         if root is not None and spec.code is None:
             check_script(Path(root), spec)
         return Checked(spec, target)
@@ -112,8 +114,12 @@ class Session:
         *,
         extra_files: dict[str, str | bytes] | None = None,
         on_progress: Any = None,
+        priority: int = 0,
     ) -> RunHandle:
-        """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
+        """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input.
+
+        On a target or experiment with ``max_concurrent_runs`` and no free slot the run stays Queued
+        (``priority``: higher goes first in its queue) and the store's supervisor starts it later."""
         self.store.check_writable()  # a read-only team store role: one line, before any blob is uploaded
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
@@ -121,6 +127,7 @@ class Session:
 
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
+        priority = queueing.check_priority(priority)
         spec, target = self.check(spec, root, config)
         spec, inputs = self._data_inputs(spec, target, config, on_progress)
         budget = Budget.from_config(config.snapshot)
@@ -147,7 +154,7 @@ class Session:
                 properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
             record = self._record(spec, target, snapshot, properties)
             self._record_inputs(record, inputs)
-        return self._start(record, spec, target, snapshot, on_progress)  # environment builds report through it
+        return self._start(record, spec, target, snapshot, on_progress, config, priority)  # builds report through it
 
     def launch(
         self,
@@ -159,13 +166,14 @@ class Session:
         progress: Callable[[str], None] | None = None,
         before_record: Callable[[], None] | None = None,
         inputs: list[Any] | None = None,
+        priority: int = 0,
     ) -> RunHandle:
         """Record a run of ``spec`` on a snapshot already in the store, and start it: what a re-run and a
         sweep's trials share with a submit. ``target`` is the one ``check`` returned (else made from the
         spec); ``progress`` hears the target's long work (an environment build); ``before_record`` runs
         under the blob lock just before the run row is written (a re-run checks there that ``gc`` left its
         old snapshot whole); ``inputs`` are the data versions the run reads (its lineage). A launch that
-        fails leaves no run behind."""
+        fails leaves no run behind. A target or experiment with no free slot queues it (see ``submit``)."""
         spec = self._with_azureml_alias(spec)
         target = target or self.target(spec.target)
         with self.store.writing_blobs():  # gc keeps the snapshot's blobs until the run row exists
@@ -174,7 +182,7 @@ class Session:
             record = self._record(spec, target, snapshot, properties)
             if inputs:
                 self._record_inputs(record, inputs)
-        return self._start(record, spec, target, snapshot, progress)
+        return self._start(record, spec, target, snapshot, progress, self.config, priority)
 
     def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
         """Submit a past run's exact snapshot, environment and arguments again (see reproduce.py)."""
@@ -207,13 +215,22 @@ class Session:
         target: Target[Any, Any],
         snapshot: Snapshot,
         progress: Callable[[str], None] | None,
+        config: ProjectConfig,
+        priority: int = 0,
     ) -> RunHandle:
         from .handle import RunHandle
 
         try:
+            now = queueing.enter_queue(self.store, record, spec, config, priority)
+            if now is False:
+                return RunHandle(record.run_id, self)  # Queued: the supervisor starts it when a slot frees
             target.launch(record, spec, snapshot, progress)
+            if now:
+                self.store.queue_started(record.pk)
+                queueing.forget_spec(self.store, record.run_id)
         except BaseException:
-            self.store.delete_run(record.run_id)
+            self.store.delete_run(record.run_id)  # its queue row (and slot) goes with it
+            queueing.forget_spec(self.store, record.run_id)
             raise
         return RunHandle(record.run_id, self)
 
@@ -288,6 +305,9 @@ class Session:
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
             return record
+        if record.status is RunStatus.QUEUED and record.run_id in self.store.queue_positions([record.run_id]):
+            queueing.ensure_supervisor(self.store)  # waiting: someone must start it (a killed supervisor's heir)
+            return record
         if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
             return record  # a team store's run made on another machine: that one ingests and judges it
         from .ingest import ingest_run
@@ -351,7 +371,12 @@ class Session:
         A sweep's trials are stopped with it, also those a dead controller left running."""
         from .targets import control_kinds
 
-        record = self.refresh(ref)
+        record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
+        if record.status is RunStatus.QUEUED and self.store.dequeue(record.pk):  # it never starts
+            queueing.forget_spec(self.store, record.run_id)
+            self.store.end_run(record.pk, RunStatus.CANCELED, {"message": "Canceled while queued.", "traceback": ""})
+            return self.store.get_run(record.run_id)
+        record = self.refresh(record)
         if record.status.is_terminal():
             if record.target_type in control_kinds():  # its controller died; the runs it left run on for a resume
                 for child in self.store.children(record.run_id, unfinished=True):

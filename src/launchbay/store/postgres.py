@@ -48,6 +48,7 @@ from .files import RunFiles
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .model_rows import ModelRows
 from .pgdialect import POSTGRES
+from .queue_rows import QueueRows
 from .records import RunRecord
 from .registry import StoreBackend
 from .series import SeriesStore
@@ -225,7 +226,7 @@ class PgDb:
             pass
 
 
-class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
+class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows):
     """The connection side of ``PostgresStore``: per-thread connections, transactions, migrations."""
 
     def __init__(

@@ -1,6 +1,6 @@
 """What the store hands out, whatever its backend: ``RunRecord`` (a run, and its JSON form for
 ``show --json``), ``ChildRow``, ``Series`` (one metric as NumPy arrays), ``ModelVersion``,
-``DatasetVersion`` and ``RunInput``."""
+``DatasetVersion``, ``RunInput`` and ``QueueEntry``."""
 
 from __future__ import annotations
 
@@ -236,3 +236,24 @@ class RunInput:
             "dataset": self.dataset,
             "dataset_version": self.dataset_version,
         }
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One run in a queue: its place (``position``, 1 = next; 0 once it holds a slot) and its limits."""
+
+    run_id: str
+    target: str
+    experiment: str
+    target_limit: int | None
+    experiment_limit: int | None
+    priority: int
+    seq: int
+    submitted: float
+    state: str
+    position: int = 0
+
+    @property
+    def pool(self) -> str:
+        """What the run waits for: its target when the target has a limit, else its experiment."""
+        return self.target if self.target_limit is not None else f"experiment {self.experiment}"
