@@ -289,6 +289,24 @@ def test_a_queue_gives_each_free_slot_once_in_order(store: Store, opener: Callab
     assert [e.run_id for e in store.queue_entries()] == [runs[2].run_id]
 
 
+def test_a_schedule_due_time_is_fired_once(store: Store) -> None:
+    """A fire is taken by compare and set: the second taker of the same due time gets nothing."""
+    from launchbay.store.records import Schedule
+
+    assert store.add_schedule(Schedule("nightly", "cron 0 3 * * *", ["submit", "train.py"], "/w", next_fire=100.0))
+    assert not store.add_schedule(Schedule("nightly", "every 1m", ["runs"], "/w"))  # the name is taken
+    first = store.claim_fire("nightly", 100.0, 200.0, "fired")
+    assert first is not None and store.claim_fire("nightly", 100.0, 200.0, "fired") is None
+    store.set_fire_run(first, run_id="run-1")
+    store.set_fire_run(first, run_id="run-2")  # the first run a fire made stays its run
+    assert [(f.due, f.outcome, f.run_id) for f in store.schedule_fires("nightly")] == [(100.0, "fired", "run-1")]
+    assert store.update_schedule("nightly", paused=True)
+    assert store.claim_fire("nightly", 200.0, 300.0, "fired") is None  # paused: nothing fires
+    found = store.schedule("nightly")
+    assert found is not None and found.paused and found.next_fire == 200.0 and found.command == ["submit", "train.py"]
+    assert store.remove_schedule("nightly") and store.schedules() == [] and not store.remove_schedule("nightly")
+
+
 def test_run_inputs_are_the_lineage_of_a_run(store: Store) -> None:
     run, other = new_run(store), new_run(store)
     digest = "c" * 64

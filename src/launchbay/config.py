@@ -50,6 +50,12 @@ def _opt_str(raw: str) -> str | None:
     return raw
 
 
+LAUNCHBAY_SCHEDULE: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_SCHEDULE", _opt_str, None, "Set by the supervisor for a schedule's command: the schedule (a run tag)."
+)
+LAUNCHBAY_SCHEDULE_FIRE: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_SCHEDULE_FIRE", _opt_str, None, "Set by the supervisor for a schedule's command: which fire it is."
+)
 LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_STORE", _opt_str, None, "The store: a folder path or a store URI (overrides discovery)."
 )

@@ -14,6 +14,8 @@ from . import queueing
 from . import runfolder as rf
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
+    LAUNCHBAY_SCHEDULE,
+    LAUNCHBAY_SCHEDULE_FIRE,
     ProjectConfig,
     load_config,
     user_name,
@@ -266,7 +268,10 @@ class Session:
         )
         raw = target.config.raw_targets.get(target.name)  # "${VAR}" references, not their values
         state = {"target_settings": secrets.redact_settings(raw or target.settings)}
-        return self.store.create_run(
+        schedule = LAUNCHBAY_SCHEDULE.get()  # a schedule's command made this run: it says so
+        if schedule:
+            stored_spec = _replace(stored_spec, tags={**stored_spec.tags, "launchbay.schedule": schedule})
+        record = self.store.create_run(
             stored_spec,
             target_type=target.type_name,
             snapshot_id=snapshot.id,
@@ -274,6 +279,10 @@ class Session:
             target_state=state,
             created_by=user_name(self.config),
         )
+        fire = LAUNCHBAY_SCHEDULE_FIRE.get()
+        if schedule and fire and fire.isdigit():
+            self.store.set_fire_run(int(fire), run_id=record.run_id)
+        return record
 
     def _with_azureml_alias(self, spec: RunSpec) -> RunSpec:
         """With the Azure ML v1 layer on, the run gets ``azureml.core.Run`` on its path too."""

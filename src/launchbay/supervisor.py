@@ -30,6 +30,9 @@ class Supervisor:
         self.store = session.store
         self.stay = stay  # ``launchbay supervise`` in the foreground, or a systemd unit: never exits when idle
         self.claimer = queueing.claimer_id()
+        from .schedules import Firer
+
+        self.firer = Firer(self.store)
 
     def tick(self) -> bool:
         """One round: catch up the runs holding slots, give back dead claims, start what fits. Whether
@@ -45,18 +48,22 @@ class Supervisor:
         store.release_claims(dead)
         for run_id in store.claim_queued(self.claimer):
             queueing.start_claimed(store, run_id)
+        self.firer.tick()
         return store.queue_waiting() > 0
+
+    def left_to_do(self) -> bool:
+        return self.store.queue_waiting() > 0 or self.firer.active()
 
     def run(self, lock: IO[str]) -> int:
         while True:
             busy = self.tick()
-            if busy or self.stay:
+            if busy or self.stay or self.firer.active():
                 time.sleep(POLL_S if busy else IDLE_POLL_S)
                 continue
             # nothing waits: let go of the lock, then look once more, so a submit that saw the lock
             # taken just before (and started no supervisor) is never left waiting
             fcntl.flock(lock, fcntl.LOCK_UN)
-            if self.store.queue_waiting() == 0:
+            if not self.left_to_do():
                 return 0
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

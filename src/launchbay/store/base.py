@@ -35,7 +35,17 @@ from . import runfile
 from .batch import Batch, RunWriter
 from .blobs import BlobStore
 from .files import RunFiles
-from .records import ChildRow, DatasetVersion, ModelVersion, QueueEntry, RunInput, RunRecord, Series
+from .records import (
+    ChildRow,
+    DatasetVersion,
+    ModelVersion,
+    QueueEntry,
+    RunInput,
+    RunRecord,
+    Schedule,
+    ScheduleFire,
+    Series,
+)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _S = TypeVar("_S", bound="Store")
@@ -454,3 +464,37 @@ class Store(RunFiles, ABC):
     @abstractmethod
     def queue_waiting(self) -> int:
         """How many runs wait for a slot (or are being started)."""
+
+    # -- schedules (schedule_rows.py) ----------------------------------------------------------------------
+    @abstractmethod
+    def add_schedule(self, schedule: Schedule) -> bool:
+        """Record a new schedule; False (nothing written) when the name is taken."""
+
+    @abstractmethod
+    def schedules(self) -> list[Schedule]: ...
+
+    @abstractmethod
+    def schedule(self, name: str) -> Schedule | None: ...
+
+    @abstractmethod
+    def update_schedule(self, name: str, *, paused: bool | None = None, next_fire: float | None = None) -> bool:
+        """Pause, resume or move a schedule's next due time; False when there is none of that name."""
+
+    @abstractmethod
+    def remove_schedule(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def claim_fire(
+        self, name: str, due: float, next_fire: float, outcome: str, message: str | None = None
+    ) -> int | None:
+        """Take one due time of a schedule (compare and set); the fire's id, or None when it was taken."""
+
+    @abstractmethod
+    def set_fire_run(
+        self, fire_id: int, run_id: str | None = None, outcome: str | None = None, message: str | None = None
+    ) -> None:
+        """What a fire made: its run, or why it made none."""
+
+    @abstractmethod
+    def schedule_fires(self, name: str, limit: int = 10) -> list[ScheduleFire]:
+        """A schedule's last fires, newest first."""

@@ -51,6 +51,7 @@ from .pgdialect import POSTGRES
 from .queue_rows import QueueRows
 from .records import RunRecord
 from .registry import StoreBackend
+from .schedule_rows import ScheduleRows
 from .series import SeriesStore
 from .writes import RunWrites
 
@@ -226,7 +227,7 @@ class PgDb:
             pass
 
 
-class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows):
+class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows):
     """The connection side of ``PostgresStore``: per-thread connections, transactions, migrations."""
 
     def __init__(

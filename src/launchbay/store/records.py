@@ -257,3 +257,40 @@ class QueueEntry:
     def pool(self) -> str:
         """What the run waits for: its target when the target has a limit, else its experiment."""
         return self.target if self.target_limit is not None else f"experiment {self.experiment}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A named launchbay command line run by rule: ``every 15m`` or ``cron 0 3 * * *`` (schedules.py)."""
+
+    name: str
+    rule: str
+    command: list[str]
+    cwd: str
+    paused: bool = False
+    catch_up: bool = True
+    next_fire: float | None = None
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleFire:
+    """One due time of a schedule: ``outcome`` is fired, caught-up (missed while nothing ran, run once
+    late), skipped (missed, with --no-catch-up) or failed (the command did not start a run)."""
+
+    id: int
+    name: str
+    due: float
+    fired: float
+    outcome: str
+    run_id: str | None
+    message: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "due": iso(self.due),
+            "fired": iso(self.fired),
+            "outcome": self.outcome,
+            "run_id": self.run_id,
+            "message": self.message,
+        }

@@ -16,6 +16,7 @@ Layout of ``.launchbay/``::
     model_rows.py   the model registry's rows
     data_rows.py    datasets, their versions and each run's inputs
     queue_rows.py   run queues: who waits for a slot of a target or experiment, in what order
+    schedule_rows.py schedules and their fires
     sealed.py       an ended run's points, packed once into its run folder
 
 Nothing outside ``store/`` runs SQL: every query and write has a named method here. The few forms
@@ -38,13 +39,14 @@ from .model_rows import ModelRows
 from .queue_rows import QueueRows
 from .records import RunRecord, Series
 from .registry import StoreBackend
+from .schedule_rows import ScheduleRows
 from .series import SeriesStore
 from .writes import RunWrites
 
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, StoreConnection):
+class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows, StoreConnection):
     """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""
