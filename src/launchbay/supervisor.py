@@ -20,7 +20,7 @@ from . import queueing
 from .errors import LaunchbayError
 from .session import Session, open_session
 
-POLL_S = 0.1  # the runs holding slots are caught up with their journals this often
+POLL_S = 0.25  # the runs holding slots are caught up with their journals this often (a freed slot: < 0.5 s)
 IDLE_POLL_S = 1.0  # and this often when no run holds a slot (only schedules to watch)
 
 
