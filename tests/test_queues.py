@@ -89,6 +89,16 @@ def supervisor_pid(project: Path) -> int:
     return int((store / "supervisor.lock").read_text().split()[0])
 
 
+def widget_header(run_id: str) -> str:
+    """The run widget's status line for a run, as a notebook shows it."""
+    from launchbay import get_run
+    from launchbay.ipython.widgets import RunWidget
+
+    widget = RunWidget(get_run(run_id))
+    widget._update(widget.handle.record())
+    return str(widget._header.value)
+
+
 def test_limit_1_with_5_submits_runs_them_one_at_a_time_in_submit_order(box: str, cli: CLI, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     ids = [submit(cli, gate, "0")] + [submit(cli, 0.3, str(i)) for i in range(1, 5)]
@@ -102,6 +112,7 @@ def test_limit_1_with_5_submits_runs_them_one_at_a_time_in_submit_order(box: str
     assert set(json.loads(table)[0]) >= {"run_id", "position", "priority", "submitted"}
     assert "Queued, 1st for box" in cli("runs", check=True).stdout
     assert "Queued, 2nd for box" in cli("show", ids[2], check=True).stdout
+    assert "Queued, 3rd for box" in widget_header(ids[3])
 
     gate.touch()
     ended = all_ended(cli, ids)

@@ -154,3 +154,16 @@ def test_an_existing_name_or_a_command_launchbay_does_not_run_is_refused(cli: CL
     assert listed[0]["rule"] == "cron 0 3 * * *" and listed[0]["command"] == ["submit", "train.py"]  # type: ignore[index]
     cli("schedule", "rm", "nightly", check=True)
     assert cli.json("schedule", "list") == []
+
+
+def test_a_notebook_adds_and_lists_schedules_with_the_launchbay_magic(project: Path, cli: CLI) -> None:
+    from ipython_driver import run_cells
+
+    out = run_cells(
+        project,
+        "%load_ext launchbay",
+        '%launchbay schedule add nightly --cron "0 3 * * *" -- submit train.py',
+        "%launchbay schedule list",
+    )
+    assert "schedule nightly: cron 0 3 * * *" in out and "launchbay submit train.py" in out
+    assert [s["name"] for s in cli.json("schedule", "list")] == ["nightly"]  # type: ignore[union-attr]
