@@ -219,3 +219,19 @@ def test_a_run_that_fails_to_start_frees_its_slot(project: Path, cli: CLI) -> No
 def test_supervise_install_prints_a_systemd_user_unit(project: Path, cli: CLI) -> None:
     unit = cli("supervise", "--install", check=True).stdout
     assert "[Service]" in unit and "-m launchbay.supervisor --stay" in unit and "WantedBy=default.target" in unit
+
+
+def test_an_experiment_limit_queues_that_experiments_runs(project: Path, cli: CLI, tmp_path: Path) -> None:
+    (project / "launchbay.toml").write_text("[experiments.nightly]\nmax_concurrent_runs = 1\n")
+    write(project, "sleep.py", SLEEPER)
+    gate = tmp_path / "gate"
+    first = cli("submit", "-e", "nightly", "--detach", "sleep.py", "--", str(gate), check=True).stdout.strip()
+    second = cli("submit", "-e", "nightly", "--detach", "sleep.py", "--", "0.1", check=True).stdout.strip()
+    other = cli("submit", "-e", "daytime", "--detach", "sleep.py", "--", "0.1", check=True).stdout.strip()
+    listed = runs(cli)
+    assert listed[second]["status"] == "Queued" and listed[second]["queue_position"] == 1
+    assert listed[other]["queue_position"] is None  # another experiment: no limit, no queue
+    assert "Queued, 1st for experiment nightly" in cli("show", second, check=True).stdout
+    gate.touch()
+    ended = all_ended(cli, [first, second, other])
+    one_at_a_time([ended[first], ended[second]])

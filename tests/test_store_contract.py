@@ -261,6 +261,7 @@ def test_a_queue_gives_each_free_slot_once_in_order(store: Store, opener: Callab
     assert enqueue(runs[4]) is False and enqueue(runs[5]) is False
     assert [e.run_id for e in store.queue_entries("gpu")] == [runs[i].run_id for i in (3, 2, 4, 5)]
     assert [e.position for e in store.queue_entries()] == [1, 2, 3, 4]
+    assert [store.queue_state(r.pk) for r in runs[:3]] == ["started", "started", "waiting"]
     assert store.claim_queued("me") == []  # both slots are held
     assert store.move_to_top(runs[5].pk) and not store.move_to_top(runs[0].pk)
     assert store.dequeue(runs[4].pk) and not store.dequeue(runs[0].pk)  # a waiting run leaves; a held one stays

@@ -314,7 +314,7 @@ class Session:
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
             return record
-        if record.status is RunStatus.QUEUED and record.run_id in self.store.queue_positions([record.run_id]):
+        if record.status is RunStatus.QUEUED and self.store.queue_state(record.pk) == "waiting":
             queueing.ensure_supervisor(self.store)  # waiting: someone must start it (a killed supervisor's heir)
             return record
         if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():

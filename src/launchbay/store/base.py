@@ -462,6 +462,10 @@ class Store(RunFiles, ABC):
         """Each waiting run's entry, by run id."""
 
     @abstractmethod
+    def queue_state(self, pk: int) -> str | None:
+        """A run's place in a queue: 'waiting', 'claimed', 'started', or None (in none); one indexed read."""
+
+    @abstractmethod
     def queue_waiting(self) -> int:
         """How many runs wait for a slot (or are being started)."""
 

@@ -193,6 +193,11 @@ class QueueRows(SqlIndex):
             entries = {r: entries[r] for r in run_ids if r in entries}
         return entries
 
+    def queue_state(self, pk: int) -> str | None:
+        """Run ``pk``'s place in a queue: 'waiting', 'claimed', 'started', or None (in none)."""
+        row = self.db.execute("SELECT state FROM queue WHERE run_pk=?", (pk,)).fetchone()
+        return None if row is None else str(row[0])
+
     def queue_waiting(self) -> int:
         """How many runs wait in any queue."""
         (n,) = self.db.execute("SELECT COUNT(*) FROM queue WHERE state!='started'").fetchone()
