@@ -161,7 +161,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets")),
     (
         "sessions and handles",
-        ("session", "handle", "reproduce", "api", "summary_text", "queueing", "schedules", "supervisor"),
+        ("session", "handle", "reproduce", "api", "summary_text", "queueing", "scheduling", "supervisor"),
     ),
     ("control on top of runs", ("sweeps",)),
     ("the Azure ML v1 layer", ("compat",)),

@@ -167,3 +167,16 @@ def test_a_notebook_adds_and_lists_schedules_with_the_launchbay_magic(project: P
     )
     assert "schedule nightly: cron 0 3 * * *" in out and "launchbay submit train.py" in out
     assert [s["name"] for s in cli.json("schedule", "list")] == ["nightly"]  # type: ignore[union-attr]
+
+
+def test_the_python_api_adds_and_lists_the_same_schedules(project: Path, cli: CLI) -> None:
+    import launchbay
+    from launchbay.errors import ConfigError
+
+    made = launchbay.schedule("nightly", "submit -t box train.py", cron="0 3 * * *", catch_up=False)
+    assert made["rule"] == "cron 0 3 * * *" and made["command"] == ["submit", "-t", "box", "train.py"]
+    assert made["catch_up"] is False and made["next_fire"].endswith("03:00:00.000+00:00")
+    with pytest.raises(ConfigError, match="field 2 \\(hour\\)"):
+        launchbay.schedule("broken", ["submit", "train.py"], cron="0 24 * * *")
+    assert [s["name"] for s in launchbay.schedules()] == ["nightly"]
+    assert cli.json("schedule", "list") == launchbay.schedules()

@@ -1,4 +1,4 @@
-"""The Python API: ``submit``, ``get_run``, ``runs``, ``get_model``, ``models``."""
+"""The Python API: ``submit``, ``get_run``, ``runs``, ``get_model``, ``models``, ``schedule``, ``schedules``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def submit(
     inputs: dict[str, Any] | None = None,
     outputs: dict[str, str] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    priority: int = 0,
 ) -> RunHandle:
     """Run ``script`` (relative to the current folder) on ``target`` (default: launchbay.toml's
     ``[defaults] target``, else local); see ``launchbay.project`` for the root.
@@ -41,6 +42,7 @@ def submit(
     the lines ``launchbay submit`` prints. ``inputs={"train": "./data/train", "ref": "https://...:download"}``
     gives the run data (a path, URL or ``dataset:NAME[:VERSION]``), in ``$LAUNCHBAY_INPUT_<NAME>``;
     ``outputs={"features": "outputs/features"}`` makes what it writes there a dataset version once it completes.
+    On a target with ``max_concurrent_runs`` and no free slot the run is Queued (``priority``: higher first).
     """
     from .project import locate
 
@@ -63,7 +65,40 @@ def submit(
         inputs=_inputs_dict(inputs),
         outputs=_outputs_dict(outputs),
     )
-    return session.submit(spec, place.root, on_progress=on_progress)
+    return session.submit(spec, place.root, on_progress=on_progress, priority=priority)
+
+
+def schedule(
+    name: str,
+    command: str | Sequence[str],
+    *,
+    every: str | None = None,
+    cron: str | None = None,
+    catch_up: bool = True,
+    store: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Run the launchbay command line ``command`` (``"submit -t gpu-box train.py"``) by rule from the
+    current folder: ``every="15m"`` or ``cron="0 3 * * *"`` (UTC); what ``launchbay schedule add`` does.
+    A fire missed while nothing ran runs once late, or with ``catch_up=False`` is skipped. Returns the
+    schedule as ``launchbay schedule show --json`` does; the store's supervisor fires it."""
+    import shlex
+
+    from . import scheduling as _schedules
+
+    words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+    if words and words[0] == "launchbay":
+        words = words[1:]
+    with open_session(store) as session:
+        made = _schedules.add_schedule(session.store, name, words, every=every, cron=cron, catch_up=catch_up)
+        return _schedules.schedule_json(session.store, made)
+
+
+def schedules(*, store: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Every schedule as ``launchbay schedule list --json`` prints it."""
+    from . import scheduling as _schedules
+
+    with open_session(store) as session:
+        return [_schedules.schedule_json(session.store, s) for s in session.store.schedules()]
 
 
 def _inputs_dict(inputs: dict[str, Any] | None) -> dict[str, str]:

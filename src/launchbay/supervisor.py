@@ -30,7 +30,7 @@ class Supervisor:
         self.store = session.store
         self.stay = stay  # ``launchbay supervise`` in the foreground, or a systemd unit: never exits when idle
         self.claimer = queueing.claimer_id()
-        from .schedules import Firer
+        from .scheduling import Firer
 
         self.firer = Firer(self.store)
 

@@ -67,7 +67,7 @@ def _add_options(args: argparse.Namespace, rest: list[str], adding: bool) -> lis
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from .. import schedules
+    from .. import scheduling as schedules
 
     if args.action not in ACTIONS:
         raise ConfigError(f"Unknown schedule action {args.action!r}; use one of {', '.join(ACTIONS)}.")

@@ -114,7 +114,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN created_by TEXT;
     CREATE INDEX runs_created_by ON runs(created_by, created DESC, pk DESC);
     """,
-    # queues and schedules (launchbay/queueing.py, launchbay/schedules.py). ``queue`` holds one row per run
+    # queues and schedules (launchbay/queueing.py, launchbay/scheduling.py). ``queue`` holds one row per run
     # of a target or experiment with max_concurrent_runs: 'waiting' (the run is Queued behind others),
     # 'claimed' (leaving the queue: ``claimer`` is starting it) or 'started'; a claimed or started row of an
     # unfinished run holds a slot. Every change to the queue first updates the one ``queue_lock`` row, so
