@@ -113,6 +113,10 @@ def test_limit_1_with_5_submits_runs_them_one_at_a_time_in_submit_order(box: str
     assert "Queued, 1st for box" in cli("runs", check=True).stdout
     assert "Queued, 2nd for box" in cli("show", ids[2], check=True).stdout
     assert "Queued, 3rd for box" in widget_header(ids[3])
+    from launchbay.server.service import LaunchbayService
+
+    rest = {r["run_id"]: r for r in LaunchbayService.open(None, str(Path.cwd())).list_runs()["runs"]}
+    assert [(rest[i]["queue_position"], rest[i]["queue"]) for i in ids[1:3]] == [(1, "box"), (2, "box")]
 
     gate.touch()
     ended = all_ended(cli, ids)
