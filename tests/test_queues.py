@@ -220,7 +220,8 @@ def test_a_run_that_fails_to_start_frees_its_slot(project: Path, cli: CLI) -> No
     assert ended[after]["status"] == "Completed"
 
 
-def test_supervise_install_prints_a_systemd_user_unit(project: Path, cli: CLI) -> None:
+def test_supervise_runs_until_nothing_is_left_and_install_prints_a_systemd_user_unit(project: Path, cli: CLI) -> None:
+    assert "Nothing left to do" in cli("supervise", check=True, timeout=30).stdout
     unit = cli("supervise", "--install", check=True).stdout
     assert "[Service]" in unit and "-m launchbay.supervisor --stay" in unit and "WantedBy=default.target" in unit
 

@@ -61,11 +61,19 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
         sys.stdout.write(systemd_unit(session.store.uri))
         return 0
+    from ..queueing import SUPERVISOR_LOCK, supervisor_running
     from ..supervisor import supervise
 
+    if supervisor_running(session.store):
+        pid = (session.store.cache_dir / SUPERVISOR_LOCK).read_text().strip()
+        print(f"A supervisor already runs for this store (pid {pid}); it starts queued runs and fires schedules.")
+        return 0
     uri = session.store.uri
     session.close()
-    return supervise(uri, stay=args.stay)
+    code = supervise(uri, stay=args.stay)
+    if code == 0:
+        print("Nothing left to do: no run waits and no schedule is active.")
+    return code
 
 
 def register(sub: Any, add: Any) -> None:
