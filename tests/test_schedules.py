@@ -133,7 +133,7 @@ def test_sigkill_of_the_supervisor_never_fires_a_due_time_twice(project: Path, c
         (["bad", "--cron", "0 3 * *"], "it needs 5 fields"),
         (["bad", "--every=-5m"], "--every takes a duration > 0"),
         (["bad", "--every", "soon"], "--every takes a duration > 0"),
-        (["bad", "--every", "5m", "--cron", "0 3 * * *"], "one of the two"),
+        (["bad", "--every", "5m", "--cron", "0 3 * * *"], "--on-change dataset:NAME (one of them)"),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_written(cli: CLI, args: list[str], said: str) -> None:
@@ -180,3 +180,28 @@ def test_the_python_api_adds_and_lists_the_same_schedules(project: Path, cli: CL
         launchbay.schedule("broken", ["submit", "train.py"], cron="0 24 * * *")
     assert [s["name"] for s in launchbay.schedules()] == ["nightly"]
     assert cli.json("schedule", "list") == launchbay.schedules()
+
+
+def test_on_change_fires_once_per_new_version_of_a_dataset(project: Path, cli: CLI) -> None:
+    write(project, "train.py", "import os\nprint('trained on', os.environ.get('LAUNCHBAY_SCHEDULE_VERSION'))\n")
+    write(project, "raw/a.csv", "x\n1\n")
+    cli("data", "add", "raw", "raw", check=True)
+    unknown = cli("schedule", "add", "retrain", "--on-change", "dataset:nope", "--", "submit", "train.py")
+    assert unknown.returncode == 2 and "No dataset 'nope' to watch (datasets: raw)" in unknown.stderr
+    assert cli.json("schedule", "list") == []
+
+    cli("schedule", "add", "retrain", "--on-change", "dataset:raw", "--", "submit", "--detach", "train.py", check=True)
+    time.sleep(2)
+    assert schedule(cli, "retrain")["fires"] == []  # the version there when it was added does not fire it
+    for n in (2, 3):
+        write(project, "raw/a.csv", f"x\n{n}\n")
+        cli("data", "add", "raw", "raw", check=True)
+        wait_for(lambda n=n: len(schedule(cli, "retrain")["last_runs"]) == n - 1, timeout=30)
+    time.sleep(2)
+    shown = schedule(cli, "retrain")
+    assert [f["message"] for f in shown["fires"]] == ["dataset raw version 3", "dataset raw version 2"]
+    assert shown["rule"] == "on-change dataset:raw" and shown["next_fire"] is None
+    newest = shown["last_runs"][0]
+    wait_for(lambda: cli.json("show", newest)["status"] == "Completed", timeout=60)  # type: ignore[index]
+    assert "trained on raw:3" in cli("logs", newest, check=True).stdout
+    assert cli.json("show", newest)["tags"]["launchbay.schedule"] == "retrain"  # type: ignore[index]

@@ -306,6 +306,12 @@ def test_a_schedule_due_time_is_fired_once(store: Store) -> None:
     found = store.schedule("nightly")
     assert found is not None and found.paused and found.next_fire == 200.0 and found.command == ["submit", "train.py"]
     assert store.remove_schedule("nightly") and store.schedules() == [] and not store.remove_schedule("nightly")
+    assert store.add_schedule(Schedule("retrain", "on-change dataset:raw", ["submit", "t.py"], "/w", seen=1))
+    taken = store.claim_change("retrain", 1, 3, "dataset raw version 3")
+    assert taken is not None and store.claim_change("retrain", 1, 3) is None  # version 3 fires it once
+    found = store.schedule("retrain")
+    assert found is not None and found.seen == 3
+    assert [(f.due, f.message) for f in store.schedule_fires("retrain")] == [(3.0, "dataset raw version 3")]
 
 
 def test_run_inputs_are_the_lineage_of_a_run(store: Store) -> None:

@@ -74,11 +74,13 @@ def schedule(
     *,
     every: str | None = None,
     cron: str | None = None,
+    on_change: str | None = None,
     catch_up: bool = True,
     store: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run the launchbay command line ``command`` (``"submit -t gpu-box train.py"``) by rule from the
-    current folder: ``every="15m"`` or ``cron="0 3 * * *"`` (UTC); what ``launchbay schedule add`` does.
+    current folder: ``every="15m"``, ``cron="0 3 * * *"`` (UTC) or ``on_change="dataset:raw"`` (each new
+    version of that dataset); what ``launchbay schedule add`` does.
     A fire missed while nothing ran runs once late, or with ``catch_up=False`` is skipped. Returns the
     schedule as ``launchbay schedule show --json`` does; the store's supervisor fires it."""
     import shlex
@@ -89,7 +91,9 @@ def schedule(
     if words and words[0] == "launchbay":
         words = words[1:]
     with open_session(store) as session:
-        made = _schedules.add_schedule(session.store, name, words, every=every, cron=cron, catch_up=catch_up)
+        made = _schedules.add_schedule(
+            session.store, name, words, every=every, cron=cron, on_change=on_change, catch_up=catch_up
+        )
         return _schedules.schedule_json(session.store, made)
 
 

@@ -56,6 +56,9 @@ LAUNCHBAY_SCHEDULE: EnvVar[str | None] = EnvVar(
 LAUNCHBAY_SCHEDULE_FIRE: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_SCHEDULE_FIRE", _opt_str, None, "Set by the supervisor for a schedule's command: which fire it is."
 )
+LAUNCHBAY_SCHEDULE_VERSION: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_SCHEDULE_VERSION", _opt_str, None, "Set for an --on-change schedule's command: DATASET:VERSION."
+)
 LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_STORE", _opt_str, None, "The store: a folder path or a store URI (overrides discovery)."
 )

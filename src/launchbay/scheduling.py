@@ -1,9 +1,10 @@
 """Schedules: a launchbay command line (a submit, a sweep, ...) run by rule, fired by the store's supervisor.
 
-``launchbay schedule add nightly --cron "0 3 * * *" -- submit -t gpu-box train.py`` records the
-schedule in the store; the supervisor (supervisor.py) stays while an unpaused schedule exists and runs
-the command when it is due, from the folder it was added in, as ``python -m launchbay COMMAND``. The
-run that command makes carries the tag ``launchbay.schedule = NAME`` and is the fire's run.
+``launchbay schedule add nightly --cron "0 3 * * *" -- submit -t gpu-box train.py`` (or ``--every 15m``,
+or ``--on-change dataset:raw``: each new version of that dataset) records the schedule in the store; the
+supervisor (supervisor.py) stays while an unpaused schedule exists and runs the command when it is due,
+from the folder it was added in, as ``python -m launchbay COMMAND``. The run that command makes carries
+the tag ``launchbay.schedule = NAME`` and is the fire's run.
 
 A due time is taken before its command runs (``Store.claim_fire``: compare and set, unique per due
 time), so a supervisor killed with SIGKILL, and its heir, never fire it twice. A due time found more
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import LAUNCHBAY_SCHEDULE, LAUNCHBAY_SCHEDULE_FIRE
+from .config import LAUNCHBAY_SCHEDULE, LAUNCHBAY_SCHEDULE_FIRE, LAUNCHBAY_SCHEDULE_VERSION
 from .errors import ConfigError
 from .models import iso
 
@@ -87,6 +88,7 @@ def add_schedule(
     *,
     every: str | None = None,
     cron: str | None = None,
+    on_change: str | None = None,
     catch_up: bool = True,
     cwd: str | os.PathLike[str] | None = None,
     paused: bool = False,
@@ -97,9 +99,21 @@ def add_schedule(
 
     if not _NAME.match(name):
         raise ConfigError(f"A schedule name is letters, digits, '.', '_' or '-' (up to 64), not {name!r}.")
-    if (every is None) == (cron is None):
-        raise ConfigError('Say when it runs: --every 15m or --cron "0 3 * * *" (one of the two).')
-    if every is not None:
+    if sum(x is not None for x in (every, cron, on_change)) != 1:
+        raise ConfigError(
+            'Say when it runs: --every 15m, --cron "0 3 * * *" or --on-change dataset:NAME (one of them).'
+        )
+    seen = None
+    if on_change is not None:
+        dataset = _watched(on_change)
+        latest = store.dataset_version(dataset)
+        if latest is None:
+            known = ", ".join(sorted({v.name for v in store.dataset_versions()})) or "none yet"
+            raise ConfigError(
+                f"No dataset {dataset!r} to watch (datasets: {known}); add one: `launchbay data add {dataset} PATH`."
+            )
+        rule, seen = f"on-change dataset:{dataset}", latest.version  # new versions from now on fire it
+    elif every is not None:
         every_seconds(every)
         rule = f"every {every.strip()}"
     else:
@@ -111,14 +125,21 @@ def add_schedule(
     if store.schedule(name) is not None:
         raise ConfigError(f"A schedule named {name!r} exists; pick another name or `launchbay schedule rm {name}` it.")
     now = time.time()
-    schedule = Schedule(name, rule, command, str(Path(cwd or Path.cwd()).resolve()), paused, catch_up, None, now)
-    schedule = Schedule(**{**schedule.__dict__, "next_fire": next_after(rule, now, now)})
+    due = None if seen is not None else next_after(rule, now, now)
+    schedule = Schedule(name, rule, command, str(Path(cwd or Path.cwd()).resolve()), paused, catch_up, due, now, seen)
     if not store.add_schedule(schedule):
         raise ConfigError(f"A schedule named {name!r} exists; pick another name or `launchbay schedule rm {name}` it.")
     from .queueing import ensure_supervisor
 
     ensure_supervisor(store)
     return schedule
+
+
+def _watched(on_change: str) -> str:
+    kind, _, name = on_change.partition(":")
+    if kind != "dataset" or not name:
+        raise ConfigError(f"--on-change takes dataset:NAME (a dataset of `launchbay data list`), not {on_change!r}.")
+    return name
 
 
 def get_schedule(store: Store, name: str) -> Schedule:
@@ -133,7 +154,8 @@ def resume(store: Store, name: str) -> None:
     """Unpause: the next due time counts from now (what was due while paused is not caught up)."""
     schedule = get_schedule(store, name)
     now = time.time()
-    store.update_schedule(name, paused=False, next_fire=next_after(schedule.rule, now, schedule.created))
+    due = None if schedule.seen is not None else next_after(schedule.rule, now, schedule.created)
+    store.update_schedule(name, paused=False, next_fire=due)
     from .queueing import ensure_supervisor
 
     ensure_supervisor(store)
@@ -149,6 +171,7 @@ def schedule_json(store: Store, schedule: Schedule, fires: int = 5) -> dict[str,
         "next_fire": None if schedule.paused else iso(schedule.next_fire),
         "last_runs": [f.run_id for f in past if f.run_id],
         "catch_up": schedule.catch_up,
+        "watching": None if schedule.seen is None else {"version_seen": schedule.seen},
         "cwd": schedule.cwd,
     }
 
@@ -168,6 +191,9 @@ class Firer:
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         for schedule in self.store.schedules():
+            if schedule.seen is not None and not schedule.paused:
+                self._on_change(schedule)
+                continue
             due = schedule.next_fire
             if schedule.paused or due is None or due > now:
                 continue
@@ -186,7 +212,21 @@ class Firer:
                 self._start(schedule, fire)
         self._reap()
 
-    def _start(self, schedule: Schedule, fire: int) -> None:
+    def _on_change(self, schedule: Schedule) -> None:
+        """A new version of the watched dataset fires it once (several new at once: once, for the newest)."""
+        assert schedule.seen is not None
+        dataset = schedule.rule.partition("dataset:")[2]
+        latest = self.store.dataset_version(dataset)
+        if latest is None or latest.version <= schedule.seen:
+            return
+        message = f"dataset {dataset} version {latest.version}"
+        if latest.version > schedule.seen + 1:
+            message += f" (versions {schedule.seen + 1}-{latest.version} came since the last fire)"
+        fire = self.store.claim_change(schedule.name, schedule.seen, latest.version, message)
+        if fire is not None:
+            self._start(schedule, fire, {LAUNCHBAY_SCHEDULE_VERSION.name: f"{dataset}:{latest.version}"})
+
+    def _start(self, schedule: Schedule, fire: int, extra: dict[str, str] | None = None) -> None:
         from .targets.local import with_launchbay_path
 
         logs = self.store.cache_dir / "schedules"
@@ -194,6 +234,7 @@ class Firer:
         env = with_launchbay_path({**os.environ, "LAUNCHBAY_STORE": self.store.uri})
         env[LAUNCHBAY_SCHEDULE.name] = str(schedule.name)
         env[LAUNCHBAY_SCHEDULE_FIRE.name] = str(fire)
+        env.update(extra or {})
         try:
             with open(logs / f"{schedule.name}.log", "ab") as log:
                 proc = subprocess.Popen(

@@ -50,6 +50,7 @@ def _add_options(args: argparse.Namespace, rest: list[str], adding: bool) -> lis
     options = _OneLine(prog="launchbay schedule add NAME", add_help=False)
     options.add_argument("--every")
     options.add_argument("--cron")
+    options.add_argument("--on-change")
     options.add_argument("--no-catch-up", action="store_true")
     options.add_argument("--json", action="store_true")
     found, unknown = options.parse_known_args(head)
@@ -57,10 +58,11 @@ def _add_options(args: argparse.Namespace, rest: list[str], adding: bool) -> lis
         raise ConfigError(f"`launchbay schedule add` does not take {' '.join(unknown)}; put the command after --.")
     args.every = found.every or args.every
     args.cron = found.cron or args.cron
+    args.on_change = found.on_change or args.on_change
     args.no_catch_up = found.no_catch_up or args.no_catch_up
     args.json = found.json or args.json
     if not adding:
-        if tail or found.every or found.cron or found.no_catch_up:
+        if tail or found.every or found.cron or found.on_change or found.no_catch_up:
             raise ConfigError(f"`launchbay schedule {args.action}` takes a NAME and --json only.")
         return []
     return check_command(tail, args.full_parser)
@@ -82,12 +84,21 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         ensure_supervisor(store)  # a killed (or rebooted-away) supervisor's heir: schedules keep firing
     if args.action == "add":
         made = schedules.add_schedule(
-            store, args.name, command, every=args.every, cron=args.cron, catch_up=not args.no_catch_up
+            store,
+            args.name,
+            command,
+            every=args.every,
+            cron=args.cron,
+            on_change=args.on_change,
+            catch_up=not args.no_catch_up,
         )
         if args.json:
             print_json(schedules.schedule_json(store, made))
         else:
-            print(f"schedule {made.name}: {made.rule}, next at {schedules.iso(made.next_fire)}")
+            when = (
+                f"after dataset version {made.seen}" if made.seen is not None else f"at {schedules.iso(made.next_fire)}"
+            )
+            print(f"schedule {made.name}: {made.rule}, next {when}")
         return 0
     if args.action == "list":
         rows = [schedules.schedule_json(store, s) for s in store.schedules()]
@@ -97,7 +108,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         if not rows:
             print('No schedules. Add one: launchbay schedule add nightly --cron "0 3 * * *" -- submit train.py')
         for row in rows:
-            state = "paused" if row["paused"] else f"next {row['next_fire']}"
+            state = "paused" if row["paused"] else f"next {row['next_fire'] or 'on a new version'}"
             print(f"{row['name']}  {row['rule']}  {state}  launchbay {' '.join(row['command'])}")
         return 0
     schedule = schedules.get_schedule(store, args.name)
@@ -128,6 +139,7 @@ def register(sub: Any, add: Any) -> None:
     p.add_argument("name", nargs="?", help="the schedule's name")
     p.add_argument("--every", metavar="DURATION", help="with add: every 30s, 15m, 2h, 1d")
     p.add_argument("--cron", metavar="EXPR", help='with add: a 5-field cron expression (UTC), e.g. "0 3 * * *"')
+    p.add_argument("--on-change", metavar="dataset:NAME", help="with add: each new version of that dataset")
     p.add_argument(
         "--no-catch-up", action="store_true", help="with add: a fire missed while nothing ran is skipped, not run late"
     )

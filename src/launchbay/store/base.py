@@ -494,6 +494,10 @@ class Store(RunFiles, ABC):
         """Take one due time of a schedule (compare and set); the fire's id, or None when it was taken."""
 
     @abstractmethod
+    def claim_change(self, name: str, seen: int, version: int, message: str | None = None) -> int | None:
+        """Take an --on-change schedule's fire for a new dataset version (compare and set on ``seen``)."""
+
+    @abstractmethod
     def set_fire_run(
         self, fire_id: int, run_id: str | None = None, outcome: str | None = None, message: str | None = None
     ) -> None:

@@ -119,7 +119,9 @@ MIGRATIONS: list[str] = [
     # 'claimed' (leaving the queue: ``claimer`` is starting it) or 'started'; a claimed or started row of an
     # unfinished run holds a slot. Every change to the queue first updates the one ``queue_lock`` row, so
     # claims are one at a time on every engine (a slot is never given twice). A schedule's fires are
-    # recorded once per due time (UNIQUE): a fire is claimed before its command runs, never repeated.
+    # recorded once per due time (UNIQUE): a fire is claimed before its command runs, never repeated. An
+    # --on-change schedule has no due times: ``seen`` is the dataset version it last fired for (its fires'
+    # ``due`` is that version's number).
     """
     CREATE TABLE queue (
         run_pk INTEGER PRIMARY KEY, target TEXT NOT NULL, experiment TEXT NOT NULL, target_limit INTEGER,
@@ -131,7 +133,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE schedules (
         name TEXT PRIMARY KEY, rule TEXT NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL,
         paused INTEGER NOT NULL DEFAULT 0, catch_up INTEGER NOT NULL DEFAULT 1, next_fire REAL,
-        created REAL NOT NULL);
+        created REAL NOT NULL, seen INTEGER);
     CREATE TABLE schedule_fires (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL, due REAL NOT NULL, fired REAL NOT NULL,
         outcome TEXT NOT NULL, run_id TEXT, message TEXT, UNIQUE (name, due));

@@ -261,7 +261,8 @@ class QueueEntry:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A named launchbay command line run by rule: ``every 15m`` or ``cron 0 3 * * *`` (schedules.py)."""
+    """A named launchbay command line run by rule: ``every 15m``, ``cron 0 3 * * *`` or ``on-change
+    dataset:NAME`` (scheduling.py)."""
 
     name: str
     rule: str
@@ -271,6 +272,8 @@ class Schedule:
     catch_up: bool = True
     next_fire: float | None = None
     created: float = 0.0
+    #: ``on-change dataset:NAME``: the version it last fired for (0: none yet)
+    seen: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from .records import Schedule, ScheduleFire
 from .sqlindex import SqlIndex
 
-_SCHEDULE = "name, rule, command, cwd, paused, catch_up, next_fire, created"
+_SCHEDULE = "name, rule, command, cwd, paused, catch_up, next_fire, created, seen"
 _FIRE = "id, name, due, fired, outcome, run_id, message"
 
 
@@ -26,7 +26,7 @@ class ScheduleRows(SqlIndex):
             if db.execute("SELECT 1 FROM schedules WHERE name=?", (schedule.name,)).fetchone() is not None:
                 return False
             db.execute(
-                f"INSERT INTO schedules({_SCHEDULE}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO schedules({_SCHEDULE}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     schedule.name,
                     schedule.rule,
@@ -36,6 +36,7 @@ class ScheduleRows(SqlIndex):
                     int(schedule.catch_up),
                     schedule.next_fire,
                     schedule.created or time.time(),
+                    schedule.seen,
                 ),
             )
             return True
@@ -82,6 +83,21 @@ class ScheduleRows(SqlIndex):
                 (name, due, time.time(), outcome, message),
             )
 
+    def claim_change(self, name: str, seen: int, version: int, message: str | None = None) -> int | None:
+        """Take the fire of an --on-change schedule for ``version`` (if it still last saw ``seen``); its id,
+        or None when another took it."""
+        with self.transaction() as db:
+            moved = db.execute(
+                "UPDATE schedules SET seen=? WHERE name=? AND seen=? AND paused=0", (version, name, seen)
+            ).rowcount
+            if not moved:
+                return None
+            return db.dialect.insert_id(
+                db,
+                "INSERT INTO schedule_fires(name, due, fired, outcome, message) VALUES (?,?,?,?,?)",
+                (name, float(version), time.time(), "fired", message),
+            )
+
     def set_fire_run(
         self, fire_id: int, run_id: str | None = None, outcome: str | None = None, message: str | None = None
     ) -> None:
@@ -101,7 +117,7 @@ class ScheduleRows(SqlIndex):
 
 
 def _schedule(row: tuple[object, ...]) -> Schedule:
-    name, rule, command, cwd, paused, catch_up, next_fire, created = row
+    name, rule, command, cwd, paused, catch_up, next_fire, created, seen = row
     return Schedule(
         str(name),
         str(rule),
@@ -111,4 +127,5 @@ def _schedule(row: tuple[object, ...]) -> Schedule:
         bool(catch_up),
         None if next_fire is None else float(next_fire),  # type: ignore[arg-type]
         float(created),  # type: ignore[arg-type]
+        None if seen is None else int(seen),  # type: ignore[call-overload]
     )
