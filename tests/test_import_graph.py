@@ -159,7 +159,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets")),
-    ("sessions and handles", ("session", "handle", "reproduce", "api", "summary_text")),
+    (
+        "sessions and handles",
+        ("session", "handle", "reproduce", "api", "summary_text", "queueing", "scheduling", "supervisor"),
+    ),
     ("control on top of runs", ("sweeps",)),
     ("the Azure ML v1 layer", ("compat",)),
     ("front ends", ("ipython", "cli", "server", "__main__")),

@@ -44,6 +44,8 @@ def test_public_names_are_pinned() -> None:
         "load_ipython_extension",
         "models",
         "runs",
+        "schedule",
+        "schedules",
         "submit",
         "sweep",
         "unload_ipython_extension",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -276,6 +277,75 @@ def test_dataset_versions_are_numbered_by_content(store: Store) -> None:
     store.delete_dataset_version("mnist", 2)
     store.delete_dataset_version("mnist", 3)
     assert store.dataset_versions() == []
+
+
+def test_a_queue_gives_each_free_slot_once_in_order(store: Store, opener: Callable[[], Store]) -> None:
+    """A target with 2 slots: the first two runs take them at once, the rest wait in order (priority
+    first); a slot frees when its run ends; claims from several connections never give one slot twice."""
+
+    def enqueue(run: RunRecord, priority: int = 0, claimer: str = "me") -> bool:
+        kw = {"target": "gpu", "experiment": "exp", "target_limit": 2, "experiment_limit": None}
+        return store.enqueue(run.pk, priority=priority, claimer=claimer, **kw)  # type: ignore[arg-type]
+
+    runs = [new_run(store) for _ in range(6)]
+    assert [enqueue(r) for r in runs[:3]] == [True, True, False]
+    store.queue_started(runs[0].pk)
+    store.queue_started(runs[1].pk)
+    assert enqueue(runs[3], priority=5) is False
+    assert enqueue(runs[4]) is False and enqueue(runs[5]) is False
+    assert [e.run_id for e in store.queue_entries("gpu")] == [runs[i].run_id for i in (3, 2, 4, 5)]
+    assert [e.position for e in store.queue_entries()] == [1, 2, 3, 4]
+    assert [store.queue_state(r.pk) for r in runs[:3]] == ["started", "started", "waiting"]
+    assert store.claim_queued("me") == []  # both slots are held
+    assert store.move_to_top(runs[5].pk) and not store.move_to_top(runs[0].pk)
+    assert store.dequeue(runs[4].pk) and not store.dequeue(runs[0].pk)  # a waiting run leaves; a held one stays
+    store.end_run(runs[0].pk, RunStatus.COMPLETED)
+    assert store.claim_queued("me") == [runs[5].run_id]  # the one moved to the top
+    assert store.release_claims(["me"]) == 1  # its claimer died before starting it: back in line, at its place
+    assert store.queue_claimers() == []
+    assert [e.run_id for e in store.queue_entries()][0] == runs[5].run_id
+
+    claimed: list[str] = []
+    store.end_run(runs[1].pk, RunStatus.FAILED)  # now 2 slots are free, 3 runs wait: 8 claimers race for them
+
+    def claim(n: int) -> None:
+        with opener() as other:
+            claimed.extend(other.claim_queued(f"claimer-{n}"))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted([runs[5].run_id, runs[3].run_id])
+    assert store.queue_waiting() == 3  # two claimed (not started yet), one waiting
+    for run_id in claimed:
+        store.queue_started(store.get_run(run_id).pk)
+    assert [e.run_id for e in store.queue_entries()] == [runs[2].run_id]
+
+
+def test_a_schedule_due_time_is_fired_once(store: Store) -> None:
+    """A fire is taken by compare and set: the second taker of the same due time gets nothing."""
+    from launchbay.store.records import Schedule
+
+    assert store.add_schedule(Schedule("nightly", "cron 0 3 * * *", ["submit", "train.py"], "/w", next_fire=100.0))
+    assert not store.add_schedule(Schedule("nightly", "every 1m", ["runs"], "/w"))  # the name is taken
+    first = store.claim_fire("nightly", 100.0, 200.0, "fired")
+    assert first is not None and store.claim_fire("nightly", 100.0, 200.0, "fired") is None
+    store.set_fire_run(first, run_id="run-1")
+    store.set_fire_run(first, run_id="run-2")  # the first run a fire made stays its run
+    assert [(f.due, f.outcome, f.run_id) for f in store.schedule_fires("nightly")] == [(100.0, "fired", "run-1")]
+    assert store.update_schedule("nightly", paused=True)
+    assert store.claim_fire("nightly", 200.0, 300.0, "fired") is None  # paused: nothing fires
+    found = store.schedule("nightly")
+    assert found is not None and found.paused and found.next_fire == 200.0 and found.command == ["submit", "train.py"]
+    assert store.remove_schedule("nightly") and store.schedules() == [] and not store.remove_schedule("nightly")
+    assert store.add_schedule(Schedule("retrain", "on-change dataset:raw", ["submit", "t.py"], "/w", seen=1))
+    taken = store.claim_change("retrain", 1, 3, "dataset raw version 3")
+    assert taken is not None and store.claim_change("retrain", 1, 3) is None  # version 3 fires it once
+    found = store.schedule("retrain")
+    assert found is not None and found.seen == 3
+    assert [(f.due, f.message) for f in store.schedule_fires("retrain")] == [(3.0, "dataset raw version 3")]
 
 
 def test_run_inputs_are_the_lineage_of_a_run(store: Store) -> None:

@@ -92,6 +92,7 @@ def test_a_store_written_before_the_listing_indexes_is_migrated_and_lists_the_sa
         DROP INDEX runs_created_by;
         ALTER TABLE runs DROP COLUMN created_by;
         DROP TABLE run_inputs; DROP TABLE dataset_versions; DROP TABLE datasets;
+        DROP TABLE queue; DROP TABLE queue_lock; DROP TABLE schedules; DROP TABLE schedule_fires;
         """
     )
     db.execute(f"PRAGMA user_version={number}")

@@ -101,8 +101,8 @@ def test_a_newer_schema_is_refused_by_an_older_client_and_an_older_one_names_the
     assert "\n" not in str(newer.value) and "pip install -U" in str(newer.value)
     # a store left at the schema before the last migration (as the launchbay before it made it)
     with psycopg.connect(team_pg.split("?")[0], passfile=PG_PASSFILE, autocommit=True) as conn:
-        conn.execute(f"DROP INDEX {schema}.runs_created_by")
-        conn.execute(f"ALTER TABLE {schema}.runs DROP COLUMN created_by")
+        for table in ("queue", "queue_lock", "schedules", "schedule_fires"):  # the last migration: queues, schedules
+            conn.execute(f"DROP TABLE {schema}.{table}")
         conn.execute(f"UPDATE {schema}.launchbay_schema SET version = %s", (SCHEMA_VERSION - 1,))
     with pytest.raises(StoreError, match=r"`launchbay store migrate`"):
         PostgresStore(team_pg, cache_dir=tmp_path)
@@ -113,7 +113,7 @@ def test_a_newer_schema_is_refused_by_an_older_client_and_an_older_one_names_the
     assert done.returncode == 0, done.stderr
     assert f"schema {SCHEMA_VERSION - 1} -> {SCHEMA_VERSION}" in done.stdout
     with PostgresStore(team_pg, cache_dir=tmp_path) as store:
-        assert store.get_run(run.run_id).created_by is None  # made before it was kept
+        assert store.get_run(run.run_id).run_id == run.run_id and store.queue_entries() == []
 
 
 def test_a_read_only_role_lists_and_reads_and_gets_one_line_for_a_write(team_pg: str, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The Python API: ``submit``, ``get_run``, ``runs``, ``get_model``, ``models``."""
+"""The Python API: ``submit``, ``get_run``, ``runs``, ``get_model``, ``models``, ``schedule``, ``schedules``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def submit(
     outputs: dict[str, str] | None = None,
     on_progress: Callable[[str], None] | None = None,
     command: str | Sequence[str] | None = None,
+    priority: int = 0,
 ) -> RunHandle:
     """Run ``script`` (relative to the current folder) on ``target`` (default: launchbay.toml's
     ``[defaults] target``, else local); see ``launchbay.project`` for the root.
@@ -46,6 +47,7 @@ def submit(
     ``command=["bash", "run.sh", "x"]`` (or a string, run by ``/bin/sh -c``) runs a command instead of a
     script, with the same snapshot, environment, logs, metrics, cancel and distributed settings; in it,
     ``python`` is the run's interpreter and ``from launchbay import Run`` works in Python children.
+    On a target with ``max_concurrent_runs`` and no free slot the run is Queued (``priority``: higher first).
     """
     from .errors import ConfigError
     from .models import as_command
@@ -75,7 +77,44 @@ def submit(
         outputs=_outputs_dict(outputs),
         command=command is not None,
     )
-    return session.submit(spec, place.root, on_progress=on_progress)
+    return session.submit(spec, place.root, on_progress=on_progress, priority=priority)
+
+
+def schedule(
+    name: str,
+    command: str | Sequence[str],
+    *,
+    every: str | None = None,
+    cron: str | None = None,
+    on_change: str | None = None,
+    catch_up: bool = True,
+    store: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Run the launchbay command line ``command`` (``"submit -t gpu-box train.py"``) by rule from the
+    current folder: ``every="15m"``, ``cron="0 3 * * *"`` (UTC) or ``on_change="dataset:raw"`` (each new
+    version of that dataset); what ``launchbay schedule add`` does.
+    A fire missed while nothing ran runs once late, or with ``catch_up=False`` is skipped. Returns the
+    schedule as ``launchbay schedule show --json`` does; the store's supervisor fires it."""
+    import shlex
+
+    from . import scheduling as _schedules
+
+    words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+    if words and words[0] == "launchbay":
+        words = words[1:]
+    with open_session(store) as session:
+        made = _schedules.add_schedule(
+            session.store, name, words, every=every, cron=cron, on_change=on_change, catch_up=catch_up
+        )
+        return _schedules.schedule_json(session.store, made)
+
+
+def schedules(*, store: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Every schedule as ``launchbay schedule list --json`` prints it."""
+    from . import scheduling as _schedules
+
+    with open_session(store) as session:
+        return [_schedules.schedule_json(session.store, s) for s in session.store.schedules()]
 
 
 def _inputs_dict(inputs: dict[str, Any] | None) -> dict[str, str]:

@@ -50,6 +50,15 @@ def _opt_str(raw: str) -> str | None:
     return raw
 
 
+LAUNCHBAY_SCHEDULE: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_SCHEDULE", _opt_str, None, "Set by the supervisor for a schedule's command: the schedule (a run tag)."
+)
+LAUNCHBAY_SCHEDULE_FIRE: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_SCHEDULE_FIRE", _opt_str, None, "Set by the supervisor for a schedule's command: which fire it is."
+)
+LAUNCHBAY_SCHEDULE_VERSION: EnvVar[str | None] = EnvVar(
+    "LAUNCHBAY_SCHEDULE_VERSION", _opt_str, None, "Set for an --on-change schedule's command: DATASET:VERSION."
+)
 LAUNCHBAY_STORE: EnvVar[str | None] = EnvVar(
     "LAUNCHBAY_STORE", _opt_str, None, "The store: a folder path or a store URI (overrides discovery)."
 )
@@ -116,6 +125,8 @@ class ProjectConfig:
     s3: dict[str, Any] = field(default_factory=dict)
     #: ``[user]``: ``name`` (what runs record as ``created_by``; default: the login name)
     user: dict[str, Any] = field(default_factory=dict)
+    #: ``[experiments.NAME]`` tables: ``max_concurrent_runs`` (queueing.py)
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def target(self, name: str) -> dict[str, Any]:
         if name == "local" and "local" not in self.targets:
@@ -170,11 +181,11 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         data = _read_toml(path).get("tool", {}).get("launchbay", {})
     raw_targets = data.get("targets", {})
     data = expand_env(data, path)
-    for section in ("targets", "environments", "snapshot", "defaults", "inputs", "store", "s3", "user"):
+    for section in ("targets", "environments", "snapshot", "defaults", "inputs", "store", "s3", "user", "experiments"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise ConfigError(f"'{section}' in {path} must be a table, e.g. [{section}.NAME].")
-    for kind in ("targets", "environments"):
+    for kind in ("targets", "environments", "experiments"):
         for name, value in data.get(kind, {}).items():
             if not isinstance(value, dict):
                 raise ConfigError(f"[{kind}.{name}] in {path} must be a table of settings.")
@@ -191,6 +202,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         store=dict(data.get("store", {})),
         s3=dict(data.get("s3", {})),
         user=dict(data.get("user", {})),
+        experiments=dict(data.get("experiments", {})),
     )
 
 

@@ -97,6 +97,9 @@ class RunHandle:
         details["inputs"] = [i.to_dict() for i in data if i.direction == "input"]
         details["outputs"] = [i.to_dict() for i in data if i.direction == "output"]
         details.update(self._session.target_for(record).describe(record))
+        entry = self._session.store.queue_positions([record.run_id]).get(record.run_id)
+        details["queue_position"] = None if entry is None else entry.position  # 1 = next, while it waits
+        details["queue"] = None if entry is None else entry.pool
         return details
 
     @property

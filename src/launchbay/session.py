@@ -10,9 +10,12 @@ from dataclasses import replace as _replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import queueing
 from . import runfolder as rf
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
+    LAUNCHBAY_SCHEDULE,
+    LAUNCHBAY_SCHEDULE_FIRE,
     ProjectConfig,
     load_config,
     user_name,
@@ -103,6 +106,7 @@ class Session:
         if root is not None and spec.command:
             spec = local_program(Path(root), spec)
         target.preflight(spec)
+        queueing.limits(config, spec)  # a bad max_concurrent_runs: one line, nothing recorded
         if root is not None and spec.code is None and not spec.command:
             check_script(Path(root), spec)
         return Checked(spec, target)
@@ -114,8 +118,12 @@ class Session:
         *,
         extra_files: dict[str, str | bytes] | None = None,
         on_progress: Any = None,
+        priority: int = 0,
     ) -> RunHandle:
-        """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input."""
+        """Snapshot ``source_dir``, record the run and start it; nothing is recorded on a bad input.
+
+        On a target or experiment with ``max_concurrent_runs`` and no free slot the run stays Queued
+        (``priority``: higher goes first in its queue) and the store's supervisor starts it later."""
         self.store.check_writable()  # a read-only team store role: one line, before any blob is uploaded
         from .gitinfo import git_properties
         from .snapshot import take_snapshot
@@ -123,6 +131,7 @@ class Session:
 
         root = Path(source_dir or self.config.root or Path.cwd()).resolve()
         config = self.config if source_dir is None else load_config(root)
+        priority = queueing.check_priority(priority)
         spec, target = self.check(spec, root, config)
         spec, inputs = self._data_inputs(spec, target, config, on_progress)
         budget = Budget.from_config(config.snapshot)
@@ -150,7 +159,7 @@ class Session:
                 properties["launchbay.snapshot.skipped"] = json.dumps(snapshot.unreadable[:50])
             record = self._record(spec, target, snapshot, properties)
             self._record_inputs(record, inputs)
-        return self._start(record, spec, target, snapshot, on_progress)  # environment builds report through it
+        return self._start(record, spec, target, snapshot, on_progress, config, priority)  # builds report through it
 
     def launch(
         self,
@@ -162,13 +171,14 @@ class Session:
         progress: Callable[[str], None] | None = None,
         before_record: Callable[[], None] | None = None,
         inputs: list[Any] | None = None,
+        priority: int = 0,
     ) -> RunHandle:
         """Record a run of ``spec`` on a snapshot already in the store, and start it: what a re-run and a
         sweep's trials share with a submit. ``target`` is the one ``check`` returned (else made from the
         spec); ``progress`` hears the target's long work (an environment build); ``before_record`` runs
         under the blob lock just before the run row is written (a re-run checks there that ``gc`` left its
         old snapshot whole); ``inputs`` are the data versions the run reads (its lineage). A launch that
-        fails leaves no run behind."""
+        fails leaves no run behind. A target or experiment with no free slot queues it (see ``submit``)."""
         spec = self._with_azureml_alias(spec)
         target = target or self.target(spec.target)
         with self.store.writing_blobs():  # gc keeps the snapshot's blobs until the run row exists
@@ -177,7 +187,7 @@ class Session:
             record = self._record(spec, target, snapshot, properties)
             if inputs:
                 self._record_inputs(record, inputs)
-        return self._start(record, spec, target, snapshot, progress)
+        return self._start(record, spec, target, snapshot, progress, self.config, priority)
 
     def rerun(self, ref: str, target: str | None = None, arguments: list[str] | None = None) -> RunHandle:
         """Submit a past run's exact snapshot, environment and arguments again (see reproduce.py)."""
@@ -217,13 +227,22 @@ class Session:
         target: Target[Any, Any],
         snapshot: Snapshot,
         progress: Callable[[str], None] | None,
+        config: ProjectConfig,
+        priority: int = 0,
     ) -> RunHandle:
         from .handle import RunHandle
 
         try:
+            now = queueing.enter_queue(self.store, record, spec, config, priority)
+            if now is False:
+                return RunHandle(record.run_id, self)  # Queued: the supervisor starts it when a slot frees
             target.launch(record, spec, snapshot, progress)
+            if now:
+                self.store.queue_started(record.pk)
+                queueing.forget_spec(self.store, record.run_id)
         except BaseException:
-            self.store.delete_run(record.run_id)
+            self.store.delete_run(record.run_id)  # its queue row (and slot) goes with it
+            queueing.forget_spec(self.store, record.run_id)
             raise
         return RunHandle(record.run_id, self)
 
@@ -259,7 +278,10 @@ class Session:
         )
         raw = target.config.raw_targets.get(target.name)  # "${VAR}" references, not their values
         state = {"target_settings": secrets.redact_settings(raw or target.settings)}
-        return self.store.create_run(
+        schedule = LAUNCHBAY_SCHEDULE.get()  # a schedule's command made this run: it says so
+        if schedule:
+            stored_spec = _replace(stored_spec, tags={**stored_spec.tags, "launchbay.schedule": schedule})
+        record = self.store.create_run(
             stored_spec,
             target_type=target.type_name,
             snapshot_id=snapshot.id,
@@ -267,6 +289,10 @@ class Session:
             target_state=state,
             created_by=user_name(self.config),
         )
+        fire = LAUNCHBAY_SCHEDULE_FIRE.get()
+        if schedule and fire and fire.isdigit():
+            self.store.set_fire_run(int(fire), run_id=record.run_id)
+        return record
 
     def _with_azureml_alias(self, spec: RunSpec) -> RunSpec:
         """With the Azure ML v1 layer on, the run gets ``azureml.core.Run`` on its path too."""
@@ -297,6 +323,9 @@ class Session:
         """Catch the record up with the run's journal; a run whose runner died becomes Failed."""
         record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
         if record.status.is_terminal():
+            return record
+        if record.status is RunStatus.QUEUED and self.store.queue_state(record.pk) == "waiting":
+            queueing.ensure_supervisor(self.store)  # waiting: someone must start it (a killed supervisor's heir)
             return record
         if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
             return record  # a team store's run made on another machine: that one ingests and judges it
@@ -381,7 +410,12 @@ class Session:
         A sweep's trials are stopped with it, also those a dead controller left running."""
         from .targets import control_kinds
 
-        record = self.refresh(ref)
+        record = ref if isinstance(ref, RunRecord) else self.store.get_run(ref)
+        if record.status is RunStatus.QUEUED and self.store.dequeue(record.pk):  # it never starts
+            queueing.forget_spec(self.store, record.run_id)
+            self.store.end_run(record.pk, RunStatus.CANCELED, {"message": "Canceled while queued.", "traceback": ""})
+            return self.store.get_run(record.run_id)
+        record = self.refresh(record)
         if record.status.is_terminal():
             if record.target_type in control_kinds():  # its controller died; the runs it left run on for a resume
                 for child in self.store.children(record.run_id, unfinished=True):

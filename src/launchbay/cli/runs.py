@@ -26,8 +26,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     user = user_name(session.config) if args.mine else args.user
     records = session.runs(experiment=args.experiment, status=args.status, limit=args.limit, user=user)
+    queued = session.store.queue_positions([r.run_id for r in records if r.status.value == "Queued"])
     if args.json:
-        print_json([r.to_dict() for r in records])
+        print_json([{**r.to_dict(), "queue_position": _position(queued, r.run_id)} for r in records])
         return 0
     if not records:
         print("No runs yet. Submit one with `launchbay submit script.py`.")
@@ -39,6 +40,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
             metric = f"{r.primary_metric['name']}={r.primary_metric['value']:.4g}"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started or r.created))
         status = shown_status(r.status.value, r.tags)
+        if r.run_id in queued:
+            from ..queueing import queued_text
+
+            status = queued_text(queued[r.run_id])
         if r.status_detail:  # what a full disk kept out of the run
             status += f" — {r.status_detail}"
         who = r.created_by or ""
@@ -49,6 +54,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return 0
+
+
+def _position(queued: dict[str, Any], run_id: str) -> int | None:
+    """A waiting run's place in its queue (1 = next), else None."""
+    entry = queued.get(run_id)
+    return None if entry is None else int(entry.position)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -36,6 +36,10 @@ def show_text(details: dict[str, Any]) -> str:
     fact("run", details.get("run_id"))
     fact("name", details.get("name"))
     status = details.get("status") or ""
+    if details.get("queue_position"):
+        from ..queueing import ordinal
+
+        status += f", {ordinal(details['queue_position'])} for {details['queue']}"
     if details.get("exit_code") is not None:
         status += f" (exit code {details['exit_code']})"
     if details.get("status_detail"):  # what a full disk kept out of the run

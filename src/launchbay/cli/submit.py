@@ -52,7 +52,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         outputs=outputs_argument(args.output),
     )
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
-    handle: RunHandle = session.submit(spec, place.root, on_progress=progress)
+    handle: RunHandle = session.submit(spec, place.root, on_progress=progress, priority=args.priority)
     return follow_submitted(args, handle)
 
 
@@ -62,7 +62,14 @@ def follow_submitted(args: argparse.Namespace, handle: Any) -> int:
         print_json({"run_id": handle.run_id})
         return 0
     if not args.json:
-        print(f"launchbay: run {handle.run_id} submitted to {handle.record().target}", file=sys.stderr)
+        record = handle.record()
+        entry = handle.session.store.queue_positions([handle.run_id]).get(handle.run_id)
+        if entry is not None:
+            from ..queueing import queued_text
+
+            print(f"launchbay: run {handle.run_id} {queued_text(entry)}", file=sys.stderr)
+        else:
+            print(f"launchbay: run {handle.run_id} submitted to {record.target}", file=sys.stderr)
     if args.detach:
         print(handle.run_id)
         return 0
@@ -113,6 +120,13 @@ def register(sub: Any, add: Any) -> None:
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="cancel the run after this many seconds")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the run (repeatable)")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on a target with max_concurrent_runs: higher goes first in its queue (default 0)",
+    )
     p.add_argument(
         "--system-metrics-interval", type=float, metavar="SECONDS", help="seconds between CPU/GPU samples; 0 = off"
     )

@@ -81,6 +81,9 @@ LAUNCHBAY_COMMANDS = {
     "du": ("", "store sizes by experiment and kind"),
     "tensorboard": ("RUN [RUN...]", "TensorBoard over the runs' ./logs, live while they run"),
     "store": ("repair", "rebuild a damaged or lost index from the run folders"),
+    "queue": ("[TARGET] | move RUN --top", "runs waiting for a slot (max_concurrent_runs), next first"),
+    "schedule": ('add NAME --every 15m|--cron "0 3 * * *" -- COMMAND | list|show|pause|resume|rm', "schedules"),
+    "supervise": ("[--install]", "start queued runs and fire schedules here (--install: a systemd unit)"),
 }
 _SYNOPSES = [(f"{name} {usage}".strip(), text) for name, (usage, text) in LAUNCHBAY_COMMANDS.items()]
 LAUNCHBAY_USAGE = (

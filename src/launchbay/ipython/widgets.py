@@ -44,8 +44,9 @@ POLL_S = 0.4
 REDRAW_S = 1.0
 
 
-def status_badge(status: str) -> str:
+def status_badge(status: str, text: str | None = None) -> str:
     colour = STATUS_COLOURS.get(status, "#6c757d")
+    status = text or status
     return (
         f'<span class="lb-widget-status" style="background:{colour};color:white;padding:1px 8px;'
         f'border-radius:8px;font-weight:600">{html.escape(status)}</span>'
@@ -102,9 +103,15 @@ def data_html(inputs: list[Any]) -> str:
     return f'<div class="lb-widget-data" style="font-size:85%;color:#666">data: {" &middot; ".join(parts)}</div>'
 
 
-def header_html(record: RunRecord, elapsed: float | None, tick: int = 0, inputs: list[Any] | None = None) -> str:
+def header_html(
+    record: RunRecord,
+    elapsed: float | None,
+    tick: int = 0,
+    inputs: list[Any] | None = None,
+    queued: str | None = None,
+) -> str:
     """Id, name, experiment, target, status, elapsed; the project root and the data below; the stale notice
-    while live."""
+    while live. ``queued``: what a run waiting for a slot shows in its badge ("Queued, 2nd for gpu-box")."""
     name = f" <b>{html.escape(record.name)}</b>" if record.name else ""
     root = record.properties.get("launchbay.source_dir") or ""
     where = record.spec.get("working_dir") or "."
@@ -113,7 +120,7 @@ def header_html(record: RunRecord, elapsed: float | None, tick: int = 0, inputs:
         project += f", runs in <code>{html.escape(where)}</code>"
     text = (
         f"<b>Run</b> <code>{html.escape(record.run_id)}</code>{name} &middot; {html.escape(record.experiment)} "
-        f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value)}{_detail(record)} "
+        f"&middot; {html.escape(record.target)} &middot; {status_badge(record.status.value, queued)}{_detail(record)} "
         f"&middot; {elapsed_text(elapsed)}"
     )
     rerun_of = record.properties.get("launchbay.rerun_of")
@@ -279,7 +286,13 @@ class RunWidget(w.VBox):
                 self._data = self.handle.session.store.run_inputs(record.run_id, None)
             except Exception:  # noqa: BLE001 - the header goes on without them
                 self._data = []
-        self._header.value = header_html(record, self._elapsed(record), self._tick, self._data)
+        queued = None
+        if record.status is RunStatus.QUEUED:
+            from ..queueing import queued_text
+
+            entry = self.handle.session.store.queue_positions([record.run_id]).get(record.run_id)
+            queued = queued_text(entry) if entry is not None else None
+        self._header.value = header_html(record, self._elapsed(record), self._tick, self._data, queued)
         self._cancel.layout.display = "none" if record.status.is_terminal() else None
         while True:
             with self._log_lock:

@@ -105,7 +105,9 @@ class LaunchbayService:
             "user": user or None,
         }
         records = self.store.list_runs(**filters, limit=limit, offset=offset)
-        return {"runs": [run_dict(r) for r in records], "total": self.store.count_runs(**filters)}
+        queued = self.store.queue_positions([r.run_id for r in records if r.status is RunStatus.QUEUED])
+        rows = [{**run_dict(r), **_queue_fields(queued.get(r.run_id))} for r in records]
+        return {"runs": rows, "total": self.store.count_runs(**filters)}
 
     def experiments(self) -> dict[str, Any]:
         return {"experiments": [{"name": name, "runs": count} for name, count in self.store.experiments()]}
@@ -116,7 +118,8 @@ class LaunchbayService:
         lineage = self.store.run_inputs(record.run_id, None)  # what it read and made, with their versions
         data["inputs"] = [i.to_dict() for i in lineage if i.direction == "input"]
         data["outputs"] = [i.to_dict() for i in lineage if i.direction == "output"]
-        return data
+        entry = self.store.queue_positions([record.run_id]).get(record.run_id)
+        return {**data, **_queue_fields(entry)}
 
     def log(self, run_id: str, offset: int = 0, rank: int = 0) -> dict[str, Any]:
         """Log text after byte ``offset`` (a distributed run's ``rank``: its own log); a chunk never
@@ -261,6 +264,13 @@ class LaunchbayService:
             "now": now,
             "runs": [{"run_id": r.run_id, "status": r.status.value, "updated": r.updated} for r in records],
         }
+
+
+def _queue_fields(entry: Any) -> dict[str, Any]:
+    """A waiting run's place (1 = next) and what it waits for, as ``show --json`` carries them; else nulls."""
+    if entry is None:
+        return {"queue_position": None, "queue": None}
+    return {"queue_position": entry.position, "queue": entry.pool}
 
 
 def run_dict(record: RunRecord, detail: bool = False) -> dict[str, Any]:

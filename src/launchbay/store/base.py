@@ -35,7 +35,17 @@ from . import runfile
 from .batch import Batch, RunWriter
 from .blobs import BlobStore
 from .files import RunFiles
-from .records import ChildRow, DatasetVersion, ModelVersion, RunInput, RunRecord, Series
+from .records import (
+    ChildRow,
+    DatasetVersion,
+    ModelVersion,
+    QueueEntry,
+    RunInput,
+    RunRecord,
+    Schedule,
+    ScheduleFire,
+    Series,
+)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _S = TypeVar("_S", bound="Store")
@@ -403,3 +413,96 @@ class Store(RunFiles, ABC):
     @abstractmethod
     def data_manifests(self) -> list[str]:
         """The manifest blob of every dataset version and run input (what ``gc`` must keep)."""
+
+    # -- run queues (queue_rows.py): a slot of a target's or experiment's max_concurrent_runs -----------------
+    @abstractmethod
+    def enqueue(
+        self,
+        pk: int,
+        *,
+        target: str,
+        experiment: str,
+        target_limit: int | None,
+        experiment_limit: int | None,
+        priority: int = 0,
+        claimer: str,
+    ) -> bool:
+        """Put a recorded run in its queue; True when it took a free slot at once (``claimer`` starts it)."""
+
+    @abstractmethod
+    def claim_queued(self, claimer: str) -> list[str]:
+        """Claim every free slot for the runs next in line; the run ids ``claimer`` must now start."""
+
+    @abstractmethod
+    def queue_started(self, pk: int) -> None:
+        """The claimed run is started: its slot is held until it ends."""
+
+    @abstractmethod
+    def dequeue(self, pk: int) -> bool:
+        """Take a waiting run out of its queue; False when it is not waiting."""
+
+    @abstractmethod
+    def release_claims(self, claimers: list[str]) -> int:
+        """Put the runs these dead claimers claimed (but never started) back in line."""
+
+    @abstractmethod
+    def queue_claimers(self) -> list[str]:
+        """Who holds claims not yet started."""
+
+    @abstractmethod
+    def move_to_top(self, pk: int) -> bool:
+        """A waiting run goes first in its queue; False when it is not waiting."""
+
+    @abstractmethod
+    def queue_entries(self, target: str | None = None, *, waiting_only: bool = True) -> list[QueueEntry]:
+        """The queue in start order, positions counted per queue (1 = next)."""
+
+    @abstractmethod
+    def queue_positions(self, run_ids: list[str] | None = None) -> dict[str, QueueEntry]:
+        """Each waiting run's entry, by run id."""
+
+    @abstractmethod
+    def queue_state(self, pk: int) -> str | None:
+        """A run's place in a queue: 'waiting', 'claimed', 'started', or None (in none); one indexed read."""
+
+    @abstractmethod
+    def queue_waiting(self) -> int:
+        """How many runs wait for a slot (or are being started)."""
+
+    # -- schedules (schedule_rows.py) ----------------------------------------------------------------------
+    @abstractmethod
+    def add_schedule(self, schedule: Schedule) -> bool:
+        """Record a new schedule; False (nothing written) when the name is taken."""
+
+    @abstractmethod
+    def schedules(self) -> list[Schedule]: ...
+
+    @abstractmethod
+    def schedule(self, name: str) -> Schedule | None: ...
+
+    @abstractmethod
+    def update_schedule(self, name: str, *, paused: bool | None = None, next_fire: float | None = None) -> bool:
+        """Pause, resume or move a schedule's next due time; False when there is none of that name."""
+
+    @abstractmethod
+    def remove_schedule(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def claim_fire(
+        self, name: str, due: float, next_fire: float, outcome: str, message: str | None = None
+    ) -> int | None:
+        """Take one due time of a schedule (compare and set); the fire's id, or None when it was taken."""
+
+    @abstractmethod
+    def claim_change(self, name: str, seen: int, version: int, message: str | None = None) -> int | None:
+        """Take an --on-change schedule's fire for a new dataset version (compare and set on ``seen``)."""
+
+    @abstractmethod
+    def set_fire_run(
+        self, fire_id: int, run_id: str | None = None, outcome: str | None = None, message: str | None = None
+    ) -> None:
+        """What a fire made: its run, or why it made none."""
+
+    @abstractmethod
+    def schedule_fires(self, name: str, limit: int = 10) -> list[ScheduleFire]:
+        """A schedule's last fires, newest first."""

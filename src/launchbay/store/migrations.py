@@ -114,6 +114,30 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN created_by TEXT;
     CREATE INDEX runs_created_by ON runs(created_by, created DESC, pk DESC);
     """,
+    # 8: queues and schedules (launchbay/queueing.py, launchbay/scheduling.py). ``queue`` holds one row per run
+    # of a target or experiment with max_concurrent_runs: 'waiting' (the run is Queued behind others),
+    # 'claimed' (leaving the queue: ``claimer`` is starting it) or 'started'; a claimed or started row of an
+    # unfinished run holds a slot. Every change to the queue first updates the one ``queue_lock`` row, so
+    # claims are one at a time on every engine (a slot is never given twice). A schedule's fires are
+    # recorded once per due time (UNIQUE): a fire is claimed before its command runs, never repeated. An
+    # --on-change schedule has no due times: ``seen`` is the dataset version it last fired for (its fires'
+    # ``due`` is that version's number).
+    """
+    CREATE TABLE queue (
+        run_pk INTEGER PRIMARY KEY, target TEXT NOT NULL, experiment TEXT NOT NULL, target_limit INTEGER,
+        experiment_limit INTEGER, priority INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL,
+        submitted REAL NOT NULL, state TEXT NOT NULL, claimer TEXT, claimed REAL);
+    CREATE INDEX queue_order ON queue(state, priority DESC, seq);
+    CREATE TABLE queue_lock (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO queue_lock (id, n) VALUES (1, 0);
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY, rule TEXT NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0, catch_up INTEGER NOT NULL DEFAULT 1, next_fire REAL,
+        created REAL NOT NULL, seen INTEGER);
+    CREATE TABLE schedule_fires (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL, due REAL NOT NULL, fired REAL NOT NULL,
+        outcome TEXT NOT NULL, run_id TEXT, message TEXT, UNIQUE (name, due));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

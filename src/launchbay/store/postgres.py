@@ -50,8 +50,10 @@ from .files import RunFiles
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .model_rows import ModelRows
 from .pgdialect import POSTGRES
+from .queue_rows import QueueRows
 from .records import RunRecord
 from .registry import StoreBackend
+from .schedule_rows import ScheduleRows
 from .series import SeriesStore
 from .writes import RunWrites, SqliteBatch
 
@@ -237,7 +239,7 @@ class PgDb:
             pass
 
 
-class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows):
+class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows):
     """The connection side of ``PostgresStore``: per-thread connections, transactions, migrations."""
 
     def __init__(

@@ -1,6 +1,6 @@
 """What the store hands out, whatever its backend: ``RunRecord`` (a run, and its JSON form for
 ``show --json``), ``ChildRow``, ``Series`` (one metric as NumPy arrays), ``ModelVersion``,
-``DatasetVersion`` and ``RunInput``."""
+``DatasetVersion``, ``RunInput`` and ``QueueEntry``."""
 
 from __future__ import annotations
 
@@ -236,4 +236,65 @@ class RunInput:
             "kind": self.kind,
             "dataset": self.dataset,
             "dataset_version": self.dataset_version,
+        }
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One run in a queue: its place (``position``, 1 = next; 0 once it holds a slot) and its limits."""
+
+    run_id: str
+    target: str
+    experiment: str
+    target_limit: int | None
+    experiment_limit: int | None
+    priority: int
+    seq: int
+    submitted: float
+    state: str
+    position: int = 0
+
+    @property
+    def pool(self) -> str:
+        """What the run waits for: its target when the target has a limit, else its experiment."""
+        return self.target if self.target_limit is not None else f"experiment {self.experiment}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A named launchbay command line run by rule: ``every 15m``, ``cron 0 3 * * *`` or ``on-change
+    dataset:NAME`` (scheduling.py)."""
+
+    name: str
+    rule: str
+    command: list[str]
+    cwd: str
+    paused: bool = False
+    catch_up: bool = True
+    next_fire: float | None = None
+    created: float = 0.0
+    #: ``on-change dataset:NAME``: the version it last fired for (0: none yet)
+    seen: int | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleFire:
+    """One due time of a schedule: ``outcome`` is fired, caught-up (missed while nothing ran, run once
+    late), skipped (missed, with --no-catch-up) or failed (the command did not start a run)."""
+
+    id: int
+    name: str
+    due: float
+    fired: float
+    outcome: str
+    run_id: str | None
+    message: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "due": iso(self.due),
+            "fired": iso(self.fired),
+            "outcome": self.outcome,
+            "run_id": self.run_id,
+            "message": self.message,
         }

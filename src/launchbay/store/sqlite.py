@@ -15,6 +15,8 @@ Layout of ``.launchbay/``::
     series.py       metric series: the chunk encoder and decoder
     model_rows.py   the model registry's rows
     data_rows.py    datasets, their versions and each run's inputs
+    queue_rows.py   run queues: who waits for a slot of a target or experiment, in what order
+    schedule_rows.py schedules and their fires
     sealed.py       an ended run's points, packed once into its run folder
 
 Nothing outside ``store/`` runs SQL: every query and write has a named method here. The few forms
@@ -35,15 +37,17 @@ from .files import inside
 from .guard import FULL_ERRNOS, store_error
 from .model_rows import ModelRows
 from .netfs import refuse_network_fs
+from .queue_rows import QueueRows
 from .records import RunRecord, Series
 from .registry import StoreBackend
+from .schedule_rows import ScheduleRows
 from .series import SeriesStore
 from .writes import RunWrites
 
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, StoreConnection):
+class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows, StoreConnection):
     """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""
