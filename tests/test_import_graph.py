@@ -160,7 +160,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets")),
     ("sessions and handles", ("session", "handle", "reproduce", "api", "summary_text")),
-    ("control on top of runs", ("sweeps",)),
+    ("control on top of runs", ("sweeps", "pipelines")),
     ("the Azure ML v1 layer", ("compat",)),
     ("front ends", ("ipython", "cli", "server", "__main__")),
 ]  # fmt: skip
