@@ -228,3 +228,24 @@ def test_an_unknown_parameter_on_the_command_line_is_refused(demo: Path) -> None
     write(demo, "pipeline.yaml", PIPELINE_YAML)
     result = CLI(demo)("pipeline", "run", "pipeline.yaml", "--param", "momentum=0.9")
     assert result.returncode != 0 and "Parameter 'momentum' does not exist" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_pipeline_spans_local_and_docker_and_the_docker_step_reads_the_local_steps_output(demo: Path) -> None:
+    from conftest import BASE_IMAGE, docker_ready, need_service, remove_containers
+
+    need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+    write(demo, "launchbay.toml", f'[targets.box]\ntype = "docker"\nimage = "{BASE_IMAGE}"\n')
+    try:
+        handle = pipeline(three_steps(train_target="box"), experiment="mnist").submit()
+        assert handle.wait(timeout=180) == "Completed", handle.steps
+        train = handle.get_step("train").record()
+        assert train.target == "box" and train.target_type == "docker"
+        assert "evaluating model of 1 2 3 with --lr 0.1" in handle.get_step("eval").get_log()
+        again = rerun_pipeline(handle.run_id)
+        assert again.wait(timeout=60) == "Completed"
+        assert all(s["reused_from"] for s in again.steps)
+    finally:
+        from launchbay.store import open_store
+
+        remove_containers(str(open_store().root))
