@@ -249,3 +249,27 @@ def test_a_pipeline_spans_local_and_docker_and_the_docker_step_reads_the_local_s
         from launchbay.store import open_store
 
         remove_containers(str(open_store().root))
+
+
+@pytest.mark.slow
+def test_a_rerun_after_the_controller_was_killed_resumes_and_runs_no_step_twice(demo: Path) -> None:
+    import os
+    import signal
+
+    from conftest import pid_alive, wait_for
+
+    write(demo, "slowprep.py", "import time\ntime.sleep(3)\n" + PREP)
+    steps = three_steps()
+    steps[0] = Step("prep", "slowprep.py", outputs={"clean": "outputs/clean"})
+    handle = pipeline(steps, experiment="mnist").submit()
+    wait_for(lambda: by_name(handle.steps)["prep"]["status"] == "Running", timeout=30)
+    pid = wait_for(lambda: handle.record().target_state.get("runner_pid"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid))
+    assert handle.record().status.value == "Failed" and "died" in handle.record().error["message"]  # type: ignore[index]
+    resumed = rerun_pipeline(handle.run_id)
+    assert resumed.run_id == handle.run_id  # the same record goes on
+    assert resumed.wait(timeout=90) == "Completed"
+    runs = handle.session.store.children(handle.run_id)
+    assert len(runs) == 3  # prep ran once: the resumed controller adopted it while it ran
+    assert by_name(resumed.steps)["prep"]["reason"] == "kept on resume"

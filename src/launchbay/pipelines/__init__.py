@@ -168,6 +168,10 @@ def rerun_pipeline(
     record = session.refresh(handle.run_id)
     data = json.loads((record.run_dir / PIPELINE_FILE).read_text())
     definition = Definition.from_json(data["definition"])
+    message = str((record.error or {}).get("message") or "")
+    died = any(m in message for m in ("died", "No heartbeat", "The pipeline controller stopped"))
+    if died and not (from_step or no_reuse or params):
+        return _resume(session, record)
     values = with_params(definition, {**data["values"], **(params or {})})
     fresh: list[str] = []
     if no_reuse:
@@ -179,3 +183,19 @@ def rerun_pipeline(
     return submit_definition(
         session, definition, values, root, record.experiment, no_reuse=fresh, previous=record.run_id
     )
+
+
+def _resume(session: Session, record: Any) -> PipelineHandle:
+    """A pipeline whose controller died goes on in the same record: its Completed (and reused) steps are kept,
+    the steps it left running are watched, not started again."""
+    import time
+
+    from ..errors import LaunchbayError
+    from .controller import start_controller
+    from .handle import PipelineHandle
+
+    state = {k: v for k, v in record.target_state.items() if k not in ("runner_pid", "runner_pgid")}
+    if not session.store.reopen_run(record.pk, heartbeat=time.time(), target_state=state):
+        raise LaunchbayError(f"Pipeline {record.run_id} changed meanwhile; nothing to resume.")
+    start_controller(session.store.uri, session.store.get_run(record.run_id), resume=True)
+    return PipelineHandle(record.run_id, session)
