@@ -163,7 +163,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "sessions and handles",
         ("session", "handle", "reproduce", "api", "summary_text", "queueing", "scheduling", "supervisor"),
     ),
-    ("control on top of runs", ("sweeps",)),
+    ("control on top of runs", ("sweeps", "pipelines")),
     ("the Azure ML v1 layer", ("compat",)),
     ("front ends", ("ipython", "cli", "server", "__main__")),
 ]  # fmt: skip

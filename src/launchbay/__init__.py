@@ -13,17 +13,20 @@ __all__ = [
     "LaunchbayError",
     "Model",
     "Mpi",
+    "Param",
     "PyTorch",
     "Run",
     "RunHandle",
     "RunSpec",
     "RunStatus",
+    "Step",
     "TensorFlow",
     "get_model",
     "get_run",
     "get_sweep",
     "load_ipython_extension",
     "models",
+    "pipeline",
     "runs",
     "schedule",
     "schedules",
@@ -44,6 +47,9 @@ _LAZY = {
     "Model": ("launchbay.handle", "Model"),
     "sweep": ("launchbay.sweeps", "sweep"),
     "get_sweep": ("launchbay.sweeps", "get_sweep"),
+    "pipeline": ("launchbay.pipelines", "pipeline"),
+    "Step": ("launchbay.pipelines", "Step"),
+    "Param": ("launchbay.pipelines", "Param"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
     "RunSpec": ("launchbay.models", "RunSpec"),
     "RunStatus": ("launchbay.models", "RunStatus"),
@@ -59,6 +65,7 @@ if TYPE_CHECKING:
     from .errors import LaunchbayError
     from .handle import Model, RunHandle
     from .models import RunSpec, RunStatus
+    from .pipelines import Param, Step, pipeline
     from .sweeps import get_sweep, sweep
     from .tracking.inrun import Run
 

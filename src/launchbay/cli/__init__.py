@@ -11,11 +11,24 @@ import sys
 from typing import Any, NoReturn
 
 from ..errors import LaunchbayError
-from . import data, environments, project, queues, repair, runs, schedules, store, submit, sweeps, tensorboard
+from . import (
+    data,
+    environments,
+    pipelines,
+    project,
+    queues,
+    repair,
+    runs,
+    schedules,
+    store,
+    submit,
+    sweeps,
+    tensorboard,
+)
 from .common import EXIT_ERROR, OPENED
 
 #: the command groups, in the order ``launchbay --help`` lists them
-GROUPS = (submit, runs, queues, schedules, project, environments, sweeps, store, data, tensorboard, repair)
+GROUPS = (submit, runs, queues, schedules, project, environments, sweeps, pipelines, store, data, tensorboard, repair)
 
 
 def build_parser(
