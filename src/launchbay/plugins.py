@@ -34,6 +34,7 @@ OWN: dict[str, dict[str, str]] = {
     },
     CONTROLS: {
         "sweep": "launchbay.sweeps.control:SweepControl",
+        "pipeline": "launchbay.pipelines.control:PipelineControl",
     },
     RUNTIME: {
         "azureml_alias": "launchbay.compat.azureml.alias:alias_files",
