@@ -158,7 +158,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "logged", "journal_reader", "distributed", "data",
         ),
     ),
-    ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets")),
+    ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets", "runcontrol")),
     (
         "sessions and handles",
         ("session", "handle", "reproduce", "api", "summary_text", "queueing", "scheduling", "supervisor"),

@@ -101,34 +101,26 @@ def models_table(rows: list[dict[str, Any]]) -> str:
 def cmd_rerun(args: argparse.Namespace) -> int:
     session = session_for(args)
     handle = session.rerun(args.run, target=args.target, arguments=args.arguments)
-    if args.json and args.detach:
-        _print_json({"run_id": handle.run_id, "rerun_of": session.store.resolve_run_id(args.run)})
-        return 0
-    if args.detach:
-        print(handle.run_id)
-        return 0
-    if not args.json:
-        print(f"launchbay: run {handle.run_id} re-runs {args.run} on {handle.record().target}", file=sys.stderr)
-    status = handle.wait(show_output=not args.json)
-    if args.json:
-        _print_json({"run_id": handle.run_id, "status": status})
-    else:
-        print(f"launchbay: run {handle.run_id} {status}", file=sys.stderr)
-    return 0 if status == "Completed" else 1
+    return _follow(args, handle, "rerun_of", session.store.resolve_run_id(args.run), f"re-runs {args.run}")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     session = session_for(args)
     handle = session.resume(args.run, target=args.target)
     old = session.store.resolve_run_id(args.run)
+    return _follow(args, handle, "resume_of", old, f"resumes {old}")
+
+
+def _follow(args: argparse.Namespace, handle: Any, link: str, old: str, what: str) -> int:
+    """What ``rerun`` and ``resume`` print: the new run at once (``--detach``), else its log and end."""
     if args.json and args.detach:
-        _print_json({"run_id": handle.run_id, "resume_of": old})
+        _print_json({"run_id": handle.run_id, link: old})
         return 0
     if args.detach:
         print(handle.run_id)
         return 0
     if not args.json:
-        print(f"launchbay: run {handle.run_id} resumes {old} on {handle.record().target}", file=sys.stderr)
+        print(f"launchbay: run {handle.run_id} {what} on {handle.record().target}", file=sys.stderr)
     status = handle.wait(show_output=not args.json)
     if args.json:
         _print_json({"run_id": handle.run_id, "status": status})

@@ -22,8 +22,9 @@ from typing import Any
 from .. import runfolder as rf
 from ..errors import LaunchbayError
 from ..models import RunSpec, RunStatus
+from ..runcontrol import controller_main
 from ..runfolder import Journal
-from ..runner import HEARTBEAT_INTERVAL_S, daemonize
+from ..runner import HEARTBEAT_INTERVAL_S
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
 from .definition import Definition
@@ -374,19 +375,7 @@ class Controller:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    detach, resume = "--detach" in args, "--resume" in args
-    args = [a for a in args if a not in ("--detach", "--resume")]
-    if len(args) != 2:
-        print("usage: python -m launchbay.pipelines.controller [--detach] [--resume] STORE RUN_ID", file=sys.stderr)
-        return 2
-    if detach:
-        daemonize()
-    controller = Controller(args[0], args[1], resume=resume)
-    try:
-        return controller.run()
-    finally:
-        controller.store.close()
+    return controller_main(argv, Controller, "launchbay.pipelines.controller")
 
 
 if __name__ == "__main__":

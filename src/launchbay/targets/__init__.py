@@ -6,7 +6,7 @@ five built-in ones are launchbay's own rows, and a package adds a type by declar
 
 Records that are not launched on a target are kept true by a run control of their
 kind (``launchbay.controls``): a sweep's by its controller
-(``launchbay.sweeps.control.SweepControl``), which ``Session.target_for`` hands out.
+(``launchbay.runcontrol.ControllerControl``: a sweep's, a pipeline's), which ``Session.target_for`` hands out.
 """
 
 from __future__ import annotations
