@@ -136,3 +136,19 @@ def test_a_restore_of_a_manifest_naming_paths_outside_the_folder_writes_nothing(
     assert f"Run {run_id}'s snapshot names files outside the folder" in line
     assert "'../escaped.txt'" in line and repr(str(absolute)) in line and "nothing was written" in line
     assert not out.exists() and not (tmp_path / "escaped.txt").exists() and not absolute.exists()
+
+
+# -- launchbay's options after the script -------------------------------------------------------------------
+
+
+def test_launchbay_options_written_after_the_script_are_refused_not_given_to_it(cli: CLI, project: Path) -> None:
+    """`launchbay submit train.py -t gpu-box` once ran train.py locally with `-t gpu-box` as its arguments."""
+    write(project, "train.py", "import sys\nprint('ARGS', sys.argv[1:])\n")
+    before = _tree(project)
+    line = _one_line_error(cli("submit", "train.py", "-t", "gpu-box", "--detach"))
+    assert "-t, --detach came after train.py" in line and "launchbay submit -t gpu-box train.py" in line
+    assert _tree(project) == before and cli.json("runs") == []  # nothing was recorded
+    ran = cli("submit", "train.py", "--", "-t", "x", check=True)  # after -- they are the script's
+    assert "ARGS ['-t', 'x']" in ran.stdout
+    ran = cli("submit", "train.py", "--lr", "0.1", check=True)  # the script's own options need no --
+    assert "ARGS ['--lr', '0.1']" in ran.stdout

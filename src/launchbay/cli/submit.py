@@ -32,9 +32,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
     place = locate(args.source_dir)
     session = session_for(args, str(place.root))
-    arguments = list(args.arguments)
-    if arguments and arguments[0] == "--":
-        arguments = arguments[1:]
+    arguments = script_arguments(args.script, list(args.arguments), getattr(args, "argv", None))
     spec = RunSpec(
         script=args.script,
         command=not args.script.endswith(".py"),  # a .py name that is no file stays a script: "No script ..."
@@ -54,6 +52,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
     progress = None if args.json else (lambda msg: print(f"launchbay: {msg}", file=sys.stderr))
     handle: RunHandle = session.submit(spec, place.root, on_progress=progress, priority=args.priority)
     return follow_submitted(args, handle)
+
+
+#: submit's own option strings, filled in by ``register``
+OWN_OPTIONS: set[str] = set()
+
+
+def script_arguments(script: str, arguments: list[str], typed: list[str] | None = None) -> list[str]:
+    """What goes to the script: everything after it, less a leading ``--``.
+
+    An option of submit's own written after the script (``launchbay submit train.py -t gpu-box``) would
+    reach the script while the run went to the default target; that is refused in one line rather than
+    run somewhere the user did not ask for. After ``--`` every word is the script's (``typed``: the
+    command line as typed, since argparse drops that ``--``)."""
+    if arguments and arguments[0] == "--":
+        return arguments[1:]
+    after = typed[typed.index(script) + 1 :] if typed and script in typed else arguments
+    before_dashes = after[: after.index("--")] if "--" in after else after
+    own = [a for a in before_dashes if a.split("=", 1)[0] in OWN_OPTIONS]
+    if own:
+        said = ", ".join(dict.fromkeys(a.split("=", 1)[0] for a in own))
+        raise LaunchbayError(
+            f"{said} came after {script}, so it would go to {script}, not to launchbay: put launchbay's options "
+            f"before the script (launchbay submit -t gpu-box {script} ...), or give them to the script after -- "
+            f"(launchbay submit {script} -- {own[0]} ...)."
+        )
+    return arguments
 
 
 def follow_submitted(args: argparse.Namespace, handle: Any) -> int:
@@ -144,3 +168,4 @@ def register(sub: Any, add: Any) -> None:
         metavar="NAME=PATH",
         help="make what the run writes at PATH (inside outputs/) the next version of dataset NAME once it completes",
     )
+    OWN_OPTIONS.update(s for s in p._option_string_actions if s not in ("-h", "--help"))
