@@ -193,8 +193,19 @@ class Runner:
             if max_duration and now - started > float(max_duration):
                 self.request_cancel(f"Canceled: the run exceeded its maximum duration of {max_duration} s.")
 
+    def _signalled_reason(self) -> str:
+        """Why a SIGTERM stops the run: a cancel asked for here, or, under Slurm with no cancel file,
+        Slurm itself (preemption, a requeue, the job's time limit), which leaves a run to resume."""
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and not os.path.exists(os.path.join(self.run_dir, rf.CANCEL)):
+            return (
+                f"Stopped by Slurm (job {job} was preempted, requeued or reached its time limit). What the run "
+                f"wrote in outputs/ is kept: launchbay resume {self.config['run_id']} goes on from it."
+            )
+        return "Canceled by request."
+
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("Canceled by request."))
+        signal.signal(signal.SIGTERM, lambda *_: self.request_cancel(self._signalled_reason()))
         signal.signal(signal.SIGINT, lambda *_: self.request_cancel("Canceled by request."))
         # descendants that start a new session stay ours to stop (Linux; elsewhere the process group only)
         self.subreaper = procs is not None and procs.become_subreaper()
@@ -444,9 +455,28 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: runner.py [--detach] RUN_DIR", file=sys.stderr)
         return 2
+    if ended_already(args[0]):
+        return 0
     if detach:
         daemonize()
     return Runner(args[0]).run()
+
+
+def ended_already(run_dir: str) -> bool:
+    """A run whose journal holds its final status is never run again into the same folder: Slurm
+    starts a requeued (preempted) job's script once more, and that must not write a second end."""
+    try:
+        with open(os.path.join(run_dir, rf.EVENTS_PATH), "rb") as fh:
+            ended = b'"final": true' in fh.read()
+    except OSError:
+        return False
+    if ended:
+        print(
+            f"launchbay runner: the run in {run_dir} has ended already; it is not started again "
+            "(launchbay resume RUN starts a new run from its checkpoints).",
+            file=sys.stderr,
+        )
+    return ended
 
 
 if __name__ == "__main__":
