@@ -50,7 +50,7 @@ def rerun(
     store = session.store
     old = store.get_run(ref)
     link = RESUME_OF if resume else RERUN_OF
-    checkpoint = _checkpoint_of(session, old) if resume else None
+    checkpoint = checkpoint_of(session, old) if resume else None
     check_snapshot(store, old)
     spec = RunSpec.from_json(old.spec)
     if arguments is None and any(secrets.REDACTED in a for a in spec.arguments):
@@ -104,7 +104,7 @@ def rerun(
     return session.launch(spec, snapshot, properties, target=target_obj, before_record=still_whole, inputs=inputs)
 
 
-def _checkpoint_of(session: Session, old: RunRecord) -> Path:
+def checkpoint_of(session: Session, old: RunRecord) -> Path:
     """The outputs/ a run left, to resume from: the run must have ended, and left something there."""
     from . import runfolder as rf
 

@@ -76,6 +76,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             args=list(args.arguments),
             source_dir=args.source_dir,
             store=args.store,
+            warm_start=args.warm_start or (),
+            resume_children=args.resume_child or (),
             **options,
         )
     if args.detach:
@@ -156,6 +158,18 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true", help="return at once with the sweep id")
     p.add_argument(
         "--resume", metavar="SWEEP", help="continue a sweep whose controller died (adopts its running trials)"
+    )
+    p.add_argument(
+        "--warm-start",
+        action="append",
+        metavar="SWEEP",
+        help="an earlier sweep whose trials a bayesian sampler learns from (repeatable; v1's resume_from)",
+    )
+    p.add_argument(
+        "--resume-child",
+        action="append",
+        metavar="RUN",
+        help="an earlier trial stopped part way: run it first, same params, from its outputs/ (repeatable)",
     )
 
 

@@ -113,14 +113,20 @@ def sweep(
     code: str | None = None,
     extra_files: dict[str, str | bytes] | None = None,
     env_vars: dict[str, str] | None = None,
+    warm_start: Sequence[str] = (),
+    resume_children: Sequence[str] = (),
+    resume_argument: str | None = None,
 ) -> SweepHandle:
     """Start a sweep of ``script`` over ``space`` (or ``sampling``); returns at once.
 
     Each child gets the sampled values as ``--name value`` after ``args``, as its params
     and as JSON in ``LAUNCHBAY_SWEEP_PARAMS`` (a notebook cell, ``code``, gets them as
     variables); ``policy`` may stop poor children early; ``env_vars`` reach every child (no
-    secret-looking names: the sweep's configuration is kept in the store). Nothing is recorded
-    on a bad input.
+    secret-looking names: the sweep's configuration is kept in the store). ``warm_start``: earlier
+    sweeps whose trials a Bayesian sampler learns from; ``resume_children``: earlier trials stopped
+    part way that run first, with their params, from their checkpoints (sweeps/warmstart.py), whose
+    folder they also get after ``resume_argument`` when one is named (v1's ``--resume-from``).
+    Nothing is recorded on a bad input.
     """
     from ..models import RunSpec
     from ..project import locate
@@ -148,5 +154,8 @@ def sweep(
         experiment=experiment or place.experiment,
         max_duration_s=max_duration_s,
         extra_files=extra_files,
+        warm_start=warm_start,
+        resume_children=resume_children,
     )
+    plan.config["resume_argument"] = resume_argument
     return launch_sweep(session, plan)

@@ -25,13 +25,15 @@ from ..models import RunSpec, RunStatus
 from ..runcontrol import controller_main
 from ..runfolder import Journal
 from ..runner import HEARTBEAT_INTERVAL_S
+from ..runner_inputs import PLACEHOLDER
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
-from .names import INDEX_TAG, PARAMS_ENV, RETRY_TAG, SWEEP_FILE, SWEEP_TAG, TERMINATION_TAG
+from .names import INDEX_TAG, PARAMS_ENV, RESUME_OF, RETRY_TAG, SWEEP_FILE, SWEEP_TAG, TERMINATION_TAG
 from .policy import policy_from_json
 from .sampling import Trial, sampling_from_json
 
 SECRET_ARGS_VAR = "LAUNCHBAY_SWEEP_SECRET_ARGS"
+CHECKPOINT = "checkpoint"  # a resumed trial's input: the one ``launchbay resume`` gives (reproduce.CHECKPOINT)
 POLL_S = 0.3  # children are caught up with their journals (and checked alive) this often
 WAKE_S = 0.02  # between two looks at the store for a child that ended (one indexed query)
 
@@ -99,6 +101,9 @@ class Controller:
         self.active: list[str] = []
         self.trials: dict[int, str] = {}  # trial index -> its (latest) child run
         self.retry: list[int] = []  # trials to run again after a resume
+        # earlier sweeps' trials (warm_start) and the trials this one goes on from (sweeps/warmstart.py)
+        self.warm = [Trial(w["params"], w["value"], w["state"]) for w in self.config.get("warm_start") or []]
+        self.resumed: dict[int, dict[str, Any]] = dict(enumerate(self.config.get("resume_children") or []))
         self.judged: dict[str, int] = {}
         self._snapshot: Any = None
         self._launcher: ThreadPoolExecutor | None = None  # starts the trials of freed slots at once
@@ -141,6 +146,11 @@ class Controller:
         tags = {SWEEP_TAG: self.record.run_id, INDEX_TAG: str(index)}
         if retry_of:
             tags[RETRY_TAG] = retry_of
+        resumed = self.resumed.get(index)
+        if resumed is not None:
+            tags[RESUME_OF] = resumed["run_id"]
+            if self.config.get("resume_argument"):  # the runner puts the checkpoint's path there
+                args += [str(self.config["resume_argument"]), f"{PLACEHOLDER}{CHECKPOINT}"]
         spec = RunSpec(
             script=self.record.spec.get("script"),
             arguments=tuple(args),
@@ -154,14 +164,24 @@ class Controller:
             params=dict(params),
             env_vars={**self.config.get("env_vars", {}), PARAMS_ENV: json.dumps(params)},
             parent_run_id=self.record.run_id,
+            inputs={CHECKPOINT: resumed["checkpoint"]} if resumed is not None else {},
         )
         target = self.session.target(spec.target)
+        inputs = None
+        if resumed is not None:  # from the old trial's outputs/, as `launchbay resume` gives a run
+            from ..data.resolve import resolve
+            from ..data.spec import InputSpec
+
+            inputs = [resolve(self.store, InputSpec(CHECKPOINT, resumed["checkpoint"]))]
+            target.check_inputs(spec)
         target.ingested_by_watcher = True  # this loop indexes the child's end (_ended_journals)
         if self._snapshot is None:
             source = self.record.properties.get("launchbay.source_dir")
             self._snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
         properties = {k: v for k, v in self.record.properties.items() if not k.startswith("launchbay.sweep")}
-        handle = self.session.launch(spec, self._snapshot, properties, target=target)
+        if resumed is not None:
+            properties[RESUME_OF] = resumed["run_id"]
+        handle = self.session.launch(spec, self._snapshot, properties, target=target, inputs=inputs)
         self.journal.event(type="child", run_id=handle.run_id, index=index, params=params)
         return handle.run_id
 
@@ -184,7 +204,7 @@ class Controller:
             return []
         series = self._series()
         best = min if self.goal == "minimize" else max
-        out = []
+        out = list(self.warm)  # what earlier sweeps found comes first
         for run_id in self.children:
             record = self.store.get_run(run_id)
             values = [v for v in series.get(run_id, []) if v == v]
@@ -317,6 +337,8 @@ class Controller:
         index = len(self.trials) + picked
         if index >= total:
             return None
+        if index in self.resumed:  # the trials this sweep goes on from come first, with their params
+            return index, dict(self.resumed[index]["params"]), None
         return index, self.sampling.suggest(index, self._history(), self.goal), None
 
     def _fill_slots(self, total: int, concurrent: int) -> None:

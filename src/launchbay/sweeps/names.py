@@ -11,3 +11,5 @@ SWEEP_TAG = "launchbay.sweep"
 INDEX_TAG = "launchbay.sweep.index"
 RETRY_TAG = "launchbay.sweep.retry_of"
 PARAMS_ENV = "LAUNCHBAY_SWEEP_PARAMS"
+#: a resumed trial's tag: the trial it goes on from (as a resumed run's ``launchbay.resume_of``)
+RESUME_OF = "launchbay.resume_of"

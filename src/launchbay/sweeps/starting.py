@@ -108,14 +108,19 @@ def plan_sweep(
     experiment: str,
     max_duration_s: float | None,
     extra_files: dict[str, str | bytes] | None = None,
+    warm_start: Sequence[str] = (),
+    resume_children: Sequence[str] = (),
 ) -> SweepPlan:
     """Check the children's target and script, then take their one snapshot; raises before anything is
     recorded."""
     from ..gitinfo import git_properties
     from ..snapshot import take_snapshot
     from ..snapshot_budget import Budget
+    from .warmstart import resumed_trials, warm_trials
 
     session.check(child, source)
+    warm = warm_trials(session, warm_start, settings.primary_metric)
+    resumed = resumed_trials(session, resume_children, settings.max_total_runs)
     budget = Budget.from_config(session.config.snapshot)
     snapshot = take_snapshot(
         session.store, source, max_bytes=budget.max_bytes, max_files=budget.max_files, extra_files=extra_files
@@ -134,6 +139,8 @@ def plan_sweep(
         "sampling": sampling.to_json(),
         "policy": settings.policy.to_json(),
         "env_vars": settings.env_vars,
+        "warm_start": warm,
+        "resume_children": resumed,
     }
     params = {
         "primary_metric": settings.primary_metric,

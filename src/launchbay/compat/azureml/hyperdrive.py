@@ -175,10 +175,8 @@ class HyperDriveConfig:
             run_config = estimator.script_run_config
         if run_config is None:
             raise ConfigError("HyperDriveConfig needs run_config=ScriptRunConfig(...): the script each trial runs.")
-        if resume_from is not None:
-            not_supported(
-                "HyperDriveConfig(resume_from=...)", "Resume a stopped sweep with `launchbay sweep --resume ID`."
-            )
+        self.resume_from = _run_ids(resume_from)  # warm start: a bayesian sampler learns from their trials
+        self.resume_child_runs = _run_ids(resume_child_runs)  # go on from their checkpoints, same params
         self.run_config = run_config
         self.hyperparameter_sampling = hyperparameter_sampling
         self.primary_metric_name = primary_metric_name
@@ -212,8 +210,19 @@ class HyperDriveConfig:
             max_duration_s=float(self.max_duration_minutes) * 60 if self.max_duration_minutes else None,
             store=child["store"],
             env_vars={ENV_FLAG: "1"},
+            warm_start=self.resume_from,
+            resume_children=self.resume_child_runs,
+            resume_argument="--resume-from",  # v1 gave a resumed child its checkpoint folder there
         )
         return HyperDriveRun(experiment, handle.run_id)
+
+
+def _run_ids(runs: Any) -> list[str]:
+    """v1 takes one run or a list: HyperDriveRun, Run or run id."""
+    if runs is None:
+        return []
+    items = runs if isinstance(runs, (list, tuple)) else [runs]
+    return [str(getattr(r, "id", r)) for r in items]
 
 
 class HyperDriveRun(Run):
@@ -239,8 +248,25 @@ class HyperDriveRun(Run):
     def get_best_run_by_primary_metric(
         self, include_failed: bool = True, include_canceled: bool = True, include_resume_from_runs: bool = True
     ) -> Run | None:
-        best = self.handle.best_run()
-        return Run(self.experiment, best.run_id) if best is not None else None
+        """The best completed child; with ``include_resume_from_runs`` also the trials of the sweeps this
+        one was warm-started from (``resume_from``), as v1 compared them."""
+        handle = self.handle
+        best = handle.best_run()
+        candidates: list[tuple[float, str]] = []
+        if best is not None:
+            [value] = handle.last_values([best.record()], handle.config()["primary_metric"]).values()
+            if value is not None:
+                candidates.append((value, best.run_id))
+        if include_resume_from_runs:
+            candidates += [
+                (w["value"], w["run_id"])
+                for w in handle.config().get("warm_start") or []
+                if w["value"] is not None and w["state"] == "completed"
+            ]
+        if not candidates:
+            return Run(self.experiment, best.run_id) if best is not None else None
+        pick = max if handle.config()["goal"] == "maximize" else min
+        return Run(self.experiment, pick(candidates)[1])
 
     def get_children_sorted_by_primary_metric(
         self, top: int = 0, reverse: bool = False, discard_no_metric: bool = False
