@@ -22,6 +22,7 @@ import launchbay
 from conftest import CLI, SSH_ENV, need_service, slurm_answers, ssh_settings, toml_table, write
 from launchbay.errors import ConfigError, TargetError
 from launchbay.targets.sbatch import render_sbatch
+from test_resume import TRAIN as CHECKPOINTING
 
 
 @pytest.fixture(scope="module")
@@ -211,26 +212,6 @@ def test_submitting_through_a_login_node_over_ssh(slurm: None, project: Path, tm
     assert "s3cret" not in (remote / handle.run_id / "launchbay.sbatch").read_text()
 
 
-CHECKPOINTING = """
-    import json, os, time
-    from launchbay import Run
-    run = Run.get_context()
-    start = 0
-    resumed = os.environ.get("LAUNCHBAY_INPUT_CHECKPOINT")
-    if resumed:
-        start = json.load(open(os.path.join(resumed, "ckpt.json")))["step"] + 1
-    os.makedirs("outputs", exist_ok=True)
-    for step in range(start, 8):
-        run.log("loss", 1.0 / (step + 1), step=step)
-        with open("outputs/ckpt.json.tmp", "w") as fh:
-            json.dump({"step": step}, fh)
-        os.replace("outputs/ckpt.json.tmp", "outputs/ckpt.json")
-        if not resumed:
-            time.sleep(1.0)  # slow enough for the test to preempt it part way
-    print("DONE", flush=True)
-"""
-
-
 def _slurm_command(*words: str) -> str:
     return subprocess.run(list(words), capture_output=True, text=True, check=True).stdout
 
@@ -240,7 +221,7 @@ def test_a_preempted_job_ends_resumable_and_its_requeued_start_changes_nothing(s
     """Slurm stops a preempted (requeued) job with SIGTERM and later starts its script again: the run ends
     Canceled with a reason that says so and how to go on; the second start leaves it as it was."""
     target(project, extra_sbatch=["--requeue"])
-    write(project, "train.py", CHECKPOINTING)
+    write(project, "train.py", CHECKPOINTING)  # a step a second, its checkpoint in outputs/
     first = launchbay.submit("train.py", target="cluster")
     wait_for(lambda: len(first.get_metric_series("loss")) >= 2)
     job = str(first.record().target_state["slurm_job_id"])
@@ -249,12 +230,13 @@ def test_a_preempted_job_ends_resumable_and_its_requeued_start_changes_nothing(s
     reason = first.record().error["message"]  # type: ignore[index]
     assert f"Stopped by Slurm (job {job}" in reason and f"launchbay resume {first.run_id}" in reason
     saved = json.loads(first.file_path("outputs/ckpt.json").read_text())["step"]
-    _slurm_command("scontrol", "update", f"jobid={job}", "starttime=now")  # the requeued job starts at once
+    state = functools.partial(_slurm_command, "squeue", "-h", "-t", "all", "-j", job, "-o", "%T")
+    wait_for(lambda: state().strip() == "PENDING")  # requeued: Slurm holds it back a while (BeginTime)
+    _slurm_command("scontrol", "update", f"jobid={job}", "starttime=now")  # so that it starts again now
+    wait_for(lambda: state().strip() in ("COMPLETED", ""))
     events = first.record().run_dir / "journal" / "events.jsonl"
-    wait_for(lambda: "PENDING" not in _slurm_command("squeue", "-h", "-t", "all", "-j", job, "-o", "%T"))
-    wait_for(lambda: _slurm_command("squeue", "-h", "-t", "all", "-j", job, "-o", "%T").strip() in ("COMPLETED", ""))
     assert events.read_text().count('"final": true') == 1  # its second start wrote no second end
     assert launchbay.get_run(first.run_id).status == "Canceled"
     second = first.resume()
     assert second.wait(timeout=120) == "Completed", second.record().error
-    assert [int(s) for s in second.get_metric_series("loss").steps] == list(range(saved + 1, 8))
+    assert [int(s) for s in second.get_metric_series("loss").steps] == list(range(saved + 1, 12))
