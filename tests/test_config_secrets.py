@@ -61,3 +61,18 @@ def test_a_secret_launchbay_cannot_replace_where_it_stands_leaves_the_file_out(c
     write(project, "show.py", SHOW_CONFIG)
     log = cli("submit", "-t", "box", "show.py", check=True).stdout
     assert "lit-secret-9" not in log and "held secrets in a form launchbay cannot replace" in log
+
+
+def test_a_password_in_pyprojects_tool_launchbay_is_in_no_file_of_the_store(
+    cli: CLI, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """launchbay's settings may live in pyproject.toml's [tool.launchbay]: the snapshot redacts it the same way."""
+    monkeypatch.setenv("BOX_TOKEN", "env-secret-13")
+    pyproject = '[project]\nname = "demo"\n\n' + CONFIG.replace(
+        "[targets.box]", "[tool.launchbay.targets.box]"
+    ).replace("[defaults]", "[tool.launchbay.defaults]")
+    write(project, "pyproject.toml", pyproject)
+    write(project, "show.py", "print(open('pyproject.toml').read())\n")
+    log = cli("submit", "show.py", check=True).stdout
+    assert _files_holding_a_secret(tmp_path / "store") == []
+    assert '[project]\nname = "demo"' in log and 'password = "***"' in log and 'target = "box"' in log

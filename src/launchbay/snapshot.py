@@ -42,7 +42,8 @@ IGNORE_FILES = (".launchbayignore", ".amlignore", ".gitignore")
 REPLACE_MARKER = "# launchbay: replace"
 ALWAYS_EXCLUDED = {".git", ".launchbay", ".ipynb_checkpoints", "__pycache__", ".hg", ".svn"}
 EXCLUDED_AT_ROOT = set(rf.KEPT)  # the run writes them
-_INDEX_VERSION = 2  # 2: a launchbay.toml's digest is of its redacted text
+_INDEX_VERSION = 3  # 2: a launchbay.toml's digest is of its redacted text; 3: a pyproject.toml's too
+PYPROJECT = "pyproject.toml"
 
 
 @dataclass
@@ -312,8 +313,14 @@ def _hash_file(path: Path) -> str:
 
 
 def _kept_instead(path: Path) -> bytes | None:
-    """What the snapshot keeps in place of the file: a launchbay.toml without its secrets (None: the file)."""
-    return redact_config(path.read_bytes()) if path.name == CONFIG_FILE else None
+    """What the snapshot keeps in place of the file: a launchbay.toml, or a pyproject.toml that holds
+    launchbay's settings (``[tool.launchbay]``), without its secrets (None: the file)."""
+    if path.name == CONFIG_FILE:
+        return redact_config(path.read_bytes())
+    if path.name == PYPROJECT:
+        data = path.read_bytes()
+        return redact_config(data) if b"[tool.launchbay" in data else None
+    return None
 
 
 def _digest(path: Path) -> str:
