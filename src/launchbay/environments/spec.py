@@ -201,14 +201,14 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
 
 def _dockerfile(value: Any, root: Path, name: str) -> str | None:
     """A Dockerfile's text: ``value`` is its path (relative to ``root``), or the text itself when it has
-    several lines (what the Azure ML v1 ``env.docker.base_dockerfile`` takes too)."""
+    a line break (what the Azure ML v1 ``env.docker.base_dockerfile`` takes too)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise ConfigError(
             f'[environments.{name}] dockerfile must be the path of a Dockerfile, e.g. "docker/Dockerfile".'
         )
-    if "\n" in value.strip():
+    if "\n" in value:  # a path has no line break
         return value.strip() + "\n"
     return _read_file(root / value, "Dockerfile", name).strip() + "\n"
 
