@@ -70,7 +70,7 @@ def stop(record: RunRecord) -> bool:
     if not alive(record):
         return False
     try:
-        os.killpg(int(state["pid"]), signal.SIGTERM)  # it leads its own session: its pip goes too
+        os.killpg(os.getpgid(int(state["pid"])), signal.SIGTERM)  # its own session's group: its pip goes too
     except (ProcessLookupError, PermissionError):
         return False
     return True

@@ -353,6 +353,7 @@ class Session:
             if not preparing.underway(record) or record.status.is_terminal():
                 return self.refresh(record)
             reason = "The process preparing the run died before it started the run (killed, or the machine restarted)."
+            queueing.forget_spec(self.store, record.run_id)
         elif alive is False:
             reason = "The runner process died without recording an end (killed, or the machine restarted)."
         elif alive is None and time.time() - (record.heartbeat or record.created) > timeout:
@@ -437,6 +438,7 @@ class Session:
             target.cancel(record)  # in case it had just started the runner
             reason = "Canceled while preparing (its environment build or image pull was stopped)."
             self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})
+            queueing.forget_spec(self.store, record.run_id)  # what it kept of the run's secrets goes too
             return self.store.get_run(record.run_id)
         if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
             self.store.check_writable()
