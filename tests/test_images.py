@@ -34,8 +34,21 @@ def client(project: Path) -> Iterator[Any]:
     need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
     import docker
 
-    yield docker.from_env()
+    client = docker.from_env()
+    yield client
     remove_containers(str(open_store().root))
+    for image in client.images.list():  # what this test made (the registries keep their copies)
+        for tag in image.tags:
+            if "/launchbay-test/" in tag or (tag.startswith(("launchbay-env:", "127.0.0.1:")) and _made_here(image)):
+                try:
+                    client.images.remove(tag)
+                except docker.errors.APIError:  # in use by a container still going away: the next test's turn
+                    pass
+
+
+def _made_here(image: Any) -> bool:
+    """An environment image of a Dockerfile these tests wrote (a marker of their own)."""
+    return "lb-marker" in json.dumps(image.history())
 
 
 def small_image(client: Any, name: str, tmp_path: Path) -> str:

@@ -57,6 +57,8 @@ class LayerProgress:
         return f"{len(self.done)}/{len(self.layers)} layers, {_mb(self.moved)} of {_mb(self.known)} MB"
 
     def summary(self) -> str:
+        if not self.layers:
+            return "every layer already here"
         here = f" ({len(self.present)} already here)" if self.present else ""
         return f"{len(self.layers)} layers{here}, {_mb(self.moved)} MB"
 
