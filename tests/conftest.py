@@ -33,6 +33,8 @@ SERVICE_FIXTURES = {
     "slurm": "slurm",
     "team_pg": "postgres",
     "team_s3": "s3",
+    "registry": "registry",
+    "private_registry": "registry",
 }
 
 
@@ -511,3 +513,50 @@ def team_s3() -> tuple[str, dict[str, str]]:
         "region": "us-east-1",
     }
     return f"s3://{S3_ENV['BUCKET']}/t-{secrets.token_hex(6)}", settings
+
+
+# -- the Docker registries (scripts/services/start.sh registry): an open one and one with htpasswd auth ----------
+REGISTRY_ENV = {
+    k: os.environ.get(f"LAUNCHBAY_TEST_{k}", "")
+    for k in ("REGISTRY", "PRIVATE_REGISTRY", "REGISTRY_USER", "REGISTRY_PASSWORD")
+}
+
+
+def registry_answers(address: str, want: int) -> bool:
+    """The registry at ``address`` answers its API root with ``want`` (200 open, 401 behind auth)."""
+    import urllib.error
+    import urllib.request
+
+    if not address:
+        return False
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    try:
+        with opener.open(f"http://{address}/v2/", timeout=5) as response:
+            return bool(response.status == want)
+    except urllib.error.HTTPError as exc:
+        return exc.code == want
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def registry() -> str:
+    """The open test registry's address (``127.0.0.1:PORT``): push and pull without credentials."""
+    need_service(registry_answers(REGISTRY_ENV["REGISTRY"], 200), "The test Docker registry (LAUNCHBAY_TEST_REGISTRY)")
+    return REGISTRY_ENV["REGISTRY"]
+
+
+class PrivateRegistry:
+    def __init__(self, address: str, username: str, password: str) -> None:
+        self.address, self.username, self.password = address, username, password
+
+
+@pytest.fixture
+def private_registry() -> PrivateRegistry:
+    """The test registry behind htpasswd auth, with the one user it knows."""
+    env = REGISTRY_ENV
+    need_service(
+        registry_answers(env["PRIVATE_REGISTRY"], 401) and bool(env["REGISTRY_USER"] and env["REGISTRY_PASSWORD"]),
+        "The private test Docker registry (LAUNCHBAY_TEST_PRIVATE_REGISTRY, LAUNCHBAY_TEST_REGISTRY_USER/PASSWORD)",
+    )
+    return PrivateRegistry(env["PRIVATE_REGISTRY"], env["REGISTRY_USER"], env["REGISTRY_PASSWORD"])

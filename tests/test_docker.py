@@ -18,7 +18,6 @@ from conftest import BASE_IMAGE, CLI, docker_ready, need_service, remove_contain
 from launchbay.config import load_config
 from launchbay.environments.image import image_tag
 from launchbay.environments.spec import resolve_environment
-from launchbay.errors import EnvironmentBuildError, TargetError
 from launchbay.models import RunSpec
 from launchbay.session import Session
 from launchbay.store import open_store
@@ -103,8 +102,9 @@ def test_an_environment_image_is_built_once_and_reused(project: Path, client: An
     messages: list[str] = []
     session = Session(open_store(), load_config(project))
     first = session.submit(RunSpec("train.py", target="box", environment="six"), project, on_progress=messages.append)
-    assert any("building image" in m for m in messages)
+    assert any("Preparing" in m for m in messages)  # the build is the run's: its lines are in the run's log
     assert first.wait() == "Completed", first.get_log()
+    assert "building image" in first.get_log()
     assert "python /opt/env/bin/python greeting from env" in first.get_log()
     assert first.get_metrics()["six_major"] == 1.0
     assert "user_logs/env_build.log" in first.get_file_names()
@@ -138,24 +138,26 @@ def test_a_container_killed_from_outside_fails_with_a_reason(
 
 
 @pytest.mark.docker
-def test_a_package_that_fails_to_install_shows_the_build_log_lines(project: Path, client: Any) -> None:
+def test_a_package_that_fails_to_install_fails_the_run_with_the_build_log_lines(project: Path, client: Any) -> None:
     config(project)
     write(project, "train.py", "print('never')\n")
-    with pytest.raises(EnvironmentBuildError) as caught:
-        launchbay.submit("train.py", target="box", environment="broken")
-    message = str(caught.value)
+    handle = launchbay.submit("train.py", target="box", environment="broken")
+    assert handle.wait(timeout=180) == "Failed"
+    message = handle.record().error["message"]  # type: ignore[index]
     assert "launchbay-no-such-package-xyz" in message and "image-build.log" in message
     assert "No matching distribution" in message or "Could not find a version" in message
-    assert launchbay.runs() == []
+    assert "launchbay-no-such-package-xyz" in handle.get_log()
 
 
 @pytest.mark.docker
-def test_a_missing_base_image_says_how_to_get_one(project: Path, client: Any) -> None:
+def test_a_missing_image_that_cannot_be_pulled_fails_the_run_saying_how_to_get_one(project: Path, client: Any) -> None:
     write(project, "launchbay.toml", '[targets.box]\ntype = "docker"\nimage = "launchbay-no-such-image:1"\n')
     write(project, "train.py", "print('never')\n")
-    with pytest.raises(TargetError, match="not present.*docker images.*docker pull.*docker import"):
-        launchbay.submit("train.py", target="box")
-    assert launchbay.runs() == []
+    handle = launchbay.submit("train.py", target="box")  # pulled from docker.io: unreachable, or no such image
+    assert handle.wait(timeout=120) == "Failed"
+    message = handle.record().error["message"]  # type: ignore[index]
+    assert "launchbay-no-such-image:1 is not on the daemon" in message and "docker.io" in message
+    assert "docker build" in message and "docker import" in message
 
 
 @pytest.mark.docker

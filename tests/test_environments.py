@@ -15,7 +15,7 @@ from launchbay.config import load_config
 from launchbay.environments.conda import read_conda_file
 from launchbay.environments.spec import parse_environment, resolve_environment
 from launchbay.environments.venv import ensure_venv
-from launchbay.errors import ConfigError, EnvironmentBuildError, UnknownEnvironmentError
+from launchbay.errors import ConfigError, UnknownEnvironmentError
 from launchbay.models import RunSpec
 from launchbay.session import Session
 from launchbay.store import open_store
@@ -124,7 +124,8 @@ def test_a_run_gets_its_environment_built_once_and_reused(project: Path) -> None
     assert "outputs/result.txt" in first.get_file_names()
     assert "user_logs/env_build.log" in first.get_file_names()
     assert first.record().target_state["environment"]["built"] is True
-    assert any("installing 1 package" in m for m in messages)
+    # the build belonged to the run: the submit returned at once, the build's lines are in the run's log
+    assert any("Preparing" in m for m in messages) and "installing 1 package" in log
 
     messages.clear()
     # the same packages given as a requirements file: same hash, so no build at all
@@ -148,18 +149,21 @@ def test_a_notebook_cell_runs_in_an_environment_without_launchbay(project: Path)
     assert handle.get_metrics()["v"] == 2.0
 
 
-def test_a_package_that_fails_to_install_shows_the_failing_lines_and_records_nothing(project: Path) -> None:
+def test_a_package_that_fails_to_install_ends_the_run_failed_with_the_failing_lines(project: Path) -> None:
+    """The build is the run's: the submit returns, and the run ends Failed with the build's lines as its
+    reason and in its log (what `launchbay logs`, the widget and the sidebar show)."""
     toml(project, '[environments.broken]\npip = ["launchbay-no-such-package-xyz"]\n')
     write(project, "train.py", "print('never')\n")
-    with pytest.raises(EnvironmentBuildError) as caught:
-        launchbay.submit("train.py", environment="broken")
-    message = str(caught.value)
-    assert "failed to build" in message and "launchbay-no-such-package-xyz" in message
-    assert "build.log" in message
-    assert launchbay.runs() == []
-    proc = CLI(project)("submit", "--env", "broken", "train.py")
-    assert proc.returncode == 2
-    assert "launchbay-no-such-package-xyz" in proc.stderr
+    handle = launchbay.submit("train.py", environment="broken")
+    assert handle.wait(timeout=120) == "Failed"
+    message = handle.record().error["message"]  # type: ignore[index]
+    assert "failed to build" in message and "launchbay-no-such-package-xyz" in message and "build.log" in message
+    assert "launchbay-no-such-package-xyz" in handle.get_log() and "never" not in handle.get_log()
+    cli = CLI(project)
+    proc = cli("submit", "--env", "broken", "--wait", "train.py")
+    assert proc.returncode != 0
+    run_id = cli.json("runs")[0]["run_id"]  # type: ignore[index]
+    assert "launchbay-no-such-package-xyz" in cli("logs", run_id, check=True).stdout
 
 
 def test_concurrent_builds_of_one_environment_build_it_once(project: Path) -> None:
@@ -197,23 +201,13 @@ def test_a_build_longer_than_the_heartbeat_timeout_is_not_taken_for_a_dead_runne
     monkeypatch.setenv("LAUNCHBAY_HEARTBEAT_TIMEOUT", "2")  # a pip venv build takes longer than this
     toml(project, '[environments.slowbuild]\npip = ["six"]\ninstaller = "pip"\n')
     write(project, "train.py", "import six; print('built and ran')\n")
+    handle = launchbay.submit("train.py", environment="slowbuild")  # returns while the venv is built
     seen: list[str] = []
-    building = threading.Event()
-
-    def watch_from_another_terminal() -> None:  # `launchbay runs` checks every unfinished run's runner
-        while not building.wait(0.5):
-            seen.extend(str(r["status"]) for r in cli.json("runs"))  # type: ignore[index, union-attr]
-
-    watcher = threading.Thread(target=watch_from_another_terminal)
-    watcher.start()
-    try:
-        handle = launchbay.submit("train.py", environment="slowbuild")
-    finally:
-        building.set()
-        watcher.join()
+    while not seen or seen[-1] not in ("Completed", "Failed", "Canceled"):  # `launchbay runs` from another terminal
+        seen.append(str(cli.json("runs")[0]["status"]))  # type: ignore[index]
     assert handle.wait() == "Completed", handle.get_details().get("error")
     assert "built and ran" in handle.get_log()
-    assert seen and "Failed" not in seen, seen  # seen while the venv was being built
+    assert "Preparing" in seen and "Failed" not in seen, seen
 
 
 def test_a_user_managed_environment_uses_this_interpreter_and_sets_variables(project: Path) -> None:

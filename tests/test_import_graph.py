@@ -161,7 +161,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("running: runner, ingest, targets", ("ingest", "housekeeping", "runner", "forkserver", "targets", "runcontrol")),
     (
         "sessions and handles",
-        ("session", "handle", "reproduce", "api", "summary_text", "queueing", "scheduling", "supervisor"),
+        ("session", "handle", "reproduce", "api", "summary_text", "queueing", "scheduling", "supervisor", "preparing"),
     ),
     ("control on top of runs", ("sweeps", "pipelines")),
     ("the Azure ML v1 layer", ("compat",)),

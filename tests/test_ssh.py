@@ -376,10 +376,11 @@ def test_an_environment_that_fails_to_build_says_why(ssh_project: Path, remote_d
         _toml(remote_dir) + '\n[environments.broken]\npip = ["--no-index", "no-such-package-lb==9.9"]\n'
     )
     write(ssh_project, "use.py", "print('never')\n")
-    proc = cli("submit", "-t", "gpu-box", "--env", "broken", "use.py")
-    assert proc.returncode != 0
-    assert "failed to build on" in proc.stderr and "no-such-package-lb" in proc.stderr
-    assert cli.json("runs") == []
+    proc = cli("submit", "-t", "gpu-box", "--env", "broken", "use.py")  # follows the run: its build, then its end
+    assert proc.returncode != 0 and "Failed" in proc.stderr
+    assert "failed to build on" in proc.stdout and "no-such-package-lb" in proc.stdout
+    (run,) = cli.json("runs")  # type: ignore[misc]
+    assert run["status"] == "Failed" and "no-such-package-lb" in cli("logs", run["run_id"], check=True).stdout
 
 
 def test_a_remote_runs_count_of_points_not_written_comes_back(ssh_project: Path) -> None:

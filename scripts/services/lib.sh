@@ -6,12 +6,12 @@
 #   <name>.pid    one PID per file, written only for processes *we* started
 #   env.sh        `export` lines, each tagged "# launchbay:<service>" so a
 #                 restart or stop can replace/remove exactly its own lines
-#   docker/ sshd/ slurm/ ray/ postgres/ s3/   per-service scratch dirs and logs
+#   docker/ sshd/ slurm/ ray/ postgres/ s3/ registry/   per-service scratch dirs and logs
 
 LAUNCHBAY_SERVICES_DIR="${LAUNCHBAY_SERVICES_DIR:-/tmp/launchbay-services}"
 SERVICES_DIR="$LAUNCHBAY_SERVICES_DIR"
 ENV_FILE="$SERVICES_DIR/env.sh"
-ALL_SERVICES=(docker sshd slurm ray postgres s3)
+ALL_SERVICES=(docker sshd slurm ray postgres s3 registry)
 
 log() { printf '[services %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -39,7 +39,7 @@ expand_services() {
     for s in "$@"; do
         case "$s" in
             all) SERVICES+=("${ALL_SERVICES[@]}") ;;
-            docker | sshd | slurm | ray | postgres | s3) SERVICES+=("$s") ;;
+            docker | sshd | slurm | ray | postgres | s3 | registry) SERVICES+=("$s") ;;
             *) die "unknown service '$s' (expected: ${ALL_SERVICES[*]} all)" ;;
         esac
     done

@@ -2,9 +2,9 @@
 # Start real engines for launchbay's integration tests on a bare Debian
 # machine (root, no systemd, loopback only):
 #
-#   scripts/services/start.sh [docker|sshd|slurm|ray|postgres|s3|all]...   (default: all)
+#   scripts/services/start.sh [docker|sshd|slurm|ray|postgres|s3|registry|all]...   (default: all)
 #   source "${LAUNCHBAY_SERVICES_DIR:-/tmp/launchbay-services}/env.sh"
-#   scripts/services/stop.sh  [docker|sshd|slurm|ray|postgres|s3|all]...
+#   scripts/services/stop.sh  [docker|sshd|slurm|ray|postgres|s3|registry|all]...
 #
 # Idempotent: a service whose recorded PID is alive is left as is (only its
 # env.sh lines and a cheap smoke check are redone). Missing apt packages are
@@ -501,6 +501,77 @@ start_s3() {
 }
 
 s3_answers() { curl -fsS --noproxy '*' -m 2 "http://127.0.0.1:$S3_PORT/" >/dev/null 2>&1; }
+
+# -------------------------------------------------------------- registry ---
+
+# Debian's docker-registry (the Distribution project's registry 2.8), twice on
+# loopback: an open one, and a private one with htpasswd (bcrypt) auth for the
+# credentials case. dockerd lets 127.0.0.1 registries speak plain HTTP, so
+# `docker push 127.0.0.1:PORT/NAME` needs no TLS. Storage is a folder each;
+# images pushed there outlive a restart (stop.sh keeps the folders).
+REGISTRY_PORT=55500
+PRIVATE_REGISTRY_PORT=55501
+REGISTRY_USER=launchbay
+
+start_registry() {
+    local d="$SERVICES_DIR/registry" pw
+    ensure_apt docker-registry apache2-utils
+    mkdir -p "$d/open" "$d/private"
+    chmod 700 "$d"
+    [[ -s "$d/password" ]] || {
+        umask 077
+        head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$d/password"
+    }
+    pw="$(<"$d/password")"
+    htpasswd -Bbn "$REGISTRY_USER" "$pw" >"$d/htpasswd" 2>/dev/null || die "registry: htpasswd failed"
+    write_registry_config "$d/open.yml" "$d/open" "$REGISTRY_PORT" ""
+    write_registry_config "$d/private.yml" "$d/private" "$PRIVATE_REGISTRY_PORT" "$d/htpasswd"
+    local name port
+    for name in open private; do
+        port="$REGISTRY_PORT"
+        [[ "$name" == open ]] || port="$PRIVATE_REGISTRY_PORT"
+        if pid_alive "registry-$name" docker-registry; then
+            log "registry: $name one already running (pid $(<"$(pid_file "registry-$name")"))"
+            continue
+        fi
+        spawn "registry-$name" "$d/$name.log" docker-registry serve "$d/$name.yml"
+        if ! wait_until -p "registry-$name" 20 "registry on 127.0.0.1:$port" registry_answers "$port"; then
+            show_logs "$d/$name.log"
+            die "the $name registry did not become ready"
+        fi
+    done
+    env_set registry "LAUNCHBAY_TEST_REGISTRY=127.0.0.1:$REGISTRY_PORT" \
+        "LAUNCHBAY_TEST_PRIVATE_REGISTRY=127.0.0.1:$PRIVATE_REGISTRY_PORT" \
+        "LAUNCHBAY_TEST_REGISTRY_USER=$REGISTRY_USER" "LAUNCHBAY_TEST_REGISTRY_PASSWORD=$pw"
+    verify_registry "$pw"
+}
+
+write_registry_config() {
+    local file="$1" root="$2" port="$3" htpasswd="$4"
+    {
+        printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$root"
+        printf '  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$port"
+        if [[ -n "$htpasswd" ]]; then
+            printf 'auth:\n  htpasswd:\n    realm: launchbay-test\n    path: %s\n' "$htpasswd"
+        fi
+    } >"$file"
+}
+
+# /v2/ answers 200 (open) or 401 (auth): either way the registry is up.
+registry_answers() {
+    local code
+    code="$(curl -s --noproxy '*' -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/")"
+    [[ "$code" == 200 || "$code" == 401 ]]
+}
+
+verify_registry() {
+    local code
+    code="$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PRIVATE_REGISTRY_PORT/v2/")"
+    [[ "$code" == 401 ]] || die "registry: the private one answered $code without credentials (want 401)"
+    code="$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' -u "$REGISTRY_USER:$1" \
+        "http://127.0.0.1:$PRIVATE_REGISTRY_PORT/v2/")"
+    [[ "$code" == 200 ]] || die "registry: the private one answered $code with the test credentials (want 200)"
+}
 
 # ------------------------------------------------------------------ main ---
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop what scripts/services/start.sh started:
 #
-#   scripts/services/stop.sh [docker|sshd|slurm|ray|postgres|s3|all]...   (default: all)
+#   scripts/services/stop.sh [docker|sshd|slurm|ray|postgres|s3|registry|all]...   (default: all)
 #
 # Only PIDs recorded in $LAUNCHBAY_SERVICES_DIR/*.pid are signalled (plus
 # `ray stop` for Ray, which has no single parent process). An engine that
@@ -99,6 +99,13 @@ stop_postgres() {
 stop_s3() {
     kill_recorded s3 moto_server
     env_clear s3
+}
+
+stop_registry() {
+    # Both instances; their storage folders stay (pushed images outlive a restart).
+    kill_recorded registry-private docker-registry
+    kill_recorded registry-open docker-registry
+    env_clear registry
 }
 
 main() {

@@ -127,6 +127,9 @@ class ProjectConfig:
     user: dict[str, Any] = field(default_factory=dict)
     #: ``[experiments.NAME]`` tables: ``max_concurrent_runs`` (queueing.py)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[images]``: ``registry`` (built images are pushed there) and ``credentials`` per registry
+    #: (``${ENV}`` references; environments/registries.py)
+    images: dict[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> dict[str, Any]:
         if name == "local" and "local" not in self.targets:
@@ -181,7 +184,18 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         data = _read_toml(path).get("tool", {}).get("launchbay", {})
     raw_targets = data.get("targets", {})
     data = expand_env(data, path)
-    for section in ("targets", "environments", "snapshot", "defaults", "inputs", "store", "s3", "user", "experiments"):
+    for section in (
+        "targets",
+        "environments",
+        "snapshot",
+        "defaults",
+        "inputs",
+        "store",
+        "s3",
+        "user",
+        "experiments",
+        "images",
+    ):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise ConfigError(f"'{section}' in {path} must be a table, e.g. [{section}.NAME].")
@@ -203,6 +217,7 @@ def load_config(start: Path | None = None) -> ProjectConfig:
         s3=dict(data.get("s3", {})),
         user=dict(data.get("user", {})),
         experiments=dict(data.get("experiments", {})),
+        images=dict(data.get("images", {})),
     )
 
 

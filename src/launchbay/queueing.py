@@ -28,6 +28,7 @@ from .errors import ConfigError, LaunchbayError
 from .models import RunSpec, RunStatus
 
 if TYPE_CHECKING:
+    from .snapshot import Snapshot
     from .store import RunRecord, Store
     from .targets import Target
 
@@ -156,7 +157,7 @@ def start_claimed(store: Store, run_id: str, make: Any = None) -> RunRecord:
     """Start a run whose slot this process claimed; a start that fails ends the run Failed (freeing its slot).
 
     ``make(name, config)`` makes the target (default: ``targets.make_target`` on the store)."""
-    from .snapshot import Snapshot
+    from . import runfolder as rf
     from .targets import make_target
 
     record = store.get_run(run_id)
@@ -164,12 +165,7 @@ def start_claimed(store: Store, run_id: str, make: Any = None) -> RunRecord:
     try:
         spec, config = kept_spec(store, record)
         target: Target[Any, Any] = (make or (lambda n, c: make_target(n, c, store)))(record.target, config)
-        manifest = store.snapshot_manifest(record.snapshot_id or "")
-        files = manifest["files"]
-        source = Path(record.properties.get("launchbay.source_dir", "."))
-        size = sum(f["size"] for f in files)
-        snapshot = Snapshot(record.snapshot_id or "", source, len(files), size, 0, 0, [], manifest)
-        target.launch(record, spec, snapshot, None)
+        target.launch(record, spec, stored_snapshot(store, record), lambda m: rf.log_line(record.run_dir, m))
     except Exception as exc:
         message = str(exc) if isinstance(exc, LaunchbayError) else f"{type(exc).__name__}: {exc}"
         error = {"message": f"Could not start the queued run: {message}", "traceback": ""}
@@ -178,6 +174,17 @@ def start_claimed(store: Store, run_id: str, make: Any = None) -> RunRecord:
         store.queue_started(record.pk)
     forget_spec(store, run_id)
     return store.get_run(run_id)
+
+
+def stored_snapshot(store: Store, record: RunRecord) -> Snapshot:
+    """The snapshot a recorded run was taken with, as a launch wants it (from the store's manifest)."""
+    from .snapshot import Snapshot
+
+    manifest = store.snapshot_manifest(record.snapshot_id or "")
+    files = manifest["files"]
+    source = Path(record.properties.get("launchbay.source_dir", "."))
+    size = sum(f["size"] for f in files)
+    return Snapshot(record.snapshot_id or "", source, len(files), size, 0, 0, [], manifest)
 
 
 # -- the supervisor: one per store on this machine --------------------------------------------------------

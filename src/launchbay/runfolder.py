@@ -242,6 +242,18 @@ def write_final_event(run_dir: Any, status: str, message: str, traceback: str = 
 PROBE = 4096  # a copy that only grew is recognised by the hash of its last bytes
 
 
+def log_line(run_dir: Any, message: str, prefix: str = "launchbay: ") -> None:
+    """Lines of launchbay's own in the run's log (``files/user_logs/std_log.txt``), before its runner
+    writes there: what an environment build or an image pull does while the run is Preparing."""
+    path = os.path.join(str(run_dir), FILES, STD_LOG)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write("".join(f"{prefix}{line}\n" for line in message.splitlines() or [""]))
+    except OSError:  # a full disk: the run's status still says what happened
+        pass
+
+
 def tail_hash(read: Callable[[int, int], bytes], size: int) -> str:
     """sha1 of the ``PROBE`` bytes before ``size``; ``read(start, length)`` reads the file."""
     start = max(0, size - PROBE)

@@ -10,7 +10,7 @@ from dataclasses import replace as _replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import queueing
+from . import preparing, queueing
 from . import runfolder as rf
 from .config import (
     LAUNCHBAY_HEARTBEAT_TIMEOUT,
@@ -236,6 +236,11 @@ class Session:
             now = queueing.enter_queue(self.store, record, spec, config, priority)
             if now is False:
                 return RunHandle(record.run_id, self)  # Queued: the supervisor starts it when a slot frees
+            if now is None and target.needs_preparing(spec, record):  # a build or a pull: the run's own work
+                preparing.detach(self.store, record, spec, config)
+                if progress:
+                    progress(f"run {record.run_id} is Preparing: `launchbay logs {record.run_id}` shows its build")
+                return RunHandle(record.run_id, self)
             target.launch(record, spec, snapshot, progress)
             if now:
                 self.store.queue_started(record.pk)
@@ -340,9 +345,16 @@ class Session:
             record = self.store.get_run(record.run_id)
         if record.status.is_terminal():
             return record
-        alive = target.alive(record)
+        before_runner = preparing.underway(record)
+        alive = preparing.alive(record) if before_runner else target.alive(record)
         timeout = LAUNCHBAY_HEARTBEAT_TIMEOUT.get()
-        if alive is False:
+        if alive is False and before_runner:
+            record = self.store.get_run(record.run_id)  # it may have handed the run on as it ended
+            if not preparing.underway(record) or record.status.is_terminal():
+                return self.refresh(record)
+            reason = "The process preparing the run died before it started the run (killed, or the machine restarted)."
+            queueing.forget_spec(self.store, record.run_id)
+        elif alive is False:
             reason = "The runner process died without recording an end (killed, or the machine restarted)."
         elif alive is None and time.time() - (record.heartbeat or record.created) > timeout:
             reason = f"No heartbeat from the runner for over {timeout:.0f} s (killed, or its host was lost)."
@@ -421,6 +433,13 @@ class Session:
                 for child in self.store.children(record.run_id, unfinished=True):
                     self.cancel(child, wait_s)
             return record
+        if preparing.underway(record) and preparing.stop(record):  # a build or pull under way: stop it there
+            target = self.target_for(record)
+            target.cancel(record)  # in case it had just started the runner
+            reason = "Canceled while preparing (its environment build or image pull was stopped)."
+            self.store.end_run(record.pk, RunStatus.CANCELED, {"message": reason, "traceback": ""})
+            queueing.forget_spec(self.store, record.run_id)  # what it kept of the run's secrets goes too
+            return self.store.get_run(record.run_id)
         if self.store.shared and not (record.run_dir / rf.RUN_RECORD).is_file():
             self.store.check_writable()
             who = f"{record.created_by}'s" if record.created_by else "another"

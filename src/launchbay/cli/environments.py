@@ -222,13 +222,13 @@ def _build(session: Any, args: argparse.Namespace, print_json: Any) -> int:
                 f"Target {args.target!r} is of type {target.type_name}; --target takes a docker target "
                 "(without it, `env build` makes a local venv)."
             )
-        base = spec.image or target.settings.get("image")
         built = ensure_image(
             target.client(ping=True),
-            spec.with_image(str(base) if base else None),
+            target.with_base(spec),
             session.store.cache_dir,
             target.docker_host(),
             progress,
+            target.image_settings(),
         )
         result: dict[str, Any] = built.state()
     else:

@@ -1,9 +1,11 @@
-"""Docker images for environments: the base image plus the packages, tagged by hash.
+"""Docker images for environments: the base image (or the environment's Dockerfile) plus the packages.
 
 ``launchbay-env:<hash[:16]>`` is built once (``docker build`` with host
 networking, so pip reaches the package index; the host's CA bundle goes into
 the build context for HTTPS through a proxy) and reused by every later run.
 The packages go into a venv at ``/opt/env`` made with the image's own python.
+A base image the daemon lacks is pulled (pull.py); with ``[images] registry``
+the built image is pushed there, and another daemon pulls it instead of building.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EnvironmentBuildError, TargetError
+from ..errors import EnvironmentBuildError
 from .cache import Progress, build_lock, env_dir, failing_lines, mark_used, say
+from .pull import ensure_present, push, try_pull
+from .registries import ImageSettings
 from .spec import EnvironmentSpec, Materialised
 
 IMAGE_REPO = "launchbay-env"
@@ -38,9 +42,14 @@ class EnvironmentImage(Materialised):
     """A Docker image for an environment, tagged by its hash."""
 
     tag: str = ""
+    python: str = ENV_PYTHON  # the interpreter that runs the entry point inside it
+    pulled_from: str | None = None  # the registry copy it came from, instead of a build here
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "image": self.tag, "base_image": self.spec.image}
+        extra: dict[str, Any] = {"dockerfile": True} if self.spec.dockerfile else {}
+        if self.pulled_from:
+            extra["pulled_from"] = self.pulled_from
+        return {**super().state(), "image": self.tag, "base_image": self.spec.image, **extra}
 
 
 def image_tag(spec: EnvironmentSpec) -> str:
@@ -56,26 +65,12 @@ def image_python(spec: EnvironmentSpec) -> str:
     return spec.python
 
 
-def require_image(client: Any, image: str, where: str) -> None:
-    """Fail with what to do when ``image`` is not on the daemon (launchbay never pulls implicitly)."""
-    from docker.errors import DockerException, ImageNotFound
-
-    try:
-        client.images.get(image)
-    except ImageNotFound:
-        raise TargetError(
-            f"Docker image {image!r} is not present on the daemon at {where}. launchbay does not pull images: "
-            f"see the local ones with `docker images`, fetch it with `docker pull {image}`, or make it from a root "
-            f"filesystem with `docker import`."
-        ) from None
-    except DockerException as exc:
-        raise TargetError(f"Could not look up Docker image {image!r} at {where}: {exc}.") from exc
-
-
 def dockerfile(spec: EnvironmentSpec, with_ca: bool) -> str:
-    base = spec.image
+    """The Dockerfile of the environment's image: its own Dockerfile or ``FROM image``, then the packages."""
+    lines = [spec.dockerfile.rstrip()] if spec.dockerfile else [f"FROM {spec.image}"]
+    if not spec.needs_build:  # a Dockerfile and nothing to install: that image as it is
+        return "\n".join(lines) + "\n"
     cert = "PIP_CERT=/etc/launchbay/build-ca.crt " if with_ca else ""
-    lines = [f"FROM {base}"]
     if with_ca:
         lines.append("COPY build-ca.crt /etc/launchbay/build-ca.crt")
     lines += [
@@ -88,36 +83,59 @@ def dockerfile(spec: EnvironmentSpec, with_ca: bool) -> str:
 
 
 def ensure_image(
-    client: Any, spec: EnvironmentSpec, store_root: Path, where: str, progress: Progress | None = None
+    client: Any,
+    spec: EnvironmentSpec,
+    store_root: Path,
+    where: str,
+    progress: Progress | None = None,
+    settings: ImageSettings | None = None,
 ) -> EnvironmentImage:
-    """The environment's image, built on first use; a cache hit is one image lookup."""
+    """The environment's image, made on first use; a cache hit is one image lookup.
+
+    Made means: pulled from ``[images] registry`` when someone pushed it there already, else built
+    (its base image pulled first when the daemon lacks it) and pushed there when one is set."""
     from docker.errors import ImageNotFound
 
+    settings = settings or ImageSettings()
     started = time.perf_counter()
     tag = image_tag(spec)
     folder = env_dir(store_root, spec.hash)
     log = folder / IMAGE_BUILD_LOG
+    python = ENV_PYTHON if spec.needs_build else image_python(spec)
     try:
         client.images.get(tag)
         seconds = time.perf_counter() - started
-        return EnvironmentImage(spec, False, seconds, log if log.is_file() else None, tag=tag)
+        return EnvironmentImage(spec, False, seconds, log if log.is_file() else None, tag=tag, python=python)
     except ImageNotFound:
         pass
-    if not spec.image:
+    if not spec.image and not spec.dockerfile:
         raise EnvironmentBuildError(
             f'Environment {spec.label} has no base image; set image = "..." in its [environments] section '
             "or in the docker target."
         )
-    require_image(client, spec.image, where)
+    pulled_from = None
     with build_lock(folder / ".image.lock", progress, f"image for environment {spec.label}"):
         try:
             client.images.get(tag)
             built = False
         except ImageNotFound:
-            _build(client, spec, tag, folder, progress)
-            built = True
+            remote = f"{settings.registry}/{tag}" if settings.registry else None
+            if remote and try_pull(client, remote, where, settings, progress):
+                client.images.get(remote).tag(IMAGE_REPO, tag=spec.short)
+                built, pulled_from = False, remote
+            else:
+                if spec.image:
+                    ensure_present(client, spec.image, where, settings, progress)
+                _build(client, spec, tag, folder, progress)
+                built = True
+                if remote:
+                    failed = push(client, tag, remote, settings, progress)
+                    if failed:
+                        say(progress, f"environment {spec.label}: could not push {remote} ({failed}); the run goes on")
         mark_used(folder)
-    return EnvironmentImage(spec, built, time.perf_counter() - started, log if log.is_file() else None, tag=tag)
+    made = EnvironmentImage(spec, built, time.perf_counter() - started, log if log.is_file() else None, tag=tag)
+    made.python, made.pulled_from = python, pulled_from
+    return made
 
 
 def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress: Progress | None) -> None:
@@ -126,7 +144,8 @@ def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress:
     folder.mkdir(parents=True, exist_ok=True)
     log_tmp = folder / f"{IMAGE_BUILD_LOG}.tmp"
     started = time.time()
-    say(progress, f"environment {spec.label}: building image {tag} from {spec.image}")
+    base = spec.image or "its Dockerfile"
+    say(progress, f"environment {spec.label}: building image {tag} from {base}")
     error: str | None = None
     with tempfile.TemporaryDirectory(prefix="launchbay-build-") as ctx, open(log_tmp, "w") as log:
         context = Path(ctx)
@@ -160,9 +179,10 @@ def _build(client: Any, spec: EnvironmentSpec, tag: str, folder: Path, progress:
     os.replace(log_tmp, folder / IMAGE_BUILD_LOG)
     if error:
         lines = failing_lines((folder / IMAGE_BUILD_LOG).read_text(errors="replace"))
+        what = "Dockerfile or package list" if spec.dockerfile else "package list"
         raise EnvironmentBuildError(
-            f"Environment {spec.label}: building image {tag} from {spec.image} failed ({error.splitlines()[0][:200]})."
-            f" Fix its package list and submit again. Failing lines of {folder / IMAGE_BUILD_LOG}:\n"
+            f"Environment {spec.label}: building image {tag} from {base} failed ({error.splitlines()[0][:200]})."
+            f" Fix its {what} and submit again. Failing lines of {folder / IMAGE_BUILD_LOG}:\n"
             + "\n".join(f"  {ln}" for ln in lines)
         )
     say(progress, f"environment {spec.label}: image {tag} ready in {time.time() - started:.1f} s")

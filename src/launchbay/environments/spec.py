@@ -29,6 +29,7 @@ KNOWN_KEYS = {
     "conda": "the path of a conda-style environment YAML (conda packages are installed with pip, see README)",
     "python": 'the interpreter: a path, a command or a version such as "3.11"',
     "image": "the Docker base image",
+    "dockerfile": "the path of a Dockerfile whose image the run uses (built once per content hash; Docker targets)",
     "env": "environment variables for the run (a table)",
     "user_managed": "true: use the interpreter as it is, install nothing",
     "installer": '"auto" (uv when present, else pip), "uv" or "pip"',
@@ -74,11 +75,20 @@ class EnvironmentSpec:
     sources: tuple[str, ...] = ()
     #: what the build log shows about how the spec was read (e.g. conda → pip names); not hashed
     notes: tuple[str, ...] = ()
+    #: the text of a Dockerfile that makes the base image (instead of ``image``); hashed
+    dockerfile: str | None = None
 
     @property
     def hash(self) -> str:
         """SHA-256 of what determines the built result, in a canonical JSON form."""
-        identity = {"v": HASH_VERSION, "image": self.image, "pip": sorted(self.pip), "python": self.python}
+        identity: dict[str, Any] = {
+            "v": HASH_VERSION,
+            "image": self.image,
+            "pip": sorted(self.pip),
+            "python": self.python,
+        }
+        if self.dockerfile is not None:  # only then: the hashes of every environment without one stay as they were
+            identity["dockerfile"] = self.dockerfile
         return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     @property
@@ -92,6 +102,11 @@ class EnvironmentSpec:
     @property
     def needs_build(self) -> bool:
         return not self.user_managed
+
+    @property
+    def needs_image_build(self) -> bool:
+        """Does a Docker target build an image for it (packages to install, or a Dockerfile)?"""
+        return self.needs_build or self.dockerfile is not None
 
     def with_image(self, image: str | None) -> EnvironmentSpec:
         return self if image == self.image else replace(self, image=image)
@@ -111,6 +126,7 @@ class EnvironmentSpec:
             "installer": self.installer,
             "sources": list(self.sources),
             "notes": list(self.notes),
+            "dockerfile": self.dockerfile,
         }
 
 
@@ -159,6 +175,13 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
     installer = str(data.get("installer", "auto"))
     if installer not in INSTALLERS:
         raise ConfigError(f"[environments.{name}] installer = {installer!r}; use one of {', '.join(INSTALLERS)}.")
+    dockerfile = _dockerfile(data.get("dockerfile"), root, name)
+    if dockerfile is not None and data.get("image"):
+        raise ConfigError(
+            f"[environments.{name}] has both image and dockerfile; keep one: the Dockerfile's FROM line names its base."
+        )
+    if dockerfile is not None:
+        sources.append("dockerfile")
     user_managed = data.get("user_managed")
     if user_managed is None:
         user_managed = not lines  # nothing to install: use the interpreter as it is
@@ -172,7 +195,22 @@ def parse_environment(name: str, section: dict[str, Any], root: Path) -> Environ
         installer=installer,
         sources=tuple(sources),
         notes=tuple(notes),
+        dockerfile=dockerfile,
     )
+
+
+def _dockerfile(value: Any, root: Path, name: str) -> str | None:
+    """A Dockerfile's text: ``value`` is its path (relative to ``root``), or the text itself when it has
+    a line break (what the Azure ML v1 ``env.docker.base_dockerfile`` takes too)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(
+            f'[environments.{name}] dockerfile must be the path of a Dockerfile, e.g. "docker/Dockerfile".'
+        )
+    if "\n" in value:  # a path has no line break
+        return value.strip() + "\n"
+    return _read_file(root / value, "Dockerfile", name).strip() + "\n"
 
 
 def resolve_environment(

@@ -71,6 +71,11 @@ def venv_python(folder: Path) -> Path:
     return folder / "venv" / "bin" / "python"
 
 
+def is_built(store_root: Path, spec: EnvironmentSpec) -> bool:
+    """Is the environment's venv there and whole (its ``ready`` marker written)?"""
+    return (env_dir(store_root, spec.hash) / READY).is_file()
+
+
 def ensure_venv(store_root: Path, spec: EnvironmentSpec, progress: Progress | None = None) -> LocalEnvironment:
     """The environment's venv, built on first use; later calls only check a marker file."""
     started = time.perf_counter()

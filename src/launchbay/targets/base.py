@@ -330,6 +330,13 @@ class Target(ABC, Generic[S, P]):
     def preflight(self, spec: RunSpec) -> None:  # noqa: B027 - an optional hook
         """Fail fast, before the snapshot and the run record exist (host unreachable...). Default: nothing."""
 
+    def needs_preparing(self, spec: RunSpec, record: RunRecord) -> bool:
+        """Has ``prepare`` long work ahead (an environment to build, an image to pull)? Then the run is
+        launched by a process of its own while it is Preparing, and the submit returns at once
+        (preparing.py). Asked once the run is recorded; cheap. Default: an environment to build."""
+        environment = self.environment(spec, record)
+        return environment is not None and environment.needs_build
+
     def prepare(self, launch: Launch[S, P]) -> None:  # noqa: B027 - an optional hook
         """Build or find ``launch.environment``, send the snapshot, finish ``launch.config``. Default: nothing."""
 

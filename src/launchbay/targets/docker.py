@@ -32,6 +32,9 @@ from .mirror import DockerArchive, mirror
 from .runtime import RUNTIME_DIR, write_runtime
 
 if TYPE_CHECKING:
+    from ..environments.registries import ImageSettings
+    from ..environments.spec import EnvironmentSpec
+    from ..models import RunSpec
     from ..snapshot import Snapshot
 
 RUN_MOUNT = "/launchbay/run"
@@ -130,20 +133,23 @@ class DockerTarget(Target[DockerState, Plan]):
         return {"manifest": f"{BLOB_MOUNT}/{blob_name(snapshot.id)}", "blobs": BLOB_MOUNT}
 
     def prepare(self, launch: Launch[DockerState, Plan]) -> None:
-        """The image: the target's, or the environment's (built once per hash); the runtime into the run folder."""
+        """The image: the target's (pulled when the daemon lacks it), or the environment's (built once per
+        hash, or pulled from ``[images] registry``); the runtime into the run folder."""
         from ..environments.cache import copy_build_log
-        from ..environments.image import ENV_PYTHON, ensure_image, image_python, require_image
+        from ..environments.image import ensure_image, image_python
+        from ..environments.pull import ensure_present
 
         client = self.client(ping=True)
         where = self.docker_host()
+        settings = self.image_settings()
         image = self.settings.get("image")
         python = str(self.settings.get("python") or "python3")
         env, state = launch.environment, launch.state
         if env is not None:
-            env = env.with_image(env.image or (str(image) if image else None))
-            if env.needs_build:
-                built = ensure_image(client, env, self.store.cache_dir, where, launch.progress)
-                image, python = built.tag, ENV_PYTHON
+            env = self.with_base(env)
+            if env.needs_image_build:
+                built = ensure_image(client, env, self.store.cache_dir, where, launch.progress, settings)
+                image, python = built.tag, built.python
                 copy_build_log(built.log, launch.record.run_dir)
                 state.environment = built.state()
             else:
@@ -158,15 +164,49 @@ class DockerTarget(Target[DockerState, Plan]):
                 }
         if not image:
             raise ConfigError(
-                f'[targets.{self.name}] needs image = "..." (an image on the daemon) or environment = "NAME" '
-                "(an environment with a base image) to know what to run."
+                f'[targets.{self.name}] needs image = "..." (an image on the daemon or in a registry) or environment = '
+                '"NAME" (an environment with a base image or a Dockerfile) to know what to run.'
             )
-        if env is None or not env.needs_build:
-            require_image(client, str(image), where)
+        if env is None or not env.needs_image_build:
+            ensure_present(client, str(image), where, settings, launch.progress)
         write_runtime(launch.record.run_dir)
         launch.config.pythonpath = [RUNTIME_DIR, *launch.config.pythonpath]
         launch.config.python = python
         state.image, state.docker_host, state.transfer = str(image), where, self.transfer()
+
+    def with_base(self, env: EnvironmentSpec) -> EnvironmentSpec:
+        """The environment on this target: its own base image, else the target's (a Dockerfile names its own)."""
+        if env.dockerfile:
+            return env
+        image = self.settings.get("image")
+        return env.with_image(env.image or (str(image) if image else None))
+
+    def image_settings(self) -> ImageSettings:
+        """``[images]`` of launchbay.toml: the registry built images go to, and credentials."""
+        from ..environments.registries import image_settings
+
+        return image_settings(self.config)
+
+    def needs_preparing(self, spec: RunSpec, record: RunRecord) -> bool:
+        """A pull or a build ahead: the target's image or the environment's is not on the daemon yet."""
+        from docker.errors import DockerException, ImageNotFound
+
+        from ..environments.image import image_tag
+
+        env = self.environment(spec, record)
+        image = self.settings.get("image")
+        if env is not None:
+            env = self.with_base(env)
+            image = image_tag(env) if env.needs_image_build else env.image
+        if not image:
+            return False  # prepare says what is missing, at once
+        try:
+            self.client().images.get(str(image))
+            return False
+        except ImageNotFound:
+            return True
+        except (DockerException, LaunchbayError):
+            return False  # an unreachable daemon: prepare says so, at once
 
     def container_options(self, launch: Launch[DockerState, Plan]) -> dict[str, Any]:
         """Everything ``containers.run`` gets (kept apart so a test can read what is sent)."""
@@ -462,7 +502,7 @@ class DockerTarget(Target[DockerState, Plan]):
                     client.images.get(image)
                     info["image"] = f"{image} (present)"
                 except ImageNotFound:
-                    info["image"] = f"{image} (MISSING: docker pull/import it)"
+                    info["image"] = f"{image} (not on the daemon: pulled on the first run)"
             if self.settings.get("gpus"):
                 runtimes = client.info().get("Runtimes") or {}
                 info["gpus"] = self.settings["gpus"]

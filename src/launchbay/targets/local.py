@@ -145,6 +145,13 @@ class LocalTarget(Target[TargetState, Plan]):
         if not self.ingested_by_watcher:
             config.finish_hook = {"store": self.store.uri, "run_id": record.run_id}
 
+    def needs_preparing(self, spec: RunSpec, record: RunRecord) -> bool:
+        """Only a venv not built yet: a built one is a marker file away."""
+        from ..environments.venv import is_built
+
+        environment = self.environment(spec, record)
+        return environment is not None and environment.needs_build and not is_built(self.store.cache_dir, environment)
+
     def start(self, launch: Launch[TargetState, Plan]) -> None:
         run_dir = launch.record.run_dir
         env = with_launchbay_path({**os.environ, **launch.secret_env})

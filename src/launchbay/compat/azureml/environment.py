@@ -157,10 +157,12 @@ class Environment:
 
     @classmethod
     def from_dockerfile(cls, name: str, dockerfile: str, **kwargs: Any) -> Environment:
-        not_supported(
-            "Environment.from_dockerfile",
-            "Build the image yourself (docker build -t NAME .) and set env.docker.base_image = 'NAME'.",
-        )
+        """The image of ``dockerfile`` (its text, or its path) as it is: built once per content hash."""
+        env = cls(name)
+        env.docker.base_image = None
+        env.docker.base_dockerfile = dockerfile
+        env.python.user_managed_dependencies = True
+        return env
 
     @classmethod
     def get(cls, workspace: Any, name: str, version: str | None = None, label: str | None = None) -> Environment:
@@ -231,7 +233,9 @@ class Environment:
             data["user_managed"] = not pip
         else:
             data["user_managed"] = True
-        if self.docker.base_image:
+        if self.docker.base_dockerfile:  # its text or its path: built once per content hash, packages on top
+            data["dockerfile"] = _dockerfile_text(self.docker.base_dockerfile)
+        elif self.docker.base_image:
             data["image"] = self.docker.base_image
         if self.environment_variables:
             data["env"] = {str(k): str(v) for k, v in self.environment_variables.items()}
@@ -239,6 +243,14 @@ class Environment:
 
     def __repr__(self) -> str:
         return f"Environment(name={self.name!r})"
+
+
+def _dockerfile_text(value: str) -> str:
+    """v1 took a Dockerfile's text or its path; launchbay's environment gets the text (what is hashed)."""
+    path = Path(value)
+    if "\n" not in value and path.is_file():
+        return path.read_text().strip() + "\n"
+    return value.strip() + "\n"  # with its line break, even a one-line FROM is read as text
 
 
 def __getattr__(name: str) -> Any:
