@@ -89,17 +89,7 @@ def submit_definition(
     from .handle import PipelineHandle
 
     session.store.check_writable()
-    steps = []
-    for step in definition.steps:
-        spec = RunSpec(script=step["script"], target=session.default_target(step.get("target")))
-        session.check(spec, root)  # an unknown target or a missing script: one line, before anything
-        inputs = {}
-        for input_name, source in step["inputs"].items():
-            if definition.upstream(step["name"]).get(input_name) is None and not _is_remote(source):
-                source = str((root / source).resolve()) if not source.startswith("dataset:") else source
-            inputs[input_name] = source
-        steps.append({**step, "inputs": inputs})
-    definition = Definition(definition.name, steps, definition.params)
+    definition = check_steps(session, definition, root)
     budget = Budget.from_config(session.config.snapshot)
     snapshot = take_snapshot(session.store, root, max_bytes=budget.max_bytes, max_files=budget.max_files)
     spec = RunSpec(
@@ -132,6 +122,24 @@ def submit_definition(
         session.store.delete_run(record.run_id)
         raise
     return PipelineHandle(record.run_id, session)
+
+
+def check_steps(session: Session, definition: Definition, root: Path) -> Definition:
+    """Every step can run (its target exists, its script is in ``root``): one ``LaunchbayError`` line if not;
+    the definition with local input paths made absolute."""
+    from ..models import RunSpec
+
+    steps = []
+    for step in definition.steps:
+        spec = RunSpec(script=step["script"], target=session.default_target(step.get("target")))
+        session.check(spec, root)  # an unknown target or a missing script: one line, before anything
+        inputs = {}
+        for input_name, source in step["inputs"].items():
+            if definition.upstream(step["name"]).get(input_name) is None and not _is_remote(source):
+                source = str((root / source).resolve()) if not source.startswith("dataset:") else source
+            inputs[input_name] = source
+        steps.append({**step, "inputs": inputs})
+    return Definition(definition.name, steps, definition.params)
 
 
 def _is_remote(source: str) -> bool:

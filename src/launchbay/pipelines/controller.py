@@ -148,7 +148,7 @@ class Controller:
             code=code_hash(self.manifest, step["script"], others - {step["script"]}),
             script=step["script"],
             script_sha=script_hash(self.manifest, step["script"]),
-            environment=environment_hash(env_name, env_def, target.type_name),
+            environment=environment_hash(env_name, env_def, target.type_name, step.get("env")),
             command=[step["script"], *arguments],
             params=used,
             inputs=hashes,
@@ -205,6 +205,7 @@ class Controller:
             experiment=self.record.experiment,
             name=f"{self.definition.name}.{name}",
             environment=step.get("environment"),
+            env_vars=dict(step.get("env") or {}),
             working_dir=self.record.spec.get("working_dir") or ".",
             tags={
                 PIPELINE_TAG: self.record.run_id,

@@ -31,8 +31,13 @@ def script_hash(manifest: Mapping[str, Any], script: str) -> str | None:
     return None
 
 
-def environment_hash(name: str | None, definition: Any, target_type: str) -> str:
-    text = json.dumps({"name": name, "definition": definition, "target": target_type}, sort_keys=True, default=str)
+def environment_hash(name: str | None, definition: Any, target_type: str, env: Mapping[str, str] | None = None) -> str:
+    """The environment's name and definition, the target's type and the step's variables (when it has any:
+    the keys of steps without variables stay what they were)."""
+    data: dict[str, Any] = {"name": name, "definition": definition, "target": target_type}
+    if env:
+        data["env"] = dict(env)
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
