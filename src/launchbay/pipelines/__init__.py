@@ -91,7 +91,10 @@ def submit_definition(
     session.store.check_writable()
     definition = check_steps(session, definition, root)
     budget = Budget.from_config(session.config.snapshot)
-    snapshot = take_snapshot(session.store, root, max_bytes=budget.max_bytes, max_files=budget.max_files)
+    cells = {_in(s.get("working_dir"), s["script"]): s["code"] for s in definition.steps if s.get("code") is not None}
+    snapshot = take_snapshot(
+        session.store, root, max_bytes=budget.max_bytes, max_files=budget.max_files, extra_files=cells or None
+    )
     spec = RunSpec(
         script=None,
         target="pipeline",
@@ -131,7 +134,12 @@ def check_steps(session: Session, definition: Definition, root: Path) -> Definit
 
     steps = []
     for step in definition.steps:
-        spec = RunSpec(script=step["script"], target=session.default_target(step.get("target")))
+        spec = RunSpec(
+            script=step["script"],
+            target=session.default_target(step.get("target")),
+            code=step.get("code"),  # a cell step's file is written into the snapshot, not looked for
+            working_dir=step.get("working_dir") or ".",
+        )
         session.check(spec, root)  # an unknown target or a missing script: one line, before anything
         inputs = {}
         for input_name, source in step["inputs"].items():
@@ -140,6 +148,10 @@ def check_steps(session: Session, definition: Definition, root: Path) -> Definit
             inputs[input_name] = source
         steps.append({**step, "inputs": inputs})
     return Definition(definition.name, steps, definition.params)
+
+
+def _in(working_dir: str | None, path: str) -> str:
+    return path if working_dir in (None, "", ".") else f"{working_dir}/{path}"
 
 
 def _is_remote(source: str) -> bool:

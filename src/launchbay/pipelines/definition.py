@@ -40,6 +40,8 @@ class Step:
     environment: str | None = None
     allow_reuse: bool = True
     env: Mapping[str, str] = field(default_factory=dict)  # environment variables (no secrets: they'd be kept)
+    code: str | None = None  # a notebook cell's body: ``script`` is then the file it becomes in the snapshot
+    working_dir: str = "."  # the folder (inside the project) the step starts in, and ``script`` is relative to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,8 @@ class Step:
             "environment": self.environment,
             "allow_reuse": self.allow_reuse,
             **({"env": {str(k): str(v) for k, v in self.env.items()}} if self.env else {}),
+            **({"code": self.code} if self.code is not None else {}),
+            **({"working_dir": self.working_dir} if self.working_dir not in ("", ".") else {}),
         }
 
 

@@ -1,7 +1,8 @@
 """Reuse keys: a step is reused when what decides its result is the same as a Completed earlier step's.
 
 The key's parts are hashes that already exist: the step's code (the snapshot's files, less the OTHER steps'
-scripts, so editing train.py does not re-run prep), the environment, the command line, the parameters it
+scripts, so editing train.py does not re-run prep, and less the notebooks), the environment, the command line,
+the parameters it
 uses and the versions of its inputs. Kept as the child run's tags, they also say what changed.
 """
 
@@ -20,7 +21,13 @@ NAME_TAG = "launchbay.pipeline.name"
 
 
 def code_hash(manifest: Mapping[str, Any], script: str, other_scripts: set[str]) -> str:
-    lines = [f"{e['path']}\0{e['sha256']}" for e in manifest["files"] if e["path"] not in other_scripts]
+    """The snapshot's files less the other steps' scripts and the notebooks (saving the notebook whose cells
+    are the steps must not re-run them all; a step's cell is its own file here)."""
+    lines = [
+        f"{e['path']}\0{e['sha256']}"
+        for e in manifest["files"]
+        if e["path"] not in other_scripts and not e["path"].endswith(".ipynb")
+    ]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
