@@ -50,6 +50,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_steps(session: Any, parent: str, as_json: bool) -> int:
+    """``launchbay runs --parent PIPELINE``: its steps in order (a reused step names the run it reused)."""
+    from ..pipelines.handle import PipelineHandle
+    from ..pipelines.watch import step_line
+
+    handle = PipelineHandle(session.store.resolve_run_id(parent), session)
+    steps = handle.summary()["steps"]
+    targets = {s["name"]: s.get("target") for s in handle.definition().steps}
+    if as_json:
+        rows = [{**s, "target": session.default_target(targets.get(s["name"]))} for s in steps]
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    for step in steps:
+        print(step_line(step))
+    return 0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..pipelines import get_pipeline
 
