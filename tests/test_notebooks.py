@@ -91,3 +91,26 @@ def test_magic_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for text, start in zip(shown, expected):
         assert text.startswith(start), (text, start)
         assert text.count("\n") <= 1 and "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_the_pipelines_notebook_runs_cells_as_steps_reuses_them_and_says_why_a_step_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    for name in ("pipelines.ipynb", "launchbay.toml"):
+        shutil.copy(NOTEBOOKS / name, work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    nb = execute(work / "pipelines.ipynb", work)
+    text = outputs_text(nb)
+    assert "step 'evaluate' kept in pipeline 'digits' (steps: prep, train, evaluate)" in text
+    runs = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%launchbay pipeline submit")]
+    first, again, changed = ("".join(o.get("text", "") for o in c.outputs) for c in runs)
+    assert re.search(r"evaluate\s+Completed\s+\S+\s+first run of this step", first), first
+    assert "evaluated: trained on 100 rows with lr 0.1" in text
+    assert all(re.search(rf"{step}\s+reused\s+\S+", again) for step in ("prep", "train", "evaluate")), again
+    assert re.search(r"prep\s+reused", changed) and "parameter lr 0.1 → 0.5" in changed, changed
+    assert re.search(r"evaluate\s+Completed\s+\S+\s+input model: version 1 → version 2", changed), changed
+    assert "{'prep': 'reused', 'train': 'reused', 'evaluate': 'reused'}" in text
+    assert "Completed" in runs[-1].outputs[-1].get("text", "")

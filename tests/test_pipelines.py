@@ -273,3 +273,41 @@ def test_a_rerun_after_the_controller_was_killed_resumes_and_runs_no_step_twice(
     runs = handle.session.store.children(handle.run_id)
     assert len(runs) == 3  # prep ran once: the resumed controller adopted it while it ran
     assert by_name(resumed.steps)["prep"]["reason"] == "kept on resume"
+
+
+SPAN = """
+import json, os, sys, time
+start = time.time()
+time.sleep(1.0)
+with open(os.environ["SPANS"], "a") as fh:
+    fh.write(json.dumps([sys.argv[1], start, time.time()]) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_steps_on_a_target_with_a_concurrency_bound_run_no_more_at_once_than_it_allows(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import toml_table
+
+    (demo / "launchbay.toml").write_text(toml_table("one", {"type": "local", "max_concurrent_runs": 1}))
+    write(demo, "span.py", SPAN)
+    spans = tmp_path / "spans.jsonl"
+    monkeypatch.setenv("SPANS", str(spans))
+    fan = [
+        Step(f"part{i}", "span.py", args=[f"part{i}"], inputs={"data": "prep.clean"}, target="one") for i in range(3)
+    ]
+    handle = pipeline([Step("prep", "prep.py", outputs={"clean": "outputs/clean"}), *fan], experiment="bound").submit()
+    assert handle.wait(timeout=120) == "Completed", handle.steps
+    rows = sorted(json.loads(line) for line in spans.read_text().splitlines())
+    assert [r[0] for r in rows] == ["part0", "part1", "part2"]
+    ordered = sorted(rows, key=lambda r: r[1])
+    assert all(a[2] <= b[1] for a, b in zip(ordered, ordered[1:], strict=False)), ordered  # one at a time
+
+    listed = json.loads(CLI(demo)("runs", "--parent", handle.run_id, "--json", check=True).stdout)
+    assert [(s["name"], s["status"], s["target"]) for s in listed] == [
+        ("prep", "Completed", "local"), *[(f"part{i}", "Completed", "one") for i in range(3)],
+    ]  # fmt: skip
+    assert {s["run_id"] for s in listed} == set(handle.session.store.children(handle.run_id))
+    text = CLI(demo)("runs", "--parent", handle.run_id, check=True).stdout
+    assert text.splitlines()[0].split()[:2] == ["prep", "Completed"]

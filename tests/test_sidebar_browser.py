@@ -520,3 +520,31 @@ def test_comparing_two_runs_shows_their_tags_with_differences_marked(page: Any, 
     assert owner.locator("td").all_inner_texts() == ["maya", "maya"]
     assert "lb-diff" not in (owner.get_attribute("class") or "")
     assert page.locator(f"{view} tr.lb-compare-sep th").all_inner_texts() == ["Parameters", "Tags"]
+
+
+def test_a_pipeline_run_view_shows_its_dag_and_a_click_on_a_step_opens_its_run(page: Any, lab: Lab) -> None:
+    from launchbay import Step, pipeline
+
+    write(lab.project, "p_prep.py", "import os\nos.makedirs('outputs/d')\nopen('outputs/d/x', 'w').write('1')\n")
+    write(lab.project, "p_train.py", "import os\nprint(open(os.environ['LAUNCHBAY_INPUT_D'] + '/x').read())\n")
+    write(lab.project, "p_fail.py", "raise SystemExit('no data today')\n")
+    steps = [
+        Step("prep", "p_prep.py", outputs={"d": "outputs/d"}),
+        Step("train", "p_train.py", inputs={"d": "prep.d"}),
+        Step("check", "p_fail.py", inputs={"d": "prep.d"}),
+    ]
+    handle = pipeline(steps, experiment="sidebar-pipeline", source_dir=lab.project, store=lab.store).submit()
+    assert handle.wait(timeout=90) == "Failed"
+    states = {s["name"]: s for s in handle.steps}
+    page.goto(f"{lab.url}/lab?launchbay-run={handle.run_id}")
+    view = f'{VISIBLE} .lb-run-view[data-run-id="{handle.run_id}"]'
+    page.wait_for_selector(f"{view} .lb-pipeline-section svg .lb-dag-step", timeout=90_000)
+    boxes = page.locator(f"{view} .lb-pipeline-section .lb-dag-step")
+    shown = {boxes.nth(i).get_attribute("data-step"): boxes.nth(i).get_attribute("data-status") for i in range(3)}
+    assert shown == {"prep": "Completed", "train": "Completed", "check": "Failed"}
+    assert page.locator(f"{view} .lb-pipeline-section .lb-dag-edge").count() == 2  # the data edges
+    reason = page.locator(f'{view} .lb-pipeline-step[data-step="train"] .lb-pipeline-step-reason').text_content()
+    assert reason == "first run of this step"
+    shot(page, "pipeline-dag")
+    page.locator(f'{view} .lb-pipeline-section .lb-dag-step[data-step="train"]').click()
+    page.wait_for_selector(f'{VISIBLE} .lb-run-view[data-run-id="{states["train"]["run_id"]}"]')

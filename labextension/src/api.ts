@@ -259,6 +259,35 @@ export function getRun(runId: string): Promise<IRun> {
   return request<IRun>(`runs/${enc(runId)}`);
 }
 
+export interface IPipelineStep {
+  name: string;
+  /** A run status, or Waiting / NotStarted. */
+  status: string;
+  run_id: string | null;
+  /** The run whose results this step reused, else null. */
+  reused_from: string | null;
+  /** Why the step ran or was reused. */
+  reason: string | null;
+}
+
+export interface IPipeline {
+  run_id: string;
+  status: string;
+  steps: IPipelineStep[];
+  edges: { from: string; output: string; to: string; input: string }[];
+  /** The DAG as the notebook widget draws it: boxes carry data-step and data-run-id. */
+  svg: string;
+}
+
+/** Is this run a pipeline (its steps are its children)? */
+export function isPipeline(run: IRun): boolean {
+  return run.target === 'pipeline' || (run.tags || {})['launchbay.type'] === 'pipeline';
+}
+
+export function getPipeline(runId: string): Promise<IPipeline> {
+  return request<IPipeline>(`runs/${enc(runId)}/pipeline`);
+}
+
 /** Log text after ``offset``; ``rank`` (a distributed run's) reads that rank's own log. */
 export function getLog(runId: string, offset: number, rank = 0): Promise<ILogChunk> {
   return request<ILogChunk>(`runs/${enc(runId)}/log`, { offset, rank: rank || undefined });

@@ -18,7 +18,9 @@ import {
   formatValue,
   getLog,
   getMetric,
+  getPipeline,
   getRun,
+  isPipeline,
   isTerminal,
   listFiles,
   listMetrics,
@@ -139,6 +141,20 @@ export class RunView extends Widget {
 
     const overview = section('Overview', 'lb-overview');
     this._overview = overview.body;
+    // A pipeline: its DAG (the notebook widget's drawing) and its steps; a click on a step opens its run.
+    const pipelineSec = section('Pipeline', 'lb-pipeline-section');
+    this._pipeline = pipelineSec.body;
+    this._pipelineSection = pipelineSec.details;
+    this._pipelineSection.style.display = 'none';
+    this._pipeline.onclick = ev => {
+      const target = ev.target as Element | null;
+      const step = target && target.closest ? target.closest('[data-run-id]') : null;
+      const runId = step ? step.getAttribute('data-run-id') : '';
+      if (runId) {
+        ev.preventDefault();
+        this._openRun(runId);
+      }
+    };
     const logSec = section('Log', 'lb-log-section');
     // A distributed run: pick whose log to show (rank 0's is the run's main log).
     this._rankPicker = el('select', 'jp-mod-styled lb-rank-picker');
@@ -182,6 +198,7 @@ export class RunView extends Widget {
       this._message,
       this._error,
       overview.details,
+      pipelineSec.details,
       logSec.details,
       metricsSec.details,
       systemSec.details,
@@ -333,11 +350,58 @@ export class RunView extends Widget {
     } else {
       this._replace(this._spec, el('div', 'lb-none', 'none'));
     }
+    if (isPipeline(run)) {
+      this._pipelineSection.style.display = '';
+      void this._refreshPipeline();
+    }
     if (!first && !wasTerminal && isTerminal(run.status)) {
       // Final round: everything the run wrote by the end.
       void this._pollLog();
       void this._refreshMetrics();
       void this._refreshFiles();
+    }
+  }
+
+  /** Redraw the pipeline's DAG and its steps' table (the server draws the SVG from the store's state). */
+  private async _refreshPipeline(): Promise<void> {
+    if (this._pipelineBusy) {
+      return;
+    }
+    this._pipelineBusy = true;
+    try {
+      const pipeline = await getPipeline(this.runId);
+      const dag = el('div', 'lb-pipeline-dag');
+      dag.innerHTML = pipeline.svg; // built by launchbay's server, every text in it escaped
+      const table = el('table', 'lb-pipeline-steps');
+      const head = el('tr');
+      for (const h of ['step', 'status', 'run', 'why']) {
+        head.appendChild(el('th', '', h));
+      }
+      table.appendChild(head);
+      for (const step of pipeline.steps) {
+        const row = el('tr', 'lb-pipeline-step');
+        row.dataset.step = step.name;
+        row.appendChild(el('td', 'lb-pipeline-step-name', step.name));
+        row.appendChild(el('td', `lb-pipeline-step-status lb-status-${step.status}`, step.reused_from ? 'reused' : step.status));
+        const cell = el('td');
+        const runId = step.reused_from || step.run_id;
+        if (runId) {
+          const link = el('a', 'lb-run-link', runId);
+          link.href = '#';
+          link.setAttribute('data-run-id', runId);
+          cell.appendChild(link);
+        }
+        row.appendChild(cell);
+        row.appendChild(el('td', 'lb-pipeline-step-reason', step.reason || ''));
+        table.appendChild(row);
+      }
+      this._pipeline.textContent = '';
+      this._pipeline.appendChild(dag);
+      this._pipeline.appendChild(table);
+    } catch (error) {
+      this._pipeline.textContent = String((error as Error).message || error);
+    } finally {
+      this._pipelineBusy = false;
     }
   }
 
@@ -617,6 +681,9 @@ export class RunView extends Widget {
   private _error: HTMLDivElement;
   private _message: HTMLDivElement;
   private _overview: HTMLDivElement;
+  private _pipeline: HTMLDivElement;
+  private _pipelineSection: HTMLDetailsElement;
+  private _pipelineBusy = false;
   private _log: HTMLPreElement;
   private _logText: Text;
   private _logOffset = 0;

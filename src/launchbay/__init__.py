@@ -22,11 +22,13 @@ __all__ = [
     "Step",
     "TensorFlow",
     "get_model",
+    "get_pipeline",
     "get_run",
     "get_sweep",
     "load_ipython_extension",
     "models",
     "pipeline",
+    "pipeline_from_cells",
     "runs",
     "schedule",
     "schedules",
@@ -48,6 +50,8 @@ _LAZY = {
     "sweep": ("launchbay.sweeps", "sweep"),
     "get_sweep": ("launchbay.sweeps", "get_sweep"),
     "pipeline": ("launchbay.pipelines", "pipeline"),
+    "get_pipeline": ("launchbay.pipelines", "get_pipeline"),
+    "pipeline_from_cells": ("launchbay.pipelines.cells", "pipeline_from_cells"),
     "Step": ("launchbay.pipelines", "Step"),
     "Param": ("launchbay.pipelines", "Param"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
@@ -65,7 +69,8 @@ if TYPE_CHECKING:
     from .errors import LaunchbayError
     from .handle import Model, RunHandle
     from .models import RunSpec, RunStatus
-    from .pipelines import Param, Step, pipeline
+    from .pipelines import Param, Step, get_pipeline, pipeline
+    from .pipelines.cells import pipeline_from_cells
     from .sweeps import get_sweep, sweep
     from .tracking.inrun import Run
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 #: the subcommands this module registers
@@ -38,6 +37,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from ..pipelines import get_pipeline
+    from ..pipelines.watch import step_line
 
     summary = get_pipeline(args.run, store=args.store).summary()
     if args.json:
@@ -46,7 +46,25 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"pipeline {summary['run_id']}  {summary['status']}")
     for step in summary["steps"]:
-        print("  " + _line(step))
+        print("  " + step_line(step))
+    return 0
+
+
+def print_steps(session: Any, parent: str, as_json: bool) -> int:
+    """``launchbay runs --parent PIPELINE``: its steps in order (a reused step names the run it reused)."""
+    from ..pipelines.handle import PipelineHandle
+    from ..pipelines.watch import step_line
+
+    handle = PipelineHandle(session.store.resolve_run_id(parent), session)
+    steps = handle.summary()["steps"]
+    targets = {s["name"]: s.get("target") for s in handle.definition().steps}
+    if as_json:
+        rows = [{**s, "target": session.default_target(targets.get(s["name"]))} for s in steps]
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    for step in steps:
+        print(step_line(step))
     return 0
 
 
@@ -59,14 +77,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _line(step: dict[str, Any]) -> str:
-    what = "reused" if step.get("reused_from") else step["status"]
-    run = step.get("reused_from") or step.get("run_id") or "-"
-    return f"{step['name']:12} {what:10} {run}  {step.get('reason') or ''}".rstrip()
-
-
 def _follow(args: argparse.Namespace, handle: Any) -> int:
     """--detach: the id (as JSON with --json); else one line per step change until the pipeline ends."""
+    import io
+
+    from ..pipelines.watch import follow_pipeline
+
     if args.detach:
         print(json.dumps({"run_id": handle.run_id}) if args.json else handle.run_id, flush=True)
         return 0
@@ -74,19 +90,8 @@ def _follow(args: argparse.Namespace, handle: Any) -> int:
         print(json.dumps({"run_id": handle.run_id}), flush=True)
     else:
         print(f"launchbay: pipeline {handle.run_id} started", file=sys.stderr, flush=True)
-    seen: dict[str, tuple[Any, ...]] = {}
     try:
-        while True:
-            status = handle.status
-            for step in handle.steps:
-                state = (step["status"], step.get("run_id"), step.get("reused_from"))
-                if seen.get(step["name"]) != state and step["status"] != "Waiting":
-                    seen[step["name"]] = state
-                    if not args.json:
-                        print("  " + _line(step), flush=True)
-            if status in ("Completed", "Failed", "Canceled"):
-                break
-            time.sleep(0.2)
+        status = follow_pipeline(handle, io.StringIO() if args.json else sys.stdout)
     except KeyboardInterrupt:
         print(f"\nlaunchbay: stopped watching; pipeline {handle.run_id} goes on.", file=sys.stderr)
         return 130

@@ -19,6 +19,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     session = session_for(args)
     if args.parent:
+        if session.store.get_run(session.store.resolve_run_id(args.parent)).target_type == "pipeline":
+            from .pipelines import print_steps
+
+            return print_steps(session, args.parent, args.json)
         from .sweeps import print_children
 
         return print_children(session, args.parent, args.json)
@@ -128,7 +132,11 @@ def register(sub: Any, add: Any) -> None:
     p.add_argument("--experiment", help="only this experiment's runs")
     p.add_argument("--status", help="only runs with this status, e.g. Running or Failed")
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
-    p.add_argument("--parent", metavar="SWEEP", help="a sweep's runs with their parameters, best first")
+    p.add_argument(
+        "--parent",
+        metavar="SWEEP|PIPELINE",
+        help="a sweep's runs with their parameters, best first; a pipeline's steps, in order, with why each ran",
+    )
     who = p.add_mutually_exclusive_group()
     who.add_argument("--mine", action="store_true", help="only the runs I made ([user] name, else my login name)")
     who.add_argument("--user", metavar="NAME", help="only the runs NAME made (a team store's colleague)")

@@ -15,6 +15,7 @@ from ..summary_text import run_summary_text
 
 if TYPE_CHECKING:
     from ..handle import RunHandle
+    from ..pipelines.handle import PipelineHandle
     from ..sweeps.handle import SweepHandle
 
 #: handles a magic has shown already: the same handle as the cell's value shows nothing more
@@ -26,6 +27,7 @@ def register_displays(shell: Any) -> None:
     formatter = shell.display_formatter.ipython_display_formatter
     formatter.for_type_by_name("launchbay.handle", "RunHandle", display_run)
     formatter.for_type_by_name("launchbay.sweeps.handle", "SweepHandle", display_sweep)
+    formatter.for_type_by_name("launchbay.pipelines.handle", "PipelineHandle", display_pipeline)
 
 
 def mark_shown(handle: Any) -> None:
@@ -80,3 +82,39 @@ def display_sweep(sweep: SweepHandle) -> None:
         display(SweepWidget(sweep))
         return
     print(sweep.table())
+
+
+def display_pipeline(pipeline: PipelineHandle | str, follow: bool = False) -> Any:
+    """Show a pipeline: the live DAG widget, else its steps as text (with ``follow``: one line per step change
+    until it ends; Ctrl-C stops the watching, not the pipeline)."""
+    from IPython.display import display
+
+    if isinstance(pipeline, str):
+        from ..pipelines import get_pipeline
+
+        pipeline = get_pipeline(pipeline)
+    if pipeline in _SHOWN:
+        _SHOWN.discard(pipeline)
+        return None
+    if widget_frontend_likely():
+        from .pipeline_widget import PipelineWidget
+
+        widget = PipelineWidget(pipeline)
+        display(widget)
+        return widget
+    from ..pipelines.watch import follow_pipeline, step_line
+
+    print(f"launchbay: pipeline {pipeline.run_id} ({pipeline.record().name})", flush=True)
+    if not follow:
+        for step in pipeline.steps:
+            print("  " + step_line(step))
+        print(f"launchbay: pipeline {pipeline.run_id} {pipeline.status}")
+        return None
+    try:
+        status = follow_pipeline(pipeline)
+    except KeyboardInterrupt:
+        print(f"\nlaunchbay: stopped watching; pipeline {pipeline.run_id} goes on (`%launchbay pipeline show` it).")
+        return None
+    error = (pipeline.record().error or {}).get("message")
+    print(f"launchbay: pipeline {pipeline.run_id} {status}{f' ({error})' if error else ''}")
+    return None

@@ -75,7 +75,10 @@ LAUNCHBAY_COMMANDS = {
     "models": ("[list|show|download|delete] ...", "registered models (a table)"),
     "rerun": ("RUN [-t TARGET] [-- ARGS]", "submit the run's exact snapshot again"),
     "resume": ("RUN [-t TARGET]", "go on from a stopped run: its outputs/ become the input checkpoint"),
-    "pipeline": ("run FILE | show|rerun|cancel RUN", "pipelines: a DAG of runs, unchanged steps reused"),
+    "pipeline": (
+        "run FILE | submit NAME | show|rerun|cancel RUN",
+        "pipelines: a DAG of runs, unchanged steps reused (submit: the %%submit --step cells of NAME)",
+    ),
     "restore": ("RUN -o DIR", "write the run's snapshot out as files"),
     "rm": ("RUN... | --experiment E --older-than 30d --status S", "remove finished runs"),
     "gc": ("[--dry-run]", "remove blobs nothing refers to"),
@@ -157,6 +160,14 @@ class LaunchbayMagics(Magics):
         help='run a command (by /bin/sh) instead: --command "bash run.sh x"; on a cell, @cell is the cell as a '
         'script file: --command "torchrun --nproc-per-node 2 @cell"',
     )
+    @argument("--step", help="keep the cell as this step of --pipeline (run by `%%launchbay pipeline submit NAME`)")
+    @argument("--pipeline", help="the pipeline a --step cell belongs to (cells kept in this kernel, by name)")
+    @argument(
+        "--param",
+        action="append",
+        help="with --step: a pipeline parameter and its default, NAME=VALUE (a variable in the cell)",
+    )
+    @argument("--no-reuse", action="store_true", help="with --step: never reuse an earlier run of this step")
     @argument("script", nargs="?", help="(line magic) the script to run")
     @argument("script_args", nargs=argparse.REMAINDER, help="(line magic) arguments for the script")
     @line_cell_magic
@@ -185,6 +196,10 @@ class LaunchbayMagics(Magics):
         push, pull = _split_names(args.push), _split_names(args.pull)
         extra: dict[str, str | bytes] = {}
         prefix = "" if working_dir == "." else working_dir + "/"
+        if args.step or args.pipeline or args.param or args.no_reuse:
+            from .pipeline_cells import keep_step
+
+            return keep_step(args, cell, place, args.target or self.defaults.target or None, self.defaults)
         if args.command:
             return self._submit_command(args, cell, session, place, target, extra)
         if cell is not None:
@@ -331,6 +346,15 @@ class LaunchbayMagics(Magics):
                 from .store_views import display_diff
 
                 return display_diff(rest)
+            if command == "pipeline" and rest[:1] == ["submit"]:
+                from .pipeline_cells import submit_cells
+
+                return submit_cells(rest[1:], self.user_ns)
+            if command == "pipeline" and rest[:1] == ["show"] and "--json" not in rest and len(rest) == 2:
+                from .display import display_pipeline
+
+                display_pipeline(rest[1], follow=True)  # text: follows a live pipeline, as `show` a run
+                return None
             if command == "compare":
                 from .tables import display_compare
 

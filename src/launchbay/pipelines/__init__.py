@@ -89,19 +89,12 @@ def submit_definition(
     from .handle import PipelineHandle
 
     session.store.check_writable()
-    steps = []
-    for step in definition.steps:
-        spec = RunSpec(script=step["script"], target=session.default_target(step.get("target")))
-        session.check(spec, root)  # an unknown target or a missing script: one line, before anything
-        inputs = {}
-        for input_name, source in step["inputs"].items():
-            if definition.upstream(step["name"]).get(input_name) is None and not _is_remote(source):
-                source = str((root / source).resolve()) if not source.startswith("dataset:") else source
-            inputs[input_name] = source
-        steps.append({**step, "inputs": inputs})
-    definition = Definition(definition.name, steps, definition.params)
+    definition = check_steps(session, definition, root)
     budget = Budget.from_config(session.config.snapshot)
-    snapshot = take_snapshot(session.store, root, max_bytes=budget.max_bytes, max_files=budget.max_files)
+    cells = {_in(s.get("working_dir"), s["script"]): s["code"] for s in definition.steps if s.get("code") is not None}
+    snapshot = take_snapshot(
+        session.store, root, max_bytes=budget.max_bytes, max_files=budget.max_files, extra_files=cells or None
+    )
     spec = RunSpec(
         script=None,
         target="pipeline",
@@ -132,6 +125,33 @@ def submit_definition(
         session.store.delete_run(record.run_id)
         raise
     return PipelineHandle(record.run_id, session)
+
+
+def check_steps(session: Session, definition: Definition, root: Path) -> Definition:
+    """Every step can run (its target exists, its script is in ``root``): one ``LaunchbayError`` line if not;
+    the definition with local input paths made absolute."""
+    from ..models import RunSpec
+
+    steps = []
+    for step in definition.steps:
+        spec = RunSpec(
+            script=step["script"],
+            target=session.default_target(step.get("target")),
+            code=step.get("code"),  # a cell step's file is written into the snapshot, not looked for
+            working_dir=step.get("working_dir") or ".",
+        )
+        session.check(spec, root)  # an unknown target or a missing script: one line, before anything
+        inputs = {}
+        for input_name, source in step["inputs"].items():
+            if definition.upstream(step["name"]).get(input_name) is None and not _is_remote(source):
+                source = str((root / source).resolve()) if not source.startswith("dataset:") else source
+            inputs[input_name] = source
+        steps.append({**step, "inputs": inputs})
+    return Definition(definition.name, steps, definition.params)
+
+
+def _in(working_dir: str | None, path: str) -> str:
+    return path if working_dir in (None, "", ".") else f"{working_dir}/{path}"
 
 
 def _is_remote(source: str) -> bool:

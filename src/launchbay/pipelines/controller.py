@@ -56,6 +56,12 @@ def start_controller(store_uri: str, record: RunRecord, resume: bool = False) ->
     spawn_detached(command, record.run_dir, dict(os.environ), "the pipeline controller")
 
 
+def _path(step: dict[str, Any]) -> str:
+    """The step's script as the snapshot's manifest names it (inside the step's working folder)."""
+    folder = step.get("working_dir") or "."
+    return step["script"] if folder == "." else f"{folder}/{step['script']}"
+
+
 def output_dataset(pipeline: str, step: str, output: str) -> str:
     """The dataset a step's output becomes: one name per pipeline, step and output."""
     safe = "".join(c if c.isalnum() or c in "_-" else "-" for c in f"{pipeline}-{step}-{output}")
@@ -140,15 +146,15 @@ class Controller:
             digest, dataset, version = self.outputs[edge[0]][edge[1]]
             inputs[input_name] = f"dataset:{dataset}:{version}"
             hashes[input_name], labels[input_name] = digest, f"version {version}"
-        others = {s["script"] for s in self.definition.steps if s["name"] != name}
+        others = {_path(s) for s in self.definition.steps if s["name"] != name}  # as the snapshot names them
         target = self.session.target(step.get("target"))
         env_name = step.get("environment")
         env_def = self.session.config.environments.get(env_name) if env_name else None
         parts = make_parts(
-            code=code_hash(self.manifest, step["script"], others - {step["script"]}),
+            code=code_hash(self.manifest, _path(step), others - {_path(step)}),
             script=step["script"],
-            script_sha=script_hash(self.manifest, step["script"]),
-            environment=environment_hash(env_name, env_def, target.type_name),
+            script_sha=script_hash(self.manifest, _path(step)),
+            environment=environment_hash(env_name, env_def, target.type_name, step.get("env")),
             command=[step["script"], *arguments],
             params=used,
             inputs=hashes,
@@ -205,7 +211,9 @@ class Controller:
             experiment=self.record.experiment,
             name=f"{self.definition.name}.{name}",
             environment=step.get("environment"),
-            working_dir=self.record.spec.get("working_dir") or ".",
+            env_vars=self._env(step, used),
+            code=step.get("code"),
+            working_dir=step.get("working_dir") or self.record.spec.get("working_dir") or ".",
             tags={
                 PIPELINE_TAG: self.record.run_id,
                 NAME_TAG: self.definition.name,
@@ -228,6 +236,16 @@ class Controller:
         with self._lock:
             self.steps[name].update(status="Running", run_id=handle.run_id, reason=reason, key=key)
         self.journal.event(type="step", step=name, status="Running", run_id=handle.run_id, reason=reason)
+
+    @staticmethod
+    def _env(step: dict[str, Any], used: dict[str, Any]) -> dict[str, str]:
+        """The step's variables; a cell step gets its parameters as variables too (as a sweep's cell does)."""
+        from ..sweeps.names import PARAMS_ENV
+
+        env = dict(step.get("env") or {})
+        if step.get("code") is not None and used:
+            env[PARAMS_ENV] = json.dumps(used)
+        return env
 
     def _outputs_of(self, name: str, record: RunRecord) -> dict[str, tuple[str, str, int | None]] | None:
         """The step's outputs as the run made them (None when one is missing: it cannot be reused)."""

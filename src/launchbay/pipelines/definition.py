@@ -39,6 +39,9 @@ class Step:
     target: str | None = None
     environment: str | None = None
     allow_reuse: bool = True
+    env: Mapping[str, str] = field(default_factory=dict)  # environment variables (no secrets: they'd be kept)
+    code: str | None = None  # a notebook cell's body: ``script`` is then the file it becomes in the snapshot
+    working_dir: str = "."  # the folder (inside the project) the step starts in, and ``script`` is relative to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,9 @@ class Step:
             "target": self.target,
             "environment": self.environment,
             "allow_reuse": self.allow_reuse,
+            **({"env": {str(k): str(v) for k, v in self.env.items()}} if self.env else {}),
+            **({"code": self.code} if self.code is not None else {}),
+            **({"working_dir": self.working_dir} if self.working_dir not in ("", ".") else {}),
         }
 
 
@@ -138,6 +144,7 @@ def define(steps: Sequence[Step], name: str) -> Definition:
         if s.name in seen:
             raise ConfigError(f"Two steps are named {s.name!r}; give each step its own name.")
         seen.add(s.name)
+        _check_env(s.name, s.env)
         for a in s.args:
             if isinstance(a, Param):
                 if a.name in params and params[a.name] != a.default and a.default is not None:
@@ -147,6 +154,18 @@ def define(steps: Sequence[Step], name: str) -> Definition:
     definition = Definition(name, [s.to_json() for s in steps], params)
     check(definition)
     return definition
+
+
+def _check_env(step: str, env: Mapping[str, str]) -> None:
+    """A step's variables are kept in the pipeline's record, so a secret is refused (it would be written down)."""
+    from ..secrets import is_secret, mask_urls
+
+    for name, value in env.items():
+        if is_secret(name) or mask_urls(str(value)) != str(value):
+            raise ConfigError(
+                f"Step {step!r} env {name!r} looks like a secret, and a pipeline's definition is kept in the store;"
+                " set it in the environment of the target (launchbay.toml can reference it as ${NAME})."
+            )
 
 
 def check(definition: Definition) -> None:
@@ -251,7 +270,7 @@ def load_yaml(path: str | Path) -> Definition:
         raise ConfigError(f"{file} line {twice[1]}: Two steps are named {twice[0]!r}; give each step its own name.")
     if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
         raise ConfigError(f"{file}: a pipeline file needs `steps:` mapping each step name to its settings.")
-    known = {"script", "args", "inputs", "outputs", "target", "environment", "allow_reuse"}
+    known = {"script", "args", "inputs", "outputs", "target", "environment", "allow_reuse", "env"}
     params = dict(data.get("params") or {})
     steps = []
     for name, body in data["steps"].items():
@@ -273,8 +292,10 @@ def load_yaml(path: str | Path) -> Definition:
                 target=body.get("target"),
                 environment=body.get("environment"),
                 allow_reuse=bool(body.get("allow_reuse", True)),
+                env={str(k): str(v) for k, v in (body.get("env") or {}).items()},
             )
         )
+        _check_env(str(name), steps[-1].env)
     definition = Definition(str(data.get("name") or file.stem), [s.to_json() for s in steps], params)
     for s in definition.steps:
         if not _STEP.match(s["name"]):

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..handle import RunHandle
-from .controller import STATE_FILE
+from .controller import PIPELINE_FILE, STATE_FILE
+from .definition import Definition
 
 
 class PipelineHandle(RunHandle):
@@ -31,6 +32,22 @@ class PipelineHandle(RunHandle):
                 ]
             time.sleep(0.05)
         return []
+
+    def definition(self) -> Definition:
+        """The steps and edges as the pipeline's record keeps them (``pipeline.json``)."""
+        cached: Definition | None = getattr(self, "_definition", None)
+        if cached is None:
+            record = self._session.store.get_run(self.run_id)
+            cached = Definition.from_json(json.loads((record.run_dir / PIPELINE_FILE).read_text())["definition"])
+            self._definition = cached
+        return cached
+
+    def graph(self) -> dict[str, Any]:
+        """What a front end draws: the steps (as ``steps``), the data edges and the DAG as SVG."""
+        from .dag import dag_svg, edges
+
+        definition, steps = self.definition(), self.steps
+        return {"steps": steps, "edges": edges(definition), "svg": dag_svg(definition, steps)}
 
     def get_step(self, name: str) -> RunHandle:
         """The run of step ``name`` (for a reused step: the run whose results it reused)."""

@@ -1,7 +1,8 @@
 """Reuse keys: a step is reused when what decides its result is the same as a Completed earlier step's.
 
 The key's parts are hashes that already exist: the step's code (the snapshot's files, less the OTHER steps'
-scripts, so editing train.py does not re-run prep), the environment, the command line, the parameters it
+scripts, so editing train.py does not re-run prep, and less the notebooks), the environment, the command line,
+the parameters it
 uses and the versions of its inputs. Kept as the child run's tags, they also say what changed.
 """
 
@@ -20,7 +21,13 @@ NAME_TAG = "launchbay.pipeline.name"
 
 
 def code_hash(manifest: Mapping[str, Any], script: str, other_scripts: set[str]) -> str:
-    lines = [f"{e['path']}\0{e['sha256']}" for e in manifest["files"] if e["path"] not in other_scripts]
+    """The snapshot's files less the other steps' scripts and the notebooks (saving the notebook whose cells
+    are the steps must not re-run them all; a step's cell is its own file here)."""
+    lines = [
+        f"{e['path']}\0{e['sha256']}"
+        for e in manifest["files"]
+        if e["path"] not in other_scripts and not e["path"].endswith(".ipynb")
+    ]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -31,8 +38,13 @@ def script_hash(manifest: Mapping[str, Any], script: str) -> str | None:
     return None
 
 
-def environment_hash(name: str | None, definition: Any, target_type: str) -> str:
-    text = json.dumps({"name": name, "definition": definition, "target": target_type}, sort_keys=True, default=str)
+def environment_hash(name: str | None, definition: Any, target_type: str, env: Mapping[str, str] | None = None) -> str:
+    """The environment's name and definition, the target's type and the step's variables (when it has any:
+    the keys of steps without variables stay what they were)."""
+    data: dict[str, Any] = {"name": name, "definition": definition, "target": target_type}
+    if env:
+        data["env"] = dict(env)
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -197,6 +197,12 @@ class FileHandler(BaseHandler):
         self.finish()
 
 
+class PipelineHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, run_id: str) -> None:
+        await self._answer(lambda s: s.pipeline(run_id))
+
+
 class CancelHandler(BaseHandler):
     @web.authenticated
     async def post(self, run_id: str) -> None:
@@ -274,6 +280,7 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (_RUN + r"/files", FilesHandler),
     (_RUN + r"/files/(.+)", FileHandler),
     (_RUN + r"/cancel", CancelHandler),
+    (_RUN + r"/pipeline", PipelineHandler),
     (_RUN + r"/rerun", RerunHandler),
     (_RUN + r"/tensorboard", TensorBoardHandler),
     (r"compare", CompareHandler),

@@ -121,6 +121,19 @@ class LaunchbayService:
         entry = self.store.queue_positions([record.run_id]).get(record.run_id)
         return {**data, **_queue_fields(entry)}
 
+    def pipeline(self, run_id: str) -> dict[str, Any]:
+        """A pipeline run's steps (as ``launchbay pipeline show --json``), its data edges and its DAG as SVG."""
+        from ..errors import ConfigError
+        from ..pipelines.handle import PipelineHandle
+
+        record = self._run(run_id)
+        if record.target_type != "pipeline":
+            raise ConfigError(f"Run {record.run_id} is not a pipeline; its target is {record.target!r}.")
+        handle = PipelineHandle(record.run_id, self.session)
+        graph = handle.graph()
+        steps = [{k: s[k] for k in ("name", "status", "run_id", "reused_from", "reason")} for s in graph["steps"]]
+        return {"run_id": record.run_id, "status": record.status.value, **graph, "steps": steps}
+
     def log(self, run_id: str, offset: int = 0, rank: int = 0) -> dict[str, Any]:
         """Log text after byte ``offset`` (a distributed run's ``rank``: its own log); a chunk never
         ends inside a UTF-8 character."""

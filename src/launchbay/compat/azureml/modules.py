@@ -32,4 +32,12 @@ MODULES = {
     "azureml.train.hyperdrive.runconfig": f"{_PKG}.hyperdrive",
     "azureml.train.hyperdrive.run": f"{_PKG}.hyperdrive",
     "azureml.widgets": f"{_PKG}.widgets",
+    "azureml.pipeline": f"{_PKG}.root",
+    "azureml.pipeline.core": f"{_PKG}.pipeline_core",
+    "azureml.pipeline.core.graph": f"{_PKG}.pipeline_core",
+    "azureml.pipeline.core.pipeline": f"{_PKG}.pipeline_core",
+    "azureml.pipeline.core.run": f"{_PKG}.pipeline_core",
+    "azureml.pipeline.steps": f"{_PKG}.pipeline_steps",
+    "azureml.data": f"{_PKG}.data",
+    "azureml.data.output_dataset_config": f"{_PKG}.data",
 }

@@ -12,7 +12,8 @@ COVERED = (
     "azureml.core (Workspace, Experiment, ScriptRunConfig, Environment, Run, Model, ComputeTarget, Dataset), "
     "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), the estimators "
     "(azureml.train.estimator.Estimator, azureml.train.dnn.PyTorch/TensorFlow/Chainer, "
-    "azureml.train.sklearn.SKLearn), azureml.widgets (RunDetails) and azureml.exceptions"
+    "azureml.train.sklearn.SKLearn), azureml.pipeline (Pipeline, PipelineData, PipelineParameter, "
+    "PythonScriptStep), azureml.data.OutputFileDatasetConfig, azureml.widgets (RunDetails) and azureml.exceptions"
 )
 LAUNCHBAY_WAY = (
     "For the rest use launchbay itself: launchbay.submit('train.py', target='NAME', environment='NAME'), "
@@ -25,11 +26,11 @@ ALTERNATIVES = {
     "(HyperDriveConfig, or launchbay.sweep) over your own training script.",
     "azureml.automl": "AutoML is not part of launchbay; search models and settings with a sweep "
     "(HyperDriveConfig, or launchbay.sweep) over your own training script.",
-    "azureml.pipeline": "Pipelines are not part of launchbay; chain runs from Python "
-    "(run = experiment.submit(config); run.wait_for_completion(); then the next submit), "
-    "passing files with run.download_file.",
-    "azureml.data": "azureml.data (datastores, tabular datasets) is not covered; name files with "
+    "azureml.pipeline.core.schedule": "Run a pipeline on a timetable with `launchbay schedule` "
+    "(a schedule's command: `launchbay pipeline run pipeline.yaml`).",
+    "azureml.data": "This part of azureml.data (datastores, tabular datasets) is not covered; name files with "
     "azureml.core.Dataset.File.from_files(path) (a folder, file or URL) or Dataset.get_by_name(ws, NAME), "
+    "pass data between pipeline steps with azureml.data.OutputFileDatasetConfig, "
     "or give a run data with launchbay's --input NAME=SOURCE.",
     "azureml.core.datastore": "Datastores are not part of launchbay; name the files with "
     "Dataset.File.from_files(path) (a folder, file or URL) instead.",
@@ -46,7 +47,16 @@ ALTERNATIVES = {
     "Dataset.File.from_files(path) (a folder, file or URL) instead.",
     "Webservice": "Deployment is not part of launchbay; register the model (run.register_model) and serve it yourself.",
     "InferenceConfig": "Deployment is not part of launchbay; register the model and serve it yourself.",
-    "Pipeline": "Pipelines are not part of launchbay; chain runs from Python with experiment.submit(...).",
+    "PublishedPipeline": "Pipelines are not published on launchbay; submit the Pipeline again with "
+    "experiment.submit(pipeline) (unchanged steps are reused), or `launchbay pipeline rerun RUN`.",
+    "PipelineEndpoint": "Pipelines are not published on launchbay; submit the Pipeline again with "
+    "experiment.submit(pipeline) (unchanged steps are reused), or `launchbay pipeline rerun RUN`.",
+    "Schedule": "Run a pipeline on a timetable with `launchbay schedule`.",
+    "ParallelRunStep": "Use a PythonScriptStep per shard (steps that do not depend on each other run in "
+    "parallel), or launchbay.sweep over the shards.",
+    "HyperDriveStep": "Run the sweep before or after the pipeline (experiment.submit(HyperDriveConfig(...))).",
+    "DatabricksStep": "Databricks steps are not part of launchbay; use a PythonScriptStep on a Ray, Slurm "
+    "or SSH target.",
     "Keyvault": "Keep secrets in environment variables; launchbay.toml can reference them as ${NAME}.",
     "LinkedService": "Linked services are not part of launchbay; reach other services from your script "
     "with their own client libraries, credentials in environment variables (${NAME} in launchbay.toml).",

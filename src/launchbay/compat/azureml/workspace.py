@@ -175,13 +175,18 @@ class Experiment:
         self.id = name
 
     def submit(self, config: Any, tags: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        """Start a ScriptRunConfig or HyperDriveConfig; returns a Run (or HyperDriveRun) at once."""
+        """Start a ScriptRunConfig, HyperDriveConfig or Pipeline; returns a Run (HyperDriveRun, PipelineRun) at once."""
         submit = getattr(config, "_submit_to", None)
         if submit is None:
             not_supported(
                 f"Experiment.submit({type(config).__name__})",
-                "Submit a ScriptRunConfig (or a HyperDriveConfig over one).",
+                "Submit a ScriptRunConfig (or a HyperDriveConfig over one), or a Pipeline.",
             )
+        import inspect
+
+        takes = inspect.signature(submit).parameters.values()
+        if kwargs and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in takes):
+            return submit(self, dict(tags or {}), **kwargs)  # a pipeline's pipeline_parameters=...
         return submit(self, dict(tags or {}))
 
     def get_runs(
