@@ -21,6 +21,8 @@ __all__ = [
     "RunStatus",
     "Step",
     "TensorFlow",
+    "automl",
+    "get_automl",
     "get_model",
     "get_run",
     "get_sweep",
@@ -48,6 +50,8 @@ _LAZY = {
     "sweep": ("launchbay.sweeps", "sweep"),
     "get_sweep": ("launchbay.sweeps", "get_sweep"),
     "pipeline": ("launchbay.pipelines", "pipeline"),
+    "automl": ("launchbay.automl", "automl"),
+    "get_automl": ("launchbay.automl", "get_automl"),
     "Step": ("launchbay.pipelines", "Step"),
     "Param": ("launchbay.pipelines", "Param"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
@@ -60,6 +64,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .automl import automl, get_automl
     from .api import get_model, get_run, models, runs, submit
     from .distributed import Mpi, PyTorch, TensorFlow
     from .errors import LaunchbayError
