@@ -50,8 +50,8 @@ _LAZY = {
     "sweep": ("launchbay.sweeps", "sweep"),
     "get_sweep": ("launchbay.sweeps", "get_sweep"),
     "pipeline": ("launchbay.pipelines", "pipeline"),
-    "automl": ("launchbay.automl", "automl"),
-    "get_automl": ("launchbay.automl", "get_automl"),
+    "automl": ("launchbay.automated", "automl"),
+    "get_automl": ("launchbay.automated", "get_automl"),
     "Step": ("launchbay.pipelines", "Step"),
     "Param": ("launchbay.pipelines", "Param"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
@@ -64,8 +64,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .automl import automl, get_automl
     from .api import get_model, get_run, models, runs, submit
+    from .automated import automl, get_automl
     from .distributed import Mpi, PyTorch, TensorFlow
     from .errors import LaunchbayError
     from .handle import Model, RunHandle

@@ -76,6 +76,10 @@ LAUNCHBAY_COMMANDS = {
     "rerun": ("RUN [-t TARGET] [-- ARGS]", "submit the run's exact snapshot again"),
     "resume": ("RUN [-t TARGET]", "go on from a stopped run: its outputs/ become the input checkpoint"),
     "pipeline": ("run FILE | show|rerun|cancel RUN", "pipelines: a DAG of runs, unchanged steps reused"),
+    "automl": (
+        "--task T --data FILE --label COL | show|cancel RUN",
+        "automated ML: every trial a run, best model kept",
+    ),
     "restore": ("RUN -o DIR", "write the run's snapshot out as files"),
     "rm": ("RUN... | --experiment E --older-than 30d --status S", "remove finished runs"),
     "gc": ("[--dry-run]", "remove blobs nothing refers to"),

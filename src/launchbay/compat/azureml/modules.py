@@ -31,5 +31,11 @@ MODULES = {
     "azureml.train.hyperdrive.policy": f"{_PKG}.hyperdrive",
     "azureml.train.hyperdrive.runconfig": f"{_PKG}.hyperdrive",
     "azureml.train.hyperdrive.run": f"{_PKG}.hyperdrive",
+    "azureml.train.automl": f"{_PKG}.automl",
+    "azureml.train.automl.automlconfig": f"{_PKG}.automl",
+    "azureml.train.automl.run": f"{_PKG}.automl",
+    "azureml.automl": f"{_PKG}.automl",
+    "azureml.automl.core": f"{_PKG}.automl",
+    "azureml.automl.core.forecasting_parameters": f"{_PKG}.automl",
     "azureml.widgets": f"{_PKG}.widgets",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,14 +38,13 @@ def submit_automl(
     from ..gitinfo import git_properties
     from ..snapshot import take_snapshot
     from ..snapshot_budget import Budget
-    from . import empty_folder, trial_files
     from .controller import start_controller
     from .handle import AutoMLHandle
 
     child_target = session.default_target(target)
     session.check(RunSpec(script=TRIAL_SCRIPT, target=child_target, environment=environment))  # target: one line
     budget = Budget.from_config(session.config.snapshot)
-    with empty_folder() as folder:
+    with tempfile.TemporaryDirectory(prefix="launchbay-automl-") as folder:
         snapshot = take_snapshot(
             session.store,
             Path(folder),
@@ -52,8 +52,14 @@ def submit_automl(
             max_files=budget.max_files,
             extra_files=trial_files(settings.trial_settings()),
         )
-    data = {"label": data_label(train), "location": str(train.location), "source": train.source,
-            "version": str(train.version), "dataset": train.dataset, "dataset_version": train.dataset_version}  # fmt: skip
+    data = {
+        "label": data_label(train),
+        "location": str(train.location),
+        "source": train.source,
+        "version": str(train.version),
+        "dataset": train.dataset,
+        "dataset_version": train.dataset_version,
+    }
     imbalance = settings.imbalance()
     tags = {"launchbay.type": "automl", "launchbay.automl.task": settings.task}
     if imbalance:
@@ -111,3 +117,14 @@ def _validation(settings: AutoMLSettings, has_valid: bool) -> str:
     if settings.n_cross_validations:
         return f"{settings.n_cross_validations}-fold cross-validation"
     return f"holdout {settings.validation_size:g}"
+
+
+def trial_files(trial_settings: dict[str, Any]) -> dict[str, str | bytes]:
+    """What every trial's snapshot holds: the trial script, its settings, copies of featurize and metrics."""
+    here = Path(__file__).parent
+    return {
+        "automl_trial.py": (here / "trial.py").read_bytes(),
+        "automl_featurize.py": (here / "featurize.py").read_bytes(),
+        "automl_metrics.py": (here / "metrics.py").read_bytes(),
+        "automl_settings.json": json.dumps(trial_settings, indent=1),
+    }

@@ -68,7 +68,7 @@ class AutoMLHandle(RunHandle):
 
     def get_output(self) -> tuple[RunHandle, Any]:
         """(best run, its fitted pipeline): ``fitted_model.predict(raw_rows)``."""
-        from . import load_model
+        from .featurize import load_model
 
         best = self.best_run
         if best is None:
@@ -91,8 +91,14 @@ class AutoMLHandle(RunHandle):
             "best_run": state.get("best_run"),
             "best_score": state.get("best_score"),
             "leaderboard": [
-                {"run_id": t["run_id"], "algorithm": t["algorithm"], "score": t["score"], "params": t["params"],
-                 "status": t["status"], "seconds": t["seconds"]}  # fmt: skip
+                {
+                    "run_id": t["run_id"],
+                    "algorithm": t["algorithm"],
+                    "score": t["score"],
+                    "params": t["params"],
+                    "status": t["status"],
+                    "seconds": t["seconds"],
+                }  # fmt: skip
                 for t in self.trials()
             ],
             "model": state.get("model"),

@@ -99,7 +99,8 @@ def read_data(path: Path, what: str) -> Any:
         frame = read_table(str(path))
     except Exception as exc:  # pandas' many parse errors: the first line says enough
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{what} {path} could not be read as a table ({first}); give a CSV, TSV or Parquet file.")
+        hint = "give a CSV, TSV or Parquet file"
+        raise ConfigError(f"{what} {path} could not be read as a table ({first}); {hint}.") from None
     if frame.empty or len(frame.columns) < 2:
         raise ConfigError(f"{what} {path} is empty (it needs a header row, a label column and rows of data).")
     return frame
@@ -129,34 +130,48 @@ def check(
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}.")
     metric = primary_metric or metrics.DEFAULT[task]
     if metric not in metrics.METRICS:
-        raise ConfigError(f"Unknown primary_metric {metric!r}; for {task} use one of {', '.join(metrics.for_task(task))}.")
+        raise ConfigError(
+            f"Unknown primary_metric {metric!r}; for {task} use one of {', '.join(metrics.for_task(task))}."
+        )
     if task not in metrics.METRICS[metric][0]:
         raise ConfigError(
             f"primary_metric {metric!r} does not fit a {task} task; use one of {', '.join(metrics.for_task(task))}."
         )
     columns = [str(c) for c in frame.columns]
     if label not in columns:
-        raise ConfigError(f"The label column {label!r} is not in the training data; its columns are {', '.join(columns)}.")
+        raise ConfigError(
+            f"The label column {label!r} is not in the training data; its columns are {', '.join(columns)}."
+        )
     if frame[label].isna().any():
-        raise ConfigError(f"The label column {label!r} has {int(frame[label].isna().sum())} empty values; drop those rows.")
+        raise ConfigError(
+            f"The label column {label!r} has {int(frame[label].isna().sum())} empty values; drop those rows."
+        )
     balance: dict[str, int] = {}
     if task == "classification":
         balance = {str(k): int(v) for k, v in frame[label].value_counts().items()}
         if len(balance) < 2:
-            raise ConfigError(f"The label column {label!r} has one class ({next(iter(balance))!r}); a classifier needs two or more.")
+            raise ConfigError(
+                f"The label column {label!r} has one class ({next(iter(balance))!r}); a classifier needs two or more."
+            )
     else:
         import pandas as pd
 
         if not pd.api.types.is_numeric_dtype(frame[label]):
-            raise ConfigError(f"The label column {label!r} is not numeric; {task} needs numbers (or use task='classification').")
+            raise ConfigError(
+                f"The label column {label!r} is not numeric; {task} needs numbers (or use task='classification')."
+            )
     horizon = int(forecast_horizon or 1)
     if task == "forecasting":
         if not time_column:
             raise ConfigError("A forecasting task needs time_column_name (the column with each row's date or time).")
         if time_column not in columns:
-            raise ConfigError(f"The time column {time_column!r} is not in the training data; its columns are {', '.join(columns)}.")
+            raise ConfigError(
+                f"The time column {time_column!r} is not in the training data; its columns are {', '.join(columns)}."
+            )
         if horizon < 1 or horizon * (n_cross_validations or 1) >= len(frame):
-            raise ConfigError(f"forecast_horizon {horizon} leaves no rows to train on ({len(frame)} rows); give a smaller one.")
+            raise ConfigError(
+                f"forecast_horizon {horizon} leaves no rows to train on ({len(frame)} rows); give a smaller one."
+            )
     if validation_frame is not None:
         if n_cross_validations:
             raise ConfigError("Give either validation_data or n_cross_validations, not both.")
@@ -205,7 +220,9 @@ def models_for(task: str, allowed: Sequence[str] | None, blocked: Sequence[str] 
         out = [V1_MODELS.get(str(g), str(g)) for g in ([given] if isinstance(given, str) else given)]
         bad = [g for g, o in zip(given, out) if o not in known]
         if bad:
-            raise ConfigError(f"{what} has {', '.join(map(repr, bad))}, not a model for {task}; use {', '.join(known)}.")
+            raise ConfigError(
+                f"{what} has {', '.join(map(repr, bad))}, not a model for {task}; use {', '.join(known)}."
+            )
         return out
 
     chosen = names(allowed, "allowed_models") if allowed else list(DEFAULT_MODELS[task])

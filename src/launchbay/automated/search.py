@@ -35,7 +35,7 @@ class Search:
             space=planner.search_space,
             low_cost_partial_config=planner.low_cost_partial_config,
             cat_hp_cost=planner.cat_hp_cost,
-            points_to_evaluate=planner.points_to_evaluate,
+            points_to_evaluate=list(planner.points_to_evaluate),  # a list of dicts (its annotation says dict)
             seed=seed,
         )
         self._configs: dict[str, dict[str, Any]] = {}

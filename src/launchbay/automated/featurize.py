@@ -2,7 +2,7 @@
 
 Self-contained on purpose (numpy, pandas and scikit-learn only, no other launchbay module): a trial on a
 remote target, where launchbay is not installed, gets a copy of this file beside it, loaded under this
-same module name, so the pickled model refers to ``launchbay.automl.featurize`` wherever it was fitted and
+same module name, so the pickled model refers to ``launchbay.automated.featurize`` wherever it was fitted and
 unpickles wherever launchbay is installed (``launchbay.get_model(...).download()``, then ``predict`` on
 raw rows).
 
@@ -14,6 +14,7 @@ left out; a column with one value is left out. ``describe`` says which column go
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,3 +139,14 @@ class AutoMLModel:
         if self.classes_ is None:
             raise ValueError("predict_proba is for classification models.")
         return np.asarray(self.pipeline.predict_proba(as_frame(rows, self.columns)))
+
+
+def load_model(path: str | Path) -> Any:
+    """The fitted pipeline in ``path`` (a downloaded ``model.pkl``, or the folder holding it)."""
+    import pickle
+
+    where = Path(path)
+    if where.is_dir():
+        where = where / "model.pkl"
+    with open(where, "rb") as fh:
+        return pickle.load(fh)

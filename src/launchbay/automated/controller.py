@@ -6,7 +6,7 @@ its settings are ``RUN_DIR/automl.json`` and every trial (algorithm, params, sta
 ``automl_trial.py`` on the chosen target. It ends at the timeout (running trials are stopped), after
 ``iterations`` trials, when a trial reaches ``experiment_exit_score``, or when FLAML's search has nothing
 more to try; then the best trial's fitted pipeline is registered as ``automl-<experiment>``.
-Usage: ``python -m launchbay.automl.controller [--detach] STORE RUN_ID``. Cancel = SIGTERM or
+Usage: ``python -m launchbay.automated.controller [--detach] STORE RUN_ID``. Cancel = SIGTERM or
 ``RUN_DIR/cancel``: every running trial is canceled.
 """
 
@@ -36,7 +36,7 @@ POLL_S = 0.05
 
 
 def start_controller(store_uri: str, record: RunRecord) -> None:
-    command = [sys.executable, "-m", "launchbay.automl.controller", "--detach", store_uri, record.run_id]
+    command = [sys.executable, "-m", "launchbay.automated.controller", "--detach", store_uri, record.run_id]
     spawn_detached(command, record.run_dir, dict(os.environ), "the AutoML controller")
 
 
@@ -218,7 +218,9 @@ class Controller:
             y = np.asarray(pd.factorize(frame[label], sort=True)[0])
         else:
             y = frame[label].to_numpy(dtype=float)
-        return Search(self.settings["task"], self.settings["models"], X, y, self.settings["goal"], self.settings["seed"])
+        return Search(
+            self.settings["task"], self.settings["models"], X, y, self.settings["goal"], self.settings["seed"]
+        )
 
     def _loop(self, search: Any, started: float) -> int:
         timeout = float(self.settings["timeout_s"])
@@ -240,7 +242,7 @@ class Controller:
                 self._stop_running("Another trial reached the experiment exit score.")
                 self._wait_running(15.0, search)
                 break
-            picks = []
+            picks: list[tuple[int, str, dict[str, Any]]] = []
             while len(self._running()) + len(picks) < concurrent:
                 if iterations is not None and len(self.trials) + len(picks) >= int(iterations):
                     break
@@ -312,7 +314,7 @@ class Controller:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return controller_main(argv, Controller, "launchbay.automl.controller")
+    return controller_main(argv, Controller, "launchbay.automated.controller")
 
 
 if __name__ == "__main__":

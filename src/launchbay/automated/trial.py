@@ -27,17 +27,17 @@ COPIES = {"featurize": "automl_featurize.py", "metrics": "automl_metrics.py"}
 
 
 def _module(name: str) -> Any:
-    """``launchbay.automl.NAME``: the installed one, else the copy shipped beside this file, loaded under
+    """``launchbay.automated.NAME``: the installed one, else the copy shipped beside this file, loaded under
     the same name (so what is pickled here unpickles where launchbay is installed)."""
-    full = f"launchbay.automl.{name}"
+    full = f"launchbay.automated.{name}"
     try:
         return importlib.import_module(full)
     except ImportError:
         pass
     import launchbay  # the runtime's stub package (its Run)
 
-    parent = sys.modules.setdefault("launchbay.automl", types.ModuleType("launchbay.automl"))
-    launchbay.automl = parent  # type: ignore[attr-defined]
+    parent = sys.modules.setdefault("launchbay.automated", types.ModuleType("launchbay.automated"))
+    launchbay.automated = parent  # type: ignore[attr-defined]
     spec = importlib.util.spec_from_file_location(full, HERE / COPIES[name])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -89,7 +89,9 @@ def fit(settings: dict[str, Any], algorithm: str, params: dict[str, Any], frame:
     return Pipeline([("featurize", featurizer), ("model", estimator.model)])
 
 
-def score(settings: dict[str, Any], pipeline: Any, frame: Any, y: Any, n_classes: int, metrics: Any) -> dict[str, float]:
+def score(
+    settings: dict[str, Any], pipeline: Any, frame: Any, y: Any, n_classes: int, metrics: Any
+) -> dict[str, float]:
     if settings["task"] == "classification":
         proba = pipeline.predict_proba(frame)
         return dict(metrics.classification_scores(y, proba, n_classes))
@@ -141,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     valid_path = os.environ.get("LAUNCHBAY_INPUT_VALID")
     if valid_path:
         other = read_table(valid_path)
-        vy = np.asarray(pd.Categorical(other[label], categories=classes).codes) if classes else other[label].to_numpy(float)
+        vy = (
+            np.asarray(pd.Categorical(other[label], categories=classes).codes)
+            if classes
+            else other[label].to_numpy(float)
+        )
         pipeline = fit(settings, algorithm, params, features, y, featurize)
         scores = score(settings, pipeline, other[list(settings["kinds"])], vy, len(classes or []), metrics)
     else:

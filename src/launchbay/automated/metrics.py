@@ -95,4 +95,3 @@ def mean_scores(folds: list[dict[str, float]]) -> dict[str, float]:
     """The mean of each metric over cross-validation folds (a metric a fold lacks is left out)."""
     names: list[str] = [n for n in folds[0] if all(n in f for f in folds)] if folds else []
     return {n: float(np.mean([f[n] for f in folds])) for n in names}
-

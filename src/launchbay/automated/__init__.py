@@ -16,9 +16,7 @@ Everything is checked before anything is recorded.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +32,11 @@ def __getattr__(name: str) -> Any:
         from .handle import AutoMLHandle
 
         return AutoMLHandle
-    raise AttributeError(f"module 'launchbay.automl' has no attribute {name!r}")
+    if name == "load_model":
+        from .featurize import load_model
+
+        return load_model
+    raise AttributeError(f"module 'launchbay.automated' has no attribute {name!r}")
 
 
 def automl(
@@ -142,29 +144,3 @@ def get_automl(run_id: str, *, store: str | os.PathLike[str] | None = None) -> A
     if record.target_type != "automl":
         raise ConfigError(f"Run {record.run_id} is not an AutoML run; give one's run id (launchbay runs lists them).")
     return AutoMLHandle(record.run_id, session)
-
-
-def load_model(path: str | os.PathLike[str]) -> Any:
-    """The fitted pipeline in ``path`` (a downloaded ``model.pkl``, or the folder holding it)."""
-    import pickle
-
-    where = Path(path)
-    if where.is_dir():
-        where = where / "model.pkl"
-    with open(where, "rb") as fh:
-        return pickle.load(fh)
-
-
-def trial_files(trial_settings: dict[str, Any]) -> dict[str, str | bytes]:
-    """What every trial's snapshot holds: the trial script, its settings, copies of featurize and metrics."""
-    here = Path(__file__).parent
-    return {
-        "automl_trial.py": (here / "trial.py").read_bytes(),
-        "automl_featurize.py": (here / "featurize.py").read_bytes(),
-        "automl_metrics.py": (here / "metrics.py").read_bytes(),
-        "automl_settings.json": json.dumps(trial_settings, indent=1),
-    }
-
-
-def empty_folder() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="launchbay-automl-")
