@@ -68,7 +68,7 @@ class DateParts(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         out = []
         for name in frame.columns:
             when = pd.to_datetime(frame[name], errors="coerce")
-            parts = [when.dt.year, when.dt.month, when.dt.day, when.dt.weekday, when.dt.hour]
+            parts = [when.dt.year, when.dt.month, when.dt.day, when.dt.day_of_week, when.dt.hour]
             out += [p.fillna(-1).to_numpy(dtype=float) for p in parts]
         return np.column_stack(out) if out else np.empty((len(frame), 0))
 
