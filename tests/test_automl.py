@@ -179,7 +179,9 @@ def test_the_azure_ml_v1_form_runs_on_launchbay(project: Path) -> None:
     result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["status"] == "Completed" and result["children"] == 2
     assert set(result["predicted"]) <= {"malignant", "benign"}
-    algorithms = {t["algorithm"] for t in launchbay.get_automl(launchbay.get_run(result["best"]).record().parent_run_id).trials()}
+    algorithms = {
+        t["algorithm"] for t in launchbay.get_automl(launchbay.get_run(result["best"]).record().parent_run_id).trials()
+    }
     assert "xgboost" not in algorithms
 
 
@@ -221,13 +223,17 @@ def test_cancel_stops_every_trial(project: Path) -> None:
     for trial in handle.state()["trials"]:
         if trial["run_id"]:
             assert launchbay.get_run(trial["run_id"]).wait(timeout=30) in ("Canceled", "Completed", "Failed")
-    unfinished = [r for r in launchbay.runs() if not r.record().status.is_terminal()]
+    unfinished = [
+        r.run_id
+        for r in launchbay.runs()
+        if launchbay.get_run(r.run_id).status not in ("Canceled", "Completed", "Failed")
+    ]
     assert unfinished == []
 
 
 def test_the_timeout_ends_the_run_and_keeps_the_best_so_far(project: Path) -> None:
     data = classification_csv(project)
-    handle = launchbay.automl(training_data=str(data), label_column_name="target", _experiment_timeout_s=25)
+    handle = launchbay.automl(training_data=str(data), label_column_name="target", _experiment_timeout_s=45)
     assert handle.wait(timeout=120) == "Completed", handle.record().error
     state = handle.state()
     assert "timeout" in (state["stopped"] or "") and state["best_run"] is not None
