@@ -161,7 +161,7 @@ def test_what_launchbay_does_not_have_raises_one_clear_error(project: Path) -> N
         messages = []
         for attempt in (
             lambda: __import__("azureml.pipeline.core", fromlist=["Pipeline"]).PublishedPipeline,
-            lambda: __import__("azureml.train.automl"),
+            lambda: __import__("azureml.core.webservice"),
             lambda: Workspace.from_config().get_default_datastore(),
             lambda: AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=4),
         ):
@@ -180,7 +180,7 @@ def test_what_launchbay_does_not_have_raises_one_clear_error(project: Path) -> N
     messages = run_control(project)["messages"]
     assert len(messages) == 5
     assert "Pipelines are not published on launchbay" in messages[0] and "experiment.submit(pipeline)" in messages[0]
-    assert "AutoML is not part of launchbay" in messages[1] and "sweep" in messages[1]
+    assert "Deployment is not part of launchbay" in messages[1]
     assert "Dataset.File.from_files(path)" in messages[2]
     assert 'type = "ssh"' in messages[3]
     assert "Unknown target 'cpu-cluster'" in messages[4]

@@ -67,7 +67,7 @@ def test_pyproject_declares_launchbays_own_rows_of_every_group() -> None:
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
     assert {group: declared.get(group) for group in plugins.OWN} == plugins.OWN
     assert target_types() == ["local", "docker", "ssh", "ray", "slurm"]
-    assert control_kinds() == ["sweep", "pipeline"]
+    assert control_kinds() == ["sweep", "pipeline", "automl"]
 
 
 def test_a_target_type_from_another_package_takes_runs(project: Path, throwaway: str) -> None:

@@ -21,6 +21,8 @@ __all__ = [
     "RunStatus",
     "Step",
     "TensorFlow",
+    "automl",
+    "get_automl",
     "get_model",
     "get_pipeline",
     "get_run",
@@ -52,6 +54,8 @@ _LAZY = {
     "pipeline": ("launchbay.pipelines", "pipeline"),
     "get_pipeline": ("launchbay.pipelines", "get_pipeline"),
     "pipeline_from_cells": ("launchbay.pipelines.cells", "pipeline_from_cells"),
+    "automl": ("launchbay.automated", "automl"),
+    "get_automl": ("launchbay.automated", "get_automl"),
     "Step": ("launchbay.pipelines", "Step"),
     "Param": ("launchbay.pipelines", "Param"),
     "RunHandle": ("launchbay.handle", "RunHandle"),
@@ -65,6 +69,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .api import get_model, get_run, models, runs, submit
+    from .automated import automl, get_automl
     from .distributed import Mpi, PyTorch, TensorFlow
     from .errors import LaunchbayError
     from .handle import Model, RunHandle

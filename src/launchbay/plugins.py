@@ -35,6 +35,7 @@ OWN: dict[str, dict[str, str]] = {
     CONTROLS: {
         "sweep": "launchbay.sweeps.control:SweepControl",
         "pipeline": "launchbay.pipelines.control:PipelineControl",
+        "automl": "launchbay.automated.control:AutoMLControl",
     },
     RUNTIME: {
         "azureml_alias": "launchbay.compat.azureml.alias:alias_files",

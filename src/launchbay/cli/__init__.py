@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from ..errors import LaunchbayError
 from . import (
+    automl,
     data,
     environments,
     pipelines,
@@ -28,7 +29,21 @@ from . import (
 from .common import EXIT_ERROR, OPENED
 
 #: the command groups, in the order ``launchbay --help`` lists them
-GROUPS = (submit, runs, queues, schedules, project, environments, sweeps, pipelines, store, data, tensorboard, repair)
+GROUPS = (
+    submit,
+    runs,
+    queues,
+    schedules,
+    project,
+    environments,
+    sweeps,
+    pipelines,
+    automl,
+    store,
+    data,
+    tensorboard,
+    repair,
+)
 
 
 def build_parser(

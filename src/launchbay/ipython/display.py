@@ -2,7 +2,7 @@
 
 The core never imports this package: ``register_displays`` (run by ``%load_ext launchbay``, or when
 launchbay is imported into a running kernel) tells IPython how to show a ``RunHandle`` and a
-``SweepHandle``, by name, so registering imports neither.
+``SweepHandle`` and an ``AutoMLHandle``, by name, so registering imports neither.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..summary_text import run_summary_text
 
 if TYPE_CHECKING:
+    from ..automated.handle import AutoMLHandle
     from ..handle import RunHandle
     from ..pipelines.handle import PipelineHandle
     from ..sweeps.handle import SweepHandle
@@ -28,6 +29,7 @@ def register_displays(shell: Any) -> None:
     formatter.for_type_by_name("launchbay.handle", "RunHandle", display_run)
     formatter.for_type_by_name("launchbay.sweeps.handle", "SweepHandle", display_sweep)
     formatter.for_type_by_name("launchbay.pipelines.handle", "PipelineHandle", display_pipeline)
+    formatter.for_type_by_name("launchbay.automated.handle", "AutoMLHandle", display_automl)
 
 
 def mark_shown(handle: Any) -> None:
@@ -118,3 +120,15 @@ def display_pipeline(pipeline: PipelineHandle | str, follow: bool = False) -> An
     error = (pipeline.record().error or {}).get("message")
     print(f"launchbay: pipeline {pipeline.run_id} {status}{f' ({error})' if error else ''}")
     return None
+
+
+def display_automl(handle: AutoMLHandle) -> None:
+    """Show an AutoML run: the live widget (leaderboard, best score over time), else its leaderboard."""
+    from IPython.display import display
+
+    if widget_frontend_likely():
+        from .automl_widget import AutoMLWidget
+
+        display(AutoMLWidget(handle))
+        return
+    print(handle.leaderboard().to_string(index=False))

@@ -79,6 +79,10 @@ LAUNCHBAY_COMMANDS = {
         "run FILE | submit NAME | show|rerun|cancel RUN",
         "pipelines: a DAG of runs, unchanged steps reused (submit: the %%submit --step cells of NAME)",
     ),
+    "automl": (
+        "--task T --data FILE --label COL | show|cancel RUN",
+        "automated ML: every trial a run, best model kept",
+    ),
     "restore": ("RUN -o DIR", "write the run's snapshot out as files"),
     "rm": ("RUN... | --experiment E --older-than 30d --status S", "remove finished runs"),
     "gc": ("[--dry-run]", "remove blobs nothing refers to"),

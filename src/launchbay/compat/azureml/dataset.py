@@ -112,15 +112,45 @@ class _FileFactory:
         return FileDataset(source)
 
 
+class TabularDataset(FileDataset):
+    """A table by reference (one CSV, TSV or Parquet file): what ``AutoMLConfig(training_data=...)`` takes."""
+
+    def to_pandas_dataframe(self) -> Any:
+        from ...automated.trial import read_table
+
+        return read_table(self.launchbay_source)
+
+    def __repr__(self) -> str:
+        return f"TabularDataset(source={self.launchbay_source!r})"
+
+
 class _TabularFactory:
+    """``Dataset.Tabular.from_delimited_files(path)`` and ``from_parquet_files(path)``: one local file."""
+
+    def _one(self, what: str, path: Any, validate: bool) -> TabularDataset:
+        paths = path if isinstance(path, (list, tuple)) else [path]
+        if len(paths) != 1 or not isinstance(paths[0], (str, os.PathLike)):
+            raise ConfigError(f"Dataset.Tabular.{what}(path): launchbay takes one file (put the rows in one file).")
+        source = os.path.abspath(os.fspath(paths[0]))
+        if validate and not os.path.exists(source):
+            raise ConfigError(f"Dataset.Tabular.{what}({paths[0]!r}): {source} does not exist.")
+        return TabularDataset(source)
+
+    def from_delimited_files(self, path: Any, validate: bool = True, **kwargs: Any) -> TabularDataset:
+        return self._one("from_delimited_files", path, validate)
+
+    def from_parquet_files(self, path: Any, validate: bool = True, **kwargs: Any) -> TabularDataset:
+        return self._one("from_parquet_files", path, validate)
+
     def __getattr__(self, name: str) -> Any:
         not_supported(
-            f"Dataset.Tabular.{name}", "Use Dataset.File.from_files(path) and read the table with pandas in the run."
+            f"Dataset.Tabular.{name}",
+            "Use Dataset.Tabular.from_delimited_files(path) (one file), or Dataset.File.from_files(path).",
         )
 
 
 class Dataset:
-    """v1's ``Dataset``: ``Dataset.File`` and ``Dataset.get_by_name`` (``Dataset.Tabular`` is not covered)."""
+    """v1's ``Dataset``: ``Dataset.File``, ``Dataset.Tabular`` (one file) and ``Dataset.get_by_name``."""
 
     File = _FileFactory()
     Tabular = _TabularFactory()
@@ -149,4 +179,4 @@ def __getattr__(name: str) -> Any:
     module_getattr("azureml.core.dataset", name)
 
 
-__all__ = ["Dataset", "DatasetConsumptionConfig", "FileDataset"]
+__all__ = ["Dataset", "DatasetConsumptionConfig", "FileDataset", "TabularDataset"]

@@ -10,22 +10,21 @@ from ...errors import NotSupportedError
 #: what the layer covers, for a v1 name it does not: said in the message (pip users have no README)
 COVERED = (
     "azureml.core (Workspace, Experiment, ScriptRunConfig, Environment, Run, Model, ComputeTarget, Dataset), "
-    "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), the estimators "
+    "azureml.train.hyperdrive (HyperDriveConfig, its samplings and policies), "
+    "azureml.train.automl (AutoMLConfig, AutoMLRun), the estimators "
     "(azureml.train.estimator.Estimator, azureml.train.dnn.PyTorch/TensorFlow/Chainer, "
     "azureml.train.sklearn.SKLearn), azureml.pipeline (Pipeline, PipelineData, PipelineParameter, "
     "PythonScriptStep), azureml.data.OutputFileDatasetConfig, azureml.widgets (RunDetails) and azureml.exceptions"
 )
 LAUNCHBAY_WAY = (
     "For the rest use launchbay itself: launchbay.submit('train.py', target='NAME', environment='NAME'), "
-    "launchbay.sweep(...), launchbay.get_run(ID); `launchbay --help` lists the commands."
+    "launchbay.sweep(...), launchbay.automl(...), launchbay.get_run(ID); `launchbay --help` lists the commands."
 )
 
 #: v1 feature (module prefix or class name) → the launchbay alternative
 ALTERNATIVES = {
-    "azureml.train.automl": "AutoML is not part of launchbay; search models and settings with a sweep "
-    "(HyperDriveConfig, or launchbay.sweep) over your own training script.",
-    "azureml.automl": "AutoML is not part of launchbay; search models and settings with a sweep "
-    "(HyperDriveConfig, or launchbay.sweep) over your own training script.",
+    "azureml.automl": "Of AutoML the layer has azureml.train.automl (AutoMLConfig, AutoMLRun) and "
+    "azureml.automl.core.forecasting_parameters (ForecastingParameters); or use launchbay.automl(...).",
     "azureml.pipeline.core.schedule": "Run a pipeline on a timetable with `launchbay schedule` "
     "(a schedule's command: `launchbay pipeline run pipeline.yaml`).",
     "azureml.data": "This part of azureml.data (datastores, tabular datasets) is not covered; name files with "
