@@ -114,3 +114,22 @@ def test_the_pipelines_notebook_runs_cells_as_steps_reuses_them_and_says_why_a_s
     assert re.search(r"evaluate\s+Completed\s+\S+\s+input model: version 1 → version 2", changed), changed
     assert "{'prep': 'reused', 'train': 'reused', 'evaluate': 'reused'}" in text
     assert "Completed" in runs[-1].outputs[-1].get("text", "")
+
+
+@pytest.mark.slow
+def test_automl_notebook_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    for name in ("automl.ipynb", "launchbay.toml"):
+        shutil.copy(NOTEBOOKS / name, work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    nb = execute(work / "automl.ipynb", work)
+    text = outputs_text(nb)
+    assert "Completed" in text and "predicted: [" in text
+    assert "same predictions: True" in text
+    assert "site                   categorical" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the score-over-time plot"
+    with open_store(tmp_path / "store") as store:
+        runs = store.list_runs()
+    assert {r.target_type for r in runs} == {"automl", "local"} and len(runs) == 5
