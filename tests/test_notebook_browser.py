@@ -132,15 +132,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port = free_port()
-    jupyter = Path(sys.executable).parent / "jupyter"
     env = dict(os.environ, LAUNCHBAY_STORE=str(store), JUPYTERLAB_SETTINGS_DIR=str(settings))
     env.update(checkout_labextensions(base))  # this checkout's TypeScript build, when there is one
     env.pop("LAUNCHBAY_WIDGETS", None)
     log = open(base / "jupyterlab.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
-        [
-            str(jupyter),
-            "lab",
+        [  # this interpreter's JupyterLab (a copied venv's bin/jupyter may start another one's)
+            sys.executable,
+            "-m",
+            "jupyterlab",
             "--no-browser",
             "--ServerApp.token=",
             "--ServerApp.ip=127.0.0.1",
@@ -534,3 +534,36 @@ def test_a_running_widget_shows_no_broken_image_and_a_whole_cancel_button(
     nb.screenshot("plot-700")
     cancel.click()
     wait_for(lambda: nb.status() == "Canceled", 30, "the run is canceled")
+
+
+PIPELINE_CELLS = [
+    "%load_ext launchbay",
+    "%%submit --step prep --pipeline browserpipe --output d=outputs/d\n"
+    "import os\nos.makedirs('outputs/d')\nopen('outputs/d/x', 'w').write('1')",
+    "%%submit --step use --pipeline browserpipe --input d=prep.d\n"
+    "import os\nprint('read', open(os.environ['LAUNCHBAY_INPUT_D'] + '/x').read())",
+    "%launchbay pipeline submit browserpipe",
+]
+
+
+def test_a_pipeline_of_cells_shows_its_live_dag_and_a_click_on_a_step_opens_its_run(
+    open_notebook: Callable[..., NotebookPage], lab: Lab
+) -> None:
+    nb = open_notebook("pipeline", PIPELINE_CELLS)
+    for index in range(4):
+        nb.run_cell(index)
+    widget = nb.panel.locator(".lb-pipeline-widget")
+    widget.wait_for(timeout=60_000)
+    header = widget.locator(".widget-html").first
+    wait_for(lambda: "Completed" in header.inner_text() and "2 of 2 steps done" in header.inner_text(), 90, "the end")
+    box = widget.locator('.lb-dag-step[data-step="use"]')
+    wait_for(lambda: box.get_attribute("data-status") == "Completed", 10, "the step's box says Completed")
+    assert widget.locator(".lb-dag-edge").count() == 1
+    nb.screenshot_of(widget, "pipeline-dag")
+    run_id = box.get_attribute("data-run-id")
+    box.click()
+    opened = widget.locator(".lb-run-widget")
+    opened.wait_for(timeout=30_000)
+    wait_for(lambda: run_id in opened.locator(".lb-widget-header").inner_text(), 20, "the step's run opens")
+    wait_for(lambda: "read 1" in opened.locator(".lb-widget-log").inner_text(), 20, "with its log")
+    nb.screenshot_of(widget, "pipeline-step-opened")
