@@ -91,3 +91,23 @@ def test_magic_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for text, start in zip(shown, expected):
         assert text.startswith(start), (text, start)
         assert text.count("\n") <= 1 and "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_automl_notebook_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("flaml")
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    for name in ("automl.ipynb", "launchbay.toml"):
+        shutil.copy(NOTEBOOKS / name, work)
+    monkeypatch.setenv("LAUNCHBAY_STORE", str(tmp_path / "store"))
+    nb = execute(work / "automl.ipynb", work)
+    text = outputs_text(nb)
+    assert "Completed" in text and "predicted: [" in text
+    assert "same predictions: True" in text
+    assert "site                   categorical" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the score-over-time plot"
+    with open_store(tmp_path / "store") as store:
+        runs = store.list_runs()
+    assert {r.target_type for r in runs} == {"automl", "local"} and len(runs) == 5
