@@ -235,3 +235,22 @@ def test_the_timeout_ends_the_run_and_keeps_the_best_so_far(project: Path) -> No
     assert handle.wait(timeout=120) == "Completed", handle.record().error
     state = handle.state()
     assert "timeout" in (state["stopped"] or "") and state["best_run"] is not None
+
+
+def test_the_widget_shows_the_leaderboard_and_the_best_score_over_time() -> None:
+    from launchbay.ipython.automl_widget import leaderboard_html, score_over_time
+
+    trials = [
+        {"run_id": "r1", "algorithm": "lgbm", "status": "Completed", "score": 0.91, "seconds": 2.0,
+         "params": {"n_estimators": 4}, "ended": 2.0},
+        {"run_id": "r0", "algorithm": "rf", "status": "Completed", "score": 0.88, "seconds": 1.0,
+         "params": {"max_leaves": 4}, "ended": 1.0},
+        {"run_id": "r2", "algorithm": "xgboost", "status": "Running", "score": None, "seconds": None,
+         "params": {}, "ended": None},
+    ]  # fmt: skip
+    table = leaderboard_html(trials, "AUC_weighted")
+    assert table.index("r1") < table.index("r0") < table.index("r2")
+    assert "AUC_weighted" in table and "n_estimators=4" in table and "0.91" in table
+    png = score_over_time(trials, "maximize", "AUC_weighted")
+    assert png is not None and png[:4] == b"\x89PNG"
+    assert score_over_time(trials[2:], "maximize", "AUC_weighted") is None

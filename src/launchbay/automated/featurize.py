@@ -132,7 +132,7 @@ class AutoMLModel:
     def predict(self, rows: Any) -> np.ndarray:
         predicted = self.pipeline.predict(as_frame(rows, self.columns))
         if self.classes_ is not None:
-            return np.asarray(self.classes_, dtype=object)[np.asarray(predicted, dtype=int)]
+            return np.asarray(self.classes_)[np.asarray(predicted, dtype=int)]
         return np.asarray(predicted, dtype=float)
 
     def predict_proba(self, rows: Any) -> np.ndarray:
