@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 import launchbay
-from launchbay.errors import ConfigError
-
 from conftest import SSH_ENV, need_service, ssh_settings, toml_table, wait_for, write
+from launchbay.errors import ConfigError
 
 pytest.importorskip("flaml")
 import pandas as pd  # noqa: E402
