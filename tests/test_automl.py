@@ -93,6 +93,10 @@ def test_classification_end_to_end_every_trial_a_run_and_the_best_pipeline_predi
     loaded = launchbay.automated.load_model(path)
     assert list(loaded.predict(raw_rows(data, "target"))) == list(predicted)
 
+    again = best.rerun()  # the same snapshot, arguments and data: the same score
+    assert again.wait() == "Completed"
+    assert again.get_metrics()["AUC_weighted"] == best.get_metrics()["AUC_weighted"]
+
 
 def test_show_json_has_the_leaderboard_best_first(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
     data = classification_csv(project)
