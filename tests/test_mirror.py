@@ -55,6 +55,29 @@ def test_a_copy_catches_up_with_appends_rewrites_and_new_files(far: Path, tmp_pa
     _same(far, near)
 
 
+def test_lines_written_while_preparing_stay_ahead_of_the_far_log(far: Path, tmp_path: Path) -> None:
+    """An environment check written into the copy's log before the run started on the host is
+    kept, and the host's output follows it whole, however the two lengths compare."""
+    near = tmp_path / "near"
+    rf.log_line(near, "environment tiny (b0d5): checking on root@127.0.0.1:2222")
+    ours = (near / rf.STD_LOG_PATH).read_bytes()
+    mirror(LocalFolder(far), near)
+    _write(far / rf.STD_LOG_PATH, b"tiny 0.1 hello from env /remote/envs/ae4c1d72/venv\n" * 3, append=True)
+    mirror(LocalFolder(far), near, everything=True)
+    assert (near / rf.STD_LOG_PATH).read_bytes() == ours + (far / rf.STD_LOG_PATH).read_bytes()
+    mirror(LocalFolder(far), near, everything=True)  # up to date: nothing doubled
+    assert (near / rf.STD_LOG_PATH).read_bytes() == ours + (far / rf.STD_LOG_PATH).read_bytes()
+
+
+def test_a_copy_mirrored_before_the_prefix_was_kept_is_not_doubled(far: Path, tmp_path: Path) -> None:
+    near = tmp_path / "near"
+    mirror(LocalFolder(far), near, everything=True)
+    (near / rf.MIRROR_LOG_PREFIX).unlink()  # as a copy made by an earlier launchbay
+    _write(far / rf.STD_LOG_PATH, b"more\n", append=True)
+    mirror(LocalFolder(far), near, everything=True)
+    assert (near / rf.STD_LOG_PATH).read_bytes() == b"hello\nmore\n"
+
+
 def test_append_only_files_get_only_their_new_bytes(far: Path, tmp_path: Path) -> None:
     """A journal file is never sent whole again: what the copy has stays as it is."""
     near = tmp_path / "near"
@@ -87,9 +110,9 @@ def test_the_final_event_is_written_after_every_file_the_run_kept(
     _write(far / rf.EVENTS_PATH, rf.final_event_line("Completed", ""), append=True)
     written: list[str] = []
 
-    def recording_apply(local: Path, chunks: list[Chunk]) -> None:
+    def recording_apply(local: Path, chunks: list[Chunk], log_start: int = 0) -> None:
         written.extend(c.rel for c in chunks)
-        apply(local, chunks)
+        apply(local, chunks, log_start)
 
     monkeypatch.setattr(mirror_module, "apply", recording_apply)
     monkeypatch.setitem(mirror_module._files_at, str(near), float("inf"))  # a live pass: outputs not due

@@ -239,15 +239,18 @@ def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, 
         "models/served",
         "openapi.yaml",
     ]
+    not_a_pipeline = [f"runs/{rid}/pipeline"]  # with the token: a plain run is answered 400, "not a pipeline"
     posts = [f"runs/{rid}/cancel", f"runs/{rid}/rerun", f"runs/{rid}/tensorboard"]
     for pattern, _handler in ROUTES:  # every route is tried
-        assert any(re.fullmatch(pattern, path.split("?")[0]) for path in gets + posts), pattern
+        assert any(re.fullmatch(pattern, path.split("?")[0]) for path in gets + not_a_pipeline + posts), pattern
     for path in gets:
         assert api.raw(path).code == 200, path  # with the token: the same requests succeed
+    for path in not_a_pipeline:
+        assert api.raw(path).code == 400, path
     store = open_store(store_runs["store"])
     before = store.count_runs()
     for headers in ({}, {"Authorization": "token wrong-token"}):
-        for path in gets:
+        for path in gets + not_a_pipeline:
             response = api.raw(path, headers)
             assert response.code == 403, (path, response.code)
             assert b"model" not in response.body and rid.encode() not in response.body

@@ -74,6 +74,7 @@ EVENTS_PATH = f"{JOURNAL}/{EVENTS}"
 HEARTBEAT_PATH = f"{JOURNAL}/{HEARTBEAT}"
 STD_LOG_PATH = f"{FILES}/{STD_LOG}"
 MIRROR_LOCK = ".sync.lock"  # taken by whoever writes a mirrored copy
+MIRROR_LOG_PREFIX = ".sync.log_prefix"  # in a copy: bytes of launchbay's own lines before the far log's first
 INGEST_LOCK = ".ingest.lock"  # in journal/: one process ingests a run at a time (ingest.py)
 LIVE_INGEST_LOCK = ".live-ingest.lock"  # in journal/: held by a local runner that indexes its journal live
 
@@ -242,7 +243,10 @@ def write_final_event(run_dir: Any, status: str, message: str, traceback: str = 
 PROBE = 4096  # a copy that only grew is recognised by the hash of its last bytes
 
 
-def log_line(run_dir: Any, message: str, prefix: str = "launchbay: ") -> None:
+LOG_LINE_PREFIX = "launchbay: "
+
+
+def log_line(run_dir: Any, message: str, prefix: str = LOG_LINE_PREFIX) -> None:
     """Lines of launchbay's own in the run's log (``files/user_logs/std_log.txt``), before its runner
     writes there: what an environment build or an image pull does while the run is Preparing."""
     path = os.path.join(str(run_dir), FILES, STD_LOG)

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(_OneGroupParser, command=command_of(argv)).parse_args(argv)
     except _Misread:
         args = build_parser().parse_args(argv)  # exits with argparse's message, every command in its usage
-    args.argv = list(argv)  # the words as typed: argparse drops a `--` that a command may need to see
+    args.typed_argv = list(argv)  # the words as typed: argparse drops a `--` that a command may need to see
     try:
         return _run(args)
     except LaunchbayError as exc:

@@ -32,7 +32,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
     place = locate(args.source_dir)
     session = session_for(args, str(place.root))
-    arguments = script_arguments(args.script, list(args.arguments), getattr(args, "argv", None))
+    arguments = script_arguments(args.script, list(args.arguments), getattr(args, "typed_argv", None))
     spec = RunSpec(
         script=args.script,
         command=not args.script.endswith(".py"),  # a .py name that is no file stays a script: "No script ..."

@@ -12,6 +12,10 @@ logs, uploads) at most every ``FILES_EVERY_S``, and whenever the events show the
 ended: the runner keeps its files before it writes its final event, so nobody sees
 the run ended without its files. Events are written last for the same reason.
 
+The copy's live log may start with launchbay's own lines, written here while the run was
+Preparing (an environment check or build, an image pull): the far log is kept after them,
+its offsets moved by their length (``.sync.log_prefix``, fixed at the first pass).
+
 Adapters: ``LocalFolder`` (a shared file system), ``SSHFolder`` (the connection's
 remote helper runs ``runfolder.scan``), ``DockerArchive`` (a container's archive
 API) and ``RayLog`` (the far side prints chunks into the job's log; see rayship.py).
@@ -65,8 +69,9 @@ def mirror(source: Source, local: Path, everything: bool = False) -> None:
     """One pass: bring ``local`` up to date with ``source`` (``everything``: every file, the run has ended)."""
     local.mkdir(parents=True, exist_ok=True)
     with locked(local):  # two readers must not write the same tail twice
+        prefix = log_prefix(local)
         if source.pushed:
-            apply(local, source.fetch({}, EVERYTHING, LIMIT)[0])
+            apply(local, source.fetch({}, EVERYTHING, LIMIT)[0], prefix)
             return
         now = time.time()
         key = str(local)
@@ -74,23 +79,23 @@ def mirror(source: Source, local: Path, everything: bool = False) -> None:
             folders, _files_at[key] = EVERYTHING, now
         else:
             folders = LIVE
-        events = _fetch_all(source, local, folders)
+        events = _fetch_all(source, local, folders, prefix)
         if events and folders != EVERYTHING and _ends_run(local, events):
-            events = _fetch_all(source, local, EVERYTHING) or events  # what the runner kept before its end
-        apply(local, events)
+            events = _fetch_all(source, local, EVERYTHING, prefix) or events  # what the runner kept before its end
+        apply(local, events, prefix)
         if everything:
             _files_at.pop(key, None)
 
 
-def _fetch_all(source: Source, local: Path, folders: tuple[str, ...]) -> list[Chunk]:
+def _fetch_all(source: Source, local: Path, folders: tuple[str, ...], prefix: int = 0) -> list[Chunk]:
     """Round trips until nothing is left: every file written into the copy, the new events held back."""
     events: list[Chunk] = []
     for _round in range(64):
-        known = local_state(local, folders)
+        known = local_state(local, folders, prefix)
         if events:  # held back, not yet in the copy: continue after them
             known[rf.EVENTS_PATH] = [events[-1].start + len(events[-1].data), -1]
         chunks, more = source.fetch(known, folders, LIMIT)
-        apply(local, [c for c in chunks if c.rel != rf.EVENTS_PATH])
+        apply(local, [c for c in chunks if c.rel != rf.EVENTS_PATH], prefix)
         events += [c for c in chunks if c.rel == rf.EVENTS_PATH]
         if not more:
             break
@@ -127,8 +132,35 @@ def locked(local: Path) -> Iterator[None]:
         yield
 
 
-def local_state(local: Path, folders: tuple[str, ...]) -> dict[str, list[Any]]:
-    """rel -> [size, mtime_ns, sha1 of the last 4 KiB] of the copy's files (no hash for append-only ones)."""
+def log_prefix(local: Path) -> int:
+    """Bytes of launchbay's own lines at the start of the copy's live log, ahead of the far log.
+
+    Fixed at the first pass: the copy's log then holds only what was written here while the run
+    was Preparing, and the far log (the runner's output) is kept after it, never over it."""
+    path = local / rf.MIRROR_LOG_PREFIX
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        pass
+    try:
+        text = (local / rf.STD_LOG_PATH).read_bytes()
+    except OSError:
+        text = b""
+    # only launchbay's lines: a copy mirrored before this file existed holds the far log already
+    ours = all(line.startswith(rf.LOG_LINE_PREFIX.encode()) for line in text.splitlines())
+    size = len(text) if ours else 0
+    try:
+        tmp = path.with_name(path.name + rf.TMP)
+        tmp.write_text(str(size))
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the far log goes at its own offsets, as before
+        return 0
+    return size
+
+
+def local_state(local: Path, folders: tuple[str, ...], log_start: int = 0) -> dict[str, list[Any]]:
+    """rel -> [size, mtime_ns, sha1 of the last 4 KiB] of the copy's files (no hash for append-only ones);
+    the live log's size is counted from ``log_start``, after launchbay's own lines ahead of the far log."""
     known: dict[str, list[Any]] = {}
     base = str(local)
     for folder in folders:
@@ -141,6 +173,8 @@ def local_state(local: Path, folders: tuple[str, ...]) -> dict[str, list[Any]]:
                 try:
                     st = os.stat(os.path.join(parent, name))
                     entry: list[Any] = [st.st_size, st.st_mtime_ns]
+                    if rel == rf.STD_LOG_PATH and log_start:
+                        entry[0] = max(0, st.st_size - log_start)
                     if st.st_size and not rf.is_append_only(rel) and not rf.is_rewritten(rel):
                         with open(os.path.join(parent, name), "rb") as fh:
                             entry.append(rf.tail_hash(_reader(fh), st.st_size))
@@ -150,14 +184,17 @@ def local_state(local: Path, folders: tuple[str, ...]) -> dict[str, list[Any]]:
     return known
 
 
-def apply(local: Path, chunks: list[Chunk]) -> None:
-    """Write chunks into the copy: at offset 0 the file anew (through a rename), else at their offset."""
+def apply(local: Path, chunks: list[Chunk], prefix: int = 0) -> None:
+    """Write chunks into the copy: at offset 0 the file anew (through a rename), else at their offset
+    (the live log's after ``prefix``, launchbay's own lines kept ahead of it)."""
     for chunk in chunks:
         parts = chunk.rel.split("/")
         if len(parts) < 2 or parts[0] not in (rf.JOURNAL, rf.FILES) or any(p in ("", ".", "..") for p in parts):
             continue  # only journal/ and files/, and nothing outside them
         path = local / chunk.rel
         path.parent.mkdir(parents=True, exist_ok=True)
+        if chunk.rel == rf.STD_LOG_PATH and prefix:
+            chunk = chunk._replace(start=chunk.start + prefix, size=None if chunk.size is None else chunk.size + prefix)
         if chunk.start == 0:
             tmp = path.with_name(path.name + ".mirror" + rf.TMP)
             tmp.write_bytes(chunk.data)
