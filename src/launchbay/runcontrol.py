@@ -9,7 +9,10 @@ can use it without an import cycle.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +58,65 @@ class ControllerControl:
 
     def describe(self, record: RunRecord) -> dict[str, Any]:
         return {}
+
+
+class ControllerRun:
+    """What every controller (a sweep's, a pipeline's, an AutoML run's) does as its record's runner:
+    the runner event, a heartbeat while it lives, Running, the cancel it was asked for, and one final
+    status followed by an ingest, so that its record reads as any run's does. ``kind`` names it in
+    messages; a subclass keeps its own state in ``save`` and may hand launches to ``_launcher``."""
+
+    kind = "controller"
+
+    def __init__(self, store: Store, record: RunRecord) -> None:
+        self.store, self.record = store, record
+        self.journal = rf.Journal(str(record.run_dir))
+        self.cancel_reason: str | None = None
+        self._done = threading.Event()
+        self._launcher: Any = None  # a ThreadPoolExecutor of launches, shut down at the end
+
+    def save(self) -> None:
+        """Write the controller's own state file (none by default)."""
+
+    def _begin(self) -> None:
+        """SIGTERM/SIGINT ask for a cancel; the journal says who runs the record and that it is Running."""
+        from .runner import HEARTBEAT_INTERVAL_S
+
+        def asked(*_: Any) -> None:
+            self.cancel_reason = "Canceled by request."
+
+        signal.signal(signal.SIGTERM, asked)
+        signal.signal(signal.SIGINT, asked)
+        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=os.uname().nodename)
+        self.journal.heartbeat()
+
+        def beat() -> None:
+            while not self._done.wait(HEARTBEAT_INTERVAL_S):
+                self.journal.heartbeat()
+
+        threading.Thread(target=beat, daemon=True).start()
+        self.journal.status("Running")
+
+    def _finish(self, status: str, message: str | None = None) -> int:
+        """The one final status (with ``message`` as its error), then an ingest; the exit code."""
+        self.save()
+        if self._launcher is not None:
+            self._launcher.shutdown(wait=False)  # every launch it was given has returned
+        error = {"message": message, "traceback": ""} if message else None
+        self.journal.status(status, exit_code=0 if status == "Completed" else 1, error=error, final=True)
+        self._done.set()
+        try:
+            from .ingest import ingest_run
+
+            ingest_run(self.store, self.store.get_run(self.record.run_id))
+        except Exception as exc:  # readers ingest the journal later
+            print(f"launchbay {self.kind}: final ingest deferred: {exc}", file=sys.stderr)
+        return 0 if status == "Completed" else 1
+
+    def _cancel_requested(self) -> bool:
+        if self.cancel_reason is None and (self.record.run_dir / rf.CANCEL).exists():
+            self.cancel_reason = "Canceled by request."
+        return self.cancel_reason is not None
 
 
 def controller_main(argv: list[str] | None, controller: Callable[..., Any], module: str) -> int:

@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import runfolder as rf
 from ..errors import LaunchbayError
 from ..models import RunSpec, RunStatus
-from ..runcontrol import controller_main
-from ..runfolder import Journal
-from ..runner import HEARTBEAT_INTERVAL_S
+from ..runcontrol import ControllerRun, controller_main
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
 from .names import AUTOML_TAG, CONFIG_FILE, INDEX_TAG, MODEL_FILE, STATE_FILE, TRIAL_SCRIPT
@@ -40,7 +35,9 @@ def start_controller(store_uri: str, record: RunRecord) -> None:
     spawn_detached(command, record.run_dir, dict(os.environ), "the AutoML controller")
 
 
-class Controller:
+class Controller(ControllerRun):
+    kind = "automl"
+
     def __init__(self, store_path: str, run_id: str, resume: bool = False) -> None:
         from ..config import load_config
         from ..session import Session
@@ -48,14 +45,12 @@ class Controller:
 
         self.store = open_store(store_path)
         self.record = self.store.get_run(run_id)
+        super().__init__(self.store, self.record)
         self.config: dict[str, Any] = json.loads((self.record.run_dir / CONFIG_FILE).read_text())
         self.settings: dict[str, Any] = self.config["settings"]
         source = self.record.properties.get("launchbay.source_dir")
         self.session = Session(self.store, load_config(Path(source)) if source else None)
-        self.journal = Journal(str(self.record.run_dir))
         self.snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), source)
-        self.cancel_reason: str | None = None
-        self._done = threading.Event()
         self.trials: list[dict[str, Any]] = []
         self.stopped: str | None = None
         self.model: dict[str, Any] | None = None
@@ -80,29 +75,6 @@ class Controller:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=1))
         os.replace(tmp, path)
-
-    def _beat(self) -> None:
-        while not self._done.wait(HEARTBEAT_INTERVAL_S):
-            self.journal.heartbeat()
-
-    def _finish(self, status: str, message: str | None = None) -> int:
-        self.save()
-        self._launcher.shutdown(wait=False)
-        error = {"message": message, "traceback": ""} if message else None
-        self.journal.status(status, exit_code=0 if status == "Completed" else 1, error=error, final=True)
-        self._done.set()
-        try:
-            from ..ingest import ingest_run
-
-            ingest_run(self.store, self.store.get_run(self.record.run_id))
-        except Exception as exc:
-            print(f"launchbay automl: final ingest deferred: {exc}", file=sys.stderr)
-        return 0 if status == "Completed" else 1
-
-    def _cancel_requested(self) -> bool:
-        if self.cancel_reason is None and (self.record.run_dir / rf.CANCEL).exists():
-            self.cancel_reason = "Canceled by request."
-        return self.cancel_reason is not None
 
     # -- trials ------------------------------------------------------------------------------------
     def _launch(self, index: int, algorithm: str, params: dict[str, Any]) -> str:
@@ -187,12 +159,7 @@ class Controller:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
-        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=os.uname().nodename)
-        self.journal.heartbeat()
-        threading.Thread(target=self._beat, daemon=True).start()
-        self.journal.status("Running")
+        self._begin()
         started = time.time()
         try:
             self.save()

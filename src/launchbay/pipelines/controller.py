@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -19,12 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import runfolder as rf
 from ..errors import LaunchbayError
 from ..models import RunSpec, RunStatus
-from ..runcontrol import controller_main
-from ..runfolder import Journal
-from ..runner import HEARTBEAT_INTERVAL_S
+from ..runcontrol import ControllerRun, controller_main
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
 from .definition import Definition
@@ -68,7 +64,9 @@ def output_dataset(pipeline: str, step: str, output: str) -> str:
     return ("p-" + safe if not safe[0].isalpha() else safe)[:64]
 
 
-class Controller:
+class Controller(ControllerRun):
+    kind = "pipeline"
+
     def __init__(self, store_path: str, run_id: str, resume: bool = False) -> None:
         from ..config import load_config
         from ..session import Session
@@ -76,6 +74,7 @@ class Controller:
 
         self.store = open_store(store_path)
         self.record = self.store.get_run(run_id)
+        super().__init__(self.store, self.record)
         data = json.loads((self.record.run_dir / PIPELINE_FILE).read_text())
         self.definition = Definition.from_json(data["definition"])
         self.values: dict[str, Any] = data["values"]
@@ -83,12 +82,9 @@ class Controller:
         self.previous: str | None = data.get("previous")  # the pipeline run this one re-runs
         self.source = self.record.properties.get("launchbay.source_dir")
         self.session = Session(self.store, load_config(Path(self.source)) if self.source else None)
-        self.journal = Journal(str(self.record.run_dir))
         self.snapshot = snapshot_from_id(self.store, str(self.record.snapshot_id), self.source)
         self.manifest = self.store.snapshot_manifest(str(self.record.snapshot_id))
         self.resume = resume
-        self.cancel_reason: str | None = None
-        self._done = threading.Event()
         self.steps: dict[str, dict[str, Any]] = {
             name: {"name": name, "status": WAITING, "run_id": None, "reused_from": None, "reason": None}
             for name in self.definition.names()
@@ -105,29 +101,6 @@ class Controller:
         steps = [dict(self.steps[n]) for n in self.definition.names()]
         tmp.write_text(json.dumps({"steps": steps}, indent=1))
         os.replace(tmp, path)
-
-    def _beat(self) -> None:
-        while not self._done.wait(HEARTBEAT_INTERVAL_S):
-            self.journal.heartbeat()
-
-    def _finish(self, status: str, message: str | None = None) -> int:
-        self.save()
-        self._launcher.shutdown(wait=False)
-        error = {"message": message, "traceback": ""} if message else None
-        self.journal.status(status, exit_code=0 if status == "Completed" else 1, error=error, final=True)
-        self._done.set()
-        try:
-            from ..ingest import ingest_run
-
-            ingest_run(self.store, self.store.get_run(self.record.run_id))
-        except Exception as exc:
-            print(f"launchbay pipeline: final ingest deferred: {exc}", file=sys.stderr)
-        return 0 if status == "Completed" else 1
-
-    def _cancel_requested(self) -> bool:
-        if self.cancel_reason is None and (self.record.run_dir / rf.CANCEL).exists():
-            self.cancel_reason = "Canceled by request."
-        return self.cancel_reason is not None
 
     # -- one step -----------------------------------------------------------------------------------
     def _parts(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -260,12 +233,7 @@ class Controller:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
-        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=os.uname().nodename)
-        self.journal.heartbeat()
-        threading.Thread(target=self._beat, daemon=True).start()
-        self.journal.status("Running")
+        self._begin()
         try:
             if self.resume:
                 self._adopt()

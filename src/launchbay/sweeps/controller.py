@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +20,7 @@ from typing import Any
 from .. import runfolder as rf
 from ..errors import LaunchbayError
 from ..models import RunSpec, RunStatus
-from ..runcontrol import controller_main
-from ..runfolder import Journal
-from ..runner import HEARTBEAT_INTERVAL_S
+from ..runcontrol import ControllerRun, controller_main
 from ..runner_inputs import PLACEHOLDER
 from ..store import RunRecord, open_store
 from ..targets.local import spawn_detached
@@ -65,7 +61,9 @@ def start_controller(
     spawn_detached(command, record.run_dir, env, "the sweep controller")
 
 
-class Controller:
+class Controller(ControllerRun):
+    kind = "sweep"
+
     """Samples parameters, launches children, applies the policy, records the end.
 
     With ``resume`` it first adopts the children already in the store: finished trials
@@ -81,6 +79,7 @@ class Controller:
 
         self.store = open_store(store_path)
         self.record = self.store.get_run(run_id)
+        super().__init__(self.store, self.record)
         self.config: dict[str, Any] = json.loads((self.record.run_dir / SWEEP_FILE).read_text())
         hidden = os.environ.pop(SECRET_ARGS_VAR, None)
         if hidden:  # the real values of secret arguments, which sweep.json holds as ***
@@ -90,14 +89,11 @@ class Controller:
             self.config["arguments"] = args
         source = self.record.properties.get("launchbay.source_dir")
         self.session = Session(self.store, load_config(Path(source)) if source else None)
-        self.journal = Journal(str(self.record.run_dir))
         self.sampling = sampling_from_json(self.config["sampling"])
         self.policy = policy_from_json(self.config.get("policy"))
         self.goal = self.config["goal"]
         self.metric = self.config["primary_metric"]
         self.resume = resume
-        self.cancel_reason: str | None = None
-        self._done = threading.Event()
         self.active: list[str] = []
         self.trials: dict[int, str] = {}  # trial index -> its (latest) child run
         self.retry: list[int] = []  # trials to run again after a resume
@@ -115,29 +111,6 @@ class Controller:
         return [self.trials[i] for i in sorted(self.trials)]
 
     # -- the journal, like a runner's -------------------------------------------------------
-    def _beat(self) -> None:
-        while not self._done.wait(HEARTBEAT_INTERVAL_S):
-            self.journal.heartbeat()
-
-    def _finish(self, status: str, message: str | None = None) -> int:
-        if self._launcher is not None:
-            self._launcher.shutdown(wait=False)  # every launch it was given has returned
-        error = {"message": message, "traceback": ""} if message else None
-        self.journal.status(status, exit_code=0 if status == "Completed" else 1, error=error, final=True)
-        self._done.set()
-        try:
-            from ..ingest import ingest_run
-
-            ingest_run(self.store, self.store.get_run(self.record.run_id))
-        except Exception as exc:  # readers ingest the journal later
-            print(f"launchbay sweep: final ingest deferred: {exc}", file=sys.stderr)
-        return 0 if status == "Completed" else 1
-
-    def _cancel_requested(self) -> bool:
-        if self.cancel_reason is None and (self.record.run_dir / rf.CANCEL).exists():
-            self.cancel_reason = "Canceled by request."
-        return self.cancel_reason is not None
-
     # -- children ------------------------------------------------------------------------------
     def _launch(self, params: dict[str, Any], index: int, retry_of: str | None = None) -> str:
         args = list(self.config.get("arguments") or [])
@@ -312,12 +285,7 @@ class Controller:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "cancel_reason", "Canceled by request."))
-        self.journal.event(type="runner", pid=os.getpid(), pgid=os.getpgrp(), host=os.uname().nodename)
-        self.journal.heartbeat()
-        threading.Thread(target=self._beat, daemon=True).start()
-        self.journal.status("Running")
+        self._begin()
         try:
             if self.resume:
                 self._adopt()
