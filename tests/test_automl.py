@@ -258,3 +258,58 @@ def test_the_widget_shows_the_leaderboard_and_the_best_score_over_time() -> None
     png = score_over_time(trials, "maximize", "AUC_weighted")
     assert png is not None and png[:4] == b"\x89PNG"
     assert score_over_time(trials[2:], "maximize", "AUC_weighted") is None
+
+
+def trial_rows(handle) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Each trial in the order it was tried: what was tried and how it scored."""
+    return [(t["algorithm"], t["params"], t["score"]) for t in sorted(handle.trials(), key=lambda t: t["index"])]
+
+
+def test_the_same_data_seed_and_settings_give_the_same_trials_and_leaderboard_order(project: Path) -> None:
+    data = classification_csv(project)
+    settings = {"training_data": str(data), "label_column_name": "target", "iterations": 4, "seed": 7}
+    first = launchbay.automl(**settings)
+    assert first.wait() == "Completed", first.record().error
+    second = launchbay.automl(**settings)
+    assert second.wait() == "Completed", second.record().error
+    assert trial_rows(first) == trial_rows(second) and len(trial_rows(first)) == 4
+    assert list(first.leaderboard()["algorithm"]) == list(second.leaderboard()["algorithm"])
+
+
+def test_experiment_exit_score_ends_the_run_at_the_first_trial_that_reaches_it(project: Path) -> None:
+    data = classification_csv(project)
+    handle = launchbay.automl(
+        training_data=str(data), label_column_name="target", experiment_exit_score=0.5, iterations=8
+    )
+    assert handle.wait() == "Completed", handle.record().error
+    state = handle.state()
+    assert "experiment_exit_score 0.5" in state["stopped"]
+    assert len(handle.trials()) == 1 and state["best_score"] >= 0.5  # one trial at a time: the first one did it
+    assert launchbay.get_model(f"automl-{handle.record().experiment}").run_id == state["best_run"]
+
+
+def test_a_forecast_is_validated_on_the_rows_that_come_last_and_predicts_raw_rows(project: Path) -> None:
+    import numpy as np
+
+    days = pd.date_range("2024-01-01", periods=240, freq="D")
+    sales = 100 + 0.5 * np.arange(240) + 10 * np.sin(np.arange(240) * 2 * np.pi / 7)
+    frame = pd.DataFrame({"day": days.astype(str), "promo": [i % 5 == 0 for i in range(240)], "sales": sales})
+    frame.sample(frac=1, random_state=3).to_csv(project / "sales.csv", index=False)  # not in time order on disk
+    handle = launchbay.automl(
+        task="forecasting",
+        training_data="sales.csv",
+        label_column_name="sales",
+        time_column_name="day",
+        forecast_horizon=14,
+        iterations=2,
+        experiment="sales",
+    )
+    assert handle.wait() == "Completed", handle.record().error
+    assert handle.config()["settings"]["primary_metric"] == "normalized_root_mean_squared_error"  # the default
+    scores = [s for s in handle.leaderboard()["score"] if s is not None]
+    assert scores == sorted(scores)  # normalized RMSE: lower is better, best first
+    best, model = handle.get_output()
+    assert "normalized_root_mean_squared_error" in best.get_metrics()
+    future = pd.DataFrame({"day": pd.date_range("2024-08-28", periods=14, freq="D").astype(str), "promo": False})
+    predicted = model.predict(future)
+    assert len(predicted) == 14 and all(np.isfinite(predicted))

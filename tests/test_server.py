@@ -225,6 +225,7 @@ def test_every_endpoint_requires_authentication(api: Api, store_runs: dict[str, 
     gets = [
         "runs",
         "experiments",
+        "users",
         f"runs/{rid}",
         f"runs/{rid}/log",
         f"runs/{rid}/metrics",
@@ -298,6 +299,8 @@ def test_runs_are_listed_newest_first_with_filters_and_pages(api: Api, store_run
     me = first["created_by"]  # who made them: [user] name, else the login name
     assert me and api.get("runs", params={"user": me})["total"] == page["total"] + 1  # and the failed one
     assert api.get("runs", params={"user": f"not-{me}"}) == {"runs": [], "total": 0}
+    users = api.get("users")  # the sidebar's user filter: everyone with a run, and who this server is
+    assert users["users"] == [{"name": me, "runs": page["total"] + 1}] and users["me"] == me
 
 
 def test_experiments_and_targets(api: Api) -> None:

@@ -548,3 +548,28 @@ def test_a_pipeline_run_view_shows_its_dag_and_a_click_on_a_step_opens_its_run(p
     shot(page, "pipeline-dag")
     page.locator(f'{view} .lb-pipeline-section .lb-dag-step[data-step="train"]').click()
     page.wait_for_selector(f'{VISIBLE} .lb-run-view[data-run-id="{states["train"]["run_id"]}"]')
+
+
+def test_on_a_shared_store_rows_say_who_made_them_and_the_user_filter_shows_one_persons_runs(
+    page: Any, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last in this file: the runs of two more people make the module's store a shared one."""
+    made = {}
+    for who in ("alice", "bob"):
+        monkeypatch.setenv("LAUNCHBAY_USER", who)
+        made[who] = lab.submit(f"{who}.py", f"print('{who} was here')\n", experiment="team", name=f"by-{who}")
+    assert all(h.wait(timeout=60) == "Completed" for h in made.values())
+    page.wait_for_selector(f"{row(made['bob'].run_id)} .lb-run-user")  # live: no reload by hand
+    assert page.inner_text(f"{row(made['alice'].run_id)} .lb-run-user") == "alice"
+    user_filter = f"{SIDEBAR} .lb-filter-user"
+    assert page.is_visible(user_filter)
+    labels = page.eval_on_selector_all(f"{user_filter} option", "options => options.map(o => o.textContent)")
+    assert labels[0] == "Anyone" and labels[1].startswith("Mine (") and "bob (1)" in labels and "alice (1)" in labels
+    page.select_option(user_filter, "bob")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('{SIDEBAR} .lb-run-row')].map(r => r.dataset.runId).join() === "
+        f"'{made['bob'].run_id}'"
+    )
+    shot(page, "user-filter")
+    page.select_option(user_filter, "")
+    page.wait_for_selector(row(made["alice"].run_id))

@@ -314,6 +314,48 @@ def test_a_detached_local_run_reaches_the_team_store_with_nobody_watching(
 
 
 @pytest.mark.slow
+def test_a_detached_docker_run_is_followed_by_the_supervisor_and_ends_for_colleagues_with_nobody_watching(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """A run on another target has no runner of launchbay's that reaches the team store (the
+    container's journal is read on Bob's machine only). Bob submits with --detach and closes
+    everything; the store's supervisor on his machine follows the run to its end, so Alice sees it
+    Completed with its metrics and files, and the supervisor exits once nothing is left to follow."""
+    from conftest import BASE_IMAGE, docker_ready, need_service, remove_containers, wait_for
+
+    need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+    blobs, s3 = team_s3
+    box = f'\n[targets.box]\ntype = "docker"\nimage = "{BASE_IMAGE}"\n'
+    bob = Person("bob", tmp_path, team_pg, blobs, s3, extra=box)
+    alice = Person("alice", tmp_path, team_pg, blobs, s3)
+    (bob.folder / "train.py").write_text("import time\ntime.sleep(3)\n" + TRAIN.format(offset=20, who="bob, unwatched"))
+    try:
+        run_id = bob.cli("submit", "-t", "box", "--detach", "train.py").split()[-1]
+        deadline = time.monotonic() + 120
+        while (status := alice.json("show", run_id)["status"]) != "Completed":
+            assert time.monotonic() < deadline and not RunStatus(status).is_terminal(), status
+            time.sleep(0.5)
+    finally:
+        remove_containers(str(tmp_path))
+    out = tmp_path / "unwatched-docker.txt"
+    alice.cli("download", run_id, "outputs/result.txt", "-o", str(out))
+    assert out.read_text() == "made by bob, unwatched\n"
+    lock = tmp_path / "bob-machine" / "supervisor.lock"
+
+    def supervisor_gone() -> bool:
+        import fcntl
+
+        with open(lock) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+    wait_for(supervisor_gone, timeout=30)  # nothing left to follow: it does not linger
+
+
+@pytest.mark.slow
 def test_cancelling_a_colleagues_run_on_the_same_machine_asks_for_force_and_records_who(
     team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:

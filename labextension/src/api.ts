@@ -48,6 +48,8 @@ export interface IRun {
   status_detail?: string | null;
   not_written?: { points: number; output_lines: number; reason: string } | null;
   target?: string | null;
+  /** Who made the run ([user] name, else the login name). */
+  created_by?: string | null;
   script?: string | null;
   arguments?: string[];
   created?: string | null;
@@ -81,6 +83,8 @@ export interface IRunsPage {
 export interface IRunsQuery {
   experiment?: string;
   status?: string;
+  /** Only the runs this person made (their `created_by`). */
+  user?: string;
   q?: string;
   limit?: number;
   offset?: number;
@@ -89,6 +93,12 @@ export interface IRunsQuery {
 export interface IExperiment {
   name: string;
   runs: number;
+}
+
+/** Who made runs, how many each, and who this server makes runs as. */
+export interface IUsers {
+  users: { name: string; runs: number }[];
+  me: string;
 }
 
 export interface ILogChunk {
@@ -245,6 +255,7 @@ export function listRuns(query: IRunsQuery): Promise<IRunsPage> {
   return request<IRunsPage>('runs', {
     experiment: query.experiment,
     status: query.status,
+    user: query.user,
     q: query.q,
     limit: query.limit ?? 50,
     offset: query.offset ?? 0
@@ -253,6 +264,10 @@ export function listRuns(query: IRunsQuery): Promise<IRunsPage> {
 
 export function listExperiments(): Promise<{ experiments: IExperiment[] }> {
   return request('experiments');
+}
+
+export function listUsers(): Promise<IUsers> {
+  return request('users');
 }
 
 export function getRun(runId: string): Promise<IRun> {

@@ -18,6 +18,7 @@ import {
   isTerminal,
   listExperiments,
   listRuns,
+  listUsers,
   runDuration,
   statusBadge
 } from './api';
@@ -86,6 +87,11 @@ export class RunsSidebar extends Widget {
       this._status.appendChild(new Option(s, s));
     }
     this._status.onchange = () => void this.reload();
+    this._user = el('select', 'lb-filter-user');
+    this._user.title = 'Show the runs one person made';
+    this._user.appendChild(new Option('Anyone', ''));
+    this._user.style.display = 'none'; // shown once the store has runs by two or more people
+    this._user.onchange = () => void this.reload();
     this._text = el('input', 'lb-filter-text');
     this._text.type = 'search';
     this._text.placeholder = 'Search runs (id, name, tag, param)';
@@ -95,6 +101,7 @@ export class RunsSidebar extends Widget {
     };
     filters.appendChild(this._experiment);
     filters.appendChild(this._status);
+    filters.appendChild(this._user);
     filters.appendChild(this._text);
 
     this._message = el('div', 'lb-message');
@@ -120,7 +127,8 @@ export class RunsSidebar extends Widget {
 
   /** Reload experiments and the first page of runs. */
   async refresh(): Promise<void> {
-    await Promise.all([this._loadExperiments(), this.reload()]);
+    await Promise.all([this._loadExperiments(), this._loadUsers()]); // rows show who made them on a shared store
+    await this.reload();
   }
 
   /** Reload the first page with the current filters. */
@@ -171,13 +179,40 @@ export class RunsSidebar extends Widget {
     return {
       experiment: this._experiment.value || undefined,
       status: this._status.value || undefined,
+      user: this._user.value || undefined,
       q: this._text.value.trim() || undefined
     };
   }
 
   private _hasFilter(): boolean {
     const q = this._query();
-    return !!(q.experiment || q.status || q.q);
+    return !!(q.experiment || q.status || q.user || q.q);
+  }
+
+  /** The user filter: "Anyone", "Mine", then everyone with a run; only on a store that two or more share. */
+  private async _loadUsers(): Promise<void> {
+    try {
+      const { users, me } = await listUsers();
+      const current = this._user.value;
+      this._user.textContent = '';
+      this._user.appendChild(new Option('Anyone', ''));
+      this._user.appendChild(new Option(`Mine (${me})`, me));
+      for (const u of users) {
+        if (u.name !== me) {
+          this._user.appendChild(new Option(`${u.name} (${u.runs})`, u.name));
+        }
+      }
+      const was = this._shared;
+      this._shared = users.length > 1;
+      this._user.style.display = this._shared || current ? '' : 'none';
+      this._user.value = current;
+      if (this._usersLoaded && this._shared !== was) {
+        void this.reload(); // a second person's first run: every row now says who made it
+      }
+      this._usersLoaded = true;
+    } catch (error) {
+      this._showMessage(String((error as Error).message || error));
+    }
   }
 
   private async _loadExperiments(): Promise<void> {
@@ -260,6 +295,11 @@ export class RunsSidebar extends Widget {
     line2.appendChild(exp);
     if (run.target) {
       line2.appendChild(el('span', 'lb-run-target', run.target));
+    }
+    if (this._shared && run.created_by) {
+      const by = el('span', 'lb-run-user', run.created_by);
+      by.title = `Made by ${run.created_by}`;
+      line2.appendChild(by);
     }
     line2.appendChild(el('span', 'lb-run-started', formatTime(run.started || run.created)));
     line2.appendChild(el('span', 'lb-run-duration', formatDuration(runDuration(run))));
@@ -438,6 +478,7 @@ export class RunsSidebar extends Widget {
       this._appendRuns(fresh, true);
       this._updateFooter();
       void this._loadExperiments();
+      void this._loadUsers();
     }
   }
 
@@ -445,6 +486,10 @@ export class RunsSidebar extends Widget {
   private _compareBtn: HTMLButtonElement;
   private _experiment: HTMLSelectElement;
   private _status: HTMLSelectElement;
+  private _user: HTMLSelectElement;
+  /** Runs by two or more people in this store: show who made each run and the user filter. */
+  private _shared = false;
+  private _usersLoaded = false;
   private _text: HTMLInputElement;
   private _message: HTMLDivElement;
   private _summary: HTMLDivElement;

@@ -225,6 +225,33 @@ def ensure_supervisor(store: Store) -> bool:
     return True
 
 
+# -- runs the supervisor follows on a team store -----------------------------------------------------------
+#: statuses of a started run that nobody may be watching
+_UNDERWAY = (RunStatus.PREPARING, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.FINALIZING)
+
+
+def followed_runs(store: Store) -> list[RunRecord]:
+    """A team store's unfinished runs that this machine made on a target other than ``local``: their
+    journals are read from here only (a local run's runner ingests its own), so the supervisor catches
+    them up while every notebook and terminal is closed, and colleagues see them end."""
+    from . import runfolder as rf
+
+    if not store.shared:
+        return []
+    runs: list[RunRecord] = []
+    for status in _UNDERWAY:
+        for record in store.list_runs(status=status.value, limit=None, details=False):
+            if record.target_type != "local" and (record.run_dir / rf.RUN_RECORD).is_file():
+                runs.append(record)
+    return runs
+
+
+def follow(store: Store, record: RunRecord) -> None:
+    """After a launch: on a team store, a run on another target gets the supervisor to follow it."""
+    if store.shared and record.target_type != "local":
+        ensure_supervisor(store)
+
+
 def queue_json(entry: Any) -> dict[str, Any]:
     """One row of ``launchbay queue --json``."""
     from .models import iso

@@ -238,6 +238,7 @@ class Session:
                 return RunHandle(record.run_id, self)  # Queued: the supervisor starts it when a slot frees
             if now is None and target.needs_preparing(spec, record):  # a build or a pull: the run's own work
                 preparing.detach(self.store, record, spec, config)
+                queueing.follow(self.store, record)
                 if progress:
                     progress(f"run {record.run_id} is Preparing: `launchbay logs {record.run_id}` shows its build")
                 return RunHandle(record.run_id, self)
@@ -245,6 +246,7 @@ class Session:
             if now:
                 self.store.queue_started(record.pk)
                 queueing.forget_spec(self.store, record.run_id)
+            queueing.follow(self.store, record)  # a team store sees it end with this notebook closed
         except BaseException:
             self.store.delete_run(record.run_id)  # its queue row (and slot) goes with it
             queueing.forget_spec(self.store, record.run_id)

@@ -1,5 +1,9 @@
 """The store's supervisor: starts queued runs as slots free (and fires schedules), with no daemon installed.
 
+On a team store it also follows the runs this machine started on other targets (SSH, Slurm, Docker,
+Ray): their journals are read from here only, so it mirrors and ingests them every ``FOLLOW_S``
+until they end, with every notebook and terminal closed (``queueing.followed_runs``).
+
 One per store on a machine, guarded by an ``flock`` on ``CACHE/supervisor.lock``; started on demand
 (a queued submit, a refresh of a queued run, ``launchbay supervise``) and gone once nothing waits.
 Everything it acts on lives in the store, so a supervisor killed with SIGKILL loses nothing: runs it
@@ -22,6 +26,7 @@ from .session import Session, open_session
 
 POLL_S = 0.25  # the runs holding slots are caught up with their journals this often (a freed slot: < 0.5 s)
 IDLE_POLL_S = 1.0  # and this often when no run holds a slot (only schedules to watch)
+FOLLOW_S = 2.0  # a team store's runs on other targets are caught up this often
 
 
 class Supervisor:
@@ -33,6 +38,8 @@ class Supervisor:
         from .scheduling import Firer
 
         self.firer = Firer(self.store)
+        self._followed_at = 0.0
+        self._following = False
 
     def tick(self) -> bool:
         """One round: catch up the runs holding slots, give back dead claims, start what fits. Whether
@@ -49,15 +56,29 @@ class Supervisor:
         for run_id in store.claim_queued(self.claimer):
             queueing.start_claimed(store, run_id)
         self.firer.tick()
+        self.follow()
         return store.queue_waiting() > 0
 
+    def follow(self) -> None:
+        """Catch up the runs this machine started on other targets of a team store (at most every FOLLOW_S)."""
+        if not self.store.shared or time.time() - self._followed_at < FOLLOW_S:
+            return
+        self._followed_at = time.time()
+        followed = queueing.followed_runs(self.store)
+        for record in followed:
+            try:
+                self.session.refresh(record)
+            except LaunchbayError:
+                pass  # unreachable for now: the next round tries again
+        self._following = bool(followed)
+
     def left_to_do(self) -> bool:
-        return self.store.queue_waiting() > 0 or self.firer.active()
+        return self.store.queue_waiting() > 0 or self.firer.active() or self._following
 
     def run(self, lock: IO[str]) -> int:
         while True:
             busy = self.tick()
-            if busy or self.stay or self.firer.active():
+            if busy or self.stay or self.firer.active() or self._following:
                 time.sleep(POLL_S if busy else IDLE_POLL_S)
                 continue
             # nothing waits: let go of the lock, then look once more, so a submit that saw the lock

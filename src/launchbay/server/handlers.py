@@ -130,6 +130,12 @@ class ExperimentsHandler(BaseHandler):
         await self._answer(lambda s: s.experiments())
 
 
+class UsersHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        await self._answer(lambda s: s.users())
+
+
 class RunHandler(BaseHandler):
     @web.authenticated
     async def get(self, run_id: str) -> None:
@@ -272,6 +278,7 @@ _RUN = r"runs/([^/]+)"
 ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (r"runs", RunsHandler),
     (r"experiments", ExperimentsHandler),
+    (r"users", UsersHandler),
     (_RUN, RunHandler),
     (_RUN + r"/log", LogHandler),
     (_RUN + r"/metrics", MetricsHandler),

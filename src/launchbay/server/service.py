@@ -112,6 +112,13 @@ class LaunchbayService:
     def experiments(self) -> dict[str, Any]:
         return {"experiments": [{"name": name, "runs": count} for name, count in self.store.experiments()]}
 
+    def users(self) -> dict[str, Any]:
+        """Who made runs and how many each; ``me``: the name this server's runs are made as."""
+        from ..config import user_name
+
+        rows = [{"name": name, "runs": count} for name, count in self.store.users()]
+        return {"users": rows, "me": user_name(self.session.config)}
+
     def run(self, run_id: str) -> dict[str, Any]:
         record = self._run(run_id)
         data = run_dict(record, detail=True)

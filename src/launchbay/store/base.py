@@ -146,6 +146,10 @@ class Store(RunFiles, ABC):
         """Each experiment's name and run count, the one with the newest run first."""
 
     @abstractmethod
+    def users(self) -> list[tuple[str, int]]:
+        """Who made runs (``created_by``) and how many each, the most runs first (a team store's filter)."""
+
+    @abstractmethod
     def children(self, parent_run_id: str, *, unfinished: bool = False, newest_first: bool = False) -> list[str]:
         """The ids of a run's child runs (a sweep's trials): oldest first, or newest first."""
 

@@ -283,6 +283,15 @@ class RunQueries(SqlIndex):
             )
         ]
 
+    def users(self) -> list[tuple[str, int]]:
+        return [
+            (str(name), int(count))
+            for name, count in self.db.execute(
+                "SELECT created_by, COUNT(*) AS n FROM runs WHERE created_by IS NOT NULL"
+                " GROUP BY created_by ORDER BY n DESC, created_by"
+            )
+        ]
+
     def children(self, parent_run_id: str, *, unfinished: bool = False, newest_first: bool = False) -> list[str]:
         """The ids of a run's child runs (a sweep's trials): oldest first, or newest first.
 
