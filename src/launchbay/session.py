@@ -347,6 +347,7 @@ class Session:
             record = self.store.get_run(record.run_id)
         if record.status.is_terminal():
             return record
+        queueing.follow(self.store, record)  # after a reboot: the first look starts following it again
         before_runner = preparing.underway(record)
         alive = preparing.alive(record) if before_runner else target.alive(record)
         timeout = LAUNCHBAY_HEARTBEAT_TIMEOUT.get()
