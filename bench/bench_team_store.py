@@ -129,6 +129,28 @@ def bench_series(store: Store, points: int) -> dict[str, float]:
     return {"read_series_s": median_s(lambda: store.read_series(record, "loss"), 5)}
 
 
+MLFLOW_PY = Path(__file__).parent / ".venv-mlflow" / "bin" / "python"
+
+
+def bench_mlflow_ingest(url: str, runs: int, points: int) -> float | None:
+    """MLflow's ``log_batch`` from ``runs`` processes at once into the same PostgreSQL (its own schema);
+    None when the MLflow venv (bench/mlflow_side/setup.sh) is not there."""
+    if not MLFLOW_PY.is_file():
+        print("MLflow venv missing: bash bench/mlflow_side/setup.sh")
+        return None
+    uri = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    script = Path(__file__).parent / "mlflow_side" / "mlflow_pg_ingest.py"
+    done = subprocess.run(
+        [str(MLFLOW_PY), str(script), "--uri", uri, "--runs", str(runs), "--points", str(points)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["points_per_s"])
+
+
 def pg_bytes_per_point(url: str, schema: str, points: int) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         size = conn.execute(
@@ -143,6 +165,7 @@ def main() -> None:
     parser.add_argument("--ingest-runs", type=int, default=16)
     parser.add_argument("--points", type=int, default=100_000, help="points per ingested run")
     parser.add_argument("--series", type=int, default=1_000_000, help="points of the series read back")
+    parser.add_argument("--mlflow-points", type=int, default=20_000, help="points per run for MLflow's log_batch")
     args = parser.parse_args()
     if not PG:
         sys.exit("LAUNCHBAY_TEST_PG is not set: bash scripts/services/start.sh postgres; source its env.sh")
@@ -159,12 +182,17 @@ def main() -> None:
         return PostgresStore(url, cache_dir=work / schema), schema
 
     results: dict[str, dict[str, float]] = {"sqlite": {}, "postgres": {}}
+    mlflow_rate: float | None = None
     try:
         with RunStore(work / "sqlite-ingest") as s:
             results["sqlite"]["ingest_points_per_s"] = bench_ingest(s, args.ingest_runs, args.points)
         pg, _ = pg_store("ingest")
         with pg:
             results["postgres"]["ingest_points_per_s"] = bench_ingest(pg, args.ingest_runs, args.points)
+        _, mlflow_schema = pg_store("mlflow")
+        mlflow_rate = bench_mlflow_ingest(
+            f"{PG}?options={quote(f'-csearch_path={mlflow_schema}')}", args.ingest_runs, args.mlflow_points
+        )
         with RunStore(work / "sqlite-list") as s:
             results["sqlite"].update(bench_listing(s, args.runs))
         pg, _ = pg_store("list")
@@ -191,6 +219,10 @@ def main() -> None:
             print(f"{key:44} {a * 1000:11.1f} ms {b * 1000:11.1f} ms")
         else:
             print(f"{key:44} {a:14.1f} {b:14.1f}")
+    if mlflow_rate is not None:
+        print(f"{'mlflow log_batch points/s, same PostgreSQL':44} {'':>14} {mlflow_rate:12,.0f}/s")
+        print(f"{'launchbay team ingest / mlflow log_batch':44} {'':>14} "
+              f"{results['postgres']['ingest_points_per_s'] / mlflow_rate:13.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

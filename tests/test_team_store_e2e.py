@@ -355,6 +355,69 @@ def test_a_detached_docker_run_is_followed_by_the_supervisor_and_ends_for_collea
     wait_for(supervisor_gone, timeout=30)  # nothing left to follow: it does not linger
 
 
+MANY = """
+import json, sys, launchbay
+targets = ["local", "box", "gpu-box", "cluster"]
+handles = [launchbay.submit("many.py", [str(i)], target=targets[i % 4], experiment="many") for i in range(64)]
+statuses = [h.wait(timeout=600) for h in handles]
+rows = []
+for h, status in zip(handles, statuses):
+    metrics = h.get_metrics()
+    rows.append({"run_id": h.run_id, "status": status, "target": h.record().target,
+                 "loss": metrics.get("loss"), "error": (h.get_details().get("error") or {}).get("message")})
+print(json.dumps(rows))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_sixty_four_runs_on_four_targets_at_once_on_the_team_store_lose_no_point(
+    team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """16 runs each on local, Docker, SSH and Slurm, all writing at once into one team store: every
+    run ends Completed with every one of its 300 points, exactly, and none saw a lock error."""
+    from conftest import (
+        BASE_IMAGE,
+        SSH_ENV,
+        docker_ready,
+        need_service,
+        remove_containers,
+        slurm_answers,
+        ssh_settings,
+        toml_table,
+    )
+
+    need_service(docker_ready(BASE_IMAGE), "A Docker daemon with the test base image (LAUNCHBAY_TEST_BASE_IMAGE)")
+    need_service(all(SSH_ENV.values()), "The test sshd (LAUNCHBAY_TEST_SSH_*)")
+    need_service(slurm_answers(), "Slurm (LAUNCHBAY_TEST_SLURM, SLURM_CONF)")
+    blobs, s3 = team_s3
+    targets = "\n" + "\n".join(
+        [
+            toml_table("box", {"type": "docker", "image": BASE_IMAGE}),
+            toml_table("gpu-box", ssh_settings(tmp_path / "remote", python=sys.executable)),
+            toml_table("cluster", {"type": "slurm", "python": sys.executable, "shared_dir": str(tmp_path / "shared")}),
+        ]
+    )
+    maya = Person("maya", tmp_path, team_pg, blobs, s3, extra=targets)
+    (maya.folder / "many.py").write_text(
+        "import sys\nfrom launchbay import Run\nrun = Run.get_context()\nk = int(sys.argv[1])\n"
+        "for step in range(300):\n    run.log('loss', k + step / 1000, step=step)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", MANY], cwd=maya.folder, env=maya.env, capture_output=True, text=True, timeout=840
+        )
+    finally:
+        remove_containers(str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted({r["target"] for r in rows}) == ["box", "cluster", "gpu-box", "local"] and len(rows) == 64
+    for k, row in enumerate(rows):
+        assert row["status"] == "Completed", row
+        assert row["loss"] == [k + step / 1000 for step in range(300)], (row["target"], row["run_id"])
+    assert "lock" not in done.stderr.lower()
+
+
 @pytest.mark.slow
 def test_cancelling_a_colleagues_run_on_the_same_machine_asks_for_force_and_records_who(
     team_pg: str, team_s3: tuple[str, dict[str, str]], tmp_path: Path
