@@ -41,7 +41,6 @@ from typing import Any
 from .. import runfolder as rf
 from ..tracking.journalfmt import decode as decode_record
 from ..tracking.journalfmt import encode as encode_record
-from .codec import CodecError
 from .dialect import Db
 
 SERIES = rf.SEALED_SERIES
@@ -120,6 +119,8 @@ def seal(db_store: Any, record: Any) -> bool:
         if any(known.get(name, 0) != size for name, size in sizes.items()):
             return False  # bytes not ingested (or cut short): keep the journal as it is
         _write_records(journal, point_files, sizes)
+        from .codec import CodecError  # NumPy: only when sealing, never for a listing
+
         try:
             _write_series(db_store.db, record.pk, journal, sizes)
         except CodecError:  # a chunk in the index fails its checksum: the journal stays the truth
