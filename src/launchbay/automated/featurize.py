@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 MAX_CATEGORIES = 50  # more distinct text values than this (and more than half the rows): free text
 DATE_PARTS = ("year", "month", "day", "weekday", "hour")
@@ -73,6 +73,13 @@ class DateParts(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         return np.column_stack(out) if out else np.empty((len(frame), 0))
 
 
+def categories_as_text(X: Any) -> pd.DataFrame:
+    """Category values as text, missing ones kept missing: booleans and mixed columns then impute and
+    one-hot encode like any text (the imputer refuses booleans; the encoder cannot sort mixed types)."""
+    frame = pd.DataFrame(X)
+    return frame.astype(str).where(frame.notna(), np.nan).astype(object)
+
+
 def make_featurizer(kinds: dict[str, str]) -> ColumnTransformer:
     """The featurizer for these column kinds (unfitted); text and constant columns are dropped."""
     parts: list[tuple[str, Any, list[str]]] = []
@@ -83,6 +90,7 @@ def make_featurizer(kinds: dict[str, str]) -> ColumnTransformer:
         parts.append(("numeric", SimpleImputer(strategy="median"), numeric))
     if categorical:
         encode = make_pipeline(
+            FunctionTransformer(categories_as_text),
             SimpleImputer(strategy="constant", fill_value="(missing)"),
             OneHotEncoder(handle_unknown="ignore", sparse_output=False),
         )
