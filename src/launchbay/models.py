@@ -40,6 +40,18 @@ class RunStatus(str, enum.Enum):
 
 _TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
 
+#: the colour each status is drawn in, wherever launchbay draws one (run and sweep widgets, the DAG)
+STATUS_COLOURS = {
+    "Queued": "#6c757d",
+    "Preparing": "#6f42c1",
+    "Starting": "#6f42c1",
+    "Running": "#0d6efd",
+    "Finalizing": "#0dcaf0",
+    "Completed": "#198754",
+    "Failed": "#dc3545",
+    "Canceled": "#fd7e14",
+}
+
 #: set on a sweep's child that its early-termination policy (or time limit) stopped
 EARLY_TERMINATION_TAG = "launchbay.early_termination"
 

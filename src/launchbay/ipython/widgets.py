@@ -18,6 +18,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..journal_problems import status_detail
+from ..models import STATUS_COLOURS as RUN_STATUS_COLOURS
 from ..models import RunStatus
 from ..snapshot_budget import human_bytes
 from .logged_view import LoggedView
@@ -30,14 +31,7 @@ if TYPE_CHECKING:
     from ..store import RunRecord
 
 STATUS_COLOURS = {
-    "Queued": "#6c757d",
-    "Preparing": "#6f42c1",
-    "Starting": "#6f42c1",
-    "Running": "#0d6efd",
-    "Finalizing": "#0dcaf0",
-    "Completed": "#198754",
-    "Failed": "#dc3545",
-    "Canceled": "#fd7e14",
+    **RUN_STATUS_COLOURS,
     "stopped early": "#8a6d3b",  # a sweep's policy stopped it (status Canceled)
 }
 POLL_S = 0.4

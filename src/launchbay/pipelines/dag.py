@@ -12,21 +12,11 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..models import STATUS_COLOURS
 from .definition import Definition
 
 #: the run statuses' colours (as the run widget's badges), and a pipeline step's own two states
-FILL = {
-    "Waiting": "#ffffff",
-    "NotStarted": "#e9ecef",
-    "Queued": "#6c757d",
-    "Preparing": "#6f42c1",
-    "Starting": "#6f42c1",
-    "Running": "#0d6efd",
-    "Finalizing": "#0dcaf0",
-    "Completed": "#198754",
-    "Failed": "#dc3545",
-    "Canceled": "#fd7e14",
-}
+FILL = {"Waiting": "#ffffff", "NotStarted": "#e9ecef", **STATUS_COLOURS}
 REUSED = "#75b798"  # a reused step: Completed, lighter, dashed
 LIGHT_TEXT = {"Waiting", "NotStarted"}
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 150, 40, 60, 12, 10
