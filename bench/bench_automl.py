@@ -1,7 +1,9 @@
 """AutoML (issue 31): launchbay's AutoML (FLAML's search, each trial a launchbay run on the local target)
 against FLAML run directly in one process and a default-settings RandomForest, on data that ships with
 scikit-learn (breast_cancer, wine, digits: accuracy; diabetes: r2_score). Each gets the same 75/25 split;
-the scores are on the 25 % test rows neither search saw. Also: trials each ran in the budget, and the
+the scores are on the 25 % test rows neither search saw; inside its 75 % each validates its trials by its own
+default (FLAML: eval_method "auto", cross-validation for tables this small; launchbay: Azure ML v1's, 10 or 3
+folds). Also: trials each ran in the budget, and the
 per-trial overhead of a launchbay trial (its run's wall time less the fit and scoring time it logged).
 Usage: python bench/bench_automl.py [--budget SECONDS] [--concurrent N] [--datasets a,b]."""
 
@@ -72,7 +74,7 @@ def one(name: str, budget: float, concurrent: int, folder: Path) -> dict[str, fl
     flaml = AutoML()
     started = time.perf_counter()
     flaml.fit(X_train, y_train, task=task, time_budget=budget, metric="accuracy" if task == "classification" else "r2",
-              eval_method="holdout", split_ratio=0.2, seed=0, verbose=0, n_jobs=1)  # fmt: skip
+              seed=0, verbose=0, n_jobs=1)  # fmt: skip
     flaml_wall = time.perf_counter() - started
     flaml_trials = len(flaml.config_history)
     flaml_per_trial = flaml_wall / max(1, flaml_trials)

@@ -313,3 +313,25 @@ def test_a_forecast_is_validated_on_the_rows_that_come_last_and_predicts_raw_row
     future = pd.DataFrame({"day": pd.date_range("2024-08-28", periods=14, freq="D").astype(str), "promo": False})
     predicted = model.predict(future)
     assert len(predicted) == 14 and all(np.isfinite(predicted))
+
+
+@pytest.mark.parametrize(
+    ("rows", "given", "folds", "holdout"),
+    [(500, {}, 10, None), (5_000, {}, 3, None), (25_000, {}, None, 0.1), (500, {"validation_size": 0.25}, None, 0.25),
+     (500, {"n_cross_validations": 4}, 4, None)],
+    ids=["small: 10 folds", "medium: 3 folds", "large: 10% holdout", "a holdout asked for", "folds asked for"],
+)  # fmt: skip
+def test_trials_are_scored_as_azure_ml_v1_chose_unless_told(rows: int, given: dict, folds, holdout) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from launchbay.automated.settings import check
+
+    frame = pd.DataFrame({"x": np.arange(rows, dtype=float), "label": ["a", "b"] * (rows // 2)})
+    asked = {"n_cross_validations": None, "validation_size": None, **given}
+    settings = check(task="classification", frame=frame, label="label", primary_metric=None, timeout_s=60,
+                     max_concurrent=1, iterations=None, allowed_models=None, blocked_models=None,
+                     validation_frame=None, exit_score=None, time_column=None, forecast_horizon=None, seed=0,
+                     **asked)  # fmt: skip
+    assert settings.n_cross_validations == folds
+    if holdout is not None:
+        assert settings.validation_size == holdout

@@ -50,7 +50,7 @@ def automl(
     iterations: int | None = None,
     n_cross_validations: int | None = None,
     validation_data: Any = None,
-    validation_size: float = 0.2,
+    validation_size: float | None = None,
     experiment_exit_score: float | None = None,
     allowed_models: Sequence[str] | None = None,
     blocked_models: Sequence[str] | None = None,
@@ -67,9 +67,10 @@ def automl(
 ) -> AutoMLHandle:
     """Start an AutoML run; returns at once (``.wait()``, ``.leaderboard()``, ``.get_output()``).
 
-    ``training_data``: a CSV/TSV/Parquet file or ``dataset:NAME[:VERSION]``. Without ``validation_data`` or
-    ``n_cross_validations`` a seeded ``validation_size`` holdout scores each trial. A forecast
-    (``time_column_name``, ``forecast_horizon``) is validated on the rows that come last in time."""
+    ``training_data``: a CSV/TSV/Parquet file or ``dataset:NAME[:VERSION]``. Each trial is scored on
+    ``validation_data``, else by ``n_cross_validations`` folds, else on a seeded ``validation_size`` holdout;
+    with none of them, as in Azure ML v1: 10 folds below 1,000 rows, 3 below 20,000, else a 10 % holdout.
+    A forecast (``time_column_name``, ``forecast_horizon``) is validated on the rows that come last in time."""
     from ..errors import ConfigError
     from ..project import locate
     from ..session import open_session

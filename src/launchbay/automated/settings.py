@@ -119,7 +119,7 @@ def check(
     blocked_models: Sequence[str] | None,
     n_cross_validations: int | None,
     validation_frame: Any,
-    validation_size: float,
+    validation_size: float | None,
     exit_score: float | None,
     time_column: str | None,
     forecast_horizon: int | None,
@@ -177,6 +177,10 @@ def check(
             raise ConfigError("Give either validation_data or n_cross_validations, not both.")
         if label not in [str(c) for c in validation_frame.columns]:
             raise ConfigError(f"The validation data has no label column {label!r}.")
+    if validation_size is None:
+        if n_cross_validations is None and validation_frame is None and task != "forecasting":
+            n_cross_validations = default_folds(len(frame))
+        validation_size = DEFAULT_HOLDOUT
     if n_cross_validations is not None and not 2 <= int(n_cross_validations) <= 20:
         raise ConfigError(f"n_cross_validations must be from 2 to 20, not {n_cross_validations}.")
     if not 0 < validation_size < 1:
@@ -210,6 +214,19 @@ def check(
         rows=len(frame),
         class_balance=balance,
     )
+
+
+#: without validation_data, n_cross_validations or validation_size, as Azure ML v1 chose: cross-validation
+#: below 20,000 rows (10 folds below 1,000 rows, else 3), a 10 % holdout above
+DEFAULT_HOLDOUT = 0.1
+
+
+def default_folds(rows: int) -> int | None:
+    """Folds of the default cross-validation for a table of ``rows`` (None: the holdout instead). A small
+    table's single holdout is a few dozen rows, too few to tell trials apart (diabetes: 89 rows)."""
+    if rows < 1_000:
+        return 10
+    return 3 if rows < 20_000 else None
 
 
 def models_for(task: str, allowed: Sequence[str] | None, blocked: Sequence[str] | None) -> list[str]:
