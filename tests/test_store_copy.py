@@ -65,8 +65,8 @@ def team_project(folder: Path, url: str, blobs: str, s3: dict[str, str]) -> Path
     """A project of a teammate on another machine: the team store, and a local folder of its own."""
     folder.mkdir()
     (folder / "launchbay.toml").write_text(
-        f"[store]\nurl = {json.dumps(url)}\nblobs = {json.dumps(blobs)}\ncache = {json.dumps(str(folder / 'machine'))}\n"
-        + s3_section(s3)
+        f"[store]\nurl = {json.dumps(url)}\nblobs = {json.dumps(blobs)}\n"
+        f"cache = {json.dumps(str(folder / 'machine'))}\n" + s3_section(s3)
     )
     return folder
 
