@@ -105,7 +105,7 @@ def main() -> None:
         dest, schema = team(base) if args.to == "team" else (RunStore(base / "dest"), None)
         with source, dest:
             started = time.perf_counter()
-            report = copy_store(source, dest)
+            report = copy_store(source, dest, lambda done, total: print(f"  copied {done:,}/{total:,}", file=sys.stderr))
             seconds = time.perf_counter() - started
             again = time.perf_counter()
             second = copy_store(source, dest)

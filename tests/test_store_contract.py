@@ -388,6 +388,11 @@ def test_blobs_round_trip_through_the_interface(store: Store, tmp_path: Path) ->
     assert not store.blobs.has(other)
     manifest = store.blobs.put_bytes(b'{"files": [], "id": 1}')
     assert store.snapshot_manifest(manifest) == {"files": [], "id": 1}
+    listed = b"listed as absent"  # store copy stores what a listing said is missing
+    store.blobs.put_absent(source, other)
+    store.blobs.put_absent(listed, hashlib.sha256(listed).hexdigest())
+    assert store.blobs.read_bytes(other) == source.read_bytes()
+    assert store.blobs.read_bytes(hashlib.sha256(listed).hexdigest()) == listed
 
 
 def _filled(store: Store) -> RunRecord:

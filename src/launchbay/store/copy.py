@@ -96,10 +96,7 @@ class BlobMover:
     def _put(self, job: tuple[str, Path | bytes | None]) -> bool:
         digest, local = job
         try:
-            if isinstance(local, bytes):
-                self.dest.blobs.put_bytes(local)
-            else:
-                self.dest.blobs.put_file(local or self.source.blobs.local_path(digest), digest)
+            self.dest.blobs.put_absent(local or self.source.blobs.local_path(digest), digest)
         except (OSError, LaunchbayError) as exc:
             self.report.problems.append(f"blob {digest[:12]} could not be copied ({exc}); what uses it lacks it")
             return False
