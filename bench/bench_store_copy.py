@@ -93,6 +93,10 @@ def team(base: Path) -> tuple[Store, str]:
     return PostgresStore(url, cache_dir=base / "team", blobs=blobs), schema
 
 
+def progress(done: int, total: int) -> None:
+    print(f"  copied {done:,}/{total:,} runs", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="?", type=int, default=10_000, help="how many synthetic runs")
@@ -105,7 +109,7 @@ def main() -> None:
         dest, schema = team(base) if args.to == "team" else (RunStore(base / "dest"), None)
         with source, dest:
             started = time.perf_counter()
-            report = copy_store(source, dest, lambda done, total: print(f"  copied {done:,}/{total:,}", file=sys.stderr))
+            report = copy_store(source, dest, progress)
             seconds = time.perf_counter() - started
             again = time.perf_counter()
             second = copy_store(source, dest)
