@@ -388,6 +388,81 @@ def test_blobs_round_trip_through_the_interface(store: Store, tmp_path: Path) ->
     assert not store.blobs.has(other)
     manifest = store.blobs.put_bytes(b'{"files": [], "id": 1}')
     assert store.snapshot_manifest(manifest) == {"files": [], "id": 1}
+    listed = b"listed as absent"  # store copy stores what a listing said is missing
+    store.blobs.put_absent(source, other)
+    store.blobs.put_absent(listed, hashlib.sha256(listed).hexdigest())
+    assert store.blobs.read_bytes(other) == source.read_bytes()
+    assert store.blobs.read_bytes(hashlib.sha256(listed).hexdigest()) == listed
+
+
+def _filled(store: Store) -> RunRecord:
+    """A run with what a copy must carry: tags, params, an int and a float series, records, lineage, a
+    model registered from one of its records, a dataset version, a schedule with a fire."""
+    from launchbay.store.records import Schedule
+
+    parent = new_run(store, "alpha", lr=0.5, layers=[1, 2])
+    run = store.create_run(
+        RunSpec(script="t.py", experiment="alpha", parent_run_id=parent.run_id, params={"n": 3}),
+        target_type="local",
+        snapshot_id=None,
+        properties={"launchbay.rerun_of": parent.run_id},
+        created_by="maya",
+    )
+    with store.write(run.pk) as writer:
+        writer.append_points("loss", [(None, 0.5 + i / 3, i, 1000.0 + i) for i in range(50)])
+        writer.append_points("epoch", [(None, i, i, 2000.0 + i) for i in range(5)])
+        writer.add_record("table", "t", '{"a": [1]}', 5.0)
+        writer.add_record("model", "clf", '{"path": "m.pkl"}', 6.0)
+        writer.set_tag("best", "yes")
+    store.end_run(run.pk, RunStatus.COMPLETED)
+    record_id = store.db.execute("SELECT id FROM records WHERE kind='model'").fetchone()[0]  # type: ignore[attr-defined]
+    manifest = store.blobs.put_bytes(b'{"files": []}')
+    version = ModelVersion("clf", 0, run.run_id, run.experiment, "m.pkl", "file", manifest, 1, 3)
+    assert store.add_model_version(store.get_run(run.run_id), version, f"record:{record_id}") == 1
+    store.add_dataset_version(DatasetVersion("mnist", 0, "a" * 64, "folder", "/data", "/data", 3, 300))
+    store.add_run_inputs(run.run_id, [RunInput("train", "dataset:mnist", "a" * 64, "folder", "mount", 3, 300)])
+    store.add_schedule(Schedule("nightly", "every 1h", ["submit", "t.py"], "/w", next_fire=100.0))
+    store.claim_fire("nightly", 100.0, 3700.0, "fired")
+    return store.get_run(run.run_id)
+
+
+def test_runs_and_their_catalog_travel_to_another_store_as_rows(store: Store, tmp_path: Path) -> None:
+    """``export_runs`` / ``import_runs`` and ``export_catalog`` / ``import_catalog`` (``store copy``), both
+    ways between this backend and the embedded store: every row comes back as it was, points exactly,
+    a model keeps its number and still names its record (so it never registers twice), a schedule
+    arrives paused; importing again adds nothing."""
+    run = _filled(store)
+    ids = store.all_run_ids()
+    assert len(ids) == 2 and ids[-1] == run.run_id  # oldest first
+    with RunStore(tmp_path / "other") as other:
+        assert other.import_runs(store.export_runs(ids)) == ids
+        assert other.import_runs(store.export_runs(ids)) == []  # a run id it has is skipped
+        first = other.import_catalog(store.export_catalog())
+        assert (first.added, first.conflicts) == (3, [])
+        assert other.import_catalog(store.export_catalog()).added == 0
+        for there, back in ((store, other), (other, store)):
+            if back is store:  # and back: into this backend, from scratch
+                for run_id in reversed(ids):
+                    store.remove_finished_run(store.get_run(run_id).pk) or store.delete_run(run_id)
+                store.delete_model_version("clf", 1)
+                assert store.import_runs(other.export_runs(ids)) == ids
+                assert store.import_catalog(other.export_catalog()).added == 1  # the model; the rest is there
+            copied = back.get_run(run.run_id)
+            for field in ("status", "experiment", "parent_run_id", "created_by", "tags", "params", "properties"):
+                assert getattr(copied, field) == getattr(run, field), field
+            assert (copied.created, copied.ended) == (run.created, run.ended)
+            for name in ("loss", "epoch"):
+                a, b = there.read_series(there.get_run(run.run_id), name), back.read_series(copied, name)
+                assert a.steps.tolist() == b.steps.tolist() and a.values.tolist() == b.values.tolist()
+                assert a.timestamps.tolist() == b.timestamps.tolist() and a.integer == b.integer
+            assert back.read_records(copied) == there.read_records(there.get_run(run.run_id))
+            assert [i.name for i in back.run_inputs(run.run_id)] == ["train"]
+            model = back.model_version("clf", 1)
+            assert model is not None and model.run_id == run.run_id
+            assert back.pending_model_records(copied, "model", "model_error") == []  # its record is registered
+            schedule = back.schedule("nightly")
+            assert back is store or (schedule is not None and schedule.paused)
+            assert [v.ref for v in back.dataset_versions()] == ["mnist:1"]
 
 
 def test_repair_rebuilds_the_index_from_run_folders(opener: Callable[[], Store]) -> None:

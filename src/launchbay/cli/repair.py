@@ -1,5 +1,6 @@
-"""``launchbay store repair|verify|aside``: rebuild a damaged or lost index from the run folders,
-check a store's index and every series' checksums, list (and delete) what repair kept aside."""
+"""``launchbay store repair|verify|migrate|aside|copy``: rebuild a damaged or lost index from the run
+folders, check a store's index and every series' checksums, migrate a team store, list (and delete)
+what repair kept aside, copy every run into another store (store/copy.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import argparse
 import json
 import sys
 from typing import Any
+
+from ..errors import ConfigError
 
 #: the subcommands this module registers (``main`` builds only the group a command line needs)
 COMMANDS = ("store",)
@@ -98,6 +101,68 @@ def cmd_store_aside(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    """Every run of this store (or ``--from``) into ``--to``: one line for bad input, before anything is written."""
+    import time
+
+    from ..store import open_store
+    from ..store.copy import copy_store, identity, open_destination, store_identity
+
+    _team_blobs_named(args.to, args.blobs)
+    with open_store(args.source or getattr(args, "store", None)) as source:
+        if identity(args.to) == store_identity(source):
+            raise ConfigError(
+                f"--to names the store being copied ({args.to.split('?')[0]}); give another store's URL or folder"
+                " (--from names the source: default, this project's store)."
+            )
+        shown = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= 1.0 or done == total:
+                shown[0] = now
+                print(f"copied {done:,}/{total:,} runs", file=sys.stderr, flush=True)
+
+        with open_destination(args.to, args.blobs) as dest:
+            report = copy_store(source, dest, progress)
+    if args.json:
+        json.dump(
+            {k: v for k, v in report.to_dict().items() if k in ("copied", "skipped", "running", "seconds", "problems")},
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+        return 1 if report.to_dict()["problems"] else 0
+    rate = f" ({report.copied / report.seconds:,.0f} runs/s)" if report.copied and report.seconds else ""
+    print(f"copied {report.copied:,} runs in {report.seconds:.1f} s{rate}; {report.skipped:,} were there already")
+    print(f"{report.blobs:,} blobs stored; models, datasets, schedules: {report.catalog.added} added")
+    if report.running:
+        print(f"copied while running (as they were then): {', '.join(report.running)}")
+    for problem in report.to_dict()["problems"]:
+        print(f"! {problem}")
+    return 1 if report.to_dict()["problems"] else 0
+
+
+def _team_blobs_named(to: str, blobs: str | None) -> None:
+    """A team store copied into needs blobs everyone reads: refuse one that would keep them in this machine's cache."""
+    from ..config import LAUNCHBAY_BLOBS, load_config
+    from ..store.registry import scheme_of
+
+    if scheme_of(to) not in ("postgresql", "postgres") or blobs or LAUNCHBAY_BLOBS.get():
+        return
+    from ..store.postgres import TeamUrl
+
+    try:
+        configured = load_config(None).store.get("blobs")
+    except ConfigError:
+        configured = None
+    if not (TeamUrl(to).own.get("blobs") or configured):
+        raise ConfigError(
+            "The team store named by --to has no blobs named: pass --blobs s3://BUCKET/PREFIX (or a folder every"
+            " machine reads), as its users' [store] blobs; nothing was copied."
+        )
+
+
 def _embedded(store: str | None) -> Any:
     """The embedded store's folder these commands work on; a team store's URL is one line saying why not."""
     from ..config import LAUNCHBAY_STORE, find_store_dir
@@ -133,4 +198,15 @@ def register(sub: Any, add: Any) -> None:
     p.set_defaults(func=cmd_store_aside)
     p.add_argument("--delete", action="store_true", help="delete them (once you have checked the store)")
     p.add_argument("--store", default=argparse.SUPPRESS, help="store folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = store_sub.add_parser(
+        "copy", help="copy every run (and models, datasets, schedules) into another store; again: only what is new"
+    )
+    p.set_defaults(func=cmd_store_copy)
+    p.add_argument("--to", required=True, metavar="URL", help="the store to copy into: a postgresql:// URL or a folder")
+    p.add_argument("--blobs", metavar="URL", help="where --to keeps blobs: s3://BUCKET/PREFIX or a folder")
+    p.add_argument(
+        "--from", dest="source", metavar="URL", help="the store to copy from (default: this project's store)"
+    )
+    p.add_argument("--store", default=argparse.SUPPRESS, help="store folder (the same as --from)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -36,10 +36,13 @@ from .batch import Batch, RunWriter
 from .blobs import BlobStore
 from .files import RunFiles
 from .records import (
+    Catalog,
+    CatalogReport,
     ChildRow,
     DatasetVersion,
     ModelVersion,
     QueueEntry,
+    RunExport,
     RunInput,
     RunRecord,
     Schedule,
@@ -510,3 +513,28 @@ class Store(RunFiles, ABC):
     @abstractmethod
     def schedule_fires(self, name: str, limit: int = 10) -> list[ScheduleFire]:
         """A schedule's last fires, newest first."""
+
+    # -- copying to another store (``launchbay store copy``, store/copy.py) ------------------------------
+    @abstractmethod
+    def all_run_ids(self) -> list[str]:
+        """Every run id in the store, oldest first (one query)."""
+
+    @abstractmethod
+    def export_runs(self, run_ids: Sequence[str]) -> list[RunExport]:
+        """These runs' rows, free of this index's keys, in the order asked (unknown ids left out); points
+        as their packed chunks, checked. A damaged chunk is ``StoreDamagedError`` naming the run and metric."""
+
+    @abstractmethod
+    def import_runs(self, runs: Sequence[RunExport]) -> list[str]:
+        """Insert runs exported from another store, all in one transaction; the ids inserted (a run id this
+        store has already is skipped, never changed). Their run folders are the caller's."""
+
+    @abstractmethod
+    def export_catalog(self) -> Catalog:
+        """Every model version, dataset version and schedule (with its fires)."""
+
+    @abstractmethod
+    def import_catalog(self, catalog: Catalog) -> CatalogReport:
+        """Add what this store lacks of another's catalog, numbers kept (a model's ``name:3`` stays 3);
+        what it has already is counted, a different thing under the same name and number is a conflict
+        left as it is. A schedule arrives paused (the old store's supervisor may still fire it)."""

@@ -49,6 +49,14 @@ class BlobStore(ABC):
     def put_bytes(self, data: bytes) -> str:
         """Store ``data``; its digest."""
 
+    def put_absent(self, source: Path | bytes, digest: str) -> None:
+        """Store a blob the caller has just seen missing (it listed the store: ``store copy``), a file or
+        bytes whose SHA-256 is ``digest``; a remote store skips its lookup and its local cache."""
+        if isinstance(source, bytes):
+            self.put_bytes(source)
+        else:
+            self.put_file(source, digest)
+
     @abstractmethod
     def read_bytes(self, digest: str) -> bytes: ...
 

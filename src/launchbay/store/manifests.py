@@ -23,16 +23,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_entry(rel: str, path: Path) -> dict[str, Any]:
+    """A manifest's entry for the local file ``path`` kept as ``rel``."""
+    status = os.stat(path)
+    mode = 0o755 if status.st_mode & 0o111 else 0o644
+    return {"path": rel, "sha256": file_sha256(path), "size": status.st_size, "mode": mode}
+
+
+def manifest_bytes(entries: list[dict[str, Any]], **extra: Any) -> bytes:
+    """The manifest blob of these entries (its SHA-256 is its id): the same bytes wherever it is made."""
+    manifest = {"version": 1, **extra, "files": entries}
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
 def put_files(store: Store, files: list[tuple[str, Path]], **extra: Any) -> tuple[str, list[dict[str, Any]]]:
     """Store ``(relative path, local file)`` pairs as blobs plus a manifest; (manifest id, entries)."""
     entries = []
     for rel, path in sorted(files):
-        digest = file_sha256(path)
-        store.blobs.put_file(path, digest)
-        mode = 0o755 if os.stat(path).st_mode & 0o111 else 0o644
-        entries.append({"path": rel, "sha256": digest, "size": path.stat().st_size, "mode": mode})
-    manifest = {"version": 1, **extra, "files": entries}
-    return store.blobs.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()), entries
+        entry = file_entry(rel, path)
+        store.blobs.put_file(path, entry["sha256"])
+        entries.append(entry)
+    return store.blobs.put_bytes(manifest_bytes(entries, **extra)), entries
 
 
 def read_manifest(store: Store, manifest_id: str) -> dict[str, Any]:

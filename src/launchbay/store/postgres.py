@@ -55,6 +55,7 @@ from .records import RunRecord
 from .registry import StoreBackend
 from .schedule_rows import ScheduleRows
 from .series import SeriesStore
+from .transfer import RunTransfer
 from .writes import RunWrites, SqliteBatch
 
 _GC_LOCK = 7461727  # the blob collector's advisory lock (shared: writers; exclusive: gc)
@@ -239,7 +240,7 @@ class PgDb:
             pass
 
 
-class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows):
+class PostgresConnection(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows, RunTransfer):
     """The connection side of ``PostgresStore``: per-thread connections, transactions, migrations."""
 
     def __init__(

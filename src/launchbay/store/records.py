@@ -298,3 +298,47 @@ class ScheduleFire:
             "run_id": self.run_id,
             "message": self.message,
         }
+
+
+@dataclass
+class RunExport:
+    """One run's rows as plain values, free of either index's keys (``Store.export_runs``), so another
+    store inserts them as they are (``Store.import_runs``): ``launchbay store copy``.
+
+    ``row``: the runs table's columns (``experiment`` by name); ``series``: each series' columns with
+    ``chunks``, its packed chunks in order (a sealed chunk read out of its run folder); ``records`` in the
+    order they were kept (their ids in the source first).
+    """
+
+    run_id: str
+    row: dict[str, Any]
+    tags: list[tuple[str, Any]] = field(default_factory=list)
+    params: list[tuple[str, Any]] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
+    records: list[tuple[int, str, str, Any, Any]] = field(default_factory=list)
+    offsets: list[tuple[str, int]] = field(default_factory=list)
+    inputs: list[RunInput] = field(default_factory=list)
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus(self.row["status"])
+
+
+@dataclass
+class Catalog:
+    """What a store keeps beside its runs (``Store.export_catalog``): every model version, dataset version
+    and schedule (with its fires). A model version comes with its ``source`` and, when that names a
+    journal record of its run, the record's place among the run's records (its id differs in another store)."""
+
+    models: list[tuple[ModelVersion, str | None, int | None]] = field(default_factory=list)
+    datasets: list[DatasetVersion] = field(default_factory=list)
+    schedules: list[tuple[Schedule, list[ScheduleFire]]] = field(default_factory=list)
+
+
+@dataclass
+class CatalogReport:
+    """What ``Store.import_catalog`` added, and what it left because this store has something else there."""
+
+    added: int = 0
+    present: int = 0
+    conflicts: list[str] = field(default_factory=list)

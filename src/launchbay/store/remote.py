@@ -24,6 +24,7 @@ from .blobcache import CachedBlobs
 from .blobs import BlobStore, FolderBlobs
 
 S3_RETRY_S = 90.0  # how long one call is retried while the service is unreachable
+SMALL_BLOB = 8 << 20  # below this a blob is one PutObject (boto3's own multipart threshold is 8 MiB)
 _T = TypeVar("_T")
 
 
@@ -134,6 +135,10 @@ class S3Blobs(CachedBlobs):
         return self._retry("lookup", head)
 
     def _upload(self, digest: str, source: Path) -> None:
+        if source.stat().st_size < SMALL_BLOB:  # one PUT: upload_file's transfer manager costs more than the blob
+            data = source.read_bytes()
+            self._retry("upload", lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(digest), Body=data))
+            return
         self._retry("upload", lambda: self.client.upload_file(str(source), self.bucket, self._key(digest)))
 
     def _download(self, digest: str, dest: Path) -> None:

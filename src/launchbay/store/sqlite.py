@@ -17,6 +17,7 @@ Layout of ``.launchbay/``::
     data_rows.py    datasets, their versions and each run's inputs
     queue_rows.py   run queues: who waits for a slot of a target or experiment, in what order
     schedule_rows.py schedules and their fires
+    transfer.py     runs and the catalog as rows another store imports (``store copy``)
     sealed.py       an ended run's points, packed once into its run folder
 
 Nothing outside ``store/`` runs SQL: every query and write has a named method here. The few forms
@@ -42,12 +43,13 @@ from .records import RunRecord, Series
 from .registry import StoreBackend
 from .schedule_rows import ScheduleRows
 from .series import SeriesStore
+from .transfer import RunTransfer
 from .writes import RunWrites
 
 __all__ = ["FolderBackend", "RunStore", "Series", "inside"]
 
 
-class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows, StoreConnection):
+class RunStore(RunWrites, SeriesStore, ModelRows, DataRows, QueueRows, ScheduleRows, RunTransfer, StoreConnection):
     """The embedded store: the SQLite index, the folder's blobs, run folders (see the module docstring).
 
     Close it when done (``close()``, or use it as a context manager)."""
