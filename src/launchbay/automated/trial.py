@@ -70,7 +70,15 @@ def read_table(path: str) -> Any:
     return pd.read_csv(where, sep="\t" if where.suffix == ".tsv" else ",")
 
 
+def _without_ray() -> None:
+    """FLAML imports Ray whenever it is installed (2-3 s of a trial's start, its largest part), though a
+    trial fits one estimator in this process and never uses it; a trial's own process does without."""
+    if "ray" not in sys.modules:
+        sys.modules["ray"] = None  # type: ignore[assignment]  # `import ray` raises ImportError: FLAML goes on
+
+
 def estimator_class(task: str, algorithm: str, X: Any, y: Any) -> Any:
+    _without_ray()
     from flaml.automl.task.factory import task_factory
 
     flaml_task = task_factory("regression" if task == "forecasting" else task, X, y)
