@@ -269,3 +269,21 @@ def test_store_root_is_the_folder_backends_business() -> None:
                 if owner == "store" or owner.endswith(".store"):
                     reading.append(f"{name}:{node.lineno}: {owner}.root")
     assert reading == []
+
+
+def test_listing_runs_imports_no_numpy(tmp_path: Path) -> None:
+    """`launchbay runs` is a whole process a person waits for: NumPy (the series codec's) costs it 0.1-0.4 s
+    of imports and is only needed to read or seal a metric series, so opening the store never imports it."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['launchbay', 'runs', '--limit', '50']\n"
+        "try:\n    runpy.run_module('launchbay', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    env = {**os.environ, "LAUNCHBAY_STORE": str(tmp_path / "store")}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import runfolder as rf
-from .codec import PACKED, SEALED, CodecError, verify
 from .data_rows import _INPUT_COLUMNS
 from .dialect import Db
 from .model_rows import _COLUMNS as _MODEL_COLUMNS
@@ -97,6 +96,8 @@ class RunTransfer(SqlIndex):
             chunks = f"SELECT series_id, {', '.join(CHUNK_COLUMNS)} FROM chunks WHERE series_id IN ({_marks(part)})"
             for series_id, *values in db.execute(chunks + " ORDER BY id", list(part)):
                 series[series_id][1]["chunks"].append(list(values))
+        from .codec import SEALED  # NumPy: only for a copy, never when a listing opens the store
+
         for run, entry in series.values():
             if any(chunk[6] == SEALED for chunk in entry["chunks"]):
                 self._unseal(run, entry)
@@ -104,6 +105,8 @@ class RunTransfer(SqlIndex):
 
     def _unseal(self, run: RunExport, entry: dict[str, Any]) -> None:
         """The series' sealed chunks as packed ones: read out of the run's sealed.series, checksums checked."""
+        from .codec import PACKED, SEALED, CodecError, verify
+
         journal = self.runs_dir / run.run_id / rf.JOURNAL
         try:
             with open(journal / rf.SEALED_SERIES, "rb") as fh:
