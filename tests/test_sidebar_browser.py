@@ -18,6 +18,7 @@ import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,12 @@ class Lab:
         write(self.project, script, text)
         return launchbay.submit(script, store=self.store, source_dir=self.project, **kw)
 
-    def start(self) -> None:
+    def start(self, base_env: dict[str, str] | None = None) -> None:
+        """JupyterLab on the project folder; ``base_env`` instead of this process's environment, and then
+        the store is what the project's launchbay.toml names (a team store) rather than ``self.store``."""
         port = free_port()
         env = dict(
-            os.environ,
-            LAUNCHBAY_STORE=str(self.store),
+            base_env if base_env is not None else {**os.environ, "LAUNCHBAY_STORE": str(self.store)},
             JUPYTER_CONFIG_DIR=str(self.root / "jupyter-config"),
             JUPYTER_RUNTIME_DIR=str(self.root / "jupyter-runtime"),
         )
@@ -179,6 +181,14 @@ def page(lab: Lab) -> Iterator[Any]:
     The browser is per test: a Playwright loop left running across tests would be
     taken for the current event loop by pytest-jupyter's fixtures (test_server.py).
     """
+    with sidebar_page(lab) as opened:
+        yield opened
+
+
+@contextmanager
+def sidebar_page(lab: Lab) -> Iterator[Any]:
+    """A headless Chromium on ``lab`` with the launchbay sidebar open on its first page of runs; fails
+    the test on any page error of launchbay's."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
